@@ -1,0 +1,120 @@
+import Type, { type Static } from 'typebox';
+import { InvalidArgumentError } from './errors.ts';
+import { CONTAINER_ID_PATTERN, ID_PART_PATTERN, OPAQUE_ID_PATTERN } from './identity.ts';
+import { validator } from './validation.ts';
+
+const IdPart = Type.String({ pattern: ID_PART_PATTERN, minLength: 1, maxLength: 63 });
+const OpaqueId = Type.String({ pattern: OPAQUE_ID_PATTERN, minLength: 1, maxLength: 128 });
+const Reason = Type.String({ minLength: 1, maxLength: 200 });
+const CommandId = Type.String({ minLength: 1, maxLength: 128, pattern: OPAQUE_ID_PATTERN });
+
+const closed = { additionalProperties: false } as const;
+
+export const SessionAssignPayload = Type.Object(
+  {
+    sessionId: OpaqueId,
+    clientId: IdPart,
+    projectId: IdPart,
+    userId: IdPart,
+    threadId: Type.Optional(OpaqueId),
+  },
+  closed,
+);
+export const SessionReleasePayload = Type.Object({ sessionId: OpaqueId }, closed);
+export const SessionTouchPayload = Type.Object({ sessionId: OpaqueId }, closed);
+export const ContainerStopPayload = Type.Object(
+  { containerId: Type.String({ pattern: CONTAINER_ID_PATTERN }), reason: Type.Optional(Reason) },
+  closed,
+);
+
+const command = <K extends string, P extends Type.TSchema>(type: K, payload: P) =>
+  Type.Object({ type: Type.Literal(type), commandId: CommandId, payload }, closed);
+
+export const SessionAssignCommand = command('session.assign', SessionAssignPayload);
+export const SessionReleaseCommand = command('session.release', SessionReleasePayload);
+export const SessionTouchCommand = command('session.touch', SessionTouchPayload);
+export const ContainerStopCommand = command('container.stop', ContainerStopPayload);
+
+export const CommandSchema = Type.Union(
+  [SessionAssignCommand, SessionReleaseCommand, SessionTouchCommand, ContainerStopCommand],
+  { $id: 'Command' },
+);
+
+export type SessionAssign = Static<typeof SessionAssignCommand>;
+export type SessionRelease = Static<typeof SessionReleaseCommand>;
+export type SessionTouch = Static<typeof SessionTouchCommand>;
+export type ContainerStop = Static<typeof ContainerStopCommand>;
+export type Command = SessionAssign | SessionRelease | SessionTouch | ContainerStop;
+export type CommandType = Command['type'];
+
+export const COMMAND_TYPES: readonly CommandType[] = [
+  'session.assign',
+  'session.release',
+  'session.touch',
+  'container.stop',
+];
+
+const byType = {
+  'session.assign': validator<SessionAssign>(SessionAssignCommand),
+  'session.release': validator<SessionRelease>(SessionReleaseCommand),
+  'session.touch': validator<SessionTouch>(SessionTouchCommand),
+  'container.stop': validator<ContainerStop>(ContainerStopCommand),
+} as const;
+
+export interface RejectedCommand {
+  reason: string;
+  field?: string;
+  /** The commandId when the body had a usable one, so the rejection can be correlated. */
+  commandId?: string;
+  type?: string;
+}
+
+export type ParsedCommand = { ok: true; command: Command } | { ok: false; rejection: RejectedCommand };
+
+/**
+ * Parses a queue message body. Never throws: a bad body is a permanent outcome
+ * (`command.rejected`), not a failure to retry.
+ */
+export function parseCommand(body: string): ParsedCommand {
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    return { ok: false, rejection: { reason: 'body is not valid JSON' } };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, rejection: { reason: 'body must be a JSON object' } };
+  }
+  const record = value as Record<string, unknown>;
+  const commandId =
+    typeof record.commandId === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(record.commandId)
+      ? record.commandId
+      : undefined;
+  const type = typeof record.type === 'string' ? record.type.slice(0, 64) : undefined;
+  const base = { ...(commandId && { commandId }), ...(type && { type }) };
+  if (record.type === undefined) {
+    return { ok: false, rejection: { ...base, reason: 'type is required', field: 'type' } };
+  }
+  if (typeof record.type !== 'string' || !(record.type in byType)) {
+    return {
+      ok: false,
+      rejection: {
+        ...base,
+        reason: `type must be one of ${COMMAND_TYPES.join(', ')}`,
+        field: 'type',
+      },
+    };
+  }
+  try {
+    const command = byType[record.type as CommandType].parse(value);
+    return { ok: true, command };
+  } catch (error) {
+    if (error instanceof InvalidArgumentError) {
+      return {
+        ok: false,
+        rejection: { ...base, reason: error.message, ...(error.field && { field: error.field }) },
+      };
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,209 @@
+import { parseDuration } from './duration.ts';
+import { InvalidArgumentError, isBerthError } from './errors.ts';
+
+export type RuntimeKind = 'local' | 'ecs';
+
+/** Everything berth reads from its environment, parsed and checked in one place. */
+export interface BerthConfig {
+  idleTimeoutMs: number;
+  sweepIntervalMs: number;
+  maxSessions: number;
+  sessionTtlMs: number;
+  shutdownGraceMs: number;
+  /** A container still `starting` after this long is failed (`start_failed`). */
+  startTimeoutMs: number;
+  /** How often the reaper looks for containers whose idle time is up. */
+  reaperTickMs: number;
+  /** How long discovery may answer from its in-process cache without reading the store. */
+  cacheTtlMs: number;
+  runtime: RuntimeKind;
+  workloadCommand: string | undefined;
+  dataDir: string;
+  httpPort: number;
+  sqsPort: number;
+  dynamodbPort: number;
+  runtimePort: number;
+  authSecret: string | undefined;
+  containerTable: string;
+  sessionTable: string;
+  awsRegion: string;
+  awsEndpointUrl: string | undefined;
+  logLevel: string;
+  ecs: {
+    cluster: string | undefined;
+    taskDefinition: string | undefined;
+    containerName: string;
+    subnets: string[];
+    securityGroups: string[];
+    assignPublicIp: boolean;
+  };
+  /** Where a project's repository lives; `{clientId}` and `{projectId}` are filled in. */
+  repoUrlTemplate: string | undefined;
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Thrown with every problem found, not just the first, so one fix-and-retry is enough. */
+export class ConfigError extends InvalidArgumentError {
+  readonly problems: readonly InvalidArgumentError[];
+
+  constructor(problems: InvalidArgumentError[]) {
+    super(
+      `invalid configuration:\n${problems.map((p) => `  - ${p.message}`).join('\n')}`,
+      problems[0]?.field,
+    );
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function loadConfig(env: Env): BerthConfig {
+  const problems: InvalidArgumentError[] = [];
+  const attempt = <T>(read: () => T, fallback: T): T => {
+    try {
+      return read();
+    } catch (error) {
+      if (isBerthError(error) && error instanceof InvalidArgumentError) {
+        problems.push(error);
+        return fallback;
+      }
+      throw error;
+    }
+  };
+
+  const value = (name: string): string | undefined => {
+    const raw = env[name];
+    return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
+  };
+
+  const duration = (name: string, fallback: string, minutesAliases: string[] = []): number =>
+    attempt(() => {
+      const own = value(name);
+      if (own !== undefined) return positive(name, parseDuration(own, name));
+      for (const alias of minutesAliases) {
+        const minutes = value(alias);
+        if (minutes !== undefined) {
+          if (!/^\d+(\.\d+)?$/.test(minutes) || Number(minutes) <= 0) {
+            throw new InvalidArgumentError(
+              `${alias} must be a positive number of minutes; got "${minutes}"`,
+              alias,
+            );
+          }
+          return Math.round(Number(minutes) * 60_000);
+        }
+      }
+      return parseDuration(fallback, name);
+    }, 0);
+
+  const positive = (name: string, ms: number): number => {
+    if (ms <= 0) throw new InvalidArgumentError(`${name} must be greater than zero`, name);
+    return ms;
+  };
+
+  const integer = (name: string, fallback: number, min: number, max: number): number =>
+    attempt(() => {
+      const raw = value(name);
+      if (raw === undefined) return fallback;
+      const n = Number(raw);
+      if (!/^\d+$/.test(raw) || n < min || n > max) {
+        throw new InvalidArgumentError(
+          `${name} must be a whole number from ${min} to ${max}; got "${raw}"`,
+          name,
+        );
+      }
+      return n;
+    }, fallback);
+
+  const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T =>
+    attempt(() => {
+      const raw = value(name);
+      if (raw === undefined) return fallback;
+      if (!(allowed as readonly string[]).includes(raw)) {
+        throw new InvalidArgumentError(
+          `${name} must be one of ${allowed.join(', ')}; got "${raw}"`,
+          name,
+        );
+      }
+      return raw as T;
+    }, fallback);
+
+  const list = (name: string): string[] =>
+    (value(name) ?? '')
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
+
+  const tableName = (name: string, fallback: string): string =>
+    attempt(() => {
+      const raw = value(name) ?? fallback;
+      if (!/^[A-Za-z0-9_.-]{3,255}$/.test(raw)) {
+        throw new InvalidArgumentError(
+          `${name} must be a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -); got "${raw}"`,
+          name,
+        );
+      }
+      return raw;
+    }, fallback);
+
+  const config: BerthConfig = {
+    idleTimeoutMs: duration('BERTH_IDLE_TIMEOUT', '20m', [
+      'AUTO_SHUTDOWN_MINUTES',
+      'IDLE_THRESHOLD_MINUTES',
+    ]),
+    sweepIntervalMs: duration('BERTH_SWEEP_INTERVAL', '10m', ['CLEANUP_INTERVAL_MINUTES']),
+    maxSessions: integer('BERTH_MAX_SESSIONS', 10, 1, 1000),
+    sessionTtlMs: duration('BERTH_SESSION_TTL', '2h'),
+    shutdownGraceMs: duration('BERTH_SHUTDOWN_GRACE', '60s'),
+    startTimeoutMs: duration('BERTH_START_TIMEOUT', '5m'),
+    reaperTickMs: duration('BERTH_REAPER_TICK', '1s'),
+    cacheTtlMs: duration('BERTH_CACHE_TTL', '2s'),
+    runtime: oneOf('BERTH_RUNTIME', ['local', 'ecs'] as const, 'local'),
+    workloadCommand: value('BERTH_WORKLOAD_COMMAND'),
+    dataDir: value('BERTH_DATA_DIR') ?? './.berth',
+    httpPort: integer('BERTH_HTTP_PORT', 8080, 0, 65535),
+    sqsPort: integer('BERTH_SQS_PORT', 4566, 0, 65535),
+    dynamodbPort: integer('BERTH_DYNAMODB_PORT', 8000, 0, 65535),
+    runtimePort: integer('BERTH_RUNTIME_PORT', 4599, 0, 65535),
+    authSecret: value('BERTH_AUTH_SECRET'),
+    containerTable: tableName('CONTAINER_TABLE', 'berth-containers'),
+    sessionTable: tableName('SESSION_TABLE', 'berth-sessions'),
+    awsRegion: value('AWS_REGION') ?? value('AWS_DEFAULT_REGION') ?? 'us-east-1',
+    awsEndpointUrl: value('AWS_ENDPOINT_URL'),
+    logLevel: oneOf('BERTH_LOG_LEVEL', LOG_LEVELS, 'info'),
+    ecs: {
+      cluster: value('BERTH_ECS_CLUSTER'),
+      taskDefinition: value('BERTH_ECS_TASK_DEFINITION'),
+      containerName: value('BERTH_ECS_CONTAINER_NAME') ?? 'workspace',
+      subnets: list('BERTH_ECS_SUBNETS'),
+      securityGroups: list('BERTH_ECS_SECURITY_GROUPS'),
+      assignPublicIp: value('BERTH_ECS_ASSIGN_PUBLIC_IP') === 'true',
+    },
+    repoUrlTemplate: value('BERTH_REPO_URL_TEMPLATE'),
+  };
+
+  if (config.authSecret !== undefined && config.authSecret.length < 32) {
+    problems.push(
+      new InvalidArgumentError(
+        'BERTH_AUTH_SECRET must be at least 32 characters (HS256 needs 256 bits of key)',
+        'BERTH_AUTH_SECRET',
+      ),
+    );
+  }
+  if (config.runtime === 'ecs') {
+    if (config.ecs.cluster === undefined)
+      problems.push(
+        new InvalidArgumentError('BERTH_ECS_CLUSTER is required when BERTH_RUNTIME=ecs', 'BERTH_ECS_CLUSTER'),
+      );
+    if (config.ecs.taskDefinition === undefined)
+      problems.push(
+        new InvalidArgumentError(
+          'BERTH_ECS_TASK_DEFINITION is required when BERTH_RUNTIME=ecs',
+          'BERTH_ECS_TASK_DEFINITION',
+        ),
+      );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

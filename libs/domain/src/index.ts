@@ -1,0 +1,117 @@
+export {
+  BerthError,
+  CapacityExceededError,
+  ConflictError,
+  ERROR_STATUS,
+  ForbiddenError,
+  InvalidArgumentError,
+  NotFoundError,
+  StaleWriteError,
+  UnauthenticatedError,
+  UnavailableError,
+  isBerthError,
+} from './errors.ts';
+export type { BerthErrorOptions, ErrorCode } from './errors.ts';
+export {
+  CONTAINER_ID_PATTERN,
+  ID_PART_PATTERN,
+  OPAQUE_ID_PATTERN,
+  WORKTREES_DIR,
+  assertContainerKey,
+  assertIdPart,
+  assertOpaqueId,
+  containerIdOf,
+  isIdPart,
+  isOpaqueId,
+  parseContainerId,
+  threadBranch,
+  threadRefName,
+  worktreePathFor,
+} from './identity.ts';
+export type { ContainerKey, IdPartField } from './identity.ts';
+export { formatDuration, parseDuration } from './duration.ts';
+export { ConfigError, loadConfig } from './config.ts';
+export type { BerthConfig, Env, RuntimeKind } from './config.ts';
+export {
+  CONTAINER_STATUSES,
+  FINAL_STATUSES,
+  LIVE_STATUSES,
+  STOP_REASON_KINDS,
+  acceptsSessions,
+  assertTransition,
+  canTransition,
+  isLive,
+  stopReason,
+  stopReasonKind,
+} from './lifecycle.ts';
+export type { ContainerStatus, StopReasonKind } from './lifecycle.ts';
+export {
+  ContainerJsonSchema,
+  KEPT_ALIVE_REASONS,
+  SESSION_STATUSES,
+  SessionJsonSchema,
+  idleStopAt,
+  keptAliveBy,
+  newContainerRecord,
+  toContainerJson,
+  toSessionJson,
+} from './model.ts';
+export type {
+  ContainerJson,
+  ContainerRecord,
+  KeptAliveReason,
+  LivenessInput,
+  SessionJson,
+  SessionRecord,
+  SessionStatus,
+} from './model.ts';
+export { fieldOf, validator } from './validation.ts';
+export type { Validator } from './validation.ts';
+export {
+  COMMAND_TYPES,
+  CommandSchema,
+  ContainerStopCommand,
+  SessionAssignCommand,
+  SessionReleaseCommand,
+  SessionTouchCommand,
+  parseCommand,
+} from './commands.ts';
+export type {
+  Command,
+  CommandType,
+  ContainerStop,
+  ParsedCommand,
+  RejectedCommand,
+  SessionAssign,
+  SessionRelease,
+  SessionTouch,
+} from './commands.ts';
+export {
+  EVENT_TYPES,
+  EventSchema,
+  containerCause,
+  containerEvent,
+  eventIdFor,
+  makeEvent,
+} from './events.ts';
+export type { BerthEvent, EventInput, EventType } from './events.ts';
+export { MANAGED_BY, TASK_TAGS, TaskStateChangeSchema, tagValue } from './task-events.ts';
+export type { TaskStateChange } from './task-events.ts';
+export { systemClock } from './ports.ts';
+export type {
+  Clock,
+  ContainerExpectation,
+  ContainerFilter,
+  ContainerQueueUrls,
+  ContainerQueues,
+  ContainerWrite,
+  EventPublisher,
+  Page,
+  Runtime,
+  SessionExpectation,
+  SessionWrite,
+  StateStore,
+  TaskInfo,
+  TaskSpec,
+  TaskStatus,
+} from './ports.ts';

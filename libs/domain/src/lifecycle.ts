@@ -1,0 +1,61 @@
+import { ConflictError } from './errors.ts';
+
+export const CONTAINER_STATUSES = ['starting', 'running', 'terminating', 'stopped', 'failed'] as const;
+export type ContainerStatus = (typeof CONTAINER_STATUSES)[number];
+
+/** `starting → running → terminating → stopped`; `starting|running → failed`. Nothing else. */
+const TRANSITIONS: Readonly<Record<ContainerStatus, readonly ContainerStatus[]>> = {
+  starting: ['running', 'failed', 'terminating'],
+  running: ['terminating', 'failed'],
+  terminating: ['stopped'],
+  stopped: [],
+  failed: [],
+};
+
+export const LIVE_STATUSES: readonly ContainerStatus[] = ['starting', 'running', 'terminating'];
+export const FINAL_STATUSES: readonly ContainerStatus[] = ['stopped', 'failed'];
+
+export function canTransition(from: ContainerStatus, to: ContainerStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+export function assertTransition(from: ContainerStatus, to: ContainerStatus): void {
+  if (!canTransition(from, to)) {
+    throw new ConflictError(`a container cannot go from ${from} to ${to}`);
+  }
+}
+
+export function isLive(status: ContainerStatus): boolean {
+  return LIVE_STATUSES.includes(status);
+}
+
+/** Whether new sessions may join: a terminating container is on its way out. */
+export function acceptsSessions(status: ContainerStatus): boolean {
+  return status === 'starting' || status === 'running';
+}
+
+export const STOP_REASON_KINDS = [
+  'idle',
+  'manual',
+  'save_failed',
+  'forced',
+  'crashed',
+  'lost',
+  'start_failed',
+] as const;
+export type StopReasonKind = (typeof STOP_REASON_KINDS)[number];
+
+/** `kind` or `kind:detail`. Detail is free text, trimmed to keep records small. */
+export function stopReason(kind: StopReasonKind, detail?: string): string {
+  const clean = detail
+    ?.replace(/[\r\n]+/g, ' ')
+    .trim()
+    .slice(0, 200);
+  return clean ? `${kind}:${clean}` : kind;
+}
+
+export function stopReasonKind(reason: string | null | undefined): StopReasonKind | undefined {
+  if (!reason) return undefined;
+  const kind = reason.split(':', 1)[0] as StopReasonKind;
+  return STOP_REASON_KINDS.includes(kind) ? kind : undefined;
+}

@@ -1,0 +1,199 @@
+import Type, { type Static } from 'typebox';
+import {
+  CONTAINER_ID_PATTERN,
+  ID_PART_PATTERN,
+  OPAQUE_ID_PATTERN,
+  type ContainerKey,
+} from './identity.ts';
+import { CONTAINER_STATUSES, type ContainerStatus } from './lifecycle.ts';
+
+const Nullable = <T extends Type.TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+const Timestamp = Nullable(Type.String({ format: 'date-time' }));
+
+/**
+ * A container as the store keeps it. One item per containerId holds its current generation;
+ * a new generation replaces a stopped or failed one under a condition on the old generation.
+ */
+export interface ContainerRecord extends ContainerKey {
+  containerId: string;
+  status: ContainerStatus;
+  generation: number;
+  /** Session ids, the single source of the session count. */
+  sessions: string[];
+  taskArn: string | null;
+  endpoint: string | null;
+  inputQueueUrl: string | null;
+  outputQueueUrl: string | null;
+  workspacePath: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  lastActivityAt: string;
+  idleSince: string | null;
+  /** When the container entered `terminating`; the grace period counts from here. */
+  terminatingSince: string | null;
+  stoppedAt: string | null;
+  stopReason: string | null;
+  /** Optimistic-lock counter: every write is conditional on it. */
+  version: number;
+}
+
+export const SESSION_STATUSES = ['active', 'released', 'expired'] as const;
+export type SessionStatus = (typeof SESSION_STATUSES)[number];
+
+export interface SessionRecord {
+  sessionId: string;
+  /** Null for a session released before it was ever assigned (a tombstone). */
+  containerId: string | null;
+  generation: number | null;
+  threadId: string | null;
+  status: SessionStatus;
+  inputQueueUrl: string | null;
+  outputQueueUrl: string | null;
+  worktreePath: string | null;
+  assignedAt: string | null;
+  lastActivityAt: string | null;
+  releasedAt: string | null;
+  /** Why it left: `released`, `expired`, or the container's stop reason. */
+  releaseReason: string | null;
+}
+
+export const KEPT_ALIVE_REASONS = ['sessions', 'messages_in_flight', 'starting'] as const;
+export type KeptAliveReason = (typeof KEPT_ALIVE_REASONS)[number];
+
+export const ContainerJsonSchema = Type.Object(
+  {
+    containerId: Type.String({ pattern: CONTAINER_ID_PATTERN }),
+    clientId: Type.String({ pattern: ID_PART_PATTERN }),
+    projectId: Type.String({ pattern: ID_PART_PATTERN }),
+    userId: Type.String({ pattern: ID_PART_PATTERN }),
+    status: Type.Enum(CONTAINER_STATUSES),
+    generation: Type.Integer({ minimum: 1 }),
+    sessionCount: Type.Integer({ minimum: 0 }),
+    sessions: Type.Array(Type.String()),
+    taskArn: Nullable(Type.String()),
+    endpoint: Nullable(Type.String()),
+    inputQueueUrl: Nullable(Type.String()),
+    outputQueueUrl: Nullable(Type.String()),
+    workspacePath: Nullable(Type.String()),
+    createdAt: Timestamp,
+    startedAt: Timestamp,
+    lastActivityAt: Timestamp,
+    idleSince: Timestamp,
+    idleStopAt: Timestamp,
+    keptAliveBy: Type.Array(Type.Enum(KEPT_ALIVE_REASONS)),
+    stoppedAt: Timestamp,
+    stopReason: Nullable(Type.String()),
+  },
+  { $id: 'Container', additionalProperties: false },
+);
+export type ContainerJson = Static<typeof ContainerJsonSchema>;
+
+export const SessionJsonSchema = Type.Object(
+  {
+    sessionId: Type.String({ pattern: OPAQUE_ID_PATTERN }),
+    containerId: Nullable(Type.String()),
+    threadId: Nullable(Type.String()),
+    status: Type.Enum(SESSION_STATUSES),
+    inputQueueUrl: Nullable(Type.String()),
+    outputQueueUrl: Nullable(Type.String()),
+    worktreePath: Nullable(Type.String()),
+    assignedAt: Timestamp,
+    lastActivityAt: Timestamp,
+    releasedAt: Timestamp,
+  },
+  { $id: 'Session', additionalProperties: false },
+);
+export type SessionJson = Static<typeof SessionJsonSchema>;
+
+export interface LivenessInput {
+  /** Messages on the container's input queue not yet finished; unknown counts as none. */
+  messagesInFlight?: number;
+  idleTimeoutMs: number;
+}
+
+/** When the container will be stopped if nothing changes, or null if it is not due to stop. */
+export function idleStopAt(container: ContainerRecord, idleTimeoutMs: number): string | null {
+  if (container.status !== 'running' || container.sessions.length > 0 || !container.idleSince) {
+    return null;
+  }
+  return new Date(Date.parse(container.idleSince) + idleTimeoutMs).toISOString();
+}
+
+/** What keeps the container alive now, so an operator can always see why it still runs. */
+export function keptAliveBy(container: ContainerRecord, messagesInFlight = 0): KeptAliveReason[] {
+  const reasons: KeptAliveReason[] = [];
+  if (container.status === 'starting') reasons.push('starting');
+  if (container.status !== 'starting' && container.status !== 'running') return reasons;
+  if (container.sessions.length > 0) reasons.push('sessions');
+  if (messagesInFlight > 0) reasons.push('messages_in_flight');
+  return reasons;
+}
+
+export function toContainerJson(container: ContainerRecord, liveness: LivenessInput): ContainerJson {
+  return {
+    containerId: container.containerId,
+    clientId: container.clientId,
+    projectId: container.projectId,
+    userId: container.userId,
+    status: container.status,
+    generation: container.generation,
+    sessionCount: container.sessions.length,
+    sessions: [...container.sessions],
+    taskArn: container.taskArn,
+    endpoint: container.endpoint,
+    inputQueueUrl: container.inputQueueUrl,
+    outputQueueUrl: container.outputQueueUrl,
+    workspacePath: container.workspacePath,
+    createdAt: container.createdAt,
+    startedAt: container.startedAt,
+    lastActivityAt: container.lastActivityAt,
+    idleSince: container.idleSince,
+    idleStopAt:
+      (liveness.messagesInFlight ?? 0) > 0 ? null : idleStopAt(container, liveness.idleTimeoutMs),
+    keptAliveBy: keptAliveBy(container, liveness.messagesInFlight),
+    stoppedAt: container.stoppedAt,
+    stopReason: container.stopReason,
+  };
+}
+
+export function toSessionJson(session: SessionRecord): SessionJson {
+  return {
+    sessionId: session.sessionId,
+    containerId: session.containerId,
+    threadId: session.threadId,
+    status: session.status,
+    inputQueueUrl: session.inputQueueUrl,
+    outputQueueUrl: session.outputQueueUrl,
+    worktreePath: session.worktreePath,
+    assignedAt: session.assignedAt,
+    lastActivityAt: session.lastActivityAt,
+    releasedAt: session.releasedAt,
+  };
+}
+
+/** A new generation's record, before it has a task or queues. */
+export function newContainerRecord(
+  key: ContainerKey & { containerId: string },
+  generation: number,
+  now: string,
+): ContainerRecord {
+  return {
+    ...key,
+    status: 'starting',
+    generation,
+    sessions: [],
+    taskArn: null,
+    endpoint: null,
+    inputQueueUrl: null,
+    outputQueueUrl: null,
+    workspacePath: null,
+    createdAt: now,
+    startedAt: null,
+    lastActivityAt: now,
+    idleSince: now,
+    terminatingSince: null,
+    stoppedAt: null,
+    stopReason: null,
+    version: 1,
+  };
+}

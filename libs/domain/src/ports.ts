@@ -1,0 +1,131 @@
+/**
+ * What the application needs from the outside world, as interfaces. Adapters implement them
+ * (DynamoDB, SQS/SNS, ECS or the local runtime) and translate every SDK error into a domain
+ * error: StaleWriteError for a lost condition, UnavailableError for anything worth retrying.
+ */
+import type { BerthEvent } from './events.ts';
+import type { ContainerKey } from './identity.ts';
+import type { ContainerStatus } from './lifecycle.ts';
+import type { ContainerRecord, SessionRecord, SessionStatus } from './model.ts';
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+/** How a container write is guarded. */
+export type ContainerExpectation =
+  /** A new generation: no item yet (`previousGeneration` null), or the given final one. */
+  | { kind: 'new-generation'; previousGeneration: number | null }
+  /** An update: the stored `version` must still be this one. */
+  | { kind: 'version'; version: number };
+
+export type SessionExpectation =
+  | { kind: 'absent' }
+  | { kind: 'status'; status: SessionStatus };
+
+export interface ContainerWrite {
+  record: ContainerRecord;
+  expect: ContainerExpectation;
+}
+
+export interface SessionWrite {
+  record: SessionRecord;
+  expect: SessionExpectation;
+}
+
+export interface ContainerFilter {
+  clientId?: string;
+  projectId?: string;
+  userId?: string;
+  status?: ContainerStatus;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export interface StateStore {
+  getContainer(containerId: string): Promise<ContainerRecord | undefined>;
+  getSession(sessionId: string): Promise<SessionRecord | undefined>;
+  /**
+   * Applies every write or none (one transaction). Throws StaleWriteError when any
+   * expectation does not hold, UnavailableError when the store cannot be reached.
+   */
+  write(change: { containers?: ContainerWrite[]; sessions?: SessionWrite[] }): Promise<void>;
+  listContainers(filter: ContainerFilter, limit: number, cursor?: string): Promise<Page<ContainerRecord>>;
+  /** Running containers with no session whose `idleSince` is at or before the given time. */
+  listIdleContainers(idleSinceAtOrBefore: string, limit: number): Promise<ContainerRecord[]>;
+  listContainersByStatus(status: ContainerStatus, limit: number): Promise<ContainerRecord[]>;
+  listSessionsByContainer(containerId: string): Promise<SessionRecord[]>;
+  /** Active sessions whose last activity is at or before the given time. */
+  listStaleSessions(lastActivityAtOrBefore: string, limit: number): Promise<SessionRecord[]>;
+  /** Answers when the store is reachable (readiness). */
+  ping(): Promise<void>;
+}
+
+export type TaskStatus =
+  | 'PROVISIONING'
+  | 'PENDING'
+  | 'ACTIVATING'
+  | 'RUNNING'
+  | 'DEACTIVATING'
+  | 'STOPPING'
+  | 'DEPROVISIONING'
+  | 'STOPPED';
+
+export interface TaskSpec extends ContainerKey {
+  containerId: string;
+  generation: number;
+  workspacePath: string;
+  /** Extra environment for the workspace agent (queue URLs, timeouts, repository). */
+  environment: Record<string, string>;
+}
+
+export interface TaskInfo {
+  taskArn: string;
+  containerId: string | undefined;
+  generation: number | undefined;
+  lastStatus: TaskStatus | string;
+  desiredStatus: string | undefined;
+  startedAt: string | undefined;
+  stoppedAt: string | undefined;
+  stopCode: string | undefined;
+  stoppedReason: string | undefined;
+  exitCode: number | undefined;
+  /** Where the container can be reached (private IP, or 127.0.0.1:port locally). */
+  endpoint: string | undefined;
+}
+
+export interface Runtime {
+  /** Where the workspace of this container lives inside its task. */
+  workspacePathFor(key: ContainerKey): string;
+  /** Idempotent per (containerId, generation): a retried start never makes a second task. */
+  startTask(spec: TaskSpec): Promise<TaskInfo>;
+  /** Undefined when the runtime no longer knows the task. */
+  describeTask(taskArn: string): Promise<TaskInfo | undefined>;
+  stopTask(taskArn: string, reason: string): Promise<void>;
+  /** Every task berth manages that has not stopped. */
+  listTasks(): Promise<TaskInfo[]>;
+}
+
+export interface ContainerQueueUrls {
+  inputQueueUrl: string;
+  outputQueueUrl: string;
+}
+
+export interface ContainerQueues {
+  /** Idempotent: creating the same generation's queues again returns the same URLs. */
+  create(containerId: string, generation: number): Promise<ContainerQueueUrls>;
+  delete(urls: ContainerQueueUrls): Promise<void>;
+  exists(queueUrl: string): Promise<boolean>;
+  /** Messages waiting or being handled on an input queue. */
+  messagesInFlight(inputQueueUrl: string): Promise<number>;
+}
+
+export interface EventPublisher {
+  publish(events: readonly BerthEvent[]): Promise<void>;
+  ping(): Promise<void>;
+}
