@@ -123,6 +123,8 @@ export interface ContainerQueues {
   exists(queueUrl: string): Promise<boolean>;
   /** Messages waiting or being handled on an input queue. */
   messagesInFlight(inputQueueUrl: string): Promise<number>;
+  /** Sends a JSON message (e.g. a `thread.open` control message) to a container's queue. */
+  send(queueUrl: string, body: object): Promise<void>;
 }
 
 export interface EventPublisher {

@@ -1,0 +1,344 @@
+import {
+  ConflictError,
+  NotFoundError,
+  StaleWriteError,
+  UnavailableError,
+  containerCause,
+  containerEvent,
+  containerIdOf,
+  isLive,
+  newContainerRecord,
+  stopReason,
+  toContainerJson,
+  type BerthEvent,
+  type ContainerKey,
+  type ContainerRecord,
+  type StopReasonKind,
+} from '@berth/domain';
+import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
+
+export type DiscoverySource = 'store' | 'created';
+
+export interface FoundContainer {
+  container: ContainerRecord;
+  source: DiscoverySource;
+}
+
+const MAX_ATTEMPTS = 8;
+
+/**
+ * Finding, starting and stopping containers. Every change is a conditional write on the
+ * container's `version` (or, for a new generation, on the previous generation being final),
+ * so any number of replicas may run this at once and at most one container per containerId
+ * is ever live.
+ */
+export class ContainerService {
+  private readonly deps: CoreDeps;
+  /** Runs after a container reached a final status (set by Lifecycle: ends its sessions). */
+  onFinal: (container: ContainerRecord) => Promise<unknown> = async () => undefined;
+
+  constructor(deps: CoreDeps) {
+    this.deps = deps;
+  }
+
+  private get log() {
+    return this.deps.log ?? silentLogger;
+  }
+
+  private get metrics() {
+    return this.deps.metrics ?? noMetrics;
+  }
+
+  private now(): string {
+    return this.deps.clock.now().toISOString();
+  }
+
+  json(container: ContainerRecord, messagesInFlight = 0) {
+    return toContainerJson(container, {
+      idleTimeoutMs: this.deps.settings.idleTimeoutMs,
+      messagesInFlight,
+    });
+  }
+
+  event(
+    type: Extract<BerthEvent['type'], `container.${string}`>,
+    container: ContainerRecord,
+    extra: { cause?: string; commandId?: string } = {},
+  ): BerthEvent {
+    return containerEvent(type, container, this.json(container), this.now(), extra);
+  }
+
+  async get(containerId: string): Promise<ContainerRecord> {
+    const container = await this.deps.store.getContainer(containerId);
+    if (!container) throw new NotFoundError(`container ${containerId} does not exist`);
+    return container;
+  }
+
+  /**
+   * Reads the container, lets `change` decide its next state, and writes it if the record
+   * did not change in between; re-reads and decides again when it did. `change` returns
+   * undefined to leave the record as it is.
+   */
+  async mutate(
+    containerId: string,
+    change: (current: ContainerRecord) => ContainerRecord | undefined,
+  ): Promise<{ before: ContainerRecord; after: ContainerRecord; changed: boolean } | undefined> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS * 2; attempt += 1) {
+      const current = await this.deps.store.getContainer(containerId);
+      if (!current) return undefined;
+      const next = change(current);
+      if (!next) return { before: current, after: current, changed: false };
+      const written = { ...next, version: current.version + 1 };
+      try {
+        await this.deps.store.write({
+          containers: [{ record: written, expect: { kind: 'version', version: current.version } }],
+        });
+        return { before: current, after: written, changed: true };
+      } catch (error) {
+        if (error instanceof StaleWriteError) continue;
+        throw error;
+      }
+    }
+    throw new UnavailableError(`container ${containerId} changed too often to update; try again`);
+  }
+
+  /**
+   * Discovery's order after the in-process cache: the store, then a check with the runtime
+   * (and the queues) that a live record still has its task, then a new container.
+   */
+  async findOrStart(key: ContainerKey, options: { commandId?: string } = {}): Promise<FoundContainer> {
+    const containerId = containerIdOf(key);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+      const existing = await this.deps.store.getContainer(containerId);
+      if (existing && isLive(existing.status)) {
+        if (existing.status === 'terminating') {
+          throw new ConflictError(
+            `container ${containerId} is stopping (${existing.stopReason ?? 'no reason'}); a new one can start once it has stopped, try again shortly`,
+            { retryable: true },
+          );
+        }
+        const verified = await this.verifyLive(existing);
+        if (verified) {
+          this.metrics.containerStarted('reused');
+          return { container: verified, source: 'store' };
+        }
+        continue;
+      }
+      const created = await this.create(key, existing, options.commandId);
+      if (created) {
+        this.metrics.containerStarted('created');
+        return { container: created, source: 'created' };
+      }
+    }
+    throw new UnavailableError(`could not find or start container ${containerId}; try again`);
+  }
+
+  /**
+   * A record the store calls live whose task or queues are gone is closed as `lost`
+   * instead of being handed out. Returns the record when it is fine.
+   */
+  private async verifyLive(container: ContainerRecord): Promise<ContainerRecord | undefined> {
+    if (container.status === 'starting') {
+      return this.awaitProvisioned(container);
+    }
+    let problem: string | undefined;
+    if (container.taskArn) {
+      const task = await this.deps.runtime.describeTask(container.taskArn);
+      if (!task || task.lastStatus === 'STOPPED') problem = 'task is gone';
+    }
+    if (!problem && container.inputQueueUrl && container.outputQueueUrl) {
+      const [input, output] = await Promise.all([
+        this.deps.queues.exists(container.inputQueueUrl),
+        this.deps.queues.exists(container.outputQueueUrl),
+      ]);
+      if (!input || !output) problem = 'its queues are gone';
+    }
+    if (!problem) return container;
+    this.log.warn({ containerId: container.containerId, problem }, 'live record without a task; closing it');
+    await this.fail(container.containerId, container.generation, stopReason('lost', problem));
+    this.metrics.orphanRepaired('record');
+    return undefined;
+  }
+
+  /**
+   * Another replica is provisioning this container (queues, task). Waits briefly for its
+   * queue URLs so callers never hand out a container without them.
+   */
+  private async awaitProvisioned(container: ContainerRecord): Promise<ContainerRecord> {
+    let current = container;
+    for (let waited = 0; !current.inputQueueUrl && waited < 10_000; waited += 100) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const fresh = await this.deps.store.getContainer(container.containerId);
+      if (!fresh || fresh.generation !== container.generation) return current;
+      current = fresh;
+    }
+    return current;
+  }
+
+  private async create(
+    key: ContainerKey,
+    previous: ContainerRecord | undefined,
+    commandId: string | undefined,
+  ): Promise<ContainerRecord | undefined> {
+    const containerId = containerIdOf(key);
+    const generation = (previous?.generation ?? 0) + 1;
+    const now = this.now();
+    const record: ContainerRecord = {
+      ...newContainerRecord({ ...key, containerId }, generation, now),
+      workspacePath: this.deps.runtime.workspacePathFor(key),
+    };
+    try {
+      await this.deps.store.write({
+        containers: [
+          {
+            record,
+            expect: { kind: 'new-generation', previousGeneration: previous?.generation ?? null },
+          },
+        ],
+      });
+    } catch (error) {
+      if (error instanceof StaleWriteError) return undefined;
+      throw error;
+    }
+    this.log.info({ containerId, generation }, 'container record created; provisioning');
+    return this.provision(record, commandId);
+  }
+
+  /** Only the replica that won the conditional create gets here, so this runs once. */
+  private async provision(record: ContainerRecord, commandId: string | undefined): Promise<ContainerRecord> {
+    const { containerId, generation } = record;
+    let queues: { inputQueueUrl: string; outputQueueUrl: string } | undefined;
+    try {
+      queues = await this.deps.queues.create(containerId, generation);
+      const repoUrl = this.deps.settings.repoUrlFor?.(record);
+      const task = await this.deps.runtime.startTask({
+        containerId,
+        clientId: record.clientId,
+        projectId: record.projectId,
+        userId: record.userId,
+        generation,
+        workspacePath: record.workspacePath ?? this.deps.runtime.workspacePathFor(record),
+        environment: {
+          ...this.deps.settings.agentEnvironment,
+          BERTH_INPUT_QUEUE_URL: queues.inputQueueUrl,
+          BERTH_OUTPUT_QUEUE_URL: queues.outputQueueUrl,
+          ...(repoUrl ? { BERTH_REPO_URL: repoUrl } : {}),
+        },
+      });
+      const provisioned = await this.mutate(containerId, (current) =>
+        current.generation !== generation
+          ? undefined
+          : {
+              ...current,
+              taskArn: task.taskArn,
+              endpoint: task.endpoint ?? current.endpoint,
+              inputQueueUrl: queues?.inputQueueUrl ?? null,
+              outputQueueUrl: queues?.outputQueueUrl ?? null,
+            },
+      );
+      const container = provisioned?.after ?? record;
+      await this.deps.publisher.publish([this.event('container.created', container, commandId ? { commandId } : {})]);
+      return container;
+    } catch (error) {
+      this.metrics.containerStartFailed();
+      const detail = error instanceof Error ? error.message : String(error);
+      this.log.error({ containerId, generation, err: error }, 'container failed to start');
+      await this.fail(containerId, generation, stopReason('start_failed', detail)).catch(() => undefined);
+      if (queues) await this.deps.queues.delete(queues).catch(() => undefined);
+      throw new UnavailableError(`container ${containerId} failed to start: ${detail}`, { cause: error });
+    }
+  }
+
+  /** `starting|running → failed`, once; publishes `container.failed`. */
+  async fail(containerId: string, generation: number, reason: string): Promise<ContainerRecord | undefined> {
+    const now = this.now();
+    const result = await this.mutate(containerId, (current) =>
+      current.generation !== generation || (current.status !== 'starting' && current.status !== 'running')
+        ? undefined
+        : { ...current, status: 'failed', stoppedAt: now, stopReason: reason, idleSince: null },
+    );
+    if (!result?.changed) return this.repairFinal(result?.after, generation);
+    await this.afterFinal(result.after);
+    await this.deps.publisher.publish([this.event('container.failed', result.after)]);
+    return result.after;
+  }
+
+  /**
+   * Graceful stop: `terminating` (event), then the runtime asks the task to stop; the agent
+   * saves the workspace and exits, and the task-end event makes it `stopped`. Idempotent:
+   * stopping a container that is already on its way out changes nothing.
+   * `stillWanted` lets the reaper re-check its reason against the record it is about to change.
+   */
+  async stop(
+    containerId: string,
+    kind: StopReasonKind,
+    detail?: string,
+    options: { commandId?: string; stillWanted?: (current: ContainerRecord) => boolean } = {},
+  ): Promise<ContainerRecord> {
+    const now = this.now();
+    const reason = stopReason(kind, detail);
+    const result = await this.mutate(containerId, (current) => {
+      if (current.status !== 'starting' && current.status !== 'running') return undefined;
+      if (options.stillWanted && !options.stillWanted(current)) return undefined;
+      return { ...current, status: 'terminating', terminatingSince: now, stopReason: reason };
+    });
+    if (!result) throw new NotFoundError(`container ${containerId} does not exist`);
+    if (!result.changed) return result.after;
+    const container = result.after;
+    await this.deps.publisher.publish([
+      this.event('container.terminating', container, options.commandId ? { commandId: options.commandId } : {}),
+    ]);
+    if (container.taskArn) {
+      await this.deps.runtime.stopTask(container.taskArn, reason);
+    } else {
+      // No task was ever started (its starter died): nothing to save, so it is stopped now.
+      await this.markStopped(container.containerId, container.generation, reason);
+    }
+    return container;
+  }
+
+  /** `terminating → stopped`, once; releases its sessions, deletes its queues, publishes. */
+  async markStopped(containerId: string, generation: number, reason: string): Promise<ContainerRecord | undefined> {
+    const now = this.now();
+    const result = await this.mutate(containerId, (current) =>
+      current.generation !== generation || current.status !== 'terminating'
+        ? undefined
+        : { ...current, status: 'stopped', stoppedAt: now, stopReason: reason, idleSince: null },
+    );
+    if (!result?.changed) return this.repairFinal(result?.after, generation);
+    await this.afterFinal(result.after);
+    await this.deps.publisher.publish([this.event('container.stopped', result.after)]);
+    return result.after;
+  }
+
+  /**
+   * A redelivered task event for a container already final: finish what a crash may have
+   * cut short (its sessions), without publishing or counting anything twice.
+   */
+  private async repairFinal(container: ContainerRecord | undefined, generation: number) {
+    if (container && container.generation === generation && !isLive(container.status)) {
+      await this.onFinal(container);
+    }
+    return container;
+  }
+
+  private async afterFinal(container: ContainerRecord): Promise<void> {
+    await this.onFinal(container);
+    const lifetime = container.startedAt
+      ? (Date.parse(container.stoppedAt ?? this.now()) - Date.parse(container.startedAt)) / 1000
+      : undefined;
+    this.metrics.containerStopped(container.stopReason ?? 'unknown', lifetime);
+    if (container.inputQueueUrl && container.outputQueueUrl) {
+      await this.deps.queues
+        .delete({ inputQueueUrl: container.inputQueueUrl, outputQueueUrl: container.outputQueueUrl })
+        .catch((error: unknown) =>
+          this.log.warn({ containerId: container.containerId, err: error }, 'could not delete queues'),
+        );
+    }
+  }
+
+  /** Sessions still attached when a container reached a final status. */
+  containerCause(container: ContainerRecord): string {
+    return containerCause(container);
+  }
+}

@@ -1,0 +1,52 @@
+import type { Clock, ContainerKey, ContainerQueues, EventPublisher, Runtime, StateStore } from '@berth/domain';
+
+export interface CoreSettings {
+  maxSessions: number;
+  idleTimeoutMs: number;
+  sessionTtlMs: number;
+  shutdownGraceMs: number;
+  startTimeoutMs: number;
+  /** Extra environment for every workspace agent (workload command, grace period, ...). */
+  agentEnvironment: Record<string, string>;
+  /** The project's repository for the agent, when the runtime does not supply one itself. */
+  repoUrlFor?: (key: ContainerKey) => string | undefined;
+}
+
+/** Structured logging as the core needs it; pino satisfies it. */
+export interface CoreLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export const silentLogger: CoreLogger = { info: () => {}, warn: () => {}, error: () => {} };
+
+/** Counters the core reports; apps back them with prom-client and CloudWatch EMF. */
+export interface CoreMetrics {
+  containerStarted(outcome: 'created' | 'reused'): void;
+  containerStartFailed(): void;
+  containerStopped(reason: string, lifetimeSeconds: number | undefined): void;
+  idleStop(idleSeconds: number): void;
+  orphanRepaired(kind: 'record' | 'task'): void;
+  sessionsExpired(count: number): void;
+}
+
+export const noMetrics: CoreMetrics = {
+  containerStarted: () => {},
+  containerStartFailed: () => {},
+  containerStopped: () => {},
+  idleStop: () => {},
+  orphanRepaired: () => {},
+  sessionsExpired: () => {},
+};
+
+export interface CoreDeps {
+  store: StateStore;
+  runtime: Runtime;
+  queues: ContainerQueues;
+  publisher: EventPublisher;
+  clock: Clock;
+  settings: CoreSettings;
+  log?: CoreLogger;
+  metrics?: CoreMetrics;
+}

@@ -1,0 +1,11 @@
+export { ContainerService } from './containers.ts';
+export type { DiscoverySource, FoundContainer } from './containers.ts';
+export { noMetrics, silentLogger } from './deps.ts';
+export type { CoreDeps, CoreLogger, CoreMetrics, CoreSettings } from './deps.ts';
+export { Lifecycle } from './lifecycle.ts';
+export { Reaper } from './reaper.ts';
+export type { SweepReport } from './reaper.ts';
+export { SessionService } from './sessions.ts';
+export type { AssignOutcome } from './sessions.ts';
+export { TaskEventHandler } from './task-events.ts';
+export type { TaskEventOutcome } from './task-events.ts';

@@ -1,0 +1,183 @@
+import { stopReason, type ContainerRecord } from '@berth/domain';
+import type { ContainerService } from './containers.ts';
+import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
+import type { SessionService } from './sessions.ts';
+
+export interface SweepReport {
+  idleStopped: number;
+  keptAliveByMessages: number;
+  sessionsExpired: number;
+  startTimedOut: number;
+  terminatingResolved: number;
+  lostRecords: number;
+  orphanTasksStopped: number;
+}
+
+const PAGE = 100;
+
+/**
+ * Stops idle containers on time and repairs what events missed. `stopIdle` is cheap (one
+ * query of the sparse idle index, whose size is the number of idle containers) and runs
+ * every tick; `sweep` is the backstop that also looks at stuck and orphaned things.
+ */
+export class Reaper {
+  private readonly deps: CoreDeps;
+  private readonly containers: ContainerService;
+  private readonly sessions: SessionService;
+
+  constructor(deps: CoreDeps, containers: ContainerService, sessions: SessionService) {
+    this.deps = deps;
+    this.containers = containers;
+    this.sessions = sessions;
+  }
+
+  private get log() {
+    return this.deps.log ?? silentLogger;
+  }
+
+  private get metrics() {
+    return this.deps.metrics ?? noMetrics;
+  }
+
+  private isoBefore(ms: number): string {
+    return new Date(this.deps.clock.now().getTime() - ms).toISOString();
+  }
+
+  /** Stops every running container idle for at least BERTH_IDLE_TIMEOUT with nothing in flight. */
+  async stopIdle(): Promise<{ stopped: number; keptAliveByMessages: number }> {
+    const { idleTimeoutMs } = this.deps.settings;
+    const cutoff = this.isoBefore(idleTimeoutMs);
+    const due = await this.deps.store.listIdleContainers(cutoff, PAGE);
+    let stopped = 0;
+    let keptAliveByMessages = 0;
+    for (const container of due) {
+      if (container.inputQueueUrl && (await this.deps.queues.messagesInFlight(container.inputQueueUrl)) > 0) {
+        keptAliveByMessages += 1;
+        continue;
+      }
+      const stillIdle = (current: ContainerRecord) =>
+        current.status === 'running' &&
+        current.sessions.length === 0 &&
+        current.idleSince !== null &&
+        current.idleSince <= cutoff;
+      const result = await this.containers.stop(container.containerId, 'idle', undefined, { stillWanted: stillIdle });
+      if (result.status === 'terminating' && result.stopReason === 'idle' && result.terminatingSince) {
+        stopped += 1;
+        const idleSeconds = (Date.parse(result.terminatingSince) - Date.parse(container.idleSince ?? result.terminatingSince)) / 1000;
+        this.metrics.idleStop(idleSeconds);
+        this.log.info({ containerId: container.containerId, idleSince: container.idleSince }, 'stopping idle container');
+      }
+    }
+    return { stopped, keptAliveByMessages };
+  }
+
+  /** The periodic backstop (BERTH_SWEEP_INTERVAL). */
+  async sweep(): Promise<SweepReport> {
+    const idle = await this.stopIdle();
+    const report: SweepReport = {
+      idleStopped: idle.stopped,
+      keptAliveByMessages: idle.keptAliveByMessages,
+      sessionsExpired: await this.sessions.expireStale(PAGE),
+      startTimedOut: await this.failStuckStarting(),
+      terminatingResolved: await this.resolveStuckTerminating(),
+      lostRecords: 0,
+      orphanTasksStopped: 0,
+    };
+    const reconciled = await this.reconcile();
+    report.lostRecords = reconciled.lostRecords;
+    report.orphanTasksStopped = reconciled.orphanTasksStopped;
+    return report;
+  }
+
+  private async failStuckStarting(): Promise<number> {
+    const cutoff = this.isoBefore(this.deps.settings.startTimeoutMs);
+    let failed = 0;
+    for (const container of await this.deps.store.listContainersByStatus('starting', PAGE)) {
+      if (container.createdAt > cutoff) continue;
+      if (container.taskArn) {
+        await this.deps.runtime.stopTask(container.taskArn, 'berth: start timed out').catch(() => undefined);
+      }
+      const done = await this.containers.fail(
+        container.containerId,
+        container.generation,
+        stopReason('start_failed', 'not running within BERTH_START_TIMEOUT'),
+      );
+      if (done?.status === 'failed') failed += 1;
+    }
+    return failed;
+  }
+
+  /**
+   * A container terminating for longer than the grace period: its task is forced to stop,
+   * and a task that is already gone (its STOPPED event lost) closes the record.
+   */
+  private async resolveStuckTerminating(): Promise<number> {
+    const graceCutoff = this.isoBefore(this.deps.settings.shutdownGraceMs + 5_000);
+    let resolved = 0;
+    for (const container of await this.deps.store.listContainersByStatus('terminating', PAGE)) {
+      if (!container.terminatingSince || container.terminatingSince > graceCutoff) continue;
+      const task = container.taskArn ? await this.deps.runtime.describeTask(container.taskArn) : undefined;
+      if (task && task.lastStatus !== 'STOPPED') {
+        await this.deps.runtime.stopTask(task.taskArn, 'berth: forced after the grace period');
+        continue;
+      }
+      const reason =
+        task?.stoppedReason && /^save_failed/.test(task.stoppedReason)
+          ? task.stoppedReason
+          : (container.stopReason ?? stopReason('forced'));
+      const done = await this.containers.markStopped(container.containerId, container.generation, reason);
+      if (done?.status === 'stopped') resolved += 1;
+    }
+    return resolved;
+  }
+
+  /**
+   * Both directions: a live record whose task is gone is closed as `lost`; a task that no
+   * live record owns is stopped.
+   */
+  async reconcile(): Promise<{ lostRecords: number; orphanTasksStopped: number }> {
+    const tasks = await this.deps.runtime.listTasks();
+    const byArn = new Map(tasks.map((task) => [task.taskArn, task]));
+    let lostRecords = 0;
+    let orphanTasksStopped = 0;
+    const owned = new Set<string>();
+    for (const status of ['running', 'starting'] as const) {
+      let cursor: string | undefined;
+      do {
+        const page = await this.deps.store.listContainers({ status }, PAGE, cursor);
+        for (const container of page.items) {
+          if (!container.taskArn) continue;
+          owned.add(container.taskArn);
+          if (byArn.has(container.taskArn)) continue;
+          // listTasks only shows live tasks; ask about this one to avoid racing its start.
+          const task = await this.deps.runtime.describeTask(container.taskArn);
+          if (task && task.lastStatus !== 'STOPPED') continue;
+          const failed = await this.containers.fail(
+            container.containerId,
+            container.generation,
+            stopReason('lost', 'its task is gone'),
+          );
+          if (failed?.status === 'failed') {
+            lostRecords += 1;
+            this.metrics.orphanRepaired('record');
+          }
+        }
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+    }
+    const terminating = await this.deps.store.listContainersByStatus('terminating', 1000);
+    for (const container of terminating) if (container.taskArn) owned.add(container.taskArn);
+    for (const task of tasks) {
+      if (owned.has(task.taskArn)) continue;
+      // A task started a moment ago may not be recorded yet: re-read its container first.
+      const container = task.containerId ? await this.deps.store.getContainer(task.containerId) : undefined;
+      if (container && container.taskArn === task.taskArn) continue;
+      if (container && container.status === 'starting' && !container.taskArn && container.generation === task.generation) continue;
+      this.log.warn({ taskArn: task.taskArn, containerId: task.containerId }, 'stopping orphaned task');
+      await this.deps.runtime.stopTask(task.taskArn, 'berth: orphaned task (no live record)');
+      orphanTasksStopped += 1;
+      this.metrics.orphanRepaired('task');
+    }
+    return { lostRecords, orphanTasksStopped };
+  }
+}

@@ -1,0 +1,340 @@
+import {
+  ConflictError,
+  StaleWriteError,
+  UnavailableError,
+  containerCause,
+  containerIdOf,
+  makeEvent,
+  worktreePathFor,
+  type BerthEvent,
+  type ContainerRecord,
+  type SessionAssign,
+  type SessionRecord,
+  type SessionRelease,
+  type SessionTouch,
+} from '@berth/domain';
+import { ContainerService } from './containers.ts';
+import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
+
+const MAX_ATTEMPTS = 10;
+
+export type AssignOutcome =
+  | { kind: 'assigned'; session: SessionRecord; container: ContainerRecord; reused: boolean; duplicate: boolean }
+  | { kind: 'rejected'; reason: 'capacity' | 'released' | 'conflict'; message: string };
+
+/** Session ids are the cause of their own events: a session is assigned and released once. */
+const sessionCause = (sessionId: string): string => `session/${sessionId}`;
+
+/**
+ * Session commands with exactly-once effects. Each effect is one DynamoDB transaction over
+ * the session item and its container's item (which holds the session set), guarded by
+ * conditions, so a duplicate or reordered delivery finds the effect already there and only
+ * publishes its event again, under the same event id.
+ */
+export class SessionService {
+  private readonly deps: CoreDeps;
+  readonly containers: ContainerService;
+
+  constructor(deps: CoreDeps, containers = new ContainerService(deps)) {
+    this.deps = deps;
+    this.containers = containers;
+  }
+
+  private now(): string {
+    return this.deps.clock.now().toISOString();
+  }
+
+  private get log() {
+    return this.deps.log ?? silentLogger;
+  }
+
+  async get(sessionId: string): Promise<SessionRecord | undefined> {
+    return this.deps.store.getSession(sessionId);
+  }
+
+  async assign(command: SessionAssign): Promise<AssignOutcome> {
+    const { payload, commandId } = command;
+    const key = { clientId: payload.clientId, projectId: payload.projectId, userId: payload.userId };
+    const threadId = payload.threadId ?? payload.sessionId;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+      const existing = await this.deps.store.getSession(payload.sessionId);
+      if (existing) return this.assignAgain(existing, command);
+
+      const { container, source } = await this.containers.findOrStart(key, { commandId });
+      if (container.sessions.length >= this.deps.settings.maxSessions) {
+        const message = `container ${container.containerId} already has ${container.sessions.length} sessions (limit ${this.deps.settings.maxSessions})`;
+        await this.deps.publisher.publish([
+          this.rejectedEvent(payload.sessionId, commandId, 'capacity', message, container.containerId),
+        ]);
+        return { kind: 'rejected', reason: 'capacity', message };
+      }
+      const now = this.now();
+      const session: SessionRecord = {
+        sessionId: payload.sessionId,
+        containerId: container.containerId,
+        generation: container.generation,
+        threadId,
+        status: 'active',
+        inputQueueUrl: container.inputQueueUrl,
+        outputQueueUrl: container.outputQueueUrl,
+        worktreePath: container.workspacePath ? worktreePathFor(container.workspacePath, threadId) : null,
+        assignedAt: now,
+        lastActivityAt: now,
+        releasedAt: null,
+        releaseReason: null,
+      };
+      const next: ContainerRecord = {
+        ...container,
+        sessions: [...container.sessions, payload.sessionId],
+        idleSince: null,
+        lastActivityAt: now,
+        version: container.version + 1,
+      };
+      try {
+        await this.deps.store.write({
+          containers: [{ record: next, expect: { kind: 'version', version: container.version } }],
+          sessions: [{ record: session, expect: { kind: 'absent' } }],
+        });
+      } catch (error) {
+        if (error instanceof StaleWriteError) continue;
+        throw error;
+      }
+      await this.openThread(session);
+      await this.deps.publisher.publish([this.assignedEvent(session, next, source !== 'created', commandId)]);
+      return { kind: 'assigned', session, container: next, reused: source !== 'created', duplicate: false };
+    }
+    throw new UnavailableError(`could not assign session ${payload.sessionId}: too much contention; try again`);
+  }
+
+  /** The same sessionId again changes nothing; a released one never comes back. */
+  private async assignAgain(existing: SessionRecord, command: SessionAssign): Promise<AssignOutcome> {
+    const { payload, commandId } = command;
+    if (existing.status !== 'active') {
+      const message = `session ${payload.sessionId} was ${existing.status} and cannot be assigned again`;
+      await this.deps.publisher.publish([
+        this.rejectedEvent(payload.sessionId, commandId, 'released', message, existing.containerId),
+      ]);
+      return { kind: 'rejected', reason: 'released', message };
+    }
+    const requested = containerIdOf(payload);
+    const container = existing.containerId ? await this.deps.store.getContainer(existing.containerId) : undefined;
+    if (existing.containerId !== requested || !container) {
+      const message = `session ${payload.sessionId} is already assigned to container ${existing.containerId ?? 'none'}`;
+      await this.deps.publisher.publish([
+        this.rejectedEvent(payload.sessionId, commandId, 'conflict', message, existing.containerId),
+      ]);
+      return { kind: 'rejected', reason: 'conflict', message };
+    }
+    // A redelivery after a crash between the write and the publish: publish again, same id.
+    await this.openThread(existing);
+    await this.deps.publisher.publish([this.assignedEvent(existing, container, true, commandId)]);
+    return { kind: 'assigned', session: existing, container, reused: true, duplicate: true };
+  }
+
+  private async openThread(session: SessionRecord): Promise<void> {
+    if (!session.inputQueueUrl || !session.threadId) return;
+    await this.deps.queues
+      .send(session.inputQueueUrl, { type: 'thread.open', threadId: session.threadId, sessionId: session.sessionId })
+      .catch((error: unknown) =>
+        this.log.warn({ sessionId: session.sessionId, err: error }, 'could not ask the agent to open the worktree'),
+      );
+  }
+
+  async release(command: SessionRelease): Promise<SessionRecord> {
+    return this.end(command.payload.sessionId, 'released', 'released', command.commandId);
+  }
+
+  /**
+   * Ends a session (release or expiry). A session not seen yet is stored as released, so
+   * an assign that arrives after its release cannot revive it.
+   */
+  async end(
+    sessionId: string,
+    status: 'released' | 'expired',
+    reason: string,
+    commandId?: string,
+  ): Promise<SessionRecord> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+      const now = this.now();
+      const existing = await this.deps.store.getSession(sessionId);
+      if (!existing) {
+        const tombstone: SessionRecord = {
+          sessionId,
+          containerId: null,
+          generation: null,
+          threadId: null,
+          status,
+          inputQueueUrl: null,
+          outputQueueUrl: null,
+          worktreePath: null,
+          assignedAt: null,
+          lastActivityAt: null,
+          releasedAt: now,
+          releaseReason: reason,
+        };
+        try {
+          await this.deps.store.write({ sessions: [{ record: tombstone, expect: { kind: 'absent' } }] });
+        } catch (error) {
+          if (error instanceof StaleWriteError) continue;
+          throw error;
+        }
+        await this.deps.publisher.publish([this.endedEvent(tombstone, 0, commandId)]);
+        return tombstone;
+      }
+      if (existing.status !== 'active') {
+        await this.deps.publisher.publish([this.endedEvent(existing, undefined, commandId)]);
+        return existing;
+      }
+      const ended: SessionRecord = { ...existing, status, releasedAt: now, releaseReason: reason };
+      const container = existing.containerId ? await this.deps.store.getContainer(existing.containerId) : undefined;
+      const attached =
+        container !== undefined &&
+        container.generation === existing.generation &&
+        container.sessions.includes(sessionId);
+      const nextContainer: ContainerRecord | undefined = attached
+        ? (() => {
+            const sessions = container.sessions.filter((id) => id !== sessionId);
+            return {
+              ...container,
+              sessions,
+              idleSince:
+                sessions.length === 0 && container.status === 'running' ? now : container.idleSince,
+              lastActivityAt: now,
+              version: container.version + 1,
+            };
+          })()
+        : undefined;
+      try {
+        await this.deps.store.write({
+          sessions: [{ record: ended, expect: { kind: 'status', status: 'active' } }],
+          ...(nextContainer && container
+            ? { containers: [{ record: nextContainer, expect: { kind: 'version' as const, version: container.version } }] }
+            : {}),
+        });
+      } catch (error) {
+        if (error instanceof StaleWriteError) continue;
+        throw error;
+      }
+      const events: BerthEvent[] = [this.endedEvent(ended, nextContainer?.sessions.length, commandId)];
+      if (nextContainer && nextContainer.sessions.length === 0 && nextContainer.status === 'running') {
+        events.push(
+          this.containers.event('container.idle', nextContainer, {
+            cause: `${containerCause(nextContainer)}/idle@${nextContainer.idleSince ?? now}`,
+          }),
+        );
+      }
+      await this.deps.publisher.publish(events);
+      if (status === 'expired') (this.deps.metrics ?? noMetrics).sessionsExpired(1);
+      return ended;
+    }
+    throw new UnavailableError(`could not end session ${sessionId}: too much contention; try again`);
+  }
+
+  /** Records activity; keeps the session (and so its container) from expiring. */
+  async touch(command: SessionTouch): Promise<SessionRecord | undefined> {
+    const sessionId = command.payload.sessionId;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+      const existing = await this.deps.store.getSession(sessionId);
+      if (!existing || existing.status !== 'active') return existing;
+      const now = this.now();
+      if (existing.lastActivityAt !== null && existing.lastActivityAt >= now) return existing;
+      try {
+        await this.deps.store.write({
+          sessions: [{ record: { ...existing, lastActivityAt: now }, expect: { kind: 'status', status: 'active' } }],
+        });
+        return { ...existing, lastActivityAt: now };
+      } catch (error) {
+        if (error instanceof StaleWriteError) continue;
+        throw error;
+      }
+    }
+    throw new ConflictError(`session ${sessionId} changed too often to touch`, { retryable: true });
+  }
+
+  /** Expires sessions idle longer than BERTH_SESSION_TTL. Returns how many it expired. */
+  async expireStale(limit = 100): Promise<number> {
+    const cutoff = new Date(this.deps.clock.now().getTime() - this.deps.settings.sessionTtlMs).toISOString();
+    const stale = await this.deps.store.listStaleSessions(cutoff, limit);
+    let expired = 0;
+    for (const session of stale) {
+      const ended = await this.end(session.sessionId, 'expired', 'expired');
+      if (ended.status === 'expired') expired += 1;
+    }
+    return expired;
+  }
+
+  /**
+   * Ends the sessions still attached to a container that reached a final status. Safe to
+   * run again: sessions already ended are left alone.
+   */
+  async endSessionsOf(container: ContainerRecord): Promise<number> {
+    const sessions = await this.deps.store.listSessionsByContainer(container.containerId);
+    let ended = 0;
+    for (const session of sessions) {
+      if (session.status !== 'active' || session.generation !== container.generation) continue;
+      await this.end(session.sessionId, 'released', `container ${container.status}: ${container.stopReason ?? 'unknown'}`);
+      ended += 1;
+    }
+    return ended;
+  }
+
+  private assignedEvent(
+    session: SessionRecord,
+    container: ContainerRecord,
+    reused: boolean,
+    commandId: string | undefined,
+  ): BerthEvent {
+    return makeEvent({
+      type: 'session.assigned',
+      cause: sessionCause(session.sessionId),
+      occurredAt: session.assignedAt ?? this.now(),
+      containerId: container.containerId,
+      sessionId: session.sessionId,
+      commandId: commandId ?? null,
+      payload: {
+        containerId: container.containerId,
+        sessionCount: container.sessions.length,
+        reused,
+        worktreePath: session.worktreePath,
+        threadId: session.threadId,
+        inputQueueUrl: session.inputQueueUrl,
+        outputQueueUrl: session.outputQueueUrl,
+      },
+    });
+  }
+
+  private endedEvent(session: SessionRecord, sessionCount: number | undefined, commandId: string | undefined): BerthEvent {
+    return makeEvent({
+      type: session.status === 'expired' ? 'session.expired' : 'session.released',
+      cause: sessionCause(session.sessionId),
+      occurredAt: session.releasedAt ?? this.now(),
+      containerId: session.containerId,
+      sessionId: session.sessionId,
+      commandId: commandId ?? null,
+      payload: {
+        containerId: session.containerId,
+        reason: session.releaseReason ?? session.status,
+        ...(sessionCount !== undefined ? { sessionCount } : {}),
+      },
+    });
+  }
+
+  private rejectedEvent(
+    sessionId: string,
+    commandId: string,
+    reason: string,
+    message: string,
+    containerId: string | null,
+  ): BerthEvent {
+    return makeEvent({
+      type: 'session.rejected',
+      cause: `command/${commandId}`,
+      occurredAt: this.now(),
+      containerId,
+      sessionId,
+      commandId,
+      payload: { reason, message },
+    });
+  }
+}
+

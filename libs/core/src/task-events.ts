@@ -1,0 +1,127 @@
+import {
+  MANAGED_BY,
+  TASK_TAGS,
+  stopReason,
+  stopReasonKind,
+  tagValue,
+  type ContainerRecord,
+  type TaskStateChange,
+} from '@berth/domain';
+import type { ContainerService } from './containers.ts';
+import { silentLogger, type CoreDeps } from './deps.ts';
+
+export type TaskEventOutcome =
+  | 'running'
+  | 'stopped'
+  | 'failed'
+  | 'ignored:not-berth'
+  | 'ignored:unknown-container'
+  | 'ignored:other-generation'
+  | 'ignored:stale'
+  | 'ignored:intermediate'
+  | 'orphan-stopped';
+
+/** The agent's own word on why it stopped (e.g. `save_failed:...`) wins over ours. */
+const AGENT_REASON = /^(save_failed)(:.*)?$/;
+
+/**
+ * Keeps container records true to their tasks. Events come at least once, possibly out of
+ * order and late: status only ever moves forward along the lifecycle, and events of another
+ * generation's task never touch the current record, so duplicates and stale events change
+ * nothing.
+ */
+export class TaskEventHandler {
+  private readonly deps: CoreDeps;
+  private readonly containers: ContainerService;
+
+  constructor(deps: CoreDeps, containers: ContainerService) {
+    this.deps = deps;
+    this.containers = containers;
+  }
+
+  private get log() {
+    return this.deps.log ?? silentLogger;
+  }
+
+  async handle(event: TaskStateChange): Promise<TaskEventOutcome> {
+    const { detail } = event;
+    const tags = detail.tags;
+    if (tagValue(tags, TASK_TAGS.managedBy) !== MANAGED_BY) return 'ignored:not-berth';
+    const containerId = tagValue(tags, TASK_TAGS.containerId);
+    const generation = Number(tagValue(tags, TASK_TAGS.generation));
+    if (!containerId || !Number.isInteger(generation)) return 'ignored:not-berth';
+
+    const container = await this.deps.store.getContainer(containerId);
+    if (!container) {
+      return this.orphan(detail.taskArn, detail.lastStatus, 'no record for its container');
+    }
+    if (container.generation !== generation) {
+      if (generation > container.generation) return 'ignored:unknown-container';
+      return this.orphan(detail.taskArn, detail.lastStatus, `generation ${generation} was replaced by ${container.generation}`);
+    }
+    if (container.taskArn && container.taskArn !== detail.taskArn) {
+      return this.orphan(detail.taskArn, detail.lastStatus, 'a second task for the same generation');
+    }
+
+    if (detail.lastStatus === 'RUNNING') return this.onRunning(container, event);
+    if (detail.lastStatus === 'STOPPED') return this.onStopped(container, event);
+    return 'ignored:intermediate';
+  }
+
+  /** A task no live record owns costs money and answers to nobody: stop it. */
+  private async orphan(taskArn: string, lastStatus: string, why: string): Promise<TaskEventOutcome> {
+    if (lastStatus === 'STOPPED') return 'ignored:stale';
+    this.log.warn({ taskArn, why }, 'stopping an orphaned task');
+    await this.deps.runtime.stopTask(taskArn, `berth: orphaned task (${why})`);
+    this.deps.metrics?.orphanRepaired('task');
+    return 'orphan-stopped';
+  }
+
+  private async onRunning(container: ContainerRecord, event: TaskStateChange): Promise<TaskEventOutcome> {
+    const now = this.deps.clock.now().toISOString();
+    const startedAt = event.detail.startedAt ?? event.time;
+    const result = await this.containers.mutate(container.containerId, (current) =>
+      current.generation !== container.generation || current.status !== 'starting'
+        ? undefined
+        : {
+            ...current,
+            status: 'running',
+            startedAt,
+            taskArn: current.taskArn ?? event.detail.taskArn,
+            // The idle clock starts when the container can first be used, not at its creation.
+            idleSince: current.sessions.length === 0 ? now : null,
+          },
+    );
+    if (!result?.changed) return 'ignored:stale';
+    await this.deps.publisher.publish([this.containers.event('container.running', result.after)]);
+    return 'running';
+  }
+
+  private async onStopped(container: ContainerRecord, event: TaskStateChange): Promise<TaskEventOutcome> {
+    const { detail } = event;
+    const exitCode = detail.containers?.find((c) => c.exitCode !== undefined)?.exitCode;
+    const agentReason = detail.stoppedReason && AGENT_REASON.test(detail.stoppedReason) ? detail.stoppedReason : undefined;
+    const forced = /forced|SIGKILL|grace/i.test(detail.stoppedReason ?? '') && container.status === 'terminating';
+
+    if (container.status === 'terminating') {
+      let reason = container.stopReason ?? stopReason('manual');
+      if (agentReason) reason = agentReason;
+      else if (forced) reason = stopReason('forced', `${stopReasonKind(reason) ?? 'stop'} did not finish within the grace period`);
+      else if (exitCode !== undefined && exitCode !== 0) reason = stopReason('save_failed', `agent exited with code ${exitCode}`);
+      const stopped = await this.containers.markStopped(container.containerId, container.generation, reason);
+      return stopped ? 'stopped' : 'ignored:stale';
+    }
+    if (container.status === 'starting' || container.status === 'running') {
+      const what = `exit code ${exitCode ?? 'unknown'}${detail.stoppedReason ? `, ${detail.stoppedReason}` : ''}`;
+      const reason =
+        container.status === 'starting'
+          ? stopReason('start_failed', what)
+          : stopReason('crashed', what);
+      const failed = await this.containers.fail(container.containerId, container.generation, reason);
+      return failed ? 'failed' : 'ignored:stale';
+    }
+    // Already final: a duplicate. Still let the container finish its cleanup.
+    await this.containers.markStopped(container.containerId, container.generation, container.stopReason ?? 'stopped');
+    return 'ignored:stale';
+  }
+}
