@@ -1,0 +1,15 @@
+export { DynamoStateStore } from './state-store.ts';
+export type {
+  ConsumedCapacityDetail,
+  ConsumedCapacityListener,
+  DynamoStateStoreOptions,
+} from './state-store.ts';
+export {
+  CONTAINER_INDEXES,
+  SESSION_INDEXES,
+  TTL_ATTRIBUTE,
+  ensureTables,
+  tableDefinitions,
+} from './tables.ts';
+export type { EnsureTablesOptions, TableDefinition, TableNames } from './tables.ts';
+export { CONTAINER_RETENTION_SECONDS, SESSION_RETENTION_SECONDS } from './items.ts';

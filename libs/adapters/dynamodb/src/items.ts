@@ -1,0 +1,192 @@
+/**
+ * Records ⇄ DynamoDB items. Nulls are not stored (an absent attribute costs nothing and
+ * keeps sparse indexes sparse) and come back as null; the attributes derived for indexes
+ * and TTL are computed here on write and never reach a record on read.
+ */
+import {
+  CONTAINER_STATUSES,
+  FINAL_STATUSES,
+  SESSION_STATUSES,
+  UnavailableError,
+  type ContainerRecord,
+  type SessionRecord,
+} from '@berth/domain';
+
+export type Item = Record<string, unknown>;
+
+const CONTAINER_FIELDS = [
+  'containerId',
+  'clientId',
+  'projectId',
+  'userId',
+  'status',
+  'generation',
+  'sessions',
+  'taskArn',
+  'endpoint',
+  'inputQueueUrl',
+  'outputQueueUrl',
+  'workspacePath',
+  'createdAt',
+  'startedAt',
+  'lastActivityAt',
+  'idleSince',
+  'terminatingSince',
+  'stoppedAt',
+  'stopReason',
+  'version',
+] as const satisfies readonly (keyof ContainerRecord)[];
+
+const SESSION_FIELDS = [
+  'sessionId',
+  'containerId',
+  'generation',
+  'threadId',
+  'status',
+  'inputQueueUrl',
+  'outputQueueUrl',
+  'worktreePath',
+  'assignedAt',
+  'lastActivityAt',
+  'releasedAt',
+  'releaseReason',
+] as const satisfies readonly (keyof SessionRecord)[];
+
+// A field added to a record but not to the lists above would silently be lost on write.
+const _everyContainerField: [Exclude<keyof ContainerRecord, (typeof CONTAINER_FIELDS)[number]>] extends [never]
+  ? true
+  : never = true;
+const _everySessionField: [Exclude<keyof SessionRecord, (typeof SESSION_FIELDS)[number]>] extends [never]
+  ? true
+  : never = true;
+
+/** Partition value of `idle-index`, present only on containers the reaper may stop. */
+export const IDLE_KEY = 'idle';
+/** Partition value of `active-index`, present only on active sessions. */
+export const ACTIVE_KEY = 'active';
+
+const DAY_SECONDS = 24 * 60 * 60;
+/** Stopped and failed containers stay readable for a month, then TTL removes them. */
+export const CONTAINER_RETENTION_SECONDS = 30 * DAY_SECONDS;
+/**
+ * Released sessions are tombstones: they must outlive SQS's 14-day maximum retention so a
+ * late duplicate `session.assign` still finds them and is refused.
+ */
+export const SESSION_RETENTION_SECONDS = 15 * DAY_SECONDS;
+
+export function clientProjectKey(clientId: string, projectId: string): string {
+  return `${clientId}#${projectId}`;
+}
+
+function epochSecondsAfter(timestamp: string | null, seconds: number, now: Date): number {
+  const parsed = timestamp === null ? Number.NaN : Date.parse(timestamp);
+  const from = Number.isNaN(parsed) ? now.getTime() : parsed;
+  return Math.floor(from / 1000) + seconds;
+}
+
+function copyPresent(record: object, fields: readonly string[]): Item {
+  const item: Item = {};
+  const values = record as Record<string, unknown>;
+  for (const field of fields) {
+    const value = values[field];
+    if (value !== null && value !== undefined) item[field] = value;
+  }
+  return item;
+}
+
+export function isIdle(record: ContainerRecord): boolean {
+  return record.status === 'running' && record.sessions.length === 0 && record.idleSince !== null;
+}
+
+export function toContainerItem(record: ContainerRecord, now: Date): Item {
+  const item = copyPresent(record, CONTAINER_FIELDS);
+  item.sessions = [...record.sessions];
+  item.clientProject = clientProjectKey(record.clientId, record.projectId);
+  if (isIdle(record)) item.idleKey = IDLE_KEY;
+  if (FINAL_STATUSES.includes(record.status)) {
+    item.expiresAt = epochSecondsAfter(record.stoppedAt, CONTAINER_RETENTION_SECONDS, now);
+  }
+  return item;
+}
+
+export function toSessionItem(record: SessionRecord, now: Date): Item {
+  const item = copyPresent(record, SESSION_FIELDS);
+  if (record.status === 'active') {
+    item.activeKey = ACTIVE_KEY;
+  } else {
+    item.expiresAt = epochSecondsAfter(record.releasedAt, SESSION_RETENTION_SECONDS, now);
+  }
+  return item;
+}
+
+function malformed(kind: string, item: Item, field: string): UnavailableError {
+  const id = typeof item.containerId === 'string' ? item.containerId : item.sessionId;
+  return new UnavailableError(`stored ${kind} ${String(id)} is malformed: bad ${field}`);
+}
+
+function requireString(kind: string, item: Item, field: string): string {
+  const value = item[field];
+  if (typeof value !== 'string') throw malformed(kind, item, field);
+  return value;
+}
+
+function requireInteger(kind: string, item: Item, field: string): number {
+  const value = item[field];
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw malformed(kind, item, field);
+  return value;
+}
+
+function optional<T>(item: Item, field: string): T | null {
+  const value = item[field];
+  return value === undefined || value === null ? null : (value as T);
+}
+
+export function fromContainerItem(item: Item): ContainerRecord {
+  const status = requireString('container', item, 'status');
+  if (!(CONTAINER_STATUSES as readonly string[]).includes(status)) throw malformed('container', item, 'status');
+  const sessions = item.sessions ?? [];
+  if (!Array.isArray(sessions) || !sessions.every((id) => typeof id === 'string')) {
+    throw malformed('container', item, 'sessions');
+  }
+  return {
+    containerId: requireString('container', item, 'containerId'),
+    clientId: requireString('container', item, 'clientId'),
+    projectId: requireString('container', item, 'projectId'),
+    userId: requireString('container', item, 'userId'),
+    status: status as ContainerRecord['status'],
+    generation: requireInteger('container', item, 'generation'),
+    sessions,
+    taskArn: optional(item, 'taskArn'),
+    endpoint: optional(item, 'endpoint'),
+    inputQueueUrl: optional(item, 'inputQueueUrl'),
+    outputQueueUrl: optional(item, 'outputQueueUrl'),
+    workspacePath: optional(item, 'workspacePath'),
+    createdAt: requireString('container', item, 'createdAt'),
+    startedAt: optional(item, 'startedAt'),
+    lastActivityAt: requireString('container', item, 'lastActivityAt'),
+    idleSince: optional(item, 'idleSince'),
+    terminatingSince: optional(item, 'terminatingSince'),
+    stoppedAt: optional(item, 'stoppedAt'),
+    stopReason: optional(item, 'stopReason'),
+    version: requireInteger('container', item, 'version'),
+  };
+}
+
+export function fromSessionItem(item: Item): SessionRecord {
+  const status = requireString('session', item, 'status');
+  if (!(SESSION_STATUSES as readonly string[]).includes(status)) throw malformed('session', item, 'status');
+  return {
+    sessionId: requireString('session', item, 'sessionId'),
+    containerId: optional(item, 'containerId'),
+    generation: optional(item, 'generation'),
+    threadId: optional(item, 'threadId'),
+    status: status as SessionRecord['status'],
+    inputQueueUrl: optional(item, 'inputQueueUrl'),
+    outputQueueUrl: optional(item, 'outputQueueUrl'),
+    worktreePath: optional(item, 'worktreePath'),
+    assignedAt: optional(item, 'assignedAt'),
+    lastActivityAt: optional(item, 'lastActivityAt'),
+    releasedAt: optional(item, 'releasedAt'),
+    releaseReason: optional(item, 'releaseReason'),
+  };
+}

@@ -1,0 +1,416 @@
+/**
+ * The StateStore port on DynamoDB. Every write is conditional, so concurrent writers
+ * (several service replicas, duplicate SQS deliveries) can never both win; the loser gets
+ * a StaleWriteError, re-reads and decides again.
+ */
+import { DescribeTableCommand, DynamoDBClient, type ConsumedCapacity } from '@aws-sdk/client-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  ScanCommand,
+  TransactWriteCommand,
+  type QueryCommandInput,
+  type ScanCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+import {
+  InvalidArgumentError,
+  systemClock,
+  type Clock,
+  type ContainerExpectation,
+  type ContainerFilter,
+  type ContainerRecord,
+  type ContainerStatus,
+  type ContainerWrite,
+  type Page,
+  type SessionExpectation,
+  type SessionRecord,
+  type SessionWrite,
+  type StateStore,
+} from '@berth/domain';
+import { toDomainError } from './errors.ts';
+import {
+  ACTIVE_KEY,
+  IDLE_KEY,
+  fromContainerItem,
+  fromSessionItem,
+  toContainerItem,
+  toSessionItem,
+  type Item,
+} from './items.ts';
+import { decodeCursor, encodeCursor, keyOf, planContainerQuery, type ContainerQueryPlan } from './listing.ts';
+import { CONTAINER_INDEXES, SESSION_INDEXES } from './tables.ts';
+
+export interface ConsumedCapacityDetail {
+  operation: 'get' | 'put' | 'transact-write' | 'query' | 'scan';
+  table: string;
+  index: string | undefined;
+}
+
+export type ConsumedCapacityListener = (units: number, detail: ConsumedCapacityDetail) => void;
+
+export interface DynamoStateStoreOptions {
+  /** Created from the environment (AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB...) when absent. */
+  client?: DynamoDBClient;
+  containerTable: string;
+  sessionTable: string;
+  /** Told the capacity units of every request, so a benchmark can report what a sweep costs. */
+  onConsumedCapacity?: ConsumedCapacityListener;
+  /** Fallback for TTL when a final record carries no stop or release time. */
+  clock?: Clock;
+}
+
+interface ConditionalPut {
+  TableName: string;
+  Item: Item;
+  ConditionExpression: string;
+  ExpressionAttributeNames?: Record<string, string>;
+  ExpressionAttributeValues?: Record<string, unknown>;
+}
+
+type Condition = Pick<ConditionalPut, 'ConditionExpression' | 'ExpressionAttributeNames' | 'ExpressionAttributeValues'>;
+
+/** With a FilterExpression DynamoDB counts items before filtering, so read a bit further per page. */
+const MIN_FILTERED_PAGE = 100;
+
+function assertLimit(limit: number): void {
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new InvalidArgumentError(`limit must be a positive integer; got ${limit}`, 'limit');
+  }
+}
+
+function containerCondition(write: ContainerWrite): Condition {
+  const expect: ContainerExpectation = write.expect;
+  switch (expect.kind) {
+    case 'new-generation':
+      if (expect.previousGeneration === null) {
+        return { ConditionExpression: 'attribute_not_exists(containerId)' };
+      }
+      if (write.record.generation !== expect.previousGeneration + 1) {
+        throw new InvalidArgumentError(
+          `a new generation of ${write.record.containerId} must be ${expect.previousGeneration + 1}; got ${write.record.generation}`,
+          'generation',
+        );
+      }
+      return {
+        ConditionExpression: '#generation = :previousGeneration AND #status IN (:stopped, :failed)',
+        ExpressionAttributeNames: { '#generation': 'generation', '#status': 'status' },
+        ExpressionAttributeValues: {
+          ':previousGeneration': expect.previousGeneration,
+          ':stopped': 'stopped',
+          ':failed': 'failed',
+        },
+      };
+    case 'version':
+      return {
+        ConditionExpression: '#version = :version',
+        ExpressionAttributeNames: { '#version': 'version' },
+        ExpressionAttributeValues: { ':version': expect.version },
+      };
+  }
+}
+
+function sessionCondition(expect: SessionExpectation): Condition {
+  switch (expect.kind) {
+    case 'absent':
+      return { ConditionExpression: 'attribute_not_exists(sessionId)' };
+    case 'status':
+      return {
+        ConditionExpression: '#status = :status',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: { ':status': expect.status },
+      };
+  }
+}
+
+export class DynamoStateStore implements StateStore {
+  readonly #client: DynamoDBClient;
+  readonly #documents: DynamoDBDocumentClient;
+  readonly #containerTable: string;
+  readonly #sessionTable: string;
+  readonly #clock: Clock;
+  readonly #onConsumedCapacity: ConsumedCapacityListener | undefined;
+  #consumedCapacityUnits = 0;
+
+  constructor(options: DynamoStateStoreOptions) {
+    this.#client = options.client ?? new DynamoDBClient({});
+    this.#documents = DynamoDBDocumentClient.from(this.#client, {
+      marshallOptions: { removeUndefinedValues: true },
+    });
+    this.#containerTable = options.containerTable;
+    this.#sessionTable = options.sessionTable;
+    this.#clock = options.clock ?? systemClock;
+    this.#onConsumedCapacity = options.onConsumedCapacity;
+  }
+
+  /** Capacity units this store has consumed since it was made. */
+  get consumedCapacityUnits(): number {
+    return this.#consumedCapacityUnits;
+  }
+
+  async getContainer(containerId: string): Promise<ContainerRecord | undefined> {
+    const item = await this.#get(this.#containerTable, { containerId });
+    return item === undefined ? undefined : fromContainerItem(item);
+  }
+
+  async getSession(sessionId: string): Promise<SessionRecord | undefined> {
+    const item = await this.#get(this.#sessionTable, { sessionId });
+    return item === undefined ? undefined : fromSessionItem(item);
+  }
+
+  async write(change: { containers?: ContainerWrite[]; sessions?: SessionWrite[] }): Promise<void> {
+    const now = this.#clock.now();
+    const puts: ConditionalPut[] = [
+      ...(change.containers ?? []).map((write) => ({
+        TableName: this.#containerTable,
+        Item: toContainerItem(write.record, now),
+        ...containerCondition(write),
+      })),
+      ...(change.sessions ?? []).map((write) => ({
+        TableName: this.#sessionTable,
+        Item: toSessionItem(write.record, now),
+        ...sessionCondition(write.expect),
+      })),
+    ];
+    const [only] = puts;
+    if (only === undefined) return;
+    const tables = [...new Set(puts.map((put) => put.TableName))];
+    if (puts.length === 1) {
+      try {
+        const output = await this.#documents.send(new PutCommand({ ...only, ReturnConsumedCapacity: 'TOTAL' }));
+        this.#record('put', output.ConsumedCapacity);
+      } catch (error) {
+        throw toDomainError(error, { operation: 'PutItem', table: tables });
+      }
+      return;
+    }
+    try {
+      // The SDK fills ClientRequestToken, so its own retries of a transaction that did
+      // commit are answered as success instead of failing their conditions.
+      const output = await this.#documents.send(
+        new TransactWriteCommand({
+          TransactItems: puts.map((put) => ({ Put: put })),
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      for (const consumed of output.ConsumedCapacity ?? []) this.#record('transact-write', consumed);
+    } catch (error) {
+      throw toDomainError(error, { operation: 'TransactWriteItems', table: tables });
+    }
+  }
+
+  async listContainers(filter: ContainerFilter, limit: number, cursor?: string): Promise<Page<ContainerRecord>> {
+    assertLimit(limit);
+    const plan = planContainerQuery(filter);
+    const startKey = cursor === undefined ? undefined : decodeCursor(plan, cursor);
+    const { items, lastKey } = await this.#readPages(this.#containerRequest(plan), limit, plan, startKey);
+    return {
+      items: items.map(fromContainerItem),
+      nextCursor: lastKey === undefined ? null : encodeCursor(plan, lastKey),
+    };
+  }
+
+  async listIdleContainers(idleSinceAtOrBefore: string, limit: number): Promise<ContainerRecord[]> {
+    assertLimit(limit);
+    const { items } = await this.#readPages(
+      {
+        kind: 'query',
+        input: {
+          TableName: this.#containerTable,
+          IndexName: CONTAINER_INDEXES.idle,
+          KeyConditionExpression: 'idleKey = :idle AND idleSince <= :before',
+          ExpressionAttributeValues: { ':idle': IDLE_KEY, ':before': idleSinceAtOrBefore },
+        },
+      },
+      limit,
+    );
+    return items.map(fromContainerItem);
+  }
+
+  async listContainersByStatus(status: ContainerStatus, limit: number): Promise<ContainerRecord[]> {
+    assertLimit(limit);
+    const { items } = await this.#readPages(
+      {
+        kind: 'query',
+        input: {
+          TableName: this.#containerTable,
+          IndexName: CONTAINER_INDEXES.byStatus,
+          KeyConditionExpression: '#status = :status',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':status': status },
+        },
+      },
+      limit,
+    );
+    return items.map(fromContainerItem);
+  }
+
+  async listSessionsByContainer(containerId: string): Promise<SessionRecord[]> {
+    const { items } = await this.#readPages(
+      {
+        kind: 'query',
+        input: {
+          TableName: this.#sessionTable,
+          IndexName: SESSION_INDEXES.byContainer,
+          KeyConditionExpression: 'containerId = :containerId',
+          ExpressionAttributeValues: { ':containerId': containerId },
+        },
+      },
+      Number.POSITIVE_INFINITY,
+    );
+    return items.map(fromSessionItem);
+  }
+
+  async listStaleSessions(lastActivityAtOrBefore: string, limit: number): Promise<SessionRecord[]> {
+    assertLimit(limit);
+    const { items } = await this.#readPages(
+      {
+        kind: 'query',
+        input: {
+          TableName: this.#sessionTable,
+          IndexName: SESSION_INDEXES.active,
+          KeyConditionExpression: 'activeKey = :active AND lastActivityAt <= :before',
+          ExpressionAttributeValues: { ':active': ACTIVE_KEY, ':before': lastActivityAtOrBefore },
+        },
+      },
+      limit,
+    );
+    return items.map(fromSessionItem);
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.#client.send(new DescribeTableCommand({ TableName: this.#containerTable }));
+    } catch (error) {
+      throw toDomainError(error, { operation: 'DescribeTable', table: this.#containerTable });
+    }
+  }
+
+  async #get(table: string, key: Item): Promise<Item | undefined> {
+    try {
+      const output = await this.#documents.send(
+        new GetCommand({ TableName: table, Key: key, ConsistentRead: true, ReturnConsumedCapacity: 'TOTAL' }),
+      );
+      this.#record('get', output.ConsumedCapacity);
+      return output.Item;
+    } catch (error) {
+      throw toDomainError(error, { operation: 'GetItem', table });
+    }
+  }
+
+  #containerRequest(plan: ContainerQueryPlan): ReadRequest {
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    const term = (name: string, value: string, slot: string) => {
+      names[`#${slot}`] = name;
+      values[`:${slot}`] = value;
+      return { name: `#${slot}`, value: `:${slot}` };
+    };
+    const filterExpression = plan.filters
+      .map((condition, position) => {
+        const { name, value } = term(condition.name, condition.value, `f${position}`);
+        return `${name} = ${value}`;
+      })
+      .join(' AND ');
+    const common = {
+      TableName: this.#containerTable,
+      ...(filterExpression ? { FilterExpression: filterExpression } : {}),
+    };
+    if (plan.index === undefined || plan.partition === undefined) {
+      return {
+        kind: 'scan',
+        input: {
+          ...common,
+          ...(filterExpression
+            ? { ExpressionAttributeNames: names, ExpressionAttributeValues: values }
+            : {}),
+        },
+      };
+    }
+    const partition = term(plan.partition.name, plan.partition.value, 'pk');
+    let keyCondition = `${partition.name} = ${partition.value}`;
+    if (plan.sort) {
+      const sort = term(plan.sort.name, plan.sort.value, 'sk');
+      keyCondition +=
+        plan.sort.match === 'equals' ? ` AND ${sort.name} = ${sort.value}` : ` AND begins_with(${sort.name}, ${sort.value})`;
+    }
+    return {
+      kind: 'query',
+      input: {
+        ...common,
+        IndexName: plan.index,
+        KeyConditionExpression: keyCondition,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      },
+    };
+  }
+
+  /**
+   * Reads pages until `limit` items or the end. Without a filter each page asks for exactly
+   * what is still missing; with one it reads further and, when a page brings more than
+   * needed, resumes after the last item kept (its key is rebuilt from the item itself).
+   */
+  async #readPages(
+    request: ReadRequest,
+    limit: number,
+    plan?: ContainerQueryPlan,
+    startKey?: Record<string, unknown>,
+  ): Promise<{ items: Item[]; lastKey: Record<string, unknown> | undefined }> {
+    const filtered = request.input.FilterExpression !== undefined;
+    const items: Item[] = [];
+    let exclusiveStartKey = startKey;
+    const { TableName: table, IndexName: index } = request.input;
+    for (;;) {
+      const missing = limit - items.length;
+      const pageLimit = Number.isFinite(missing) ? (filtered ? Math.max(missing, MIN_FILTERED_PAGE) : missing) : undefined;
+      const input = {
+        ...request.input,
+        ...(pageLimit === undefined ? {} : { Limit: pageLimit }),
+        ...(exclusiveStartKey === undefined ? {} : { ExclusiveStartKey: exclusiveStartKey }),
+        ReturnConsumedCapacity: 'TOTAL' as const,
+      };
+      let page: { Items?: Item[]; LastEvaluatedKey?: Record<string, unknown>; ConsumedCapacity?: ConsumedCapacity };
+      try {
+        page =
+          request.kind === 'query'
+            ? await this.#documents.send(new QueryCommand(input as QueryCommandInput))
+            : await this.#documents.send(new ScanCommand(input as ScanCommandInput));
+      } catch (error) {
+        throw toDomainError(error, {
+          operation: request.kind === 'query' ? `Query(${index ?? 'table'})` : 'Scan',
+          table: table ?? '',
+        });
+      }
+      this.#record(request.kind, page.ConsumedCapacity, index);
+      const received = page.Items ?? [];
+      if (received.length > missing) {
+        const kept = received.slice(0, missing);
+        items.push(...kept);
+        const last = kept[kept.length - 1];
+        return { items, lastKey: plan && last ? keyOf(last, plan) : page.LastEvaluatedKey };
+      }
+      items.push(...received);
+      exclusiveStartKey = page.LastEvaluatedKey;
+      if (exclusiveStartKey === undefined || items.length >= limit) {
+        return { items, lastKey: exclusiveStartKey };
+      }
+    }
+  }
+
+  #record(
+    operation: ConsumedCapacityDetail['operation'],
+    consumed: ConsumedCapacity | undefined,
+    index?: string,
+  ): void {
+    const units = consumed?.CapacityUnits;
+    if (units === undefined) return;
+    this.#consumedCapacityUnits += units;
+    this.#onConsumedCapacity?.(units, { operation, table: consumed?.TableName ?? '', index });
+  }
+}
+
+type ReadRequest =
+  | { kind: 'query'; input: Omit<QueryCommandInput, 'Limit' | 'ExclusiveStartKey'> }
+  | { kind: 'scan'; input: Omit<ScanCommandInput, 'Limit' | 'ExclusiveStartKey'> };

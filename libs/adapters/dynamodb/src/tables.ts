@@ -1,0 +1,257 @@
+/**
+ * The two tables berth keeps its state in, and how to make sure they exist. The contract
+ * fixes the table keys and the names of the public indexes; the sparse `idle-index` and
+ * `active-index` exist so that the reaper's sweeps read only the items they act on.
+ */
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+  UpdateTableCommand,
+  UpdateTimeToLiveCommand,
+  type CreateTableCommandInput,
+  type DynamoDBClient,
+  type GlobalSecondaryIndex,
+  type TableDescription,
+} from '@aws-sdk/client-dynamodb';
+import { UnavailableError } from '@berth/domain';
+import { setTimeout as delay } from 'node:timers/promises';
+import { errorName, toDomainError } from './errors.ts';
+
+export interface TableNames {
+  containerTable: string;
+  sessionTable: string;
+}
+
+export const CONTAINER_INDEXES = {
+  byUser: 'userId-index',
+  byClientProject: 'clientProject-index',
+  byStatus: 'status-index',
+  idle: 'idle-index',
+} as const;
+
+export const SESSION_INDEXES = {
+  byContainer: 'container-index',
+  byThread: 'thread-index',
+  active: 'active-index',
+} as const;
+
+/** The attribute DynamoDB's TTL reads, in epoch seconds. */
+export const TTL_ATTRIBUTE = 'expiresAt';
+
+function index(name: string, partitionKey: string, sortKey: string): GlobalSecondaryIndex {
+  return {
+    IndexName: name,
+    KeySchema: [
+      { AttributeName: partitionKey, KeyType: 'HASH' },
+      { AttributeName: sortKey, KeyType: 'RANGE' },
+    ],
+    Projection: { ProjectionType: 'ALL' },
+  };
+}
+
+function stringAttributes(names: string[]): CreateTableCommandInput['AttributeDefinitions'] {
+  return names.map((name) => ({ AttributeName: name, AttributeType: 'S' as const }));
+}
+
+/** A CreateTable request whose table name is known to be there. */
+export type TableDefinition = CreateTableCommandInput & { TableName: string };
+
+export function tableDefinitions(names: TableNames): {
+  containerTable: TableDefinition;
+  sessionTable: TableDefinition;
+} {
+  return {
+    containerTable: {
+      TableName: names.containerTable,
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [{ AttributeName: 'containerId', KeyType: 'HASH' }],
+      AttributeDefinitions: stringAttributes([
+        'containerId',
+        'userId',
+        'clientProject',
+        'status',
+        'idleKey',
+        'idleSince',
+      ]),
+      GlobalSecondaryIndexes: [
+        index(CONTAINER_INDEXES.byUser, 'userId', 'containerId'),
+        index(CONTAINER_INDEXES.byClientProject, 'clientProject', 'userId'),
+        index(CONTAINER_INDEXES.byStatus, 'status', 'containerId'),
+        index(CONTAINER_INDEXES.idle, 'idleKey', 'idleSince'),
+      ],
+    },
+    sessionTable: {
+      TableName: names.sessionTable,
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [{ AttributeName: 'sessionId', KeyType: 'HASH' }],
+      AttributeDefinitions: stringAttributes([
+        'sessionId',
+        'containerId',
+        'threadId',
+        'activeKey',
+        'lastActivityAt',
+      ]),
+      GlobalSecondaryIndexes: [
+        index(SESSION_INDEXES.byContainer, 'containerId', 'sessionId'),
+        index(SESSION_INDEXES.byThread, 'threadId', 'sessionId'),
+        index(SESSION_INDEXES.active, 'activeKey', 'lastActivityAt'),
+      ],
+    },
+  };
+}
+
+export interface EnsureTablesOptions {
+  /** How long to wait for a table (and its indexes) to become ACTIVE. */
+  timeoutMs?: number;
+}
+
+/**
+ * Creates whichever table is missing, adds indexes an older table lacks, waits until all
+ * are ACTIVE and turns TTL on. Several processes may run it at once (every replica of
+ * the local stack does on start): each step accepts that another process got there first.
+ */
+export async function ensureTables(
+  client: DynamoDBClient,
+  names: TableNames,
+  options: EnsureTablesOptions = {},
+): Promise<void> {
+  const definitions = tableDefinitions(names);
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  await Promise.all(
+    [definitions.containerTable, definitions.sessionTable].map((definition) =>
+      ensureTable(client, definition, Date.now() + timeoutMs),
+    ),
+  );
+}
+
+async function ensureTable(
+  client: DynamoDBClient,
+  definition: TableDefinition,
+  deadline: number,
+): Promise<void> {
+  const table = definition.TableName;
+  try {
+    let description = await describe(client, table);
+    if (!description) {
+      await create(client, definition);
+    }
+    description = await waitUntilActive(client, table, deadline);
+    await addMissingIndexes(client, definition, description, deadline);
+    await enableTtl(client, table);
+  } catch (error) {
+    throw toDomainError(error, { operation: 'ensureTables', table });
+  }
+}
+
+async function describe(client: DynamoDBClient, table: string): Promise<TableDescription | undefined> {
+  try {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: table }));
+    return Table;
+  } catch (error) {
+    if (errorName(error) === 'ResourceNotFoundException') return undefined;
+    throw error;
+  }
+}
+
+async function create(client: DynamoDBClient, definition: CreateTableCommandInput): Promise<void> {
+  try {
+    await client.send(new CreateTableCommand(definition));
+  } catch (error) {
+    // Another process created it between our describe and our create.
+    if (errorName(error) !== 'ResourceInUseException') throw error;
+  }
+}
+
+function isActive(description: TableDescription | undefined): boolean {
+  return (
+    description?.TableStatus === 'ACTIVE' &&
+    (description.GlobalSecondaryIndexes ?? []).every((gsi) => gsi.IndexStatus === 'ACTIVE')
+  );
+}
+
+/** Polls: the SDK's waiter starts at a 20 s delay, far too slow for a local engine. */
+async function waitUntilActive(
+  client: DynamoDBClient,
+  table: string,
+  deadline: number,
+): Promise<TableDescription> {
+  let wait = 100;
+  for (;;) {
+    const description = await describe(client, table);
+    if (description && isActive(description)) return description;
+    if (Date.now() + wait > deadline) {
+      throw new UnavailableError(
+        `DynamoDB table ${table} did not become ACTIVE in time (status ${description?.TableStatus ?? 'missing'})`,
+      );
+    }
+    await delay(wait);
+    wait = Math.min(wait * 2, 2000);
+  }
+}
+
+/** DynamoDB adds one index per UpdateTable, so they are added one after another. */
+async function addMissingIndexes(
+  client: DynamoDBClient,
+  definition: TableDefinition,
+  description: TableDescription,
+  deadline: number,
+): Promise<void> {
+  const table = definition.TableName;
+  const present = new Set((description.GlobalSecondaryIndexes ?? []).map((gsi) => gsi.IndexName));
+  for (const wanted of definition.GlobalSecondaryIndexes ?? []) {
+    if (present.has(wanted.IndexName)) continue;
+    const keyNames = new Set(wanted.KeySchema?.map((key) => key.AttributeName));
+    try {
+      await client.send(
+        new UpdateTableCommand({
+          TableName: table,
+          AttributeDefinitions: definition.AttributeDefinitions?.filter((attribute) =>
+            keyNames.has(attribute.AttributeName),
+          ),
+          GlobalSecondaryIndexUpdates: [{ Create: wanted }],
+        }),
+      );
+    } catch (error) {
+      const name = errorName(error);
+      // Another process is adding the same index (or another one) right now.
+      if (name !== 'ResourceInUseException' && name !== 'LimitExceededException' && !isIndexExists(error)) {
+        throw error;
+      }
+    }
+    const after = await waitUntilActive(client, table, deadline);
+    if (!(after.GlobalSecondaryIndexes ?? []).some((gsi) => gsi.IndexName === wanted.IndexName)) {
+      // The update was refused because another one was under way: try again now it is done.
+      return addMissingIndexes(client, definition, after, deadline);
+    }
+  }
+}
+
+function isIndexExists(error: unknown): boolean {
+  return errorName(error) === 'ValidationException' && /already exists/i.test(String((error as Error).message));
+}
+
+async function enableTtl(client: DynamoDBClient, table: string): Promise<void> {
+  const { TimeToLiveDescription } = await client.send(new DescribeTimeToLiveCommand({ TableName: table }));
+  const status = TimeToLiveDescription?.TimeToLiveStatus;
+  if (status === 'ENABLED' || status === 'ENABLING') {
+    if (TimeToLiveDescription?.AttributeName === TTL_ATTRIBUTE) return;
+    throw new UnavailableError(
+      `DynamoDB table ${table} has TTL on ${TimeToLiveDescription?.AttributeName}, not ${TTL_ATTRIBUTE}`,
+    );
+  }
+  try {
+    await client.send(
+      new UpdateTimeToLiveCommand({
+        TableName: table,
+        TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
+      }),
+    );
+  } catch (error) {
+    // A concurrent caller enabled it first ("TimeToLive is already enabled").
+    if (errorName(error) === 'ValidationException' && /already enabled/i.test(String((error as Error).message))) {
+      return;
+    }
+    throw error;
+  }
+}
