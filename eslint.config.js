@@ -36,7 +36,7 @@ export default tseslint.config(
             { sourceTag: 'type:domain', onlyDependOnLibsWithTags: ['type:domain'], bannedExternalImports: ['@aws-sdk/*', 'node:fs', 'node:child_process', 'node:net', 'node:http', 'fs', 'child_process', 'fastify', 'pino', 'prom-client', 'sqs-consumer', 'simple-git'] },
             { sourceTag: 'type:application', onlyDependOnLibsWithTags: ['type:domain'], bannedExternalImports: ['@aws-sdk/*', 'fastify', 'node:child_process', 'child_process'] },
             { sourceTag: 'type:adapter', onlyDependOnLibsWithTags: ['type:domain'] },
-            { sourceTag: 'type:platform', onlyDependOnLibsWithTags: ['type:domain'] },
+            { sourceTag: 'type:platform', onlyDependOnLibsWithTags: ['type:domain', 'type:application', 'type:adapter'] },
             { sourceTag: 'type:testing', onlyDependOnLibsWithTags: ['type:domain', 'type:adapter', 'type:platform'] },
             { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:domain', 'type:application', 'type:adapter', 'type:platform', 'type:testing'] },
             { sourceTag: 'type:infra', onlyDependOnLibsWithTags: ['type:domain'] },

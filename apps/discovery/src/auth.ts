@@ -1,0 +1,58 @@
+import {
+  ForbiddenError,
+  UnauthenticatedError,
+  type ContainerKey,
+} from '@berth/domain';
+
+export const ROLES = ['user', 'service', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Who is calling, from verified token claims only. */
+export interface Principal {
+  clientId: string;
+  userId: string;
+  role: Role;
+}
+
+export function principalFromClaims(claims: unknown): Principal {
+  if (typeof claims !== 'object' || claims === null) {
+    throw new UnauthenticatedError('token has no claims');
+  }
+  const { client, sub, role } = claims as Record<string, unknown>;
+  if (typeof client !== 'string' || client === '') throw new UnauthenticatedError('token lacks the "client" claim');
+  if (typeof sub !== 'string' || sub === '') throw new UnauthenticatedError('token lacks the "sub" claim');
+  if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role)) {
+    throw new UnauthenticatedError('token "role" claim must be user, service or admin');
+  }
+  return { clientId: client, userId: sub, role: role as Role };
+}
+
+/**
+ * `user` acts on its own client and user only, `service` on any user of its client, `admin`
+ * on everything. The answer does not depend on whether the container exists.
+ */
+export function assertMayAct(principal: Principal, key: Pick<ContainerKey, 'clientId'> & { userId?: string }): void {
+  if (principal.role === 'admin') return;
+  if (key.clientId !== principal.clientId) {
+    throw new ForbiddenError(`not allowed to act on client ${key.clientId}`);
+  }
+  if (principal.role === 'user' && key.userId !== principal.userId) {
+    throw new ForbiddenError(`not allowed to act on another user's containers`);
+  }
+}
+
+/** Narrows a list query to what the caller may see, refusing explicit filters beyond it. */
+export function scopeListFilter<T extends { clientId?: string; userId?: string }>(principal: Principal, filter: T): T {
+  if (principal.role === 'admin') return filter;
+  if (filter.clientId !== undefined && filter.clientId !== principal.clientId) {
+    throw new ForbiddenError(`not allowed to list containers of client ${filter.clientId}`);
+  }
+  if (principal.role === 'user' && filter.userId !== undefined && filter.userId !== principal.userId) {
+    throw new ForbiddenError(`not allowed to list another user's containers`);
+  }
+  return {
+    ...filter,
+    clientId: principal.clientId,
+    ...(principal.role === 'user' ? { userId: principal.userId } : {}),
+  };
+}

@@ -1,0 +1,84 @@
+import { BerthError, ERROR_STATUS, fieldOf, type ErrorCode } from '@berth/domain';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+
+interface ErrorBody {
+  error: { code: ErrorCode; message: string; field?: string };
+}
+
+export function errorBody(code: ErrorCode, message: string, field?: string): ErrorBody {
+  return { error: { code, message, ...(field ? { field } : {}) } };
+}
+
+interface AjvError {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+  message?: string;
+}
+
+const CONTEXT_PREFIX: Record<string, string> = { body: '', querystring: '', params: '', headers: 'header.' };
+
+function describeValidation(error: FastifyError): { message: string; field?: string } {
+  const first = (error.validation as AjvError[] | undefined)?.[0];
+  if (!first) return { message: error.message };
+  const prefix = CONTEXT_PREFIX[error.validationContext ?? 'body'] ?? '';
+  const extra =
+    first.keyword === 'required'
+      ? first.params.missingProperty
+      : first.keyword === 'additionalProperties'
+        ? first.params.additionalProperty
+        : undefined;
+  const path = fieldOf(first.instancePath, extra);
+  const field = path ? `${prefix}${path}` : undefined;
+  const where = field ?? (error.validationContext === 'body' ? 'body' : (error.validationContext ?? 'request'));
+  const message =
+    first.keyword === 'required'
+      ? `${where} is required`
+      : first.keyword === 'additionalProperties'
+        ? `${where} is not a known field`
+        : `${where} ${first.message ?? 'is invalid'}`;
+  return { message, ...(field ? { field } : {}) };
+}
+
+/**
+ * Every error leaves as the contract's `{"error": {code, message, field?}}`, with no stack
+ * trace. Unknown errors are logged and answered as 503 `unavailable`: they are failures of
+ * the store, the bus or the runtime, not of the client's request.
+ */
+export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
+  if (error instanceof BerthError) {
+    if (error.code === 'unavailable') request.log.warn({ err: error }, 'dependency unavailable');
+    void reply.code(error.status).send(errorBody(error.code, error.message, error.field));
+    return;
+  }
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation) {
+    const { message, field } = describeValidation(fastifyError);
+    void reply.code(400).send(errorBody('invalid_argument', message, field));
+    return;
+  }
+  const status = fastifyError.statusCode ?? 500;
+  if (status === 401) {
+    void reply.code(401).send(errorBody('unauthenticated', 'a valid bearer token is required'));
+    return;
+  }
+  if (status === 429) {
+    void reply.code(429).send(errorBody('capacity_exceeded', fastifyError.message));
+    return;
+  }
+  if (status >= 400 && status < 500) {
+    // Fastify's own client errors: body too large (413), bad JSON (400), bad content type (415).
+    const message =
+      fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        ? 'request body is too large'
+        : fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+          ? 'content-type must be application/json'
+          : fastifyError.code === 'FST_ERR_CTP_EMPTY_JSON_BODY'
+            ? 'body must not be empty when content-type is application/json'
+            : `invalid request: ${fastifyError.message}`;
+    void reply.code(status).send(errorBody(status === 404 ? 'not_found' : 'invalid_argument', message, status === 413 || status === 415 ? undefined : fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || /JSON/.test(fastifyError.message) ? 'body' : undefined));
+    return;
+  }
+  request.log.error({ err: error }, 'request failed');
+  void reply.code(ERROR_STATUS.unavailable).send(errorBody('unavailable', 'the service could not complete the request; try again'));
+}

@@ -1,0 +1,35 @@
+import { createLogger, createMetrics, loadConfigOrExit, onShutdown, wire } from '@berth/platform';
+import { randomBytes } from 'node:crypto';
+import { buildDiscoveryApp } from './app.ts';
+
+const config = loadConfigOrExit('discovery');
+const log = createLogger('discovery', config.logLevel);
+const metrics = createMetrics('discovery');
+const wiring = await wire(config, { log, metrics });
+
+let authSecret = config.authSecret;
+if (!authSecret) {
+  // Without a configured secret no token can be verified that anyone else could mint.
+  authSecret = randomBytes(32).toString('hex');
+  log.warn('BERTH_AUTH_SECRET is not set: using a random secret, so no token will be accepted');
+}
+
+const app = await buildDiscoveryApp({
+  lifecycle: wiring.lifecycle,
+  store: wiring.deps.store,
+  queues: wiring.deps.queues,
+  publisher: wiring.deps.publisher,
+  authSecret,
+  cacheTtlMs: config.cacheTtlMs,
+  registry: metrics.registry,
+  logger: log,
+});
+
+const host = process.env.BERTH_HTTP_HOST ?? '127.0.0.1';
+await app.listen({ host, port: config.httpPort });
+log.info({ url: `http://${host}:${config.httpPort}` }, 'discovery listening');
+
+onShutdown(log, async () => {
+  await app.close();
+  wiring.close();
+});

@@ -1,0 +1,25 @@
+import { createLogger, createMetrics, loadConfigOrExit, onShutdown, wire } from '@berth/platform';
+import { Scheduler } from './scheduler.ts';
+
+const config = loadConfigOrExit('reaper');
+const log = createLogger('reaper', config.logLevel);
+const metrics = createMetrics('reaper');
+const wiring = await wire(config, { log, metrics });
+const reaper = wiring.lifecycle.reaper;
+
+const scheduler = new Scheduler(log, () => metrics.emf('ReaperErrors', 1));
+// The idle check is one query of the sparse idle index: cheap enough to run every tick, so
+// a container stops within a tick of its idle timeout.
+scheduler.every('idle', config.reaperTickMs, async () => {
+  const result = await reaper.stopIdle();
+  if (result.stopped > 0) log.info(result, 'idle containers stopping');
+});
+scheduler.every('sweep', config.sweepIntervalMs, async () => {
+  log.info(await reaper.sweep(), 'sweep done');
+}, { runAtStart: true });
+log.info({ tickMs: config.reaperTickMs, sweepMs: config.sweepIntervalMs, idleTimeoutMs: config.idleTimeoutMs }, 'reaper running');
+
+onShutdown(log, async () => {
+  await scheduler.stop();
+  wiring.close();
+});

@@ -1,0 +1,98 @@
+import type { Lifecycle } from '@berth/core';
+import {
+  BerthError,
+  makeEvent,
+  parseCommand,
+  type Clock,
+  type Command,
+  type EventPublisher,
+} from '@berth/domain';
+
+export type CommandOutcome = 'done' | 'retry';
+
+export interface CommandHandlerDeps {
+  lifecycle: Lifecycle;
+  publisher: EventPublisher;
+  clock: Clock;
+  log: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
+}
+
+/**
+ * Turns one queue message into its effect. A bad body is answered once with
+ * `command.rejected` and removed (never retried); a failure of the store, the bus or the
+ * runtime is left on the queue to be retried, and reaches the DLQ after 5 receives.
+ */
+export function createCommandHandler(deps: CommandHandlerDeps) {
+  const { lifecycle, publisher, clock, log } = deps;
+
+  const reject = async (
+    messageId: string,
+    rejection: { reason: string; field?: string; commandId?: string; type?: string },
+  ): Promise<void> => {
+    await publisher.publish([
+      makeEvent({
+        type: 'command.rejected',
+        cause: `message/${rejection.commandId ?? messageId}`,
+        occurredAt: clock.now().toISOString(),
+        commandId: rejection.commandId ?? null,
+        payload: {
+          reason: rejection.reason,
+          ...(rejection.field ? { field: rejection.field } : {}),
+          ...(rejection.type ? { type: rejection.type } : {}),
+          messageId,
+        },
+      }),
+    ]);
+  };
+
+  const apply = async (command: Command): Promise<void> => {
+    switch (command.type) {
+      case 'session.assign':
+        await lifecycle.sessions.assign(command);
+        return;
+      case 'session.release':
+        await lifecycle.sessions.release(command);
+        return;
+      case 'session.touch':
+        await lifecycle.sessions.touch(command);
+        return;
+      case 'container.stop':
+        await lifecycle.containers.stop(command.payload.containerId, 'manual', command.payload.reason, {
+          commandId: command.commandId,
+        });
+        return;
+    }
+  };
+
+  return async (message: { body: string; messageId: string; receiveCount: number }): Promise<CommandOutcome> => {
+    const parsed = parseCommand(message.body);
+    if (!parsed.ok) {
+      log.warn({ messageId: message.messageId, ...parsed.rejection }, 'command rejected');
+      await reject(message.messageId, parsed.rejection);
+      return 'done';
+    }
+    const { command } = parsed;
+    try {
+      await apply(command);
+      return 'done';
+    } catch (error) {
+      if (error instanceof BerthError && !error.retryable) {
+        // A well-formed command that can never succeed (e.g. stopping a container that does
+        // not exist): answered once, not retried.
+        log.warn({ commandId: command.commandId, type: command.type, code: error.code, message: error.message }, 'command refused');
+        await reject(message.messageId, {
+          reason: `${error.code}: ${error.message}`,
+          commandId: command.commandId,
+          type: command.type,
+          ...(error.field ? { field: error.field } : {}),
+        });
+        return 'done';
+      }
+      log.error(
+        { commandId: command.commandId, type: command.type, receiveCount: message.receiveCount, err: error },
+        'command failed; it will be retried',
+      );
+      return 'retry';
+    }
+  };
+}

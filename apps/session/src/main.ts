@@ -1,0 +1,32 @@
+import { startQueueConsumer } from '@berth/messaging';
+import { createLogger, createMetrics, loadConfigOrExit, onShutdown, wire } from '@berth/platform';
+import { createCommandHandler } from './handler.ts';
+
+const config = loadConfigOrExit('session');
+const log = createLogger('session', config.logLevel);
+const metrics = createMetrics('session');
+const wiring = await wire(config, { log, metrics });
+
+const handle = createCommandHandler({
+  lifecycle: wiring.lifecycle,
+  publisher: wiring.deps.publisher,
+  clock: wiring.deps.clock,
+  log,
+});
+
+const consumer = startQueueConsumer({
+  sqs: wiring.clients.sqs,
+  queueUrl: wiring.messaging.lifecycleCommandsUrl,
+  batchSize: 10,
+  concurrency: Number(process.env.BERTH_SESSION_CONCURRENCY ?? '8'),
+  visibilityTimeoutSeconds: 30,
+  heartbeatIntervalSeconds: 10,
+  handle,
+  onError: (error: unknown) => log.error({ err: error }, 'consumer error'),
+});
+log.info({ queueUrl: wiring.messaging.lifecycleCommandsUrl }, 'session service consuming commands');
+
+onShutdown(log, async () => {
+  await consumer.stop();
+  wiring.close();
+});

@@ -1,0 +1,47 @@
+import { startQueueConsumer } from '@berth/messaging';
+import { createLogger, createMetrics, loadConfigOrExit, onShutdown, wire } from '@berth/platform';
+import { createTaskEventHandler } from './handler.ts';
+
+const config = loadConfigOrExit('task-watcher');
+const log = createLogger('task-watcher', config.logLevel);
+const metrics = createMetrics('task-watcher');
+const wiring = await wire(config, { log, metrics });
+
+const handle = createTaskEventHandler(wiring.lifecycle, log, () => metrics.emf('WatcherErrors', 1));
+const consumer = startQueueConsumer({
+  sqs: wiring.clients.sqs,
+  queueUrl: wiring.messaging.taskEventsUrl,
+  batchSize: 10,
+  concurrency: 4,
+  visibilityTimeoutSeconds: 30,
+  heartbeatIntervalSeconds: 10,
+  handle,
+  onError: (error: unknown) => log.error({ err: error }, 'consumer error'),
+});
+
+// Reconciliation: records whose task is gone are closed, tasks without a record stopped.
+const reconcileEveryMs = Math.min(config.sweepIntervalMs, 60_000);
+let reconciling = false;
+const timer = setInterval(() => {
+  if (reconciling) return;
+  reconciling = true;
+  wiring.lifecycle.reaper
+    .reconcile()
+    .then((result) => {
+      if (result.lostRecords + result.orphanTasksStopped > 0) log.warn(result, 'reconciliation repaired records');
+    })
+    .catch((error: unknown) => {
+      metrics.emf('WatcherErrors', 1);
+      log.error({ err: error }, 'reconciliation failed');
+    })
+    .finally(() => {
+      reconciling = false;
+    });
+}, reconcileEveryMs);
+log.info({ queueUrl: wiring.messaging.taskEventsUrl, reconcileEveryMs }, 'task watcher consuming task events');
+
+onShutdown(log, async () => {
+  clearInterval(timer);
+  await consumer.stop();
+  wiring.close();
+});

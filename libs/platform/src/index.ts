@@ -1,0 +1,7 @@
+export { createLogger } from './logger.ts';
+export type { Logger } from './logger.ts';
+export { createMetrics } from './metrics.ts';
+export type { ServiceMetrics } from './metrics.ts';
+export { loadConfigOrExit, onShutdown } from './service.ts';
+export { createRuntime, localWorkspaceRoot, wire } from './wiring.ts';
+export type { Wiring } from './wiring.ts';

@@ -1,0 +1,108 @@
+import type { CoreMetrics } from '@berth/core';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * One registry per process, exposed on /metrics by services that serve HTTP. When
+ * BERTH_EMF=true (on AWS) every observation is also written as a CloudWatch embedded-metric
+ * line, which the dashboards and alarms of the CDK app read (namespace `Berth`).
+ */
+export interface ServiceMetrics {
+  registry: Registry;
+  core: CoreMetrics;
+  emf(name: string, value: number, unit?: string, dimensions?: Record<string, string>): void;
+}
+
+export function createMetrics(service: string, options: { emf?: boolean } = {}): ServiceMetrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  const emfEnabled = options.emf ?? process.env.BERTH_EMF === 'true';
+
+  const emf = (name: string, value: number, unit = 'Count', dimensions: Record<string, string> = {}): void => {
+    if (!emfEnabled) return;
+    const line = {
+      _aws: {
+        Timestamp: Date.now(),
+        CloudWatchMetrics: [
+          { Namespace: 'Berth', Dimensions: [Object.keys(dimensions)], Metrics: [{ Name: name, Unit: unit }] },
+        ],
+      },
+      ...dimensions,
+      [name]: value,
+    };
+    process.stdout.write(`${JSON.stringify(line)}\n`);
+  };
+
+  const starts = new Counter({
+    name: 'berth_container_starts_total',
+    help: 'Containers found or started, by outcome (created or reused)',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  const startFailures = new Counter({
+    name: 'berth_container_start_failures_total',
+    help: 'Containers that failed to start',
+    registers: [registry],
+  });
+  const stops = new Counter({
+    name: 'berth_container_stops_total',
+    help: 'Containers that reached a final status, by the kind of stop reason',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
+  const lifetime = new Histogram({
+    name: 'berth_container_lifetime_seconds',
+    help: 'From running to final status',
+    buckets: [60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400],
+    registers: [registry],
+  });
+  const idle = new Histogram({
+    name: 'berth_idle_seconds_before_stop',
+    help: 'How long a container was idle when the reaper stopped it',
+    buckets: [1, 5, 30, 60, 300, 600, 1200, 1800, 3600],
+    registers: [registry],
+  });
+  const orphans = new Counter({
+    name: 'berth_orphans_repaired_total',
+    help: 'Records without tasks closed and tasks without records stopped',
+    labelNames: ['kind'],
+    registers: [registry],
+  });
+  const expired = new Counter({
+    name: 'berth_sessions_expired_total',
+    help: 'Sessions expired after BERTH_SESSION_TTL without activity',
+    registers: [registry],
+  });
+
+  const core: CoreMetrics = {
+    containerStarted(outcome) {
+      starts.inc({ outcome });
+      emf('ContainerReused', 1, 'Count', { Outcome: outcome });
+      if (outcome === 'created') emf('ContainerStarts', 1);
+    },
+    containerStartFailed() {
+      startFailures.inc();
+      emf('ContainerStartFailures', 1);
+    },
+    containerStopped(reason, lifetimeSeconds) {
+      stops.inc({ reason: reason.split(':', 1)[0] ?? 'unknown' });
+      if (lifetimeSeconds !== undefined) {
+        lifetime.observe(lifetimeSeconds);
+        emf('ContainerLifetimeSeconds', lifetimeSeconds, 'Seconds');
+      }
+    },
+    idleStop(idleSeconds) {
+      idle.observe(idleSeconds);
+      emf('IdleSecondsBeforeStop', idleSeconds, 'Seconds');
+    },
+    orphanRepaired(kind) {
+      orphans.inc({ kind });
+      emf('OrphansRepaired', 1, 'Count', { Kind: kind });
+    },
+    sessionsExpired(count) {
+      expired.inc(count);
+      emf('OrphanedSessions', count);
+    },
+  };
+  return { registry, core, emf };
+}

@@ -1,0 +1,119 @@
+/**
+ * `npm start`: the whole of berth on one machine. DynamoDB Local and fauxqs, then every
+ * service as a process of its own (as on AWS), restarted if it dies; Ctrl-C or SIGTERM stops
+ * everything it started, workspaces saved first.
+ */
+import { ConfigError, loadConfig } from '@berth/domain';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ensureTables } from '@berth/dynamodb';
+import { createSnsClient, createSqsClient, ensureMessaging } from '@berth/messaging';
+import { localAwsEnvironment, startDynamoDbLocal, startFauxqs, type Engine } from '@berth/testing';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { localAuthSecret, mintToken } from './secrets.ts';
+import { ServiceProcess } from './service-process.ts';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+
+let config;
+try {
+  config = loadConfig(process.env);
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(error.message);
+    process.exit(78);
+  }
+  throw error;
+}
+
+const dataDir = resolve(config.dataDir);
+mkdirSync(resolve(dataDir, 'logs'), { recursive: true });
+const say = (line: string): void => void process.stdout.write(`${line}\n`);
+
+const engines: Engine[] = [];
+const services: ServiceProcess[] = [];
+let stopping = false;
+
+async function stopAll(code: number): Promise<never> {
+  if (stopping) process.exit(code);
+  stopping = true;
+  say('berth: stopping...');
+  const byName = (name: string) => services.filter((s) => s.name === name);
+  // Front doors first, then the runtime (agents save their workspaces and report), then the
+  // watcher that records those reports, then the engines.
+  await Promise.all(['discovery', 'session', 'reaper'].flatMap(byName).map((s) => s.stop()));
+  await Promise.all(byName('local-runtime').map((s) => s.stop(config.shutdownGraceMs + 10_000)));
+  await Promise.all(byName('task-watcher').map((s) => s.stop()));
+  await Promise.all(engines.map((engine) => engine.stop()));
+  say('berth: stopped');
+  process.exit(code);
+}
+process.on('SIGINT', () => void stopAll(0));
+process.on('SIGTERM', () => void stopAll(0));
+
+try {
+  say(`berth: data directory ${dataDir}`);
+  const [dynamodb, fauxqs] = await Promise.all([
+    startDynamoDbLocal({ port: config.dynamodbPort, dbPath: resolve(dataDir, 'dynamodb') }),
+    startFauxqs({ port: config.sqsPort, dataDir: resolve(dataDir, 'sqs') }),
+  ]);
+  engines.push(dynamodb, fauxqs);
+  const awsEnv = localAwsEnvironment(dynamodb.endpoint, fauxqs.endpoint);
+  Object.assign(process.env, awsEnv);
+
+  const dynamodbClient = new DynamoDBClient({});
+  await ensureTables(dynamodbClient, { containerTable: config.containerTable, sessionTable: config.sessionTable });
+  dynamodbClient.destroy();
+  const messaging = await ensureMessaging({ sqs: createSqsClient(), sns: createSnsClient() });
+
+  const authSecret = localAuthSecret(dataDir, config.authSecret);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...awsEnv,
+    BERTH_DATA_DIR: dataDir,
+    BERTH_AUTH_SECRET: authSecret,
+    BERTH_RUNTIME: 'local',
+    BERTH_TASK_EVENTS_QUEUE_URL: messaging.taskEventsUrl,
+  };
+  const start = (name: string, entry: string): ServiceProcess => {
+    const service = new ServiceProcess({
+      name,
+      command: process.execPath,
+      args: [resolve(root, entry)],
+      env,
+      logFile: resolve(dataDir, 'logs', `${name}.log`),
+      onGiveUp: () => void stopAll(1),
+    });
+    services.push(service);
+    service.start();
+    return service;
+  };
+  start('local-runtime', 'apps/local-runtime/src/main.ts');
+  start('task-watcher', 'apps/task-watcher/src/main.ts');
+  start('session', 'apps/session/src/main.ts');
+  start('reaper', 'apps/reaper/src/main.ts');
+  const discovery = start('discovery', 'apps/discovery/src/main.ts');
+  const discoveryUrl = `http://127.0.0.1:${config.httpPort}`;
+  await discovery.waitForHttp(`${discoveryUrl}/readyz`, 60_000);
+
+  const adminToken = mintToken(authSecret, { client: 'admin', sub: 'admin', role: 'admin' });
+  writeFileSync(resolve(dataDir, 'admin-token'), `${adminToken}\n`, { mode: 0o600 });
+  say('');
+  say('berth is running');
+  say(`  discovery      ${discoveryUrl}  (OpenAPI: ${discoveryUrl}/docs, metrics: ${discoveryUrl}/metrics)`);
+  say(`  SQS/SNS        ${fauxqs.endpoint}  (commands: ${messaging.lifecycleCommandsUrl})`);
+  say(`  events topic   ${messaging.topicArn}`);
+  say(`  DynamoDB       ${dynamodb.endpoint}  (tables ${config.containerTable}, ${config.sessionTable})`);
+  say(`  local runtime  http://127.0.0.1:${config.runtimePort}`);
+  say(`  data           ${dataDir}  (logs in ${resolve(dataDir, 'logs')})`);
+  say('');
+  say(`  admin token (also in ${resolve(dataDir, 'admin-token')}):`);
+  say(`  ${adminToken}`);
+  say('');
+  say('  try: npm run berth -- discover acme website alice --wait 30');
+  say('Ctrl-C stops everything.');
+} catch (error) {
+  console.error(`berth: could not start: ${error instanceof Error ? error.message : String(error)}`);
+  await stopAll(1);
+}

@@ -1,0 +1,29 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createSigner } from 'fast-jwt';
+
+/**
+ * The local stack's signing secret: BERTH_AUTH_SECRET when given, otherwise generated once
+ * and kept (mode 600) in the data directory, so tokens survive a restart on the same data.
+ */
+export function localAuthSecret(dataDir: string, fromEnv: string | undefined): string {
+  if (fromEnv) return fromEnv;
+  const file = join(dataDir, 'auth-secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dirname(file), { recursive: true });
+  const secret = randomBytes(32).toString('hex');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}
+
+export interface TokenClaims {
+  client: string;
+  sub: string;
+  role: 'user' | 'service' | 'admin';
+}
+
+export function mintToken(secret: string, claims: TokenClaims, expiresInMs = 12 * 3_600_000): string {
+  const sign = createSigner({ key: secret, algorithm: 'HS256', expiresIn: expiresInMs });
+  return sign({ ...claims });
+}

@@ -1,0 +1,84 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { openSync, closeSync } from 'node:fs';
+
+export interface ServiceProcessOptions {
+  name: string;
+  command: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  logFile: string;
+  /** Called when the service keeps dying right after start. */
+  onGiveUp: () => void;
+}
+
+/**
+ * One berth service as a child process, restarted when it dies (as ECS would restart a
+ * service task), with a back-off, and given up on after repeated fast crashes.
+ */
+export class ServiceProcess {
+  readonly name: string;
+  private readonly options: ServiceProcessOptions;
+  private child: ChildProcess | undefined;
+  private stopping = false;
+  private fastCrashes = 0;
+
+  constructor(options: ServiceProcessOptions) {
+    this.name = options.name;
+    this.options = options;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  start(): void {
+    const log = openSync(this.options.logFile, 'a');
+    const startedAt = Date.now();
+    const child = spawn(this.options.command, this.options.args, {
+      env: this.options.env,
+      stdio: ['ignore', log, log],
+    });
+    closeSync(log);
+    this.child = child;
+    child.on('exit', (code, signal) => {
+      if (this.stopping) return;
+      const lived = Date.now() - startedAt;
+      this.fastCrashes = lived < 5_000 ? this.fastCrashes + 1 : 0;
+      process.stdout.write(
+        `berth: ${this.name} exited (code ${code}, signal ${signal}); see ${this.options.logFile}\n`,
+      );
+      if (this.fastCrashes >= 5) {
+        process.stdout.write(`berth: ${this.name} keeps crashing; giving up\n`);
+        this.options.onGiveUp();
+        return;
+      }
+      setTimeout(() => {
+        if (!this.stopping) this.start();
+      }, 250 * 2 ** this.fastCrashes).unref();
+    });
+  }
+
+  async waitForHttp(url: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const ok = await fetch(url)
+        .then((response) => response.ok)
+        .catch(() => false);
+      if (ok) return;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    throw new Error(`${this.name} did not become ready at ${url} within ${timeoutMs} ms (see ${this.options.logFile})`);
+  }
+
+  async stop(graceMs = 15_000): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+}
