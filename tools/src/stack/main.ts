@@ -11,7 +11,7 @@ import { localAwsEnvironment, startDynamoDbLocal, startFauxqs, type Engine } fro
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { localAuthSecret, mintToken } from './secrets.ts';
+import { localAuthSecret, mintToken } from '@berth/platform';
 import { ServiceProcess } from './service-process.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));

@@ -7,10 +7,13 @@ import { createSigner } from 'fast-jwt';
  * The local stack's signing secret: BERTH_AUTH_SECRET when given, otherwise generated once
  * and kept (mode 600) in the data directory, so tokens survive a restart on the same data.
  */
-export function localAuthSecret(dataDir: string, fromEnv: string | undefined): string {
+export function localAuthSecret(dataDir: string, fromEnv: string | undefined, create = true): string {
   if (fromEnv) return fromEnv;
   const file = join(dataDir, 'auth-secret');
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  if (!create) {
+    throw new Error(`no BERTH_AUTH_SECRET and no ${file}: start the local stack first, or set BERTH_AUTH_SECRET`);
+  }
   mkdirSync(dirname(file), { recursive: true });
   const secret = randomBytes(32).toString('hex');
   writeFileSync(file, `${secret}\n`, { mode: 0o600 });
