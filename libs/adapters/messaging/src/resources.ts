@@ -1,0 +1,167 @@
+/**
+ * The shared messaging resources of the contract: the lifecycle command queue, the task
+ * event queue (each with a dead-letter queue) and the lifecycle event topic.
+ */
+import { CreateTopicCommand, paginateListTopics, type SNSClient } from '@aws-sdk/client-sns';
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  SetQueueAttributesCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { UnavailableError } from '@berth/domain';
+import { hasCode, isMissingQueue, toMessagingError } from './errors.ts';
+
+export const QUEUE_NAMES = {
+  lifecycleCommands: 'berth-lifecycle-commands',
+  lifecycleCommandsDlq: 'berth-lifecycle-commands-dlq',
+  taskEvents: 'berth-task-events',
+  taskEventsDlq: 'berth-task-events-dlq',
+} as const;
+
+export const TOPIC_NAME = 'berth-lifecycle-events';
+
+/** After this many receives a message moves to its dead-letter queue (the contract's 5). */
+export const MAX_RECEIVE_COUNT = 5;
+export const COMMAND_VISIBILITY_TIMEOUT_SECONDS = 30;
+/** The longest SQS keeps a message: time to look at what landed in a dead-letter queue. */
+const DLQ_RETENTION_SECONDS = 14 * 24 * 60 * 60;
+
+export interface MessagingResources {
+  lifecycleCommandsUrl: string;
+  lifecycleCommandsDlqUrl: string;
+  taskEventsUrl: string;
+  taskEventsDlqUrl: string;
+  topicArn: string;
+}
+
+export interface MessagingClients {
+  sqs: SQSClient;
+  sns: SNSClient;
+}
+
+/**
+ * Creates what is missing and brings existing queues to the expected attributes, so it
+ * is safe to run at every start and from several processes at once.
+ */
+export async function ensureMessaging({ sqs, sns }: MessagingClients): Promise<MessagingResources> {
+  const [[lifecycleCommandsUrl, lifecycleCommandsDlqUrl], [taskEventsUrl, taskEventsDlqUrl], topicArn] =
+    await Promise.all([
+      ensureQueueWithDeadLetters(sqs, QUEUE_NAMES.lifecycleCommands, QUEUE_NAMES.lifecycleCommandsDlq),
+      ensureQueueWithDeadLetters(sqs, QUEUE_NAMES.taskEvents, QUEUE_NAMES.taskEventsDlq),
+      createTopic(sns),
+    ]);
+  return { lifecycleCommandsUrl, lifecycleCommandsDlqUrl, taskEventsUrl, taskEventsDlqUrl, topicArn };
+}
+
+/** Returns `[queueUrl, deadLetterQueueUrl]`. */
+async function ensureQueueWithDeadLetters(
+  sqs: SQSClient,
+  name: string,
+  deadLetterName: string,
+): Promise<[string, string]> {
+  const deadLetterUrl = await ensureQueue(sqs, deadLetterName, deadLetterQueueAttributes());
+  const deadLetterArn = await queueArn(sqs, deadLetterUrl, deadLetterName);
+  const url = await ensureQueue(sqs, name, workQueueAttributes(deadLetterArn));
+  return [url, deadLetterUrl];
+}
+
+/**
+ * Finds the resources without creating anything, for services that must not set up
+ * infrastructure themselves. Throws UnavailableError naming everything that is missing.
+ */
+export async function resolveMessaging({ sqs, sns }: MessagingClients): Promise<MessagingResources> {
+  const missing: string[] = [];
+  const urlOf = async (name: string): Promise<string> => {
+    try {
+      const output = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+      if (output.QueueUrl) return output.QueueUrl;
+    } catch (error) {
+      if (!isMissingQueue(error)) throw toMessagingError(error, `looking up queue ${name}`);
+    }
+    missing.push(`queue ${name}`);
+    return '';
+  };
+  const [lifecycleCommandsUrl, lifecycleCommandsDlqUrl, taskEventsUrl, taskEventsDlqUrl, topicArn] =
+    await Promise.all([
+      urlOf(QUEUE_NAMES.lifecycleCommands),
+      urlOf(QUEUE_NAMES.lifecycleCommandsDlq),
+      urlOf(QUEUE_NAMES.taskEvents),
+      urlOf(QUEUE_NAMES.taskEventsDlq),
+      findTopic(sns, TOPIC_NAME),
+    ]);
+  if (topicArn === undefined) missing.push(`topic ${TOPIC_NAME}`);
+  if (missing.length > 0 || topicArn === undefined) {
+    throw new UnavailableError(`messaging is not set up: missing ${missing.sort().join(', ')}`);
+  }
+  return { lifecycleCommandsUrl, lifecycleCommandsDlqUrl, taskEventsUrl, taskEventsDlqUrl, topicArn };
+}
+
+function deadLetterQueueAttributes(): Record<string, string> {
+  return { MessageRetentionPeriod: String(DLQ_RETENTION_SECONDS) };
+}
+
+function workQueueAttributes(deadLetterTargetArn: string): Record<string, string> {
+  return {
+    VisibilityTimeout: String(COMMAND_VISIBILITY_TIMEOUT_SECONDS),
+    RedrivePolicy: JSON.stringify({ deadLetterTargetArn, maxReceiveCount: MAX_RECEIVE_COUNT }),
+  };
+}
+
+async function ensureQueue(sqs: SQSClient, name: string, attributes: Record<string, string>): Promise<string> {
+  try {
+    const output = await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
+    if (!output.QueueUrl) throw new UnavailableError(`creating queue ${name} returned no URL`);
+    return output.QueueUrl;
+  } catch (error) {
+    // An existing queue with other attributes (an older setup, a hand edit) is brought
+    // in line rather than refused.
+    if (!hasCode(error, 'QueueNameExists') && !hasCode(error, 'QueueAlreadyExists')) {
+      throw toMessagingError(error, `creating queue ${name}`);
+    }
+  }
+  try {
+    const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+    if (!QueueUrl) throw new UnavailableError(`looking up queue ${name} returned no URL`);
+    await sqs.send(new SetQueueAttributesCommand({ QueueUrl, Attributes: attributes }));
+    return QueueUrl;
+  } catch (error) {
+    throw toMessagingError(error, `updating queue ${name}`);
+  }
+}
+
+async function queueArn(sqs: SQSClient, queueUrl: string, name: string): Promise<string> {
+  try {
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }),
+    );
+    const arn = Attributes?.QueueArn;
+    if (!arn) throw new UnavailableError(`queue ${name} has no QueueArn attribute`);
+    return arn;
+  } catch (error) {
+    throw toMessagingError(error, `reading the ARN of queue ${name}`);
+  }
+}
+
+async function createTopic(sns: SNSClient): Promise<string> {
+  try {
+    const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: TOPIC_NAME }));
+    if (!TopicArn) throw new UnavailableError(`creating topic ${TOPIC_NAME} returned no ARN`);
+    return TopicArn;
+  } catch (error) {
+    throw toMessagingError(error, `creating topic ${TOPIC_NAME}`);
+  }
+}
+
+async function findTopic(sns: SNSClient, name: string): Promise<string | undefined> {
+  try {
+    for await (const page of paginateListTopics({ client: sns }, {})) {
+      const match = page.Topics?.find((topic) => topic.TopicArn?.split(':').at(-1) === name);
+      if (match?.TopicArn) return match.TopicArn;
+    }
+    return undefined;
+  } catch (error) {
+    throw toMessagingError(error, `looking up topic ${name}`);
+  }
+}
