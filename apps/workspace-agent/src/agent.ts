@@ -1,0 +1,356 @@
+import { SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Logger } from 'pino';
+import { Consumer } from 'sqs-consumer';
+import { UnavailableError } from '@berth/domain';
+import { saveReserveMs, type AgentEnv } from './env.ts';
+import { redactCredentials, type GitWorkspace, type SaveResult } from './git-workspace.ts';
+import { KeyedSerialQueue } from './keyed-queue.ts';
+import {
+  invalidAnswer,
+  outputBody,
+  parseInputMessage,
+  type OutputMessage,
+  type ThreadOpenMessage,
+  type WorkMessage,
+} from './messages.ts';
+import type { Workload } from './workload.ts';
+
+/** What the agent tells the process that started it (over the IPC channel, when there is one). */
+export type AgentNotice = { type: 'ready' } | { type: 'stopping'; reason: string };
+
+/** EX_TEMPFAIL: the workspace could not be saved; it is kept for the next start to push. */
+export const SAVE_FAILED_EXIT_CODE = 75;
+/** A message whose handling failed (not the workload: the agent itself) is tried this often. */
+export const MAX_ATTEMPTS = 3;
+/** The answer's exit code when the agent, not the workload, could not handle a message. */
+export const AGENT_FAILURE_EXIT_CODE = 70;
+
+export interface ConsumerTuning {
+  /** Messages taken per receive; they run concurrently, one at a time per thread. */
+  batchSize: number;
+  waitTimeSeconds: number;
+  visibilityTimeoutSeconds: number;
+  heartbeatIntervalSeconds: number;
+}
+
+const DEFAULT_TUNING: ConsumerTuning = {
+  batchSize: 10,
+  waitTimeSeconds: 20,
+  visibilityTimeoutSeconds: 60,
+  heartbeatIntervalSeconds: 20,
+};
+
+const MAX_POLL_BACKOFF_MS = 10_000;
+
+export interface AgentOptions {
+  env: AgentEnv;
+  logger: Logger;
+  sqs: SQSClient;
+  workspace: GitWorkspace;
+  workload: Workload;
+  notify: (notice: AgentNotice) => Promise<void>;
+  tuning?: Partial<ConsumerTuning>;
+}
+
+class ShuttingDownError extends Error {
+  constructor() {
+    super('the agent is stopping and takes no new messages');
+    this.name = 'ShuttingDownError';
+  }
+}
+
+/** The short detail of a failed save, for the stop reason `save_failed:<detail>`. */
+export function saveFailureDetail(result: SaveResult): string {
+  const first = result.failures[0];
+  if (!first) return 'unknown';
+  const more = result.failures.length > 1 ? ` (+${result.failures.length - 1} more)` : '';
+  return `${first.step}: ${first.detail}${more}`;
+}
+
+/**
+ * The process inside each container: prepares the workspace, runs the workload once per input
+ * message, answers on the output queue, and saves the workspace to git when told to stop.
+ */
+export class WorkspaceAgent {
+  readonly #env: AgentEnv;
+  readonly #logger: Logger;
+  readonly #sqs: SQSClient;
+  readonly #workspace: GitWorkspace;
+  readonly #workload: Workload;
+  readonly #notify: (notice: AgentNotice) => Promise<void>;
+  readonly #tuning: ConsumerTuning;
+  readonly #threads = new KeyedSerialQueue();
+  /** Messages received and not yet settled: `handling` in the handler, `acking` being deleted. */
+  readonly #inFlight = new Map<string, 'handling' | 'acking'>();
+  #idleWaiters: (() => void)[] = [];
+  #consumer: Consumer | undefined;
+  #starting: Promise<void> | undefined;
+  #stopping = false;
+  #shutdown: Promise<number> | undefined;
+  #pollBackoffMs = 0;
+
+  constructor(options: AgentOptions) {
+    this.#env = options.env;
+    this.#logger = options.logger;
+    this.#sqs = options.sqs;
+    this.#workspace = options.workspace;
+    this.#workload = options.workload;
+    this.#notify = options.notify;
+    this.#tuning = { ...DEFAULT_TUNING, ...options.tuning };
+  }
+
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  /** Prepares the workspace, starts taking messages and signals readiness. Throws when it cannot start. */
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    const startedAt = Date.now();
+    const prepared = await this.#workspace.prepare();
+    this.#logger.info(
+      {
+        mode: prepared.mode,
+        threads: prepared.threads,
+        restoreFailures: prepared.restoreFailures,
+        recovered: prepared.recovery ? prepared.recovery.ok : undefined,
+        durationMs: Date.now() - startedAt,
+      },
+      'workspace prepared',
+    );
+    if (this.#stopping) return;
+    this.#consumer = this.#createConsumer();
+    this.#consumer.start();
+    await this.#notify({ type: 'ready' });
+    this.#logger.info({ workspacePath: this.#workspace.path }, 'ready');
+  }
+
+  #createConsumer(): Consumer {
+    const consumer = Consumer.create({
+      queueUrl: this.#env.inputQueueUrl,
+      sqs: this.#sqs,
+      batchSize: this.#tuning.batchSize,
+      waitTimeSeconds: this.#tuning.waitTimeSeconds,
+      visibilityTimeout: this.#tuning.visibilityTimeoutSeconds,
+      heartbeatInterval: this.#tuning.heartbeatIntervalSeconds,
+      // A message the agent failed on comes back after a pause rather than at once.
+      terminateVisibilityTimeout: 5,
+      messageSystemAttributeNames: ['ApproximateReceiveCount'],
+      strictReturn: true,
+      handleMessage: (message) => this.#handle(message),
+    });
+    consumer.on('message_processed', (message) => this.#settle(message));
+    consumer.on('processing_error', (error, message) => {
+      if (!(error.cause instanceof ShuttingDownError)) {
+        this.#logger.error({ messageId: message.MessageId, err: error }, 'message handling failed; it will be retried');
+      }
+      this.#settle(message);
+    });
+    consumer.on('error', (error, message) => {
+      if (message === undefined) {
+        // A failed receive (queue unreachable or gone): back off instead of polling in a tight loop.
+        this.#pollBackoffMs = Math.min(Math.max(this.#pollBackoffMs * 2, 250), MAX_POLL_BACKOFF_MS);
+        consumer.updateOption('pollingWaitTimeMs', this.#pollBackoffMs);
+        this.#logger.error({ err: error, retryInMs: this.#pollBackoffMs }, 'receiving from the input queue failed');
+        return;
+      }
+      const messages = Array.isArray(message) ? message : [message];
+      this.#logger.error({ err: error, messageIds: messages.map((m) => m.MessageId) }, 'input queue operation failed');
+      // Only a failed delete ends a message's life here; a failed heartbeat does not.
+      for (const m of messages) if (m.MessageId && this.#inFlight.get(m.MessageId) === 'acking') this.#settle(m);
+    });
+    const recovered = (): void => {
+      if (this.#pollBackoffMs === 0) return;
+      this.#pollBackoffMs = 0;
+      consumer.updateOption('pollingWaitTimeMs', 0);
+    };
+    consumer.on('empty', recovered);
+    consumer.on('response_processed', recovered);
+    return consumer;
+  }
+
+  #settle(message: Message): void {
+    if (message.MessageId) this.#inFlight.delete(message.MessageId);
+    if (this.#inFlight.size === 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  /** Resolves true once no message is in flight, false when `timeoutMs` passes first. */
+  #whenIdle(timeoutMs: number): Promise<boolean> {
+    if (this.#inFlight.size === 0) return Promise.resolve(true);
+    if (timeoutMs <= 0) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.#idleWaiters = this.#idleWaiters.filter((w) => w !== wake);
+        resolve(false);
+      }, timeoutMs);
+      this.#idleWaiters.push(wake);
+    });
+  }
+
+  async #handle(message: Message): Promise<Message> {
+    if (this.#stopping) throw new ShuttingDownError();
+    const id = message.MessageId ?? '';
+    this.#inFlight.set(id, 'handling');
+    try {
+      await this.#dispatch(message);
+      this.#inFlight.set(id, 'acking');
+      return message;
+    } catch (error) {
+      this.#inFlight.delete(id);
+      throw error;
+    }
+  }
+
+  async #dispatch(message: Message): Promise<void> {
+    const input = parseInputMessage(message.Body);
+    const log = this.#logger.child({ messageId: message.MessageId });
+    switch (input.kind) {
+      case 'invalid':
+        log.warn({ field: input.field, error: input.error }, 'invalid message answered with exit code 2');
+        await this.#send(invalidAnswer(input));
+        return;
+      case 'thread.open':
+        await this.#threads.run(input.threadId, () => this.#openThread(input, message, log));
+        return;
+      case 'work':
+        await this.#threads.run(input.threadId, () => this.#work(input, message, log));
+        return;
+    }
+  }
+
+  #attempt(message: Message): number {
+    const count = Number(message.Attributes?.ApproximateReceiveCount ?? '1');
+    return Number.isFinite(count) ? count : 1;
+  }
+
+  async #openThread(input: ThreadOpenMessage, message: Message, log: Logger): Promise<void> {
+    try {
+      const worktreePath = await this.#workspace.ensureWorktree(input.threadId);
+      log.info({ threadId: input.threadId, sessionId: input.sessionId, worktreePath }, 'thread opened');
+    } catch (error) {
+      if (this.#attempt(message) < MAX_ATTEMPTS) throw error;
+      log.error({ threadId: input.threadId, err: error }, 'could not open the thread; giving up on this message');
+    }
+  }
+
+  async #work(input: WorkMessage, message: Message, log: Logger): Promise<void> {
+    const ids = { sessionId: input.sessionId, threadId: input.threadId };
+    const startedAt = Date.now();
+    let output: OutputMessage;
+    try {
+      const cwd = await this.#workspace.ensureWorktree(input.threadId);
+      const result = await this.#workload.run({
+        cwd,
+        text: input.text,
+        env: {
+          CONTAINER_ID: this.#env.containerId,
+          WORKSPACE_PATH: this.#workspace.path,
+          BERTH_SESSION_ID: input.sessionId,
+          BERTH_THREAD_ID: input.threadId,
+        },
+      });
+      output = {
+        ...ids,
+        text: result.truncated ? `${result.stdout}\n[berth: output truncated]` : result.stdout,
+        exitCode: result.exitCode,
+      };
+      log.info(
+        { ...ids, exitCode: result.exitCode, signal: result.signal, durationMs: Date.now() - startedAt },
+        'workload finished',
+      );
+    } catch (error) {
+      if (this.#attempt(message) < MAX_ATTEMPTS) throw error;
+      log.error({ ...ids, err: error }, 'could not run the workload; answering with the failure');
+      const detail = redactCredentials(error instanceof Error ? error.message : String(error));
+      output = { ...ids, text: `berth: could not run the workload: ${detail}`, exitCode: AGENT_FAILURE_EXIT_CODE };
+    }
+    await this.#send(output);
+  }
+
+  async #send(output: OutputMessage): Promise<void> {
+    try {
+      await this.#sqs.send(
+        new SendMessageCommand({ QueueUrl: this.#env.outputQueueUrl, MessageBody: outputBody(output) }),
+      );
+    } catch (error) {
+      const name = error instanceof Error ? error.name : 'Error';
+      throw new UnavailableError(`could not send to the output queue (${name})`, { cause: error });
+    }
+  }
+
+  /**
+   * Stops taking messages, lets the ones in flight finish within the grace period (less what
+   * the save needs; overrunning workloads are interrupted), saves the workspace and ends every
+   * workload process. Resolves with the exit code: 0, or 75 when the save failed.
+   */
+  shutdown(signal: string): Promise<number> {
+    this.#shutdown ??= this.#runShutdown(signal);
+    return this.#shutdown;
+  }
+
+  async #runShutdown(signal: string): Promise<number> {
+    const startedAt = Date.now();
+    const graceMs = this.#env.shutdownGraceMs;
+    const reserveMs = saveReserveMs(graceMs);
+    const workDeadline = startedAt + graceMs - reserveMs;
+    this.#stopping = true;
+    this.#consumer?.stop();
+    this.#logger.info(
+      { signal, graceMs, reserveMs, inFlight: this.#inFlight.size },
+      'stopping: taking no new messages, then saving the workspace',
+    );
+
+    if (this.#starting) {
+      const started = await Promise.race([
+        this.#starting.then(
+          () => true,
+          () => false,
+        ),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), Math.max(workDeadline - Date.now(), 0))),
+      ]);
+      if (!started) this.#logger.warn('the start did not complete; saving what is there');
+    }
+
+    if (!(await this.#whenIdle(workDeadline - Date.now()))) {
+      this.#logger.warn(
+        { inFlight: this.#inFlight.size, running: this.#workload.running },
+        'messages in flight overran the shutdown grace; interrupting their workloads',
+      );
+      await this.#workload.interrupt(Math.min(1000, Math.floor(reserveMs / 4)));
+      if (!(await this.#whenIdle(Math.max(Math.floor(reserveMs / 4), 250)))) {
+        this.#logger.warn({ inFlight: this.#inFlight.size }, 'saving with messages still unanswered');
+      }
+    }
+
+    // Keep a little of the grace to report and exit before the runtime kills the process.
+    const saveBudgetMs = Math.max(startedAt + graceMs - 300 - Date.now(), 1000);
+    const result = await this.#workspace.save(AbortSignal.timeout(saveBudgetMs));
+    await this.#workload.stopAll();
+    if (result.ok) {
+      this.#logger.info(
+        { committed: result.committed, pushed: result.pushed, durationMs: Date.now() - startedAt },
+        'workspace saved; exiting',
+      );
+      return 0;
+    }
+    const reason = `save_failed:${saveFailureDetail(result)}`;
+    this.#logger.error(
+      { failures: result.failures, committed: result.committed, pushed: result.pushed, reason },
+      'workspace could not be saved; keeping it for the next start',
+    );
+    await this.#notify({ type: 'stopping', reason });
+    return SAVE_FAILED_EXIT_CODE;
+  }
+}

@@ -1,0 +1,448 @@
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, readdir, readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { simpleGit, type SimpleGit } from 'simple-git';
+import type { Logger } from 'pino';
+import {
+  UnavailableError,
+  systemClock,
+  threadBranch,
+  worktreePathFor,
+  type Clock,
+} from '@berth/domain';
+import { KeyedSerialQueue } from './keyed-queue.ts';
+
+/** Identity of every commit the agent makes; given per command so no git config is touched. */
+const GIT_CONFIG = ['user.name=berth', 'user.email=berth@localhost', 'commit.gpgsign=false'];
+/** A git process that prints nothing for this long is presumed hung (a dead remote) and killed. */
+const GIT_SILENCE_TIMEOUT_MS = 120_000;
+const THREAD_PREFIX = 'thread/';
+/** git's well-known empty tree: the root of a thread started in a repository without commits. */
+const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904';
+const REMOTE = 'origin';
+
+export interface GitWorkspaceOptions {
+  workspacePath: string;
+  repoUrl: string;
+  userId: string;
+  logger: Logger;
+  clock?: Clock;
+}
+
+export interface SaveFailure {
+  step: 'inspect' | 'commit' | 'push';
+  /** A worktree path, a branch, or `origin`. */
+  target: string;
+  detail: string;
+}
+
+export interface SaveResult {
+  ok: boolean;
+  /** Worktree paths (the main checkout included) where a commit was made. */
+  committed: string[];
+  /** Branches pushed. */
+  pushed: string[];
+  failures: SaveFailure[];
+}
+
+export interface PrepareResult {
+  /** `cloned`: a fresh checkout; `existing`: a checkout left by an earlier generation. */
+  mode: 'cloned' | 'existing';
+  /** For an existing checkout: what was committed and pushed before anything else. */
+  recovery: SaveResult | undefined;
+  /** Thread worktrees present after the start, by threadId. */
+  threads: string[];
+  /** Thread worktrees that could not be restored, with why. */
+  restoreFailures: { threadId: string; detail: string }[];
+}
+
+interface WorktreeEntry {
+  path: string;
+  branch: string | undefined;
+  detached: boolean;
+  bare: boolean;
+}
+
+/** `thread/<ref>` back to its threadId: the inverse of the domain's threadRefName. */
+export function threadIdOfRef(refName: string): string {
+  return refName.replaceAll('%3A', ':').replaceAll('%2E', '.');
+}
+
+/** Credentials in a remote URL never reach a log, an error or a stop reason. */
+export function redactCredentials(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@');
+}
+
+/** The useful line of a git failure, without credentials, short enough for a stop reason. */
+export function gitErrorDetail(error: unknown, max = 160): string {
+  const raw = error instanceof Error ? error.message : String(error);
+  const lines = redactCredentials(raw)
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('hint:'));
+  const line = lines.find((l) => /^(fatal|error|remote|!)/i.test(l)) ?? lines[0] ?? 'git failed';
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+function parseWorktrees(porcelain: string): WorktreeEntry[] {
+  const entries: WorktreeEntry[] = [];
+  for (const block of porcelain.split('\n\n')) {
+    const lines = block.split('\n').filter((l) => l !== '');
+    const head = lines.find((l) => l.startsWith('worktree '));
+    if (!head) continue;
+    const branchLine = lines.find((l) => l.startsWith('branch '));
+    entries.push({
+      path: head.slice('worktree '.length),
+      branch: branchLine?.slice('branch refs/heads/'.length),
+      detached: lines.includes('detached'),
+      bare: lines.includes('bare'),
+    });
+  }
+  return entries;
+}
+
+/**
+ * The container's git workspace: the main checkout at `workspacePath` and one worktree per
+ * thread under `.berth/worktrees`. Operations that touch shared repository state (worktree
+ * bookkeeping, refs, fetch, push) run one at a time.
+ */
+export class GitWorkspace {
+  readonly #path: string;
+  readonly #repoUrl: string;
+  readonly #workspaceBranch: string;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #lock = new KeyedSerialQueue();
+  readonly #knownWorktrees = new Set<string>();
+
+  constructor(options: GitWorkspaceOptions) {
+    this.#path = resolve(options.workspacePath);
+    this.#repoUrl = options.repoUrl;
+    this.#workspaceBranch = `workspace/${options.userId}`;
+    this.#logger = options.logger;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  get path(): string {
+    return this.#path;
+  }
+
+  get workspaceBranch(): string {
+    return this.#workspaceBranch;
+  }
+
+  worktreePath(threadId: string): string {
+    return worktreePathFor(this.#path, threadId);
+  }
+
+  #git(baseDir: string = this.#path, signal?: AbortSignal): SimpleGit {
+    return simpleGit({
+      baseDir,
+      config: GIT_CONFIG,
+      allowEnvironment: ['GIT_TERMINAL_PROMPT'],
+      timeout: { block: GIT_SILENCE_TIMEOUT_MS },
+      ...(signal ? { abort: signal } : {}),
+    });
+  }
+
+  #exclusive<T>(task: () => Promise<T>): Promise<T> {
+    return this.#lock.run('repository', task);
+  }
+
+  /**
+   * Makes the workspace ready: a checkout left by an earlier generation is saved first (its
+   * uncommitted work committed, unpushed branches pushed; a failure is logged, not fatal), then
+   * the checkout is cloned or fetched, and every thread branch is restored as its worktree.
+   * Throws UnavailableError when there is no usable checkout at all.
+   */
+  async prepare(): Promise<PrepareResult> {
+    const existing = existsSync(join(this.#path, '.git'));
+    let recovery: SaveResult | undefined;
+    if (existing) {
+      await this.#exclusive(() => this.#git().raw(['remote', 'set-url', REMOTE, this.#repoUrl])).catch(
+        (error: unknown) => {
+          throw new UnavailableError(`cannot point the workspace at its remote: ${gitErrorDetail(error)}`, {
+            cause: error,
+          });
+        },
+      );
+      recovery = await this.save();
+      if (recovery.ok) {
+        this.#logger.info(
+          { committed: recovery.committed, pushed: recovery.pushed },
+          'saved the work an earlier generation left in the workspace',
+        );
+      } else {
+        this.#logger.error(
+          { failures: recovery.failures, committed: recovery.committed, pushed: recovery.pushed },
+          'could not push the work an earlier generation left; keeping it and going on',
+        );
+      }
+      await this.#exclusive(() => this.#git().raw(['fetch', '--prune', REMOTE])).catch((error: unknown) => {
+        this.#logger.error({ detail: gitErrorDetail(error) }, 'fetch failed; working from the local checkout');
+      });
+    } else {
+      await this.#clone();
+    }
+    await this.#excludeBerthDir();
+
+    const restoreFailures: PrepareResult['restoreFailures'] = [];
+    const threads: string[] = [];
+    for (const refName of await this.#threadRefNames()) {
+      const threadId = threadIdOfRef(refName);
+      try {
+        await this.ensureWorktree(threadId);
+        threads.push(threadId);
+      } catch (error) {
+        const detail = gitErrorDetail(error);
+        restoreFailures.push({ threadId, detail });
+        this.#logger.error({ threadId, detail }, 'could not restore the worktree of a thread');
+      }
+    }
+    return { mode: existing ? 'existing' : 'cloned', recovery, threads, restoreFailures };
+  }
+
+  async #clone(): Promise<void> {
+    if (existsSync(this.#path) && (await readdir(this.#path)).length > 0) {
+      throw new UnavailableError(
+        `WORKSPACE_PATH ${this.#path} is not empty and holds no git checkout; refusing to clone over it`,
+      );
+    }
+    await mkdir(dirname(this.#path), { recursive: true });
+    try {
+      await this.#git(dirname(this.#path)).clone(this.#repoUrl, this.#path);
+    } catch (error) {
+      throw new UnavailableError(`clone failed: ${gitErrorDetail(error)}`, { cause: error });
+    }
+    // The main checkout follows the user's own branch when an earlier container saved one.
+    const remoteWorkspace = `refs/remotes/${REMOTE}/${this.#workspaceBranch}`;
+    if (await this.#refExists(remoteWorkspace)) {
+      await this.#git().raw(['checkout', '-b', this.#workspaceBranch, '--track', `${REMOTE}/${this.#workspaceBranch}`]);
+    }
+  }
+
+  /** Worktrees live inside the main checkout; it must never commit them. */
+  async #excludeBerthDir(): Promise<void> {
+    const gitDir = (await this.#git().raw(['rev-parse', '--git-common-dir'])).trim();
+    const excludeFile = join(resolve(this.#path, gitDir), 'info', 'exclude');
+    const current = existsSync(excludeFile) ? await readFile(excludeFile, 'utf8') : '';
+    if (current.split('\n').some((line) => line.trim() === '.berth/' || line.trim() === '/.berth/')) return;
+    await mkdir(dirname(excludeFile), { recursive: true });
+    const separator = current === '' || current.endsWith('\n') ? '' : '\n';
+    await appendFile(excludeFile, `${separator}/.berth/\n`);
+  }
+
+  async #refExists(ref: string): Promise<boolean> {
+    const out = await this.#git().raw(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`]);
+    return out.trim() !== '';
+  }
+
+  /** Thread branches known locally or on the remote, as ref names (`thread/<ref>` without the prefix). */
+  async #threadRefNames(): Promise<string[]> {
+    const out = await this.#git().raw([
+      'for-each-ref',
+      '--format=%(refname)',
+      `refs/heads/${THREAD_PREFIX}`,
+      `refs/remotes/${REMOTE}/${THREAD_PREFIX}`,
+    ]);
+    const names = new Set<string>();
+    for (const ref of out.split('\n').map((l) => l.trim())) {
+      const local = `refs/heads/${THREAD_PREFIX}`;
+      const remote = `refs/remotes/${REMOTE}/${THREAD_PREFIX}`;
+      if (ref.startsWith(local)) names.add(ref.slice(local.length));
+      else if (ref.startsWith(remote)) names.add(ref.slice(remote.length));
+    }
+    return [...names].sort();
+  }
+
+  /** The commit a new thread starts from: the remote's default branch, when there is one. */
+  async #defaultBase(): Promise<string | undefined> {
+    for (const ref of [`refs/remotes/${REMOTE}/HEAD`, `refs/remotes/${REMOTE}/main`, `refs/remotes/${REMOTE}/master`, 'HEAD']) {
+      const out = (await this.#git().raw(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`])).trim();
+      if (out !== '') return out;
+    }
+    return undefined;
+  }
+
+  /**
+   * The thread's worktree, made when missing: from its local branch, else from the remote
+   * branch, else from the default branch's head (an empty root commit in an empty repository).
+   */
+  async ensureWorktree(threadId: string): Promise<string> {
+    const path = this.worktreePath(threadId);
+    if (this.#knownWorktrees.has(threadId) && existsSync(join(path, '.git'))) return path;
+    return this.#exclusive(async () => {
+      if (existsSync(join(path, '.git'))) {
+        this.#knownWorktrees.add(threadId);
+        return path;
+      }
+      const git = this.#git();
+      // A worktree whose directory was removed still holds its branch until pruned.
+      await git.raw(['worktree', 'prune']);
+      const branch = threadBranch(threadId);
+      if (await this.#refExists(`refs/heads/${branch}`)) {
+        await git.raw(['worktree', 'add', path, branch]);
+      } else if (await this.#refExists(`refs/remotes/${REMOTE}/${branch}`)) {
+        await git.raw(['worktree', 'add', '--track', '-b', branch, path, `${REMOTE}/${branch}`]);
+      } else {
+        const base = await this.#defaultBase();
+        if (base !== undefined) {
+          await git.raw(['worktree', 'add', '--no-track', '-b', branch, path, base]);
+        } else {
+          const root = (
+            await git.raw(['commit-tree', EMPTY_TREE, '-m', `berth: start thread ${threadId}`])
+          ).trim();
+          await git.raw(['branch', branch, root]);
+          await git.raw(['worktree', 'add', path, branch]);
+        }
+      }
+      this.#knownWorktrees.add(threadId);
+      this.#logger.info({ threadId, branch, worktreePath: path }, 'thread worktree ready');
+      return path;
+    });
+  }
+
+  /**
+   * Commits every worktree with changes (untracked files included), the main checkout onto
+   * `workspace/<userId>`, and pushes every branch with unpushed commits. Goes as far as it can:
+   * one failure does not stop the rest, and every failure is in the result.
+   */
+  save(signal?: AbortSignal): Promise<SaveResult> {
+    return this.#exclusive(async () => {
+      const result: SaveResult = { ok: true, committed: [], pushed: [], failures: [] };
+      const fail = (step: SaveFailure['step'], target: string, error: unknown): void => {
+        result.failures.push({ step, target, detail: gitErrorDetail(error) });
+      };
+      const git = this.#git(this.#path, signal);
+
+      let worktrees: WorktreeEntry[] = [];
+      try {
+        await git.raw(['worktree', 'prune']);
+        worktrees = parseWorktrees(await git.raw(['worktree', 'list', '--porcelain']));
+      } catch (error) {
+        fail('inspect', this.#path, error);
+      }
+
+      for (const worktree of worktrees) {
+        if (worktree.bare || resolve(worktree.path) === this.#path || !existsSync(worktree.path)) continue;
+        try {
+          if (await this.#commitWorktree(worktree, signal)) result.committed.push(worktree.path);
+        } catch (error) {
+          fail('commit', worktree.path, error);
+        }
+      }
+      try {
+        if (await this.#commitMainCheckout(signal)) result.committed.push(this.#path);
+      } catch (error) {
+        fail('commit', this.#path, error);
+      }
+
+      try {
+        const branches = await this.#unpushedBranches(signal);
+        if (branches.length > 0) {
+          try {
+            await git.raw([
+              'push',
+              '--no-verify',
+              '--porcelain',
+              REMOTE,
+              ...branches.map((b) => `refs/heads/${b}:refs/heads/${b}`),
+            ]);
+            result.pushed.push(...branches);
+          } catch (error) {
+            // Some refs may have gone through; the remote-tracking refs tell which did not.
+            const left = await this.#unpushedBranches(signal).catch(() => branches);
+            result.pushed.push(...branches.filter((b) => !left.includes(b)));
+            result.failures.push({
+              step: 'push',
+              target: left.join(' ') || REMOTE,
+              detail: gitErrorDetail(error),
+            });
+          }
+        }
+      } catch (error) {
+        fail('inspect', REMOTE, error);
+      }
+
+      result.ok = result.failures.length === 0;
+      return result;
+    });
+  }
+
+  async #isDirty(git: SimpleGit): Promise<boolean> {
+    return (await git.raw(['status', '--porcelain', '--untracked-files=all'])).trim() !== '';
+  }
+
+  async #commitAll(git: SimpleGit, message: string): Promise<void> {
+    await git.raw(['add', '-A']);
+    await git.raw(['commit', '--no-verify', '--quiet', '-m', message]);
+  }
+
+  async #commitWorktree(worktree: WorktreeEntry, signal?: AbortSignal): Promise<boolean> {
+    const git = this.#git(worktree.path, signal);
+    if (!(await this.#isDirty(git))) return false;
+    const at = this.#clock.now().toISOString();
+    if (worktree.branch?.startsWith(THREAD_PREFIX)) {
+      const threadId = threadIdOfRef(worktree.branch.slice(THREAD_PREFIX.length));
+      await this.#commitAll(git, `berth: save thread ${threadId} at ${at}`);
+      return true;
+    }
+    await this.#commitAll(git, `berth: save worktree ${worktree.branch ?? worktree.path} at ${at}`);
+    if (worktree.detached) {
+      // A commit on a detached head belongs to no branch and would never be pushed.
+      const name = (worktree.path.split('/').pop() ?? 'worktree').replace(/[^A-Za-z0-9._-]/g, '-');
+      const rescue = `berth-rescue/${name}-${Date.parse(at)}`;
+      await git.raw(['branch', rescue, 'HEAD']);
+    }
+    return true;
+  }
+
+  async #commitMainCheckout(signal?: AbortSignal): Promise<boolean> {
+    const git = this.#git(this.#path, signal);
+    if (!(await this.#isDirty(git))) return false;
+    const current = (await git.raw(['symbolic-ref', '--quiet', '--short', 'HEAD'])).trim();
+    if (current !== this.#workspaceBranch) {
+      if (!(await this.#refExists(`refs/heads/${this.#workspaceBranch}`))) {
+        // Carries the uncommitted changes over to the new branch.
+        await git.raw(['checkout', '-b', this.#workspaceBranch]);
+      } else if (current === '') {
+        await git.raw(['checkout', '-b', `${this.#workspaceBranch}-${this.#clock.now().getTime()}`]);
+      }
+      // Otherwise the workload moved the main checkout to a branch of its own: commit there.
+    }
+    await this.#commitAll(git, `berth: save workspace at ${this.#clock.now().toISOString()}`);
+    return true;
+  }
+
+  /** Local branches whose commits the remote (as last fetched or pushed) does not have. */
+  async #unpushedBranches(signal?: AbortSignal): Promise<string[]> {
+    const git = this.#git(this.#path, signal);
+    const out = await git.raw([
+      'for-each-ref',
+      '--format=%(refname) %(objectname)',
+      'refs/heads',
+      `refs/remotes/${REMOTE}`,
+    ]);
+    const local = new Map<string, string>();
+    const remote = new Map<string, string>();
+    for (const line of out.split('\n')) {
+      const [ref, sha] = line.trim().split(' ');
+      if (!ref || !sha) continue;
+      if (ref.startsWith('refs/heads/')) local.set(ref.slice('refs/heads/'.length), sha);
+      else remote.set(ref.slice(`refs/remotes/${REMOTE}/`.length), sha);
+    }
+    const unpushed: string[] = [];
+    for (const [branch, sha] of local) {
+      const remoteSha = remote.get(branch);
+      if (remoteSha === sha) continue;
+      if (remoteSha === undefined) {
+        unpushed.push(branch);
+        continue;
+      }
+      const ahead = Number((await git.raw(['rev-list', '--count', `${remoteSha}..${sha}`])).trim());
+      if (ahead > 0) unpushed.push(branch);
+    }
+    return unpushed.sort();
+  }
+}
+

@@ -1,0 +1,27 @@
+/**
+ * Runs tasks one at a time per key, in the order they were submitted; tasks of different keys
+ * run concurrently. A failed task does not stop the ones queued after it.
+ */
+export class KeyedSerialQueue {
+  readonly #tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.#tails.get(key) ?? Promise.resolve();
+    const result = previous.then(task, task);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#tails.set(key, tail);
+    void tail.then(() => {
+      // Forget the key once nothing is queued behind this task, so the map does not grow per thread.
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    });
+    return result;
+  }
+
+  /** Keys with a task running or waiting. */
+  get activeKeys(): number {
+    return this.#tails.size;
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The workspace agent: the process inside each container. Started by the runtime with its
+ * environment (see env.ts); talks back to a local supervisor over the IPC channel when there
+ * is one (`ready`, `stopping`), and otherwise only through its exit code and logs.
+ */
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { ConfigError } from '@berth/domain';
+import { SAVE_FAILED_EXIT_CODE, WorkspaceAgent, type AgentNotice } from './agent.ts';
+import { parseAgentEnv, type AgentEnv } from './env.ts';
+import { GitWorkspace, gitErrorDetail } from './git-workspace.ts';
+import { createLogger } from './logger.ts';
+import { createWorkload } from './workload.ts';
+
+/** EX_CONFIG: the environment the runtime gave is unusable. */
+const CONFIG_EXIT_CODE = 78;
+const START_FAILED_EXIT_CODE = 1;
+
+function notify(notice: AgentNotice): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.send || !process.connected) {
+      resolve();
+      return;
+    }
+    try {
+      process.send(notice, undefined, {}, () => resolve());
+    } catch {
+      resolve();
+    }
+  });
+}
+
+function readEnv(): AgentEnv | ConfigError {
+  try {
+    return parseAgentEnv(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+}
+
+async function main(): Promise<void> {
+  const env = readEnv();
+  if (env instanceof ConfigError) {
+    const variables = env.problems.map((p) => p.field ?? '?');
+    createLogger({ level: 'info' }).fatal(
+      { problems: env.problems.map((p) => ({ variable: p.field, message: p.message })) },
+      'invalid environment',
+    );
+    console.error(`workspace-agent: ${env.message}`);
+    await notify({ type: 'stopping', reason: `start_failed:invalid environment (${variables.join(', ')})` });
+    process.exit(CONFIG_EXIT_CODE);
+  }
+
+  // No git command may wait for a password on a terminal: a container has no one to type it.
+  process.env.GIT_TERMINAL_PROMPT ??= '0';
+
+  const logger = createLogger({ level: env.logLevel, containerId: env.containerId, generation: env.generation });
+  const agent = new WorkspaceAgent({
+    env,
+    logger,
+    sqs: new SQSClient({ useQueueUrlAsEndpoint: false }),
+    workspace: new GitWorkspace({ workspacePath: env.workspacePath, repoUrl: env.repoUrl, userId: env.key.userId, logger }),
+    workload: createWorkload(env.workloadCommand),
+    notify,
+  });
+
+  const stop = (cause: string, crashed: boolean): void => {
+    agent.shutdown(cause).then(
+      (code) => process.exit(crashed && code === 0 ? 1 : code),
+      (error: unknown) => {
+        logger.fatal({ err: error }, 'the shutdown itself failed');
+        process.exit(SAVE_FAILED_EXIT_CODE);
+      },
+    );
+  };
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (agent.stopping) {
+        logger.warn({ signal }, 'already stopping');
+        return;
+      }
+      stop(signal, false);
+    });
+  }
+  process.on('uncaughtException', (error) => {
+    logger.fatal({ err: error }, 'uncaught exception; saving the workspace before exiting');
+    stop('uncaughtException', true);
+  });
+  process.on('unhandledRejection', (reason) => {
+    logger.fatal({ err: reason }, 'unhandled rejection; saving the workspace before exiting');
+    stop('unhandledRejection', true);
+  });
+
+  logger.info(
+    { workspacePath: env.workspacePath, workload: env.workloadCommand === undefined ? 'built-in' : 'command' },
+    'starting',
+  );
+  try {
+    await agent.start();
+  } catch (error) {
+    // A stop that arrived during the start owns the exit.
+    if (agent.stopping) return;
+    const detail = gitErrorDetail(error);
+    logger.fatal({ err: error, detail }, 'start failed');
+    await notify({ type: 'stopping', reason: `start_failed:${detail}` });
+    process.exit(START_FAILED_EXIT_CODE);
+  }
+}
+
+await main();
