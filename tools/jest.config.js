@@ -1,3 +1,3 @@
 import preset from '../jest.preset.js';
 
-export default { ...preset, displayName: 'tools' };
+export default { ...preset, displayName: 'tools', testTimeout: 120_000 };

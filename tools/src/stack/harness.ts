@@ -1,0 +1,85 @@
+/**
+ * Starts the local stack (`npm start`'s entry) as a child process on free ports and a fresh
+ * data directory, for end-to-end tests, benchmarks and the soak test.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '@berth/testing';
+
+const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
+
+export interface RunningStack {
+  url: string;
+  dataDir: string;
+  adminToken: string;
+  /** The environment a client process needs to reach this stack (AWS endpoints, ports, data). */
+  env: Record<string, string>;
+  process: ChildProcess;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export async function startStack(overrides: Record<string, string> = {}, timeoutMs = 120_000): Promise<RunningStack> {
+  const [http, sqs, dynamodb, runtime] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const dataDir = overrides.BERTH_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'berth-stack-'));
+  const env: Record<string, string> = {
+    BERTH_HTTP_PORT: String(http),
+    BERTH_SQS_PORT: String(sqs),
+    BERTH_DYNAMODB_PORT: String(dynamodb),
+    BERTH_RUNTIME_PORT: String(runtime),
+    BERTH_DATA_DIR: dataDir,
+    BERTH_LOG_LEVEL: 'info',
+    ...overrides,
+  };
+  const child = spawn(process.execPath, [MAIN], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`stack did not start within ${timeoutMs} ms:\n${output}`)), timeoutMs);
+    const onData = () => {
+      if (output.includes('berth is running')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`stack exited with code ${code} during start:\n${output}`));
+    });
+  });
+
+  const adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+  const clientEnv: Record<string, string> = {
+    ...env,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${dynamodb}`,
+    AWS_ENDPOINT_URL_SQS: `http://127.0.0.1:${sqs}`,
+    AWS_ENDPOINT_URL_SNS: `http://127.0.0.1:${sqs}`,
+  };
+  return {
+    url: `http://127.0.0.1:${http}`,
+    dataDir,
+    adminToken,
+    env: clientEnv,
+    process: child,
+    output: () => output,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
