@@ -29,6 +29,7 @@ try {
 
 const dataDir = resolve(config.dataDir);
 mkdirSync(resolve(dataDir, 'logs'), { recursive: true });
+mkdirSync(resolve(dataDir, 'run'), { recursive: true });
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 
 const engines: Engine[] = [];
@@ -83,6 +84,7 @@ try {
       args: [resolve(root, entry)],
       env,
       logFile: resolve(dataDir, 'logs', `${name}.log`),
+      pidFile: resolve(dataDir, 'run', `${name}.pid`),
       onGiveUp: () => void stopAll(1),
     });
     services.push(service);

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { openSync, closeSync } from 'node:fs';
+import { closeSync, openSync, rmSync, writeFileSync } from 'node:fs';
 
 export interface ServiceProcessOptions {
   name: string;
@@ -8,6 +8,8 @@ export interface ServiceProcessOptions {
   args: string[];
   env: NodeJS.ProcessEnv;
   logFile: string;
+  /** Where the current pid is written, so tests and the soak test can kill a service. */
+  pidFile?: string;
   /** Called when the service keeps dying right after start. */
   onGiveUp: () => void;
 }
@@ -41,6 +43,7 @@ export class ServiceProcess {
     });
     closeSync(log);
     this.child = child;
+    if (this.options.pidFile && child.pid !== undefined) writeFileSync(this.options.pidFile, `${child.pid}\n`);
     child.on('exit', (code, signal) => {
       if (this.stopping) return;
       const lived = Date.now() - startedAt;
@@ -80,5 +83,6 @@ export class ServiceProcess {
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
     await exited;
     clearTimeout(timer);
+    if (this.options.pidFile) rmSync(this.options.pidFile, { force: true });
   }
 }
