@@ -25,3 +25,4 @@ export type {
 } from './queue-consumer.ts';
 export { EventSubscription, EventTimeoutError } from './event-subscription.ts';
 export type { EventMatcher, EventSubscriptionOptions } from './event-subscription.ts';
+export { TaskEventSender, type TaskEventSenderOptions } from './task-event-sender.ts';
