@@ -3,9 +3,13 @@ import { ConflictError } from './errors.ts';
 export const CONTAINER_STATUSES = ['starting', 'running', 'terminating', 'stopped', 'failed'] as const;
 export type ContainerStatus = (typeof CONTAINER_STATUSES)[number];
 
-/** `starting → running → terminating → stopped`; `starting|running → failed`. Nothing else. */
+/**
+ * `starting → running → terminating → stopped`; `starting|running → failed`. Nothing else:
+ * a container asked to stop while still starting has nothing to save yet and fails instead
+ * (see ContainerService.stop), so consumers of the events only ever see the contract's order.
+ */
 const TRANSITIONS: Readonly<Record<ContainerStatus, readonly ContainerStatus[]>> = {
-  starting: ['running', 'failed', 'terminating'],
+  starting: ['running', 'failed'],
   running: ['terminating', 'failed'],
   terminating: ['stopped'],
   stopped: [],

@@ -88,7 +88,8 @@ export interface TaskInfo {
   taskArn: string;
   containerId: string | undefined;
   generation: number | undefined;
-  lastStatus: TaskStatus | string;
+  /** A TaskStatus as the runtime reports it; typed loosely because runtimes may add states. */
+  lastStatus: string;
   desiredStatus: string | undefined;
   startedAt: string | undefined;
   stoppedAt: string | undefined;

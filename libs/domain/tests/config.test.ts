@@ -1,0 +1,214 @@
+import { ConfigError, InvalidArgumentError, loadConfig, type Env } from '../src/index.ts';
+
+const SECRET = 's'.repeat(32);
+
+function problemsOf(env: Env): { field: string | undefined; message: string }[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems.map((p) => ({ field: p.field, message: p.message }));
+  }
+  throw new Error('loadConfig accepted the environment');
+}
+
+describe('loadConfig defaults', () => {
+  it('uses the contract defaults for an empty environment', () => {
+    // Act
+    const config = loadConfig({});
+
+    // Assess
+    expect(config).toMatchObject({
+      idleTimeoutMs: 20 * 60_000,
+      sweepIntervalMs: 10 * 60_000,
+      maxSessions: 10,
+      sessionTtlMs: 2 * 3_600_000,
+      shutdownGraceMs: 60_000,
+      runtime: 'local',
+      workloadCommand: undefined,
+      dataDir: './.berth',
+      httpPort: 8080,
+      sqsPort: 4566,
+      dynamodbPort: 8000,
+      authSecret: undefined,
+      containerTable: 'berth-containers',
+      sessionTable: 'berth-sessions',
+      awsEndpointUrl: undefined,
+    });
+  });
+
+  it('treats blank values as unset', () => {
+    expect(loadConfig({ BERTH_MAX_SESSIONS: '  ', BERTH_IDLE_TIMEOUT: '' })).toMatchObject({
+      maxSessions: 10,
+      idleTimeoutMs: 20 * 60_000,
+    });
+  });
+});
+
+describe('loadConfig variables', () => {
+  it('reads every variable of the contract', () => {
+    // Prepare
+    const env: Env = {
+      BERTH_IDLE_TIMEOUT: '5m',
+      BERTH_SWEEP_INTERVAL: '30s',
+      BERTH_MAX_SESSIONS: '3',
+      BERTH_SESSION_TTL: '1h',
+      BERTH_SHUTDOWN_GRACE: '15s',
+      BERTH_RUNTIME: 'ecs',
+      BERTH_ECS_CLUSTER: 'cluster',
+      BERTH_ECS_TASK_DEFINITION: 'workspace:3',
+      BERTH_WORKLOAD_COMMAND: 'cat',
+      BERTH_DATA_DIR: '/var/berth',
+      BERTH_HTTP_PORT: '9090',
+      BERTH_SQS_PORT: '9324',
+      BERTH_DYNAMODB_PORT: '8001',
+      BERTH_AUTH_SECRET: SECRET,
+      CONTAINER_TABLE: 'c-table',
+      SESSION_TABLE: 's-table',
+      AWS_REGION: 'eu-west-1',
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:4566',
+    };
+
+    // Act
+    const config = loadConfig(env);
+
+    // Assess
+    expect(config).toMatchObject({
+      idleTimeoutMs: 300_000,
+      sweepIntervalMs: 30_000,
+      maxSessions: 3,
+      sessionTtlMs: 3_600_000,
+      shutdownGraceMs: 15_000,
+      runtime: 'ecs',
+      workloadCommand: 'cat',
+      dataDir: '/var/berth',
+      httpPort: 9090,
+      sqsPort: 9324,
+      dynamodbPort: 8001,
+      authSecret: SECRET,
+      containerTable: 'c-table',
+      sessionTable: 's-table',
+      awsRegion: 'eu-west-1',
+      awsEndpointUrl: 'http://127.0.0.1:4566',
+      ecs: expect.objectContaining({
+        cluster: 'cluster',
+        taskDefinition: 'workspace:3',
+      }) as unknown,
+    });
+  });
+});
+
+describe('loadConfig minute aliases', () => {
+  it.each([
+    ['AUTO_SHUTDOWN_MINUTES', 'idleTimeoutMs'],
+    ['IDLE_THRESHOLD_MINUTES', 'idleTimeoutMs'],
+    ['CLEANUP_INTERVAL_MINUTES', 'sweepIntervalMs'],
+  ] as const)('reads %s as minutes', (alias, key) => {
+    expect(loadConfig({ [alias]: '7' })[key]).toBe(7 * 60_000);
+  });
+
+  it('accepts fractions of a minute', () => {
+    expect(loadConfig({ AUTO_SHUTDOWN_MINUTES: '0.5' }).idleTimeoutMs).toBe(30_000);
+  });
+
+  it('prefers BERTH_IDLE_TIMEOUT over both aliases', () => {
+    const config = loadConfig({
+      BERTH_IDLE_TIMEOUT: '3m',
+      AUTO_SHUTDOWN_MINUTES: '7',
+      IDLE_THRESHOLD_MINUTES: '9',
+    });
+    expect(config.idleTimeoutMs).toBe(180_000);
+  });
+
+  it('prefers AUTO_SHUTDOWN_MINUTES over IDLE_THRESHOLD_MINUTES', () => {
+    expect(
+      loadConfig({ AUTO_SHUTDOWN_MINUTES: '7', IDLE_THRESHOLD_MINUTES: '9' }).idleTimeoutMs,
+    ).toBe(420_000);
+  });
+
+  it('prefers BERTH_SWEEP_INTERVAL over CLEANUP_INTERVAL_MINUTES', () => {
+    expect(
+      loadConfig({ BERTH_SWEEP_INTERVAL: '1m', CLEANUP_INTERVAL_MINUTES: '30' }).sweepIntervalMs,
+    ).toBe(60_000);
+  });
+
+  it.each(['0', '-3', 'ten', '5m'])('refuses %j minutes, naming the alias', (minutes) => {
+    expect(problemsOf({ IDLE_THRESHOLD_MINUTES: minutes })).toEqual([
+      expect.objectContaining({ field: 'IDLE_THRESHOLD_MINUTES' }),
+    ]);
+  });
+});
+
+describe('loadConfig problems', () => {
+  it('lists every problem at once', () => {
+    // Prepare
+    const env: Env = {
+      BERTH_IDLE_TIMEOUT: '20 minutes',
+      CLEANUP_INTERVAL_MINUTES: 'soon',
+      BERTH_MAX_SESSIONS: '0',
+      BERTH_SESSION_TTL: '0s',
+      BERTH_SHUTDOWN_GRACE: '1.5s',
+      BERTH_RUNTIME: 'kubernetes',
+      BERTH_HTTP_PORT: '70000',
+      BERTH_SQS_PORT: 'x',
+      BERTH_DYNAMODB_PORT: '-1',
+      BERTH_AUTH_SECRET: 'short',
+      CONTAINER_TABLE: 'a b',
+      SESSION_TABLE: 'x',
+      BERTH_LOG_LEVEL: 'loud',
+    };
+
+    // Act
+    const fields = problemsOf(env).map((p) => p.field);
+
+    // Assess
+    expect(fields.sort()).toEqual(
+      [
+        'BERTH_IDLE_TIMEOUT',
+        'CLEANUP_INTERVAL_MINUTES',
+        'BERTH_MAX_SESSIONS',
+        'BERTH_SESSION_TTL',
+        'BERTH_SHUTDOWN_GRACE',
+        'BERTH_RUNTIME',
+        'BERTH_HTTP_PORT',
+        'BERTH_SQS_PORT',
+        'BERTH_DYNAMODB_PORT',
+        'BERTH_AUTH_SECRET',
+        'CONTAINER_TABLE',
+        'SESSION_TABLE',
+        'BERTH_LOG_LEVEL',
+      ].sort(),
+    );
+  });
+
+  it('names each problem in the message and is an InvalidArgumentError', () => {
+    // Act
+    let caught: unknown;
+    try {
+      loadConfig({ BERTH_MAX_SESSIONS: 'many', BERTH_SESSION_TTL: 'forever' });
+    } catch (error) {
+      caught = error;
+    }
+
+    // Assess
+    expect(caught).toBeInstanceOf(InvalidArgumentError);
+    const error = caught as ConfigError;
+    expect(error.field).toBe('BERTH_MAX_SESSIONS');
+    expect(error.message).toContain('BERTH_MAX_SESSIONS');
+    expect(error.message).toContain('BERTH_SESSION_TTL');
+  });
+
+  it('requires the cluster and task definition with the ecs runtime', () => {
+    expect(problemsOf({ BERTH_RUNTIME: 'ecs' }).map((p) => p.field)).toEqual([
+      'BERTH_ECS_CLUSTER',
+      'BERTH_ECS_TASK_DEFINITION',
+    ]);
+  });
+
+  it('never repeats the secret in a problem', () => {
+    const secret = 'hunter2-not-long-enough';
+    const problems = problemsOf({ BERTH_AUTH_SECRET: secret });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]?.message).not.toContain(secret);
+  });
+});

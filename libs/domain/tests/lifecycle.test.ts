@@ -1,0 +1,93 @@
+import fc from 'fast-check';
+import {
+  CONTAINER_STATUSES,
+  ConflictError,
+  acceptsSessions,
+  assertTransition,
+  canTransition,
+  isLive,
+  stopReason,
+  stopReasonKind,
+  type ContainerStatus,
+} from '../src/index.ts';
+
+/** The contract: `starting → running → terminating → stopped`; `starting|running → failed`. */
+const LEGAL = new Set([
+  'starting→running',
+  'running→terminating',
+  'terminating→stopped',
+  'starting→failed',
+  'running→failed',
+]);
+
+const status = fc.constantFrom(...CONTAINER_STATUSES);
+
+describe('container transitions', () => {
+  it('allows exactly the transitions of the contract', () => {
+    fc.assert(
+      fc.property(status, status, (from, to) => {
+        expect(canTransition(from, to)).toBe(LEGAL.has(`${from}→${to}`));
+      }),
+    );
+  });
+
+  it('covers every pair', () => {
+    const allowed = CONTAINER_STATUSES.flatMap((from) =>
+      CONTAINER_STATUSES.filter((to) => canTransition(from, to)).map((to) => `${from}→${to}`),
+    );
+    expect(new Set(allowed)).toEqual(LEGAL);
+  });
+
+  it('throws a ConflictError for an illegal one', () => {
+    fc.assert(
+      fc.property(status, status, (from, to) => {
+        fc.pre(!LEGAL.has(`${from}→${to}`));
+        expect(() => assertTransition(from, to)).toThrow(ConflictError);
+      }),
+    );
+  });
+
+  it('lets no final status go anywhere', () => {
+    for (const to of CONTAINER_STATUSES) {
+      expect(canTransition('stopped', to)).toBe(false);
+      expect(canTransition('failed', to)).toBe(false);
+    }
+  });
+});
+
+describe('status predicates', () => {
+  it.each<[ContainerStatus, boolean, boolean]>([
+    ['starting', true, true],
+    ['running', true, true],
+    ['terminating', true, false],
+    ['stopped', false, false],
+    ['failed', false, false],
+  ])('%s: live %s, accepts sessions %s', (s, live, accepts) => {
+    expect(isLive(s)).toBe(live);
+    expect(acceptsSessions(s)).toBe(accepts);
+  });
+});
+
+describe('stop reasons', () => {
+  it('is the kind alone without detail', () => {
+    expect(stopReason('idle')).toBe('idle');
+    expect(stopReason('manual', '   ')).toBe('manual');
+  });
+
+  it('adds detail after a colon, on one line, at most 200 characters', () => {
+    // Act
+    const reason = stopReason('crashed', `exit code 137\r\nkilled ${'x'.repeat(500)}`);
+
+    // Assess
+    expect(reason.startsWith('crashed:exit code 137 killed ')).toBe(true);
+    expect(reason).not.toMatch(/[\r\n]/);
+    expect(reason.length).toBe('crashed:'.length + 200);
+  });
+
+  it('reads the kind back', () => {
+    expect(stopReasonKind('save_failed:push rejected')).toBe('save_failed');
+    expect(stopReasonKind('lost')).toBe('lost');
+    expect(stopReasonKind('exploded:boom')).toBeUndefined();
+    expect(stopReasonKind(null)).toBeUndefined();
+  });
+});
