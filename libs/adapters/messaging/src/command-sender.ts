@@ -29,7 +29,8 @@ export class CommandSender {
           MessageBody: typeof body === 'string' ? body : JSON.stringify(body),
         }),
       );
-      if (!MessageId) throw new UnavailableError(`sending to queue ${queueName} returned no message id`);
+      if (!MessageId)
+        throw new UnavailableError(`sending to queue ${queueName} returned no message id`);
       return { messageId: MessageId };
     } catch (error) {
       throw toMessagingError(error, `sending to queue ${queueName}`);

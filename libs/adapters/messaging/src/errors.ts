@@ -3,7 +3,12 @@
  * UnavailableError and report InvalidArgumentError, so the only judgement made here is
  * whether trying again could help.
  */
-import { InvalidArgumentError, UnavailableError, isBerthError, type BerthError } from '@berth/domain';
+import {
+  InvalidArgumentError,
+  UnavailableError,
+  isBerthError,
+  type BerthError,
+} from '@berth/domain';
 
 const MISSING_QUEUE = new Set([
   'QueueDoesNotExist',
@@ -42,7 +47,12 @@ export function errorCodes(error: unknown): string[] {
   if (typeof error !== 'object' || error === null) return [];
   const codes: string[] = [];
   const { name, Code, code } = error as { name?: unknown; Code?: unknown; code?: unknown };
-  for (const value of [name, Code, code]) if (typeof value === 'string') codes.push(value);
+  for (const value of [name, Code, code]) {
+    // SQS answers in JSON but keeps the query protocol's codes, so the SDK may name an
+    // error `AWS.SimpleQueueService.QueueNameExists` or just `QueueNameExists`.
+    if (typeof value === 'string')
+      codes.push(value, value.replace(/^AWS\.SimpleQueueService\./, ''));
+  }
   return codes;
 }
 
@@ -78,19 +88,55 @@ export function topicNameOf(topicArn: string): string {
 }
 
 /**
+ * The SDK's errors carry the raw HTTP exchange (`$response`), signed request headers
+ * included; a logger that prints causes would print those. The cause kept is a plain
+ * error with the code, message and request metadata only.
+ */
+function sanitized(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const { $fault, $metadata, Code, code } = error as {
+    $fault?: unknown;
+    $metadata?: { httpStatusCode?: number; requestId?: string; attempts?: number };
+    Code?: unknown;
+    code?: unknown;
+  };
+  const clean = new Error(error.message);
+  clean.name = error.name;
+  clean.stack = error.stack;
+  return Object.assign(
+    clean,
+    $fault === undefined ? {} : { $fault },
+    $metadata === undefined
+      ? {}
+      : {
+          $metadata: {
+            httpStatusCode: $metadata.httpStatusCode,
+            requestId: $metadata.requestId,
+            attempts: $metadata.attempts,
+          },
+        },
+    Code === undefined ? {} : { Code },
+    code === undefined ? {} : { code },
+  );
+}
+
+/**
  * `action` says what was attempted, e.g. `sending to queue berth-task-events`; it starts
  * the message so that an operator sees which resource is in trouble.
  */
 export function toMessagingError(error: unknown, action: string): BerthError {
   if (isBerthError(error)) return error;
+  const cause = sanitized(error);
   if (isMissingQueue(error)) {
-    return new UnavailableError(`${action} failed: the queue does not exist`, { cause: error });
+    return new UnavailableError(`${action} failed: the queue does not exist`, { cause });
   }
   if (isMissingTopic(error)) {
-    return new UnavailableError(`${action} failed: the topic does not exist`, { cause: error });
+    return new UnavailableError(`${action} failed: the topic does not exist`, { cause });
   }
   if (errorCodes(error).some((code) => BAD_INPUT.has(code))) {
-    return new InvalidArgumentError(`${action} was refused: ${describe(error)}`, undefined, { cause: error });
+    return new InvalidArgumentError(`${action} was refused: ${describe(error)}`, undefined, {
+      cause,
+    });
   }
-  return new UnavailableError(`${action} failed: ${describe(error)}`, { cause: error });
+  return new UnavailableError(`${action} failed: ${describe(error)}`, { cause });
 }

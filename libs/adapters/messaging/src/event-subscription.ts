@@ -43,7 +43,10 @@ export class EventTimeoutError extends Error {
   constructor(waitedFor: string, timeoutMs: number, unmatched: readonly BerthEvent[]) {
     const listed = unmatched
       .slice(0, 10)
-      .map((event) => `${event.type}${event.containerId ? ` ${event.containerId}` : ''}${event.sessionId ? ` ${event.sessionId}` : ''}`);
+      .map(
+        (event) =>
+          `${event.type}${event.containerId ? ` ${event.containerId}` : ''}${event.sessionId ? ` ${event.sessionId}` : ''}`,
+      );
     const others =
       unmatched.length === 0
         ? 'no other events arrived'
@@ -65,7 +68,8 @@ export interface EventSubscriptionOptions {
 
 function describeMatcher(matcher: EventMatcher, description: string | undefined): string {
   if (description !== undefined) return description;
-  if (typeof matcher === 'function') return matcher.name ? `the predicate ${matcher.name}` : 'the predicate';
+  if (typeof matcher === 'function')
+    return matcher.name ? `the predicate ${matcher.name}` : 'the predicate';
   return JSON.stringify(matcher);
 }
 
@@ -141,7 +145,10 @@ export class EventSubscription implements AsyncIterable<BerthEvent> {
     try {
       queueUrl = (
         await sqs.send(
-          new CreateQueueCommand({ QueueName: queueName, tags: { [TASK_TAGS.managedBy]: MANAGED_BY } }),
+          new CreateQueueCommand({
+            QueueName: queueName,
+            tags: { [TASK_TAGS.managedBy]: MANAGED_BY },
+          }),
         )
       ).QueueUrl;
       if (!queueUrl) throw new UnavailableError(`creating queue ${queueName} returned no URL`);
@@ -165,8 +172,17 @@ export class EventSubscription implements AsyncIterable<BerthEvent> {
           ReturnSubscriptionArn: true,
         }),
       );
-      if (!SubscriptionArn) throw new UnavailableError(`subscribing to topic ${topicName} returned no ARN`);
-      return new EventSubscription({ sqs, sns, ownsSqs, ownsSns, queueUrl, queueName, subscriptionArn: SubscriptionArn });
+      if (!SubscriptionArn)
+        throw new UnavailableError(`subscribing to topic ${topicName} returned no ARN`);
+      return new EventSubscription({
+        sqs,
+        sns,
+        ownsSqs,
+        ownsSns,
+        queueUrl,
+        queueName,
+        subscriptionArn: SubscriptionArn,
+      });
     } catch (error) {
       if (queueUrl !== undefined) {
         await sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl })).catch(() => undefined);
@@ -198,7 +214,11 @@ export class EventSubscription implements AsyncIterable<BerthEvent> {
    * The first event that matches, taken out of the stream; events that do not match stay
    * for `next()` and later waits, so several waits can be made in any order.
    */
-  async waitFor(matcher: EventMatcher, timeoutMs = 10_000, description?: string): Promise<BerthEvent> {
+  async waitFor(
+    matcher: EventMatcher,
+    timeoutMs = 10_000,
+    description?: string,
+  ): Promise<BerthEvent> {
     const matches = toPredicate(matcher);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -207,7 +227,9 @@ export class EventSubscription implements AsyncIterable<BerthEvent> {
       if (match !== undefined) return match;
       const remaining = deadline - Date.now();
       if (this.#closed || remaining <= 0) {
-        throw new EventTimeoutError(describeMatcher(matcher, description), timeoutMs, [...this.#buffer]);
+        throw new EventTimeoutError(describeMatcher(matcher, description), timeoutMs, [
+          ...this.#buffer,
+        ]);
       }
       await this.#receive(remaining);
     }
@@ -229,12 +251,14 @@ export class EventSubscription implements AsyncIterable<BerthEvent> {
     try {
       await this.#sns.send(new UnsubscribeCommand({ SubscriptionArn: this.subscriptionArn }));
     } catch (error) {
-      if (!isMissingTopic(error)) failures.push(toMessagingError(error, `unsubscribing queue ${this.queueName}`));
+      if (!isMissingTopic(error))
+        failures.push(toMessagingError(error, `unsubscribing queue ${this.queueName}`));
     }
     try {
       await this.#sqs.send(new DeleteQueueCommand({ QueueUrl: this.queueUrl }));
     } catch (error) {
-      if (!isMissingQueue(error)) failures.push(toMessagingError(error, `deleting queue ${this.queueName}`));
+      if (!isMissingQueue(error))
+        failures.push(toMessagingError(error, `deleting queue ${this.queueName}`));
     }
     if (this.#ownsSqs) this.#sqs.destroy();
     if (this.#ownsSns) this.#sns.destroy();
@@ -243,11 +267,11 @@ export class EventSubscription implements AsyncIterable<BerthEvent> {
 
   /** One receive at a time: concurrent callers share it and then look at the buffer. */
   #receive(remainingMs: number): Promise<void> {
-    this.#receiving ??= this.#receiveOnce(Math.min(MAX_WAIT_SECONDS, Math.ceil(remainingMs / 1000))).finally(
-      () => {
-        this.#receiving = undefined;
-      },
-    );
+    this.#receiving ??= this.#receiveOnce(
+      Math.min(MAX_WAIT_SECONDS, Math.ceil(remainingMs / 1000)),
+    ).finally(() => {
+      this.#receiving = undefined;
+    });
     return this.#receiving;
   }
 
@@ -255,7 +279,11 @@ export class EventSubscription implements AsyncIterable<BerthEvent> {
     let messages;
     try {
       const output = await this.#sqs.send(
-        new ReceiveMessageCommand({ QueueUrl: this.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: waitSeconds }),
+        new ReceiveMessageCommand({
+          QueueUrl: this.queueUrl,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: waitSeconds,
+        }),
         { abortSignal: this.#abort.signal },
       );
       messages = output.Messages ?? [];

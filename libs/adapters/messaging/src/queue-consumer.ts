@@ -77,19 +77,31 @@ function wholeNumber(
 ): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    const got = typeof value === 'number' ? String(value) : `a ${value === null ? 'null' : typeof value}`;
-    throw new InvalidArgumentError(`${field} must be a whole number from ${min} to ${max}; got ${got}`, field);
+    const got =
+      typeof value === 'number' ? String(value) : `a ${value === null ? 'null' : typeof value}`;
+    throw new InvalidArgumentError(
+      `${field} must be a whole number from ${min} to ${max}; got ${got}`,
+      field,
+    );
   }
   return value;
 }
 
 /** Checks every option and fills in the defaults; throws InvalidArgumentError naming the field. */
-export function validateQueueConsumerOptions(options: QueueConsumerOptions): ResolvedQueueConsumerOptions {
+export function validateQueueConsumerOptions(
+  options: QueueConsumerOptions,
+): ResolvedQueueConsumerOptions {
   if (typeof options.queueUrl !== 'string' || !URL.canParse(options.queueUrl)) {
-    throw new InvalidArgumentError(`queueUrl must be a queue URL; got ${JSON.stringify(options.queueUrl)}`, 'queueUrl');
+    throw new InvalidArgumentError(
+      `queueUrl must be a queue URL; got ${JSON.stringify(options.queueUrl)}`,
+      'queueUrl',
+    );
   }
   if (typeof options.handle !== 'function') {
-    throw new InvalidArgumentError("handle must be a function answering 'done' or 'retry'", 'handle');
+    throw new InvalidArgumentError(
+      "handle must be a function answering 'done' or 'retry'",
+      'handle',
+    );
   }
   if (options.onError !== undefined && typeof options.onError !== 'function') {
     throw new InvalidArgumentError('onError must be a function', 'onError');
@@ -117,7 +129,13 @@ export function validateQueueConsumerOptions(options: QueueConsumerOptions): Res
     );
   }
   const waitTimeSeconds = wholeNumber('waitTimeSeconds', options.waitTimeSeconds, 20, 1, 20);
-  const stopTimeoutMs = wholeNumber('stopTimeoutMs', options.stopTimeoutMs, 60_000, 1, 24 * 60 * 60 * 1000);
+  const stopTimeoutMs = wholeNumber(
+    'stopTimeoutMs',
+    options.stopTimeoutMs,
+    60_000,
+    1,
+    24 * 60 * 60 * 1000,
+  );
   return {
     queueUrl: options.queueUrl,
     batchSize,
@@ -163,7 +181,10 @@ function toQueueMessage(message: Message): QueueMessage {
 
 function isAbort(error: unknown): boolean {
   const cause = error instanceof SQSError ? error.cause : error;
-  return errorCodes(cause).includes('AbortError') || (error instanceof SQSError && error.code === 'AbortError');
+  return (
+    errorCodes(cause).includes('AbortError') ||
+    (error instanceof SQSError && error.code === 'AbortError')
+  );
 }
 
 /**
@@ -201,7 +222,10 @@ export function startQueueConsumer(options: QueueConsumerOptions): QueueConsumer
         }),
       );
     } catch (error) {
-      report(toMessagingError(error, `handing a message back to queue ${queueName}`), toQueueMessage(message));
+      report(
+        toMessagingError(error, `handing a message back to queue ${queueName}`),
+        toQueueMessage(message),
+      );
     }
   };
 
@@ -222,7 +246,9 @@ export function startQueueConsumer(options: QueueConsumerOptions): QueueConsumer
       if (outcome === 'done') return message;
       if (outcome !== 'retry') {
         report(
-          new InvalidArgumentError(`handle answered ${JSON.stringify(outcome)}; expected 'done' or 'retry'`),
+          new InvalidArgumentError(
+            `handle answered ${JSON.stringify(outcome)}; expected 'done' or 'retry'`,
+          ),
           received,
         );
       }
@@ -235,69 +261,74 @@ export function startQueueConsumer(options: QueueConsumerOptions): QueueConsumer
     }
   };
 
-  const workers = Array.from({ length: Math.ceil(settings.concurrency / settings.batchSize) }, () => {
-    const consumer = Consumer.create({
-      sqs,
-      queueUrl: settings.queueUrl,
-      batchSize: settings.batchSize,
-      visibilityTimeout: settings.visibilityTimeoutSeconds,
-      ...(settings.heartbeatIntervalSeconds > 0 ? { heartbeatInterval: settings.heartbeatIntervalSeconds } : {}),
-      waitTimeSeconds: settings.waitTimeSeconds,
-      pollingCompleteWaitTimeMs: settings.stopTimeoutMs,
-      messageSystemAttributeNames: ['ApproximateReceiveCount'],
-      strictReturn: true,
-      handleMessage,
-    });
-    // Between a receive that brought messages and the end of their handlers and deletes.
-    let busy = false;
-    let backingOff = false;
-    consumer.on('message_received', () => {
-      busy = true;
-    });
-    const received = (): void => {
-      busy = false;
-      if (backingOff) {
-        backingOff = false;
-        consumer.updateOption('pollingWaitTimeMs', 0);
-      }
-    };
-    consumer.on('response_processed', received);
-    consumer.on('empty', received);
-    consumer.on('error', (error, messages) => {
-      if (stopping && isAbort(error)) return;
-      const cause = error instanceof SQSError ? error.cause : error;
-      const first = Array.isArray(messages) ? messages[0] : messages;
-      if (first === undefined) {
-        report(toMessagingError(cause, `receiving from queue ${queueName}`));
-        if (!backingOff) {
-          backingOff = true;
-          consumer.updateOption('pollingWaitTimeMs', RECEIVE_RETRY_DELAY_MS);
+  const workers = Array.from(
+    { length: Math.ceil(settings.concurrency / settings.batchSize) },
+    () => {
+      const consumer = Consumer.create({
+        sqs,
+        queueUrl: settings.queueUrl,
+        batchSize: settings.batchSize,
+        visibilityTimeout: settings.visibilityTimeoutSeconds,
+        ...(settings.heartbeatIntervalSeconds > 0
+          ? { heartbeatInterval: settings.heartbeatIntervalSeconds }
+          : {}),
+        waitTimeSeconds: settings.waitTimeSeconds,
+        pollingCompleteWaitTimeMs: settings.stopTimeoutMs,
+        messageSystemAttributeNames: ['ApproximateReceiveCount'],
+        strictReturn: true,
+        handleMessage,
+      });
+      // Between a receive that brought messages and the end of their handlers and deletes.
+      let busy = false;
+      let backingOff = false;
+      consumer.on('message_received', () => {
+        busy = true;
+      });
+      const received = (): void => {
+        busy = false;
+        if (backingOff) {
+          backingOff = false;
+          consumer.updateOption('pollingWaitTimeMs', 0);
         }
-        return;
-      }
-      const action = /visibility/i.test(error.message)
-        ? `extending the visibility of a message on queue ${queueName}`
-        : `deleting a message from queue ${queueName}`;
-      report(toMessagingError(cause, action), toQueueMessage(first));
-    });
-    consumer.on('waiting_for_polling_to_complete_timeout_exceeded', () => {
-      report(
-        new UnavailableError(
-          `stopping the consumer on queue ${queueName}: handlers still running after ${settings.stopTimeoutMs} ms; their messages will be delivered again`,
-        ),
-      );
-    });
-    consumer.start();
-    return {
-      stop: (): Promise<void> =>
-        new Promise<void>((resolve) => {
-          consumer.once('stopped', () => resolve());
-          // An idle consumer is only long-polling: cancelling that request loses nothing,
-          // whereas a busy one must keep its signal alive for deletes and heartbeats.
-          consumer.stop({ abort: !busy });
-        }),
-    };
-  });
+      };
+      consumer.on('response_processed', received);
+      consumer.on('empty', received);
+      consumer.on('error', (error, messages) => {
+        if (stopping && isAbort(error)) return;
+        const cause = error instanceof SQSError ? error.cause : error;
+        const first = Array.isArray(messages) ? messages[0] : messages;
+        if (first === undefined) {
+          report(toMessagingError(cause, `receiving from queue ${queueName}`));
+          if (!backingOff) {
+            backingOff = true;
+            consumer.updateOption('pollingWaitTimeMs', RECEIVE_RETRY_DELAY_MS);
+          }
+          return;
+        }
+        const action = /visibility/i.test(error.message)
+          ? `extending the visibility of a message on queue ${queueName}`
+          : `deleting a message from queue ${queueName}`;
+        report(toMessagingError(cause, action), toQueueMessage(first));
+      });
+      consumer.on('waiting_for_polling_to_complete_timeout_exceeded', () => {
+        report(
+          new UnavailableError(
+            `stopping the consumer on queue ${queueName}: handlers still running after ${settings.stopTimeoutMs} ms; their messages will be delivered again`,
+          ),
+        );
+      });
+      consumer.start();
+      return {
+        stop: (): Promise<void> =>
+          new Promise<void>((resolve) => {
+            consumer.once('stopped', () => resolve());
+            // An idle consumer is only long-polling: cancelling that request loses nothing,
+            // whereas a busy one must keep its signal alive for deletes and heartbeats.
+            consumer.stop({ abort: !busy });
+          }),
+      };
+    },
+  );
 
   let stopped: Promise<void> | undefined;
   return {

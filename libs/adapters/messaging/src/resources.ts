@@ -46,13 +46,26 @@ export interface MessagingClients {
  * is safe to run at every start and from several processes at once.
  */
 export async function ensureMessaging({ sqs, sns }: MessagingClients): Promise<MessagingResources> {
-  const [[lifecycleCommandsUrl, lifecycleCommandsDlqUrl], [taskEventsUrl, taskEventsDlqUrl], topicArn] =
-    await Promise.all([
-      ensureQueueWithDeadLetters(sqs, QUEUE_NAMES.lifecycleCommands, QUEUE_NAMES.lifecycleCommandsDlq),
-      ensureQueueWithDeadLetters(sqs, QUEUE_NAMES.taskEvents, QUEUE_NAMES.taskEventsDlq),
-      createTopic(sns),
-    ]);
-  return { lifecycleCommandsUrl, lifecycleCommandsDlqUrl, taskEventsUrl, taskEventsDlqUrl, topicArn };
+  const [
+    [lifecycleCommandsUrl, lifecycleCommandsDlqUrl],
+    [taskEventsUrl, taskEventsDlqUrl],
+    topicArn,
+  ] = await Promise.all([
+    ensureQueueWithDeadLetters(
+      sqs,
+      QUEUE_NAMES.lifecycleCommands,
+      QUEUE_NAMES.lifecycleCommandsDlq,
+    ),
+    ensureQueueWithDeadLetters(sqs, QUEUE_NAMES.taskEvents, QUEUE_NAMES.taskEventsDlq),
+    createTopic(sns),
+  ]);
+  return {
+    lifecycleCommandsUrl,
+    lifecycleCommandsDlqUrl,
+    taskEventsUrl,
+    taskEventsDlqUrl,
+    topicArn,
+  };
 }
 
 /** Returns `[queueUrl, deadLetterQueueUrl]`. */
@@ -71,7 +84,10 @@ async function ensureQueueWithDeadLetters(
  * Finds the resources without creating anything, for services that must not set up
  * infrastructure themselves. Throws UnavailableError naming everything that is missing.
  */
-export async function resolveMessaging({ sqs, sns }: MessagingClients): Promise<MessagingResources> {
+export async function resolveMessaging({
+  sqs,
+  sns,
+}: MessagingClients): Promise<MessagingResources> {
   const missing: string[] = [];
   const urlOf = async (name: string): Promise<string> => {
     try {
@@ -95,7 +111,13 @@ export async function resolveMessaging({ sqs, sns }: MessagingClients): Promise<
   if (missing.length > 0 || topicArn === undefined) {
     throw new UnavailableError(`messaging is not set up: missing ${missing.sort().join(', ')}`);
   }
-  return { lifecycleCommandsUrl, lifecycleCommandsDlqUrl, taskEventsUrl, taskEventsDlqUrl, topicArn };
+  return {
+    lifecycleCommandsUrl,
+    lifecycleCommandsDlqUrl,
+    taskEventsUrl,
+    taskEventsDlqUrl,
+    topicArn,
+  };
 }
 
 function deadLetterQueueAttributes(): Record<string, string> {
@@ -109,9 +131,15 @@ function workQueueAttributes(deadLetterTargetArn: string): Record<string, string
   };
 }
 
-async function ensureQueue(sqs: SQSClient, name: string, attributes: Record<string, string>): Promise<string> {
+async function ensureQueue(
+  sqs: SQSClient,
+  name: string,
+  attributes: Record<string, string>,
+): Promise<string> {
   try {
-    const output = await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
+    const output = await sqs.send(
+      new CreateQueueCommand({ QueueName: name, Attributes: attributes }),
+    );
     if (!output.QueueUrl) throw new UnavailableError(`creating queue ${name} returned no URL`);
     return output.QueueUrl;
   } catch (error) {
@@ -156,8 +184,14 @@ async function createTopic(sns: SNSClient): Promise<string> {
 
 async function findTopic(sns: SNSClient, name: string): Promise<string | undefined> {
   try {
+    // ListTopics is regional on AWS; the region check keeps emulators that list every
+    // region's topics (fauxqs does) from answering with another region's topic.
+    const region = await sns.config.region();
     for await (const page of paginateListTopics({ client: sns }, {})) {
-      const match = page.Topics?.find((topic) => topic.TopicArn?.split(':').at(-1) === name);
+      const match = page.Topics?.find((topic) => {
+        const [, , , topicRegion, , topicName] = topic.TopicArn?.split(':') ?? [];
+        return topicName === name && topicRegion === region;
+      });
       if (match?.TopicArn) return match.TopicArn;
     }
     return undefined;

@@ -1,4 +1,8 @@
-import { GetTopicAttributesCommand, PublishBatchCommand, type SNSClient } from '@aws-sdk/client-sns';
+import {
+  GetTopicAttributesCommand,
+  PublishBatchCommand,
+  type SNSClient,
+} from '@aws-sdk/client-sns';
 import { UnavailableError, type BerthEvent, type EventPublisher } from '@berth/domain';
 import { createSnsClient } from './clients.ts';
 import { toMessagingError, topicNameOf } from './errors.ts';
@@ -58,7 +62,10 @@ export class SnsEventPublisher implements EventPublisher {
       );
       failed = output.Failed ?? [];
     } catch (error) {
-      throw toMessagingError(error, `publishing ${events.length} events to topic ${this.#topicName}`);
+      throw toMessagingError(
+        error,
+        `publishing ${events.length} events to topic ${this.#topicName}`,
+      );
     }
     if (failed.length > 0) {
       const details = failed.map((entry) => {

@@ -23,10 +23,16 @@ import { isMissingQueue, queueNameOf, toMessagingError } from './errors.ts';
  * holds dots. A hash prefix of 80 bits keeps the names short with no realistic chance of
  * two containers sharing a queue, and the tags say whose queue it is.
  */
-export function containerQueueNames(containerId: string, generation: number): { input: string; output: string } {
+export function containerQueueNames(
+  containerId: string,
+  generation: number,
+): { input: string; output: string } {
   parseContainerId(containerId);
   if (!Number.isSafeInteger(generation) || generation < 1) {
-    throw new InvalidArgumentError(`generation must be a whole number of at least 1; got ${generation}`, 'generation');
+    throw new InvalidArgumentError(
+      `generation must be a whole number of at least 1; got ${generation}`,
+      'generation',
+    );
   }
   const digest = createHash('sha256').update(containerId).digest('hex').slice(0, 20);
   const base = `berth-${digest}-g${generation}`;
@@ -56,14 +62,19 @@ export class SqsContainerQueues implements ContainerQueues {
       try {
         // CreateQueue answers with the existing queue's URL for a name already taken, which
         // is what makes a retried create idempotent.
-        const { QueueUrl } = await this.#sqs.send(new CreateQueueCommand({ QueueName: name, tags }));
+        const { QueueUrl } = await this.#sqs.send(
+          new CreateQueueCommand({ QueueName: name, tags }),
+        );
         if (!QueueUrl) throw new UnavailableError(`creating queue ${name} returned no URL`);
         return QueueUrl;
       } catch (error) {
         throw toMessagingError(error, `creating queue ${name} for container ${containerId}`);
       }
     };
-    const [inputQueueUrl, outputQueueUrl] = await Promise.all([createQueue(names.input), createQueue(names.output)]);
+    const [inputQueueUrl, outputQueueUrl] = await Promise.all([
+      createQueue(names.input),
+      createQueue(names.output),
+    ]);
     return { inputQueueUrl, outputQueueUrl };
   }
 
@@ -82,7 +93,9 @@ export class SqsContainerQueues implements ContainerQueues {
 
   async exists(queueUrl: string): Promise<boolean> {
     try {
-      await this.#sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
+      await this.#sqs.send(
+        new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }),
+      );
       return true;
     } catch (error) {
       if (isMissingQueue(error)) return false;
@@ -116,7 +129,9 @@ export class SqsContainerQueues implements ContainerQueues {
 
   async send(queueUrl: string, body: object): Promise<void> {
     try {
-      await this.#sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(body) }));
+      await this.#sqs.send(
+        new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(body) }),
+      );
     } catch (error) {
       throw toMessagingError(error, `sending to queue ${queueNameOf(queueUrl)}`);
     }
