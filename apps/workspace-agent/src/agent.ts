@@ -125,8 +125,8 @@ export class WorkspaceAgent {
     if (this.#stopping) return;
     this.#consumer = this.#createConsumer();
     this.#consumer.start();
-    await this.#notify({ type: 'ready' });
     this.#logger.info({ workspacePath: this.#workspace.path }, 'ready');
+    await this.#notify({ type: 'ready' });
   }
 
   #createConsumer(): Consumer {

@@ -135,8 +135,9 @@ export function parseAgentEnv(env: Env): AgentEnv {
 
 /**
  * How much of the shutdown grace is kept for committing and pushing after the workloads in
- * flight: a quarter, at least 1 s and at most 20 s. The rest is what a workload may still use.
+ * flight: a quarter, at least 5 s (a loaded machine spawns git slowly) and at most 20 s, but
+ * never more than half. The rest is what a workload may still use.
  */
 export function saveReserveMs(shutdownGraceMs: number): number {
-  return Math.min(Math.max(Math.floor(shutdownGraceMs / 4), 1000), 20_000, shutdownGraceMs);
+  return Math.min(Math.max(Math.floor(shutdownGraceMs / 4), 5000), 20_000, Math.floor(shutdownGraceMs / 2));
 }

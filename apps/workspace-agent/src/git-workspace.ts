@@ -317,7 +317,6 @@ export class GitWorkspace {
 
       let worktrees: WorktreeEntry[] = [];
       try {
-        await git.raw(['worktree', 'prune']);
         worktrees = parseWorktrees(await git.raw(['worktree', 'list', '--porcelain']));
       } catch (error) {
         fail('inspect', this.#path, error);

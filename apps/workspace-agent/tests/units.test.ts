@@ -1,0 +1,200 @@
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError, threadRefName } from '@berth/domain';
+import { saveFailureDetail } from '../src/agent.ts';
+import { parseAgentEnv, saveReserveMs } from '../src/env.ts';
+import { gitErrorDetail, redactCredentials, threadIdOfRef } from '../src/git-workspace.ts';
+import { KeyedSerialQueue } from '../src/keyed-queue.ts';
+import { invalidAnswer, outputBody, parseInputMessage, type InvalidMessage } from '../src/messages.ts';
+
+const VALID_ENV = {
+  CONTAINER_ID: 'acme.website.john',
+  WORKSPACE_PATH: '/data/workspaces/acme/website/john',
+  BERTH_REPO_URL: '/data/repos/acme/website.git',
+  BERTH_GENERATION: '3',
+  BERTH_INPUT_QUEUE_URL: 'http://sqs.us-east-1.localhost:4566/000000000000/in',
+  BERTH_OUTPUT_QUEUE_URL: 'http://sqs.us-east-1.localhost:4566/000000000000/out',
+};
+
+describe('parseAgentEnv', () => {
+  it('reads a complete environment', () => {
+    const env = parseAgentEnv({ ...VALID_ENV, BERTH_SHUTDOWN_GRACE: '90s', BERTH_WORKLOAD_COMMAND: 'claude -p' });
+
+    expect(env).toEqual({
+      containerId: 'acme.website.john',
+      key: { clientId: 'acme', projectId: 'website', userId: 'john' },
+      workspacePath: '/data/workspaces/acme/website/john',
+      repoUrl: '/data/repos/acme/website.git',
+      generation: 3,
+      inputQueueUrl: VALID_ENV.BERTH_INPUT_QUEUE_URL,
+      outputQueueUrl: VALID_ENV.BERTH_OUTPUT_QUEUE_URL,
+      workloadCommand: 'claude -p',
+      shutdownGraceMs: 90_000,
+      logLevel: 'info',
+    });
+  });
+
+  it('defaults the grace to 60s and leaves the workload to the built-in one', () => {
+    const env = parseAgentEnv(VALID_ENV);
+
+    expect(env.shutdownGraceMs).toBe(60_000);
+    expect(env.workloadCommand).toBeUndefined();
+  });
+
+  it('names every bad variable at once', () => {
+    let error: unknown;
+    try {
+      parseAgentEnv({ CONTAINER_ID: 'acme-website-john', BERTH_GENERATION: 'two', BERTH_INPUT_QUEUE_URL: 'queue' });
+    } catch (caught) {
+      error = caught;
+    }
+
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems.map((p) => p.field)).toEqual([
+      'CONTAINER_ID',
+      'WORKSPACE_PATH',
+      'BERTH_REPO_URL',
+      'BERTH_GENERATION',
+      'BERTH_INPUT_QUEUE_URL',
+      'BERTH_OUTPUT_QUEUE_URL',
+    ]);
+  });
+
+  it('keeps part of the grace for the save', () => {
+    expect(saveReserveMs(60_000)).toBe(15_000);
+    expect(saveReserveMs(12_000)).toBe(5_000);
+    expect(saveReserveMs(4_000)).toBe(2_000);
+    expect(saveReserveMs(600_000)).toBe(20_000);
+  });
+});
+
+describe('parseInputMessage', () => {
+  it('accepts a work message', () => {
+    expect(parseInputMessage('{"sessionId":"s-1","threadId":"t:1","text":"hi"}')).toEqual({
+      kind: 'work',
+      sessionId: 's-1',
+      threadId: 't:1',
+      text: 'hi',
+    });
+  });
+
+  it('accepts thread.open with or without a session', () => {
+    expect(parseInputMessage('{"type":"thread.open","threadId":"t"}')).toEqual({
+      kind: 'thread.open',
+      threadId: 't',
+      sessionId: undefined,
+    });
+    expect(parseInputMessage('{"type":"thread.open","threadId":"t","sessionId":"s"}')).toMatchObject({ sessionId: 's' });
+  });
+
+  it.each([
+    [undefined, 'body'],
+    ['nope', 'body'],
+    ['[1,2]', 'body'],
+    ['{"threadId":"t","text":"x"}', 'sessionId'],
+    ['{"sessionId":"s","text":"x"}', 'threadId'],
+    ['{"sessionId":"s","threadId":"a/b","text":"x"}', 'threadId'],
+    [`{"sessionId":"s","threadId":"${'x'.repeat(129)}","text":"x"}`, 'threadId'],
+    ['{"sessionId":"s","threadId":"t"}', 'text'],
+    ['{"sessionId":"s","threadId":"t","text":null}', 'text'],
+    ['{"type":"thread.open"}', 'threadId'],
+    ['{"type":"thread.open","threadId":"t","sessionId":"bad id"}', 'sessionId'],
+    ['{"type":"other","threadId":"t"}', 'type'],
+  ])('rejects %s naming %s', (body, field) => {
+    const parsed = parseInputMessage(body);
+
+    expect(parsed.kind).toBe('invalid');
+    expect((parsed as InvalidMessage).field).toBe(field);
+    expect(invalidAnswer(parsed as InvalidMessage).text).toContain(field === 'body' ? 'message body' : field);
+  });
+
+  it('echoes only valid ids in the answer', () => {
+    const parsed = parseInputMessage('{"sessionId":"s","threadId":"no spaces allowed","text":"x"}') as InvalidMessage;
+
+    expect(invalidAnswer(parsed)).toEqual({
+      sessionId: 's',
+      text: expect.stringMatching(/^invalid message: threadId must be/) as unknown as string,
+      exitCode: 2,
+    });
+  });
+});
+
+describe('outputBody', () => {
+  it('keeps a small answer as it is', () => {
+    const output = { sessionId: 's', threadId: 't', text: 'hello', exitCode: 0 };
+
+    expect(JSON.parse(outputBody(output))).toEqual(output);
+  });
+
+  it('cuts a text that would not fit in one queue message, counting JSON escapes', () => {
+    const output = { sessionId: 's', threadId: 't', text: '\u0001'.repeat(100_000), exitCode: 0 };
+
+    const body = outputBody(output, 50_000);
+
+    expect(Buffer.byteLength(body)).toBeLessThanOrEqual(50_000);
+    const parsed = JSON.parse(body) as { text: string; exitCode: number };
+    expect(parsed.text.endsWith('[berth: output truncated]')).toBe(true);
+    expect(parsed.exitCode).toBe(0);
+  });
+});
+
+describe('KeyedSerialQueue', () => {
+  it('runs one key in order and different keys side by side, past failures', async () => {
+    const queue = new KeyedSerialQueue();
+    const events: string[] = [];
+    let releaseA!: () => void;
+    const gateA = new Promise<void>((resolve) => (releaseA = resolve));
+
+    const a1 = queue.run('a', async () => {
+      events.push('a1 start');
+      await gateA;
+      events.push('a1 end');
+      throw new Error('a1 failed');
+    });
+    const a2 = queue.run('a', () => {
+      events.push('a2');
+      return Promise.resolve('a2 done');
+    });
+    const b1 = queue.run('b', () => {
+      events.push('b1');
+      return Promise.resolve('b1 done');
+    });
+
+    await expect(b1).resolves.toBe('b1 done');
+    expect(events).toEqual(['a1 start', 'b1']);
+    releaseA();
+    await expect(a1).rejects.toThrow('a1 failed');
+    await expect(a2).resolves.toBe('a2 done');
+    expect(events).toEqual(['a1 start', 'b1', 'a1 end', 'a2']);
+    await Promise.resolve();
+    expect(queue.activeKeys).toBe(0);
+  });
+});
+
+describe('git helpers', () => {
+  it.each(['plain', 'chat:1', '..hidden..', 'ends.', 'x.lock', 'a:b.c..d'])('decodes the ref name of %s', (threadId) => {
+    expect(threadIdOfRef(threadRefName(threadId))).toBe(threadId);
+  });
+
+  it('never shows credentials of a remote URL', () => {
+    const message = "fatal: unable to access 'https://bot:s3cr3t-token@git.example.com/acme/website.git/': 403";
+
+    expect(redactCredentials(message)).not.toContain('s3cr3t');
+    expect(gitErrorDetail(new Error(`hint: try again\n${message}`))).toBe(
+      "fatal: unable to access 'https://***@git.example.com/acme/website.git/': 403",
+    );
+  });
+
+  it('summarises a failed save for the stop reason', () => {
+    expect(
+      saveFailureDetail({
+        ok: false,
+        committed: [],
+        pushed: [],
+        failures: [
+          { step: 'push', target: 'thread/a', detail: "fatal: '/x.git' does not appear to be a git repository" },
+          { step: 'commit', target: '/w', detail: 'error' },
+        ],
+      }),
+    ).toBe("push: fatal: '/x.git' does not appear to be a git repository (+1 more)");
+  });
+});
