@@ -43,11 +43,15 @@ export function toDomainError(error: unknown, context: ErrorContext): BerthError
     case 'ConditionalCheckFailedException':
       return new StaleWriteError(`${where}: a condition no longer holds`, { cause: error });
     case 'TransactionConflictException':
-      return new StaleWriteError(`${where}: conflicted with a concurrent transaction`, { cause: error });
+      return new StaleWriteError(`${where}: conflicted with a concurrent transaction`, {
+        cause: error,
+      });
     case 'TransactionCanceledException': {
       const codes = cancellationCodes(error);
       if (codes.some((code) => LOST_RACE_CODES.has(code))) {
-        return new StaleWriteError(`${where}: transaction cancelled (${codes.join(', ')})`, { cause: error });
+        return new StaleWriteError(`${where}: transaction cancelled (${codes.join(', ')})`, {
+          cause: error,
+        });
       }
       return new UnavailableError(
         `${where}: transaction cancelled (${codes.join(', ') || 'no reasons'}): ${errorMessage(error)}`,
@@ -55,11 +59,17 @@ export function toDomainError(error: unknown, context: ErrorContext): BerthError
       );
     }
     case 'ResourceNotFoundException':
-      return new UnavailableError(`${where}: table or index not found (${tables})`, { cause: error });
+      return new UnavailableError(`${where}: table or index not found (${tables})`, {
+        cause: error,
+      });
     case 'ValidationException':
       // A request DynamoDB refuses is a bug here; the message says what to fix.
-      return new UnavailableError(`${where} was rejected: ${errorMessage(error)}`, { cause: error });
+      return new UnavailableError(`${where} was rejected: ${errorMessage(error)}`, {
+        cause: error,
+      });
     default:
-      return new UnavailableError(`${where} failed: ${name}: ${errorMessage(error)}`, { cause: error });
+      return new UnavailableError(`${where} failed: ${name}: ${errorMessage(error)}`, {
+        cause: error,
+      });
   }
 }

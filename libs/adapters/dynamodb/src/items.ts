@@ -53,10 +53,14 @@ const SESSION_FIELDS = [
 ] as const satisfies readonly (keyof SessionRecord)[];
 
 // A field added to a record but not to the lists above would silently be lost on write.
-const _everyContainerField: [Exclude<keyof ContainerRecord, (typeof CONTAINER_FIELDS)[number]>] extends [never]
+const _everyContainerField: [
+  Exclude<keyof ContainerRecord, (typeof CONTAINER_FIELDS)[number]>,
+] extends [never]
   ? true
   : never = true;
-const _everySessionField: [Exclude<keyof SessionRecord, (typeof SESSION_FIELDS)[number]>] extends [never]
+const _everySessionField: [Exclude<keyof SessionRecord, (typeof SESSION_FIELDS)[number]>] extends [
+  never,
+]
   ? true
   : never = true;
 
@@ -143,7 +147,8 @@ function optional<T>(item: Item, field: string): T | null {
 
 export function fromContainerItem(item: Item): ContainerRecord {
   const status = requireString('container', item, 'status');
-  if (!(CONTAINER_STATUSES as readonly string[]).includes(status)) throw malformed('container', item, 'status');
+  if (!(CONTAINER_STATUSES as readonly string[]).includes(status))
+    throw malformed('container', item, 'status');
   const sessions = item.sessions ?? [];
   if (!Array.isArray(sessions) || !sessions.every((id) => typeof id === 'string')) {
     throw malformed('container', item, 'sessions');
@@ -174,7 +179,8 @@ export function fromContainerItem(item: Item): ContainerRecord {
 
 export function fromSessionItem(item: Item): SessionRecord {
   const status = requireString('session', item, 'status');
-  if (!(SESSION_STATUSES as readonly string[]).includes(status)) throw malformed('session', item, 'status');
+  if (!(SESSION_STATUSES as readonly string[]).includes(status))
+    throw malformed('session', item, 'status');
   return {
     sessionId: requireString('session', item, 'sessionId'),
     containerId: optional(item, 'containerId'),

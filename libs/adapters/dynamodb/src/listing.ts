@@ -41,7 +41,11 @@ export function planContainerQuery(filter: ContainerFilter): ContainerQueryPlan 
     return {
       index: CONTAINER_INDEXES.byClientProject,
       keyAttributes: [TABLE_KEY, 'clientProject', 'userId'],
-      partition: { name: 'clientProject', value: clientProjectKey(clientId, projectId), match: 'equals' },
+      partition: {
+        name: 'clientProject',
+        value: clientProjectKey(clientId, projectId),
+        match: 'equals',
+      },
       sort: userId === undefined ? undefined : { name: 'userId', value: userId, match: 'equals' },
       filters: residual(['clientId', 'projectId', 'userId']),
     };
@@ -51,7 +55,10 @@ export function planContainerQuery(filter: ContainerFilter): ContainerQueryPlan 
       index: CONTAINER_INDEXES.byUser,
       keyAttributes: [TABLE_KEY, 'userId'],
       partition: { name: 'userId', value: userId, match: 'equals' },
-      sort: clientId === undefined ? undefined : { name: TABLE_KEY, value: prefixOf(clientId), match: 'prefix' },
+      sort:
+        clientId === undefined
+          ? undefined
+          : { name: TABLE_KEY, value: prefixOf(clientId), match: 'prefix' },
       filters: residual(['userId', 'clientId']),
     };
   }
@@ -60,7 +67,10 @@ export function planContainerQuery(filter: ContainerFilter): ContainerQueryPlan 
       index: CONTAINER_INDEXES.byStatus,
       keyAttributes: [TABLE_KEY, 'status'],
       partition: { name: 'status', value: status, match: 'equals' },
-      sort: clientId === undefined ? undefined : { name: TABLE_KEY, value: prefixOf(clientId), match: 'prefix' },
+      sort:
+        clientId === undefined
+          ? undefined
+          : { name: TABLE_KEY, value: prefixOf(clientId), match: 'prefix' },
       filters: residual(['status', 'clientId']),
     };
   }
@@ -75,7 +85,12 @@ export function planContainerQuery(filter: ContainerFilter): ContainerQueryPlan 
 
 /** Binds a cursor to the query that made it, so it cannot resume a different one. */
 function fingerprint(plan: ContainerQueryPlan): string {
-  const identity = JSON.stringify([plan.index ?? null, plan.partition ?? null, plan.sort ?? null, plan.filters]);
+  const identity = JSON.stringify([
+    plan.index ?? null,
+    plan.partition ?? null,
+    plan.sort ?? null,
+    plan.filters,
+  ]);
   return createHash('sha256').update(identity).digest('base64url').slice(0, 16);
 }
 
@@ -86,7 +101,9 @@ export function keyOf(item: Item, plan: ContainerQueryPlan): Record<string, stri
 }
 
 export function encodeCursor(plan: ContainerQueryPlan, key: Record<string, unknown>): string {
-  return Buffer.from(JSON.stringify({ q: fingerprint(plan), k: key }), 'utf8').toString('base64url');
+  return Buffer.from(JSON.stringify({ q: fingerprint(plan), k: key }), 'utf8').toString(
+    'base64url',
+  );
 }
 
 function badCursor(reason: string): InvalidArgumentError {
@@ -94,7 +111,9 @@ function badCursor(reason: string): InvalidArgumentError {
 }
 
 function matches(condition: KeyCondition, value: string): boolean {
-  return condition.match === 'equals' ? value === condition.value : value.startsWith(condition.value);
+  return condition.match === 'equals'
+    ? value === condition.value
+    : value.startsWith(condition.value);
 }
 
 export function decodeCursor(plan: ContainerQueryPlan, cursor: string): Record<string, string> {
@@ -111,12 +130,16 @@ export function decodeCursor(plan: ContainerQueryPlan, cursor: string): Record<s
   if (typeof k !== 'object' || k === null || Array.isArray(k)) throw badCursor('no key');
   const key = k as Record<string, unknown>;
   const names = Object.keys(key);
-  if (names.length !== plan.keyAttributes.length || !plan.keyAttributes.every((name) => typeof key[name] === 'string')) {
+  if (
+    names.length !== plan.keyAttributes.length ||
+    !plan.keyAttributes.every((name) => typeof key[name] === 'string')
+  ) {
     throw badCursor('wrong key');
   }
   const typed = key as Record<string, string>;
   for (const condition of [plan.partition, plan.sort]) {
-    if (condition && !matches(condition, typed[condition.name] ?? '')) throw badCursor('key outside the query');
+    if (condition && !matches(condition, typed[condition.name] ?? ''))
+      throw badCursor('key outside the query');
   }
   return typed;
 }

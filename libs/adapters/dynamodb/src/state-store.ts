@@ -3,7 +3,11 @@
  * (several service replicas, duplicate SQS deliveries) can never both win; the loser gets
  * a StaleWriteError, re-reads and decides again.
  */
-import { DescribeTableCommand, DynamoDBClient, type ConsumedCapacity } from '@aws-sdk/client-dynamodb';
+import {
+  DescribeTableCommand,
+  DynamoDBClient,
+  type ConsumedCapacity,
+} from '@aws-sdk/client-dynamodb';
 import {
   DynamoDBDocumentClient,
   GetCommand,
@@ -39,7 +43,13 @@ import {
   toSessionItem,
   type Item,
 } from './items.ts';
-import { decodeCursor, encodeCursor, keyOf, planContainerQuery, type ContainerQueryPlan } from './listing.ts';
+import {
+  decodeCursor,
+  encodeCursor,
+  keyOf,
+  planContainerQuery,
+  type ContainerQueryPlan,
+} from './listing.ts';
 import { CONTAINER_INDEXES, SESSION_INDEXES } from './tables.ts';
 
 export interface ConsumedCapacityDetail {
@@ -69,7 +79,10 @@ interface ConditionalPut {
   ExpressionAttributeValues?: Record<string, unknown>;
 }
 
-type Condition = Pick<ConditionalPut, 'ConditionExpression' | 'ExpressionAttributeNames' | 'ExpressionAttributeValues'>;
+type Condition = Pick<
+  ConditionalPut,
+  'ConditionExpression' | 'ExpressionAttributeNames' | 'ExpressionAttributeValues'
+>;
 
 /** With a FilterExpression DynamoDB counts items before filtering, so read a bit further per page. */
 const MIN_FILTERED_PAGE = 100;
@@ -178,7 +191,9 @@ export class DynamoStateStore implements StateStore {
     const tables = [...new Set(puts.map((put) => put.TableName))];
     if (puts.length === 1) {
       try {
-        const output = await this.#documents.send(new PutCommand({ ...only, ReturnConsumedCapacity: 'TOTAL' }));
+        const output = await this.#documents.send(
+          new PutCommand({ ...only, ReturnConsumedCapacity: 'TOTAL' }),
+        );
         this.#record('put', output.ConsumedCapacity);
       } catch (error) {
         throw toDomainError(error, { operation: 'PutItem', table: tables });
@@ -194,17 +209,27 @@ export class DynamoStateStore implements StateStore {
           ReturnConsumedCapacity: 'TOTAL',
         }),
       );
-      for (const consumed of output.ConsumedCapacity ?? []) this.#record('transact-write', consumed);
+      for (const consumed of output.ConsumedCapacity ?? [])
+        this.#record('transact-write', consumed);
     } catch (error) {
       throw toDomainError(error, { operation: 'TransactWriteItems', table: tables });
     }
   }
 
-  async listContainers(filter: ContainerFilter, limit: number, cursor?: string): Promise<Page<ContainerRecord>> {
+  async listContainers(
+    filter: ContainerFilter,
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<ContainerRecord>> {
     assertLimit(limit);
     const plan = planContainerQuery(filter);
     const startKey = cursor === undefined ? undefined : decodeCursor(plan, cursor);
-    const { items, lastKey } = await this.#readPages(this.#containerRequest(plan), limit, plan, startKey);
+    const { items, lastKey } = await this.#readPages(
+      this.#containerRequest(plan),
+      limit,
+      plan,
+      startKey,
+    );
     return {
       items: items.map(fromContainerItem),
       nextCursor: lastKey === undefined ? null : encodeCursor(plan, lastKey),
@@ -290,7 +315,12 @@ export class DynamoStateStore implements StateStore {
   async #get(table: string, key: Item): Promise<Item | undefined> {
     try {
       const output = await this.#documents.send(
-        new GetCommand({ TableName: table, Key: key, ConsistentRead: true, ReturnConsumedCapacity: 'TOTAL' }),
+        new GetCommand({
+          TableName: table,
+          Key: key,
+          ConsistentRead: true,
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
       );
       this.#record('get', output.ConsumedCapacity);
       return output.Item;
@@ -333,7 +363,9 @@ export class DynamoStateStore implements StateStore {
     if (plan.sort) {
       const sort = term(plan.sort.name, plan.sort.value, 'sk');
       keyCondition +=
-        plan.sort.match === 'equals' ? ` AND ${sort.name} = ${sort.value}` : ` AND begins_with(${sort.name}, ${sort.value})`;
+        plan.sort.match === 'equals'
+          ? ` AND ${sort.name} = ${sort.value}`
+          : ` AND begins_with(${sort.name}, ${sort.value})`;
     }
     return {
       kind: 'query',
@@ -364,14 +396,22 @@ export class DynamoStateStore implements StateStore {
     const { TableName: table, IndexName: index } = request.input;
     for (;;) {
       const missing = limit - items.length;
-      const pageLimit = Number.isFinite(missing) ? (filtered ? Math.max(missing, MIN_FILTERED_PAGE) : missing) : undefined;
+      const pageLimit = Number.isFinite(missing)
+        ? filtered
+          ? Math.max(missing, MIN_FILTERED_PAGE)
+          : missing
+        : undefined;
       const input = {
         ...request.input,
         ...(pageLimit === undefined ? {} : { Limit: pageLimit }),
         ...(exclusiveStartKey === undefined ? {} : { ExclusiveStartKey: exclusiveStartKey }),
         ReturnConsumedCapacity: 'TOTAL' as const,
       };
-      let page: { Items?: Item[]; LastEvaluatedKey?: Record<string, unknown>; ConsumedCapacity?: ConsumedCapacity };
+      let page: {
+        Items?: Item[];
+        LastEvaluatedKey?: Record<string, unknown>;
+        ConsumedCapacity?: ConsumedCapacity;
+      };
       try {
         page =
           request.kind === 'query'

@@ -144,7 +144,10 @@ async function ensureTable(
   }
 }
 
-async function describe(client: DynamoDBClient, table: string): Promise<TableDescription | undefined> {
+async function describe(
+  client: DynamoDBClient,
+  table: string,
+): Promise<TableDescription | undefined> {
   try {
     const { Table } = await client.send(new DescribeTableCommand({ TableName: table }));
     return Table;
@@ -190,7 +193,10 @@ async function waitUntilActive(
   }
 }
 
-/** DynamoDB adds one index per UpdateTable, so they are added one after another. */
+/**
+ * DynamoDB builds one new index per table at a time, so they are added one after another;
+ * an update refused because another is under way is tried again once the table is ACTIVE.
+ */
 async function addMissingIndexes(
   client: DynamoDBClient,
   definition: TableDefinition,
@@ -198,60 +204,88 @@ async function addMissingIndexes(
   deadline: number,
 ): Promise<void> {
   const table = definition.TableName;
-  const present = new Set((description.GlobalSecondaryIndexes ?? []).map((gsi) => gsi.IndexName));
+  let current = description;
   for (const wanted of definition.GlobalSecondaryIndexes ?? []) {
-    if (present.has(wanted.IndexName)) continue;
     const keyNames = new Set(wanted.KeySchema?.map((key) => key.AttributeName));
-    try {
-      await client.send(
-        new UpdateTableCommand({
-          TableName: table,
-          AttributeDefinitions: definition.AttributeDefinitions?.filter((attribute) =>
-            keyNames.has(attribute.AttributeName),
-          ),
-          GlobalSecondaryIndexUpdates: [{ Create: wanted }],
-        }),
-      );
-    } catch (error) {
-      const name = errorName(error);
-      // Another process is adding the same index (or another one) right now.
-      if (name !== 'ResourceInUseException' && name !== 'LimitExceededException' && !isIndexExists(error)) {
-        throw error;
+    let wait = 100;
+    while (
+      !(current.GlobalSecondaryIndexes ?? []).some((gsi) => gsi.IndexName === wanted.IndexName)
+    ) {
+      try {
+        await client.send(
+          new UpdateTableCommand({
+            TableName: table,
+            AttributeDefinitions: definition.AttributeDefinitions?.filter((attribute) =>
+              keyNames.has(attribute.AttributeName),
+            ),
+            GlobalSecondaryIndexUpdates: [{ Create: wanted }],
+          }),
+        );
+      } catch (error) {
+        if (!isUpdateUnderWay(error)) throw error;
+        if (Date.now() + wait > deadline) {
+          throw new UnavailableError(
+            `DynamoDB table ${table}: could not add ${wanted.IndexName} in time`,
+            {
+              cause: error,
+            },
+          );
+        }
+        await delay(wait);
+        wait = Math.min(wait * 2, 2000);
       }
-    }
-    const after = await waitUntilActive(client, table, deadline);
-    if (!(after.GlobalSecondaryIndexes ?? []).some((gsi) => gsi.IndexName === wanted.IndexName)) {
-      // The update was refused because another one was under way: try again now it is done.
-      return addMissingIndexes(client, definition, after, deadline);
+      current = await waitUntilActive(client, table, deadline);
     }
   }
 }
 
-function isIndexExists(error: unknown): boolean {
-  return errorName(error) === 'ValidationException' && /already exists/i.test(String((error as Error).message));
+/** Another process is adding this index, or another one, right now. */
+function isUpdateUnderWay(error: unknown): boolean {
+  const name = errorName(error);
+  return (
+    name === 'ResourceInUseException' ||
+    name === 'LimitExceededException' ||
+    (name === 'ValidationException' && /already exists/i.test(messageOf(error)))
+  );
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function ttlOf(client: DynamoDBClient, table: string) {
+  const { TimeToLiveDescription } = await client.send(
+    new DescribeTimeToLiveCommand({ TableName: table }),
+  );
+  const status = TimeToLiveDescription?.TimeToLiveStatus;
+  return {
+    on: status === 'ENABLED' || status === 'ENABLING',
+    attribute: TimeToLiveDescription?.AttributeName,
+  };
 }
 
 async function enableTtl(client: DynamoDBClient, table: string): Promise<void> {
-  const { TimeToLiveDescription } = await client.send(new DescribeTimeToLiveCommand({ TableName: table }));
-  const status = TimeToLiveDescription?.TimeToLiveStatus;
-  if (status === 'ENABLED' || status === 'ENABLING') {
-    if (TimeToLiveDescription?.AttributeName === TTL_ATTRIBUTE) return;
-    throw new UnavailableError(
-      `DynamoDB table ${table} has TTL on ${TimeToLiveDescription?.AttributeName}, not ${TTL_ATTRIBUTE}`,
-    );
-  }
-  try {
-    await client.send(
-      new UpdateTimeToLiveCommand({
-        TableName: table,
-        TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
-      }),
-    );
-  } catch (error) {
-    // A concurrent caller enabled it first ("TimeToLive is already enabled").
-    if (errorName(error) === 'ValidationException' && /already enabled/i.test(String((error as Error).message))) {
+  const before = await ttlOf(client, table);
+  if (!before.on) {
+    try {
+      await client.send(
+        new UpdateTimeToLiveCommand({
+          TableName: table,
+          TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
+        }),
+      );
       return;
+    } catch (error) {
+      // A concurrent caller may have turned it on first; only then is the refusal fine.
+      if (errorName(error) !== 'ValidationException') throw error;
+      const after = await ttlOf(client, table);
+      if (!after.on) throw error;
+      before.attribute = after.attribute;
     }
-    throw error;
+  }
+  if (before.attribute !== TTL_ATTRIBUTE) {
+    throw new UnavailableError(
+      `DynamoDB table ${table} has TTL on ${before.attribute}, not ${TTL_ATTRIBUTE}`,
+    );
   }
 }

@@ -7,17 +7,25 @@ import {
   type SessionRecord,
 } from '@berth/domain';
 import { randomUUID } from 'node:crypto';
-import { DynamoStateStore, ensureTables, type TableNames } from '../src/index.ts';
+import {
+  DynamoStateStore,
+  ensureTables,
+  type ConsumedCapacityListener,
+  type TableNames,
+} from '../src/index.ts';
 
 /** Table names of their own for each test file, so files can share one DynamoDB Local. */
 export function uniqueTableNames(prefix: string): TableNames {
   const suffix = randomUUID().slice(0, 8);
-  return { containerTable: `${prefix}-containers-${suffix}`, sessionTable: `${prefix}-sessions-${suffix}` };
+  return {
+    containerTable: `${prefix}-containers-${suffix}`,
+    sessionTable: `${prefix}-sessions-${suffix}`,
+  };
 }
 
 export async function storeWithTables(
   prefix: string,
-  options: { onConsumedCapacity?: (units: number) => void } = {},
+  options: { onConsumedCapacity?: ConsumedCapacityListener } = {},
 ): Promise<{ store: DynamoStateStore; client: DynamoDBClient; names: TableNames }> {
   const client = new DynamoDBClient({});
   const names = uniqueTableNames(prefix);
@@ -37,10 +45,16 @@ export function containerFixture(
   generation = 1,
   overrides: Partial<ContainerRecord> = {},
 ): ContainerRecord {
-  return { ...newContainerRecord({ ...key, containerId: containerIdOf(key) }, generation, T0), ...overrides };
+  return {
+    ...newContainerRecord({ ...key, containerId: containerIdOf(key) }, generation, T0),
+    ...overrides,
+  };
 }
 
-export function sessionFixture(sessionId: string, overrides: Partial<SessionRecord> = {}): SessionRecord {
+export function sessionFixture(
+  sessionId: string,
+  overrides: Partial<SessionRecord> = {},
+): SessionRecord {
   return {
     sessionId,
     containerId: null,

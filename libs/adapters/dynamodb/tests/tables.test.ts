@@ -1,0 +1,118 @@
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+  DynamoDBClient,
+  type TableDescription,
+} from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from '@jest/globals';
+import { ensureTables, tableDefinitions, type TableNames } from '../src/index.ts';
+import { uniqueTableNames } from './helpers.ts';
+
+const client = new DynamoDBClient({});
+
+async function describeTable(name: string): Promise<TableDescription> {
+  const { Table } = await client.send(new DescribeTableCommand({ TableName: name }));
+  if (!Table) throw new Error(`no description of ${name}`);
+  return Table;
+}
+
+function indexKeys(table: TableDescription): Record<string, string[]> {
+  return Object.fromEntries(
+    (table.GlobalSecondaryIndexes ?? []).map((index): [string, string[]] => [
+      index.IndexName ?? '',
+      (index.KeySchema ?? []).map((key) => `${key.KeyType}:${key.AttributeName}`),
+    ]),
+  );
+}
+
+async function assertReady(names: TableNames): Promise<void> {
+  const containers = await describeTable(names.containerTable);
+  const sessions = await describeTable(names.sessionTable);
+  expect(containers.TableStatus).toBe('ACTIVE');
+  expect(sessions.TableStatus).toBe('ACTIVE');
+  expect(containers.KeySchema).toEqual([{ AttributeName: 'containerId', KeyType: 'HASH' }]);
+  expect(sessions.KeySchema).toEqual([{ AttributeName: 'sessionId', KeyType: 'HASH' }]);
+  expect(indexKeys(containers)).toEqual({
+    'userId-index': ['HASH:userId', 'RANGE:containerId'],
+    'clientProject-index': ['HASH:clientProject', 'RANGE:userId'],
+    'status-index': ['HASH:status', 'RANGE:containerId'],
+    'idle-index': ['HASH:idleKey', 'RANGE:idleSince'],
+  });
+  expect(indexKeys(sessions)).toEqual({
+    'container-index': ['HASH:containerId', 'RANGE:sessionId'],
+    'thread-index': ['HASH:threadId', 'RANGE:sessionId'],
+    'active-index': ['HASH:activeKey', 'RANGE:lastActivityAt'],
+  });
+  for (const table of [containers, sessions]) {
+    expect(table.GlobalSecondaryIndexes?.every((index) => index.IndexStatus === 'ACTIVE')).toBe(
+      true,
+    );
+    expect(
+      table.GlobalSecondaryIndexes?.every((index) => index.Projection?.ProjectionType === 'ALL'),
+    ).toBe(true);
+    const { TimeToLiveDescription } = await client.send(
+      new DescribeTimeToLiveCommand({ TableName: table.TableName }),
+    );
+    expect(TimeToLiveDescription).toEqual({
+      TimeToLiveStatus: 'ENABLED',
+      AttributeName: 'expiresAt',
+    });
+  }
+}
+
+describe('tableDefinitions', () => {
+  it('asks for on-demand tables with the contract names', () => {
+    const { containerTable, sessionTable } = tableDefinitions({
+      containerTable: 'c',
+      sessionTable: 's',
+    });
+    expect(containerTable.TableName).toBe('c');
+    expect(sessionTable.TableName).toBe('s');
+    expect(containerTable.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(sessionTable.BillingMode).toBe('PAY_PER_REQUEST');
+  });
+});
+
+describe('ensureTables', () => {
+  it('creates both tables with their indexes and TTL, and is idempotent', async () => {
+    const names = uniqueTableNames('ensure');
+    await ensureTables(client, names);
+    await assertReady(names);
+    await ensureTables(client, names);
+    await assertReady(names);
+  });
+
+  it('is safe when several callers race to create the same tables', async () => {
+    const names = uniqueTableNames('race');
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, () => ensureTables(new DynamoDBClient({}), names)),
+    );
+    expect(results.filter((result) => result.status === 'rejected')).toEqual([]);
+    await assertReady(names);
+  });
+
+  it('adds an index an older table lacks', async () => {
+    // Prepare: a container table made before idle-index existed.
+    const names = uniqueTableNames('upgrade');
+    const { containerTable } = tableDefinitions(names);
+    await client.send(
+      new CreateTableCommand({
+        ...containerTable,
+        AttributeDefinitions: containerTable.AttributeDefinitions?.filter(
+          (attribute) =>
+            attribute.AttributeName !== 'idleKey' && attribute.AttributeName !== 'idleSince',
+        ),
+        GlobalSecondaryIndexes: containerTable.GlobalSecondaryIndexes?.filter(
+          (index) => index.IndexName !== 'idle-index',
+        ),
+      }),
+    );
+
+    // Act
+    await ensureTables(client, names);
+
+    // Assess
+    await assertReady(names);
+  });
+});
