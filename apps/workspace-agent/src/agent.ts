@@ -146,7 +146,10 @@ export class WorkspaceAgent {
     consumer.on('message_processed', (message) => this.#settle(message));
     consumer.on('processing_error', (error, message) => {
       if (!(error.cause instanceof ShuttingDownError)) {
-        this.#logger.error({ messageId: message.MessageId, err: error }, 'message handling failed; it will be retried');
+        this.#logger.error(
+          { messageId: message.MessageId, err: error },
+          'message handling failed; it will be retried',
+        );
       }
       this.#settle(message);
     });
@@ -155,13 +158,20 @@ export class WorkspaceAgent {
         // A failed receive (queue unreachable or gone): back off instead of polling in a tight loop.
         this.#pollBackoffMs = Math.min(Math.max(this.#pollBackoffMs * 2, 250), MAX_POLL_BACKOFF_MS);
         consumer.updateOption('pollingWaitTimeMs', this.#pollBackoffMs);
-        this.#logger.error({ err: error, retryInMs: this.#pollBackoffMs }, 'receiving from the input queue failed');
+        this.#logger.error(
+          { err: error, retryInMs: this.#pollBackoffMs },
+          'receiving from the input queue failed',
+        );
         return;
       }
       const messages = Array.isArray(message) ? message : [message];
-      this.#logger.error({ err: error, messageIds: messages.map((m) => m.MessageId) }, 'input queue operation failed');
+      this.#logger.error(
+        { err: error, messageIds: messages.map((m) => m.MessageId) },
+        'input queue operation failed',
+      );
       // Only a failed delete ends a message's life here; a failed heartbeat does not.
-      for (const m of messages) if (m.MessageId && this.#inFlight.get(m.MessageId) === 'acking') this.#settle(m);
+      for (const m of messages)
+        if (m.MessageId && this.#inFlight.get(m.MessageId) === 'acking') this.#settle(m);
     });
     const recovered = (): void => {
       if (this.#pollBackoffMs === 0) return;
@@ -218,7 +228,10 @@ export class WorkspaceAgent {
     const log = this.#logger.child({ messageId: message.MessageId });
     switch (input.kind) {
       case 'invalid':
-        log.warn({ field: input.field, error: input.error }, 'invalid message answered with exit code 2');
+        log.warn(
+          { field: input.field, error: input.error },
+          'invalid message answered with exit code 2',
+        );
         await this.#send(invalidAnswer(input));
         return;
       case 'thread.open':
@@ -238,10 +251,16 @@ export class WorkspaceAgent {
   async #openThread(input: ThreadOpenMessage, message: Message, log: Logger): Promise<void> {
     try {
       const worktreePath = await this.#workspace.ensureWorktree(input.threadId);
-      log.info({ threadId: input.threadId, sessionId: input.sessionId, worktreePath }, 'thread opened');
+      log.info(
+        { threadId: input.threadId, sessionId: input.sessionId, worktreePath },
+        'thread opened',
+      );
     } catch (error) {
       if (this.#attempt(message) < MAX_ATTEMPTS) throw error;
-      log.error({ threadId: input.threadId, err: error }, 'could not open the thread; giving up on this message');
+      log.error(
+        { threadId: input.threadId, err: error },
+        'could not open the thread; giving up on this message',
+      );
     }
   }
 
@@ -267,14 +286,23 @@ export class WorkspaceAgent {
         exitCode: result.exitCode,
       };
       log.info(
-        { ...ids, exitCode: result.exitCode, signal: result.signal, durationMs: Date.now() - startedAt },
+        {
+          ...ids,
+          exitCode: result.exitCode,
+          signal: result.signal,
+          durationMs: Date.now() - startedAt,
+        },
         'workload finished',
       );
     } catch (error) {
       if (this.#attempt(message) < MAX_ATTEMPTS) throw error;
       log.error({ ...ids, err: error }, 'could not run the workload; answering with the failure');
       const detail = redactCredentials(error instanceof Error ? error.message : String(error));
-      output = { ...ids, text: `berth: could not run the workload: ${detail}`, exitCode: AGENT_FAILURE_EXIT_CODE };
+      output = {
+        ...ids,
+        text: `berth: could not run the workload: ${detail}`,
+        exitCode: AGENT_FAILURE_EXIT_CODE,
+      };
     }
     await this.#send(output);
   }
@@ -282,7 +310,10 @@ export class WorkspaceAgent {
   async #send(output: OutputMessage): Promise<void> {
     try {
       await this.#sqs.send(
-        new SendMessageCommand({ QueueUrl: this.#env.outputQueueUrl, MessageBody: outputBody(output) }),
+        new SendMessageCommand({
+          QueueUrl: this.#env.outputQueueUrl,
+          MessageBody: outputBody(output),
+        }),
       );
     } catch (error) {
       const name = error instanceof Error ? error.name : 'Error';
@@ -318,7 +349,9 @@ export class WorkspaceAgent {
           () => true,
           () => false,
         ),
-        new Promise<false>((resolve) => setTimeout(() => resolve(false), Math.max(workDeadline - Date.now(), 0))),
+        new Promise<false>((resolve) =>
+          setTimeout(() => resolve(false), Math.max(workDeadline - Date.now(), 0)),
+        ),
       ]);
       if (!started) this.#logger.warn('the start did not complete; saving what is there');
     }
@@ -330,7 +363,10 @@ export class WorkspaceAgent {
       );
       await this.#workload.interrupt(Math.min(1000, Math.floor(reserveMs / 4)));
       if (!(await this.#whenIdle(Math.max(Math.floor(reserveMs / 4), 250)))) {
-        this.#logger.warn({ inFlight: this.#inFlight.size }, 'saving with messages still unanswered');
+        this.#logger.warn(
+          { inFlight: this.#inFlight.size },
+          'saving with messages still unanswered',
+        );
       }
     }
 

@@ -39,7 +39,8 @@ export function parseAgentEnv(env: Env): AgentEnv {
   };
   const required = (name: string, what: string): string | undefined => {
     const raw = value(name);
-    if (raw === undefined) problems.push(new InvalidArgumentError(`${name} is required (${what})`, name));
+    if (raw === undefined)
+      problems.push(new InvalidArgumentError(`${name} is required (${what})`, name));
     return raw;
   };
   const check = <T>(read: () => T): T | undefined => {
@@ -59,7 +60,10 @@ export function parseAgentEnv(env: Env): AgentEnv {
     return check(() => {
       const url = URL.parse(raw);
       if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-        throw new InvalidArgumentError(`${name} must be an http(s) SQS queue URL; got "${raw}"`, name);
+        throw new InvalidArgumentError(
+          `${name} must be an http(s) SQS queue URL; got "${raw}"`,
+          name,
+        );
       }
       return raw;
     });
@@ -67,7 +71,9 @@ export function parseAgentEnv(env: Env): AgentEnv {
 
   const containerIdRaw = required('CONTAINER_ID', 'clientId.projectId.userId');
   const key =
-    containerIdRaw === undefined ? undefined : check(() => parseContainerId(containerIdRaw, 'CONTAINER_ID'));
+    containerIdRaw === undefined
+      ? undefined
+      : check(() => parseContainerId(containerIdRaw, 'CONTAINER_ID'));
   const workspaceRaw = required('WORKSPACE_PATH', 'where the git checkout lives');
   const repoUrl = required('BERTH_REPO_URL', "the project's git remote");
 
@@ -90,8 +96,15 @@ export function parseAgentEnv(env: Env): AgentEnv {
   const outputQueueUrl = queueUrl('BERTH_OUTPUT_QUEUE_URL');
 
   const shutdownGraceMs = check(() => {
-    const ms = parseDuration(value('BERTH_SHUTDOWN_GRACE') ?? DEFAULT_SHUTDOWN_GRACE, 'BERTH_SHUTDOWN_GRACE');
-    if (ms <= 0) throw new InvalidArgumentError('BERTH_SHUTDOWN_GRACE must be greater than zero', 'BERTH_SHUTDOWN_GRACE');
+    const ms = parseDuration(
+      value('BERTH_SHUTDOWN_GRACE') ?? DEFAULT_SHUTDOWN_GRACE,
+      'BERTH_SHUTDOWN_GRACE',
+    );
+    if (ms <= 0)
+      throw new InvalidArgumentError(
+        'BERTH_SHUTDOWN_GRACE must be greater than zero',
+        'BERTH_SHUTDOWN_GRACE',
+      );
     return ms;
   });
 
@@ -122,7 +135,9 @@ export function parseAgentEnv(env: Env): AgentEnv {
   return {
     containerId: containerIdRaw,
     key,
-    workspacePath: isAbsolute(workspaceRaw) ? resolve(workspaceRaw) : resolve(process.cwd(), workspaceRaw),
+    workspacePath: isAbsolute(workspaceRaw)
+      ? resolve(workspaceRaw)
+      : resolve(process.cwd(), workspaceRaw),
     repoUrl,
     generation,
     inputQueueUrl,
@@ -139,5 +154,9 @@ export function parseAgentEnv(env: Env): AgentEnv {
  * never more than half. The rest is what a workload may still use.
  */
 export function saveReserveMs(shutdownGraceMs: number): number {
-  return Math.min(Math.max(Math.floor(shutdownGraceMs / 4), 5000), 20_000, Math.floor(shutdownGraceMs / 2));
+  return Math.min(
+    Math.max(Math.floor(shutdownGraceMs / 4), 5000),
+    20_000,
+    Math.floor(shutdownGraceMs / 2),
+  );
 }

@@ -159,13 +159,16 @@ export class GitWorkspace {
     const existing = existsSync(join(this.#path, '.git'));
     let recovery: SaveResult | undefined;
     if (existing) {
-      await this.#exclusive(() => this.#git().raw(['remote', 'set-url', REMOTE, this.#repoUrl])).catch(
-        (error: unknown) => {
-          throw new UnavailableError(`cannot point the workspace at its remote: ${gitErrorDetail(error)}`, {
+      await this.#exclusive(() =>
+        this.#git().raw(['remote', 'set-url', REMOTE, this.#repoUrl]),
+      ).catch((error: unknown) => {
+        throw new UnavailableError(
+          `cannot point the workspace at its remote: ${gitErrorDetail(error)}`,
+          {
             cause: error,
-          });
-        },
-      );
+          },
+        );
+      });
       recovery = await this.save();
       if (recovery.ok) {
         this.#logger.info(
@@ -178,9 +181,14 @@ export class GitWorkspace {
           'could not push the work an earlier generation left; keeping it and going on',
         );
       }
-      await this.#exclusive(() => this.#git().raw(['fetch', '--prune', REMOTE])).catch((error: unknown) => {
-        this.#logger.error({ detail: gitErrorDetail(error) }, 'fetch failed; working from the local checkout');
-      });
+      await this.#exclusive(() => this.#git().raw(['fetch', '--prune', REMOTE])).catch(
+        (error: unknown) => {
+          this.#logger.error(
+            { detail: gitErrorDetail(error) },
+            'fetch failed; working from the local checkout',
+          );
+        },
+      );
     } else {
       await this.#clone();
     }
@@ -217,7 +225,13 @@ export class GitWorkspace {
     // The main checkout follows the user's own branch when an earlier container saved one.
     const remoteWorkspace = `refs/remotes/${REMOTE}/${this.#workspaceBranch}`;
     if (await this.#refExists(remoteWorkspace)) {
-      await this.#git().raw(['checkout', '-b', this.#workspaceBranch, '--track', `${REMOTE}/${this.#workspaceBranch}`]);
+      await this.#git().raw([
+        'checkout',
+        '-b',
+        this.#workspaceBranch,
+        '--track',
+        `${REMOTE}/${this.#workspaceBranch}`,
+      ]);
     }
   }
 
@@ -226,7 +240,8 @@ export class GitWorkspace {
     const gitDir = (await this.#git().raw(['rev-parse', '--git-common-dir'])).trim();
     const excludeFile = join(resolve(this.#path, gitDir), 'info', 'exclude');
     const current = existsSync(excludeFile) ? await readFile(excludeFile, 'utf8') : '';
-    if (current.split('\n').some((line) => line.trim() === '.berth/' || line.trim() === '/.berth/')) return;
+    if (current.split('\n').some((line) => line.trim() === '.berth/' || line.trim() === '/.berth/'))
+      return;
     await mkdir(dirname(excludeFile), { recursive: true });
     const separator = current === '' || current.endsWith('\n') ? '' : '\n';
     await appendFile(excludeFile, `${separator}/.berth/\n`);
@@ -257,8 +272,15 @@ export class GitWorkspace {
 
   /** The commit a new thread starts from: the remote's default branch, when there is one. */
   async #defaultBase(): Promise<string | undefined> {
-    for (const ref of [`refs/remotes/${REMOTE}/HEAD`, `refs/remotes/${REMOTE}/main`, `refs/remotes/${REMOTE}/master`, 'HEAD']) {
-      const out = (await this.#git().raw(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`])).trim();
+    for (const ref of [
+      `refs/remotes/${REMOTE}/HEAD`,
+      `refs/remotes/${REMOTE}/main`,
+      `refs/remotes/${REMOTE}/master`,
+      'HEAD',
+    ]) {
+      const out = (
+        await this.#git().raw(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`])
+      ).trim();
       if (out !== '') return out;
     }
     return undefined;
@@ -323,7 +345,8 @@ export class GitWorkspace {
       }
 
       for (const worktree of worktrees) {
-        if (worktree.bare || resolve(worktree.path) === this.#path || !existsSync(worktree.path)) continue;
+        if (worktree.bare || resolve(worktree.path) === this.#path || !existsSync(worktree.path))
+          continue;
         try {
           if (await this.#commitWorktree(worktree, signal)) result.committed.push(worktree.path);
         } catch (error) {
@@ -405,7 +428,11 @@ export class GitWorkspace {
         // Carries the uncommitted changes over to the new branch.
         await git.raw(['checkout', '-b', this.#workspaceBranch]);
       } else if (current === '') {
-        await git.raw(['checkout', '-b', `${this.#workspaceBranch}-${this.#clock.now().getTime()}`]);
+        await git.raw([
+          'checkout',
+          '-b',
+          `${this.#workspaceBranch}-${this.#clock.now().getTime()}`,
+        ]);
       }
       // Otherwise the workload moved the main checkout to a branch of its own: commit there.
     }
@@ -444,4 +471,3 @@ export class GitWorkspace {
     return unpushed.sort();
   }
 }
-

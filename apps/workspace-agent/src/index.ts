@@ -9,7 +9,12 @@ export type { AgentNotice, AgentOptions, ConsumerTuning } from './agent.ts';
 export { parseAgentEnv, saveReserveMs } from './env.ts';
 export type { AgentEnv } from './env.ts';
 export { GitWorkspace, gitErrorDetail, redactCredentials, threadIdOfRef } from './git-workspace.ts';
-export type { GitWorkspaceOptions, PrepareResult, SaveFailure, SaveResult } from './git-workspace.ts';
+export type {
+  GitWorkspaceOptions,
+  PrepareResult,
+  SaveFailure,
+  SaveResult,
+} from './git-workspace.ts';
 export { KeyedSerialQueue } from './keyed-queue.ts';
 export { createLogger } from './logger.ts';
 export type { LoggerOptions } from './logger.ts';
@@ -20,6 +25,12 @@ export {
   outputBody,
   parseInputMessage,
 } from './messages.ts';
-export type { InputMessage, InvalidMessage, OutputMessage, ThreadOpenMessage, WorkMessage } from './messages.ts';
+export type {
+  InputMessage,
+  InvalidMessage,
+  OutputMessage,
+  ThreadOpenMessage,
+  WorkMessage,
+} from './messages.ts';
 export { ChatFileWorkload, MAX_STDOUT_BYTES, ShellWorkload, createWorkload } from './workload.ts';
 export type { Workload, WorkloadRequest, WorkloadResult } from './workload.ts';

@@ -47,19 +47,31 @@ async function main(): Promise<void> {
       'invalid environment',
     );
     console.error(`workspace-agent: ${env.message}`);
-    await notify({ type: 'stopping', reason: `start_failed:invalid environment (${variables.join(', ')})` });
+    await notify({
+      type: 'stopping',
+      reason: `start_failed:invalid environment (${variables.join(', ')})`,
+    });
     process.exit(CONFIG_EXIT_CODE);
   }
 
   // No git command may wait for a password on a terminal: a container has no one to type it.
   process.env.GIT_TERMINAL_PROMPT ??= '0';
 
-  const logger = createLogger({ level: env.logLevel, containerId: env.containerId, generation: env.generation });
+  const logger = createLogger({
+    level: env.logLevel,
+    containerId: env.containerId,
+    generation: env.generation,
+  });
   const agent = new WorkspaceAgent({
     env,
     logger,
     sqs: new SQSClient({ useQueueUrlAsEndpoint: false }),
-    workspace: new GitWorkspace({ workspacePath: env.workspacePath, repoUrl: env.repoUrl, userId: env.key.userId, logger }),
+    workspace: new GitWorkspace({
+      workspacePath: env.workspacePath,
+      repoUrl: env.repoUrl,
+      userId: env.key.userId,
+      logger,
+    }),
     workload: createWorkload(env.workloadCommand),
     notify,
   });
@@ -92,7 +104,10 @@ async function main(): Promise<void> {
   });
 
   logger.info(
-    { workspacePath: env.workspacePath, workload: env.workloadCommand === undefined ? 'built-in' : 'command' },
+    {
+      workspacePath: env.workspacePath,
+      workload: env.workloadCommand === undefined ? 'built-in' : 'command',
+    },
     'starting',
   );
   try {

@@ -50,7 +50,10 @@ function invalid(field: string, error: string, body: Record<string, unknown> = {
   };
 }
 
-function idProblem(body: Record<string, unknown>, field: 'sessionId' | 'threadId'): InvalidMessage | undefined {
+function idProblem(
+  body: Record<string, unknown>,
+  field: 'sessionId' | 'threadId',
+): InvalidMessage | undefined {
   const value = body[field];
   if (value === undefined) return invalid(field, `${field} is required`, body);
   if (!isOpaqueId(value)) return invalid(field, `${field} must be ${ID_RULE}`, body);
@@ -76,7 +79,11 @@ export function parseInputMessage(rawBody: string | undefined): InputMessage {
 
   if (body.type !== undefined) {
     if (body.type !== 'thread.open') {
-      return invalid('type', `type must be "thread.open" or absent; got ${JSON.stringify(body.type)}`, body);
+      return invalid(
+        'type',
+        `type must be "thread.open" or absent; got ${JSON.stringify(body.type)}`,
+        body,
+      );
     }
     const threadProblem = idProblem(body, 'threadId');
     if (threadProblem) return threadProblem;
@@ -86,7 +93,7 @@ export function parseInputMessage(rawBody: string | undefined): InputMessage {
     return {
       kind: 'thread.open',
       threadId: body.threadId as string,
-      sessionId: body.sessionId as string | undefined,
+      sessionId: body.sessionId,
     };
   }
 

@@ -31,7 +31,9 @@ let bare: string;
 let queues: Queues;
 const agents: AgentProcess[] = [];
 
-function agent(input: Omit<AgentEnvInput, 'repoUrl' | 'queues'> & Partial<AgentEnvInput>): AgentProcess {
+function agent(
+  input: Omit<AgentEnvInput, 'repoUrl' | 'queues'> & Partial<AgentEnvInput>,
+): AgentProcess {
   const started = startAgent({ repoUrl: bare, queues, ...input });
   agents.push(started);
   return started;
@@ -67,7 +69,9 @@ describe('start', () => {
       // Assess
       expect(a.notices).toContainEqual({ type: 'ready' });
       expect(await readFile(join(workspace, 'README.md'), 'utf8')).toBe('# project\n');
-      expect(await readFile(join(workspace, '.git', 'info', 'exclude'), 'utf8')).toMatch(/^\/\.berth\/$/m);
+      expect(await readFile(join(workspace, '.git', 'info', 'exclude'), 'utf8')).toMatch(
+        /^\/\.berth\/$/m,
+      );
       await eventually('the ready log line', () => a.logs.some((l) => l.msg === 'ready'));
       expect(await a.stop()).toEqual({ code: 0, signal: null });
     },
@@ -77,7 +81,12 @@ describe('start', () => {
   it(
     'refuses an invalid environment, naming every bad variable',
     async () => {
-      const a = agent({ workspacePath: join(root, 'ws'), generation: 0, containerId: 'Not.Valid', shutdownGrace: 'soon' });
+      const a = agent({
+        workspacePath: join(root, 'ws'),
+        generation: 0,
+        containerId: 'Not.Valid',
+        shutdownGrace: 'soon',
+      });
 
       const { code } = await a.exited;
 
@@ -85,7 +94,9 @@ describe('start', () => {
       expect(a.stderr()).toContain('CONTAINER_ID');
       expect(a.stderr()).toContain('BERTH_GENERATION');
       expect(a.stderr()).toContain('BERTH_SHUTDOWN_GRACE');
-      expect(a.notices[0]?.reason).toMatch(/^start_failed:invalid environment \(CONTAINER_ID, BERTH_GENERATION, BERTH_SHUTDOWN_GRACE\)$/);
+      expect(a.notices[0]?.reason).toMatch(
+        /^start_failed:invalid environment \(CONTAINER_ID, BERTH_GENERATION, BERTH_SHUTDOWN_GRACE\)$/,
+      );
     },
     TIMEOUT,
   );
@@ -99,16 +110,30 @@ describe('messages', () => {
       const a = agent({ workspacePath: workspace });
       await a.ready;
 
-      await sendInput(sqs, queues.input, { sessionId: 'sess-1', threadId: 'thread-1', text: 'hello berth' });
+      await sendInput(sqs, queues.input, {
+        sessionId: 'sess-1',
+        threadId: 'thread-1',
+        text: 'hello berth',
+      });
       const [output] = await receiveOutputs(sqs, queues.output, 1);
 
-      expect(output).toEqual({ sessionId: 'sess-1', threadId: 'thread-1', text: 'hello berth', exitCode: 0 });
+      expect(output).toEqual({
+        sessionId: 'sess-1',
+        threadId: 'thread-1',
+        text: 'hello berth',
+        exitCode: 0,
+      });
       const worktree = worktreePathFor(workspace, 'thread-1');
       expect(await readFile(join(worktree, 'CHAT.md'), 'utf8')).toBe('hello berth\n');
-      expect((await git(worktree, 'rev-parse', '--abbrev-ref', 'HEAD')).trim()).toBe(threadBranch('thread-1'));
+      expect((await git(worktree, 'rev-parse', '--abbrev-ref', 'HEAD')).trim()).toBe(
+        threadBranch('thread-1'),
+      );
       // New threads start from the default branch's head.
       expect(await readFile(join(worktree, 'README.md'), 'utf8')).toBe('# project\n');
-      await eventually('the input message to be deleted', async () => (await messagesOnQueue(sqs, queues.input)) === 0);
+      await eventually(
+        'the input message to be deleted',
+        async () => (await messagesOnQueue(sqs, queues.input)) === 0,
+      );
       expect((await a.stop()).code).toBe(0);
     },
     TIMEOUT,
@@ -125,7 +150,11 @@ describe('messages', () => {
       });
       await a.ready;
 
-      await sendInput(sqs, queues.input, { sessionId: 'sess-2', threadId: 'feature:x', text: 'do it' });
+      await sendInput(sqs, queues.input, {
+        sessionId: 'sess-2',
+        threadId: 'feature:x',
+        text: 'do it',
+      });
       const [output] = await receiveOutputs(sqs, queues.output, 1);
 
       expect(output?.exitCode).toBe(3);
@@ -134,7 +163,10 @@ describe('messages', () => {
       expect(output?.text).toBe(
         `got:do it\nids:acme.website.john:sess-2:feature:x:${workspace}\n${worktreePathFor(workspace, 'feature:x')}\n`,
       );
-      await eventually('the input message to be deleted', async () => (await messagesOnQueue(sqs, queues.input)) === 0);
+      await eventually(
+        'the input message to be deleted',
+        async () => (await messagesOnQueue(sqs, queues.input)) === 0,
+      );
       expect((await a.stop()).code).toBe(0);
     },
     TIMEOUT,
@@ -147,12 +179,21 @@ describe('messages', () => {
       const a = agent({ workspacePath: workspace });
       await a.ready;
 
-      await sendInput(sqs, queues.input, { type: 'thread.open', threadId: 'opened', sessionId: 'sess-3' });
+      await sendInput(sqs, queues.input, {
+        type: 'thread.open',
+        threadId: 'opened',
+        sessionId: 'sess-3',
+      });
 
       const worktree = worktreePathFor(workspace, 'opened');
       await eventually('the worktree to exist', () => existsSync(join(worktree, '.git')));
-      expect((await git(worktree, 'rev-parse', '--abbrev-ref', 'HEAD')).trim()).toBe('thread/opened');
-      await eventually('the control message to be deleted', async () => (await messagesOnQueue(sqs, queues.input)) === 0);
+      expect((await git(worktree, 'rev-parse', '--abbrev-ref', 'HEAD')).trim()).toBe(
+        'thread/opened',
+      );
+      await eventually(
+        'the control message to be deleted',
+        async () => (await messagesOnQueue(sqs, queues.input)) === 0,
+      );
       expect(await messagesOnQueue(sqs, queues.output)).toBe(0);
       expect((await a.stop()).code).toBe(0);
     },
@@ -167,20 +208,40 @@ describe('messages', () => {
 
       await sendInput(sqs, queues.input, 'this is not json');
       await sendInput(sqs, queues.input, { sessionId: 'bad-1', text: 'no thread' });
-      await sendInput(sqs, queues.input, { sessionId: 'bad-2', threadId: 'has spaces/and slash', text: 'x' });
+      await sendInput(sqs, queues.input, {
+        sessionId: 'bad-2',
+        threadId: 'has spaces/and slash',
+        text: 'x',
+      });
       await sendInput(sqs, queues.input, { sessionId: 'bad-3', threadId: 't', text: 42 });
-      await sendInput(sqs, queues.input, { type: 'thread.close', threadId: 't', sessionId: 'bad-4' });
+      await sendInput(sqs, queues.input, {
+        type: 'thread.close',
+        threadId: 't',
+        sessionId: 'bad-4',
+      });
       const outputs = await receiveOutputs(sqs, queues.output, 5);
 
       const bySession = new Map(outputs.map((o) => [o.sessionId ?? 'none', o]));
       expect(outputs.every((o) => o.exitCode === 2)).toBe(true);
       expect(bySession.get('none')?.text).toMatch(/not valid JSON/);
-      expect(bySession.get('bad-1')).toEqual({ sessionId: 'bad-1', text: 'invalid message: threadId is required', exitCode: 2 });
+      expect(bySession.get('bad-1')).toEqual({
+        sessionId: 'bad-1',
+        text: 'invalid message: threadId is required',
+        exitCode: 2,
+      });
       expect(bySession.get('bad-2')?.text).toMatch(/^invalid message: threadId must be/);
       expect(bySession.get('bad-2')?.threadId).toBeUndefined();
-      expect(bySession.get('bad-3')).toEqual({ sessionId: 'bad-3', threadId: 't', text: 'invalid message: text must be a string', exitCode: 2 });
+      expect(bySession.get('bad-3')).toEqual({
+        sessionId: 'bad-3',
+        threadId: 't',
+        text: 'invalid message: text must be a string',
+        exitCode: 2,
+      });
       expect(bySession.get('bad-4')?.text).toMatch(/^invalid message: type must be "thread.open"/);
-      await eventually('the invalid messages to be deleted', async () => (await messagesOnQueue(sqs, queues.input)) === 0);
+      await eventually(
+        'the invalid messages to be deleted',
+        async () => (await messagesOnQueue(sqs, queues.input)) === 0,
+      );
       expect((await a.stop()).code).toBe(0);
     },
     TIMEOUT,
@@ -203,16 +264,27 @@ describe('messages', () => {
         'cat >> CHAT.md; echo >> CHAT.md; tail -n 1 CHAT.md',
       ].join('\n');
       // Queued before the agent starts, so that its first receive takes them all at once.
-      for (const text of ['a1', 'a2', 'a3']) await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'a', text });
+      for (const text of ['a1', 'a2', 'a3'])
+        await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'a', text });
       await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'b', text: 'b1' });
 
-      const a = agent({ workspacePath: workspace, workloadCommand: command, extra: { SIGNALS: signals } });
+      const a = agent({
+        workspacePath: workspace,
+        workloadCommand: command,
+        extra: { SIGNALS: signals },
+      });
       await a.ready;
       const outputs = await receiveOutputs(sqs, queues.output, 4);
 
       expect(outputs.map((o) => o.exitCode)).toEqual([0, 0, 0, 0]);
-      expect(await readFile(join(worktreePathFor(workspace, 'a'), 'CHAT.md'), 'utf8')).toBe('a1\na2\na3\n');
-      expect(outputs.filter((o) => o.threadId === 'a').map((o) => o.text)).toEqual(['a1\n', 'a2\n', 'a3\n']);
+      expect(await readFile(join(worktreePathFor(workspace, 'a'), 'CHAT.md'), 'utf8')).toBe(
+        'a1\na2\na3\n',
+      );
+      expect(outputs.filter((o) => o.threadId === 'a').map((o) => o.text)).toEqual([
+        'a1\n',
+        'a2\n',
+        'a3\n',
+      ]);
       expect((await a.stop()).code).toBe(0);
     },
     TIMEOUT,
@@ -226,7 +298,11 @@ describe('saving state', () => {
       const workspace = join(root, 'workspace');
       const a = agent({ workspacePath: workspace });
       await a.ready;
-      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'chat:1', text: 'first line' });
+      await sendInput(sqs, queues.input, {
+        sessionId: 's',
+        threadId: 'chat:1',
+        text: 'first line',
+      });
       await receiveOutputs(sqs, queues.output, 1);
       const worktree = worktreePathFor(workspace, 'chat:1');
       await writeFile(join(worktree, 'notes.txt'), 'written directly\n');
@@ -241,8 +317,12 @@ describe('saving state', () => {
       expect(await showInBare(bare, branch, 'notes.txt')).toBe('written directly\n');
       expect(await showInBare(bare, 'workspace/john', 'scratch.txt')).toBe('main checkout\n');
       expect(await showInBare(bare, 'main', 'scratch.txt')).toBeUndefined();
-      const [subject, author] = (await git(bare, 'log', '-1', '--format=%s%n%an <%ae>', branch)).split('\n');
-      expect(subject).toMatch(/^berth: save thread chat:1 at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      const [subject, author] = (
+        await git(bare, 'log', '-1', '--format=%s%n%an <%ae>', branch)
+      ).split('\n');
+      expect(subject).toMatch(
+        /^berth: save thread chat:1 at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/,
+      );
       expect(author).toBe('berth <berth@localhost>');
 
       // A new generation, with a fresh workspace and queues of its own, gets every thread back.
@@ -256,7 +336,11 @@ describe('saving state', () => {
       expect((await git(restored, 'rev-parse', '--abbrev-ref', 'HEAD')).trim()).toBe(branch);
       expect(await readFile(join(fresh, 'scratch.txt'), 'utf8')).toBe('main checkout\n');
 
-      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'chat:1', text: 'second line' });
+      await sendInput(sqs, queues.input, {
+        sessionId: 's',
+        threadId: 'chat:1',
+        text: 'second line',
+      });
       await receiveOutputs(sqs, queues.output, 1);
       expect(await readFile(join(restored, 'CHAT.md'), 'utf8')).toBe('first line\nsecond line\n');
       expect((await b.stop()).code).toBe(0);
@@ -271,7 +355,8 @@ describe('saving state', () => {
       const workspace = join(root, 'workspace');
       const a = agent({
         workspacePath: workspace,
-        workloadCommand: 'touch started; sleep 2; cat >> CHAT.md; echo finished >> CHAT.md; echo done',
+        workloadCommand:
+          'touch started; sleep 2; cat >> CHAT.md; echo finished >> CHAT.md; echo done',
       });
       await a.ready;
       await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'slow', text: 'long task' });
@@ -300,7 +385,9 @@ describe('saving state', () => {
       });
       await a.ready;
       await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'stuck', text: 'x' });
-      await eventually('the workload to start', () => existsSync(join(worktreePathFor(workspace, 'stuck'), 'partial.txt')));
+      await eventually('the workload to start', () =>
+        existsSync(join(worktreePathFor(workspace, 'stuck'), 'partial.txt')),
+      );
 
       const startedStop = Date.now();
       const exit = await a.stop();
@@ -333,7 +420,9 @@ describe('saving state', () => {
       expect(stopping?.reason).toMatch(/^save_failed:push: /);
       const worktree = worktreePathFor(workspace, 'keep-me');
       expect(await readFile(join(worktree, 'CHAT.md'), 'utf8')).toBe('precious\n');
-      expect(await git(worktree, 'log', '-1', '--format=%s')).toMatch(/^berth: save thread keep-me at /);
+      expect(await git(worktree, 'log', '-1', '--format=%s')).toMatch(
+        /^berth: save thread keep-me at /,
+      );
 
       // Work left uncommitted after the failed save is picked up too.
       await writeFile(join(worktree, 'later.txt'), 'after the failed save\n');
@@ -344,7 +433,9 @@ describe('saving state', () => {
       expect(await showInBare(bare, 'thread/keep-me', 'CHAT.md')).toBe('precious\n');
       expect(await showInBare(bare, 'thread/keep-me', 'later.txt')).toBe('after the failed save\n');
       const readyAt = b.logs.findIndex((l) => l.msg === 'ready');
-      const savedAt = b.logs.findIndex((l) => l.msg === 'saved the work an earlier generation left in the workspace');
+      const savedAt = b.logs.findIndex(
+        (l) => l.msg === 'saved the work an earlier generation left in the workspace',
+      );
       expect(savedAt).toBeGreaterThanOrEqual(0);
       expect(savedAt).toBeLessThan(readyAt);
       expect((await b.stop()).code).toBe(0);

@@ -27,7 +27,13 @@ export const AGENT_MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.ur
 export async function git(cwd: string, ...args: string[]): Promise<string> {
   const { stdout } = await run('git', args, {
     cwd,
-    env: { ...process.env, GIT_AUTHOR_NAME: 'test', GIT_AUTHOR_EMAIL: 'test@localhost', GIT_COMMITTER_NAME: 'test', GIT_COMMITTER_EMAIL: 'test@localhost' },
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 'test',
+      GIT_AUTHOR_EMAIL: 'test@localhost',
+      GIT_COMMITTER_NAME: 'test',
+      GIT_COMMITTER_EMAIL: 'test@localhost',
+    },
   });
   return stdout;
 }
@@ -54,7 +60,11 @@ export async function createBareRepo(root: string): Promise<string> {
 }
 
 /** A file on a branch of the bare repository, or undefined when it is not there. */
-export async function showInBare(bare: string, branch: string, file: string): Promise<string | undefined> {
+export async function showInBare(
+  bare: string,
+  branch: string,
+  file: string,
+): Promise<string | undefined> {
   try {
     return await git(bare, 'show', `${branch}:${file}`);
   } catch {
@@ -83,7 +93,10 @@ export async function createQueues(sqs: SQSClient): Promise<Queues> {
 
 export async function sendInput(sqs: SQSClient, queueUrl: string, body: unknown): Promise<void> {
   await sqs.send(
-    new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: typeof body === 'string' ? body : JSON.stringify(body) }),
+    new SendMessageCommand({
+      QueueUrl: queueUrl,
+      MessageBody: typeof body === 'string' ? body : JSON.stringify(body),
+    }),
   );
 }
 
@@ -95,19 +108,32 @@ export interface Output {
 }
 
 /** Reads (and deletes) output messages until `count` have arrived; throws after `timeoutMs`. */
-export async function receiveOutputs(sqs: SQSClient, queueUrl: string, count: number, timeoutMs = 20_000): Promise<Output[]> {
+export async function receiveOutputs(
+  sqs: SQSClient,
+  queueUrl: string,
+  count: number,
+  timeoutMs = 20_000,
+): Promise<Output[]> {
   const outputs: Output[] = [];
   const deadline = Date.now() + timeoutMs;
   while (outputs.length < count) {
     if (Date.now() > deadline) {
-      throw new Error(`expected ${count} output messages, got ${outputs.length}: ${JSON.stringify(outputs)}`);
+      throw new Error(
+        `expected ${count} output messages, got ${outputs.length}: ${JSON.stringify(outputs)}`,
+      );
     }
     const { Messages = [] } = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 1,
+      }),
     );
     for (const message of Messages) {
       outputs.push(JSON.parse(message.Body ?? 'null') as Output);
-      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
+      await sqs.send(
+        new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }),
+      );
     }
   }
   return outputs;
@@ -121,7 +147,10 @@ export async function messagesOnQueue(sqs: SQSClient, queueUrl: string): Promise
       AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
     }),
   );
-  return Number(Attributes.ApproximateNumberOfMessages ?? 0) + Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
+  return (
+    Number(Attributes.ApproximateNumberOfMessages ?? 0) +
+    Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0)
+  );
 }
 
 /** Polls `condition` until it holds; for effects no event announces (files, queue counts). */
@@ -184,7 +213,10 @@ export function startAgent(input: AgentEnvInput): AgentProcess {
   delete env.BERTH_WORKLOAD_COMMAND;
   if (input.workloadCommand !== undefined) env.BERTH_WORKLOAD_COMMAND = input.workloadCommand;
 
-  const child = spawn(process.execPath, [AGENT_MAIN], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env });
+  const child = spawn(process.execPath, [AGENT_MAIN], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    env,
+  });
   const notices: AgentNoticeMessage[] = [];
   const logs: Record<string, unknown>[] = [];
   let stderr = '';

@@ -4,7 +4,12 @@ import { saveFailureDetail } from '../src/agent.ts';
 import { parseAgentEnv, saveReserveMs } from '../src/env.ts';
 import { gitErrorDetail, redactCredentials, threadIdOfRef } from '../src/git-workspace.ts';
 import { KeyedSerialQueue } from '../src/keyed-queue.ts';
-import { invalidAnswer, outputBody, parseInputMessage, type InvalidMessage } from '../src/messages.ts';
+import {
+  invalidAnswer,
+  outputBody,
+  parseInputMessage,
+  type InvalidMessage,
+} from '../src/messages.ts';
 
 const VALID_ENV = {
   CONTAINER_ID: 'acme.website.john',
@@ -17,7 +22,11 @@ const VALID_ENV = {
 
 describe('parseAgentEnv', () => {
   it('reads a complete environment', () => {
-    const env = parseAgentEnv({ ...VALID_ENV, BERTH_SHUTDOWN_GRACE: '90s', BERTH_WORKLOAD_COMMAND: 'claude -p' });
+    const env = parseAgentEnv({
+      ...VALID_ENV,
+      BERTH_SHUTDOWN_GRACE: '90s',
+      BERTH_WORKLOAD_COMMAND: 'claude -p',
+    });
 
     expect(env).toEqual({
       containerId: 'acme.website.john',
@@ -43,7 +52,11 @@ describe('parseAgentEnv', () => {
   it('names every bad variable at once', () => {
     let error: unknown;
     try {
-      parseAgentEnv({ CONTAINER_ID: 'acme-website-john', BERTH_GENERATION: 'two', BERTH_INPUT_QUEUE_URL: 'queue' });
+      parseAgentEnv({
+        CONTAINER_ID: 'acme-website-john',
+        BERTH_GENERATION: 'two',
+        BERTH_INPUT_QUEUE_URL: 'queue',
+      });
     } catch (caught) {
       error = caught;
     }
@@ -83,7 +96,9 @@ describe('parseInputMessage', () => {
       threadId: 't',
       sessionId: undefined,
     });
-    expect(parseInputMessage('{"type":"thread.open","threadId":"t","sessionId":"s"}')).toMatchObject({ sessionId: 's' });
+    expect(
+      parseInputMessage('{"type":"thread.open","threadId":"t","sessionId":"s"}'),
+    ).toMatchObject({ sessionId: 's' });
   });
 
   it.each([
@@ -104,11 +119,15 @@ describe('parseInputMessage', () => {
 
     expect(parsed.kind).toBe('invalid');
     expect((parsed as InvalidMessage).field).toBe(field);
-    expect(invalidAnswer(parsed as InvalidMessage).text).toContain(field === 'body' ? 'message body' : field);
+    expect(invalidAnswer(parsed as InvalidMessage).text).toContain(
+      field === 'body' ? 'message body' : field,
+    );
   });
 
   it('echoes only valid ids in the answer', () => {
-    const parsed = parseInputMessage('{"sessionId":"s","threadId":"no spaces allowed","text":"x"}') as InvalidMessage;
+    const parsed = parseInputMessage(
+      '{"sessionId":"s","threadId":"no spaces allowed","text":"x"}',
+    ) as InvalidMessage;
 
     expect(invalidAnswer(parsed)).toEqual({
       sessionId: 's',
@@ -171,12 +190,16 @@ describe('KeyedSerialQueue', () => {
 });
 
 describe('git helpers', () => {
-  it.each(['plain', 'chat:1', '..hidden..', 'ends.', 'x.lock', 'a:b.c..d'])('decodes the ref name of %s', (threadId) => {
-    expect(threadIdOfRef(threadRefName(threadId))).toBe(threadId);
-  });
+  it.each(['plain', 'chat:1', '..hidden..', 'ends.', 'x.lock', 'a:b.c..d'])(
+    'decodes the ref name of %s',
+    (threadId) => {
+      expect(threadIdOfRef(threadRefName(threadId))).toBe(threadId);
+    },
+  );
 
   it('never shows credentials of a remote URL', () => {
-    const message = "fatal: unable to access 'https://bot:s3cr3t-token@git.example.com/acme/website.git/': 403";
+    const message =
+      "fatal: unable to access 'https://bot:s3cr3t-token@git.example.com/acme/website.git/': 403";
 
     expect(redactCredentials(message)).not.toContain('s3cr3t');
     expect(gitErrorDetail(new Error(`hint: try again\n${message}`))).toBe(
@@ -191,7 +214,11 @@ describe('git helpers', () => {
         committed: [],
         pushed: [],
         failures: [
-          { step: 'push', target: 'thread/a', detail: "fatal: '/x.git' does not appear to be a git repository" },
+          {
+            step: 'push',
+            target: 'thread/a',
+            detail: "fatal: '/x.git' does not appear to be a git repository",
+          },
           { step: 'commit', target: '/w', detail: 'error' },
         ],
       }),
