@@ -112,6 +112,8 @@ export class Supervisor {
   readonly #tasks = new Map<string, Supervised>();
   readonly #byToken = new Map<string, Promise<Supervised>>();
   readonly #pendingEvents = new Set<Promise<void>>();
+  /** Starts still preparing (repository, log file): shutdown waits for them to stop them too. */
+  readonly #launching = new Set<Promise<unknown>>();
   #closing = false;
 
   constructor(options: SupervisorOptions) {
@@ -142,6 +144,11 @@ export class Supervisor {
     }
     this.pruneStopped();
     const launching = this.launch(request);
+    this.#launching.add(launching);
+    void launching.then(
+      () => this.#launching.delete(launching),
+      () => this.#launching.delete(launching),
+    );
     if (token !== undefined) {
       this.#byToken.set(token, launching);
       // A start that failed may be tried again with the same token.
@@ -232,7 +239,7 @@ export class Supervisor {
    */
   async shutdown(): Promise<void> {
     this.#closing = true;
-    await Promise.allSettled(this.#byToken.values());
+    await Promise.allSettled([...this.#launching]);
     const live = [...this.#tasks.values()].filter((task) => task.state.lastStatus !== 'STOPPED');
     this.logger.info({ tasks: live.length }, 'stopping every task');
     for (const task of live) this.stopTask(task.state.taskArn, SHUTDOWN_REASON);

@@ -1,0 +1,84 @@
+/**
+ * The runtime as the local stack runs it: `main.ts` as a process of its own, finding the
+ * task event queue by name, and leaving no agent behind when it is told to stop.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UnavailableError } from '@berth/domain';
+import { freePort } from '@berth/testing';
+import { TaskEventSender, createSqsClient } from '@berth/messaging';
+import {
+  EventCollector,
+  FIXTURE_AGENT,
+  createQueue,
+  ecsRuntimeFor,
+  eventually,
+  isAlive,
+  specFor,
+} from './harness.ts';
+
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+
+describe('the local runtime process', () => {
+  it('stops every agent on SIGTERM, reports them STOPPED and exits 0', async () => {
+    // Prepare
+    const dataDir = await mkdtemp(join(tmpdir(), 'berth-local-runtime-main-'));
+    const sqs = createSqsClient();
+    const queueUrl = await createQueue(sqs, 'berth-task-events');
+    const events = new EventCollector(sqs, queueUrl);
+    const port = await freePort();
+    const child = spawn(process.execPath, [MAIN], {
+      env: {
+        ...process.env,
+        BERTH_DATA_DIR: dataDir,
+        BERTH_RUNTIME_PORT: String(port),
+        BERTH_SHUTDOWN_GRACE: '2s',
+        BERTH_AGENT_ENTRY: FIXTURE_AGENT,
+        BERTH_TASK_EVENTS_QUEUE_URL: '',
+        BERTH_LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const exited = once(child, 'exit');
+    const runtime = ecsRuntimeFor(`http://127.0.0.1:${port}`, join(dataDir, 'workspaces'));
+    await eventually(() => runtime.listTasks().then(() => true, () => false), 20_000);
+    const task = await runtime.startTask(specFor(runtime));
+    await events.waitFor((event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === 'RUNNING');
+    const agentPid = await readPid(join(dataDir, 'logs', `${task.containerId}.g1.log`));
+
+    // Act
+    child.kill('SIGTERM');
+    const [code] = (await exited) as [number | null];
+
+    // Assess
+    expect(code).toBe(0);
+    expect(isAlive(agentPid)).toBe(false);
+    const stopped = await events.waitFor(
+      (event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === 'STOPPED',
+    );
+    expect(stopped.detail).toMatchObject({
+      stopCode: 'UserInitiated',
+      stoppedReason: 'runtime shutting down',
+      containers: [{ exitCode: 0 }],
+    });
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('cannot find a task event queue that does not exist', async () => {
+    // Act
+    const lookup = TaskEventSender.forQueueName({ queueName: 'no-such-queue' });
+
+    // Assess
+    await expect(lookup).rejects.toBeInstanceOf(UnavailableError);
+  });
+});
+
+async function readPid(logPath: string): Promise<number> {
+  const line = (await readFile(logPath, 'utf8')).split('\n').find((entry) => entry.includes('"fixture":"started"'));
+  if (!line) throw new Error(`no start line in ${logPath}`);
+  return (JSON.parse(line) as { pid: number }).pid;
+}
