@@ -53,8 +53,10 @@ describe('starting a task', () => {
       endpoint: '127.0.0.1',
     });
     expect(started.taskArn).toMatch(/^arn:aws:ecs:local:000000000000:task\/berth\/[0-9a-f-]{36}$/);
-    const pending = harness.events.forTask(started.taskArn).find((event) => event.detail.lastStatus === 'PENDING');
-    expect(pending?.detail.version).toBe(1);
+    const pending = await harness.events.waitFor(
+      (event) => event.detail.taskArn === started.taskArn && event.detail.lastStatus === 'PENDING',
+    );
+    expect(pending.detail.version).toBe(1);
     expect(running).toMatchObject({
       'detail-type': 'ECS Task State Change',
       source: 'aws.ecs',
@@ -276,8 +278,12 @@ describe('a task that ends on its own', () => {
       stoppedReason: 'Essential container in task exited',
       containers: [{ exitCode: 2 }],
     });
-    const versions = harness.events.forTask(task.taskArn).map((event) => event.detail.version);
-    expect(versions.sort()).toEqual([1, 2, 3]);
+    const earlier = await Promise.all(
+      (['PENDING', 'RUNNING'] as const).map((status) =>
+        harness.events.waitFor((event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === status),
+      ),
+    );
+    expect([...earlier, stopped].map((event) => event.detail.version)).toEqual([1, 2, 3]);
   });
 });
 
