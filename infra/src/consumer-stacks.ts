@@ -1,0 +1,33 @@
+import type { Construct } from 'constructs';
+import { NAMES } from './names.ts';
+import { BerthServiceStack } from './service-stack.ts';
+import type { BerthServiceStackProps } from './service-stack.ts';
+
+/** Takes lifecycle commands from `berth-lifecycle-commands`; scales on that queue's backlog. */
+export class BerthSessionStack extends BerthServiceStack {
+  constructor(scope: Construct, id: string, props: BerthServiceStackProps) {
+    super(scope, id, props, {
+      service: 'session',
+      sizing: props.config.session,
+      scaling: { queueName: NAMES.lifecycleQueue, settings: props.config.session.scaling },
+    });
+  }
+}
+
+/** Stops idle containers; its backstop sweep arrives on `berth-reaper-sweeps`. */
+export class BerthReaperStack extends BerthServiceStack {
+  constructor(scope: Construct, id: string, props: BerthServiceStackProps) {
+    super(scope, id, props, { service: 'reaper', sizing: props.config.reaper });
+  }
+}
+
+/** Follows `berth-task-events` and reconciles tasks with records; scales on that backlog. */
+export class BerthTaskWatcherStack extends BerthServiceStack {
+  constructor(scope: Construct, id: string, props: BerthServiceStackProps) {
+    super(scope, id, props, {
+      service: 'task-watcher',
+      sizing: props.config.taskWatcher,
+      scaling: { queueName: NAMES.taskEventsQueue, settings: props.config.taskWatcher.scaling },
+    });
+  }
+}

@@ -1,0 +1,191 @@
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import type { StackProps } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
+import type { Construct } from 'constructs';
+import { parseDuration } from '@berth/domain';
+import type { InfraConfig } from './config.ts';
+import { BerthArns, NAMES, PARAMS } from './names.ts';
+
+export interface BerthDataStackProps extends StackProps {
+  config: InfraConfig;
+}
+
+/** A dead-letter queue receives a message after this many failed receives (the contract's 5). */
+export const MAX_RECEIVE_COUNT = 5;
+
+interface GsiSpec {
+  indexName: string;
+  partitionKey: string;
+  sortKey: string;
+}
+
+/** The contract's indexes; `idle-index` and `active-index` are sparse (keys set only while it applies). */
+export const CONTAINER_INDEXES: readonly GsiSpec[] = [
+  { indexName: 'userId-index', partitionKey: 'userId', sortKey: 'containerId' },
+  { indexName: 'clientProject-index', partitionKey: 'clientProject', sortKey: 'userId' },
+  { indexName: 'status-index', partitionKey: 'status', sortKey: 'containerId' },
+  { indexName: 'idle-index', partitionKey: 'idleKey', sortKey: 'idleSince' },
+];
+export const SESSION_INDEXES: readonly GsiSpec[] = [
+  { indexName: 'container-index', partitionKey: 'containerId', sortKey: 'sessionId' },
+  { indexName: 'thread-index', partitionKey: 'threadId', sortKey: 'sessionId' },
+  { indexName: 'active-index', partitionKey: 'activeKey', sortKey: 'lastActivityAt' },
+];
+
+/**
+ * The stateful stack: everything that must survive any service deploy. Tables and the
+ * secret are retained and protected against deletion; queues and the topic have stable
+ * names that services address directly.
+ */
+export class BerthDataStack extends Stack {
+  readonly containerTable: dynamodb.Table;
+  readonly sessionTable: dynamodb.Table;
+  readonly lifecycleQueue: sqs.Queue;
+  readonly lifecycleDlq: sqs.Queue;
+  readonly taskEventsQueue: sqs.Queue;
+  readonly taskEventsDlq: sqs.Queue;
+  readonly sweepQueue: sqs.Queue;
+  readonly sweepDlq: sqs.Queue;
+  readonly lifecycleTopic: sns.Topic;
+  readonly eventsKey: kms.Key;
+  readonly authSecret: secretsmanager.Secret;
+
+  constructor(scope: Construct, id: string, props: BerthDataStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    const arns = new BerthArns(this);
+
+    this.containerTable = this.table('ContainerTable', NAMES.containerTable, 'containerId', CONTAINER_INDEXES);
+    this.sessionTable = this.table('SessionTable', NAMES.sessionTable, 'sessionId', SESSION_INDEXES);
+
+    [this.lifecycleQueue, this.lifecycleDlq] = this.queueWithDlq('Lifecycle', NAMES.lifecycleQueue, NAMES.lifecycleDlq);
+    [this.taskEventsQueue, this.taskEventsDlq] = this.queueWithDlq('TaskEvents', NAMES.taskEventsQueue, NAMES.taskEventsDlq);
+    // A sweep nobody took within one interval is superseded by the next: keep no backlog.
+    const sweepRetention = Duration.millis(Math.max(60_000, parseDuration(config.lifecycle.sweepInterval, 'lifecycle.sweepInterval')));
+    [this.sweepQueue, this.sweepDlq] = this.queueWithDlq('Sweep', NAMES.sweepQueue, NAMES.sweepDlq, sweepRetention);
+
+    // A customer-managed key, not alias/aws/sns: the AWS-managed key's policy cannot be
+    // changed, which would keep encrypted queues and other accounts from subscribing.
+    this.eventsKey = new kms.Key(this, 'EventsKey', {
+      alias: 'alias/berth-events',
+      description: 'Encrypts the berth lifecycle topic',
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.lifecycleTopic = new sns.Topic(this, 'LifecycleTopic', {
+      topicName: NAMES.lifecycleTopic,
+      masterKey: this.eventsKey,
+      enforceSSL: true,
+    });
+
+    this.authSecret = new secretsmanager.Secret(this, 'AuthSecret', {
+      secretName: NAMES.authSecret,
+      description: 'HS256 key for berth bearer tokens (BERTH_AUTH_SECRET)',
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // ECS reports every task of the account; only berth's cluster matters here.
+    new events.Rule(this, 'TaskStateChanges', {
+      ruleName: NAMES.taskStateRule,
+      description: 'ECS task state changes of the berth cluster, for the task watcher',
+      eventPattern: {
+        source: ['aws.ecs'],
+        detailType: ['ECS Task State Change'],
+        detail: { clusterArn: [arns.cluster()] },
+      },
+      targets: [new targets.SqsQueue(this.taskEventsQueue)],
+    });
+
+    // The backstop sweep lives in EventBridge rather than in a reaper timer: it fires once
+    // per interval however many reaper replicas run, and a reaper restart never skips one.
+    const sweepMinutes = parseDuration(config.lifecycle.sweepInterval, 'lifecycle.sweepInterval') / 60_000;
+    new events.Rule(this, 'Sweep', {
+      ruleName: NAMES.sweepRule,
+      description: `The reaper's backstop sweep, every BERTH_SWEEP_INTERVAL (${config.lifecycle.sweepInterval})`,
+      schedule: events.Schedule.rate(Duration.minutes(sweepMinutes)),
+      targets: [
+        new targets.SqsQueue(this.sweepQueue, {
+          message: events.RuleTargetInput.fromObject({ type: 'sweep' }),
+        }),
+      ],
+    });
+
+    const publish: [string, string][] = [
+      [PARAMS.containerTableArn, this.containerTable.tableArn],
+      [PARAMS.containerTableName, this.containerTable.tableName],
+      [PARAMS.sessionTableArn, this.sessionTable.tableArn],
+      [PARAMS.sessionTableName, this.sessionTable.tableName],
+      [PARAMS.lifecycleQueueArn, this.lifecycleQueue.queueArn],
+      [PARAMS.lifecycleQueueUrl, this.lifecycleQueue.queueUrl],
+      [PARAMS.taskEventsQueueArn, this.taskEventsQueue.queueArn],
+      [PARAMS.taskEventsQueueUrl, this.taskEventsQueue.queueUrl],
+      [PARAMS.sweepQueueArn, this.sweepQueue.queueArn],
+      [PARAMS.sweepQueueUrl, this.sweepQueue.queueUrl],
+      [PARAMS.lifecycleTopicArn, this.lifecycleTopic.topicArn],
+      [PARAMS.eventsKeyArn, this.eventsKey.keyArn],
+      [PARAMS.authSecretArn, this.authSecret.secretArn],
+    ];
+    for (const [parameterName, stringValue] of publish) {
+      new ssm.StringParameter(this, `Param${parameterName.replaceAll(/[^A-Za-z0-9]/g, '')}`, {
+        parameterName,
+        stringValue,
+      });
+    }
+  }
+
+  private table(id: string, tableName: string, key: string, indexes: readonly GsiSpec[]): dynamodb.Table {
+    const table = new dynamodb.Table(this, id, {
+      tableName,
+      partitionKey: { name: key, type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: 'expiresAt',
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      deletionProtection: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    for (const index of indexes) {
+      table.addGlobalSecondaryIndex({
+        indexName: index.indexName,
+        partitionKey: { name: index.partitionKey, type: dynamodb.AttributeType.STRING },
+        sortKey: { name: index.sortKey, type: dynamodb.AttributeType.STRING },
+        projectionType: dynamodb.ProjectionType.ALL,
+      });
+    }
+    return table;
+  }
+
+  private queueWithDlq(
+    id: string,
+    queueName: string,
+    dlqName: string,
+    retentionPeriod = Duration.days(4),
+  ): [sqs.Queue, sqs.Queue] {
+    const dlq = new sqs.Queue(this, `${id}Dlq`, {
+      queueName: dlqName,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const queue = new sqs.Queue(this, `${id}Queue`, {
+      queueName,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      // Consumers extend visibility while a message is being handled; this only bounds a
+      // consumer that died holding it.
+      visibilityTimeout: Duration.seconds(60),
+      retentionPeriod,
+      deadLetterQueue: { queue: dlq, maxReceiveCount: MAX_RECEIVE_COUNT },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    return [queue, dlq];
+  }
+}

@@ -1,0 +1,30 @@
+import { CONTAINER_STATUSES, LIVE_STATUSES } from '@berth/domain';
+
+/**
+ * The metrics berth's services emit in CloudWatch embedded metric format (namespace
+ * `Berth`), with the exact dimension sets the dashboard and alarms read. A metric emitted
+ * with another dimension set is a different metric to CloudWatch: keep emitters and this
+ * table in step.
+ */
+export const METRICS = {
+  /** Gauge: containers per status, dimension `Status`. */
+  containersByStatus: { name: 'ContainersByStatus', dimension: 'Status' },
+  /** Gauge, one sample per live container: its session count. */
+  sessionsPerContainer: { name: 'SessionsPerContainer' },
+  /** One sample per stopped container: seconds from start to stop. */
+  containerLifetimeSeconds: { name: 'ContainerLifetimeSeconds' },
+  /** One sample per idle stop: seconds the container was idle when stopping began. */
+  idleSecondsBeforeStop: { name: 'IdleSecondsBeforeStop' },
+  /** Count per assignment, dimension `Outcome` = `reused` | `created`. */
+  containerReused: { name: 'ContainerReused', dimension: 'Outcome' },
+  containerStarts: { name: 'ContainerStarts' },
+  containerStartFailures: { name: 'ContainerStartFailures' },
+  orphansRepaired: { name: 'OrphansRepaired' },
+  orphanedSessions: { name: 'OrphanedSessions' },
+  reaperErrors: { name: 'ReaperErrors' },
+  watcherErrors: { name: 'WatcherErrors' },
+} as const;
+
+export const REUSE_OUTCOMES = ['reused', 'created'] as const;
+
+export { CONTAINER_STATUSES, LIVE_STATUSES };

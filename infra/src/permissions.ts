@@ -1,0 +1,254 @@
+import { Aws, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type { IConstruct } from 'constructs';
+import { BerthArns, NAMES, SHARED_QUEUES } from './names.ts';
+import type { ServiceName } from './names.ts';
+
+/**
+ * What each service's task role may do, in one place, statement by statement. Every action
+ * is named (no `*` actions); resources are berth's own, by stable name. The only `*`
+ * resources are actions AWS offers no resource-level permission for: ecs:ListTasks (bound
+ * to berth's cluster by the `ecs:cluster` condition) and sns:ListTopics (how the services
+ * find the lifecycle topic at start, libs/adapters/messaging resolveMessaging).
+ *
+ * Who may do what with compute (issue 6, and what libs/core's Lifecycle calls per service):
+ *   discovery     starts containers; stops them for `POST /v1/containers/{id}/stop` and
+ *                 when a start fails half-way
+ *   session       starts containers for `session.assign`; never stops a task (issue 6):
+ *                 a `container.stop` must reach the task through the reaper
+ *   reaper        stops idle and stuck containers, reconciles (lists); never starts them
+ *   task-watcher  follows task events, reconciles, stops orphans; never starts them
+ */
+
+/** What a consumer of one queue does with it (sqs-consumer: receive, extend, delete). */
+export const CONSUMER_ACTIONS = [
+  'sqs:ReceiveMessage',
+  'sqs:ChangeMessageVisibility',
+  'sqs:DeleteMessage',
+  'sqs:GetQueueAttributes',
+  'sqs:GetQueueUrl',
+] as const;
+
+/** The workspace agent: read its input queue, write its output queue. */
+export const WORKSPACE_QUEUE_ACTIONS = [...CONSUMER_ACTIONS, 'sqs:SendMessage'] as const;
+
+/** Store access through transactions and conditional writes; nothing deletes (TTL does). */
+const STORE_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:Query',
+  'dynamodb:DescribeTable',
+] as const;
+
+export interface ServicePolicyContext {
+  /** The lifecycle topic's key, published by the data stack in SSM. */
+  eventsKeyArn: string;
+}
+
+type StatementFactory = (arns: BerthArns, context: ServicePolicyContext) => iam.PolicyStatement;
+
+const tables = (arns: BerthArns): string[] => [arns.table(NAMES.containerTable), arns.table(NAMES.sessionTable)];
+const clusterCondition = (arns: BerthArns): Record<string, unknown> => ({
+  ArnEquals: { 'ecs:cluster': arns.cluster() },
+});
+
+const statement = {
+  readWriteTables:
+    (extra: readonly string[] = []): StatementFactory =>
+    (arns) =>
+      new iam.PolicyStatement({
+        sid: 'ReadWriteBerthTables',
+        actions: [...STORE_ACTIONS, ...extra],
+        resources: tables(arns),
+      }),
+  queryIndexes: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'QueryBerthIndexes',
+      actions: ['dynamodb:Query'],
+      resources: [arns.tableIndexes(NAMES.containerTable), arns.tableIndexes(NAMES.sessionTable)],
+    }),
+  publishEvents: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'PublishLifecycleEvents',
+      actions: ['sns:Publish', 'sns:GetTopicAttributes'],
+      resources: [arns.topic(NAMES.lifecycleTopic)],
+    }),
+  encryptEvents: (): StatementFactory => (_arns, context) =>
+    new iam.PolicyStatement({
+      sid: 'EncryptLifecycleEvents',
+      actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      resources: [context.eventsKeyArn],
+    }),
+  consume:
+    (sid: string, queueName: string): StatementFactory =>
+    (arns) =>
+      new iam.PolicyStatement({ sid, actions: [...CONSUMER_ACTIONS], resources: [arns.queue(queueName)] }),
+  startWorkspaces: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'StartWorkspaceTasks',
+      actions: ['ecs:RunTask'],
+      resources: [arns.workspaceTaskDefinitions()],
+      conditions: clusterCondition(arns),
+    }),
+  // RunTask with tags (the contract's ContainerId, ClientId, ... tags) is also a TagResource.
+  tagAtLaunch: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'TagWorkspaceTasksAtLaunch',
+      actions: ['ecs:TagResource'],
+      resources: [arns.clusterTasks()],
+      conditions: { StringEquals: { 'ecs:CreateAction': 'RunTask' } },
+    }),
+  passWorkspaceRoles: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'PassWorkspaceRoles',
+      actions: ['iam:PassRole'],
+      resources: [arns.workspaceTaskRole(), arns.workspaceExecutionRole()],
+      conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
+    }),
+  describeTasks: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'DescribeClusterTasks',
+      actions: ['ecs:DescribeTasks'],
+      resources: [arns.clusterTasks()],
+      conditions: clusterCondition(arns),
+    }),
+  stopTasks: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'StopClusterTasks',
+      actions: ['ecs:StopTask'],
+      resources: [arns.clusterTasks()],
+      conditions: clusterCondition(arns),
+    }),
+  listTasks: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'ListClusterTasks',
+      actions: ['ecs:ListTasks'],
+      resources: ['*'],
+      conditions: clusterCondition(arns),
+    }),
+  containerQueues:
+    (sid: string, actions: readonly string[]): StatementFactory =>
+    (arns) =>
+      new iam.PolicyStatement({ sid, actions: [...actions], resources: [arns.containerQueues()] }),
+  // Every service resolves the shared queues by name at start (GetQueueUrl) ...
+  findSharedQueues: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'FindSharedQueues',
+      actions: ['sqs:GetQueueUrl'],
+      resources: [NAMES.lifecycleQueue, NAMES.lifecycleDlq, NAMES.taskEventsQueue, NAMES.taskEventsDlq].map((name) =>
+        arns.queue(name),
+      ),
+    }),
+  // ... and the topic by listing topics: ListTopics has no resource-level permissions.
+  findTopic: (): StatementFactory => () =>
+    new iam.PolicyStatement({ sid: 'FindLifecycleTopic', actions: ['sns:ListTopics'], resources: ['*'] }),
+  // `berth-*` matches the shared queues too: deleting one would stop berth.
+  neverDeleteSharedQueues: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'NeverDeleteSharedQueues',
+      effect: iam.Effect.DENY,
+      actions: ['sqs:DeleteQueue'],
+      resources: SHARED_QUEUES.map((name) => arns.queue(name)),
+    }),
+};
+
+const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory[]>> = {
+  discovery: [
+    // Scan: listing containers with no filter at all (an admin's `GET /v1/containers`).
+    statement.readWriteTables(['dynamodb:Scan']),
+    statement.queryIndexes(),
+    statement.publishEvents(),
+    statement.encryptEvents(),
+    statement.findSharedQueues(),
+    statement.findTopic(),
+    statement.startWorkspaces(),
+    statement.tagAtLaunch(),
+    statement.passWorkspaceRoles(),
+    statement.describeTasks(),
+    statement.stopTasks(),
+    // A new generation's queues (tagged), their liveness and backlog, the agent's first
+    // message of a thread, and their removal once the container is final.
+    statement.containerQueues('ManageContainerQueues', [
+      'sqs:CreateQueue',
+      'sqs:TagQueue',
+      'sqs:GetQueueAttributes',
+      'sqs:SendMessage',
+      'sqs:DeleteQueue',
+    ]),
+    statement.neverDeleteSharedQueues(),
+  ],
+  session: [
+    statement.readWriteTables(),
+    statement.queryIndexes(),
+    statement.publishEvents(),
+    statement.encryptEvents(),
+    statement.findSharedQueues(),
+    statement.findTopic(),
+    statement.consume('ConsumeLifecycleCommands', NAMES.lifecycleQueue),
+    statement.startWorkspaces(),
+    statement.tagAtLaunch(),
+    statement.passWorkspaceRoles(),
+    statement.describeTasks(),
+    statement.containerQueues('ManageContainerQueues', [
+      'sqs:CreateQueue',
+      'sqs:TagQueue',
+      'sqs:GetQueueAttributes',
+      'sqs:SendMessage',
+      'sqs:DeleteQueue',
+    ]),
+    statement.neverDeleteSharedQueues(),
+  ],
+  reaper: [
+    statement.readWriteTables(),
+    statement.queryIndexes(),
+    statement.publishEvents(),
+    statement.encryptEvents(),
+    statement.findSharedQueues(),
+    statement.findTopic(),
+    statement.consume('ConsumeSweeps', NAMES.sweepQueue),
+    statement.describeTasks(),
+    statement.listTasks(),
+    statement.stopTasks(),
+    // Messages in flight keep a container alive; a final container's queues are removed.
+    statement.containerQueues('InspectAndRetireContainerQueues', ['sqs:GetQueueAttributes', 'sqs:DeleteQueue']),
+    statement.neverDeleteSharedQueues(),
+  ],
+  'task-watcher': [
+    statement.readWriteTables(),
+    statement.queryIndexes(),
+    statement.publishEvents(),
+    statement.encryptEvents(),
+    statement.findSharedQueues(),
+    statement.findTopic(),
+    statement.consume('ConsumeTaskEvents', NAMES.taskEventsQueue),
+    statement.describeTasks(),
+    statement.listTasks(),
+    // Orphans: a task no live record knows is stopped.
+    statement.stopTasks(),
+    // A stopped container's queues are deleted once its task is gone.
+    statement.containerQueues('InspectAndRetireContainerQueues', ['sqs:GetQueueAttributes', 'sqs:DeleteQueue']),
+    statement.neverDeleteSharedQueues(),
+  ],
+};
+
+export function servicePolicyStatements(
+  service: ServiceName,
+  arns: BerthArns,
+  context: ServicePolicyContext,
+): iam.PolicyStatement[] {
+  return SERVICE_STATEMENTS[service].map((make) => make(arns, context));
+}
+
+/**
+ * ECS tasks of this account and region only (confused-deputy protection, as the ECS task
+ * role documentation recommends).
+ */
+export function ecsTasksPrincipal(scope: IConstruct): iam.IPrincipal {
+  const stack = Stack.of(scope);
+  return new iam.ServicePrincipal('ecs-tasks.amazonaws.com').withConditions({
+    ArnLike: { 'aws:SourceArn': `arn:${stack.partition}:ecs:${stack.region}:${Aws.ACCOUNT_ID}:*` },
+    StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+  });
+}
