@@ -36,7 +36,8 @@ export interface DiscoveryOptions {
   authSecret: string;
   cacheTtlMs: number;
   registry: Registry;
-  logger?: FastifyBaseLogger | boolean;
+  /** A pino logger for request logs; none when absent. */
+  logger?: FastifyBaseLogger;
   /** Longest `?wait=` honoured, in seconds. */
   maxWaitSeconds?: number;
   /** How often a waiting discover re-reads the store. */
@@ -72,7 +73,7 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
   const cache = new ContainerCache({ ttlMs: options.cacheTtlMs });
 
   const app = Fastify({
-    logger: options.logger ?? false,
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: 16 * 1024,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     return503OnClosing: true,

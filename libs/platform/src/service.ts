@@ -49,6 +49,8 @@ export function onShutdown(log: Logger, stop: () => Promise<void>, timeoutMs = 3
       void shutdown(signal);
     });
   }
+  // Started by the local stack with an IPC channel: if the stack dies, so do we.
+  if (process.connected) process.once('disconnect', () => void shutdown('parent exited'));
   return () => shutdown('request');
 }
 

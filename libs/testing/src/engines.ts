@@ -62,6 +62,8 @@ export interface DynamoDbLocalOptions {
   /** A directory for the database files; in memory when absent. */
   dbPath?: string;
   stdio?: 'ignore' | 'inherit';
+  /** In a process group of its own, so a terminal's Ctrl-C does not reach it directly. */
+  detached?: boolean;
 }
 
 export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<Engine> {
@@ -87,7 +89,7 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
   } else {
     args.push('-inMemory');
   }
-  const child = spawn('java', args, { cwd: home, stdio: options.stdio ?? 'ignore' });
+  const child = spawn('java', args, { cwd: home, stdio: options.stdio ?? 'ignore', detached: options.detached ?? false });
   const endpoint = `http://127.0.0.1:${port}`;
   try {
     await waitUntil(
@@ -120,6 +122,7 @@ export interface FauxqsOptions {
   /** A directory for fauxqs' SQLite state; in memory when absent. */
   dataDir?: string;
   stdio?: 'ignore' | 'inherit';
+  detached?: boolean;
 }
 
 export async function startFauxqs(options: FauxqsOptions = {}): Promise<Engine> {
@@ -131,7 +134,8 @@ export async function startFauxqs(options: FauxqsOptions = {}): Promise<Engine> 
       FAUXQS_PORT: String(port),
       ...(options.dataDir ? { FAUXQS_DATA_DIR: resolve(options.dataDir) } : {}),
     },
-    stdio: options.stdio ?? 'ignore',
+    stdio: [options.stdio ?? 'ignore', options.stdio ?? 'ignore', options.stdio ?? 'ignore', 'ipc'],
+    detached: options.detached ?? false,
   });
   const endpoint = `http://127.0.0.1:${port}`;
   try {

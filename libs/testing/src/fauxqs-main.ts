@@ -16,3 +16,5 @@ const shutdown = (): void => {
 };
 process.once('SIGTERM', shutdown);
 process.once('SIGINT', shutdown);
+// Started with an IPC channel: when the process that started it is gone, stop too.
+if (process.connected) process.once('disconnect', shutdown);

@@ -3,7 +3,7 @@
  * service as a process of its own (as on AWS), restarted if it dies; Ctrl-C or SIGTERM stops
  * everything it started, workspaces saved first.
  */
-import { ConfigError, loadConfig } from '@berth/domain';
+import { ConfigError, loadConfig, type BerthConfig } from '@berth/domain';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ensureTables } from '@berth/dynamodb';
 import { createSnsClient, createSqsClient, ensureMessaging } from '@berth/messaging';
@@ -16,16 +16,18 @@ import { ServiceProcess } from './service-process.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
-let config;
-try {
-  config = loadConfig(process.env);
-} catch (error) {
-  if (error instanceof ConfigError) {
-    console.error(error.message);
-    process.exit(78);
+function configOrExit(): BerthConfig {
+  try {
+    return loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(78);
+    }
+    throw error;
   }
-  throw error;
 }
+const config = configOrExit();
 
 const dataDir = resolve(config.dataDir);
 mkdirSync(resolve(dataDir, 'logs'), { recursive: true });
@@ -56,8 +58,8 @@ process.on('SIGTERM', () => void stopAll(0));
 try {
   say(`berth: data directory ${dataDir}`);
   const [dynamodb, fauxqs] = await Promise.all([
-    startDynamoDbLocal({ port: config.dynamodbPort, dbPath: resolve(dataDir, 'dynamodb') }),
-    startFauxqs({ port: config.sqsPort, dataDir: resolve(dataDir, 'sqs') }),
+    startDynamoDbLocal({ port: config.dynamodbPort, dbPath: resolve(dataDir, 'dynamodb'), detached: true }),
+    startFauxqs({ port: config.sqsPort, dataDir: resolve(dataDir, 'sqs'), detached: true }),
   ]);
   engines.push(dynamodb, fauxqs);
   const awsEnv = localAwsEnvironment(dynamodb.endpoint, fauxqs.endpoint);

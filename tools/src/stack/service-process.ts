@@ -37,9 +37,12 @@ export class ServiceProcess {
   start(): void {
     const log = openSync(this.options.logFile, 'a');
     const startedAt = Date.now();
+    // Its own process group, so a terminal's Ctrl-C reaches only the stack, which then stops
+    // services in order; the IPC channel lets a service notice when the stack itself is gone.
     const child = spawn(this.options.command, this.options.args, {
       env: this.options.env,
-      stdio: ['ignore', log, log],
+      stdio: ['ignore', log, log, 'ipc'],
+      detached: true,
     });
     closeSync(log);
     this.child = child;
