@@ -1,3 +1,8 @@
 import preset from '../../jest.preset.js';
 
-export default { ...preset, displayName: 'discovery' };
+export default {
+  ...preset,
+  displayName: 'discovery',
+  globalSetup: '../../libs/testing/src/global-setup.ts',
+  globalTeardown: '../../libs/testing/src/global-teardown.ts',
+};

@@ -79,7 +79,8 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  app.decorate('containerCache', cache);
+  // JSON only: any other content type is refused with 415 instead of reaching validation.
+  app.removeContentTypeParser('text/plain');
   app.decorateRequest('principal', null as unknown as Principal);
   app.addSchema(ErrorSchema);
   app.addSchema(ContainerJsonSchema);

@@ -1,0 +1,292 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { Lifecycle } from '@berth/core';
+import { systemClock, type ContainerJson } from '@berth/domain';
+import { DynamoStateStore, ensureTables } from '@berth/dynamodb';
+import { makeCoreDeps, type FakeCoreDeps } from '@berth/testing';
+import type { FastifyInstance } from 'fastify';
+import { createSigner } from 'fast-jwt';
+import { randomUUID } from 'node:crypto';
+import { Registry } from 'prom-client';
+import { buildDiscoveryApp } from '../src/app.ts';
+
+const SECRET = 'a-test-secret-that-is-long-enough-for-hs256!';
+const sign = (claims: Record<string, unknown>, options: { key?: string; expiresIn?: number } = {}) =>
+  createSigner({ key: options.key ?? SECRET, algorithm: 'HS256', ...(options.expiresIn !== undefined ? { expiresIn: options.expiresIn } : {}) })(claims);
+const admin = sign({ client: 'admin', sub: 'root', role: 'admin' });
+const john = sign({ client: 'acme', sub: 'john', role: 'user' });
+const acmeService = sign({ client: 'acme', sub: 'svc', role: 'service' });
+
+const dynamodb = new DynamoDBClient({});
+const suffix = randomUUID().slice(0, 8);
+const names = { containerTable: `routes-containers-${suffix}`, sessionTable: `routes-sessions-${suffix}` };
+
+let deps: FakeCoreDeps;
+let app: FastifyInstance;
+
+async function build(cacheTtlMs: number, store = new DynamoStateStore({ client: dynamodb, ...names })) {
+  deps = makeCoreDeps({ store, clock: systemClock as FakeCoreDeps['clock'] });
+  const lifecycle = new Lifecycle(deps);
+  return buildDiscoveryApp({
+    lifecycle,
+    store,
+    queues: deps.queues,
+    publisher: deps.publisher,
+    authSecret: SECRET,
+    cacheTtlMs,
+    registry: new Registry(),
+  });
+}
+
+const discover = (body: unknown, token = admin, query = '') =>
+  app.inject({
+    method: 'POST',
+    url: `/v1/containers/discover${query}`,
+    headers: { authorization: `Bearer ${token}` },
+    payload: body as Record<string, unknown>,
+  });
+
+beforeAll(async () => {
+  await ensureTables(dynamodb, names);
+});
+
+beforeEach(async () => {
+  app = await build(60_000);
+});
+
+afterEach(async () => {
+  await app.close();
+});
+
+afterAll(() => {
+  dynamodb.destroy();
+});
+
+describe('POST /v1/containers/discover', () => {
+  it('starts a container (201, created), then answers from the cache (200)', async () => {
+    // Act
+    const first = await discover({ clientId: 'acme', projectId: 'web', userId: 'ann' });
+    const second = await discover({ clientId: 'acme', projectId: 'web', userId: 'ann' });
+
+    // Assess
+    expect(first.statusCode).toBe(201);
+    expect(first.json()).toMatchObject({ source: 'created', container: { containerId: 'acme.web.ann', generation: 1, status: 'starting' } });
+    expect(second.statusCode).toBe(200);
+    expect(['cache', 'store']).toContain(second.json().source);
+  });
+
+  it('answers from the store when the cache is off, and the cache only holds running containers', async () => {
+    // Prepare
+    await app.close();
+    app = await build(0);
+    await discover({ clientId: 'acme', projectId: 'web', userId: 'bob' });
+
+    // Act
+    const again = await discover({ clientId: 'acme', projectId: 'web', userId: 'bob' });
+
+    // Assess
+    expect(again.statusCode).toBe(200);
+    expect(again.json().source).toBe('store');
+    expect(deps.runtime.startCalls).toHaveLength(1);
+  });
+
+  it('starts exactly one container for 20 simultaneous discovers', async () => {
+    // Act
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => discover({ clientId: 'acme', projectId: 'race', userId: 'cat' })),
+    );
+
+    // Assess
+    expect(answers.filter((a) => a.statusCode === 201)).toHaveLength(1);
+    expect(new Set(answers.map((a) => `${a.json().container.containerId}#${a.json().container.generation}`))).toEqual(
+      new Set(['acme.race.cat#1']),
+    );
+    expect(deps.runtime.startCalls).toHaveLength(1);
+  });
+
+  it.each([
+    [{ clientId: 'Acme', projectId: 'web', userId: 'ann' }, 'clientId'],
+    [{ clientId: 'acme', userId: 'ann' }, 'projectId'],
+    [{ clientId: 'acme', projectId: 'web', userId: 'a'.repeat(64) }, 'userId'],
+    [{ clientId: 'acme', projectId: 'web', userId: 'ann', extra: 1 }, 'extra'],
+    [{ clientId: 'acme', projectId: 7, userId: 'ann' }, 'projectId'],
+    [{ clientId: 'acme', projectId: '..', userId: 'ann' }, 'projectId'],
+  ])('refuses %j with 400 naming %s', async (body, field) => {
+    // Act
+    const answer = await discover(body);
+
+    // Assess
+    expect(answer.statusCode).toBe(400);
+    expect(answer.json()).toEqual({ error: { code: 'invalid_argument', message: expect.any(String), field } });
+  });
+
+  it('refuses a wait beyond 60 seconds naming the field', async () => {
+    const answer = await discover({ clientId: 'acme', projectId: 'web', userId: 'ann' }, admin, '?wait=61');
+    expect(answer.statusCode).toBe(400);
+    expect(answer.json().error.field).toBe('wait');
+  });
+
+  it('refuses invalid JSON (400), a wrong content type (415) and an oversized body (413) without a stack trace', async () => {
+    // Act
+    const badJson = await app.inject({
+      method: 'POST',
+      url: '/v1/containers/discover',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      payload: '{"clientId":',
+    });
+    const badType = await app.inject({
+      method: 'POST',
+      url: '/v1/containers/discover',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'text/plain' },
+      payload: 'hello',
+    });
+    const huge = await app.inject({
+      method: 'POST',
+      url: '/v1/containers/discover',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      payload: JSON.stringify({ clientId: 'x'.repeat(100_000) }),
+    });
+
+    // Assess
+    expect(badJson.statusCode).toBe(400);
+    expect(badJson.json().error.code).toBe('invalid_argument');
+    expect(badType.statusCode).toBe(415);
+    expect(huge.statusCode).toBe(413);
+    for (const answer of [badJson, badType, huge]) {
+      expect(answer.body).not.toMatch(/at .*\.(ts|js):\d+/);
+      expect(Object.keys(answer.json())).toEqual(['error']);
+    }
+  });
+});
+
+describe('authentication and authorization', () => {
+  const target = '/v1/containers/acme.web.john';
+
+  it.each([
+    ['no header', undefined],
+    ['not a bearer', 'Basic abc'],
+    ['garbage', 'Bearer not.a.token'],
+    ['wrong signature', `Bearer ${sign({ client: 'acme', sub: 'john', role: 'user' }, { key: 'another-secret-that-is-long-enough-123456' })}`],
+    ['alg none', `Bearer ${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from('{"client":"acme","sub":"john","role":"admin"}').toString('base64url')}.`],
+    ['expired', `Bearer ${sign({ client: 'acme', sub: 'john', role: 'user', exp: Math.floor(Date.now() / 1000) - 60 })}`],
+    ['missing role', `Bearer ${sign({ client: 'acme', sub: 'john' })}`],
+  ])('answers 401 for %s', async (_label, authorization) => {
+    const answer = await app.inject({ method: 'GET', url: target, headers: authorization ? { authorization } : {} });
+    expect(answer.statusCode).toBe(401);
+    expect(answer.json()).toEqual({ error: { code: 'unauthenticated', message: expect.any(String) } });
+  });
+
+  it("answers 403 for another user's or tenant's container whether it exists or not", async () => {
+    // Prepare
+    await discover({ clientId: 'acme', projectId: 'web', userId: 'mary' });
+    const other = sign({ client: 'globex', sub: 'john', role: 'service' });
+
+    // Act
+    const existing = await app.inject({ method: 'GET', url: '/v1/containers/acme.web.mary', headers: { authorization: `Bearer ${john}` } });
+    const missing = await app.inject({ method: 'GET', url: '/v1/containers/acme.nope.mary', headers: { authorization: `Bearer ${john}` } });
+    const tenant = await app.inject({ method: 'GET', url: '/v1/containers/acme.web.mary', headers: { authorization: `Bearer ${other}` } });
+    const discoverOther = await discover({ clientId: 'acme', projectId: 'web', userId: 'mary' }, john);
+
+    // Assess
+    for (const answer of [existing, missing, tenant, discoverOther]) {
+      expect(answer.statusCode).toBe(403);
+      expect(answer.json().error.code).toBe('forbidden');
+    }
+  });
+
+  it("lets a service act on any user of its client, and a user on its own containers", async () => {
+    const service = await discover({ clientId: 'acme', projectId: 'web', userId: 'zed' }, acmeService);
+    const own = await discover({ clientId: 'acme', projectId: 'web', userId: 'john' }, john);
+    expect(service.statusCode).toBe(201);
+    expect(own.statusCode).toBe(201);
+  });
+});
+
+describe('container and session routes', () => {
+  it('gets a container (404 when absent), lists it, stops it (202) and lists its sessions', async () => {
+    // Prepare
+    await discover({ clientId: 'acme', projectId: 'list', userId: 'joe' });
+    const auth = { authorization: `Bearer ${admin}` };
+
+    // Act
+    const got = await app.inject({ method: 'GET', url: '/v1/containers/acme.list.joe', headers: auth });
+    const absent = await app.inject({ method: 'GET', url: '/v1/containers/acme.list.nobody', headers: auth });
+    const listed = await app.inject({ method: 'GET', url: '/v1/containers?clientId=acme&projectId=list&limit=10', headers: auth });
+    const stopped = await app.inject({ method: 'POST', url: '/v1/containers/acme.list.joe/stop', headers: auth, payload: { reason: 'test' } });
+    const sessions = await app.inject({ method: 'GET', url: '/v1/containers/acme.list.joe/sessions', headers: auth });
+    const session = await app.inject({ method: 'GET', url: '/v1/sessions/nope', headers: auth });
+
+    // Assess
+    expect(got.statusCode).toBe(200);
+    const container = got.json().container as ContainerJson;
+    expect(Object.keys(container).sort()).toEqual(
+      [
+        'containerId', 'clientId', 'projectId', 'userId', 'status', 'generation', 'sessionCount', 'sessions', 'taskArn',
+        'endpoint', 'inputQueueUrl', 'outputQueueUrl', 'workspacePath', 'createdAt', 'startedAt', 'lastActivityAt',
+        'idleSince', 'idleStopAt', 'keptAliveBy', 'stoppedAt', 'stopReason',
+      ].sort(),
+    );
+    expect(absent.statusCode).toBe(404);
+    expect(absent.json().error.code).toBe('not_found');
+    expect(listed.statusCode).toBe(200);
+    expect(listed.json().containers.map((c: ContainerJson) => c.containerId)).toEqual(['acme.list.joe']);
+    expect(stopped.statusCode).toBe(202);
+    expect(stopped.json().container).toMatchObject({ status: 'terminating', stopReason: 'manual:test' });
+    expect(sessions.statusCode).toBe(200);
+    expect(sessions.json()).toEqual({ sessions: [] });
+    expect(session.statusCode).toBe(404);
+  });
+
+  it('scopes a user\'s list to its own containers and refuses a filter beyond them', async () => {
+    // Prepare
+    await discover({ clientId: 'acme', projectId: 'scope', userId: 'john' }, john);
+    await discover({ clientId: 'acme', projectId: 'scope', userId: 'kim' });
+
+    // Act
+    const mine = await app.inject({ method: 'GET', url: '/v1/containers?projectId=scope', headers: { authorization: `Bearer ${john}` } });
+    const theirs = await app.inject({ method: 'GET', url: '/v1/containers?userId=kim', headers: { authorization: `Bearer ${john}` } });
+    const badStatus = await app.inject({ method: 'GET', url: '/v1/containers?status=sleeping', headers: { authorization: `Bearer ${admin}` } });
+    const badCursor = await app.inject({ method: 'GET', url: '/v1/containers?cursor=zzz', headers: { authorization: `Bearer ${admin}` } });
+
+    // Assess
+    expect(mine.json().containers.map((c: ContainerJson) => c.containerId)).toEqual(['acme.scope.john']);
+    expect(theirs.statusCode).toBe(403);
+    expect(badStatus.statusCode).toBe(400);
+    expect(badStatus.json().error.field).toBe('status');
+    expect(badCursor.statusCode).toBe(400);
+    expect(badCursor.json().error.field).toBe('cursor');
+  });
+});
+
+describe('operational routes', () => {
+  it('serves health, readiness, metrics and the OpenAPI document without a token', async () => {
+    const health = await app.inject({ method: 'GET', url: '/healthz' });
+    const ready = await app.inject({ method: 'GET', url: '/readyz' });
+    const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+    const docs = await app.inject({ method: 'GET', url: '/docs' });
+    const unknown = await app.inject({ method: 'GET', url: '/nowhere' });
+
+    expect(health.statusCode).toBe(200);
+    expect(ready.statusCode).toBe(200);
+    expect(metrics.statusCode).toBe(200);
+    expect(metrics.body).toContain('berth_http_requests_total');
+    expect(docs.statusCode).toBe(200);
+    expect(Object.keys(docs.json().paths)).toEqual(
+      expect.arrayContaining(['/v1/containers/discover', '/v1/containers/{containerId}', '/v1/containers', '/v1/sessions/{sessionId}']),
+    );
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().error.code).toBe('not_found');
+  });
+
+  it('is not ready (503) when the store does not answer', async () => {
+    // Prepare
+    await app.close();
+    app = await build(0, new DynamoStateStore({ client: dynamodb, containerTable: 'missing-table', sessionTable: 'missing-too' }));
+
+    // Act
+    const ready = await app.inject({ method: 'GET', url: '/readyz' });
+
+    // Assess
+    expect(ready.statusCode).toBe(503);
+    expect(ready.json().error.code).toBe('unavailable');
+  });
+});
