@@ -3,7 +3,12 @@ import type { Logger } from 'pino';
 import { Consumer } from 'sqs-consumer';
 import { UnavailableError } from '@berth/domain';
 import { saveReserveMs, type AgentEnv } from './env.ts';
-import { redactCredentials, type GitWorkspace, type SaveResult } from './git-workspace.ts';
+import {
+  gitErrorDetail,
+  redactCredentials,
+  type GitWorkspace,
+  type SaveResult,
+} from './git-workspace.ts';
 import { KeyedSerialQueue } from './keyed-queue.ts';
 import {
   invalidAnswer,
@@ -20,6 +25,8 @@ export type AgentNotice = { type: 'ready' } | { type: 'stopping'; reason: string
 
 /** EX_TEMPFAIL: the workspace could not be saved; it is kept for the next start to push. */
 export const SAVE_FAILED_EXIT_CODE = 75;
+/** The agent could not prepare its workspace (clone failed, unusable WORKSPACE_PATH). */
+export const START_FAILED_EXIT_CODE = 1;
 /** A message whose handling failed (not the workload: the agent itself) is tried this often. */
 export const MAX_ATTEMPTS = 3;
 /** The answer's exit code when the agent, not the workload, could not handle a message. */
@@ -344,16 +351,24 @@ export class WorkspaceAgent {
     );
 
     if (this.#starting) {
-      const started = await Promise.race([
+      const outcome = await Promise.race([
         this.#starting.then(
-          () => true,
-          () => false,
+          () => 'started' as const,
+          (error: unknown) => error,
         ),
-        new Promise<false>((resolve) =>
-          setTimeout(() => resolve(false), Math.max(workDeadline - Date.now(), 0)),
+        new Promise<'pending'>((resolve) =>
+          setTimeout(() => resolve('pending'), Math.max(workDeadline - Date.now(), 0)),
         ),
       ]);
-      if (!started) this.#logger.warn('the start did not complete; saving what is there');
+      if (outcome === 'pending') {
+        this.#logger.warn('the start did not complete; saving what is there');
+      } else if (outcome !== 'started') {
+        // Nothing ran, so there is nothing of this generation to save; the start's failure is the story.
+        const reason = `start_failed:${gitErrorDetail(outcome)}`;
+        this.#logger.error({ reason }, 'stopping after a failed start');
+        await this.#notify({ type: 'stopping', reason });
+        return START_FAILED_EXIT_CODE;
+      }
     }
 
     if (!(await this.#whenIdle(workDeadline - Date.now()))) {

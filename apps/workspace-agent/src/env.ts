@@ -15,7 +15,11 @@ export interface AgentEnv {
   /** Absolute: a relative WORKSPACE_PATH is resolved against the agent's working directory. */
   workspacePath: string;
   repoUrl: string;
-  generation: number;
+  /**
+   * Which generation of the container this is; only for logs, so a runtime that does not
+   * pass BERTH_GENERATION still gets a working agent (a malformed value is refused).
+   */
+  generation: number | undefined;
   inputQueueUrl: string;
   outputQueueUrl: string;
   /** Undefined: the built-in workload (append to CHAT.md, print the text back). */
@@ -77,7 +81,7 @@ export function parseAgentEnv(env: Env): AgentEnv {
   const workspaceRaw = required('WORKSPACE_PATH', 'where the git checkout lives');
   const repoUrl = required('BERTH_REPO_URL', "the project's git remote");
 
-  const generationRaw = required('BERTH_GENERATION', 'a whole number from 1');
+  const generationRaw = value('BERTH_GENERATION');
   const generation =
     generationRaw === undefined
       ? undefined
@@ -124,7 +128,6 @@ export function parseAgentEnv(env: Env): AgentEnv {
     key === undefined ||
     workspaceRaw === undefined ||
     repoUrl === undefined ||
-    generation === undefined ||
     inputQueueUrl === undefined ||
     outputQueueUrl === undefined ||
     shutdownGraceMs === undefined

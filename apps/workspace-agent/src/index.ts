@@ -2,6 +2,7 @@ export {
   AGENT_FAILURE_EXIT_CODE,
   MAX_ATTEMPTS,
   SAVE_FAILED_EXIT_CODE,
+  START_FAILED_EXIT_CODE,
   WorkspaceAgent,
   saveFailureDetail,
 } from './agent.ts';

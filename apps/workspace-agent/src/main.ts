@@ -5,7 +5,12 @@
  */
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { ConfigError } from '@berth/domain';
-import { SAVE_FAILED_EXIT_CODE, WorkspaceAgent, type AgentNotice } from './agent.ts';
+import {
+  SAVE_FAILED_EXIT_CODE,
+  START_FAILED_EXIT_CODE,
+  WorkspaceAgent,
+  type AgentNotice,
+} from './agent.ts';
 import { parseAgentEnv, type AgentEnv } from './env.ts';
 import { GitWorkspace, gitErrorDetail } from './git-workspace.ts';
 import { createLogger } from './logger.ts';
@@ -13,7 +18,6 @@ import { createWorkload } from './workload.ts';
 
 /** EX_CONFIG: the environment the runtime gave is unusable. */
 const CONFIG_EXIT_CODE = 78;
-const START_FAILED_EXIT_CODE = 1;
 
 function notify(notice: AgentNotice): Promise<void> {
   return new Promise((resolve) => {
@@ -116,7 +120,8 @@ async function main(): Promise<void> {
     // A stop that arrived during the start owns the exit.
     if (agent.stopping) return;
     const detail = gitErrorDetail(error);
-    logger.fatal({ err: error, detail }, 'start failed');
+    // Only the redacted detail: a git error may quote the remote URL with its credentials.
+    logger.fatal({ detail }, 'start failed');
     await notify({ type: 'stopping', reason: `start_failed:${detail}` });
     process.exit(START_FAILED_EXIT_CODE);
   }

@@ -79,6 +79,24 @@ describe('start', () => {
   );
 
   it(
+    'exits 1 with start_failed when the repository cannot be cloned',
+    async () => {
+      const a = agent({ workspacePath: join(root, 'ws'), repoUrl: join(root, 'missing.git') });
+
+      const { code } = await a.exited;
+
+      expect(code).toBe(1);
+      expect(a.notices).toEqual([
+        {
+          type: 'stopping',
+          reason: expect.stringMatching(/^start_failed:clone failed: /) as unknown as string,
+        },
+      ]);
+    },
+    TIMEOUT,
+  );
+
+  it(
     'refuses an invalid environment, naming every bad variable',
     async () => {
       const a = agent({

@@ -42,9 +42,11 @@ describe('parseAgentEnv', () => {
     });
   });
 
-  it('defaults the grace to 60s and leaves the workload to the built-in one', () => {
-    const env = parseAgentEnv(VALID_ENV);
+  it('defaults the grace to 60s, leaves the workload to the built-in one and the generation unknown', () => {
+    const { BERTH_GENERATION: _generation, ...withoutGeneration } = VALID_ENV;
+    const env = parseAgentEnv(withoutGeneration);
 
+    expect(env.generation).toBeUndefined();
     expect(env.shutdownGraceMs).toBe(60_000);
     expect(env.workloadCommand).toBeUndefined();
   });
