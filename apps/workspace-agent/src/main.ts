@@ -98,6 +98,13 @@ async function main(): Promise<void> {
       stop(signal, false);
     });
   }
+  // Started by the local runtime over IPC: if the runtime dies, save and go rather than run
+  // on unsupervised (on ECS there is no channel and the task's SIGTERM does this).
+  if (process.connected) {
+    process.once('disconnect', () => {
+      if (!agent.stopping) stop('supervisor gone', false);
+    });
+  }
   process.on('uncaughtException', (error) => {
     logger.fatal({ err: error }, 'uncaught exception; saving the workspace before exiting');
     stop('uncaughtException', true);
