@@ -25,6 +25,8 @@ export interface FoundContainer {
 }
 
 const MAX_ATTEMPTS = 8;
+/** How long a caller waits for another replica to finish provisioning a container. */
+const PROVISION_WAIT_MS = 10_000;
 
 /**
  * Finding, starting and stopping containers. Every change is a conditional write on the
@@ -35,7 +37,7 @@ const MAX_ATTEMPTS = 8;
 export class ContainerService {
   private readonly deps: CoreDeps;
   /** Runs after a container reached a final status (set by Lifecycle: ends its sessions). */
-  onFinal: (container: ContainerRecord) => Promise<unknown> = async () => undefined;
+  onFinal: (container: ContainerRecord) => Promise<unknown> = () => Promise.resolve(undefined);
 
   constructor(deps: CoreDeps) {
     this.deps = deps;
@@ -162,14 +164,26 @@ export class ContainerService {
 
   /**
    * Another replica is provisioning this container (queues, task). Waits briefly for its
-   * queue URLs so callers never hand out a container without them.
+   * queue URLs so callers never hand out a container without them. Undefined when the
+   * record changed generation meanwhile (the caller reads it again).
    */
-  private async awaitProvisioned(container: ContainerRecord): Promise<ContainerRecord> {
+  private async awaitProvisioned(container: ContainerRecord): Promise<ContainerRecord | undefined> {
     let current = container;
-    for (let waited = 0; !current.inputQueueUrl && waited < 10_000; waited += 100) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
+    let pause = 20;
+    for (let waited = 0; !current.inputQueueUrl; waited += pause, pause = Math.min(pause * 2, 200)) {
+      if (waited >= PROVISION_WAIT_MS) {
+        throw new UnavailableError(`container ${container.containerId} is still being provisioned; try again`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
       const fresh = await this.deps.store.getContainer(container.containerId);
-      if (!fresh || fresh.generation !== container.generation) return current;
+      if (!fresh || fresh.generation !== container.generation) return undefined;
+      if (!isLive(fresh.status)) {
+        // Its starter failed (or it was stopped) before it had queues: that answer is final
+        // for this generation, and starting the next one is the next request's decision.
+        throw new UnavailableError(
+          `container ${container.containerId} failed to start (${fresh.stopReason ?? fresh.status}); try again`,
+        );
+      }
       current = fresh;
     }
     return current;
@@ -207,7 +221,10 @@ export class ContainerService {
   /** Only the replica that won the conditional create gets here, so this runs once. */
   private async provision(record: ContainerRecord, commandId: string | undefined): Promise<ContainerRecord> {
     const { containerId, generation } = record;
+    const workspacePath = record.workspacePath ?? this.deps.runtime.workspacePathFor(record);
     let queues: { inputQueueUrl: string; outputQueueUrl: string } | undefined;
+    let taskArn: string | undefined;
+    let container: ContainerRecord | undefined;
     try {
       queues = await this.deps.queues.create(containerId, generation);
       const repoUrl = this.deps.settings.repoUrlFor?.(record);
@@ -217,36 +234,55 @@ export class ContainerService {
         projectId: record.projectId,
         userId: record.userId,
         generation,
-        workspacePath: record.workspacePath ?? this.deps.runtime.workspacePathFor(record),
+        workspacePath,
         environment: {
           ...this.deps.settings.agentEnvironment,
+          // The contract promises these to every agent, whichever runtime starts it.
+          CONTAINER_ID: containerId,
+          WORKSPACE_PATH: workspacePath,
           BERTH_INPUT_QUEUE_URL: queues.inputQueueUrl,
           BERTH_OUTPUT_QUEUE_URL: queues.outputQueueUrl,
           ...(repoUrl ? { BERTH_REPO_URL: repoUrl } : {}),
         },
       });
+      taskArn = task.taskArn;
+      const urls = queues;
       const provisioned = await this.mutate(containerId, (current) =>
-        current.generation !== generation
+        current.generation !== generation || !isLive(current.status)
           ? undefined
           : {
               ...current,
               taskArn: task.taskArn,
               endpoint: task.endpoint ?? current.endpoint,
-              inputQueueUrl: queues?.inputQueueUrl ?? null,
-              outputQueueUrl: queues?.outputQueueUrl ?? null,
+              inputQueueUrl: urls.inputQueueUrl,
+              outputQueueUrl: urls.outputQueueUrl,
             },
       );
-      const container = provisioned?.after ?? record;
-      await this.deps.publisher.publish([this.event('container.created', container, commandId ? { commandId } : {})]);
-      return container;
+      if (provisioned?.changed) container = provisioned.after;
+      else {
+        // Stopped (or replaced) while it was starting: nothing may keep its task or queues.
+        const reason = provisioned?.after.stopReason ?? 'berth: stopped while starting';
+        await this.deps.runtime.stopTask(task.taskArn, reason).catch(() => undefined);
+        await this.deps.queues.delete(queues).catch(() => undefined);
+      }
     } catch (error) {
       this.metrics.containerStartFailed();
       const detail = error instanceof Error ? error.message : String(error);
       this.log.error({ containerId, generation, err: error }, 'container failed to start');
       await this.fail(containerId, generation, stopReason('start_failed', detail)).catch(() => undefined);
+      if (taskArn) await this.deps.runtime.stopTask(taskArn, stopReason('start_failed', detail)).catch(() => undefined);
       if (queues) await this.deps.queues.delete(queues).catch(() => undefined);
       throw new UnavailableError(`container ${containerId} failed to start: ${detail}`, { cause: error });
     }
+    if (!container) {
+      throw new ConflictError(`container ${containerId} was stopped while it was starting; try again`, {
+        retryable: true,
+      });
+    }
+    // Outside the try: the container is up, and a bus hiccup must not fail it. The error
+    // still reaches the caller, whose retry finds the container in the store.
+    await this.deps.publisher.publish([this.event('container.created', container, commandId ? { commandId } : {})]);
+    return container;
   }
 
   /** `starting|running → failed`, once; publishes `container.failed`. */
@@ -312,12 +348,17 @@ export class ContainerService {
   }
 
   /**
-   * A redelivered task event for a container already final: finish what a crash may have
-   * cut short (its sessions), without publishing or counting anything twice.
+   * A redelivered event for a container already final: finish what a crash may have cut
+   * short (its sessions, its queues, its event), without counting anything twice. The event
+   * goes out again under the same id, so consumers that saw it drop it.
    */
   private async repairFinal(container: ContainerRecord | undefined, generation: number) {
     if (container && container.generation === generation && !isLive(container.status)) {
       await this.onFinal(container);
+      await this.deleteQueues(container);
+      await this.deps.publisher.publish([
+        this.event(container.status === 'stopped' ? 'container.stopped' : 'container.failed', container),
+      ]);
     }
     return container;
   }
@@ -328,6 +369,10 @@ export class ContainerService {
       ? (Date.parse(container.stoppedAt ?? this.now()) - Date.parse(container.startedAt)) / 1000
       : undefined;
     this.metrics.containerStopped(container.stopReason ?? 'unknown', lifetime);
+    await this.deleteQueues(container);
+  }
+
+  private async deleteQueues(container: ContainerRecord): Promise<void> {
     if (container.inputQueueUrl && container.outputQueueUrl) {
       await this.deps.queues
         .delete({ inputQueueUrl: container.inputQueueUrl, outputQueueUrl: container.outputQueueUrl })

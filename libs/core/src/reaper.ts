@@ -1,4 +1,4 @@
-import { stopReason, type ContainerRecord } from '@berth/domain';
+import { isLive, stopReason, stopReasonKind, type ContainerRecord } from '@berth/domain';
 import type { ContainerService } from './containers.ts';
 import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
 import type { SessionService } from './sessions.ts';
@@ -118,7 +118,23 @@ export class Reaper {
       if (!container.terminatingSince || container.terminatingSince > graceCutoff) continue;
       const task = container.taskArn ? await this.deps.runtime.describeTask(container.taskArn) : undefined;
       if (task && task.lastStatus !== 'STOPPED') {
-        await this.deps.runtime.stopTask(task.taskArn, 'berth: forced after the grace period');
+        // Say so in the record first: a runtime may report the stop under the reason it was
+        // first given (ECS keeps the first one), and the contract wants a forced stop named.
+        const forced = await this.containers.mutate(container.containerId, (current) =>
+          current.generation !== container.generation ||
+          current.status !== 'terminating' ||
+          stopReasonKind(current.stopReason) === 'forced'
+            ? undefined
+            : {
+                ...current,
+                stopReason: stopReason(
+                  'forced',
+                  `${stopReasonKind(current.stopReason) ?? 'stop'} did not finish within the grace period`,
+                ),
+              },
+        );
+        const reason = forced?.after.stopReason ?? stopReason('forced', 'grace period over');
+        await this.deps.runtime.stopTask(task.taskArn, reason);
         continue;
       }
       const reason =
@@ -168,10 +184,11 @@ export class Reaper {
     const terminating = await this.deps.store.listContainersByStatus('terminating', 1000);
     for (const container of terminating) if (container.taskArn) owned.add(container.taskArn);
     for (const task of tasks) {
-      if (owned.has(task.taskArn)) continue;
+      // Owned, or already asked to stop (a stop on its way is not an orphan to stop again).
+      if (owned.has(task.taskArn) || task.desiredStatus === 'STOPPED') continue;
       // A task started a moment ago may not be recorded yet: re-read its container first.
       const container = task.containerId ? await this.deps.store.getContainer(task.containerId) : undefined;
-      if (container && container.taskArn === task.taskArn) continue;
+      if (container && isLive(container.status) && container.taskArn === task.taskArn) continue;
       if (container && container.status === 'starting' && !container.taskArn && container.generation === task.generation) continue;
       this.log.warn({ taskArn: task.taskArn, containerId: task.containerId }, 'stopping orphaned task');
       await this.deps.runtime.stopTask(task.taskArn, 'berth: orphaned task (no live record)');

@@ -2,6 +2,7 @@ import {
   ConflictError,
   StaleWriteError,
   UnavailableError,
+  acceptsSessions,
   containerCause,
   containerIdOf,
   makeEvent,
@@ -13,10 +14,16 @@ import {
   type SessionRelease,
   type SessionTouch,
 } from '@berth/domain';
-import { ContainerService } from './containers.ts';
+import { ContainerService, type FoundContainer } from './containers.ts';
 import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
 
 const MAX_ATTEMPTS = 10;
+/**
+ * Assigns to one container contend for its version: each lost write means another assign or
+ * release won, so a loser needs at most one attempt per competitor. Enough for a burst of
+ * dozens; beyond that the command is retried later.
+ */
+const MAX_ASSIGN_ATTEMPTS = 64;
 
 export type AssignOutcome =
   | { kind: 'assigned'; session: SessionRecord; container: ContainerRecord; reused: boolean; duplicate: boolean }
@@ -56,11 +63,13 @@ export class SessionService {
     const { payload, commandId } = command;
     const key = { clientId: payload.clientId, projectId: payload.projectId, userId: payload.userId };
     const threadId = payload.threadId ?? payload.sessionId;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+    let found: FoundContainer | undefined;
+    for (let attempt = 0; attempt < MAX_ASSIGN_ATTEMPTS; attempt += 1) {
       const existing = await this.deps.store.getSession(payload.sessionId);
       if (existing) return this.assignAgain(existing, command);
 
-      const { container, source } = await this.containers.findOrStart(key, { commandId });
+      found ??= await this.containers.findOrStart(key, { commandId });
+      const { container, source } = found;
       if (container.sessions.length >= this.deps.settings.maxSessions) {
         const message = `container ${container.containerId} already has ${container.sessions.length} sessions (limit ${this.deps.settings.maxSessions})`;
         await this.deps.publisher.publish([
@@ -96,7 +105,10 @@ export class SessionService {
           sessions: [{ record: session, expect: { kind: 'absent' } }],
         });
       } catch (error) {
-        if (error instanceof StaleWriteError) continue;
+        if (error instanceof StaleWriteError) {
+          found = await this.refresh(found);
+          continue;
+        }
         throw error;
       }
       await this.openThread(session);
@@ -104,6 +116,17 @@ export class SessionService {
       return { kind: 'assigned', session, container: next, reused: source !== 'created', duplicate: false };
     }
     throw new UnavailableError(`could not assign session ${payload.sessionId}: too much contention; try again`);
+  }
+
+  /**
+   * After a lost write: the same container as it is now, when it still takes sessions, so a
+   * retry does not verify the task and queues again; otherwise undefined (find it anew).
+   */
+  private async refresh(found: FoundContainer): Promise<FoundContainer | undefined> {
+    const fresh = await this.deps.store.getContainer(found.container.containerId);
+    return fresh && fresh.generation === found.container.generation && acceptsSessions(fresh.status)
+      ? { container: fresh, source: found.source }
+      : undefined;
   }
 
   /** The same sessionId again changes nothing; a released one never comes back. */
@@ -154,6 +177,17 @@ export class SessionService {
     reason: string,
     commandId?: string,
   ): Promise<SessionRecord> {
+    return this.endIf(sessionId, status, reason, commandId, () => true);
+  }
+
+  /** `end`, but an active session is left alone unless `wanted` still holds for it. */
+  private async endIf(
+    sessionId: string,
+    status: 'released' | 'expired',
+    reason: string,
+    commandId: string | undefined,
+    wanted: (active: SessionRecord) => boolean,
+  ): Promise<SessionRecord> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
       const now = this.now();
       const existing = await this.deps.store.getSession(sessionId);
@@ -182,9 +216,15 @@ export class SessionService {
         return tombstone;
       }
       if (existing.status !== 'active') {
-        await this.deps.publisher.publish([this.endedEvent(existing, undefined, commandId)]);
+        // A redelivery after a crash between the write and the publish: publish again, same
+        // ids, including the container's `idle` if this release left it idle.
+        const events = [this.endedEvent(existing, undefined, commandId)];
+        const idle = await this.idleEventOf(existing);
+        if (idle) events.push(idle);
+        await this.deps.publisher.publish(events);
         return existing;
       }
+      if (!wanted(existing)) return existing;
       const ended: SessionRecord = { ...existing, status, releasedAt: now, releaseReason: reason };
       const container = existing.containerId ? await this.deps.store.getContainer(existing.containerId) : undefined;
       const attached =
@@ -216,18 +256,28 @@ export class SessionService {
         throw error;
       }
       const events: BerthEvent[] = [this.endedEvent(ended, nextContainer?.sessions.length, commandId)];
-      if (nextContainer && nextContainer.sessions.length === 0 && nextContainer.status === 'running') {
-        events.push(
-          this.containers.event('container.idle', nextContainer, {
-            cause: `${containerCause(nextContainer)}/idle@${nextContainer.idleSince ?? now}`,
-          }),
-        );
-      }
+      if (nextContainer && isIdle(nextContainer)) events.push(this.idleEvent(nextContainer));
       await this.deps.publisher.publish(events);
       if (status === 'expired') (this.deps.metrics ?? noMetrics).sessionsExpired(1);
       return ended;
     }
     throw new UnavailableError(`could not end session ${sessionId}: too much contention; try again`);
+  }
+
+  /** The container's `idle` event, one id per idle period. */
+  private idleEvent(container: ContainerRecord): BerthEvent {
+    return this.containers.event('container.idle', container, {
+      cause: `${containerCause(container)}/idle@${container.idleSince ?? ''}`,
+    });
+  }
+
+  /** The `idle` event of the ended session's container, while that container is still idle. */
+  private async idleEventOf(session: SessionRecord): Promise<BerthEvent | undefined> {
+    if (!session.containerId) return undefined;
+    const container = await this.deps.store.getContainer(session.containerId);
+    return container && container.generation === session.generation && isIdle(container)
+      ? this.idleEvent(container)
+      : undefined;
   }
 
   /** Records activity; keeps the session (and so its container) from expiring. */
@@ -257,7 +307,14 @@ export class SessionService {
     const stale = await this.deps.store.listStaleSessions(cutoff, limit);
     let expired = 0;
     for (const session of stale) {
-      const ended = await this.end(session.sessionId, 'expired', 'expired');
+      // Touched since the query: not stale any more.
+      const ended = await this.endIf(
+        session.sessionId,
+        'expired',
+        'expired',
+        undefined,
+        (active) => active.lastActivityAt === null || active.lastActivityAt <= cutoff,
+      );
       if (ended.status === 'expired') expired += 1;
     }
     return expired;
@@ -338,3 +395,6 @@ export class SessionService {
   }
 }
 
+function isIdle(container: ContainerRecord): boolean {
+  return container.status === 'running' && container.sessions.length === 0 && container.idleSince !== null;
+}

@@ -1,6 +1,7 @@
 import {
   MANAGED_BY,
   TASK_TAGS,
+  isLive,
   stopReason,
   stopReasonKind,
   tagValue,
@@ -63,6 +64,11 @@ export class TaskEventHandler {
       return this.orphan(detail.taskArn, detail.lastStatus, 'a second task for the same generation');
     }
 
+    if (detail.lastStatus === 'RUNNING' && !isLive(container.status)) {
+      // Its record is final and never reused, so a task still running for it is an orphan
+      // (or this is a late duplicate, and stopping a stopped task changes nothing).
+      return this.orphan(detail.taskArn, detail.lastStatus, `its container is already ${container.status}`);
+    }
     if (detail.lastStatus === 'RUNNING') return this.onRunning(container, event);
     if (detail.lastStatus === 'STOPPED') return this.onStopped(container, event);
     return 'ignored:intermediate';
@@ -92,7 +98,15 @@ export class TaskEventHandler {
             idleSince: current.sessions.length === 0 ? now : null,
           },
     );
-    if (!result?.changed) return 'ignored:stale';
+    if (!result?.changed) {
+      // A redelivery: if the first delivery crashed before publishing, this is its only
+      // chance; the event id is the same, so consumers that saw it drop it.
+      const current = result?.after;
+      if (current?.status === 'running' && current.generation === container.generation) {
+        await this.deps.publisher.publish([this.containers.event('container.running', current)]);
+      }
+      return 'ignored:stale';
+    }
     await this.deps.publisher.publish([this.containers.event('container.running', result.after)]);
     return 'running';
   }
@@ -101,12 +115,19 @@ export class TaskEventHandler {
     const { detail } = event;
     const exitCode = detail.containers?.find((c) => c.exitCode !== undefined)?.exitCode;
     const agentReason = detail.stoppedReason && AGENT_REASON.test(detail.stoppedReason) ? detail.stoppedReason : undefined;
-    const forced = /forced|SIGKILL|grace/i.test(detail.stoppedReason ?? '') && container.status === 'terminating';
+    // The runtime echoes our own stop reason back, and its free-text detail may say anything.
+    const forced =
+      container.status === 'terminating' &&
+      detail.stoppedReason !== undefined &&
+      detail.stoppedReason !== container.stopReason &&
+      /forced|SIGKILL|grace/i.test(detail.stoppedReason);
 
     if (container.status === 'terminating') {
       let reason = container.stopReason ?? stopReason('manual');
       if (agentReason) reason = agentReason;
-      else if (forced) reason = stopReason('forced', `${stopReasonKind(reason) ?? 'stop'} did not finish within the grace period`);
+      else if (stopReasonKind(reason) === 'forced') {
+        // The reaper already forced it past the grace period and said so in the record.
+      } else if (forced) reason = stopReason('forced', `${stopReasonKind(reason) ?? 'stop'} did not finish within the grace period`);
       else if (exitCode !== undefined && exitCode !== 0) reason = stopReason('save_failed', `agent exited with code ${exitCode}`);
       const stopped = await this.containers.markStopped(container.containerId, container.generation, reason);
       return stopped ? 'stopped' : 'ignored:stale';

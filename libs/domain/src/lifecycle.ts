@@ -4,12 +4,13 @@ export const CONTAINER_STATUSES = ['starting', 'running', 'terminating', 'stoppe
 export type ContainerStatus = (typeof CONTAINER_STATUSES)[number];
 
 /**
- * `starting → running → terminating → stopped`; `starting|running → failed`. Nothing else:
- * a container asked to stop while still starting has nothing to save yet and fails instead
- * (see ContainerService.stop), so consumers of the events only ever see the contract's order.
+ * `starting → running → terminating → stopped`; `starting|running → failed`; and
+ * `starting → terminating`, because the contract makes every stop graceful ("status
+ * terminating, ... then stopped"), a stop asked for while the container is still starting
+ * included. Nothing else.
  */
 const TRANSITIONS: Readonly<Record<ContainerStatus, readonly ContainerStatus[]>> = {
-  starting: ['running', 'failed'],
+  starting: ['running', 'failed', 'terminating'],
   running: ['terminating', 'failed'],
   terminating: ['stopped'],
   stopped: [],

@@ -65,11 +65,14 @@ function assertLimit(limit: number): void {
 }
 
 function encodeCursor(filter: ContainerFilter, lastContainerId: string): string {
-  return Buffer.from(JSON.stringify({ f: filter, k: lastContainerId }), 'utf8').toString('base64url');
+  return Buffer.from(JSON.stringify({ f: filter, k: lastContainerId }), 'utf8').toString(
+    'base64url',
+  );
 }
 
 function decodeCursor(filter: ContainerFilter, cursor: string): string {
-  const bad = (why: string) => new InvalidArgumentError(`cursor is not valid for this query: ${why}`, 'cursor');
+  const bad = (why: string) =>
+    new InvalidArgumentError(`cursor is not valid for this query: ${why}`, 'cursor');
   let decoded: unknown;
   try {
     decoded = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
@@ -103,13 +106,18 @@ export class InMemoryStateStore implements StateStore {
   writes = 0;
 
   /** Makes the next `times` calls of `method` throw `error` (by default an UnavailableError). */
-  failNext(method: StoreMethod, error: Error = new UnavailableError(`store: ${method} is unavailable`), times = 1): void {
+  failNext(
+    method: StoreMethod,
+    error: Error = new UnavailableError(`store: ${method} is unavailable`),
+    times = 1,
+  ): void {
     this.#faults.add(method, error, times);
   }
 
   /** Puts records in place without conditions, to arrange a test. */
   seed(records: { containers?: ContainerRecord[]; sessions?: SessionRecord[] }): void {
-    for (const record of records.containers ?? []) this.#containers.set(record.containerId, copy(record));
+    for (const record of records.containers ?? [])
+      this.#containers.set(record.containerId, copy(record));
     for (const record of records.sessions ?? []) this.#sessions.set(record.sessionId, copy(record));
   }
 
@@ -140,16 +148,27 @@ export class InMemoryStateStore implements StateStore {
     const containers = change.containers ?? [];
     const sessions = change.sessions ?? [];
     // DynamoDB refuses a transaction that names one item twice.
-    assertDistinct(containers.map((w) => w.record.containerId), 'containerId');
-    assertDistinct(sessions.map((w) => w.record.sessionId), 'sessionId');
+    assertDistinct(
+      containers.map((w) => w.record.containerId),
+      'containerId',
+    );
+    assertDistinct(
+      sessions.map((w) => w.record.sessionId),
+      'sessionId',
+    );
     for (const write of containers) this.#checkContainer(write);
     for (const write of sessions) this.#checkSession(write);
-    for (const write of containers) this.#containers.set(write.record.containerId, copy(write.record));
+    for (const write of containers)
+      this.#containers.set(write.record.containerId, copy(write.record));
     for (const write of sessions) this.#sessions.set(write.record.sessionId, copy(write.record));
     if (containers.length + sessions.length > 0) this.writes += 1;
   }
 
-  async listContainers(filter: ContainerFilter, limit: number, cursor?: string): Promise<Page<ContainerRecord>> {
+  async listContainers(
+    filter: ContainerFilter,
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<ContainerRecord>> {
     await this.#enter('listContainers');
     assertLimit(limit);
     const after = cursor === undefined ? undefined : decodeCursor(filter, cursor);
@@ -209,7 +228,12 @@ export class InMemoryStateStore implements StateStore {
     await this.#enter('listStaleSessions');
     assertLimit(limit);
     return [...this.#sessions.values()]
-      .filter((s) => s.status === 'active' && s.lastActivityAt !== null && s.lastActivityAt <= lastActivityAtOrBefore)
+      .filter(
+        (s) =>
+          s.status === 'active' &&
+          s.lastActivityAt !== null &&
+          s.lastActivityAt <= lastActivityAtOrBefore,
+      )
       .sort((a, b) => compare(a.lastActivityAt ?? '', b.lastActivityAt ?? ''))
       .slice(0, limit)
       .map(copy);
@@ -283,7 +307,10 @@ function byContainerId(a: ContainerRecord, b: ContainerRecord): number {
 
 function assertDistinct(keys: string[], field: string): void {
   if (new Set(keys).size !== keys.length) {
-    throw new InvalidArgumentError(`one write may change each item only once; ${field} repeats`, field);
+    throw new InvalidArgumentError(
+      `one write may change each item only once; ${field} repeats`,
+      field,
+    );
   }
 }
 
@@ -322,7 +349,11 @@ export class FakeRuntime implements Runtime {
   }
 
   /** Makes the next `times` calls of `method` throw `error` (by default an UnavailableError). */
-  failNext(method: RuntimeMethod, error: Error = new UnavailableError(`runtime: ${method} failed`), times = 1): void {
+  failNext(
+    method: RuntimeMethod,
+    error: Error = new UnavailableError(`runtime: ${method} failed`),
+    times = 1,
+  ): void {
     this.#faults.add(method, error, times);
   }
 
@@ -335,7 +366,8 @@ export class FakeRuntime implements Runtime {
     this.startCalls.push(copy(spec));
     this.#faults.take('startTask');
     const existing = [...this.#tasks.values()].find(
-      (task) => task.spec.containerId === spec.containerId && task.spec.generation === spec.generation,
+      (task) =>
+        task.spec.containerId === spec.containerId && task.spec.generation === spec.generation,
     );
     if (existing) return info(existing);
     this.#sequence += 1;
@@ -437,7 +469,10 @@ export class FakeRuntime implements Runtime {
       task.desiredStatus = 'STOPPED';
       task.stoppedAt ??= now;
       task.exitCode = change.exitCode ?? task.exitCode;
-      task.stopCode = change.stopCode ?? task.stopCode ?? (task.stoppedReason ? 'UserInitiated' : 'EssentialContainerExited');
+      task.stopCode =
+        change.stopCode ??
+        task.stopCode ??
+        (task.stoppedReason ? 'UserInitiated' : 'EssentialContainerExited');
     }
     if (change.stoppedReason !== undefined) task.stoppedReason = change.stoppedReason;
     return taskStateChange(task, now);
@@ -457,7 +492,9 @@ function info(task: FakeTask): TaskInfo {
 }
 
 /** The tags every berth task carries (contract), plus its generation. */
-export function taskTags(spec: Pick<TaskSpec, 'containerId' | 'clientId' | 'projectId' | 'userId' | 'generation'>) {
+export function taskTags(
+  spec: Pick<TaskSpec, 'containerId' | 'clientId' | 'projectId' | 'userId' | 'generation'>,
+) {
   return [
     { key: TASK_TAGS.containerId, value: spec.containerId },
     { key: TASK_TAGS.clientId, value: spec.clientId },
@@ -514,7 +551,11 @@ export class FakeQueues implements ContainerQueues {
   readonly deleted: ContainerQueueUrls[] = [];
   readonly sent: { queueUrl: string; body: object }[] = [];
 
-  failNext(method: QueuesMethod, error: Error = new UnavailableError(`queues: ${method} failed`), times = 1): void {
+  failNext(
+    method: QueuesMethod,
+    error: Error = new UnavailableError(`queues: ${method} failed`),
+    times = 1,
+  ): void {
     this.#faults.add(method, error, times);
   }
 
@@ -658,9 +699,12 @@ export interface FakeCoreSettings {
   repoUrlFor?: (key: ContainerKey) => string | undefined;
 }
 
-/** Shaped like @berth/core's CoreDeps, with the fakes' own types so tests can steer them. */
-export interface FakeCoreDeps {
-  store: InMemoryStateStore;
+/**
+ * Shaped like @berth/core's CoreDeps, with the fakes' own types so tests can steer them. The
+ * store may be a real one (an integration test of an app over DynamoDB Local, say).
+ */
+export interface FakeCoreDeps<Store extends StateStore = StateStore> {
+  store: Store;
   runtime: FakeRuntime;
   queues: FakeQueues;
   publisher: RecordingPublisher;
@@ -668,7 +712,9 @@ export interface FakeCoreDeps {
   settings: FakeCoreSettings;
 }
 
-export interface FakeCoreDepsOverrides extends Partial<Omit<FakeCoreDeps, 'settings'>> {
+export interface FakeCoreDepsOverrides<
+  Store extends StateStore = InMemoryStateStore,
+> extends Partial<Omit<FakeCoreDeps<Store>, 'settings'>> {
   settings?: Partial<FakeCoreSettings>;
 }
 
@@ -683,7 +729,11 @@ export const DEFAULT_FAKE_SETTINGS: Readonly<FakeCoreSettings> = {
 };
 
 /** Fresh fakes for one test, sharing one ManualClock; anything given replaces its default. */
-export function makeCoreDeps(overrides: FakeCoreDepsOverrides = {}): FakeCoreDeps {
+export function makeCoreDeps(overrides?: FakeCoreDepsOverrides): FakeCoreDeps<InMemoryStateStore>;
+export function makeCoreDeps<Store extends StateStore>(
+  overrides: FakeCoreDepsOverrides<Store> & { store: Store },
+): FakeCoreDeps<Store>;
+export function makeCoreDeps(overrides: FakeCoreDepsOverrides<StateStore> = {}): FakeCoreDeps {
   const clock = overrides.clock ?? new ManualClock();
   return {
     store: overrides.store ?? new InMemoryStateStore(),

@@ -1,0 +1,441 @@
+import { jest } from '@jest/globals';
+import {
+  ConflictError,
+  NotFoundError,
+  UnavailableError,
+  type ContainerRecord,
+} from '@berth/domain';
+import {
+  CONTAINER_ID,
+  KEY,
+  concurrently,
+  runningContainer,
+  settle,
+  stored,
+  world,
+} from './support.ts';
+
+describe('ContainerService.findOrStart, first request', () => {
+  it('creates generation 1 with its record, queues and task, and publishes container.created', async () => {
+    // Prepare
+    const { deps, lifecycle } = world({
+      settings: { agentEnvironment: { BERTH_WORKLOAD_COMMAND: 'cat' } },
+    });
+
+    // Act
+    const found = await lifecycle.containers.findOrStart(KEY, { commandId: 'cmd-1' });
+
+    // Assess
+    expect(found.source).toBe('created');
+    const record = await stored(deps);
+    expect(record).toMatchObject({
+      containerId: CONTAINER_ID,
+      ...KEY,
+      status: 'starting',
+      generation: 1,
+      sessions: [],
+      workspacePath: '/workspaces/acme.web.john',
+    });
+    expect(found.container).toEqual(record);
+    expect(record.inputQueueUrl).not.toBeNull();
+    expect(deps.queues.has(record.inputQueueUrl!)).toBe(true);
+    expect(deps.queues.has(record.outputQueueUrl!)).toBe(true);
+
+    const [task] = deps.runtime.tasks();
+    expect(deps.runtime.tasks()).toHaveLength(1);
+    expect(record.taskArn).toBe(task!.taskArn);
+    expect(task!.spec).toMatchObject({ containerId: CONTAINER_ID, generation: 1, ...KEY });
+    expect(task!.spec.environment).toMatchObject({
+      CONTAINER_ID: CONTAINER_ID,
+      WORKSPACE_PATH: '/workspaces/acme.web.john',
+      BERTH_INPUT_QUEUE_URL: record.inputQueueUrl,
+      BERTH_OUTPUT_QUEUE_URL: record.outputQueueUrl,
+      BERTH_WORKLOAD_COMMAND: 'cat',
+    });
+
+    expect(deps.publisher.types()).toEqual(['container.created']);
+    expect(deps.publisher.events[0]).toMatchObject({
+      eventId: 'acme.web.john#1/container.created',
+      containerId: CONTAINER_ID,
+      commandId: 'cmd-1',
+      payload: { container: { containerId: CONTAINER_ID, generation: 1, status: 'starting' } },
+    });
+  });
+
+  it('passes the repository URL when settings know one', async () => {
+    // Prepare
+    const { deps, lifecycle } = world({
+      settings: { repoUrlFor: (key) => `file:///repos/${key.clientId}/${key.projectId}.git` },
+    });
+
+    // Act
+    await lifecycle.containers.findOrStart(KEY);
+
+    // Assess
+    expect(deps.runtime.tasks()[0]!.spec.environment.BERTH_REPO_URL).toBe(
+      'file:///repos/acme/web.git',
+    );
+  });
+});
+
+describe('ContainerService.findOrStart, later requests', () => {
+  it('finds a starting container again in the store without starting another', async () => {
+    // Prepare
+    const { deps, lifecycle } = world();
+    const first = await lifecycle.containers.findOrStart(KEY);
+
+    // Act
+    const again = await lifecycle.containers.findOrStart(KEY);
+
+    // Assess
+    expect(again).toEqual({ container: first.container, source: 'store' });
+    expect(deps.runtime.startCalls).toHaveLength(1);
+  });
+
+  it('finds a running container again in the store', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+
+    // Act
+    const again = await w.lifecycle.containers.findOrStart(KEY);
+
+    // Assess
+    expect(again).toEqual({ container: running, source: 'store' });
+    expect(w.deps.runtime.startCalls).toHaveLength(1);
+  });
+
+  it('closes a live record whose task vanished as failed (lost) and starts generation 2', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    w.deps.runtime.vanish(running.taskArn!);
+
+    // Act
+    const found = await w.lifecycle.containers.findOrStart(KEY);
+
+    // Assess
+    expect(found.source).toBe('created');
+    expect(found.container.generation).toBe(2);
+    const failed = w.deps.publisher.ofType('container.failed');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.payload).toMatchObject({
+      container: {
+        generation: 1,
+        status: 'failed',
+        stopReason: expect.stringMatching(/^lost:/) as unknown,
+      },
+    });
+    expect(w.deps.queues.has(running.inputQueueUrl!)).toBe(false);
+  });
+
+  it('closes a live record whose task has stopped as failed (lost)', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 1 });
+
+    // Act
+    const found = await w.lifecycle.containers.findOrStart(KEY);
+
+    // Assess
+    expect(found.container.generation).toBe(2);
+    expect(w.deps.publisher.ofType('container.failed')[0]!.payload).toMatchObject({
+      container: { generation: 1, stopReason: expect.stringMatching(/^lost:/) as unknown },
+    });
+  });
+
+  it('closes a live record whose queues are gone as failed (lost) and starts generation 2', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    w.deps.queues.remove(running.outputQueueUrl!);
+
+    // Act
+    const found = await w.lifecycle.containers.findOrStart(KEY);
+
+    // Assess
+    expect(found).toMatchObject({
+      source: 'created',
+      container: { generation: 2, status: 'starting' },
+    });
+    expect(found.container.inputQueueUrl).not.toBe(running.inputQueueUrl);
+    expect(w.deps.publisher.ofType('container.failed')[0]!.payload).toMatchObject({
+      container: { generation: 1, stopReason: 'lost:its queues are gone' },
+    });
+  });
+
+  it('refuses while the container is terminating, with a retryable ConflictError', async () => {
+    // Prepare
+    const w = world();
+    await runningContainer(w);
+    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual');
+
+    // Act
+    const { error } = await settle(w.lifecycle.containers.findOrStart(KEY));
+
+    // Assess
+    expect(error).toBeInstanceOf(ConflictError);
+    expect((error as ConflictError).retryable).toBe(true);
+    expect(w.deps.runtime.startCalls).toHaveLength(1);
+  });
+
+  it('starts generation + 1 after a stopped one, with new queues, never reusing it', async () => {
+    // Prepare
+    const w = world();
+    const first = await runningContainer(w);
+    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual');
+    await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(first.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
+    );
+    expect((await stored(w.deps)).status).toBe('stopped');
+
+    // Act
+    const found = await w.lifecycle.containers.findOrStart(KEY);
+
+    // Assess
+    expect(found).toMatchObject({
+      source: 'created',
+      container: { generation: 2, status: 'starting' },
+    });
+    expect(found.container.taskArn).not.toBe(first.taskArn);
+    expect(found.container.inputQueueUrl).not.toBe(first.inputQueueUrl);
+    expect(w.deps.queues.has(first.inputQueueUrl!)).toBe(false);
+  });
+
+  it('starts generation + 1 after a failed one', async () => {
+    // Prepare
+    const w = world();
+    const first = await runningContainer(w);
+    await w.lifecycle.containers.fail(CONTAINER_ID, first.generation, 'crashed:test');
+
+    // Act
+    const found = await w.lifecycle.containers.findOrStart(KEY);
+
+    // Assess
+    expect(found.container.generation).toBe(2);
+  });
+});
+
+describe('ContainerService.findOrStart under concurrency', () => {
+  it('starts exactly one task for 20 concurrent requests, and all name the same generation', async () => {
+    // Prepare
+    const { deps, lifecycle } = world();
+
+    // Act
+    const answers = await concurrently(20, () => lifecycle.containers.findOrStart(KEY));
+
+    // Assess
+    expect(deps.runtime.startCalls).toHaveLength(1);
+    expect(deps.runtime.tasks()).toHaveLength(1);
+    expect(deps.queues.created).toHaveLength(1);
+    expect(answers.filter((a) => a.source === 'created')).toHaveLength(1);
+    const record = await stored(deps);
+    for (const { container } of answers) {
+      expect(container).toMatchObject({
+        containerId: CONTAINER_ID,
+        generation: 1,
+        taskArn: record.taskArn,
+        inputQueueUrl: record.inputQueueUrl,
+      });
+    }
+    expect(deps.publisher.ofType('container.created')).toHaveLength(1);
+  });
+
+  it('starts exactly one next generation for 20 concurrent requests after a stop', async () => {
+    // Prepare
+    const w = world();
+    const first = await runningContainer(w);
+    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+    await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(first.taskArn!, { lastStatus: 'STOPPED' }),
+    );
+
+    // Act
+    const answers = await concurrently(20, () => w.lifecycle.containers.findOrStart(KEY));
+
+    // Assess
+    expect(new Set(answers.map((a) => a.container.generation))).toEqual(new Set([2]));
+    expect(w.deps.runtime.startCalls).toHaveLength(2);
+  });
+});
+
+describe('ContainerService.findOrStart when the start fails', () => {
+  it('records failed with start_failed, deletes the queues and answers UnavailableError', async () => {
+    // Prepare
+    const { deps, lifecycle } = world();
+    deps.runtime.failNext('startTask', new UnavailableError('no capacity in the cluster'));
+
+    // Act
+    const { error } = await settle(lifecycle.containers.findOrStart(KEY));
+
+    // Assess
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect((error as UnavailableError).retryable).toBe(true);
+    const record = await stored(deps);
+    expect(record.status).toBe('failed');
+    expect(record.stopReason).toMatch(/^start_failed:.*no capacity in the cluster/);
+    expect(deps.queues.deleted).toHaveLength(1);
+    const [deleted] = deps.queues.deleted;
+    expect(deps.queues.has(deleted!.inputQueueUrl)).toBe(false);
+    expect(deps.queues.has(deleted!.outputQueueUrl)).toBe(false);
+    expect(deps.publisher.types()).toEqual(['container.failed']);
+  });
+
+  it('lets the retry start generation 2', async () => {
+    // Prepare
+    const { deps, lifecycle } = world();
+    deps.runtime.failNext('startTask');
+    await settle(lifecycle.containers.findOrStart(KEY));
+
+    // Act
+    const found = await lifecycle.containers.findOrStart(KEY);
+
+    // Assess
+    expect(found.container).toMatchObject({ generation: 2, status: 'starting' });
+  });
+
+  it('answers every concurrent waiter with UnavailableError instead of starting again', async () => {
+    // Prepare
+    const { deps, lifecycle } = world();
+    deps.runtime.failNext('startTask');
+
+    // Act
+    const outcomes = await concurrently(5, () => settle(lifecycle.containers.findOrStart(KEY)));
+
+    // Assess
+    for (const { error } of outcomes) expect(error).toBeInstanceOf(UnavailableError);
+    expect(deps.runtime.startCalls).toHaveLength(1);
+    expect((await stored(deps)).generation).toBe(1);
+  });
+
+  it('does not fail a started container when only publishing container.created fails', async () => {
+    // Prepare
+    const { deps, lifecycle } = world();
+    deps.publisher.failNext(1);
+
+    // Act
+    const first = await settle(lifecycle.containers.findOrStart(KEY));
+    const retry = await lifecycle.containers.findOrStart(KEY);
+
+    // Assess
+    expect(first.error).toBeInstanceOf(UnavailableError);
+    expect(retry).toMatchObject({
+      source: 'store',
+      container: { generation: 1, status: 'starting' },
+    });
+    expect(deps.runtime.liveTasks()).toHaveLength(1);
+  });
+});
+
+describe('ContainerService.stop', () => {
+  it('moves a running container to terminating, publishes it and asks the task to stop', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+
+    // Act
+    const result = await w.lifecycle.containers.stop(CONTAINER_ID, 'manual', 'maintenance', {
+      commandId: 'c-stop',
+    });
+
+    // Assess
+    expect(result).toMatchObject({ status: 'terminating', stopReason: 'manual:maintenance' });
+    expect(result.terminatingSince).toBe(w.deps.clock.iso());
+    expect(w.deps.runtime.stopCalls).toEqual([
+      { taskArn: running.taskArn, reason: 'manual:maintenance' },
+    ]);
+    expect(w.deps.publisher.ofType('container.terminating')[0]).toMatchObject({
+      commandId: 'c-stop',
+    });
+  });
+
+  it('changes nothing when stopping twice', async () => {
+    // Prepare
+    const w = world();
+    await runningContainer(w);
+    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual');
+    const before = await stored(w.deps);
+    const published = w.deps.publisher.events.length;
+
+    // Act
+    const again = await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+
+    // Assess
+    expect(again).toEqual(before);
+    expect(w.deps.publisher.events).toHaveLength(published);
+    expect(w.deps.runtime.stopCalls).toHaveLength(1);
+  });
+
+  it('stops a container that is still starting gracefully too', async () => {
+    // Prepare
+    const { deps, lifecycle } = world();
+    const { container } = await lifecycle.containers.findOrStart(KEY);
+
+    // Act
+    const result = await lifecycle.containers.stop(CONTAINER_ID, 'manual');
+
+    // Assess
+    expect(result).toMatchObject({ status: 'terminating', stopReason: 'manual' });
+    expect(deps.runtime.stopCalls).toEqual([{ taskArn: container.taskArn, reason: 'manual' }]);
+    expect(deps.publisher.types()).toEqual(['container.created', 'container.terminating']);
+  });
+
+  it('stops the task and deletes the queues of a container stopped while it was being provisioned', async () => {
+    // Prepare
+    const { deps, lifecycle } = world();
+    const startTask = deps.runtime.startTask.bind(deps.runtime);
+    jest.spyOn(deps.runtime, 'startTask').mockImplementationOnce(async (spec) => {
+      const task = await startTask(spec);
+      await lifecycle.containers.stop(CONTAINER_ID, 'manual');
+      return task;
+    });
+
+    // Act
+    const { error } = await settle(lifecycle.containers.findOrStart(KEY));
+
+    // Assess
+    expect(error).toBeInstanceOf(ConflictError);
+    expect(await stored(deps)).toMatchObject({
+      status: 'stopped',
+      stopReason: 'manual',
+      taskArn: null,
+    });
+    const [task] = deps.runtime.tasks();
+    expect(deps.runtime.stopCalls).toEqual([{ taskArn: task!.taskArn, reason: 'manual' }]);
+    expect(deps.queues.created).toHaveLength(1);
+    expect(deps.queues.has(deps.queues.created[0]!.inputQueueUrl)).toBe(false);
+    expect(deps.publisher.types()).toEqual(['container.terminating', 'container.stopped']);
+  });
+
+  it('answers NotFoundError for a container that does not exist', async () => {
+    const { lifecycle } = world();
+    await expect(lifecycle.containers.stop('no.such.container', 'manual')).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
+  });
+});
+
+describe('ContainerService.mutate', () => {
+  it('re-reads and decides again when the record changed in between', async () => {
+    // Prepare
+    const w = world();
+    await runningContainer(w);
+    const seen: number[] = [];
+    let interfered = false;
+
+    // Act
+    await w.lifecycle.containers.mutate(CONTAINER_ID, (current): ContainerRecord => {
+      seen.push(current.version);
+      if (!interfered) {
+        interfered = true;
+        w.deps.store.seed({ containers: [{ ...current, version: current.version + 1 }] });
+      }
+      return { ...current, endpoint: 'changed' };
+    });
+
+    // Assess
+    expect(seen).toEqual([seen[0], seen[0]! + 1]);
+    expect(await stored(w.deps)).toMatchObject({ endpoint: 'changed', version: seen[0]! + 2 });
+  });
+});

@@ -1,0 +1,400 @@
+import type { TaskStateChange } from '@berth/domain';
+import { CONTAINER_ID, KEY, assignCommand, runningContainer, stored, world } from './support.ts';
+
+/** Everything observable of the store and the bus, to assert that nothing changed. */
+function snapshot(w: ReturnType<typeof world>) {
+  return {
+    containers: w.deps.store.allContainers(),
+    sessions: w.deps.store.allSessions(),
+    eventIds: [...new Set(w.deps.publisher.events.map((e) => e.eventId))],
+  };
+}
+
+describe('TaskEventHandler, RUNNING', () => {
+  it('moves starting → running, records startedAt, and starts the idle clock without sessions', async () => {
+    // Prepare
+    const w = world();
+    const { container } = await w.lifecycle.containers.findOrStart(KEY);
+    w.deps.clock.advance('40s');
+
+    // Act
+    const outcome = await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(container.taskArn!, { lastStatus: 'RUNNING' }),
+    );
+
+    // Assess
+    expect(outcome).toBe('running');
+    expect(await stored(w.deps)).toMatchObject({
+      status: 'running',
+      startedAt: w.deps.clock.iso(),
+      idleSince: w.deps.clock.iso(),
+    });
+    expect(w.deps.publisher.ofType('container.running')).toEqual([
+      expect.objectContaining({ eventId: `${CONTAINER_ID}#1/container.running` }),
+    ]);
+  });
+
+  it('leaves idleSince unset when a session joined while it was starting', async () => {
+    // Prepare
+    const w = world();
+    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    const { taskArn } = await stored(w.deps);
+
+    // Act
+    await w.lifecycle.taskEvents.handle(w.deps.runtime.change(taskArn!, { lastStatus: 'RUNNING' }));
+
+    // Assess
+    expect(await stored(w.deps)).toMatchObject({
+      status: 'running',
+      sessions: ['s1'],
+      idleSince: null,
+    });
+  });
+
+  it('changes nothing on a duplicate RUNNING', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    const before = snapshot(w);
+
+    // Act
+    const outcome = await w.lifecycle.taskEvents.handle(w.deps.runtime.eventFor(running.taskArn!));
+
+    // Assess
+    expect(outcome).toBe('ignored:stale');
+    expect(snapshot(w)).toEqual(before);
+  });
+
+  it('publishes container.running on a redelivery when the first delivery could not', async () => {
+    // Prepare
+    const w = world();
+    const { container } = await w.lifecycle.containers.findOrStart(KEY);
+    const event = w.deps.runtime.change(container.taskArn!, { lastStatus: 'RUNNING' });
+    w.deps.publisher.failNext(1);
+    await expect(w.lifecycle.taskEvents.handle(event)).rejects.toThrow();
+
+    // Act
+    await w.lifecycle.taskEvents.handle(event);
+
+    // Assess
+    expect(w.deps.publisher.ofType('container.running')).toHaveLength(1);
+    expect((await stored(w.deps)).status).toBe('running');
+  });
+
+  it('changes nothing when RUNNING arrives after STOPPED', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    const runningEvent = w.deps.runtime.eventFor(running.taskArn!);
+    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual');
+    await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED' }),
+    );
+    const before = snapshot(w);
+
+    // Act
+    await w.lifecycle.taskEvents.handle(runningEvent);
+
+    // Assess
+    expect(snapshot(w)).toEqual(before);
+    expect((await stored(w.deps)).status).toBe('stopped');
+  });
+});
+
+describe('TaskEventHandler, STOPPED', () => {
+  it('moves terminating → stopped with the record’s reason, deletes the queues, publishes', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+    w.deps.clock.advance('10s');
+
+    // Act
+    const outcome = await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
+    );
+
+    // Assess
+    expect(outcome).toBe('stopped');
+    expect(await stored(w.deps)).toMatchObject({
+      status: 'stopped',
+      stopReason: 'idle',
+      stoppedAt: w.deps.clock.iso(),
+    });
+    expect(w.deps.queues.has(running.inputQueueUrl!)).toBe(false);
+    expect(w.deps.queues.has(running.outputQueueUrl!)).toBe(false);
+    expect(w.deps.publisher.ofType('container.stopped')).toHaveLength(1);
+  });
+
+  it('takes the agent’s save_failed reason', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+
+    // Act
+    await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(running.taskArn!, {
+        lastStatus: 'STOPPED',
+        exitCode: 1,
+        stoppedReason: 'save_failed:push rejected by origin',
+      }),
+    );
+
+    // Assess
+    expect(await stored(w.deps)).toMatchObject({
+      status: 'stopped',
+      stopReason: 'save_failed:push rejected by origin',
+    });
+  });
+
+  it('calls a non-zero exit while terminating a failed save', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+
+    // Act
+    await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 3 }),
+    );
+
+    // Assess
+    expect((await stored(w.deps)).stopReason).toBe('save_failed:agent exited with code 3');
+  });
+
+  it('names a stop the runtime forced after the grace period', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+
+    // Act
+    await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(running.taskArn!, {
+        lastStatus: 'STOPPED',
+        exitCode: 137,
+        stoppedReason: 'forced:killed by SIGKILL after the 60s grace period (idle)',
+      }),
+    );
+
+    // Assess
+    expect((await stored(w.deps)).stopReason).toMatch(/^forced:idle/);
+  });
+
+  it('does not mistake its own stop reason, echoed back, for a forced stop', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    await w.lifecycle.containers.stop(
+      CONTAINER_ID,
+      'manual',
+      'forced restart requested by the operator',
+    );
+
+    // Act
+    await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
+    );
+
+    // Assess
+    expect((await stored(w.deps)).stopReason).toBe(
+      'manual:forced restart requested by the operator',
+    );
+  });
+
+  it('fails a running container whose task died (exit 137) as crashed and ends its sessions', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    await w.lifecycle.sessions.assign(assignCommand('s2'));
+
+    // Act
+    const outcome = await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(running.taskArn!, {
+        lastStatus: 'STOPPED',
+        exitCode: 137,
+        stoppedReason: 'OutOfMemoryError',
+      }),
+    );
+
+    // Assess
+    expect(outcome).toBe('failed');
+    const container = await stored(w.deps);
+    expect(container).toMatchObject({ status: 'failed', sessions: [] });
+    expect(container.stopReason).toMatch(/^crashed:exit code 137/);
+    for (const id of ['s1', 's2']) {
+      expect(await w.deps.store.getSession(id)).toMatchObject({ status: 'released' });
+    }
+    expect(w.deps.publisher.ofType('session.released')).toHaveLength(2);
+    expect(w.deps.queues.has(running.inputQueueUrl!)).toBe(false);
+  });
+
+  it('fails a starting container whose task stopped as start_failed', async () => {
+    // Prepare
+    const w = world();
+    const { container } = await w.lifecycle.containers.findOrStart(KEY);
+
+    // Act
+    await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(container.taskArn!, {
+        lastStatus: 'STOPPED',
+        exitCode: 1,
+        stoppedReason: 'CannotPullContainerError',
+      }),
+    );
+
+    // Assess
+    expect((await stored(w.deps)).stopReason).toMatch(
+      /^start_failed:exit code 1, CannotPullContainerError/,
+    );
+  });
+
+  it('changes nothing on a duplicate STOPPED', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+    const stoppedEvent = w.deps.runtime.change(running.taskArn!, {
+      lastStatus: 'STOPPED',
+      exitCode: 0,
+    });
+    await w.lifecycle.taskEvents.handle(stoppedEvent);
+    const before = snapshot(w);
+
+    // Act
+    await w.lifecycle.taskEvents.handle(stoppedEvent);
+
+    // Assess
+    expect(snapshot(w)).toEqual(before);
+  });
+
+  it('ends the sessions on a redelivery when the first delivery failed after the write', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    const event = w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 137 });
+    w.deps.store.failNext('listSessionsByContainer');
+    await expect(w.lifecycle.taskEvents.handle(event)).rejects.toThrow();
+    expect((await stored(w.deps)).status).toBe('failed');
+
+    // Act
+    await w.lifecycle.taskEvents.handle(event);
+
+    // Assess
+    expect(await w.deps.store.getSession('s1')).toMatchObject({ status: 'released' });
+    expect(w.deps.publisher.ofType('container.failed')).toHaveLength(1);
+  });
+});
+
+describe('TaskEventHandler, events that are not for the current container', () => {
+  it('changes nothing for an older generation’s STOPPED', async () => {
+    // Prepare
+    const w = world();
+    const first = await runningContainer(w);
+    await w.lifecycle.containers.fail(CONTAINER_ID, 1, 'crashed:test');
+    const oldStopped = w.deps.runtime.change(first.taskArn!, { lastStatus: 'STOPPED' });
+    await runningContainer(w);
+    const before = snapshot(w);
+
+    // Act
+    const outcome = await w.lifecycle.taskEvents.handle(oldStopped);
+
+    // Assess
+    expect(outcome).toBe('ignored:stale');
+    expect(snapshot(w)).toEqual(before);
+  });
+
+  it('stops an older generation’s RUNNING task as an orphan and changes nothing else', async () => {
+    // Prepare
+    const w = world();
+    const first = await runningContainer(w);
+    await w.lifecycle.containers.fail(CONTAINER_ID, 1, 'lost:test');
+    await runningContainer(w);
+    const before = snapshot(w);
+
+    // Act
+    const outcome = await w.lifecycle.taskEvents.handle(w.deps.runtime.eventFor(first.taskArn!));
+
+    // Assess
+    expect(outcome).toBe('orphan-stopped');
+    expect(w.deps.runtime.stopCalls.map((c) => c.taskArn)).toEqual([first.taskArn]);
+    expect(snapshot(w)).toEqual(before);
+    expect((await stored(w.deps)).generation).toBe(2);
+  });
+
+  it.each<[string, (event: TaskStateChange) => TaskStateChange]>([
+    ['no tags', (event) => ({ ...event, detail: { ...event.detail, tags: [] } })],
+    [
+      'another manager',
+      (event) => ({
+        ...event,
+        detail: {
+          ...event.detail,
+          tags: event.detail.tags!.map((t) =>
+            t.key === 'ManagedBy' ? { ...t, value: 'someone-else' } : t,
+          ),
+        },
+      }),
+    ],
+    [
+      'no generation',
+      (event) => ({
+        ...event,
+        detail: { ...event.detail, tags: event.detail.tags!.filter((t) => t.key !== 'Generation') },
+      }),
+    ],
+  ])('ignores an event with %s', async (_, rewrite) => {
+    // Prepare
+    const w = world();
+    const { container } = await w.lifecycle.containers.findOrStart(KEY);
+    const before = snapshot(w);
+
+    // Act
+    const outcome = await w.lifecycle.taskEvents.handle(
+      rewrite(w.deps.runtime.change(container.taskArn!, { lastStatus: 'RUNNING' })),
+    );
+
+    // Assess
+    expect(outcome).toBe('ignored:not-berth');
+    expect(snapshot(w)).toEqual(before);
+    expect(w.deps.runtime.stopCalls).toEqual([]);
+  });
+
+  it('stops a berth task whose container has no record at all', async () => {
+    // Prepare
+    const w = world();
+    const task = w.deps.runtime.adopt({
+      ...KEY,
+      containerId: CONTAINER_ID,
+      generation: 1,
+      workspacePath: '/w',
+      environment: {},
+    });
+
+    // Act
+    const outcome = await w.lifecycle.taskEvents.handle(w.deps.runtime.eventFor(task.taskArn));
+
+    // Assess
+    expect(outcome).toBe('orphan-stopped');
+    expect(w.deps.store.allContainers()).toEqual([]);
+  });
+
+  it('ignores intermediate statuses', async () => {
+    // Prepare
+    const w = world();
+    const { container } = await w.lifecycle.containers.findOrStart(KEY);
+    const before = snapshot(w);
+
+    // Act
+    const outcome = await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(container.taskArn!, { lastStatus: 'PROVISIONING' }),
+    );
+
+    // Assess
+    expect(outcome).toBe('ignored:intermediate');
+    expect(snapshot(w)).toEqual(before);
+  });
+});
