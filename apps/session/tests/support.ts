@@ -1,0 +1,105 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { Lifecycle, type CoreDeps } from '@berth/core';
+import type { BerthEvent, Clock, ContainerQueues, EventPublisher, StateStore, TaskStateChange } from '@berth/domain';
+import { DynamoStateStore, ensureTables, type TableNames } from '@berth/dynamodb';
+import { DEFAULT_FAKE_SETTINGS, FakeRuntime } from '@berth/testing';
+import { randomUUID } from 'node:crypto';
+import { createCommandHandler } from '../src/handler.ts';
+
+/** Table names of their own for each test file, so files can share one DynamoDB Local. */
+export function uniqueTableNames(prefix: string): TableNames {
+  const suffix = randomUUID().slice(0, 8);
+  return { containerTable: `${prefix}-containers-${suffix}`, sessionTable: `${prefix}-sessions-${suffix}` };
+}
+
+export async function dynamoStore(
+  prefix: string,
+  clock?: Clock,
+): Promise<{ store: DynamoStateStore; client: DynamoDBClient; names: TableNames }> {
+  const client = new DynamoDBClient({});
+  const names = uniqueTableNames(prefix);
+  await ensureTables(client, names);
+  return { store: new DynamoStateStore({ client, ...names, ...(clock ? { clock } : {}) }), client, names };
+}
+
+/** Log lines kept in memory: a failing test can print them, a passing one stays quiet. */
+export function memoryLog() {
+  const lines: { level: string; fields: object; message: string }[] = [];
+  const at = (level: string) => (fields: object, message: string) => void lines.push({ level, fields, message });
+  return { lines, info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+export interface SessionServiceUnderTest {
+  lifecycle: Lifecycle;
+  runtime: FakeRuntime;
+  handle: ReturnType<typeof createCommandHandler>;
+  log: ReturnType<typeof memoryLog>;
+}
+
+/** The session service's handler over the given adapters, with FakeRuntime as the compute. */
+export function sessionService(options: {
+  store: StateStore;
+  queues: ContainerQueues;
+  publisher: EventPublisher;
+  clock: Clock;
+  runtime?: FakeRuntime;
+  maxSessions?: number;
+}): SessionServiceUnderTest {
+  const runtime = options.runtime ?? new FakeRuntime(options.clock);
+  const log = memoryLog();
+  const deps: CoreDeps = {
+    store: options.store,
+    runtime,
+    queues: options.queues,
+    publisher: options.publisher,
+    clock: options.clock,
+    log,
+    settings: { ...DEFAULT_FAKE_SETTINGS, agentEnvironment: {}, maxSessions: options.maxSessions ?? DEFAULT_FAKE_SETTINGS.maxSessions },
+  };
+  const lifecycle = new Lifecycle(deps);
+  const handle = createCommandHandler({ lifecycle, publisher: options.publisher, clock: options.clock, log });
+  return { lifecycle, runtime, handle, log };
+}
+
+/**
+ * What the local runtime and the task watcher do together once a task is up or has ended:
+ * the task changes state and its `ECS Task State Change` reaches the lifecycle.
+ */
+export async function taskEvent(
+  service: SessionServiceUnderTest,
+  taskArn: string,
+  lastStatus: 'RUNNING' | 'STOPPED',
+): Promise<TaskStateChange> {
+  const event = service.runtime.change(taskArn, lastStatus === 'STOPPED' ? { lastStatus, exitCode: 0 } : { lastStatus });
+  await service.lifecycle.taskEvents.handle(event);
+  return event;
+}
+
+export const assignBody = (
+  sessionId: string,
+  key: { clientId: string; projectId: string; userId: string },
+  commandId: string = randomUUID(),
+  threadId?: string,
+) => ({ type: 'session.assign', commandId, payload: { sessionId, ...key, ...(threadId ? { threadId } : {}) } });
+
+export const releaseBody = (sessionId: string, commandId: string = randomUUID()) => ({
+  type: 'session.release',
+  commandId,
+  payload: { sessionId },
+});
+
+export const touchBody = (sessionId: string, commandId: string = randomUUID()) => ({
+  type: 'session.touch',
+  commandId,
+  payload: { sessionId },
+});
+
+export const stopBody = (containerId: string, commandId: string = randomUUID(), reason?: string) => ({
+  type: 'container.stop',
+  commandId,
+  payload: { containerId, ...(reason ? { reason } : {}) },
+});
+
+export function describeEvents(events: readonly BerthEvent[]): string {
+  return events.map((e) => `${e.type} ${e.eventId}`).join('\n');
+}
