@@ -316,11 +316,24 @@ export class ContainerService {
     const result = await this.mutate(containerId, (current) => {
       if (current.status !== 'starting' && current.status !== 'running') return undefined;
       if (options.stillWanted && !options.stillWanted(current)) return undefined;
+      if (current.status === 'starting') {
+        // The lifecycle allows `starting` only to become `running` or `failed`; before it
+        // ran, the agent has taken no message, so there is nothing to save.
+        return { ...current, status: 'failed', stoppedAt: now, stopReason: reason, idleSince: null };
+      }
       return { ...current, status: 'terminating', terminatingSince: now, stopReason: reason };
     });
     if (!result) throw new NotFoundError(`container ${containerId} does not exist`);
     if (!result.changed) return result.after;
     const container = result.after;
+    if (container.status === 'failed') {
+      if (container.taskArn) await this.deps.runtime.stopTask(container.taskArn, reason);
+      await this.afterFinal(container);
+      await this.deps.publisher.publish([
+        this.event('container.failed', container, options.commandId ? { commandId: options.commandId } : {}),
+      ]);
+      return container;
+    }
     await this.deps.publisher.publish([
       this.event('container.terminating', container, options.commandId ? { commandId: options.commandId } : {}),
     ]);

@@ -132,6 +132,14 @@ export class TaskEventHandler {
       const stopped = await this.containers.markStopped(container.containerId, container.generation, reason);
       return stopped ? 'stopped' : 'ignored:stale';
     }
+    if (container.status === 'running' && exitCode === 0 && detail.stopCode === 'UserInitiated') {
+      // Stopped from outside berth (an operator, the runtime shutting down) and the agent
+      // saved cleanly: the legal path is through `terminating`, with the runtime's reason.
+      const reason = stopReason('manual', detail.stoppedReason ?? 'stopped outside berth');
+      await this.containers.stop(container.containerId, 'manual', detail.stoppedReason ?? 'stopped outside berth');
+      const stopped = await this.containers.markStopped(container.containerId, container.generation, reason);
+      return stopped ? 'stopped' : 'ignored:stale';
+    }
     if (container.status === 'starting' || container.status === 'running') {
       const what = `exit code ${exitCode ?? 'unknown'}${detail.stoppedReason ? `, ${detail.stoppedReason}` : ''}`;
       const reason =

@@ -367,7 +367,7 @@ describe('ContainerService.stop', () => {
     expect(w.deps.runtime.stopCalls).toHaveLength(1);
   });
 
-  it('stops a container that is still starting gracefully too', async () => {
+  it('fails a container that is still starting (the only legal way out besides running) and stops its task', async () => {
     // Prepare
     const { deps, lifecycle } = world();
     const { container } = await lifecycle.containers.findOrStart(KEY);
@@ -376,9 +376,10 @@ describe('ContainerService.stop', () => {
     const result = await lifecycle.containers.stop(CONTAINER_ID, 'manual');
 
     // Assess
-    expect(result).toMatchObject({ status: 'terminating', stopReason: 'manual' });
+    expect(result).toMatchObject({ status: 'failed', stopReason: 'manual' });
     expect(deps.runtime.stopCalls).toEqual([{ taskArn: container.taskArn, reason: 'manual' }]);
-    expect(deps.publisher.types()).toEqual(['container.created', 'container.terminating']);
+    expect(deps.publisher.types()).toEqual(['container.created', 'container.failed']);
+    expect(deps.queues.deleted).toHaveLength(1);
   });
 
   it('stops the task and deletes the queues of a container stopped while it was being provisioned', async () => {
@@ -397,7 +398,7 @@ describe('ContainerService.stop', () => {
     // Assess
     expect(error).toBeInstanceOf(ConflictError);
     expect(await stored(deps)).toMatchObject({
-      status: 'stopped',
+      status: 'failed',
       stopReason: 'manual',
       taskArn: null,
     });
@@ -405,7 +406,7 @@ describe('ContainerService.stop', () => {
     expect(deps.runtime.stopCalls).toEqual([{ taskArn: task!.taskArn, reason: 'manual' }]);
     expect(deps.queues.created).toHaveLength(1);
     expect(deps.queues.has(deps.queues.created[0]!.inputQueueUrl)).toBe(false);
-    expect(deps.publisher.types()).toEqual(['container.terminating', 'container.stopped']);
+    expect(deps.publisher.types()).toEqual(['container.failed']);
   });
 
   it('answers NotFoundError for a container that does not exist', async () => {

@@ -231,6 +231,26 @@ describe('TaskEventHandler, STOPPED', () => {
     expect(w.deps.queues.has(running.inputQueueUrl!)).toBe(false);
   });
 
+  it('stops (through terminating) a running container whose task was stopped outside berth after a clean save', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    const event = w.deps.runtime.change(running.taskArn!, {
+      lastStatus: 'STOPPED',
+      exitCode: 0,
+      stoppedReason: 'runtime shutting down',
+    });
+    const outside: TaskStateChange = { ...event, detail: { ...event.detail, stopCode: 'UserInitiated' } };
+
+    // Act
+    const outcome = await w.lifecycle.taskEvents.handle(outside);
+
+    // Assess
+    expect(outcome).toBe('stopped');
+    expect(await stored(w.deps)).toMatchObject({ status: 'stopped', stopReason: 'manual:runtime shutting down' });
+    expect(w.deps.publisher.types().slice(-2)).toEqual(['container.terminating', 'container.stopped']);
+  });
+
   it('fails a starting container whose task stopped as start_failed', async () => {
     // Prepare
     const w = world();

@@ -4,13 +4,13 @@ export const CONTAINER_STATUSES = ['starting', 'running', 'terminating', 'stoppe
 export type ContainerStatus = (typeof CONTAINER_STATUSES)[number];
 
 /**
- * `starting → running → terminating → stopped`; `starting|running → failed`; and
- * `starting → terminating`, because the contract makes every stop graceful ("status
- * terminating, ... then stopped"), a stop asked for while the container is still starting
- * included. Nothing else.
+ * `starting → running → terminating → stopped`; `starting|running → failed`. Nothing else:
+ * a container stopped before it ever ran has no work to save (its agent takes no message
+ * before it is ready), so it goes straight to `failed` with the stop's reason (e.g.
+ * `manual`), and its task is stopped.
  */
 const TRANSITIONS: Readonly<Record<ContainerStatus, readonly ContainerStatus[]>> = {
-  starting: ['running', 'failed', 'terminating'],
+  starting: ['running', 'failed'],
   running: ['terminating', 'failed'],
   terminating: ['stopped'],
   stopped: [],

@@ -11,18 +11,13 @@ import {
   type ContainerStatus,
 } from '../src/index.ts';
 
-/**
- * The contract: `starting → running → terminating → stopped`; `starting|running → failed`;
- * and, since every stop is graceful ("status terminating, ... then stopped"), a container
- * stopped while still starting goes `starting → terminating`.
- */
+/** The contract: `starting → running → terminating → stopped`; `starting|running → failed`. */
 const LEGAL = new Set([
   'starting→running',
   'running→terminating',
   'terminating→stopped',
   'starting→failed',
   'running→failed',
-  'starting→terminating',
 ]);
 
 const status = fc.constantFrom(...CONTAINER_STATUSES);
