@@ -7,7 +7,6 @@ import {
   CreateTableCommand,
   DescribeTableCommand,
   DescribeTimeToLiveCommand,
-  UpdateTableCommand,
   UpdateTimeToLiveCommand,
   type CreateTableCommandInput,
   type DynamoDBClient,
@@ -107,8 +106,8 @@ export interface EnsureTablesOptions {
 }
 
 /**
- * Creates whichever table is missing, adds indexes an older table lacks, waits until all
- * are ACTIVE and turns TTL on. Several processes may run it at once (every replica of
+ * Creates whichever table is missing, waits until both are ACTIVE with every index,
+ * and turns TTL on. Several processes may run it at once (every replica of
  * the local stack does on start): each step accepts that another process got there first.
  */
 export async function ensureTables(
@@ -137,7 +136,7 @@ async function ensureTable(
       await create(client, definition);
     }
     description = await waitUntilActive(client, table, deadline);
-    await addMissingIndexes(client, definition, description, deadline);
+    assertIndexes(definition, description);
     await enableTtl(client, table);
   } catch (error) {
     throw toDomainError(error, { operation: 'ensureTables', table });
@@ -194,63 +193,21 @@ async function waitUntilActive(
 }
 
 /**
- * DynamoDB builds one new index per table at a time, so they are added one after another;
- * an update refused because another is under way is tried again once the table is ACTIVE.
+ * A table made by an older berth may lack an index added since. Building one is an online
+ * schema change better left to the infrastructure stack (DynamoDB Local's backfill can
+ * stall), so this only says precisely what is missing.
  */
-async function addMissingIndexes(
-  client: DynamoDBClient,
-  definition: TableDefinition,
-  description: TableDescription,
-  deadline: number,
-): Promise<void> {
-  const table = definition.TableName;
-  let current = description;
-  for (const wanted of definition.GlobalSecondaryIndexes ?? []) {
-    const keyNames = new Set(wanted.KeySchema?.map((key) => key.AttributeName));
-    let wait = 100;
-    while (
-      !(current.GlobalSecondaryIndexes ?? []).some((gsi) => gsi.IndexName === wanted.IndexName)
-    ) {
-      try {
-        await client.send(
-          new UpdateTableCommand({
-            TableName: table,
-            AttributeDefinitions: definition.AttributeDefinitions?.filter((attribute) =>
-              keyNames.has(attribute.AttributeName),
-            ),
-            GlobalSecondaryIndexUpdates: [{ Create: wanted }],
-          }),
-        );
-      } catch (error) {
-        if (!isUpdateUnderWay(error)) throw error;
-        if (Date.now() + wait > deadline) {
-          throw new UnavailableError(
-            `DynamoDB table ${table}: could not add ${wanted.IndexName} in time`,
-            {
-              cause: error,
-            },
-          );
-        }
-        await delay(wait);
-        wait = Math.min(wait * 2, 2000);
-      }
-      current = await waitUntilActive(client, table, deadline);
-    }
+function assertIndexes(definition: TableDefinition, description: TableDescription): void {
+  const present = new Set((description.GlobalSecondaryIndexes ?? []).map((gsi) => gsi.IndexName));
+  const missing = (definition.GlobalSecondaryIndexes ?? [])
+    .map((gsi) => gsi.IndexName)
+    .filter((name) => !present.has(name));
+  if (missing.length > 0) {
+    throw new UnavailableError(
+      `DynamoDB table ${definition.TableName} lacks the index(es) ${missing.join(', ')}; ` +
+        'add them (or recreate the table) before starting berth',
+    );
   }
-}
-
-/** Another process is adding this index, or another one, right now. */
-function isUpdateUnderWay(error: unknown): boolean {
-  const name = errorName(error);
-  return (
-    name === 'ResourceInUseException' ||
-    name === 'LimitExceededException' ||
-    (name === 'ValidationException' && /already exists/i.test(messageOf(error)))
-  );
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 async function ttlOf(client: DynamoDBClient, table: string) {

@@ -1,12 +1,14 @@
 import { FINAL_STATUSES, StaleWriteError, containerIdOf } from '@berth/domain';
-import { beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { DynamoStateStore, TableNames } from '../src/index.ts';
 import type { RacerResult } from './fixtures/generation-racer.ts';
-import { at, containerFixture, storeWithTables } from './helpers.ts';
+import { at, containerFixture, destroyClients, storeWithTables } from './helpers.ts';
+
+afterAll(destroyClients);
 
 let store: DynamoStateStore;
 let names: TableNames;
@@ -154,5 +156,5 @@ describe('multi-process concurrency', () => {
     );
     expect(final?.generation).toBe(generations);
     expect(FINAL_STATUSES).toContain(final?.status);
-  }, 120_000);
+  }, 180_000);
 });

@@ -1,14 +1,22 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { StaleWriteError, UnavailableError } from '@berth/domain';
-import { beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DynamoStateStore } from '../src/index.ts';
-import { containerFixture, sessionFixture, storeWithTables, uniqueTableNames } from './helpers.ts';
+import {
+  containerFixture,
+  destroyClients,
+  newClient,
+  sessionFixture,
+  storeWithTables,
+  uniqueTableNames,
+} from './helpers.ts';
+
+afterAll(destroyClients);
 
 describe('error mapping', () => {
   it('names a missing table in an UnavailableError for every operation', async () => {
     // Prepare
     const names = uniqueTableNames('missing');
-    const store = new DynamoStateStore({ client: new DynamoDBClient({}), ...names });
+    const store = new DynamoStateStore({ client: newClient({}), ...names });
     const record = containerFixture({ clientId: 'a', projectId: 'b', userId: 'c' });
     const attempts: Array<[string, () => Promise<unknown>]> = [
       [names.containerTable, () => store.getContainer('a.b.c')],
@@ -43,7 +51,7 @@ describe('error mapping', () => {
 
   it('turns an unreachable endpoint into an UnavailableError with the cause', async () => {
     // Prepare: nothing listens on port 9 of this host.
-    const client = new DynamoDBClient({ endpoint: 'http://127.0.0.1:9', maxAttempts: 1 });
+    const client = newClient({ endpoint: 'http://127.0.0.1:9', maxAttempts: 1 });
     const store = new DynamoStateStore({ client, containerTable: 'c', sessionTable: 's' });
 
     // Act

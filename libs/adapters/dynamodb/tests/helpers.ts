@@ -14,6 +14,21 @@ import {
   type TableNames,
 } from '../src/index.ts';
 
+const clients: DynamoDBClient[] = [];
+
+/** A client that `destroyClients` closes, so no keep-alive socket outlives the tests. */
+export function newClient(
+  config: ConstructorParameters<typeof DynamoDBClient>[0] = {},
+): DynamoDBClient {
+  const client = new DynamoDBClient(config);
+  clients.push(client);
+  return client;
+}
+
+export function destroyClients(): void {
+  for (const client of clients.splice(0)) client.destroy();
+}
+
 /** Table names of their own for each test file, so files can share one DynamoDB Local. */
 export function uniqueTableNames(prefix: string): TableNames {
   const suffix = randomUUID().slice(0, 8);
@@ -27,7 +42,7 @@ export async function storeWithTables(
   prefix: string,
   options: { onConsumedCapacity?: ConsumedCapacityListener } = {},
 ): Promise<{ store: DynamoStateStore; client: DynamoDBClient; names: TableNames }> {
-  const client = new DynamoDBClient({});
+  const client = newClient();
   const names = uniqueTableNames(prefix);
   await ensureTables(client, names);
   const store = new DynamoStateStore({ client, ...names, ...options });

@@ -1,8 +1,16 @@
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { ContainerRecord, SessionRecord } from '@berth/domain';
-import { beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ConsumedCapacityDetail, DynamoStateStore, TableNames } from '../src/index.ts';
-import { at, containerFixture, sessionFixture, storeWithTables } from './helpers.ts';
+import {
+  at,
+  containerFixture,
+  destroyClients,
+  sessionFixture,
+  storeWithTables,
+} from './helpers.ts';
+
+afterAll(destroyClients);
 
 async function createAll(store: DynamoStateStore, records: ContainerRecord[]): Promise<void> {
   await Promise.all(

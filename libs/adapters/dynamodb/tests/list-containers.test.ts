@@ -1,18 +1,18 @@
 import { InvalidArgumentError, type ContainerFilter, type ContainerRecord } from '@berth/domain';
-import { beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ConsumedCapacityDetail, DynamoStateStore } from '../src/index.ts';
-import { at, containerFixture, storeWithTables } from './helpers.ts';
+import { at, containerFixture, destroyClients, storeWithTables } from './helpers.ts';
+
+afterAll(destroyClients);
 
 async function createAll(store: DynamoStateStore, records: ContainerRecord[]): Promise<void> {
   for (let start = 0; start < records.length; start += 25) {
     await Promise.all(
-      records
-        .slice(start, start + 25)
-        .map((record) =>
-          store.write({
-            containers: [{ record, expect: { kind: 'new-generation', previousGeneration: null } }],
-          }),
-        ),
+      records.slice(start, start + 25).map((record) =>
+        store.write({
+          containers: [{ record, expect: { kind: 'new-generation', previousGeneration: null } }],
+        }),
+      ),
     );
   }
 }

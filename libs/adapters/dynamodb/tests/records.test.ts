@@ -1,8 +1,16 @@
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { StaleWriteError, type ContainerRecord } from '@berth/domain';
-import { beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { DynamoStateStore, TableNames } from '../src/index.ts';
-import { at, containerFixture, sessionFixture, storeWithTables } from './helpers.ts';
+import {
+  at,
+  containerFixture,
+  destroyClients,
+  sessionFixture,
+  storeWithTables,
+} from './helpers.ts';
+
+afterAll(destroyClients);
 
 let store: DynamoStateStore;
 let names: TableNames;

@@ -2,14 +2,16 @@ import {
   CreateTableCommand,
   DescribeTableCommand,
   DescribeTimeToLiveCommand,
-  DynamoDBClient,
   type TableDescription,
 } from '@aws-sdk/client-dynamodb';
-import { describe, expect, it } from '@jest/globals';
+import { UnavailableError } from '@berth/domain';
+import { afterAll, describe, expect, it } from '@jest/globals';
 import { ensureTables, tableDefinitions, type TableNames } from '../src/index.ts';
-import { uniqueTableNames } from './helpers.ts';
+import { destroyClients, newClient, uniqueTableNames } from './helpers.ts';
 
-const client = new DynamoDBClient({});
+afterAll(destroyClients);
+
+const client = newClient({});
 
 async function describeTable(name: string): Promise<TableDescription> {
   const { Table } = await client.send(new DescribeTableCommand({ TableName: name }));
@@ -86,15 +88,15 @@ describe('ensureTables', () => {
   it('is safe when several callers race to create the same tables', async () => {
     const names = uniqueTableNames('race');
     const results = await Promise.allSettled(
-      Array.from({ length: 5 }, () => ensureTables(new DynamoDBClient({}), names)),
+      Array.from({ length: 5 }, () => ensureTables(newClient({}), names)),
     );
     expect(results.filter((result) => result.status === 'rejected')).toEqual([]);
     await assertReady(names);
   });
 
-  it('adds an index an older table lacks', async () => {
+  it('refuses a table that lacks an index, naming it', async () => {
     // Prepare: a container table made before idle-index existed.
-    const names = uniqueTableNames('upgrade');
+    const names = uniqueTableNames('older');
     const { containerTable } = tableDefinitions(names);
     await client.send(
       new CreateTableCommand({
@@ -110,9 +112,10 @@ describe('ensureTables', () => {
     );
 
     // Act
-    await ensureTables(client, names);
+    const attempt = ensureTables(client, names);
 
     // Assess
-    await assertReady(names);
+    await expect(attempt).rejects.toBeInstanceOf(UnavailableError);
+    await expect(attempt).rejects.toThrow(new RegExp(`${names.containerTable} lacks .*idle-index`));
   });
 });
