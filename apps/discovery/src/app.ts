@@ -322,7 +322,7 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
     },
   );
 
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/healthz', { schema: { hide: true } }, () => Promise.resolve({ status: 'ok' }));
 
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
     const checks = await Promise.allSettled([store.ping(), publisher.ping()]);
@@ -341,7 +341,7 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
     return reply.type(options.registry.contentType).send(await options.registry.metrics());
   });
 
-  app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/docs', { schema: { hide: true } }, () => Promise.resolve(app.swagger()));
 
   return app;
 }

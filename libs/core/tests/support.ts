@@ -4,7 +4,6 @@
  */
 // The core (type:application) may depend on the domain only; these tests are the exception,
 // for the in-memory fakes of the domain's ports. Nothing under src/ imports the testing lib.
-// eslint-disable-next-line @nx/enforce-module-boundaries -- test-only dependency on the fakes
 import {
   makeCoreDeps,
   type FakeCoreDeps as AnyStoreDeps,
