@@ -1,4 +1,5 @@
 import fastifyJwt from '@fastify/jwt';
+import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Lifecycle } from '@berth/core';
@@ -35,6 +36,8 @@ export interface DiscoveryOptions {
   publisher: EventPublisher;
   authSecret: string;
   cacheTtlMs: number;
+  /** Requests per minute per (client, user); 0 or absent: no limit. */
+  rateLimitPerMinute?: number;
   registry: Registry;
   /** A pino logger for request logs; none when absent. */
   logger?: FastifyBaseLogger;
@@ -109,6 +112,25 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
     sign: { algorithm: 'HS256' },
     verify: { algorithms: ['HS256'] },
   });
+
+  if (options.rateLimitPerMinute) {
+    // Per (client, user) from the verified token, after authentication (preHandler), so one
+    // tenant cannot starve another and an unauthenticated flood never reaches the store.
+    await app.register(fastifyRateLimit, {
+      global: true,
+      hook: 'preHandler',
+      max: options.rateLimitPerMinute,
+      timeWindow: 60_000,
+      keyGenerator: (request) =>
+        request.principal ? `${request.principal.clientId}/${request.principal.userId}` : `ip/${request.ip}`,
+      allowList: (request) => PUBLIC_ROUTES.has(request.routeOptions.url ?? ''),
+      errorResponseBuilder: (_request, context) => ({
+        statusCode: 429,
+        code: 'capacity_exceeded',
+        message: `rate limit of ${context.max} requests per minute exceeded; retry in ${context.after}`,
+      }),
+    });
+  }
 
   const requests = new Counter({
     name: 'berth_http_requests_total',

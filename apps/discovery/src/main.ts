@@ -21,6 +21,7 @@ const app = await buildDiscoveryApp({
   publisher: wiring.deps.publisher,
   authSecret,
   cacheTtlMs: config.cacheTtlMs,
+  rateLimitPerMinute: config.rateLimitPerMinute,
   registry: metrics.registry,
   logger: log,
 });

@@ -16,6 +16,8 @@ export interface BerthConfig {
   reaperTickMs: number;
   /** How long discovery may answer from its in-process cache without reading the store. */
   cacheTtlMs: number;
+  /** Discovery requests per minute per (client, user); 0 turns the limit off. */
+  rateLimitPerMinute: number;
   runtime: RuntimeKind;
   workloadCommand: string | undefined;
   dataDir: string;
@@ -97,6 +99,14 @@ export function loadConfig(env: Env): BerthConfig {
       return parseDuration(fallback, name);
     }, 0);
 
+  /** For settings where 0 means "off" (e.g. no cache). */
+  const durationAllowingZero = (name: string, fallback: string): number =>
+    attempt(() => {
+      const own = value(name);
+      if (own === '0') return 0;
+      return own === undefined ? parseDuration(fallback, name) : parseDuration(own, name);
+    }, 0);
+
   const positive = (name: string, ms: number): number => {
     if (ms <= 0) throw new InvalidArgumentError(`${name} must be greater than zero`, name);
     return ms;
@@ -158,7 +168,8 @@ export function loadConfig(env: Env): BerthConfig {
     shutdownGraceMs: duration('BERTH_SHUTDOWN_GRACE', '60s'),
     startTimeoutMs: duration('BERTH_START_TIMEOUT', '5m'),
     reaperTickMs: duration('BERTH_REAPER_TICK', '1s'),
-    cacheTtlMs: duration('BERTH_CACHE_TTL', '2s'),
+    cacheTtlMs: durationAllowingZero('BERTH_CACHE_TTL', '2s'),
+    rateLimitPerMinute: integer('BERTH_RATE_LIMIT', 1200, 0, 1_000_000),
     runtime: oneOf('BERTH_RUNTIME', ['local', 'ecs'] as const, 'local'),
     workloadCommand: value('BERTH_WORKLOAD_COMMAND'),
     dataDir: value('BERTH_DATA_DIR') ?? './.berth',

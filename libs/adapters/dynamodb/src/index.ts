@@ -12,4 +12,4 @@ export {
   tableDefinitions,
 } from './tables.ts';
 export type { EnsureTablesOptions, TableDefinition, TableNames } from './tables.ts';
-export { CONTAINER_RETENTION_SECONDS, SESSION_RETENTION_SECONDS } from './items.ts';
+export { SESSION_RETENTION_SECONDS } from './items.ts';

@@ -5,7 +5,6 @@
  */
 import {
   CONTAINER_STATUSES,
-  FINAL_STATUSES,
   SESSION_STATUSES,
   UnavailableError,
   type ContainerRecord,
@@ -70,8 +69,6 @@ export const IDLE_KEY = 'idle';
 export const ACTIVE_KEY = 'active';
 
 const DAY_SECONDS = 24 * 60 * 60;
-/** Stopped and failed containers stay readable for a month, then TTL removes them. */
-export const CONTAINER_RETENTION_SECONDS = 30 * DAY_SECONDS;
 /**
  * Released sessions are tombstones: they must outlive SQS's 14-day maximum retention so a
  * late duplicate `session.assign` still finds them and is refused.
@@ -102,14 +99,14 @@ export function isIdle(record: ContainerRecord): boolean {
   return record.status === 'running' && record.sessions.length === 0 && record.idleSince !== null;
 }
 
-export function toContainerItem(record: ContainerRecord, now: Date): Item {
+export function toContainerItem(record: ContainerRecord, _now: Date): Item {
   const item = copyPresent(record, CONTAINER_FIELDS);
   item.sessions = [...record.sessions];
   item.clientProject = clientProjectKey(record.clientId, record.projectId);
   if (isIdle(record)) item.idleKey = IDLE_KEY;
-  if (FINAL_STATUSES.includes(record.status)) {
-    item.expiresAt = epochSecondsAfter(record.stoppedAt, CONTAINER_RETENTION_SECONDS, now);
-  }
+  // A container item is never expired: it carries the last generation, and the contract
+  // wants the next start one higher, however long after. One small item per
+  // (client, project, user) is the whole cost.
   return item;
 }
 
