@@ -23,7 +23,11 @@ const names = { containerTable: `routes-containers-${suffix}`, sessionTable: `ro
 let deps: FakeCoreDeps;
 let app: FastifyInstance;
 
-async function build(cacheTtlMs: number, store = new DynamoStateStore({ client: dynamodb, ...names })) {
+async function build(
+  cacheTtlMs: number,
+  store = new DynamoStateStore({ client: dynamodb, ...names }),
+  rateLimitPerMinute = 0,
+) {
   deps = makeCoreDeps({ store, clock: systemClock as FakeCoreDeps['clock'] });
   const lifecycle = new Lifecycle(deps);
   return buildDiscoveryApp({
@@ -33,6 +37,7 @@ async function build(cacheTtlMs: number, store = new DynamoStateStore({ client: 
     publisher: deps.publisher,
     authSecret: SECRET,
     cacheTtlMs,
+    rateLimitPerMinute,
     registry: new Registry(),
   });
 }
@@ -255,6 +260,30 @@ describe('container and session routes', () => {
     expect(badStatus.json().error.field).toBe('status');
     expect(badCursor.statusCode).toBe(400);
     expect(badCursor.json().error.field).toBe('cursor');
+  });
+});
+
+describe('rate limiting', () => {
+  it('answers 429 capacity_exceeded with Retry-After past the limit, per client and user', async () => {
+    // Prepare
+    await app.close();
+    app = await build(60_000, undefined, 3);
+    const get = (token: string) =>
+      app.inject({ method: 'GET', url: '/v1/containers/acme.web.john', headers: { authorization: `Bearer ${token}` } });
+
+    // Act
+    const within = [await get(john), await get(john), await get(john)];
+    const over = await get(john);
+    const otherUser = await get(admin);
+    const health = await app.inject({ method: 'GET', url: '/healthz' });
+
+    // Assess
+    expect(within.map((a) => a.statusCode)).not.toContain(429);
+    expect(over.statusCode).toBe(429);
+    expect(over.headers['retry-after']).toEqual(expect.any(String));
+    expect(over.json()).toEqual({ error: { code: 'capacity_exceeded', message: expect.any(String) } });
+    expect(otherUser.statusCode).not.toBe(429);
+    expect(health.statusCode).toBe(200);
   });
 });
 
