@@ -141,7 +141,9 @@ const FARGATE_SIZES: Readonly<Record<number, (memory: number) => boolean>> = {
   4096: (m) => m >= 8192 && m <= 30720 && m % 1024 === 0,
 };
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+type DeepPartial<T> = {
+  [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K];
+};
 export type InfraConfigOverrides = DeepPartial<InfraConfig>;
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -209,9 +211,17 @@ export function resolveInfraConfig(env: Env, context?: unknown): InfraConfig {
 }
 
 function validate(config: InfraConfig): void {
-  const positiveInt = (value: number, field: string, min = 1, max = Number.MAX_SAFE_INTEGER): void => {
+  const positiveInt = (
+    value: number,
+    field: string,
+    min = 1,
+    max = Number.MAX_SAFE_INTEGER,
+  ): void => {
     if (!Number.isInteger(value) || value < min || value > max) {
-      throw new InvalidArgumentError(`${field} must be a whole number from ${min} to ${max}; got ${String(value)}`, field);
+      throw new InvalidArgumentError(
+        `${field} must be a whole number from ${min} to ${max}; got ${String(value)}`,
+        field,
+      );
     }
   };
   for (const [key, value] of Object.entries(config.lifecycle)) {
@@ -226,12 +236,18 @@ function validate(config: InfraConfig): void {
     );
   }
   if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(config.region)) {
-    throw new InvalidArgumentError(`region must be an AWS region such as eu-west-1; got ${config.region}`, 'region');
+    throw new InvalidArgumentError(
+      `region must be an AWS region such as eu-west-1; got ${config.region}`,
+      'region',
+    );
   }
   positiveInt(config.logRetentionDays, 'logRetentionDays', 1, 3653);
   positiveInt(config.network.natGateways, 'network.natGateways', 1, 2);
   if (!/^\d{1,3}(\.\d{1,3}){3}\/16$/.test(config.network.cidr)) {
-    throw new InvalidArgumentError(`network.cidr must be an IPv4 /16; got ${config.network.cidr}`, 'network.cidr');
+    throw new InvalidArgumentError(
+      `network.cidr must be an IPv4 /16; got ${config.network.cidr}`,
+      'network.cidr',
+    );
   }
   if (!['ALL', 'REJECT', 'ACCEPT'].includes(config.network.flowLogTraffic)) {
     throw new InvalidArgumentError(
@@ -239,7 +255,10 @@ function validate(config: InfraConfig): void {
       'network.flowLogTraffic',
     );
   }
-  if (parseDuration(config.lifecycle.shutdownGrace, 'lifecycle.shutdownGrace') > MAX_FARGATE_STOP_TIMEOUT_MS) {
+  if (
+    parseDuration(config.lifecycle.shutdownGrace, 'lifecycle.shutdownGrace') >
+    MAX_FARGATE_STOP_TIMEOUT_MS
+  ) {
     throw new InvalidArgumentError(
       `lifecycle.shutdownGrace must be at most 120s: Fargate kills a container 120s after SIGTERM whatever it is told; got ${config.lifecycle.shutdownGrace}`,
       'lifecycle.shutdownGrace',
@@ -279,7 +298,10 @@ function validate(config: InfraConfig): void {
   }
   for (const cidr of config.discovery.ingressCidrs) {
     if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(cidr)) {
-      throw new InvalidArgumentError(`discovery.ingressCidrs: "${cidr}" is not an IPv4 CIDR`, 'discovery.ingressCidrs');
+      throw new InvalidArgumentError(
+        `discovery.ingressCidrs: "${cidr}" is not an IPv4 CIDR`,
+        'discovery.ingressCidrs',
+      );
     }
   }
   const alarms = config.alarms;

@@ -62,14 +62,39 @@ export class BerthDataStack extends Stack {
     const { config } = props;
     const arns = new BerthArns(this);
 
-    this.containerTable = this.table('ContainerTable', NAMES.containerTable, 'containerId', CONTAINER_INDEXES);
-    this.sessionTable = this.table('SessionTable', NAMES.sessionTable, 'sessionId', SESSION_INDEXES);
+    this.containerTable = this.table(
+      'ContainerTable',
+      NAMES.containerTable,
+      'containerId',
+      CONTAINER_INDEXES,
+    );
+    this.sessionTable = this.table(
+      'SessionTable',
+      NAMES.sessionTable,
+      'sessionId',
+      SESSION_INDEXES,
+    );
 
-    [this.lifecycleQueue, this.lifecycleDlq] = this.queueWithDlq('Lifecycle', NAMES.lifecycleQueue, NAMES.lifecycleDlq);
-    [this.taskEventsQueue, this.taskEventsDlq] = this.queueWithDlq('TaskEvents', NAMES.taskEventsQueue, NAMES.taskEventsDlq);
+    [this.lifecycleQueue, this.lifecycleDlq] = this.queueWithDlq(
+      'Lifecycle',
+      NAMES.lifecycleQueue,
+      NAMES.lifecycleDlq,
+    );
+    [this.taskEventsQueue, this.taskEventsDlq] = this.queueWithDlq(
+      'TaskEvents',
+      NAMES.taskEventsQueue,
+      NAMES.taskEventsDlq,
+    );
     // A sweep nobody took within one interval is superseded by the next: keep no backlog.
-    const sweepRetention = Duration.millis(Math.max(60_000, parseDuration(config.lifecycle.sweepInterval, 'lifecycle.sweepInterval')));
-    [this.sweepQueue, this.sweepDlq] = this.queueWithDlq('Sweep', NAMES.sweepQueue, NAMES.sweepDlq, sweepRetention);
+    const sweepRetention = Duration.millis(
+      Math.max(60_000, parseDuration(config.lifecycle.sweepInterval, 'lifecycle.sweepInterval')),
+    );
+    [this.sweepQueue, this.sweepDlq] = this.queueWithDlq(
+      'Sweep',
+      NAMES.sweepQueue,
+      NAMES.sweepDlq,
+      sweepRetention,
+    );
 
     // A customer-managed key, not alias/aws/sns: the AWS-managed key's policy cannot be
     // changed, which would keep encrypted queues and other accounts from subscribing.
@@ -106,7 +131,8 @@ export class BerthDataStack extends Stack {
 
     // The backstop sweep lives in EventBridge rather than in a reaper timer: it fires once
     // per interval however many reaper replicas run, and a reaper restart never skips one.
-    const sweepMinutes = parseDuration(config.lifecycle.sweepInterval, 'lifecycle.sweepInterval') / 60_000;
+    const sweepMinutes =
+      parseDuration(config.lifecycle.sweepInterval, 'lifecycle.sweepInterval') / 60_000;
     new events.Rule(this, 'Sweep', {
       ruleName: NAMES.sweepRule,
       description: `The reaper's backstop sweep, every BERTH_SWEEP_INTERVAL (${config.lifecycle.sweepInterval})`,
@@ -141,7 +167,12 @@ export class BerthDataStack extends Stack {
     }
   }
 
-  private table(id: string, tableName: string, key: string, indexes: readonly GsiSpec[]): dynamodb.Table {
+  private table(
+    id: string,
+    tableName: string,
+    key: string,
+    indexes: readonly GsiSpec[],
+  ): dynamodb.Table {
     const table = new dynamodb.Table(this, id, {
       tableName,
       partitionKey: { name: key, type: dynamodb.AttributeType.STRING },

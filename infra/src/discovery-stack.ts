@@ -34,7 +34,11 @@ export class BerthDiscoveryStack extends BerthServiceStack {
       // Injected by ECS from Secrets Manager at task start: never in the template or the logs.
       secrets: (stack) => ({
         BERTH_AUTH_SECRET: ecs.Secret.fromSecretsManager(
-          secretsmanager.Secret.fromSecretCompleteArn(stack, 'AuthSecret', stack.ssmValue(PARAMS.authSecretArn)),
+          secretsmanager.Secret.fromSecretCompleteArn(
+            stack,
+            'AuthSecret',
+            stack.ssmValue(PARAMS.authSecretArn),
+          ),
         ),
       }),
     });
@@ -52,8 +56,13 @@ export class BerthDiscoveryStack extends BerthServiceStack {
         ? settings.ingressCidrs.map((cidr) => ec2.Peer.ipv4(cidr))
         : [ec2.Peer.ipv4(this.config.network.cidr)];
     for (const source of sources) {
-      loadBalancerSecurityGroup.addIngressRule(source, ec2.Port.tcp(listenerPort), 'clients of discovery');
-      if (https) loadBalancerSecurityGroup.addIngressRule(source, ec2.Port.tcp(80), 'redirected to HTTPS');
+      loadBalancerSecurityGroup.addIngressRule(
+        source,
+        ec2.Port.tcp(listenerPort),
+        'clients of discovery',
+      );
+      if (https)
+        loadBalancerSecurityGroup.addIngressRule(source, ec2.Port.tcp(80), 'redirected to HTTPS');
     }
 
     this.accessLogs = new s3.Bucket(this, 'AccessLogs', {
@@ -69,7 +78,11 @@ export class BerthDiscoveryStack extends BerthServiceStack {
       loadBalancerName: 'berth-discovery',
       vpc: this.network.vpc,
       internetFacing: settings.internetFacing,
-      vpcSubnets: { subnets: settings.internetFacing ? this.network.publicSubnets() : this.network.privateSubnets },
+      vpcSubnets: {
+        subnets: settings.internetFacing
+          ? this.network.publicSubnets()
+          : this.network.privateSubnets,
+      },
       securityGroup: loadBalancerSecurityGroup,
       dropInvalidHeaderFields: true,
     });
@@ -91,8 +104,16 @@ export class BerthDiscoveryStack extends BerthServiceStack {
       },
     });
     this.service.attachToApplicationTargetGroup(this.targetGroup);
-    this.service.connections.allowFrom(loadBalancerSecurityGroup, ec2.Port.tcp(DISCOVERY_PORT), 'from the load balancer');
-    loadBalancerSecurityGroup.addEgressRule(this.securityGroup, ec2.Port.tcp(DISCOVERY_PORT), 'to discovery tasks');
+    this.service.connections.allowFrom(
+      loadBalancerSecurityGroup,
+      ec2.Port.tcp(DISCOVERY_PORT),
+      'from the load balancer',
+    );
+    loadBalancerSecurityGroup.addEgressRule(
+      this.securityGroup,
+      ec2.Port.tcp(DISCOVERY_PORT),
+      'to discovery tasks',
+    );
 
     if (https) {
       this.loadBalancer.addListener('Https', {
@@ -107,7 +128,11 @@ export class BerthDiscoveryStack extends BerthServiceStack {
         port: 80,
         protocol: elbv2.ApplicationProtocol.HTTP,
         open: false,
-        defaultAction: elbv2.ListenerAction.redirect({ protocol: 'HTTPS', port: '443', permanent: true }),
+        defaultAction: elbv2.ListenerAction.redirect({
+          protocol: 'HTTPS',
+          port: '443',
+          permanent: true,
+        }),
       });
     } else {
       this.loadBalancer.addListener('Http', {
@@ -119,7 +144,13 @@ export class BerthDiscoveryStack extends BerthServiceStack {
     }
 
     const url = `${https ? 'https' : 'http'}://${this.loadBalancer.loadBalancerDnsName}`;
-    new ssm.StringParameter(this, 'UrlParam', { parameterName: DISCOVERY_URL_PARAM, stringValue: url });
-    new CfnOutput(this, 'DiscoveryUrl', { value: url, description: 'Where the discovery API answers' });
+    new ssm.StringParameter(this, 'UrlParam', {
+      parameterName: DISCOVERY_URL_PARAM,
+      stringValue: url,
+    });
+    new CfnOutput(this, 'DiscoveryUrl', {
+      value: url,
+      description: 'Where the discovery API answers',
+    });
   }
 }

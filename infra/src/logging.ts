@@ -1,7 +1,9 @@
 import { InvalidArgumentError } from '@berth/domain';
 import * as logs from 'aws-cdk-lib/aws-logs';
 
-const ALLOWED = new Set<number>(Object.values(logs.RetentionDays).filter((v): v is number => typeof v === 'number'));
+const ALLOWED = new Set<number>(
+  Object.values(logs.RetentionDays).filter((v): v is number => typeof v === 'number'),
+);
 
 /** CloudWatch Logs accepts only certain retention periods; anything else is refused at synth. */
 export function logRetention(days: number): logs.RetentionDays {
@@ -11,5 +13,5 @@ export function logRetention(days: number): logs.RetentionDays {
       'logRetentionDays',
     );
   }
-  return days as logs.RetentionDays;
+  return days;
 }

@@ -19,12 +19,14 @@ export const METRICS = {
   containerReused: { name: 'ContainerReused', dimension: 'Outcome' },
   containerStarts: { name: 'ContainerStarts' },
   containerStartFailures: { name: 'ContainerStartFailures' },
-  orphansRepaired: { name: 'OrphansRepaired' },
+  /** Count per repair, dimension `Kind` = `record` (closed, its task gone) | `task` (orphan stopped). */
+  orphansRepaired: { name: 'OrphansRepaired', dimension: 'Kind' },
   orphanedSessions: { name: 'OrphanedSessions' },
   reaperErrors: { name: 'ReaperErrors' },
   watcherErrors: { name: 'WatcherErrors' },
 } as const;
 
 export const REUSE_OUTCOMES = ['reused', 'created'] as const;
+export const ORPHAN_KINDS = ['record', 'task'] as const;
 
 export { CONTAINER_STATUSES, LIVE_STATUSES };

@@ -1,5 +1,6 @@
-import { Stack, Validations } from 'aws-cdk-lib';
-import type * as iam from 'aws-cdk-lib/aws-iam';
+import { Validations } from 'aws-cdk-lib';
+import type { Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IConstruct } from 'constructs';
 import type { InfraConfig } from './config.ts';
 import { BerthDataStack } from './data-stack.ts';
@@ -57,8 +58,14 @@ function wildcardReasons(stack: Stack): Map<string, string> {
 
 /** The actions AWS offers no resource-level permission for, and why each is needed. */
 const STAR_RESOURCE_ACTIONS: ReadonlyMap<string, string> = new Map([
-  ['ecs:ListTasks', 'ecs:ListTasks (reconciliation) has no resource-level permissions; the ecs:cluster condition binds it to the berth cluster.'],
-  ['sns:ListTopics', 'sns:ListTopics (finding berth-lifecycle-events by name at start) has no resource-level permissions; it reveals topic names only.'],
+  [
+    'ecs:ListTasks',
+    'ecs:ListTasks (reconciliation) has no resource-level permissions; the ecs:cluster condition binds it to the berth cluster.',
+  ],
+  [
+    'sns:ListTopics',
+    'sns:ListTopics (finding berth-lifecycle-events by name at start) has no resource-level permissions; it reveals topic names only.',
+  ],
 ]);
 
 /** The finding id cdk-nag gives a resource: tokens rendered as `<Ref>`, joins flattened. */
@@ -78,23 +85,32 @@ export function nagResourceId(stack: Stack, value: string): string {
   return render(stack.resolve(value));
 }
 
-function wildcardSuppressions(stack: Stack, path: string, statements: readonly iam.PolicyStatement[]): Suppression[] {
+function wildcardSuppressions(
+  stack: Stack,
+  path: string,
+  statements: readonly iam.PolicyStatement[],
+): Suppression[] {
   const reasons = wildcardReasons(stack);
   const out: Suppression[] = [];
   const seen = new Set<string>();
   for (const statement of statements) {
-    if (statement.effect === 'Deny') continue;
+    if (statement.effect === iam.Effect.DENY) continue;
     for (const action of statement.actions) {
-      if (action.includes('*')) throw new Error(`wildcard action ${action} in ${stack.stackName}/${path}`);
+      if (action.includes('*'))
+        throw new Error(`wildcard action ${action} in ${stack.stackName}/${path}`);
     }
     for (const resource of statement.resources) {
       if (!nagResourceId(stack, resource).includes('*')) continue;
       const reason =
         resource === '*'
           ? starReason(stack, path, statements)
-          : [...reasons.entries()].find(([arn]) => nagResourceId(stack, arn) === nagResourceId(stack, resource))?.[1];
+          : [...reasons.entries()].find(
+              ([arn]) => nagResourceId(stack, arn) === nagResourceId(stack, resource),
+            )?.[1];
       if (reason === undefined) {
-        throw new Error(`${stack.stackName}/${path}: wildcard resource ${nagResourceId(stack, resource)} has no reason`);
+        throw new Error(
+          `${stack.stackName}/${path}: wildcard resource ${nagResourceId(stack, resource)} has no reason`,
+        );
       }
       const id = `${NAG}AwsSolutions-IAM5[Resource::${nagResourceId(stack, resource)}]`;
       if (!seen.has(id)) out.push({ path, id, reason });
@@ -104,12 +120,19 @@ function wildcardSuppressions(stack: Stack, path: string, statements: readonly i
   return out;
 }
 
-function starReason(stack: Stack, path: string, statements: readonly iam.PolicyStatement[]): string {
-  const actions = statements.filter((s) => s.effect !== 'Deny' && s.resources.includes('*')).flatMap((s) => s.actions);
+function starReason(
+  stack: Stack,
+  path: string,
+  statements: readonly iam.PolicyStatement[],
+): string {
+  const actions = statements
+    .filter((s) => s.effect !== iam.Effect.DENY && s.resources.includes('*'))
+    .flatMap((s) => s.actions);
   return actions
     .map((action) => {
       const reason = STAR_RESOURCE_ACTIONS.get(action);
-      if (reason === undefined) throw new Error(`${stack.stackName}/${path}: ${action} on "*" has no reason`);
+      if (reason === undefined)
+        throw new Error(`${stack.stackName}/${path}: ${action} on "*" has no reason`);
       return reason;
     })
     .join(' ');
@@ -129,15 +152,31 @@ function suppressionsFor(stack: Stack, config: InfraConfig): Suppression[] {
   if (stack instanceof BerthPlatformStack) {
     return [
       ...wildcardSuppressions(stack, 'WorkspaceTaskRole/Resource', stack.workspacePolicyStatements),
-      { path: 'WorkspaceExecutionRole/DefaultPolicy/Resource', id: `${NAG}AwsSolutions-IAM5[Resource::*]`, reason: ECR_TOKEN_REASON },
-      { path: 'WorkspaceTaskDefinition/Resource', id: `${NAG}AwsSolutions-ECS2`, reason: ENVIRONMENT_REASON },
+      {
+        path: 'WorkspaceExecutionRole/DefaultPolicy/Resource',
+        id: `${NAG}AwsSolutions-IAM5[Resource::*]`,
+        reason: ECR_TOKEN_REASON,
+      },
+      {
+        path: 'WorkspaceTaskDefinition/Resource',
+        id: `${NAG}AwsSolutions-ECS2`,
+        reason: ENVIRONMENT_REASON,
+      },
     ];
   }
   if (stack instanceof BerthServiceStack) {
     const own: Suppression[] = [
       ...wildcardSuppressions(stack, 'TaskRole/Resource', stack.policyStatements),
-      { path: 'TaskDefinition/ExecutionRole/DefaultPolicy/Resource', id: `${NAG}AwsSolutions-IAM5[Resource::*]`, reason: ECR_TOKEN_REASON },
-      { path: 'TaskDefinition/Resource', id: `${NAG}AwsSolutions-ECS2`, reason: ENVIRONMENT_REASON },
+      {
+        path: 'TaskDefinition/ExecutionRole/DefaultPolicy/Resource',
+        id: `${NAG}AwsSolutions-IAM5[Resource::*]`,
+        reason: ECR_TOKEN_REASON,
+      },
+      {
+        path: 'TaskDefinition/Resource',
+        id: `${NAG}AwsSolutions-ECS2`,
+        reason: ENVIRONMENT_REASON,
+      },
     ];
     for (const subnet of ['PrivateSubnet1', 'PrivateSubnet2', 'PublicSubnet1', 'PublicSubnet2']) {
       if (stack.node.tryFindChild(subnet) === undefined) continue;
@@ -152,7 +191,8 @@ function suppressionsFor(stack: Stack, config: InfraConfig): Suppression[] {
       own.push({
         path: 'AccessLogs/Resource',
         id: `${NAG}AwsSolutions-S1`,
-        reason: 'This bucket is the load balancer’s access-log destination; logging access to it would need another bucket, and so on.',
+        reason:
+          'This bucket is the load balancer’s access-log destination; logging access to it would need another bucket, and so on.',
       });
       if (config.discovery.ingressCidrs.some((cidr) => cidr.endsWith('/0'))) {
         own.push({
@@ -172,7 +212,8 @@ function childAt(stack: Stack, path: string): IConstruct {
   let node: IConstruct = stack;
   for (const part of path.split('/')) {
     const child = node.node.tryFindChild(part);
-    if (child === undefined) throw new Error(`nag suppression for ${stack.stackName}: no construct at ${path}`);
+    if (child === undefined)
+      throw new Error(`nag suppression for ${stack.stackName}: no construct at ${path}`);
     node = child;
   }
   return node;
@@ -180,6 +221,9 @@ function childAt(stack: Stack, path: string): IConstruct {
 
 export function applyNagSuppressions(stack: Stack, config: InfraConfig): void {
   for (const suppression of suppressionsFor(stack, config)) {
-    Validations.of(childAt(stack, suppression.path)).acknowledge({ id: suppression.id, reason: suppression.reason });
+    Validations.of(childAt(stack, suppression.path)).acknowledge({
+      id: suppression.id,
+      reason: suppression.reason,
+    });
   }
 }

@@ -47,7 +47,8 @@ export const ecsServiceName = (service: ServiceName): string => `berth-${service
 
 /** IAM is global: the region in the name lets berth live in several regions of one account. */
 export const workspaceTaskRoleName = (region: string): string => `berth-workspace-task-${region}`;
-export const workspaceExecutionRoleName = (region: string): string => `berth-workspace-exec-${region}`;
+export const workspaceExecutionRoleName = (region: string): string =>
+  `berth-workspace-exec-${region}`;
 
 /** SSM parameters: what has no stable name (VPC, subnets, key) is published here. */
 export const PARAMS = {
@@ -95,7 +96,11 @@ export class BerthArns {
   }
 
   queue(name: string): string {
-    return this.stack.formatArn({ service: 'sqs', resource: name, arnFormat: ArnFormat.NO_RESOURCE_NAME });
+    return this.stack.formatArn({
+      service: 'sqs',
+      resource: name,
+      arnFormat: ArnFormat.NO_RESOURCE_NAME,
+    });
   }
 
   /** Every per-container queue; the shared queues match too, so roles deny them explicitly. */
@@ -108,16 +113,28 @@ export class BerthArns {
   }
 
   topic(name: string): string {
-    return this.stack.formatArn({ service: 'sns', resource: name, arnFormat: ArnFormat.NO_RESOURCE_NAME });
+    return this.stack.formatArn({
+      service: 'sns',
+      resource: name,
+      arnFormat: ArnFormat.NO_RESOURCE_NAME,
+    });
   }
 
   cluster(): string {
-    return this.stack.formatArn({ service: 'ecs', resource: 'cluster', resourceName: NAMES.cluster });
+    return this.stack.formatArn({
+      service: 'ecs',
+      resource: 'cluster',
+      resourceName: NAMES.cluster,
+    });
   }
 
   /** Tasks of berth's cluster (the long ARN format: task/<cluster>/<id>). */
   clusterTasks(): string {
-    return this.stack.formatArn({ service: 'ecs', resource: 'task', resourceName: `${NAMES.cluster}/*` });
+    return this.stack.formatArn({
+      service: 'ecs',
+      resource: 'task',
+      resourceName: `${NAMES.cluster}/*`,
+    });
   }
 
   /** Every revision of the workspace task definition family. */
@@ -130,7 +147,12 @@ export class BerthArns {
   }
 
   role(name: string): string {
-    return this.stack.formatArn({ service: 'iam', region: '', resource: 'role', resourceName: name });
+    return this.stack.formatArn({
+      service: 'iam',
+      region: '',
+      resource: 'role',
+      resourceName: name,
+    });
   }
 
   workspaceTaskRole(): string {

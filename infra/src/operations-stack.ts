@@ -10,7 +10,13 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { InfraConfig } from './config.ts';
-import { CONTAINER_STATUSES, LIVE_STATUSES, METRICS, REUSE_OUTCOMES } from './metrics.ts';
+import {
+  CONTAINER_STATUSES,
+  LIVE_STATUSES,
+  METRICS,
+  ORPHAN_KINDS,
+  REUSE_OUTCOMES,
+} from './metrics.ts';
 import { BerthArns, NAMES, SERVICES, ecsServiceName } from './names.ts';
 
 export interface BerthOperationsStackProps extends StackProps {
@@ -68,7 +74,9 @@ export class BerthOperationsStack extends Stack {
       enforceSSL: true,
     });
     if (thresholds.notificationEmail !== undefined) {
-      this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(thresholds.notificationEmail));
+      this.alarmTopic.addSubscription(
+        new subscriptions.EmailSubscription(thresholds.notificationEmail),
+      );
     }
 
     const liveContainers = new cloudwatch.MathExpression({
@@ -112,7 +120,10 @@ export class BerthOperationsStack extends Stack {
     );
     for (const dlq of deadLetterQueues) {
       this.alarm(`DeadLetters-${dlq.queueName}`, {
-        metric: dlq.metricApproximateNumberOfMessagesVisible({ period: this.period, statistic: 'Maximum' }),
+        metric: dlq.metricApproximateNumberOfMessagesVisible({
+          period: this.period,
+          statistic: 'Maximum',
+        }),
         threshold: thresholds.deadLetterMessages,
         description: `Messages in ${dlq.queueName}: they failed 5 times and wait for an operator`,
       });
@@ -143,7 +154,12 @@ export class BerthOperationsStack extends Stack {
     });
     const wide = { width: 12, height: 6 };
     this.dashboard.addWidgets(
-      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24, height: 3 }),
+      new cloudwatch.AlarmStatusWidget({
+        title: 'Alarms',
+        alarms: this.alarms,
+        width: 24,
+        height: 3,
+      }),
     );
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
@@ -155,7 +171,9 @@ export class BerthOperationsStack extends Stack {
       new cloudwatch.GraphWidget({
         title: 'Live containers',
         left: [liveContainers],
-        leftAnnotations: [{ value: thresholds.maxLiveContainers, label: 'alarm', color: '#d62728' }],
+        leftAnnotations: [
+          { value: thresholds.maxLiveContainers, label: 'alarm', color: '#d62728' },
+        ],
         ...wide,
       }),
     );
@@ -171,7 +189,9 @@ export class BerthOperationsStack extends Stack {
       new cloudwatch.GraphWidget({
         title: 'Reuse: sessions that found a container vs. started one',
         left: REUSE_OUTCOMES.map((outcome) =>
-          this.berth(METRICS.containerReused.name, 'Sum', { [METRICS.containerReused.dimension]: outcome }),
+          this.berth(METRICS.containerReused.name, 'Sum', {
+            [METRICS.containerReused.dimension]: outcome,
+          }),
         ),
         stacked: true,
         ...wide,
@@ -203,7 +223,13 @@ export class BerthOperationsStack extends Stack {
       new cloudwatch.GraphWidget({
         title: 'Repairs and errors',
         left: [
-          this.berth(METRICS.orphansRepaired.name, 'Sum'),
+          ...ORPHAN_KINDS.map((kind) =>
+            this.berth(METRICS.orphansRepaired.name, 'Sum', {
+              [METRICS.orphansRepaired.dimension]: kind,
+            }).with({
+              label: `orphans repaired (${kind})`,
+            }),
+          ),
           this.berth(METRICS.orphanedSessions.name, 'Sum'),
           this.berth(METRICS.reaperErrors.name, 'Sum'),
           this.berth(METRICS.watcherErrors.name, 'Sum'),
@@ -212,7 +238,9 @@ export class BerthOperationsStack extends Stack {
       }),
       new cloudwatch.GraphWidget({
         title: 'Queues: backlog and dead letters',
-        left: queues.map((queue) => queue.metricApproximateNumberOfMessagesVisible({ period: this.period })),
+        left: queues.map((queue) =>
+          queue.metricApproximateNumberOfMessagesVisible({ period: this.period }),
+        ),
         right: deadLetterQueues.map((queue) =>
           queue.metricApproximateNumberOfMessagesVisible({ period: this.period }),
         ),
@@ -282,7 +310,8 @@ export class BerthOperationsStack extends Stack {
       threshold: props.threshold,
       evaluationPeriods: 1,
       comparisonOperator:
-        props.comparisonOperator ?? cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        props.comparisonOperator ??
+        cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       // No data means nothing happened: the services emit these metrics only when it does.
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });

@@ -1,7 +1,8 @@
 import { Aws, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IConstruct } from 'constructs';
-import { BerthArns, NAMES, SHARED_QUEUES } from './names.ts';
+import { NAMES, SHARED_QUEUES } from './names.ts';
+import type { BerthArns } from './names.ts';
 import type { ServiceName } from './names.ts';
 
 /**
@@ -49,7 +50,10 @@ export interface ServicePolicyContext {
 
 type StatementFactory = (arns: BerthArns, context: ServicePolicyContext) => iam.PolicyStatement;
 
-const tables = (arns: BerthArns): string[] => [arns.table(NAMES.containerTable), arns.table(NAMES.sessionTable)];
+const tables = (arns: BerthArns): string[] => [
+  arns.table(NAMES.containerTable),
+  arns.table(NAMES.sessionTable),
+];
 const clusterCondition = (arns: BerthArns): Record<string, unknown> => ({
   ArnEquals: { 'ecs:cluster': arns.cluster() },
 });
@@ -84,7 +88,11 @@ const statement = {
   consume:
     (sid: string, queueName: string): StatementFactory =>
     (arns) =>
-      new iam.PolicyStatement({ sid, actions: [...CONSUMER_ACTIONS], resources: [arns.queue(queueName)] }),
+      new iam.PolicyStatement({
+        sid,
+        actions: [...CONSUMER_ACTIONS],
+        resources: [arns.queue(queueName)],
+      }),
   startWorkspaces: (): StatementFactory => (arns) =>
     new iam.PolicyStatement({
       sid: 'StartWorkspaceTasks',
@@ -137,13 +145,20 @@ const statement = {
     new iam.PolicyStatement({
       sid: 'FindSharedQueues',
       actions: ['sqs:GetQueueUrl'],
-      resources: [NAMES.lifecycleQueue, NAMES.lifecycleDlq, NAMES.taskEventsQueue, NAMES.taskEventsDlq].map((name) =>
-        arns.queue(name),
-      ),
+      resources: [
+        NAMES.lifecycleQueue,
+        NAMES.lifecycleDlq,
+        NAMES.taskEventsQueue,
+        NAMES.taskEventsDlq,
+      ].map((name) => arns.queue(name)),
     }),
   // ... and the topic by listing topics: ListTopics has no resource-level permissions.
   findTopic: (): StatementFactory => () =>
-    new iam.PolicyStatement({ sid: 'FindLifecycleTopic', actions: ['sns:ListTopics'], resources: ['*'] }),
+    new iam.PolicyStatement({
+      sid: 'FindLifecycleTopic',
+      actions: ['sns:ListTopics'],
+      resources: ['*'],
+    }),
   // `berth-*` matches the shared queues too: deleting one would stop berth.
   neverDeleteSharedQueues: (): StatementFactory => (arns) =>
     new iam.PolicyStatement({
@@ -212,7 +227,10 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.listTasks(),
     statement.stopTasks(),
     // Messages in flight keep a container alive; a final container's queues are removed.
-    statement.containerQueues('InspectAndRetireContainerQueues', ['sqs:GetQueueAttributes', 'sqs:DeleteQueue']),
+    statement.containerQueues('InspectAndRetireContainerQueues', [
+      'sqs:GetQueueAttributes',
+      'sqs:DeleteQueue',
+    ]),
     statement.neverDeleteSharedQueues(),
   ],
   'task-watcher': [
@@ -228,7 +246,10 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     // Orphans: a task no live record knows is stopped.
     statement.stopTasks(),
     // A stopped container's queues are deleted once its task is gone.
-    statement.containerQueues('InspectAndRetireContainerQueues', ['sqs:GetQueueAttributes', 'sqs:DeleteQueue']),
+    statement.containerQueues('InspectAndRetireContainerQueues', [
+      'sqs:GetQueueAttributes',
+      'sqs:DeleteQueue',
+    ]),
     statement.neverDeleteSharedQueues(),
   ],
 };

@@ -31,7 +31,8 @@ export const WORKSPACE_MOUNT = '/workspace';
 /** The `node` user of the official Node images, which the workspace image runs as. */
 const WORKSPACE_UID = '1000';
 
-const minutes = (duration: string, field: string): string => String(parseDuration(duration, field) / 60_000);
+const minutes = (duration: string, field: string): string =>
+  String(parseDuration(duration, field) / 60_000);
 
 /**
  * The seed's variables (minutes) next to berth's own (durations), so that scripts written
@@ -55,8 +56,10 @@ export function workspaceEnvironment(config: InfraConfig): Record<string, string
     BERTH_SESSION_TTL: lifecycle.sessionTtl,
     BERTH_LOG_LEVEL: config.logLevel,
   };
-  if (config.workspace.workloadCommand !== undefined) env['BERTH_WORKLOAD_COMMAND'] = config.workspace.workloadCommand;
-  if (config.workspace.repoUrlTemplate !== undefined) env['BERTH_REPO_URL_TEMPLATE'] = config.workspace.repoUrlTemplate;
+  if (config.workspace.workloadCommand !== undefined)
+    env['BERTH_WORKLOAD_COMMAND'] = config.workspace.workloadCommand;
+  if (config.workspace.repoUrlTemplate !== undefined)
+    env['BERTH_REPO_URL_TEMPLATE'] = config.workspace.repoUrlTemplate;
   return env;
 }
 
@@ -97,7 +100,12 @@ export class BerthPlatformStack extends Stack {
       maxAzs: AZ_COUNT,
       natGateways: config.network.natGateways,
       subnetConfiguration: [
-        { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24, mapPublicIpOnLaunch: false },
+        {
+          name: 'public',
+          subnetType: ec2.SubnetType.PUBLIC,
+          cidrMask: 24,
+          mapPublicIpOnLaunch: false,
+        },
         { name: 'private', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 20 },
       ],
       gatewayEndpoints: {
@@ -125,11 +133,15 @@ export class BerthPlatformStack extends Stack {
       allowAllOutbound: true,
     });
 
-    const fileSystemSecurityGroup = new ec2.SecurityGroup(this, 'WorkspaceFileSystemSecurityGroup', {
-      vpc: this.vpc,
-      description: 'berth workspace EFS: NFS from workspace tasks only',
-      allowAllOutbound: false,
-    });
+    const fileSystemSecurityGroup = new ec2.SecurityGroup(
+      this,
+      'WorkspaceFileSystemSecurityGroup',
+      {
+        vpc: this.vpc,
+        description: 'berth workspace EFS: NFS from workspace tasks only',
+        allowAllOutbound: false,
+      },
+    );
     this.fileSystem = new efs.FileSystem(this, 'WorkspaceFileSystem', {
       vpc: this.vpc,
       vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
@@ -144,7 +156,10 @@ export class BerthPlatformStack extends Stack {
       enableAutomaticBackups: true,
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    this.fileSystem.connections.allowDefaultPortFrom(this.workspaceSecurityGroup, 'NFS from workspace tasks');
+    this.fileSystem.connections.allowDefaultPortFrom(
+      this.workspaceSecurityGroup,
+      'NFS from workspace tasks',
+    );
     this.accessPoint = this.fileSystem.addAccessPoint('WorkspaceAccessPoint', {
       path: '/workspaces',
       posixUser: { uid: WORKSPACE_UID, gid: WORKSPACE_UID },
@@ -168,15 +183,21 @@ export class BerthPlatformStack extends Stack {
         sid: 'MountWorkspacesThroughAccessPoint',
         actions: ['elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite'],
         resources: [this.fileSystem.fileSystemArn],
-        conditions: { StringEquals: { 'elasticfilesystem:AccessPointArn': this.accessPoint.accessPointArn } },
+        conditions: {
+          StringEquals: { 'elasticfilesystem:AccessPointArn': this.accessPoint.accessPointArn },
+        },
       }),
     ];
     this.workspaceTaskRole = new iam.Role(this, 'WorkspaceTaskRole', {
       roleName: workspaceTaskRoleName(this.region),
-      description: 'berth workspace agent: its own container queues and its workspace volume, nothing else',
+      description:
+        'berth workspace agent: its own container queues and its workspace volume, nothing else',
       assumedBy: ecsTasksPrincipal(this),
       inlinePolicies: {
-        'berth-workspace': new iam.PolicyDocument({ minimize: false, statements: this.workspacePolicyStatements }),
+        'berth-workspace': new iam.PolicyDocument({
+          minimize: false,
+          statements: this.workspacePolicyStatements,
+        }),
       },
     });
 
@@ -219,14 +240,20 @@ export class BerthPlatformStack extends Stack {
       essential: true,
       environment: workspaceEnvironment(config),
       // ECS sends SIGKILL this long after SIGTERM: the agent's whole grace to save to git.
-      stopTimeout: Duration.millis(parseDuration(config.lifecycle.shutdownGrace, 'lifecycle.shutdownGrace')),
+      stopTimeout: Duration.millis(
+        parseDuration(config.lifecycle.shutdownGrace, 'lifecycle.shutdownGrace'),
+      ),
       logging: ecs.LogDrivers.awsLogs({
         logGroup,
         streamPrefix: 'workspace',
         mode: ecs.AwsLogDriverMode.NON_BLOCKING,
       }),
     });
-    container.addMountPoints({ containerPath: WORKSPACE_MOUNT, sourceVolume: 'workspaces', readOnly: false });
+    container.addMountPoints({
+      containerPath: WORKSPACE_MOUNT,
+      sourceVolume: 'workspaces',
+      readOnly: false,
+    });
 
     const publish: [string, string][] = [
       [PARAMS.vpcId, this.vpc.vpcId],

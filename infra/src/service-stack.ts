@@ -60,7 +60,12 @@ export abstract class BerthServiceStack extends Stack {
   protected readonly arns: BerthArns;
   protected readonly config: InfraConfig;
 
-  protected constructor(scope: Construct, id: string, props: BerthServiceStackProps, options: ServiceOptions) {
+  protected constructor(
+    scope: Construct,
+    id: string,
+    props: BerthServiceStackProps,
+    options: ServiceOptions,
+  ) {
     super(scope, id, props);
     this.config = props.config;
     this.arns = new BerthArns(this);
@@ -135,10 +140,13 @@ export abstract class BerthServiceStack extends Stack {
       circuitBreaker: { enable: true, rollback: true },
       enableECSManagedTags: true,
       propagateTags: ecs.PropagatedTagSource.SERVICE,
-      ...(options.healthCheckGracePeriod === undefined ? {} : { healthCheckGracePeriod: options.healthCheckGracePeriod }),
+      ...(options.healthCheckGracePeriod === undefined
+        ? {}
+        : { healthCheckGracePeriod: options.healthCheckGracePeriod }),
     });
 
-    if (options.scaling !== undefined) this.scaleOnBacklog(options.scaling.queueName, options.scaling.settings);
+    if (options.scaling !== undefined)
+      this.scaleOnBacklog(options.scaling.queueName, options.scaling.settings);
   }
 
   /** An SSM parameter's value, resolved by CloudFormation at deploy time. */
@@ -149,7 +157,9 @@ export abstract class BerthServiceStack extends Stack {
   private importNetwork(): ImportedNetwork {
     const indexes = [...Array(AZ_COUNT).keys()];
     const subnet = (kind: 'Private' | 'Public', index: number, parameter: string): ec2.ISubnet =>
-      ec2.Subnet.fromSubnetAttributes(this, `${kind}Subnet${index + 1}`, { subnetId: this.ssmValue(parameter) });
+      ec2.Subnet.fromSubnetAttributes(this, `${kind}Subnet${index + 1}`, {
+        subnetId: this.ssmValue(parameter),
+      });
     const vpc = ec2.Vpc.fromVpcAttributes(this, 'Vpc', {
       vpcId: this.ssmValue(PARAMS.vpcId),
       // Subnets are imported one by one below; nothing selects subnets by zone, so the
@@ -196,8 +206,10 @@ export abstract class BerthServiceStack extends Stack {
       BERTH_SWEEP_QUEUE_URL: arns.queueUrl(NAMES.sweepQueue),
       BERTH_LIFECYCLE_TOPIC_ARN: arns.topic(NAMES.lifecycleTopic),
     };
-    if (config.workspace.workloadCommand !== undefined) env['BERTH_WORKLOAD_COMMAND'] = config.workspace.workloadCommand;
-    if (config.workspace.repoUrlTemplate !== undefined) env['BERTH_REPO_URL_TEMPLATE'] = config.workspace.repoUrlTemplate;
+    if (config.workspace.workloadCommand !== undefined)
+      env['BERTH_WORKLOAD_COMMAND'] = config.workspace.workloadCommand;
+    if (config.workspace.repoUrlTemplate !== undefined)
+      env['BERTH_REPO_URL_TEMPLATE'] = config.workspace.repoUrlTemplate;
     return env;
   }
 

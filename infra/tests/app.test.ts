@@ -1,0 +1,256 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import { App, Stack, Validations } from 'aws-cdk-lib';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { synthesize } from './fixture.ts';
+
+const run = promisify(execFile);
+const INFRA = new URL('..', import.meta.url).pathname;
+const STACKS = [
+  'BerthDataStack',
+  'BerthPlatformStack',
+  'BerthDiscoveryStack',
+  'BerthSessionStack',
+  'BerthReaperStack',
+  'BerthTaskWatcherStack',
+  'BerthOperationsStack',
+];
+
+interface Report {
+  pluginReports: {
+    pluginName: string;
+    conclusion: string;
+    violations: {
+      ruleName: string;
+      severity?: string;
+      violatingConstructs: { constructPath: string }[];
+    }[];
+    suppressedViolations?: { ruleName: string; reason: string; acknowledgedAt: string }[];
+  }[];
+}
+
+function filesUnder(directory: string): string[] {
+  return readdirSync(directory, { recursive: true, encoding: 'utf8' })
+    .filter((path) => statSync(join(directory, path)).isFile())
+    .map((path) => path.split('\\').join('/'))
+    .sort();
+}
+
+/** `cdk synth` as the CLI runs it: `node src/main.ts` with cdk.json's context and an outdir. */
+describe('the app synthesized the way the CDK CLI does it', () => {
+  let outdir: string;
+
+  beforeAll(async () => {
+    outdir = mkdtempSync(join(tmpdir(), 'berth-cli-synth-'));
+    const cdkJson = JSON.parse(readFileSync(join(INFRA, 'cdk.json'), 'utf8')) as {
+      app: string;
+      context: object;
+    };
+    expect(cdkJson.app).toBe('node src/main.ts');
+    // Only what the CLI would pass: no AWS credentials, no region, no Docker.
+    await run(process.execPath, ['src/main.ts'], {
+      cwd: INFRA,
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        HOME: process.env['HOME'] ?? tmpdir(),
+        CDK_OUTDIR: outdir,
+        CDK_CONTEXT_JSON: JSON.stringify(cdkJson.context),
+      },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+  });
+  afterAll(() => rmSync(outdir, { recursive: true, force: true }));
+
+  test('produces every stack, each deployable on its own', () => {
+    const manifest = JSON.parse(readFileSync(join(outdir, 'manifest.json'), 'utf8')) as {
+      artifacts: Record<string, { type: string; dependencies?: string[] }>;
+    };
+    const stacks = Object.entries(manifest.artifacts).filter(
+      ([, artifact]) => artifact.type === 'aws:cloudformation:stack',
+    );
+    expect(stacks.map(([name]) => name).sort()).toEqual([...STACKS].sort());
+    for (const [name, artifact] of stacks) {
+      // Only its own assets: no stack waits for another.
+      expect(
+        (artifact.dependencies ?? []).filter((dependency) => STACKS.includes(dependency)),
+      ).toEqual([]);
+      const template = readFileSync(join(outdir, `${name}.template.json`), 'utf8');
+      expect(template).not.toContain('Fn::ImportValue');
+      const outputs =
+        (JSON.parse(template) as { Outputs?: Record<string, { Export?: unknown }> }).Outputs ?? {};
+      expect(Object.values(outputs).filter((output) => output.Export !== undefined)).toEqual([]);
+    }
+  });
+
+  test('cdk-nag (AwsSolutions) and every other validation report nothing unacknowledged', () => {
+    const report = JSON.parse(
+      readFileSync(join(outdir, 'validation-report.json'), 'utf8'),
+    ) as Report;
+    const nag = report.pluginReports.find((plugin) => plugin.pluginName === 'AwsSolutions');
+    expect(nag).toBeDefined();
+    expect(nag!.conclusion).toBe('success');
+    for (const plugin of report.pluginReports) {
+      expect({ plugin: plugin.pluginName, violations: plugin.violations }).toEqual({
+        plugin: plugin.pluginName,
+        violations: [],
+      });
+    }
+    // Every acknowledgment says why, and sits on a berth stack.
+    const suppressed = nag!.suppressedViolations ?? [];
+    expect(suppressed.length).toBeGreaterThan(0);
+    for (const violation of suppressed) {
+      expect(violation.reason.length).toBeGreaterThan(40);
+      expect(STACKS).toContain(violation.acknowledgedAt.split('/')[0]);
+    }
+  });
+
+  test('each image context holds the manifests and its own sources, nothing else', () => {
+    const apps = ['discovery', 'session', 'reaper', 'task-watcher', 'workspace-agent'];
+    const seen = new Set<string>();
+    for (const stack of STACKS) {
+      const assets = JSON.parse(readFileSync(join(outdir, `${stack}.assets.json`), 'utf8')) as {
+        dockerImages?: Record<string, { source: { directory: string; dockerFile: string } }>;
+      };
+      for (const { source } of Object.values(assets.dockerImages ?? {})) {
+        const app = /^apps\/([^/]+)\/Dockerfile$/.exec(source.dockerFile)?.[1];
+        expect(apps).toContain(app);
+        seen.add(app!);
+        const context = join(outdir, source.directory);
+        const files = filesUnder(context);
+        const allowed = new RegExp(
+          `^(package(-lock)?\\.json|(apps|libs|libs/adapters)/[^/]+/package\\.json|(infra|tools)/package\\.json|apps/${app}/Dockerfile|apps/${app}/src/.+|libs/(domain|core|platform|adapters/[^/]+)/src/.+)$`,
+        );
+        expect(files.filter((file) => !allowed.test(file))).toEqual([]);
+        expect(files.filter((file) => /node_modules|\.test\.ts$|(^|\/)tests\//.test(file))).toEqual(
+          [],
+        );
+        expect(files).toContain(`apps/${app}/src/main.ts`);
+        // Every COPY of the Dockerfile finds its source in the context: the build cannot fail
+        // on a missing path.
+        const dockerfile = readFileSync(join(context, source.dockerFile), 'utf8');
+        const copies = dockerfile
+          .split('\n')
+          .filter((line) => line.startsWith('COPY ') && !line.includes('--from='))
+          .flatMap((line) => line.split(/\s+/).slice(1, -1));
+        expect(copies.length).toBeGreaterThan(10);
+        for (const path of copies) {
+          expect(
+            files.some((file) => file === path || file.startsWith(`${path.replace(/\/$/, '')}/`)),
+          ).toBe(true);
+        }
+      }
+    }
+    expect([...seen].sort()).toEqual([...apps].sort());
+  });
+});
+
+describe('cdk-nag on every stack, in process', () => {
+  test('no unacknowledged annotation errors or warnings on any stack', () => {
+    const app = synthesize();
+    try {
+      const stacks = Object.values(app.stacks) as Stack[];
+      expect(stacks.map((stack) => stack.stackName).sort()).toEqual([...STACKS].sort());
+      for (const stack of stacks) {
+        // What Annotations.fromStack reads, without its forced re-synth on every call.
+        const findings = app.assembly
+          .getStackArtifact(stack.artifactId)
+          .messages.filter((message) => ['error', 'warning'].includes(String(message.level)))
+          .map(
+            (message) => `${message.level} at ${message.id}: ${JSON.stringify(message.entry.data)}`,
+          );
+        expect({ stack: stack.stackName, findings }).toEqual({
+          stack: stack.stackName,
+          findings: [],
+        });
+      }
+      const report = JSON.parse(
+        readFileSync(join(app.assembly.directory, 'validation-report.json'), 'utf8'),
+      ) as Report;
+      const nag = report.pluginReports.find((plugin) => plugin.pluginName === 'AwsSolutions')!;
+      for (const stack of stacks) {
+        const findings = nag.violations.filter((violation) =>
+          violation.violatingConstructs.some((construct) =>
+            construct.constructPath.startsWith(`${stack.stackName}/`),
+          ),
+        );
+        expect({ stack: stack.stackName, findings }).toEqual({
+          stack: stack.stackName,
+          findings: [],
+        });
+      }
+      // The suppressions of the one file reach every kind of stack.
+      const acknowledgedStacks = new Set(
+        (nag.suppressedViolations ?? []).map((v) => v.acknowledgedAt.split('/')[0]),
+      );
+      for (const name of [
+        'BerthDataStack',
+        'BerthPlatformStack',
+        'BerthDiscoveryStack',
+        'BerthSessionStack',
+        'BerthReaperStack',
+        'BerthTaskWatcherStack',
+      ]) {
+        expect(acknowledgedStacks).toContain(name);
+      }
+    } finally {
+      app.cleanup();
+    }
+  });
+
+  test('the check is live: an unencrypted, plain-HTTP queue with no dead letters fails the synth', () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'berth-nag-control-'));
+    try {
+      const app = new App({ outdir });
+      const stack = new Stack(app, 'Control');
+      new sqs.Queue(stack, 'Careless', { encryption: sqs.QueueEncryption.UNENCRYPTED });
+      Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+      expect(() => app.synth()).toThrow(
+        /AwsSolutions-SQS2[\s\S]*AwsSolutions-SQS3|AwsSolutions-SQS3[\s\S]*AwsSolutions-SQS2/,
+      );
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('Dockerfiles', () => {
+  const root = join(INFRA, '..');
+  test.each(['discovery', 'session', 'reaper', 'task-watcher', 'workspace-agent'])(
+    '%s: multi-stage, Node 24, npm ci --omit=dev, non-root',
+    (app) => {
+      const dockerfile = readFileSync(join(root, 'apps', app, 'Dockerfile'), 'utf8');
+      const lines = dockerfile.split('\n');
+      expect(lines).toContain('ARG NODE_IMAGE=node:24-slim');
+      const stages = lines.filter((line) => line.startsWith('FROM '));
+      expect(stages).toEqual(['FROM ${NODE_IMAGE} AS build', 'FROM ${NODE_IMAGE}']);
+      const buildStage = dockerfile.slice(0, dockerfile.indexOf('FROM ${NODE_IMAGE}\n'));
+      expect(buildStage).toMatch(/^RUN npm ci --omit=dev --ignore-scripts/m);
+      // No source in the build stage: only manifests.
+      expect(
+        buildStage
+          .split('\n')
+          .filter((line) => line.startsWith('COPY ') && !/package(-lock)?\.json/.test(line)),
+      ).toEqual([]);
+      const runtime = dockerfile.slice(dockerfile.indexOf('FROM ${NODE_IMAGE}\n'));
+      expect(runtime).toContain('COPY --from=build /app/node_modules ./node_modules');
+      const sources = runtime
+        .split('\n')
+        .filter((line) => line.startsWith('COPY ') && line.includes('/src'))
+        .map((line) => line.split(/\s+/)[1]);
+      expect(sources.filter((source) => source!.startsWith('apps/'))).toEqual([`apps/${app}/src`]);
+      expect(sources.filter((source) => source!.startsWith('libs/testing'))).toEqual([]);
+      expect(runtime).toMatch(/^USER node$/m);
+      expect(lines.filter((line) => line.startsWith('CMD '))).toEqual([
+        `CMD ["node", "apps/${app}/src/main.ts"]`,
+      ]);
+      expect(/apt-get install[^\n]*\bgit\b/.test(runtime)).toBe(app === 'workspace-agent');
+      // The USER line comes after everything that needs root.
+      expect(runtime.lastIndexOf('USER node')).toBeGreaterThan(runtime.lastIndexOf('RUN '));
+      expect(relative(root, join(root, 'apps', app))).toBe(`apps/${app}`);
+    },
+  );
+});

@@ -1,0 +1,96 @@
+import { InvalidArgumentError } from '@berth/domain';
+import { DEFAULT_INFRA_CONFIG, resolveInfraConfig } from '../src/config.ts';
+import { logRetention } from '../src/logging.ts';
+
+describe('resolveInfraConfig', () => {
+  test('defaults are the contract defaults', () => {
+    const config = resolveInfraConfig({});
+    expect(config.lifecycle).toEqual({
+      idleTimeout: '20m',
+      sweepInterval: '10m',
+      shutdownGrace: '1m',
+      sessionTtl: '2h',
+      maxSessions: 10,
+    });
+    expect(config.region).toBe('us-east-1');
+    expect(config.alarms.maxLiveContainers).toBe(50);
+    expect(config.network.natGateways).toBe(1);
+  });
+
+  test("the contract's variables and the seed's minute aliases shape the deployment", () => {
+    const config = resolveInfraConfig({
+      BERTH_SWEEP_INTERVAL: '15m',
+      AUTO_SHUTDOWN_MINUTES: '30',
+      BERTH_MAX_SESSIONS: '4',
+      CDK_DEFAULT_REGION: 'eu-west-1',
+      // Not lifecycle settings: a bad port on the machine that synthesizes changes nothing.
+      BERTH_HTTP_PORT: 'not a port',
+    });
+    expect(config.lifecycle.sweepInterval).toBe('15m');
+    expect(config.lifecycle.idleTimeout).toBe('30m');
+    expect(config.lifecycle.maxSessions).toBe(4);
+    expect(config.region).toBe('eu-west-1');
+    expect(resolveInfraConfig({ CLEANUP_INTERVAL_MINUTES: '5' }).lifecycle.sweepInterval).toBe(
+      '5m',
+    );
+  });
+
+  test('the CDK context wins over the environment, as an object or as JSON text', () => {
+    const env = { BERTH_SWEEP_INTERVAL: '15m' };
+    expect(
+      resolveInfraConfig(env, { lifecycle: { sweepInterval: '30m' } }).lifecycle.sweepInterval,
+    ).toBe('30m');
+    const fromText = resolveInfraConfig(
+      env,
+      '{"alarms":{"maxLiveContainers":80},"session":{"scaling":{"maxCount":9}}}',
+    );
+    expect(fromText.alarms.maxLiveContainers).toBe(80);
+    expect(fromText.session.scaling).toEqual({
+      ...DEFAULT_INFRA_CONFIG.session.scaling,
+      maxCount: 9,
+    });
+    expect(fromText.lifecycle.sweepInterval).toBe('15m');
+  });
+
+  test.each([
+    [{ alarms: { maxLiveContainer: 50 } }, 'alarms.maxLiveContainer', /unknown setting/],
+    [{ lifecycle: { sweepInterval: '90s' } }, 'lifecycle.sweepInterval', /whole minutes/],
+    [
+      { lifecycle: { idleTimeout: '20 minutes' } },
+      'lifecycle.idleTimeout',
+      /whole number followed by/,
+    ],
+    [{ lifecycle: { shutdownGrace: '5m' } }, 'lifecycle.shutdownGrace', /at most 120s/],
+    [{ session: { cpu: 256, memoryMiB: 4096 } }, 'session.memoryMiB', /not a Fargate size/],
+    [{ discovery: { internetFacing: true } }, 'discovery.certificateArn', /plain HTTP/],
+    [{ discovery: { ingressCidrs: ['10.0.0.0'] } }, 'discovery.ingressCidrs', /not an IPv4 CIDR/],
+    [
+      { taskWatcher: { scaling: { minCount: 0 } } },
+      'taskWatcher.scaling.minCount',
+      /from 1 to 100/,
+    ],
+    [{ alarms: { periodMinutes: 0 } }, 'alarms.periodMinutes', /from 1 to 1440/],
+    [{ region: 'mars-1' }, 'region', /AWS region/],
+    [{ network: { natGateways: 3 } }, 'network.natGateways', /from 1 to 2/],
+  ])('refuses %j, naming %s', (context, field, message) => {
+    let caught: unknown;
+    try {
+      resolveInfraConfig({}, context);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(InvalidArgumentError);
+    expect((caught as InvalidArgumentError).field).toBe(field);
+    expect((caught as Error).message).toMatch(message);
+  });
+
+  test('a bad contract variable is refused as the services would refuse it', () => {
+    expect(() => resolveInfraConfig({ BERTH_IDLE_TIMEOUT: 'soon' })).toThrow(/BERTH_IDLE_TIMEOUT/);
+  });
+
+  test('log retention accepts only what CloudWatch Logs does', () => {
+    expect(logRetention(30)).toBe(30);
+    expect(() => logRetention(31)).toThrow(/logRetentionDays must be one of/);
+    expect(() => logRetention(9999)).toThrow(/logRetentionDays/);
+  });
+});

@@ -1,0 +1,568 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Stack } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
+import type { Template } from 'aws-cdk-lib/assertions';
+import { render, renderDeep, renderStatements, resourcesOf, synthesize } from './fixture.ts';
+import type { RenderedStatement, Synthesized } from './fixture.ts';
+
+let app: Synthesized;
+
+beforeAll(() => {
+  app = synthesize();
+});
+afterAll(() => app.cleanup());
+
+const ACCOUNT = '<AWS::AccountId>';
+const REGION = 'us-east-1';
+const table = (name: string): string => `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${name}`;
+const queue = (name: string): string => `arn:aws:sqs:${REGION}:${ACCOUNT}:${name}`;
+const CLUSTER = `arn:aws:ecs:${REGION}:${ACCOUNT}:cluster/berth`;
+const CLUSTER_TASKS = `arn:aws:ecs:${REGION}:${ACCOUNT}:task/berth/*`;
+const ON_CLUSTER = { ArnEquals: { 'ecs:cluster': CLUSTER } };
+const SHARED_QUEUES = [
+  'berth-lifecycle-commands',
+  'berth-lifecycle-commands-dlq',
+  'berth-task-events',
+  'berth-task-events-dlq',
+  'berth-reaper-sweeps',
+  'berth-reaper-sweeps-dlq',
+];
+const CONSUMER = [
+  'sqs:ReceiveMessage',
+  'sqs:ChangeMessageVisibility',
+  'sqs:DeleteMessage',
+  'sqs:GetQueueAttributes',
+  'sqs:GetQueueUrl',
+];
+const STORE = [
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:Query',
+  'dynamodb:DescribeTable',
+];
+
+/** The CloudFormation parameter that reads an SSM parameter, by the parameter's name. */
+function ssmParameter(template: Template, name: string): string {
+  const parameters = template.toJSON()['Parameters'] as Record<string, { Default?: string }>;
+  const found = Object.entries(parameters).find(([, parameter]) => parameter.Default === name);
+  if (found === undefined) throw new Error(`no parameter reads ${name}`);
+  return `<${found[0]}>`;
+}
+
+const allow = (
+  Sid: string,
+  Action: string[],
+  Resource: string[],
+  Condition?: RenderedStatement['Condition'],
+): RenderedStatement => ({
+  Sid,
+  Effect: 'Allow',
+  Action,
+  Resource,
+  ...(Condition === undefined ? {} : { Condition }),
+});
+
+/** What every service does with the store, the topic and the shared queues. */
+function common(template: Template, extraStoreActions: string[] = []): RenderedStatement[] {
+  return [
+    allow(
+      'ReadWriteBerthTables',
+      [...STORE, ...extraStoreActions],
+      [table('berth-containers'), table('berth-sessions')],
+    ),
+    allow(
+      'QueryBerthIndexes',
+      ['dynamodb:Query'],
+      [`${table('berth-containers')}/index/*`, `${table('berth-sessions')}/index/*`],
+    ),
+    allow(
+      'PublishLifecycleEvents',
+      ['sns:Publish', 'sns:GetTopicAttributes'],
+      [`arn:aws:sns:${REGION}:${ACCOUNT}:berth-lifecycle-events`],
+    ),
+    allow(
+      'EncryptLifecycleEvents',
+      ['kms:GenerateDataKey', 'kms:Decrypt'],
+      [ssmParameter(template, '/berth/data/events-key-arn')],
+    ),
+    allow(
+      'FindSharedQueues',
+      ['sqs:GetQueueUrl'],
+      [
+        'berth-lifecycle-commands',
+        'berth-lifecycle-commands-dlq',
+        'berth-task-events',
+        'berth-task-events-dlq',
+      ].map(queue),
+    ),
+    allow('FindLifecycleTopic', ['sns:ListTopics'], ['*']),
+  ];
+}
+
+const start: RenderedStatement[] = [
+  allow(
+    'StartWorkspaceTasks',
+    ['ecs:RunTask'],
+    [`arn:aws:ecs:${REGION}:${ACCOUNT}:task-definition/berth-workspace:*`],
+    ON_CLUSTER,
+  ),
+  allow('TagWorkspaceTasksAtLaunch', ['ecs:TagResource'], [CLUSTER_TASKS], {
+    StringEquals: { 'ecs:CreateAction': 'RunTask' },
+  }),
+  allow(
+    'PassWorkspaceRoles',
+    ['iam:PassRole'],
+    [
+      `arn:aws:iam::${ACCOUNT}:role/berth-workspace-task-${REGION}`,
+      `arn:aws:iam::${ACCOUNT}:role/berth-workspace-exec-${REGION}`,
+    ],
+    { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
+  ),
+];
+const describeTasks = allow(
+  'DescribeClusterTasks',
+  ['ecs:DescribeTasks'],
+  [CLUSTER_TASKS],
+  ON_CLUSTER,
+);
+const stopTasks = allow('StopClusterTasks', ['ecs:StopTask'], [CLUSTER_TASKS], ON_CLUSTER);
+const listTasks = allow('ListClusterTasks', ['ecs:ListTasks'], ['*'], ON_CLUSTER);
+const neverDeleteShared: RenderedStatement = {
+  Sid: 'NeverDeleteSharedQueues',
+  Effect: 'Deny',
+  Action: ['sqs:DeleteQueue'],
+  Resource: SHARED_QUEUES.map(queue),
+};
+const containerQueues = (sid: string, actions: string[]): RenderedStatement =>
+  allow(sid, actions, [queue('berth-*')]);
+
+function taskRoleStatements(template: Template): RenderedStatement[] {
+  const roles = resourcesOf(template, 'AWS::IAM::Role').filter(([id]) => id.startsWith('TaskRole'));
+  expect(roles).toHaveLength(1);
+  const [roleId, role] = roles[0]!;
+  const policies = role['Policies'] as { PolicyDocument: { Statement: unknown[] } }[];
+  expect(policies).toHaveLength(1);
+  // Nothing attached on the side (a DefaultPolicy would widen the role unseen).
+  const attached = resourcesOf(template, 'AWS::IAM::Policy').filter(([, props]) =>
+    (props['Roles'] as unknown[]).some((ref) => render(ref) === `<${roleId}>`),
+  );
+  expect(attached).toEqual([]);
+  return renderStatements(policies[0]!.PolicyDocument.Statement);
+}
+
+const stacks = (): [string, Stack][] => [
+  ['discovery', app.stacks.discovery],
+  ['session', app.stacks.session],
+  ['reaper', app.stacks.reaper],
+  ['task-watcher', app.stacks.taskWatcher],
+];
+
+describe('task roles: the exact statements of each service', () => {
+  test('discovery: starts, checks and stops containers, manages their queues, lists with Scan', () => {
+    const template = app.template(app.stacks.discovery);
+    expect(taskRoleStatements(template)).toEqual([
+      ...common(template, ['dynamodb:Scan']),
+      ...start,
+      describeTasks,
+      stopTasks,
+      containerQueues('ManageContainerQueues', [
+        'sqs:CreateQueue',
+        'sqs:TagQueue',
+        'sqs:GetQueueAttributes',
+        'sqs:SendMessage',
+        'sqs:DeleteQueue',
+      ]),
+      neverDeleteShared,
+    ]);
+  });
+
+  test('session: consumes commands, starts containers, never stops a task', () => {
+    const template = app.template(app.stacks.session);
+    expect(taskRoleStatements(template)).toEqual([
+      ...common(template),
+      allow('ConsumeLifecycleCommands', CONSUMER, [queue('berth-lifecycle-commands')]),
+      ...start,
+      describeTasks,
+      containerQueues('ManageContainerQueues', [
+        'sqs:CreateQueue',
+        'sqs:TagQueue',
+        'sqs:GetQueueAttributes',
+        'sqs:SendMessage',
+        'sqs:DeleteQueue',
+      ]),
+      neverDeleteShared,
+    ]);
+  });
+
+  test('reaper: consumes sweeps, stops and reconciles, never starts', () => {
+    const template = app.template(app.stacks.reaper);
+    expect(taskRoleStatements(template)).toEqual([
+      ...common(template),
+      allow('ConsumeSweeps', CONSUMER, [queue('berth-reaper-sweeps')]),
+      describeTasks,
+      listTasks,
+      stopTasks,
+      containerQueues('InspectAndRetireContainerQueues', [
+        'sqs:GetQueueAttributes',
+        'sqs:DeleteQueue',
+      ]),
+      neverDeleteShared,
+    ]);
+  });
+
+  test('task watcher: consumes task events, reconciles, stops orphans, never starts', () => {
+    const template = app.template(app.stacks.taskWatcher);
+    expect(taskRoleStatements(template)).toEqual([
+      ...common(template),
+      allow('ConsumeTaskEvents', CONSUMER, [queue('berth-task-events')]),
+      describeTasks,
+      listTasks,
+      stopTasks,
+      containerQueues('InspectAndRetireContainerQueues', [
+        'sqs:GetQueueAttributes',
+        'sqs:DeleteQueue',
+      ]),
+      neverDeleteShared,
+    ]);
+  });
+
+  test('the rules of issue 6 hold whatever the statements say', () => {
+    const actionsOf = (stack: Stack): Set<string> =>
+      new Set(
+        taskRoleStatements(app.template(stack))
+          .filter((s) => s.Effect === 'Allow')
+          .flatMap((s) => s.Action),
+      );
+    expect(actionsOf(app.stacks.session).has('ecs:StopTask')).toBe(false);
+    for (const stack of [app.stacks.taskWatcher, app.stacks.reaper]) {
+      expect(actionsOf(stack).has('ecs:RunTask')).toBe(false);
+      expect(actionsOf(stack).has('iam:PassRole')).toBe(false);
+    }
+    expect(actionsOf(app.stacks.discovery).has('ecs:RunTask')).toBe(true);
+    expect(actionsOf(app.stacks.discovery).has('sqs:CreateQueue')).toBe(true);
+    expect(actionsOf(app.stacks.reaper).has('ecs:StopTask')).toBe(true);
+
+    for (const [, stack] of stacks()) {
+      for (const statement of taskRoleStatements(app.template(stack))) {
+        for (const action of statement.Action) expect(action).toMatch(/^[a-z0-9]+:[A-Za-z]+$/);
+        if (statement.Resource.includes('*')) {
+          expect(
+            statement.Action.every((a) => ['ecs:ListTasks', 'sns:ListTopics'].includes(a)),
+          ).toBe(true);
+        }
+        if (
+          statement.Action.some((a) => /^ecs:(RunTask|StopTask|DescribeTasks|ListTasks)$/.test(a))
+        ) {
+          expect(statement.Condition).toEqual(ON_CLUSTER);
+        }
+        if (statement.Action.includes('iam:PassRole')) {
+          expect(statement.Condition).toEqual({
+            StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' },
+          });
+        }
+      }
+    }
+  });
+
+  test('task roles trust ECS tasks of this account and region only', () => {
+    for (const [, stack] of stacks()) {
+      const [, role] = resourcesOf(app.template(stack), 'AWS::IAM::Role').find(([id]) =>
+        id.startsWith('TaskRole'),
+      )!;
+      expect(
+        renderStatements((role['AssumeRolePolicyDocument'] as { Statement: unknown[] }).Statement),
+      ).toEqual([
+        {
+          Sid: undefined,
+          Effect: 'Allow',
+          Action: ['sts:AssumeRole'],
+          Resource: [],
+          Condition: {
+            ArnLike: { 'aws:SourceArn': `arn:aws:ecs:${REGION}:${ACCOUNT}:*` },
+            StringEquals: { 'aws:SourceAccount': ACCOUNT },
+          },
+        },
+      ]);
+    }
+  });
+});
+
+describe('services', () => {
+  test.each([
+    ['discovery', 2],
+    ['session', undefined],
+    ['reaper', 1],
+    ['task-watcher', undefined],
+  ] as const)(
+    '%s: one Fargate service in the private subnets, its image, its logs',
+    (service, desiredCount) => {
+      const stack = stacks().find(([name]) => name === service)![1];
+      const template = app.template(stack);
+      template.resourceCountIs('AWS::ECS::Service', 1);
+      const [, ecsService] = resourcesOf(template, 'AWS::ECS::Service')[0]!;
+      expect(renderDeep(ecsService)).toMatchObject({
+        ServiceName: `berth-${service}`,
+        Cluster: 'berth',
+        LaunchType: 'FARGATE',
+        NetworkConfiguration: {
+          AwsvpcConfiguration: {
+            AssignPublicIp: 'DISABLED',
+            Subnets: [
+              ssmParameter(template, '/berth/platform/private-subnet-1-id'),
+              ssmParameter(template, '/berth/platform/private-subnet-2-id'),
+            ],
+          },
+        },
+        DeploymentConfiguration: {
+          DeploymentCircuitBreaker: { Enable: true, Rollback: true },
+          MinimumHealthyPercent: 100,
+          MaximumPercent: 200,
+        },
+      });
+      // Scaled services leave the count to Application Auto Scaling after the first deploy.
+      expect(ecsService['DesiredCount']).toBe(desiredCount);
+
+      const [, taskDefinition] = resourcesOf(template, 'AWS::ECS::TaskDefinition')[0]!;
+      const container = renderDeep(
+        (taskDefinition['ContainerDefinitions'] as unknown[])[0],
+      ) as Record<string, unknown>;
+      expect(taskDefinition['Family']).toBe(`berth-${service}`);
+      expect(container['Name']).toBe(service);
+      // The image is the asset built from this app's own Dockerfile, platform pinned.
+      const assets = JSON.parse(
+        readFileSync(join(app.outdir, `${stack.artifactId}.assets.json`), 'utf8'),
+      ) as {
+        dockerImages: Record<
+          string,
+          { source: { directory: string; dockerFile: string; platform: string } }
+        >;
+      };
+      const images = Object.entries(assets.dockerImages);
+      expect(images).toHaveLength(1);
+      const [hash, image] = images[0]!;
+      expect(image.source).toMatchObject({
+        dockerFile: `apps/${service}/Dockerfile`,
+        platform: 'linux/amd64',
+      });
+      expect(JSON.stringify(container['Image'])).toContain(
+        `container-assets-\${AWS::AccountId}-us-east-1:${hash}`,
+      );
+      const environment = Object.fromEntries(
+        (container['Environment'] as { Name: string; Value: string }[]).map((entry) => [
+          entry.Name,
+          entry.Value,
+        ]),
+      );
+      expect(environment).toMatchObject({
+        BERTH_RUNTIME: 'ecs',
+        BERTH_EMF: 'true',
+        BERTH_ECS_CLUSTER: 'berth',
+        BERTH_ECS_TASK_DEFINITION: 'berth-workspace',
+        BERTH_ECS_CONTAINER_NAME: 'workspace',
+        BERTH_ECS_SUBNETS: `${ssmParameter(template, '/berth/platform/private-subnet-1-id')},${ssmParameter(template, '/berth/platform/private-subnet-2-id')}`,
+        BERTH_ECS_SECURITY_GROUPS: ssmParameter(
+          template,
+          '/berth/platform/workspace-security-group-id',
+        ),
+        BERTH_ECS_ASSIGN_PUBLIC_IP: 'false',
+        CONTAINER_TABLE: 'berth-containers',
+        SESSION_TABLE: 'berth-sessions',
+        BERTH_IDLE_TIMEOUT: '20m',
+        BERTH_SHUTDOWN_GRACE: '1m',
+        BERTH_SWEEP_INTERVAL: '10m',
+        BERTH_MAX_SESSIONS: '10',
+        BERTH_LIFECYCLE_TOPIC_ARN: `arn:aws:sns:${REGION}:${ACCOUNT}:berth-lifecycle-events`,
+      });
+      expect(Object.keys(environment).some((name) => /SECRET|PASSWORD|TOKEN/.test(name))).toBe(
+        false,
+      );
+      template.hasResourceProperties('AWS::Logs::LogGroup', {
+        LogGroupName: `/berth/${service}`,
+        RetentionInDays: 30,
+      });
+    },
+  );
+
+  test.each([
+    ['session', 'berth-lifecycle-commands', 1, 4],
+    ['task-watcher', 'berth-task-events', 1, 3],
+  ] as const)('%s scales on the depth of %s', (service, queueName, min, max) => {
+    const stack = stacks().find(([name]) => name === service)![1];
+    const template = app.template(stack);
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', {
+      MinCapacity: min,
+      MaxCapacity: max,
+      ScalableDimension: 'ecs:service:DesiredCount',
+    });
+    template.resourceCountIs('AWS::ApplicationAutoScaling::ScalingPolicy', 2);
+    const alarms = resourcesOf(template, 'AWS::CloudWatch::Alarm').map(([, props]) => props);
+    expect(alarms).toHaveLength(2);
+    for (const alarm of alarms) {
+      expect(alarm).toMatchObject({
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [{ Name: 'QueueName', Value: queueName }],
+      });
+    }
+    expect(alarms.map((alarm) => alarm['Threshold']).sort((a, b) => Number(a) - Number(b))).toEqual(
+      [0, 100],
+    );
+  });
+
+  test('reaper does not scale', () => {
+    app
+      .template(app.stacks.reaper)
+      .resourceCountIs('AWS::ApplicationAutoScaling::ScalableTarget', 0);
+  });
+});
+
+describe('discovery behind its load balancer', () => {
+  test('an internal ALB by default: HTTP from the VPC, health check on /readyz at 8080, access logs', () => {
+    const template = app.template(app.stacks.discovery);
+    template.resourceCountIs('AWS::ElasticLoadBalancingV2::LoadBalancer', 1);
+    const [, alb] = resourcesOf(template, 'AWS::ElasticLoadBalancingV2::LoadBalancer')[0]!;
+    const bucketId = Object.keys(template.findResources('AWS::S3::Bucket'))[0]!;
+    expect(renderDeep(alb)).toMatchObject({
+      Scheme: 'internal',
+      Subnets: [
+        ssmParameter(template, '/berth/platform/private-subnet-1-id'),
+        ssmParameter(template, '/berth/platform/private-subnet-2-id'),
+      ],
+      LoadBalancerAttributes: expect.arrayContaining([
+        { Key: 'routing.http.drop_invalid_header_fields.enabled', Value: 'true' },
+        { Key: 'access_logs.s3.enabled', Value: 'true' },
+        { Key: 'access_logs.s3.bucket', Value: `<${bucketId}>` },
+      ]),
+    });
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', {
+      Port: 8080,
+      Protocol: 'HTTP',
+      TargetType: 'ip',
+      HealthCheckPath: '/readyz',
+      Matcher: { HttpCode: '200' },
+    });
+    template.resourceCountIs('AWS::ElasticLoadBalancingV2::Listener', 1);
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
+      Port: 80,
+      Protocol: 'HTTP',
+    });
+    template.hasResourceProperties('AWS::ECS::Service', {
+      HealthCheckGracePeriodSeconds: 60,
+      LoadBalancers: [Match.objectLike({ ContainerName: 'discovery', ContainerPort: 8080 })],
+    });
+    const [albSgId, albSg] = resourcesOf(template, 'AWS::EC2::SecurityGroup').find(
+      ([, props]) => props['GroupDescription'] === 'berth discovery load balancer',
+    )!;
+    expect(albSg['SecurityGroupIngress']).toEqual([
+      expect.objectContaining({
+        CidrIp: '10.40.0.0/16',
+        FromPort: 80,
+        ToPort: 80,
+        IpProtocol: 'tcp',
+      }),
+    ]);
+    const ingress = resourcesOf(template, 'AWS::EC2::SecurityGroupIngress').map(([, props]) =>
+      renderDeep(props),
+    );
+    expect(ingress).toEqual([
+      expect.objectContaining({
+        FromPort: 8080,
+        ToPort: 8080,
+        SourceSecurityGroupId: `<${albSgId}.GroupId>`,
+      }),
+    ]);
+  });
+
+  test('the access-log bucket is private, encrypted, TLS only, expiring', () => {
+    const template = app.template(app.stacks.discovery);
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          { ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } },
+        ],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      LifecycleConfiguration: {
+        Rules: [Match.objectLike({ ExpirationInDays: 30, Status: 'Enabled' })],
+      },
+    });
+    const [, policy] = resourcesOf(template, 'AWS::S3::BucketPolicy')[0]!;
+    expect(
+      renderStatements((policy['PolicyDocument'] as { Statement: unknown[] }).Statement),
+    ).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Deny',
+        Action: ['s3:*'],
+        Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+      }),
+    );
+  });
+
+  test('BERTH_AUTH_SECRET comes from Secrets Manager through the execution role', () => {
+    const template = app.template(app.stacks.discovery);
+    const secretArn = ssmParameter(template, '/berth/data/auth-secret-arn');
+    const [, taskDefinition] = resourcesOf(template, 'AWS::ECS::TaskDefinition')[0]!;
+    const container = renderDeep(
+      (taskDefinition['ContainerDefinitions'] as unknown[])[0],
+    ) as Record<string, unknown>;
+    expect(container['Secrets']).toEqual([{ Name: 'BERTH_AUTH_SECRET', ValueFrom: secretArn }]);
+    const executionPolicy = resourcesOf(template, 'AWS::IAM::Policy').find(([id]) =>
+      id.startsWith('TaskDefinitionExecutionRole'),
+    )!;
+    expect(
+      renderStatements(
+        (executionPolicy[1]['PolicyDocument'] as { Statement: unknown[] }).Statement,
+      ),
+    ).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Allow',
+        Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
+        Resource: [secretArn],
+      }),
+    );
+  });
+
+  test('with a certificate it may face the internet: HTTPS with a redirect from 80, public subnets', () => {
+    const certificateArn =
+      'arn:aws:acm:us-east-1:111122223333:certificate/00000000-0000-0000-0000-000000000000';
+    const open = synthesize({
+      discovery: { certificateArn, internetFacing: true, ingressCidrs: ['0.0.0.0/0'] },
+    });
+    try {
+      const template = open.template(open.stacks.discovery);
+      template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', {
+        Scheme: 'internet-facing',
+        Subnets: [
+          { Ref: ssmParameter(template, '/berth/platform/public-subnet-1-id').slice(1, -1) },
+          { Ref: ssmParameter(template, '/berth/platform/public-subnet-2-id').slice(1, -1) },
+        ],
+      });
+      template.resourceCountIs('AWS::ElasticLoadBalancingV2::Listener', 2);
+      template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
+        Port: 443,
+        Protocol: 'HTTPS',
+        Certificates: [{ CertificateArn: certificateArn }],
+        SslPolicy: Match.stringLikeRegexp('^ELBSecurityPolicy-TLS13'),
+      });
+      template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
+        Port: 80,
+        DefaultActions: [
+          Match.objectLike({
+            Type: 'redirect',
+            RedirectConfig: Match.objectLike({ Protocol: 'HTTPS', Port: '443' }),
+          }),
+        ],
+      });
+    } finally {
+      open.cleanup();
+    }
+  });
+});
