@@ -36,6 +36,8 @@ export interface DiscoveryOptions {
   publisher: EventPublisher;
   authSecret: string;
   cacheTtlMs: number;
+  /** The in-process cache; pass one to invalidate it from outside (lifecycle events). */
+  cache?: ContainerCache;
   /** Requests per minute per (client, user); 0 or absent: no limit. */
   rateLimitPerMinute?: number;
   registry: Registry;
@@ -73,7 +75,7 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
   const { lifecycle, store, queues, publisher } = options;
   const maxWaitSeconds = options.maxWaitSeconds ?? 60;
   const waitPollMs = options.waitPollMs ?? 100;
-  const cache = new ContainerCache({ ttlMs: options.cacheTtlMs });
+  const cache = options.cache ?? new ContainerCache({ ttlMs: options.cacheTtlMs });
 
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),

@@ -1,6 +1,8 @@
 import { createLogger, createMetrics, loadConfigOrExit, onShutdown, wire } from '@berth/platform';
 import { randomBytes } from 'node:crypto';
 import { buildDiscoveryApp } from './app.ts';
+import { ContainerCache } from './cache.ts';
+import { followInvalidations } from './invalidation.ts';
 
 const config = loadConfigOrExit('discovery');
 const log = createLogger('discovery', config.logLevel);
@@ -14,7 +16,11 @@ if (!authSecret) {
   log.warn('BERTH_AUTH_SECRET is not set: using a random secret, so no token will be accepted');
 }
 
+const cache = new ContainerCache({ ttlMs: config.cacheTtlMs });
+const invalidations = config.cacheTtlMs > 0 ? await followInvalidations(wiring, cache, log) : undefined;
+
 const app = await buildDiscoveryApp({
+  cache,
   lifecycle: wiring.lifecycle,
   store: wiring.deps.store,
   queues: wiring.deps.queues,
@@ -32,5 +38,6 @@ log.info({ url: `http://${host}:${config.httpPort}` }, 'discovery listening');
 
 onShutdown(log, async () => {
   await app.close();
+  await invalidations?.close();
   wiring.close();
 });
