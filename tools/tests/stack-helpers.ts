@@ -1,7 +1,26 @@
-import { EcsRuntime, createEcsClient } from '@berth/ecs';
-import { mintToken } from '@berth/platform';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { SNSClient } from '@aws-sdk/client-sns';
+import {
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { DynamoStateStore } from '@berth/dynamodb';
+import { EcsRuntime, createEcsClient } from '@berth/ecs';
+import {
+  CommandSender,
+  EventSubscription,
+  createSnsClient,
+  createSqsClient,
+  resolveMessaging,
+  type MessagingResources,
+} from '@berth/messaging';
+import { mintToken } from '@berth/platform';
 import type { RunningStack } from '../src/stack/harness.ts';
 
 export interface HttpAnswer<T = Record<string, unknown>> {
@@ -35,6 +54,7 @@ export function tokenFor(stack: RunningStack, client: string, user: string, role
 
 /** The local runtime's own view of the tasks, through the same ECS API the services use. */
 export function runtimeOf(stack: RunningStack): EcsRuntime {
+  useStackAws(stack);
   return new EcsRuntime({
     client: createEcsClient({ endpoint: `http://127.0.0.1:${stack.env.BERTH_RUNTIME_PORT}` }),
     cluster: 'berth-local',
@@ -61,4 +81,154 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
+}
+
+/** Lets the AWS SDK clients of this test process reach the stack's engines. */
+export function useStackAws(stack: RunningStack): void {
+  for (const [name, value] of Object.entries(stack.env)) if (name.startsWith('AWS_')) process.env[name] = value;
+}
+
+/** What a test needs to talk to the stack the way services do: commands, events, the store, queues. */
+export interface StackClients {
+  sqs: SQSClient;
+  sns: SNSClient;
+  dynamodb: DynamoDBClient;
+  messaging: MessagingResources;
+  commands: CommandSender;
+  events: EventSubscription;
+  store: DynamoStateStore;
+  close(): Promise<void>;
+}
+
+export async function connect(stack: RunningStack): Promise<StackClients> {
+  useStackAws(stack);
+  const sqs = createSqsClient();
+  const sns = createSnsClient();
+  const dynamodb = new DynamoDBClient({});
+  const messaging = await resolveMessaging({ sqs, sns });
+  const events = await EventSubscription.open({ sqs, sns, topicArn: messaging.topicArn });
+  return {
+    sqs,
+    sns,
+    dynamodb,
+    messaging,
+    commands: new CommandSender({ sqs, queueUrl: messaging.lifecycleCommandsUrl }),
+    events,
+    store: new DynamoStateStore({ client: dynamodb, containerTable: 'berth-containers', sessionTable: 'berth-sessions' }),
+    async close() {
+      await events.close().catch(() => undefined);
+      sqs.destroy();
+      sns.destroy();
+      dynamodb.destroy();
+    },
+  };
+}
+
+/** `<data>/repos/<clientId>/<projectId>.git`, the local stack's bare repository of a project. */
+export function bareRepoOf(stack: RunningStack, clientId: string, projectId: string): string {
+  return join(stack.dataDir, 'repos', clientId, `${projectId}.git`);
+}
+
+export function git(args: string[]): string {
+  return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** A file on a branch of a bare repository, or undefined when the branch or file is not there. */
+export function fileOnBranch(bareRepo: string, branch: string, path: string): string | undefined {
+  try {
+    return git(['--git-dir', bareRepo, 'show', `${branch}:${path}`]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The pid of a task's agent process, from the local runtime's log line `task started`; checked
+ * against the process's own environment so a reused pid is never signalled by mistake.
+ */
+export function agentPidOf(stack: RunningStack, taskArn: string, containerId: string): number | undefined {
+  const log = readFileSync(join(stack.dataDir, 'logs', 'local-runtime.log'), 'utf8');
+  for (const line of log.split('\n')) {
+    if (!line.includes(taskArn) || !line.includes('task started')) continue;
+    const entry = JSON.parse(line) as { taskArn?: string; pid?: number };
+    if (entry.taskArn !== taskArn || entry.pid === undefined) continue;
+    try {
+      const environ = readFileSync(`/proc/${entry.pid}/environ`, 'utf8').split('\0');
+      if (environ.includes(`CONTAINER_ID=${containerId}`)) return entry.pid;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Sends `{sessionId, threadId, text}` to a container's input queue. */
+export async function sendToContainer(
+  sqs: SQSClient,
+  inputQueueUrl: string,
+  message: { sessionId: string; threadId: string; text: string },
+): Promise<void> {
+  await sqs.send(new SendMessageCommand({ QueueUrl: inputQueueUrl, MessageBody: JSON.stringify(message) }));
+}
+
+export interface ContainerAnswer {
+  sessionId?: string;
+  threadId?: string;
+  text: string;
+  exitCode: number;
+  /** When the agent sent it (SQS's SentTimestamp), in ms since the epoch. */
+  sentAt?: number;
+}
+
+/** The next answer on a container's output queue that matches, deleted once read. */
+export async function receiveAnswer(
+  sqs: SQSClient,
+  outputQueueUrl: string,
+  matches: (answer: ContainerAnswer) => boolean,
+  timeoutMs = 30_000,
+): Promise<ContainerAnswer> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const waitSeconds = Math.max(1, Math.min(5, Math.floor((deadline - Date.now()) / 1000)));
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: outputQueueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: waitSeconds,
+        MessageSystemAttributeNames: ['SentTimestamp'],
+      }),
+    );
+    for (const message of Messages) {
+      const sent = Number(message.Attributes?.SentTimestamp);
+      const answer = {
+        ...(JSON.parse(message.Body ?? '{}') as ContainerAnswer),
+        ...(Number.isFinite(sent) ? { sentAt: sent } : {}),
+      };
+      if (message.ReceiptHandle) {
+        await sqs.send(new DeleteMessageCommand({ QueueUrl: outputQueueUrl, ReceiptHandle: message.ReceiptHandle }));
+      }
+      if (matches(answer)) return answer;
+    }
+  }
+  throw new Error(`no matching answer on ${outputQueueUrl} within ${timeoutMs} ms`);
+}
+
+/** Messages on a queue that are waiting or being handled (the task event queue, for instance). */
+export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
+  const { Attributes = {} } = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
+  );
+  return Number(Attributes.ApproximateNumberOfMessages ?? 0) + Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
 }
