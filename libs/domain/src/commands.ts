@@ -95,7 +95,8 @@ export function parseCommand(body: string): ParsedCommand {
   if (record.type === undefined) {
     return { ok: false, rejection: { ...base, reason: 'type is required', field: 'type' } };
   }
-  if (typeof record.type !== 'string' || !(record.type in byType)) {
+  // Own keys only: `in` would accept the names every object inherits (`constructor`, `toString`).
+  if (typeof record.type !== 'string' || !Object.hasOwn(byType, record.type)) {
     return {
       ok: false,
       rejection: {
