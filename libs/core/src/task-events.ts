@@ -132,11 +132,16 @@ export class TaskEventHandler {
       const stopped = await this.containers.markStopped(container.containerId, container.generation, reason);
       return stopped ? 'stopped' : 'ignored:stale';
     }
-    if (container.status === 'running' && exitCode === 0 && detail.stopCode === 'UserInitiated') {
-      // Stopped from outside berth (an operator, the runtime shutting down) and the agent
-      // saved cleanly: the legal path is through `terminating`, with the runtime's reason.
-      const reason = stopReason('manual', detail.stoppedReason ?? 'stopped outside berth');
-      await this.containers.stop(container.containerId, 'manual', detail.stoppedReason ?? 'stopped outside berth');
+    if (container.status === 'running' && exitCode === 0) {
+      // Stopped from outside berth (an operator, the runtime shutting down, a SIGTERM straight
+      // to the agent, a Spot interruption) and the agent saved cleanly: it exits 0 only after a
+      // successful save, so this is no crash. The legal path is through `terminating`.
+      const detailText =
+        detail.stopCode === 'UserInitiated'
+          ? (detail.stoppedReason ?? 'stopped outside berth')
+          : `the agent saved and exited (${[detail.stopCode, detail.stoppedReason].filter(Boolean).join(': ') || 'stopped outside berth'})`;
+      const reason = stopReason('manual', detailText);
+      await this.containers.stop(container.containerId, 'manual', detailText);
       const stopped = await this.containers.markStopped(container.containerId, container.generation, reason);
       return stopped ? 'stopped' : 'ignored:stale';
     }

@@ -251,6 +251,32 @@ describe('TaskEventHandler, STOPPED', () => {
     expect(w.deps.publisher.types().slice(-2)).toEqual(['container.terminating', 'container.stopped']);
   });
 
+  it('stops (through terminating) a running container whose agent saved and exited 0 on its own, e.g. after a SIGTERM', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    const event = w.deps.runtime.change(running.taskArn!, {
+      lastStatus: 'STOPPED',
+      exitCode: 0,
+      stoppedReason: 'Essential container in task exited',
+    });
+    const onItsOwn: TaskStateChange = { ...event, detail: { ...event.detail, stopCode: 'EssentialContainerExited' } };
+
+    // Act
+    const outcome = await w.lifecycle.taskEvents.handle(onItsOwn);
+
+    // Assess: a clean save is no crash
+    expect(outcome).toBe('stopped');
+    const container = await stored(w.deps);
+    expect(container).toMatchObject({ status: 'stopped', sessions: [] });
+    expect(container.stopReason).toBe(
+      'manual:the agent saved and exited (EssentialContainerExited: Essential container in task exited)',
+    );
+    expect(w.deps.publisher.types()).not.toContain('container.failed');
+    expect(await w.deps.store.getSession('s1')).toMatchObject({ status: 'released' });
+  });
+
   it('fails a starting container whose task stopped as start_failed', async () => {
     // Prepare
     const w = world();
