@@ -64,12 +64,14 @@ export async function startStack(overrides: Record<string, string> = {}, timeout
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'local',
     AWS_SECRET_ACCESS_KEY: 'local',
-    AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${dynamodb}`,
-    AWS_ENDPOINT_URL_SQS: `http://127.0.0.1:${sqs}`,
-    AWS_ENDPOINT_URL_SNS: `http://127.0.0.1:${sqs}`,
+    // The engines' own ports, also when the caller chose them (the soak test puts its fault
+    // proxies in front of them and needs to know them before the stack starts).
+    AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${env.BERTH_DYNAMODB_PORT}`,
+    AWS_ENDPOINT_URL_SQS: `http://127.0.0.1:${env.BERTH_SQS_PORT}`,
+    AWS_ENDPOINT_URL_SNS: `http://127.0.0.1:${env.BERTH_SQS_PORT}`,
   };
   return {
-    url: `http://127.0.0.1:${http}`,
+    url: `http://127.0.0.1:${env.BERTH_HTTP_PORT}`,
     dataDir,
     adminToken,
     env: clientEnv,

@@ -79,12 +79,23 @@ try {
     BERTH_RUNTIME: 'local',
     BERTH_TASK_EVENTS_QUEUE_URL: messaging.taskEventsUrl,
   };
-  const start = (name: string, entry: string): ServiceProcess => {
+  // Fault injection (the soak test, tools/src/soak): when these are set, the berth services
+  // reach DynamoDB and SQS/SNS through them (fault proxies) instead of the engines, while the
+  // stack itself and the local runtime, which stands in for AWS's own machinery, keep talking
+  // to the engines directly. Unset (`npm start`), every process uses the engines.
+  const viaDynamodb = process.env.BERTH_SERVICES_ENDPOINT_DYNAMODB?.trim();
+  const viaSqs = process.env.BERTH_SERVICES_ENDPOINT_SQS?.trim();
+  const serviceEnv: NodeJS.ProcessEnv = {
+    ...env,
+    ...(viaDynamodb ? { AWS_ENDPOINT_URL_DYNAMODB: viaDynamodb } : {}),
+    ...(viaSqs ? { AWS_ENDPOINT_URL_SQS: viaSqs, AWS_ENDPOINT_URL_SNS: viaSqs } : {}),
+  };
+  const start = (name: string, entry: string, processEnv: NodeJS.ProcessEnv = serviceEnv): ServiceProcess => {
     const service = new ServiceProcess({
       name,
       command: process.execPath,
       args: [resolve(root, entry)],
-      env,
+      env: processEnv,
       logFile: resolve(dataDir, 'logs', `${name}.log`),
       pidFile: resolve(dataDir, 'run', `${name}.pid`),
       onGiveUp: () => void stopAll(1),
@@ -93,7 +104,7 @@ try {
     service.start();
     return service;
   };
-  start('local-runtime', 'apps/local-runtime/src/main.ts');
+  start('local-runtime', 'apps/local-runtime/src/main.ts', env);
   start('task-watcher', 'apps/task-watcher/src/main.ts');
   start('session', 'apps/session/src/main.ts');
   start('reaper', 'apps/reaper/src/main.ts');

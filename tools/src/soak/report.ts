@@ -1,0 +1,45 @@
+import type { SoakReport } from './driver.ts';
+
+function table(counts: Record<string, number>): string {
+  const entries = Object.entries(counts).sort(([a], [b]) => a.localeCompare(b));
+  return entries.length === 0 ? 'none' : entries.map(([key, value]) => `${key} ${value}`).join(', ');
+}
+
+function sum(counts: Record<string, number>): number {
+  return Object.values(counts).reduce((a, b) => a + b, 0);
+}
+
+/** The figures and every violation, as the lines `npm run soak` prints. */
+export function formatReport(report: SoakReport): string[] {
+  const f = report.figures;
+  const s = report.settings;
+  const lines = [
+    '',
+    `soak ${report.ok ? 'PASSED' : 'FAILED'} (seed ${report.seed})`,
+    `  load            ${Math.round(f.loadMs / 1000)} s, ${s.users} users, ${s.clients} clients x ${s.projects} projects; settle ${Math.round(f.settleMs / 1000)} s`,
+    `  commands sent   ${sum(f.commandsSent)} (${table(f.commandsSent)}), plus ${f.duplicatesSent} duplicates`,
+    `  outcomes        ${table(f.commandOutcomes)}`,
+    `  sessions        ${f.sessions}`,
+    `  HTTP            discover ${table(f.httpDiscovers)}; stop ${table(f.httpStops)}; connection errors ${f.httpErrors}`,
+    `  messages        ${f.messagesSent} sent, ${f.answersOk} answered with exit 0, ${f.answersFailed} with another code, ${f.messagesUndeliverable} undeliverable (queue gone); ${f.markersVerified} lines found in their branches`,
+    `  events seen     ${f.eventsSeen} (${f.eventDuplicates} duplicate deliveries dropped)`,
+    `  containers      ${f.containersStarted} started, ${f.generationsSeen} generations seen, ${f.tasksRun} agent processes`,
+    `  stop reasons    ${table(f.stopReasons)}`,
+    `  crashes         ${f.crashesInjected} SIGKILLs (${table(f.crashesByService)}); ${f.unexpectedServiceExits} other service exits`,
+    `  fault windows   ${f.faultWindows} (${table(f.faultWindowsByKind)})`,
+    `  dead letters    ${f.deadLettered}`,
+    `  action errors   ${f.actionErrors}`,
+    `  violations      ${f.violations}`,
+  ];
+  for (const letter of report.deadLetters) {
+    lines.push(`    dead letter on ${letter.queue}: ${letter.type ?? '?'} ${letter.commandId ?? ''} after ${letter.receiveCount} receives: ${letter.reason}`);
+  }
+  for (const exit of report.unexpectedExits) lines.push(`    ${exit}`);
+  for (const error of report.actionErrors) lines.push(`    action error: ${error}`);
+  const shown = report.violations.slice(0, 50);
+  for (const violation of shown) lines.push(`    [${violation.kind}] ${violation.subject}: ${violation.detail}`);
+  if (report.violations.length > shown.length) lines.push(`    ... and ${report.violations.length - shown.length} more`);
+  lines.push(report.dataKept ? `  data kept in ${report.dataDir}` : '  data directory removed');
+  return lines;
+}
+
