@@ -7,7 +7,13 @@
 import { ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { containerIdOf, systemClock, worktreePathFor, type BerthEvent, type ContainerKey } from '@berth/domain';
+import {
+  containerIdOf,
+  systemClock,
+  worktreePathFor,
+  type BerthEvent,
+  type ContainerKey,
+} from '@berth/domain';
 import { DynamoStateStore } from '@berth/dynamodb';
 import {
   CommandSender,
@@ -40,7 +46,10 @@ const MAX_SESSIONS = 2;
 
 /** Every delivery the consumer handed to the handler, and what the handler answered. */
 class Deliveries {
-  readonly #byMessage = new Map<string, { receiveCount: number; outcome: HandleOutcome | 'threw'; body: string }[]>();
+  readonly #byMessage = new Map<
+    string,
+    { receiveCount: number; outcome: HandleOutcome | 'threw'; body: string }[]
+  >();
   readonly #changed = new EventEmitter();
 
   wrap(handle: (message: QueueMessage) => Promise<HandleOutcome>) {
@@ -63,13 +72,19 @@ class Deliveries {
   }
 
   /** Resolves once `done(deliveries of messageId)` holds; the handler's own signal, no sleeping. */
-  async until(messageId: string, done: (list: ReturnType<Deliveries['of']>) => boolean, timeoutMs = 30_000) {
+  async until(
+    messageId: string,
+    done: (list: ReturnType<Deliveries['of']>) => boolean,
+    timeoutMs = 30_000,
+  ) {
     const deadline = AbortSignal.timeout(timeoutMs);
     while (!done(this.of(messageId))) {
       try {
         await once(this.#changed, 'delivery', { signal: deadline });
       } catch {
-        throw new Error(`message ${messageId}: deliveries ${JSON.stringify(this.of(messageId))} after ${timeoutMs} ms`);
+        throw new Error(
+          `message ${messageId}: deliveries ${JSON.stringify(this.of(messageId))} after ${timeoutMs} ms`,
+        );
       }
     }
     return this.of(messageId);
@@ -95,7 +110,11 @@ const deliveries = new Deliveries();
 
 let keys = 0;
 /** A container key no other test uses. */
-const freshKey = (): ContainerKey => ({ clientId: `c${Date.now().toString(36)}${(keys += 1)}`, projectId: 'web', userId: 'ann' });
+const freshKey = (): ContainerKey => ({
+  clientId: `c${Date.now().toString(36)}${(keys += 1)}`,
+  projectId: 'web',
+  userId: 'ann',
+});
 
 beforeAll(async () => {
   ({ store, client: dynamodb, names: tableNames } = await dynamoStore('session-it'));
@@ -147,9 +166,15 @@ describe('session.assign', () => {
 
     // Act
     await send(first);
-    const assigned = await events.waitFor({ type: 'session.assigned', sessionId: 'sess-a1' }, 30_000);
+    const assigned = await events.waitFor(
+      { type: 'session.assigned', sessionId: 'sess-a1' },
+      30_000,
+    );
     await send(second);
-    const assignedAgain = await events.waitFor({ type: 'session.assigned', sessionId: 'sess-a2' }, 30_000);
+    const assignedAgain = await events.waitFor(
+      { type: 'session.assigned', sessionId: 'sess-a2' },
+      30_000,
+    );
 
     // Assess
     const workspacePath = `/workspaces/${containerId}`;
@@ -158,7 +183,12 @@ describe('session.assign', () => {
       commandId: first.commandId,
       containerId,
       sessionId: 'sess-a1',
-      payload: { containerId, sessionCount: 1, reused: false, worktreePath: worktreePathFor(workspacePath, 'thread-1') },
+      payload: {
+        containerId,
+        sessionCount: 1,
+        reused: false,
+        worktreePath: worktreePathFor(workspacePath, 'thread-1'),
+      },
     });
     expect(assignedAgain.payload).toMatchObject({
       containerId,
@@ -168,8 +198,15 @@ describe('session.assign', () => {
     });
     await events.waitFor({ type: 'container.created', containerId }, 10_000);
     const container = await store.getContainer(containerId);
-    expect(container).toMatchObject({ status: 'starting', generation: 1, sessions: ['sess-a1', 'sess-a2'], idleSince: null });
-    expect(service.runtime.startCalls.filter((spec) => spec.containerId === containerId)).toHaveLength(1);
+    expect(container).toMatchObject({
+      status: 'starting',
+      generation: 1,
+      sessions: ['sess-a1', 'sess-a2'],
+      idleSince: null,
+    });
+    expect(
+      service.runtime.startCalls.filter((spec) => spec.containerId === containerId),
+    ).toHaveLength(1);
     const session = await store.getSession('sess-a1');
     expect(session).toMatchObject({
       status: 'active',
@@ -181,10 +218,20 @@ describe('session.assign', () => {
     });
     // The agent makes the worktree when it reads `thread.open` from its input queue.
     const received = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: container?.inputQueueUrl ?? '', MaxNumberOfMessages: 10, WaitTimeSeconds: 2 }),
+      new ReceiveMessageCommand({
+        QueueUrl: container?.inputQueueUrl ?? '',
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 2,
+      }),
     );
-    const opened = (received.Messages ?? []).map((m) => JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
-    expect(opened).toContainEqual({ type: 'thread.open', threadId: 'thread-1', sessionId: 'sess-a1' });
+    const opened = (received.Messages ?? []).map(
+      (m) => JSON.parse(m.Body ?? '{}') as Record<string, unknown>,
+    );
+    expect(opened).toContainEqual({
+      type: 'thread.open',
+      threadId: 'thread-1',
+      sessionId: 'sess-a1',
+    });
   });
 
   it('applies the same assign once however often it arrives, and announces it under one eventId', async () => {
@@ -204,7 +251,8 @@ describe('session.assign', () => {
     const third = await events.waitFor({ type: 'session.assigned', sessionId: 'sess-dup' }, 30_000);
 
     // Assess
-    for (const event of [...racing, third]) expect(event.eventId).toBe('session/sess-dup/session.assigned');
+    for (const event of [...racing, third])
+      expect(event.eventId).toBe('session/sess-dup/session.assigned');
     expect(third.commandId).toBe(sameSessionOtherCommand.commandId);
     for (const { messageId } of [...sent, later]) {
       expect((await deliveries.handledOnce(messageId)).map((d) => d.outcome)).toEqual(['done']);
@@ -213,21 +261,27 @@ describe('session.assign', () => {
     expect(container?.sessions).toEqual(['sess-dup']);
     expect(container?.generation).toBe(1);
     expect(await store.listSessionsByContainer(containerId)).toHaveLength(1);
-    expect(service.runtime.tasks().filter((task) => task.containerId === containerId)).toHaveLength(1);
+    expect(service.runtime.tasks().filter((task) => task.containerId === containerId)).toHaveLength(
+      1,
+    );
   });
 
   it('refuses a session beyond BERTH_MAX_SESSIONS with session.rejected reason capacity, under concurrency', async () => {
     // Prepare
     const key = freshKey();
     const containerId = containerIdOf(key);
-    const sessionIds = ['cap-1', 'cap-2', 'cap-3', 'cap-4', 'cap-5'].map((s) => `${s}-${key.clientId}`);
+    const sessionIds = ['cap-1', 'cap-2', 'cap-3', 'cap-4', 'cap-5'].map(
+      (s) => `${s}-${key.clientId}`,
+    );
 
     // Act
     await Promise.all(sessionIds.map((sessionId) => send(assignBody(sessionId, key))));
     const outcomes = await Promise.all(
       sessionIds.map((sessionId) =>
         events.waitFor(
-          (e) => e.sessionId === sessionId && (e.type === 'session.assigned' || e.type === 'session.rejected'),
+          (e) =>
+            e.sessionId === sessionId &&
+            (e.type === 'session.assigned' || e.type === 'session.rejected'),
           30_000,
           `the outcome of ${sessionId}`,
         ),
@@ -241,10 +295,13 @@ describe('session.assign', () => {
     expect(rejected).toHaveLength(sessionIds.length - MAX_SESSIONS);
     for (const event of rejected) expect(event.payload).toMatchObject({ reason: 'capacity' });
     const container = await store.getContainer(containerId);
-    expect([...(container?.sessions ?? [])].sort()).toEqual(assigned.map((e) => e.sessionId).sort());
+    expect([...(container?.sessions ?? [])].sort()).toEqual(
+      assigned.map((e) => e.sessionId).sort(),
+    );
     const stored = await store.listSessionsByContainer(containerId);
     expect(stored.filter((s) => s.status === 'active')).toHaveLength(MAX_SESSIONS);
-    for (const event of rejected) expect(await store.getSession(event.sessionId ?? '')).toBeUndefined();
+    for (const event of rejected)
+      expect(await store.getSession(event.sessionId ?? '')).toBeUndefined();
   });
 });
 
@@ -257,7 +314,10 @@ describe('session.release', () => {
     await events.waitFor({ type: 'session.assigned', sessionId: 'rel-1' }, 30_000);
     const started = await store.getContainer(containerId);
     await taskEvent(service, started?.taskArn ?? '', 'RUNNING');
-    expect(await store.getContainer(containerId)).toMatchObject({ status: 'running', idleSince: null });
+    expect(await store.getContainer(containerId)).toMatchObject({
+      status: 'running',
+      idleSince: null,
+    });
     const release = releaseBody('rel-1');
 
     // Act
@@ -275,17 +335,29 @@ describe('session.release', () => {
     const container = await store.getContainer(containerId);
     expect(container?.sessions).toEqual([]);
     expect(container?.idleSince).toEqual(expect.any(String));
-    expect(idle.payload).toMatchObject({ container: { containerId, sessionCount: 0, idleSince: container?.idleSince } });
-    expect(await store.getSession('rel-1')).toMatchObject({ status: 'released', releasedAt: expect.any(String) as string });
+    expect(idle.payload).toMatchObject({
+      container: { containerId, sessionCount: 0, idleSince: container?.idleSince },
+    });
+    expect(await store.getSession('rel-1')).toMatchObject({
+      status: 'released',
+      releasedAt: expect.any(String) as string,
+    });
 
     // A second release changes nothing and announces the same event again.
     const again = await send(release);
-    const releasedAgain = await events.waitFor({ type: 'session.released', sessionId: 'rel-1' }, 30_000);
+    const releasedAgain = await events.waitFor(
+      { type: 'session.released', sessionId: 'rel-1' },
+      30_000,
+    );
     expect(releasedAgain.eventId).toBe(released.eventId);
     for (const { messageId } of [sent, again]) {
       expect((await deliveries.handledOnce(messageId)).map((d) => d.outcome)).toEqual(['done']);
     }
-    expect(await store.getContainer(containerId)).toMatchObject({ sessions: [], idleSince: container?.idleSince, version: container?.version });
+    expect(await store.getContainer(containerId)).toMatchObject({
+      sessions: [],
+      idleSince: container?.idleSince,
+      version: container?.version,
+    });
   });
 
   it('keeps a session released before it was assigned released: the late assign yields session.rejected reason released', async () => {
@@ -301,8 +373,14 @@ describe('session.release', () => {
     const rejected = await events.waitFor({ type: 'session.rejected', sessionId }, 30_000);
 
     // Assess
-    expect(rejected).toMatchObject({ commandId: assign.commandId, payload: { reason: 'released' } });
-    expect(await store.getSession(sessionId)).toMatchObject({ status: 'released', containerId: null });
+    expect(rejected).toMatchObject({
+      commandId: assign.commandId,
+      payload: { reason: 'released' },
+    });
+    expect(await store.getSession(sessionId)).toMatchObject({
+      status: 'released',
+      containerId: null,
+    });
     // The refused assign did not start a container either.
     expect(await store.getContainer(containerIdOf(key))).toBeUndefined();
   });
@@ -321,11 +399,17 @@ describe('session.touch and container.stop', () => {
     const unknown = await send(touchBody(`ghost-${key.clientId}`));
 
     // Assess
-    expect((await deliveries.handledOnce(touched.messageId)).map((d) => d.outcome)).toEqual(['done']);
-    expect((await deliveries.handledOnce(unknown.messageId)).map((d) => d.outcome)).toEqual(['done']);
+    expect((await deliveries.handledOnce(touched.messageId)).map((d) => d.outcome)).toEqual([
+      'done',
+    ]);
+    expect((await deliveries.handledOnce(unknown.messageId)).map((d) => d.outcome)).toEqual([
+      'done',
+    ]);
     const after = await store.getSession('touch-1');
     expect(after?.status).toBe('active');
-    expect(Date.parse(after?.lastActivityAt ?? '')).toBeGreaterThan(Date.parse(before?.lastActivityAt ?? ''));
+    expect(Date.parse(after?.lastActivityAt ?? '')).toBeGreaterThan(
+      Date.parse(before?.lastActivityAt ?? ''),
+    );
     expect(await store.getSession(`ghost-${key.clientId}`)).toBeUndefined();
   });
 
@@ -341,14 +425,21 @@ describe('session.touch and container.stop', () => {
 
     // Act
     await send(stop);
-    const terminating = await events.waitFor({ type: 'container.terminating', containerId }, 30_000);
+    const terminating = await events.waitFor(
+      { type: 'container.terminating', containerId },
+      30_000,
+    );
     await taskEvent(service, taskArn ?? '', 'STOPPED');
 
     // Assess
     expect(terminating.commandId).toBe(stop.commandId);
     expect(service.runtime.stopCalls).toContainEqual({ taskArn, reason: 'manual:maintenance' });
     await events.waitFor({ type: 'container.stopped', containerId }, 10_000);
-    expect(await store.getContainer(containerId)).toMatchObject({ status: 'stopped', stopReason: 'manual:maintenance', sessions: [] });
+    expect(await store.getContainer(containerId)).toMatchObject({
+      status: 'stopped',
+      stopReason: 'manual:maintenance',
+      sessions: [],
+    });
     expect(await store.getSession('stop-1')).toMatchObject({ status: 'released' });
   });
 
@@ -358,7 +449,10 @@ describe('session.touch and container.stop', () => {
 
     // Act
     const { messageId } = await send(stop);
-    const rejected = await events.waitFor({ type: 'command.rejected', commandId: stop.commandId }, 30_000);
+    const rejected = await events.waitFor(
+      { type: 'command.rejected', commandId: stop.commandId },
+      30_000,
+    );
 
     // Assess
     expect(String(rejected.payload.reason)).toMatch(/^not_found/);
@@ -371,16 +465,29 @@ describe('bad commands', () => {
   const cases: [string, string | object, string | undefined, RegExp][] = [
     ['a body that is not JSON', '{"type": "session.assign", ', undefined, /JSON/],
     ['a body that is not an object', '[1, 2]', undefined, /object/],
-    ['an unknown type', { type: 'session.teleport', commandId: 'bad-type', payload: { sessionId: 's' } }, 'type', /type must be one of/],
+    [
+      'an unknown type',
+      { type: 'session.teleport', commandId: 'bad-type', payload: { sessionId: 's' } },
+      'type',
+      /type must be one of/,
+    ],
     [
       'a missing field',
-      { type: 'session.assign', commandId: 'bad-missing', payload: { sessionId: 's', projectId: 'web', userId: 'ann' } },
+      {
+        type: 'session.assign',
+        commandId: 'bad-missing',
+        payload: { sessionId: 's', projectId: 'web', userId: 'ann' },
+      },
       'payload.clientId',
       /required/,
     ],
     [
       'a bad field',
-      { type: 'session.assign', commandId: 'bad-field', payload: { sessionId: 's', ...key, clientId: 'Acme_Corp' } },
+      {
+        type: 'session.assign',
+        commandId: 'bad-field',
+        payload: { sessionId: 's', ...key, clientId: 'Acme_Corp' },
+      },
       'payload.clientId',
       /payload\.clientId/,
     ],
@@ -390,40 +497,52 @@ describe('bad commands', () => {
       'payload.force',
       /not a known field/,
     ],
-    ['a missing commandId', { type: 'session.touch', payload: { sessionId: 's' } }, 'commandId', /required/],
+    [
+      'a missing commandId',
+      { type: 'session.touch', payload: { sessionId: 's' } },
+      'commandId',
+      /required/,
+    ],
   ];
 
-  it.each(cases)('rejects %s with command.rejected naming the field, removes it, and goes on', async (_name, body, field, reason) => {
-    // Prepare
-    const follower = assignBody(`after-${randomUUID().slice(0, 8)}`, freshKey());
+  it.each(cases)(
+    'rejects %s with command.rejected naming the field, removes it, and goes on',
+    async (_name, body, field, reason) => {
+      // Prepare
+      const follower = assignBody(`after-${randomUUID().slice(0, 8)}`, freshKey());
 
-    // Act
-    const { messageId } = await send(body);
-    await send(follower);
-    const rejected = await events.waitFor(
-      (e) => e.type === 'command.rejected' && e.payload.messageId === messageId,
-      30_000,
-      `command.rejected of message ${messageId}`,
-    );
-    await events.waitFor({ type: 'session.assigned', sessionId: follower.payload.sessionId }, 30_000);
+      // Act
+      const { messageId } = await send(body);
+      await send(follower);
+      const rejected = await events.waitFor(
+        (e) => e.type === 'command.rejected' && e.payload.messageId === messageId,
+        30_000,
+        `command.rejected of message ${messageId}`,
+      );
+      await events.waitFor(
+        { type: 'session.assigned', sessionId: follower.payload.sessionId },
+        30_000,
+      );
 
-    // Assess
-    expect(String(rejected.payload.reason)).toMatch(reason);
-    if (field === undefined) expect(rejected.payload.field).toBeUndefined();
-    else expect(rejected.payload.field).toBe(field);
-    if (typeof body === 'object' && 'commandId' in body) expect(rejected.commandId).toBe(body.commandId);
-    const handled = await deliveries.handledOnce(messageId);
-    expect(handled).toEqual([expect.objectContaining({ receiveCount: 1, outcome: 'done' })]);
-    // Deleted, not merely hidden: nothing is left on the queue, visible or in flight.
-    const deadline = Date.now() + 15_000;
-    let left = await queues.messagesInFlight(messaging.lifecycleCommandsUrl);
-    while (left > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      left = await queues.messagesInFlight(messaging.lifecycleCommandsUrl);
-    }
-    expect(left).toBe(0);
-    expect(deliveries.of(messageId)).toHaveLength(1);
-  });
+      // Assess
+      expect(String(rejected.payload.reason)).toMatch(reason);
+      if (field === undefined) expect(rejected.payload.field).toBeUndefined();
+      else expect(rejected.payload.field).toBe(field);
+      if (typeof body === 'object' && 'commandId' in body)
+        expect(rejected.commandId).toBe(body.commandId);
+      const handled = await deliveries.handledOnce(messageId);
+      expect(handled).toEqual([expect.objectContaining({ receiveCount: 1, outcome: 'done' })]);
+      // Deleted, not merely hidden: nothing is left on the queue, visible or in flight.
+      const deadline = Date.now() + 15_000;
+      let left = await queues.messagesInFlight(messaging.lifecycleCommandsUrl);
+      while (left > 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        left = await queues.messagesInFlight(messaging.lifecycleCommandsUrl);
+      }
+      expect(left).toBe(0);
+      expect(deliveries.of(messageId)).toHaveLength(1);
+    },
+  );
 });
 
 describe('store failures', () => {
@@ -456,8 +575,16 @@ describe('store failures', () => {
 
     // Act
     const { messageId } = await send(body);
-    await brokenDeliveries.until(messageId, (list) => list.some((d) => d.receiveCount >= 5), 90_000);
-    const deadLettered = await receiveUntil(messaging.lifecycleCommandsDlqUrl, (m) => m.includes(body.commandId), 60_000);
+    await brokenDeliveries.until(
+      messageId,
+      (list) => list.some((d) => d.receiveCount >= 5),
+      90_000,
+    );
+    const deadLettered = await receiveUntil(
+      messaging.lifecycleCommandsDlqUrl,
+      (m) => m.includes(body.commandId),
+      60_000,
+    );
 
     // Assess
     expect(JSON.parse(deadLettered)).toEqual(body);
@@ -465,20 +592,34 @@ describe('store failures', () => {
     expect(handled.every((d) => d.outcome === 'retry')).toBe(true);
     expect(Math.max(...handled.map((d) => d.receiveCount))).toBe(5);
     expect(handled.length).toBeGreaterThanOrEqual(4);
-    expect(broken.log.lines.filter((l) => l.level === 'error').map((l) => l.message)).toContain('command failed; it will be retried');
+    expect(broken.log.lines.filter((l) => l.level === 'error').map((l) => l.message)).toContain(
+      'command failed; it will be retried',
+    );
     // Nothing was announced for it: no effect was stored, and it was not a bad command.
     const announced: BerthEvent[] = [];
-    for (let event = await events.next(1_000); event; event = await events.next(1_000)) announced.push(event);
-    expect(announced.filter((e) => e.commandId === body.commandId || e.sessionId === 'dlq-1')).toEqual([]);
+    for (let event = await events.next(1_000); event; event = await events.next(1_000))
+      announced.push(event);
+    expect(
+      announced.filter((e) => e.commandId === body.commandId || e.sessionId === 'dlq-1'),
+    ).toEqual([]);
   });
 });
 
 /** Receives (and deletes nothing) until a body matches; the dead-letter queue is this test's to read. */
-async function receiveUntil(queueUrl: string, matches: (body: string) => boolean, timeoutMs: number): Promise<string> {
+async function receiveUntil(
+  queueUrl: string,
+  matches: (body: string) => boolean,
+  timeoutMs: number,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const { Messages = [] } = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 1 }),
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 1,
+        VisibilityTimeout: 1,
+      }),
     );
     const match = Messages.find((m) => m.Body !== undefined && matches(m.Body));
     if (match?.Body !== undefined) return match.Body;

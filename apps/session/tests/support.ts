@@ -1,6 +1,13 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Lifecycle, type CoreDeps } from '@berth/core';
-import type { BerthEvent, Clock, ContainerQueues, EventPublisher, StateStore, TaskStateChange } from '@berth/domain';
+import type {
+  BerthEvent,
+  Clock,
+  ContainerQueues,
+  EventPublisher,
+  StateStore,
+  TaskStateChange,
+} from '@berth/domain';
 import { DynamoStateStore, ensureTables, type TableNames } from '@berth/dynamodb';
 import { DEFAULT_FAKE_SETTINGS, FakeRuntime } from '@berth/testing';
 import { randomUUID } from 'node:crypto';
@@ -9,7 +16,10 @@ import { createCommandHandler } from '../src/handler.ts';
 /** Table names of their own for each test file, so files can share one DynamoDB Local. */
 export function uniqueTableNames(prefix: string): TableNames {
   const suffix = randomUUID().slice(0, 8);
-  return { containerTable: `${prefix}-containers-${suffix}`, sessionTable: `${prefix}-sessions-${suffix}` };
+  return {
+    containerTable: `${prefix}-containers-${suffix}`,
+    sessionTable: `${prefix}-sessions-${suffix}`,
+  };
 }
 
 export async function dynamoStore(
@@ -19,13 +29,18 @@ export async function dynamoStore(
   const client = new DynamoDBClient({});
   const names = uniqueTableNames(prefix);
   await ensureTables(client, names);
-  return { store: new DynamoStateStore({ client, ...names, ...(clock ? { clock } : {}) }), client, names };
+  return {
+    store: new DynamoStateStore({ client, ...names, ...(clock ? { clock } : {}) }),
+    client,
+    names,
+  };
 }
 
 /** Log lines kept in memory: a failing test can print them, a passing one stays quiet. */
 export function memoryLog() {
   const lines: { level: string; fields: object; message: string }[] = [];
-  const at = (level: string) => (fields: object, message: string) => void lines.push({ level, fields, message });
+  const at = (level: string) => (fields: object, message: string) =>
+    void lines.push({ level, fields, message });
   return { lines, info: at('info'), warn: at('warn'), error: at('error') };
 }
 
@@ -54,10 +69,19 @@ export function sessionService(options: {
     publisher: options.publisher,
     clock: options.clock,
     log,
-    settings: { ...DEFAULT_FAKE_SETTINGS, agentEnvironment: {}, maxSessions: options.maxSessions ?? DEFAULT_FAKE_SETTINGS.maxSessions },
+    settings: {
+      ...DEFAULT_FAKE_SETTINGS,
+      agentEnvironment: {},
+      maxSessions: options.maxSessions ?? DEFAULT_FAKE_SETTINGS.maxSessions,
+    },
   };
   const lifecycle = new Lifecycle(deps);
-  const handle = createCommandHandler({ lifecycle, publisher: options.publisher, clock: options.clock, log });
+  const handle = createCommandHandler({
+    lifecycle,
+    publisher: options.publisher,
+    clock: options.clock,
+    log,
+  });
   return { lifecycle, runtime, handle, log };
 }
 
@@ -70,9 +94,30 @@ export async function taskEvent(
   taskArn: string,
   lastStatus: 'RUNNING' | 'STOPPED',
 ): Promise<TaskStateChange> {
-  const event = service.runtime.change(taskArn, lastStatus === 'STOPPED' ? { lastStatus, exitCode: 0 } : { lastStatus });
-  await service.lifecycle.taskEvents.handle(event);
+  const event = service.runtime.change(
+    taskArn,
+    lastStatus === 'STOPPED' ? { lastStatus, exitCode: 0 } : { lastStatus },
+  );
+  await deliverTaskEvent(service, event);
   return event;
+}
+
+/**
+ * Hands a task event to the lifecycle as the task watcher's queue would: a failed handling
+ * is delivered again, up to the 5 receives after which SQS gives up and rethrows.
+ */
+export async function deliverTaskEvent(
+  service: SessionServiceUnderTest,
+  event: TaskStateChange,
+): Promise<void> {
+  for (let receive = 1; ; receive += 1) {
+    try {
+      await service.lifecycle.taskEvents.handle(event);
+      return;
+    } catch (error) {
+      if (receive >= 5) throw error;
+    }
+  }
 }
 
 export const assignBody = (
@@ -80,7 +125,11 @@ export const assignBody = (
   key: { clientId: string; projectId: string; userId: string },
   commandId: string = randomUUID(),
   threadId?: string,
-) => ({ type: 'session.assign', commandId, payload: { sessionId, ...key, ...(threadId ? { threadId } : {}) } });
+) => ({
+  type: 'session.assign',
+  commandId,
+  payload: { sessionId, ...key, ...(threadId ? { threadId } : {}) },
+});
 
 export const releaseBody = (sessionId: string, commandId: string = randomUUID()) => ({
   type: 'session.release',
@@ -94,7 +143,11 @@ export const touchBody = (sessionId: string, commandId: string = randomUUID()) =
   payload: { sessionId },
 });
 
-export const stopBody = (containerId: string, commandId: string = randomUUID(), reason?: string) => ({
+export const stopBody = (
+  containerId: string,
+  commandId: string = randomUUID(),
+  reason?: string,
+) => ({
   type: 'container.stop',
   commandId,
   payload: { containerId, ...(reason ? { reason } : {}) },
