@@ -111,9 +111,10 @@ export class ContainerService {
   async findOrStart(key: ContainerKey, options: { commandId?: string } = {}): Promise<FoundContainer> {
     const containerId = containerIdOf(key);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
-      const existing = await this.deps.store.getContainer(containerId);
+      let existing = await this.deps.store.getContainer(containerId);
+      if (existing && existing.pendingEvents.length > 0) existing = await this.flush(existing);
       if (existing && isLive(existing.status)) {
-        if (existing.status === 'terminating') {
+        if (existing.status === 'terminating' || (existing.status === 'starting' && existing.stopReason)) {
           throw new ConflictError(
             `container ${containerId} is stopping (${existing.stopReason ?? 'no reason'}); a new one can start once it has stopped, try again shortly`,
             { retryable: true },
@@ -247,23 +248,27 @@ export class ContainerService {
       });
       taskArn = task.taskArn;
       const urls = queues;
-      const provisioned = await this.mutate(containerId, (current) =>
-        current.generation !== generation || !isLive(current.status)
-          ? undefined
-          : {
-              ...current,
-              taskArn: task.taskArn,
-              endpoint: task.endpoint ?? current.endpoint,
-              inputQueueUrl: urls.inputQueueUrl,
-              outputQueueUrl: urls.outputQueueUrl,
-            },
+      const provisioned = await this.transition(
+        containerId,
+        (current) =>
+          current.generation !== generation || !isLive(current.status)
+            ? undefined
+            : {
+                ...current,
+                taskArn: task.taskArn,
+                endpoint: task.endpoint ?? current.endpoint,
+                inputQueueUrl: urls.inputQueueUrl,
+                outputQueueUrl: urls.outputQueueUrl,
+              },
+        (after) => [this.event('container.created', after, commandId ? { commandId } : {})],
       );
       if (provisioned?.changed) container = provisioned.after;
-      else {
-        // Stopped (or replaced) while it was starting: nothing may keep its task or queues.
-        const reason = provisioned?.after.stopReason ?? 'berth: stopped while starting';
-        await this.deps.runtime.stopTask(task.taskArn, reason).catch(() => undefined);
-        await this.deps.queues.delete(queues).catch(() => undefined);
+      const stoppedMeanwhile = provisioned?.after.stopReason ?? (provisioned?.changed ? null : 'berth: stopped while starting');
+      if (stoppedMeanwhile) {
+        // Stopped (or replaced) while it was starting: nothing may keep its task running.
+        await this.deps.runtime.stopTask(task.taskArn, stoppedMeanwhile).catch(() => undefined);
+        if (!provisioned?.changed) await this.deps.queues.delete(queues).catch(() => undefined);
+        container = undefined;
       }
     } catch (error) {
       this.metrics.containerStartFailed();
@@ -279,23 +284,72 @@ export class ContainerService {
         retryable: true,
       });
     }
-    // Outside the try: the container is up, and a bus hiccup must not fail it. The error
-    // still reaches the caller, whose retry finds the container in the store.
-    await this.deps.publisher.publish([this.event('container.created', container, commandId ? { commandId } : {})]);
     return container;
+  }
+
+  /**
+   * A state change and its events in ONE conditional write (the record's outbox), then
+   * published and cleared. If the publish fails or the process dies first, the events stay
+   * on the record and whoever next changes or sweeps it publishes them, under the same ids:
+   * an event goes out if and only if its change was stored.
+   */
+  async transition(
+    containerId: string,
+    change: (current: ContainerRecord) => ContainerRecord | undefined,
+    events: (after: ContainerRecord) => BerthEvent[],
+  ): Promise<{ before: ContainerRecord; after: ContainerRecord; changed: boolean } | undefined> {
+    const result = await this.mutate(containerId, (current) => {
+      const next = change(current);
+      if (!next) return undefined;
+      const after = { ...next, version: current.version + 1, pendingEvents: [] };
+      return { ...next, pendingEvents: [...current.pendingEvents, ...events(after)] };
+    });
+    if (!result?.changed) return result;
+    return { ...result, after: await this.flush(result.after) };
+  }
+
+  /**
+   * Publishes a record's pending events and clears the ones published. Never throws: events
+   * that could not go out stay pending for the next writer or sweep.
+   */
+  async flush(container: ContainerRecord): Promise<ContainerRecord> {
+    if (container.pendingEvents.length === 0) return container;
+    try {
+      await this.deps.publisher.publish(container.pendingEvents);
+    } catch (error) {
+      this.log.warn(
+        { containerId: container.containerId, pending: container.pendingEvents.length, err: error },
+        'events stay in the outbox until the bus answers',
+      );
+      return container;
+    }
+    const published = new Set(container.pendingEvents.map((event) => event.eventId));
+    try {
+      const cleared = await this.mutate(container.containerId, (current) => {
+        const left = current.pendingEvents.filter((event) => !published.has(event.eventId));
+        return left.length === current.pendingEvents.length ? undefined : { ...current, pendingEvents: left };
+      });
+      return cleared?.after ?? container;
+    } catch (error) {
+      // Published but not cleared: they will go out once more, under the same ids.
+      this.log.warn({ containerId: container.containerId, err: error }, 'could not clear the outbox');
+      return container;
+    }
   }
 
   /** `starting|running → failed`, once; publishes `container.failed`. */
   async fail(containerId: string, generation: number, reason: string): Promise<ContainerRecord | undefined> {
     const now = this.now();
-    const result = await this.mutate(containerId, (current) =>
-      current.generation !== generation || (current.status !== 'starting' && current.status !== 'running')
-        ? undefined
-        : { ...current, status: 'failed', stoppedAt: now, stopReason: reason, idleSince: null },
+    const result = await this.transition(
+      containerId,
+      (current) =>
+        current.generation !== generation || (current.status !== 'starting' && current.status !== 'running')
+          ? undefined
+          : { ...current, status: 'failed', stoppedAt: now, stopReason: reason, idleSince: null, sessions: [] },
+      (after) => [this.event('container.failed', after)],
     );
     if (!result?.changed) return this.repairFinal(result?.after, generation);
     await this.afterFinal(result.after);
-    await this.deps.publisher.publish([this.event('container.failed', result.after)]);
     return result.after;
   }
 
@@ -303,6 +357,11 @@ export class ContainerService {
    * Graceful stop: `terminating` (event), then the runtime asks the task to stop; the agent
    * saves the workspace and exits, and the task-end event makes it `stopped`. Idempotent:
    * stopping a container that is already on its way out changes nothing.
+   *
+   * A container still `starting` may only become `running` or `failed`, and its task may
+   * still be cloning into the workspace, so the stop is recorded (stopReason) and its task
+   * asked to stop; it stays `starting` — no new generation can start on the same workspace —
+   * until its task has ended (then `failed` with that reason) or came up (then it terminates).
    * `stillWanted` lets the reaper re-check its reason against the record it is about to change.
    */
   async stop(
@@ -313,35 +372,27 @@ export class ContainerService {
   ): Promise<ContainerRecord> {
     const now = this.now();
     const reason = stopReason(kind, detail);
-    const result = await this.mutate(containerId, (current) => {
-      if (current.status !== 'starting' && current.status !== 'running') return undefined;
-      if (options.stillWanted && !options.stillWanted(current)) return undefined;
-      if (current.status === 'starting') {
-        // The lifecycle allows `starting` only to become `running` or `failed`; before it
-        // ran, the agent has taken no message, so there is nothing to save.
-        return { ...current, status: 'failed', stoppedAt: now, stopReason: reason, idleSince: null };
-      }
-      return { ...current, status: 'terminating', terminatingSince: now, stopReason: reason };
-    });
+    const extra = options.commandId ? { commandId: options.commandId } : {};
+    const result = await this.transition(
+      containerId,
+      (current) => {
+        if (current.status !== 'starting' && current.status !== 'running') return undefined;
+        if (options.stillWanted && !options.stillWanted(current)) return undefined;
+        if (current.status === 'starting') {
+          return current.stopReason ? undefined : { ...current, stopReason: reason, terminatingSince: now };
+        }
+        return { ...current, status: 'terminating', terminatingSince: now, stopReason: reason };
+      },
+      (after) => (after.status === 'terminating' ? [this.event('container.terminating', after, extra)] : []),
+    );
     if (!result) throw new NotFoundError(`container ${containerId} does not exist`);
     if (!result.changed) return result.after;
     const container = result.after;
-    if (container.status === 'failed') {
-      if (container.taskArn) await this.deps.runtime.stopTask(container.taskArn, reason);
-      await this.afterFinal(container);
-      await this.deps.publisher.publish([
-        this.event('container.failed', container, options.commandId ? { commandId: options.commandId } : {}),
-      ]);
-      return container;
-    }
-    await this.deps.publisher.publish([
-      this.event('container.terminating', container, options.commandId ? { commandId: options.commandId } : {}),
-    ]);
     if (container.taskArn) {
       await this.deps.runtime.stopTask(container.taskArn, reason);
-    } else {
+    } else if (container.status === 'terminating') {
       // No task was ever started (its starter died): nothing to save, so it is stopped now.
-      await this.markStopped(container.containerId, container.generation, reason);
+      return (await this.markStopped(container.containerId, container.generation, reason)) ?? container;
     }
     return container;
   }
@@ -349,33 +400,33 @@ export class ContainerService {
   /** `terminating → stopped`, once; releases its sessions, deletes its queues, publishes. */
   async markStopped(containerId: string, generation: number, reason: string): Promise<ContainerRecord | undefined> {
     const now = this.now();
-    const result = await this.mutate(containerId, (current) =>
-      current.generation !== generation || current.status !== 'terminating'
-        ? undefined
-        : { ...current, status: 'stopped', stoppedAt: now, stopReason: reason, idleSince: null },
+    const result = await this.transition(
+      containerId,
+      (current) =>
+        current.generation !== generation || current.status !== 'terminating'
+          ? undefined
+          : { ...current, status: 'stopped', stoppedAt: now, stopReason: reason, idleSince: null, sessions: [] },
+      (after) => [this.event('container.stopped', after)],
     );
     if (!result?.changed) return this.repairFinal(result?.after, generation);
     await this.afterFinal(result.after);
-    await this.deps.publisher.publish([this.event('container.stopped', result.after)]);
     return result.after;
   }
 
   /**
    * A redelivered event for a container already final: finish what a crash may have cut
-   * short (its sessions, its queues, its event), without counting anything twice. The event
-   * goes out again under the same id, so consumers that saw it drop it.
+   * short (its sessions, its queues, its outbox), without counting anything twice.
    */
   private async repairFinal(container: ContainerRecord | undefined, generation: number) {
     if (container && container.generation === generation && !isLive(container.status)) {
       await this.onFinal(container);
       await this.deleteQueues(container);
-      await this.deps.publisher.publish([
-        this.event(container.status === 'stopped' ? 'container.stopped' : 'container.failed', container),
-      ]);
+      return this.flush(container);
     }
     return container;
   }
 
+  /** Ends its sessions (the final write already took them off the record) and its queues. */
   private async afterFinal(container: ContainerRecord): Promise<void> {
     await this.onFinal(container);
     const lifetime = container.startedAt

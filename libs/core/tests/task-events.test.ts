@@ -231,6 +231,25 @@ describe('TaskEventHandler, STOPPED', () => {
     expect(w.deps.queues.has(running.inputQueueUrl!)).toBe(false);
   });
 
+  it('announces the failed container as it ended up: without the sessions it released', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    await w.lifecycle.sessions.assign(assignCommand('s1'));
+
+    // Act
+    await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 137, stoppedReason: 'killed by SIGKILL' }),
+    );
+
+    // Assess
+    const [failed] = w.deps.publisher.ofType('container.failed');
+    expect(failed?.payload.container).toMatchObject({ status: 'failed', sessionCount: 0, sessions: [] });
+    expect(w.deps.publisher.types().indexOf('session.released')).toBeLessThan(
+      w.deps.publisher.types().indexOf('container.failed'),
+    );
+  });
+
   it('stops (through terminating) a running container whose task was stopped outside berth after a clean save', async () => {
     // Prepare
     const w = world();
