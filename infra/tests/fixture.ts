@@ -22,13 +22,18 @@ export interface Synthesized extends BerthApp {
 }
 
 /**
- * The app exactly as `cdk synth` builds it (cdk.json's feature flags, cdk-nag, asset
- * staging), with a clean environment so that the machine's variables cannot change it.
+ * The app as `cdk synth` builds it (cdk.json's feature flags, cdk-nag, asset staging), with
+ * a clean environment so that the machine's variables cannot change it.
  */
 export function synthesize(berth?: InfraConfigOverrides): Synthesized {
   const outdir = mkdtempSync(join(tmpdir(), 'berth-cdk-'));
   const context = { ...cdkJson.context, ...(berth === undefined ? {} : { berth }) };
-  const built = buildApp({ appProps: { outdir, context }, env: {} });
+  // The built-in CloudFormation schema validation loads a WASM engine that costs more than
+  // the synth itself; app.test.ts runs it once, in the CLI-style synth. cdk-nag runs here.
+  const built = buildApp({
+    appProps: { outdir, context, builtinCloudFormationValidation: false },
+    env: {},
+  });
   const assembly = built.app.synth();
   const templates = new Map<Stack, Template>();
   const template = (stack: Stack): Template => {
