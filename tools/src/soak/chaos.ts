@@ -25,10 +25,16 @@ export interface FaultWindowRecord {
   to: number | undefined;
 }
 
+export interface SkippedAction {
+  what: string;
+  why: string;
+}
+
 export interface ChaosPlanItem {
   /** Offset from the start of the load. */
   atMs: number;
-  action: { kind: 'crash' } | { kind: 'fault'; target: FaultTarget; fault: Fault; lengthMs: number };
+  action:
+    { kind: 'crash' } | { kind: 'fault'; target: FaultTarget; fault: Fault; lengthMs: number };
 }
 
 export interface ChaosOptions {
@@ -41,17 +47,29 @@ export interface ChaosOptions {
 }
 
 /**
- * A service killed just before connections start failing would fail to start (it bootstraps
- * through the proxy), and the stack gives up on a service after five quick deaths. So no kill
- * while a reset/refuse window is open, and no such window within this long after a kill.
+ * A service that starts while connections fail exits (it bootstraps through the proxy), and
+ * the stack gives up on a service after five quick deaths. So no kill while a reset/refuse
+ * window is open, and no such window until every service has said it is ready; this is the
+ * longest a window waits for that before it is skipped.
  */
-const RECOVERY_MS = 10_000;
-/** A process younger than this is left alone, for the same reason. */
+const READY_WAIT_MS = 90_000;
+/** A process younger than this is left alone: the stack counts quick deaths. */
 const MIN_PROCESS_AGE_MS = 6_000;
+
+/** What each service logs once it is wired and working (its pino `msg`). */
+const READY_MESSAGE: Record<ServiceName, string> = {
+  session: 'session service consuming commands',
+  reaper: 'reaper running',
+  'task-watcher': 'task watcher consuming task events',
+  discovery: 'discovery listening',
+};
+const ALL_SERVICES = Object.keys(READY_MESSAGE) as ServiceName[];
 
 function spread(count: number, durationMs: number, random: Random): number[] {
   const slot = durationMs / count;
-  return Array.from({ length: count }, (_, i) => Math.round(slot * (i + 0.5 + (random.next() - 0.5) * 0.6)));
+  return Array.from({ length: count }, (_, i) =>
+    Math.round(slot * (i + 0.5 + (random.next() - 0.5) * 0.6)),
+  );
 }
 
 function faultOf(kind: FaultKind, random: Random): Fault {
@@ -71,7 +89,8 @@ function faultOf(kind: FaultKind, random: Random): Fault {
  */
 export function planChaos(options: ChaosOptions, random: Random): ChaosPlanItem[] {
   const minutes = options.durationMs / 60_000;
-  const crashes = options.crashesPerMinute > 0 ? Math.max(1, Math.round(options.crashesPerMinute * minutes)) : 0;
+  const crashes =
+    options.crashesPerMinute > 0 ? Math.max(1, Math.round(options.crashesPerMinute * minutes)) : 0;
   const faults =
     options.faultsPerMinute > 0 && options.faultKinds.length > 0 && options.faultTargets.length > 0
       ? Math.max(1, Math.round(options.faultsPerMinute * minutes))
@@ -80,17 +99,25 @@ export function planChaos(options: ChaosOptions, random: Random): ChaosPlanItem[
     atMs,
     action: { kind: 'crash' },
   }));
-  const window = Math.min(options.faultLengthMs, Math.max(1000, Math.floor(options.durationMs / (faults + 1))));
+  const window = Math.min(
+    options.faultLengthMs,
+    Math.max(1000, Math.floor(options.durationMs / (faults + 1))),
+  );
   // Every (kind, target) pair comes round in turn, in an order drawn from the seed, so a
   // longer run sees each of them.
-  const pairs = options.faultKinds.flatMap((kind) => options.faultTargets.map((target) => ({ kind, target })));
+  const pairs = options.faultKinds.flatMap((kind) =>
+    options.faultTargets.map((target) => ({ kind, target })),
+  );
   for (let i = pairs.length - 1; i > 0; i -= 1) {
     const j = random.int(0, i);
     const [a, b] = [pairs[i], pairs[j]];
     if (a && b) [pairs[i], pairs[j]] = [b, a];
   }
   spread(faults, options.durationMs, random).forEach((atMs, i) => {
-    const { kind, target } = pairs[i % pairs.length] ?? { kind: 'latency' as const, target: 'dynamodb' as const };
+    const { kind, target } = pairs[i % pairs.length] ?? {
+      kind: 'latency' as const,
+      target: 'dynamodb' as const,
+    };
     plan.push({
       atMs: Math.min(atMs, Math.max(options.durationMs - window, 0)),
       action: { kind: 'fault', target, fault: faultOf(kind, random), lengthMs: window },
@@ -106,6 +133,7 @@ function isDisruptive(fault: Fault): boolean {
 export class Chaos {
   readonly crashes: CrashRecord[] = [];
   readonly windows: FaultWindowRecord[] = [];
+  readonly skipped: SkippedAction[] = [];
   readonly #dataDir: string;
   readonly #proxies: Record<FaultTarget, FaultProxy>;
   readonly #services: readonly ServiceName[];
@@ -114,7 +142,7 @@ export class Chaos {
   readonly #abort = new AbortController();
   readonly #openWindows = new Set<Promise<void>>();
   #disruptiveOpen = 0;
-  #lastCrashAt = 0;
+  readonly #readyPids = new Set<number>();
 
   constructor(options: {
     dataDir: string;
@@ -152,8 +180,17 @@ export class Chaos {
   async #openWindow(target: FaultTarget, fault: Fault, lengthMs: number): Promise<void> {
     const signal = this.#abort.signal;
     if (isDisruptive(fault)) {
-      const wait = this.#lastCrashAt + RECOVERY_MS - Date.now();
-      if (wait > 0) await delay(wait, undefined, { signal }).catch(() => undefined);
+      const deadline = Date.now() + READY_WAIT_MS;
+      while (!signal.aborted && !ALL_SERVICES.every((service) => this.#readyProcessOf(service))) {
+        if (Date.now() >= deadline) {
+          this.skipped.push({
+            what: `${target} ${describeFault(fault)}`,
+            why: 'not every service was ready',
+          });
+          return;
+        }
+        await delay(500, undefined, { signal }).catch(() => undefined);
+      }
       if (signal.aborted) return;
       this.#disruptiveOpen += 1;
     }
@@ -177,8 +214,11 @@ export class Chaos {
     while (!signal.aborted && Date.now() < deadline) {
       if (this.#disruptiveOpen === 0) {
         const candidates = this.#services
-          .map((service) => ({ service, process: this.#processOf(service) }))
-          .filter(({ process }) => process !== undefined && Date.now() - process.startedAt >= MIN_PROCESS_AGE_MS);
+          .map((service) => ({ service, process: this.#readyProcessOf(service) }))
+          .filter(
+            ({ process }) =>
+              process !== undefined && Date.now() - process.startedAt >= MIN_PROCESS_AGE_MS,
+          );
         const chosen = this.#random.pick(candidates);
         if (chosen?.process) {
           await this.#kill(chosen.service, chosen.process.pid);
@@ -187,6 +227,8 @@ export class Chaos {
       }
       await delay(500, undefined, { signal }).catch(() => undefined);
     }
+    if (!signal.aborted)
+      this.skipped.push({ what: 'crash', why: 'no service was ready to be killed' });
   }
 
   async #kill(service: ServiceName, pid: number): Promise<void> {
@@ -196,7 +238,6 @@ export class Chaos {
     } catch {
       return;
     }
-    this.#lastCrashAt = at;
     const record: CrashRecord = { service, pid, at, restartedAfterMs: undefined };
     this.crashes.push(record);
     this.#log(`crash: SIGKILL ${service} (pid ${pid})`);
@@ -226,9 +267,31 @@ export class Chaos {
     }
   }
 
-  /** Every service has a live process (the stack restarted what was killed). */
-  allServicesUp(): boolean {
-    return this.#services.every((service) => this.#processOf(service) !== undefined);
+  /** The live process of the service once it has logged that it is ready. */
+  #readyProcessOf(service: ServiceName): { pid: number; startedAt: number } | undefined {
+    const process = this.#processOf(service);
+    if (!process) return undefined;
+    if (this.#readyPids.has(process.pid)) return process;
+    try {
+      const log = readFileSync(join(this.#dataDir, 'logs', `${service}.log`), 'utf8');
+      const ready = log
+        .split('\n')
+        .some(
+          (line) =>
+            line.includes(`"pid":${process.pid},`) &&
+            line.includes(`"msg":"${READY_MESSAGE[service]}"`),
+        );
+      if (!ready) return undefined;
+    } catch {
+      return undefined;
+    }
+    this.#readyPids.add(process.pid);
+    return process;
+  }
+
+  /** Every service runs and has said it is ready (the stack restarted what was killed). */
+  allServicesReady(): boolean {
+    return ALL_SERVICES.every((service) => this.#readyProcessOf(service) !== undefined);
   }
 }
 

@@ -99,7 +99,12 @@ export class FaultProxy {
   readonly #targetPort: number;
   readonly #random: () => number;
   readonly #links = new Set<Link>();
-  readonly #stats: FaultProxyStats = { connections: 0, resets: 0, refusedWindows: 0, delayedChunks: 0 };
+  readonly #stats: FaultProxyStats = {
+    connections: 0,
+    resets: 0,
+    refusedWindows: 0,
+    delayedChunks: 0,
+  };
   #server: Server;
   #fault: Fault | undefined;
   #closed = false;
@@ -114,17 +119,14 @@ export class FaultProxy {
   }
 
   static async start(options: FaultProxyOptions): Promise<FaultProxy> {
-    let proxy: FaultProxy | undefined;
-    // Nobody knows the port before `listening`, so no connection arrives before `proxy` is set.
-    const server = createServer((client) => {
-      if (proxy) proxy.#accept(client);
-      else client.destroy();
-    });
+    const server = createServer();
     server.listen(options.port ?? 0, '127.0.0.1');
     await once(server, 'listening');
     const address = server.address();
     if (address === null || typeof address === 'string') throw new Error('the proxy got no port');
-    proxy = new FaultProxy(options, server, address.port);
+    const proxy = new FaultProxy(options, server, address.port);
+    // Nobody knew the port before `listening`, so no connection has arrived unhandled.
+    server.on('connection', (client: Socket) => proxy.#accept(client));
     return proxy;
   }
 
@@ -162,6 +164,7 @@ export class FaultProxy {
     await this.setFault(fault);
     try {
       await new Promise<void>((resolve) => {
+        if (signal?.aborted) return resolve();
         const timer = setTimeout(resolve, durationMs);
         signal?.addEventListener('abort', () => {
           clearTimeout(timer);
@@ -250,7 +253,10 @@ export class FaultProxy {
         this.#server = server;
         return;
       } catch (error) {
-        if (attempt >= 20) throw new Error(`${this.name} proxy could not listen on ${this.port} again`, { cause: error });
+        if (attempt >= 20)
+          throw new Error(`${this.name} proxy could not listen on ${this.port} again`, {
+            cause: error,
+          });
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     }

@@ -33,6 +33,8 @@ export interface SoakOptions {
   thinkMs: [number, number];
   /** Keep the data directory even when the run passes. */
   keep: boolean;
+  /** Known gaps (see KNOWN_GAP_KINDS) fail the run too. */
+  strict: boolean;
   /** Print the report as one JSON line at the end (for tests). */
   json: boolean;
   /** Progress lines while running. */
@@ -70,6 +72,7 @@ export const USAGE = `npm run soak -- [options]   (each option also as an enviro
   --services <list>     services that may be killed                   SOAK_SERVICES (all four)
   --settle-timeout <d>  bound of each wait after the load             SOAK_SETTLE_TIMEOUT (4m)
   --keep                keep the data directory even if the run passes
+  --strict              fail on berth's known gaps too (lost events, overlapping tasks)
   --json                print the report as one JSON line at the end
   --quiet               no progress lines
   --help
@@ -85,7 +88,10 @@ function listOf<T extends string>(name: string, raw: string, allowed: readonly T
     .filter((item) => item !== '');
   for (const item of items) {
     if (!(allowed as readonly string[]).includes(item)) {
-      throw new InvalidArgumentError(`${name} must list only ${allowed.join(', ')}; got "${item}"`, name);
+      throw new InvalidArgumentError(
+        `${name} must list only ${allowed.join(', ')}; got "${item}"`,
+        name,
+      );
     }
   }
   return items as T[];
@@ -94,7 +100,10 @@ function listOf<T extends string>(name: string, raw: string, allowed: readonly T
 function whole(name: string, raw: string, min: number, max: number): number {
   const n = Number(raw);
   if (!/^\d+$/.test(raw) || n < min || n > max) {
-    throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}; got "${raw}"`, name);
+    throw new InvalidArgumentError(
+      `${name} must be a whole number from ${min} to ${max}; got "${raw}"`,
+      name,
+    );
   }
   return n;
 }
@@ -102,7 +111,10 @@ function whole(name: string, raw: string, min: number, max: number): number {
 function rate(name: string, raw: string): number {
   const n = Number(raw);
   if (!/^\d+(\.\d+)?$/.test(raw) || n > 120) {
-    throw new InvalidArgumentError(`${name} must be a number from 0 to 120 (per minute); got "${raw}"`, name);
+    throw new InvalidArgumentError(
+      `${name} must be a number from 0 to 120 (per minute); got "${raw}"`,
+      name,
+    );
   }
   return n;
 }
@@ -128,6 +140,7 @@ export function parseSoakOptions(
       services: { type: 'string' },
       'settle-timeout': { type: 'string' },
       keep: { type: 'boolean' },
+      strict: { type: 'boolean' },
       json: { type: 'boolean' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean' },
@@ -146,29 +159,47 @@ export function parseSoakOptions(
   for (const [name, fallback] of Object.entries(DEFAULT_STACK_ENV)) {
     stackEnv[name] = env[name]?.trim() || fallback;
   }
-  const faultKinds = listOf('--fault-kinds', read('fault-kinds', 'SOAK_FAULT_KINDS') ?? FAULT_KINDS.join(','), FAULT_KINDS);
+  const faultKinds = listOf(
+    '--fault-kinds',
+    read('fault-kinds', 'SOAK_FAULT_KINDS') ?? FAULT_KINDS.join(','),
+    FAULT_KINDS,
+  );
   const faultTargets = listOf(
     '--fault-targets',
     read('fault-targets', 'SOAK_FAULT_TARGETS') ?? FAULT_TARGETS.join(','),
     FAULT_TARGETS,
   );
-  const services = listOf('--services', read('services', 'SOAK_SERVICES') ?? SERVICES.join(','), SERVICES);
+  const services = listOf(
+    '--services',
+    read('services', 'SOAK_SERVICES') ?? SERVICES.join(','),
+    SERVICES,
+  );
   const seedText = read('seed', 'SOAK_SEED');
   return {
     durationMs: parseDuration(read('duration', 'SOAK_DURATION') ?? '2m', '--duration'),
     users: whole('--users', read('users', 'SOAK_USERS') ?? '6', 1, 200),
     projects: whole('--projects', read('projects', 'SOAK_PROJECTS') ?? '3', 1, 50),
     clients: whole('--clients', read('clients', 'SOAK_CLIENTS') ?? '2', 1, 50),
-    seed: seedText === undefined ? Math.floor(Math.random() * 2 ** 31) : whole('--seed', seedText, 0, 2 ** 32 - 1),
+    seed:
+      seedText === undefined
+        ? Math.floor(Math.random() * 2 ** 31)
+        : whole('--seed', seedText, 0, 2 ** 32 - 1),
     crashesPerMinute: rate('--crash-rate', read('crash-rate', 'SOAK_CRASH_RATE') ?? '3'),
     faultsPerMinute: rate('--fault-rate', read('fault-rate', 'SOAK_FAULT_RATE') ?? '2'),
-    faultLengthMs: parseDuration(read('fault-length', 'SOAK_FAULT_LENGTH') ?? '5s', '--fault-length'),
+    faultLengthMs: parseDuration(
+      read('fault-length', 'SOAK_FAULT_LENGTH') ?? '5s',
+      '--fault-length',
+    ),
     faultKinds: faultKinds.length > 0 ? faultKinds : [...FAULT_KINDS],
     faultTargets: faultTargets.length > 0 ? faultTargets : [...FAULT_TARGETS],
     services: services.length > 0 ? services : [...SERVICES],
-    settleTimeoutMs: parseDuration(read('settle-timeout', 'SOAK_SETTLE_TIMEOUT') ?? '4m', '--settle-timeout'),
+    settleTimeoutMs: parseDuration(
+      read('settle-timeout', 'SOAK_SETTLE_TIMEOUT') ?? '4m',
+      '--settle-timeout',
+    ),
     thinkMs: [150, 900],
     keep: values.keep ?? false,
+    strict: values.strict ?? false,
     json: values.json ?? false,
     verbose: !(values.quiet ?? false),
     stackEnv,

@@ -2,7 +2,9 @@ import type { SoakReport } from './driver.ts';
 
 function table(counts: Record<string, number>): string {
   const entries = Object.entries(counts).sort(([a], [b]) => a.localeCompare(b));
-  return entries.length === 0 ? 'none' : entries.map(([key, value]) => `${key} ${value}`).join(', ');
+  return entries.length === 0
+    ? 'none'
+    : entries.map(([key, value]) => `${key} ${value}`).join(', ');
 }
 
 function sum(counts: Record<string, number>): number {
@@ -30,16 +32,27 @@ export function formatReport(report: SoakReport): string[] {
     `  dead letters    ${f.deadLettered}`,
     `  action errors   ${f.actionErrors}`,
     `  violations      ${f.violations}`,
+    `  known gaps      ${f.knownGaps}${f.knownGaps > 0 ? ' (lost events / overlapping tasks; see docs/soak.md; --strict fails on them)' : ''}`,
   ];
   for (const letter of report.deadLetters) {
-    lines.push(`    dead letter on ${letter.queue}: ${letter.type ?? '?'} ${letter.commandId ?? ''} after ${letter.receiveCount} receives: ${letter.reason}`);
+    lines.push(
+      `    dead letter on ${letter.queue}: ${letter.type ?? '?'} ${letter.commandId ?? ''} after ${letter.receiveCount} receives: ${letter.reason}`,
+    );
   }
   for (const exit of report.unexpectedExits) lines.push(`    ${exit}`);
+  for (const skipped of report.skippedChaos)
+    lines.push(`    skipped: ${skipped.what} (${skipped.why})`);
   for (const error of report.actionErrors) lines.push(`    action error: ${error}`);
-  const shown = report.violations.slice(0, 50);
-  for (const violation of shown) lines.push(`    [${violation.kind}] ${violation.subject}: ${violation.detail}`);
-  if (report.violations.length > shown.length) lines.push(`    ... and ${report.violations.length - shown.length} more`);
+  for (const [title, list] of [
+    ['violation', report.violations],
+    ['known gap', report.gaps],
+  ] as const) {
+    const shown = list.slice(0, 40);
+    for (const item of shown)
+      lines.push(`    ${title} [${item.kind}] ${item.subject}: ${item.detail}`);
+    if (list.length > shown.length)
+      lines.push(`    ... and ${list.length - shown.length} more ${title}s`);
+  }
   lines.push(report.dataKept ? `  data kept in ${report.dataDir}` : '  data directory removed');
   return lines;
 }
-

@@ -90,7 +90,11 @@ try {
     ...(viaDynamodb ? { AWS_ENDPOINT_URL_DYNAMODB: viaDynamodb } : {}),
     ...(viaSqs ? { AWS_ENDPOINT_URL_SQS: viaSqs, AWS_ENDPOINT_URL_SNS: viaSqs } : {}),
   };
-  const start = (name: string, entry: string, processEnv: NodeJS.ProcessEnv = serviceEnv): ServiceProcess => {
+  const start = (
+    name: string,
+    entry: string,
+    processEnv: NodeJS.ProcessEnv = serviceEnv,
+  ): ServiceProcess => {
     const service = new ServiceProcess({
       name,
       command: process.execPath,
