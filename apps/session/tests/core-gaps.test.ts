@@ -6,7 +6,7 @@
  * commands.model.test.ts.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { containerIdOf, type ContainerKey } from '@berth/domain';
+import { containerIdOf, newContainerRecord, type ContainerKey } from '@berth/domain';
 import type { DynamoStateStore } from '@berth/dynamodb';
 import { FakeQueues, ManualClock, RecordingPublisher } from '@berth/testing';
 import { randomUUID } from 'node:crypto';
@@ -140,6 +140,42 @@ describe('known gaps in @berth/core', () => {
         `session/${sessionId}/session.released`,
       );
     },
+  );
+
+  it.failing(
+    'takes over the provisioning of a container whose starter died before it had queues (containers.ts awaitProvisioned)',
+    async () => {
+      // Prepare: what a session service killed between the conditional create and the
+      // provisioning leaves behind: a `starting` record without task or queues, an hour old
+      const { publisher, clock, service, key, containerId, deliver } = world();
+      const createdAt = new Date(clock.now().getTime() - 3_600_000).toISOString();
+      await store.write({
+        containers: [
+          {
+            record: {
+              ...newContainerRecord({ ...key, containerId }, 1, createdAt),
+              workspacePath: `/workspaces/${containerId}`,
+            },
+            expect: { kind: 'new-generation', previousGeneration: null },
+          },
+        ],
+      });
+      const sessionId = `s-${key.clientId}`;
+
+      // Act: today each delivery waits 10 s for queues that never come and answers retry,
+      // so after 5 receives the command is in the dead-letter queue
+      const outcome = await deliver(assignBody(sessionId, key));
+
+      // Assess
+      expect(outcome).toBe('done');
+      expect(publisher.events.map((e) => e.eventId)).toContain(
+        `session/${sessionId}/session.assigned`,
+      );
+      expect(service.runtime.liveTasks().filter((t) => t.containerId === containerId)).toHaveLength(
+        1,
+      );
+    },
+    60_000,
   );
 
   it.failing(
