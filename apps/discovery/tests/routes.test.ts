@@ -235,8 +235,9 @@ describe('container and session routes', () => {
     expect(listed.statusCode).toBe(200);
     expect(listed.json().containers.map((c: ContainerJson) => c.containerId)).toEqual(['acme.list.joe']);
     expect(stopped.statusCode).toBe(202);
-    // Still starting (the fake runtime never reports RUNNING): a stop before it ran fails it.
-    expect(stopped.json().container).toMatchObject({ status: 'failed', stopReason: 'manual:test' });
+    // Still starting (the fake runtime never reports RUNNING): the stop is recorded and its
+    // task asked to stop; it fails once that task has ended.
+    expect(stopped.json().container).toMatchObject({ status: 'starting', stopReason: 'manual:test' });
     expect(sessions.statusCode).toBe(200);
     expect(sessions.json()).toEqual({ sessions: [] });
     expect(session.statusCode).toBe(404);

@@ -162,6 +162,8 @@ export class Reaper {
       do {
         const page = await this.deps.store.listContainers({ status }, PAGE, cursor);
         for (const container of page.items) {
+          // Events a crash left in a live container's outbox go out here at the latest.
+          if (container.pendingEvents.length > 0) await this.containers.flush(container);
           if (!container.taskArn) continue;
           owned.add(container.taskArn);
           if (byArn.has(container.taskArn)) continue;
@@ -182,7 +184,10 @@ export class Reaper {
       } while (cursor);
     }
     const terminating = await this.deps.store.listContainersByStatus('terminating', 1000);
-    for (const container of terminating) if (container.taskArn) owned.add(container.taskArn);
+    for (const container of terminating) {
+      if (container.pendingEvents.length > 0) await this.containers.flush(container);
+      if (container.taskArn) owned.add(container.taskArn);
+    }
     for (const task of tasks) {
       // Owned, or already asked to stop (a stop on its way is not an orphan to stop again).
       if (owned.has(task.taskArn) || task.desiredStatus === 'STOPPED') continue;

@@ -134,9 +134,13 @@ export class SessionService {
     const { payload, commandId } = command;
     if (existing.status !== 'active') {
       const message = `session ${payload.sessionId} was ${existing.status} and cannot be assigned again`;
-      await this.deps.publisher.publish([
-        this.rejectedEvent(payload.sessionId, commandId, 'released', message, existing.containerId),
-      ]);
+      const events = [this.rejectedEvent(payload.sessionId, commandId, 'released', message, existing.containerId)];
+      if (existing.assignedAt !== null && existing.containerId === containerIdOf(payload)) {
+        // It was assigned (by this very command, maybe, whose publish a crash lost) before it
+        // ended: that stored assignment's event goes out again under its own id.
+        events.unshift(this.assignedEventOf(existing, commandId));
+      }
+      await this.deps.publisher.publish(events);
       return { kind: 'rejected', reason: 'released', message };
     }
     const requested = containerIdOf(payload);
@@ -234,7 +238,7 @@ export class SessionService {
       const nextContainer: ContainerRecord | undefined = attached
         ? (() => {
             const sessions = container.sessions.filter((id) => id !== sessionId);
-            return {
+            const next: ContainerRecord = {
               ...container,
               sessions,
               idleSince:
@@ -242,6 +246,10 @@ export class SessionService {
               lastActivityAt: now,
               version: container.version + 1,
             };
+            // The container's own event rides in its outbox, in the same transaction.
+            return isIdle(next)
+              ? { ...next, pendingEvents: [...container.pendingEvents, this.idleEvent({ ...next, pendingEvents: [] })] }
+              : next;
           })()
         : undefined;
       try {
@@ -255,9 +263,8 @@ export class SessionService {
         if (error instanceof StaleWriteError) continue;
         throw error;
       }
-      const events: BerthEvent[] = [this.endedEvent(ended, nextContainer?.sessions.length, commandId)];
-      if (nextContainer && isIdle(nextContainer)) events.push(this.idleEvent(nextContainer));
-      await this.deps.publisher.publish(events);
+      await this.deps.publisher.publish([this.endedEvent(ended, nextContainer?.sessions.length, commandId)]);
+      if (nextContainer) await this.containers.flush(nextContainer);
       if (status === 'expired') (this.deps.metrics ?? noMetrics).sessionsExpired(1);
       return ended;
     }
@@ -327,17 +334,30 @@ export class SessionService {
   async endSessionsOf(container: ContainerRecord): Promise<number> {
     const sessions = await this.deps.store.listSessionsByContainer(container.containerId);
     let ended = 0;
+    const reason = `container ${container.status}: ${container.stopReason ?? 'unknown'}`;
     for (const session of sessions) {
-      if (session.status !== 'active' || session.generation !== container.generation) continue;
-      await this.end(session.sessionId, 'released', `container ${container.status}: ${container.stopReason ?? 'unknown'}`);
-      ended += 1;
+      if (session.generation !== container.generation) continue;
+      if (session.status === 'active') {
+        await this.end(session.sessionId, 'released', reason);
+        ended += 1;
+      } else if (session.releaseReason === reason) {
+        // Ended by this container's stop before, maybe by a delivery that died before its
+        // publish: publish again, same id.
+        await this.deps.publisher.publish([this.endedEvent(session, undefined, undefined)]);
+      }
     }
     return ended;
   }
 
+  /** The assigned event of a session that has since ended (its count then is not known). */
+  private assignedEventOf(session: SessionRecord, commandId: string | undefined): BerthEvent {
+    const event = this.assignedEvent(session, { containerId: session.containerId ?? '', sessions: [] }, true, commandId);
+    return { ...event, payload: { ...event.payload, sessionCount: null } };
+  }
+
   private assignedEvent(
     session: SessionRecord,
-    container: ContainerRecord,
+    container: Pick<ContainerRecord, 'containerId' | 'sessions'>,
     reused: boolean,
     commandId: string | undefined,
   ): BerthEvent {

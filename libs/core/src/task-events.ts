@@ -86,28 +86,33 @@ export class TaskEventHandler {
   private async onRunning(container: ContainerRecord, event: TaskStateChange): Promise<TaskEventOutcome> {
     const now = this.deps.clock.now().toISOString();
     const startedAt = event.detail.startedAt ?? event.time;
-    const result = await this.containers.mutate(container.containerId, (current) =>
-      current.generation !== container.generation || current.status !== 'starting'
-        ? undefined
-        : {
-            ...current,
-            status: 'running',
-            startedAt,
-            taskArn: current.taskArn ?? event.detail.taskArn,
-            // The idle clock starts when the container can first be used, not at its creation.
-            idleSince: current.sessions.length === 0 ? now : null,
-          },
+    const result = await this.containers.transition(
+      container.containerId,
+      (current) =>
+        current.generation !== container.generation || current.status !== 'starting'
+          ? undefined
+          : {
+              ...current,
+              status: 'running',
+              startedAt,
+              taskArn: current.taskArn ?? event.detail.taskArn,
+              // The idle clock starts when the container can first be used, not at its creation.
+              idleSince: current.sessions.length === 0 ? now : null,
+            },
+      (after) => [this.containers.event('container.running', after)],
     );
     if (!result?.changed) {
-      // A redelivery: if the first delivery crashed before publishing, this is its only
-      // chance; the event id is the same, so consumers that saw it drop it.
-      const current = result?.after;
-      if (current?.status === 'running' && current.generation === container.generation) {
-        await this.deps.publisher.publish([this.containers.event('container.running', current)]);
-      }
+      // A redelivery: anything a crash left in the outbox goes out now, same ids.
+      if (result?.after) await this.containers.flush(result.after);
       return 'ignored:stale';
     }
-    await this.deps.publisher.publish([this.containers.event('container.running', result.after)]);
+    const pendingStop = result.after.stopReason;
+    if (pendingStop) {
+      // A stop asked for while it was starting: now that it runs, it stops gracefully.
+      const kind = stopReasonKind(pendingStop) ?? 'manual';
+      const detail = pendingStop.includes(':') ? pendingStop.slice(pendingStop.indexOf(':') + 1) : undefined;
+      await this.containers.stop(container.containerId, kind, detail);
+    }
     return 'running';
   }
 
@@ -149,7 +154,8 @@ export class TaskEventHandler {
       const what = `exit code ${exitCode ?? 'unknown'}${detail.stoppedReason ? `, ${detail.stoppedReason}` : ''}`;
       const reason =
         container.status === 'starting'
-          ? stopReason('start_failed', what)
+          ? // A stop asked for while it was starting ended it: that is its reason.
+            (container.stopReason ?? stopReason('start_failed', what))
           : stopReason('crashed', what);
       const failed = await this.containers.fail(container.containerId, container.generation, reason);
       return failed ? 'failed' : 'ignored:stale';

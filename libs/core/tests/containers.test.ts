@@ -309,21 +309,22 @@ describe('ContainerService.findOrStart when the start fails', () => {
     expect((await stored(deps)).generation).toBe(1);
   });
 
-  it('does not fail a started container when only publishing container.created fails', async () => {
+  it('does not fail a started container when only publishing container.created fails: the event waits in the outbox', async () => {
     // Prepare
     const { deps, lifecycle } = world();
     deps.publisher.failNext(1);
 
     // Act
-    const first = await settle(lifecycle.containers.findOrStart(KEY));
+    const first = await lifecycle.containers.findOrStart(KEY);
+    const pending = (await stored(deps)).pendingEvents.map((e) => e.type);
     const retry = await lifecycle.containers.findOrStart(KEY);
 
     // Assess
-    expect(first.error).toBeInstanceOf(UnavailableError);
-    expect(retry).toMatchObject({
-      source: 'store',
-      container: { generation: 1, status: 'starting' },
-    });
+    expect(first).toMatchObject({ source: 'created', container: { generation: 1, status: 'starting' } });
+    expect(pending).toEqual(['container.created']);
+    expect(retry).toMatchObject({ source: 'store', container: { generation: 1, status: 'starting' } });
+    expect(deps.publisher.ofType('container.created')).toHaveLength(1);
+    expect((await stored(deps)).pendingEvents).toEqual([]);
     expect(deps.runtime.liveTasks()).toHaveLength(1);
   });
 });
@@ -367,22 +368,44 @@ describe('ContainerService.stop', () => {
     expect(w.deps.runtime.stopCalls).toHaveLength(1);
   });
 
-  it('fails a container that is still starting (the only legal way out besides running) and stops its task', async () => {
+  it('records a stop of a starting container and stops its task; the container fails only once the task has ended', async () => {
     // Prepare
     const { deps, lifecycle } = world();
     const { container } = await lifecycle.containers.findOrStart(KEY);
 
     // Act
     const result = await lifecycle.containers.stop(CONTAINER_ID, 'manual');
+    const meanwhile = await settle(lifecycle.containers.findOrStart(KEY));
+    const outcome = await lifecycle.taskEvents.handle(
+      deps.runtime.change(container.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
+    );
 
     // Assess
-    expect(result).toMatchObject({ status: 'failed', stopReason: 'manual' });
+    expect(result).toMatchObject({ status: 'starting', stopReason: 'manual' });
     expect(deps.runtime.stopCalls).toEqual([{ taskArn: container.taskArn, reason: 'manual' }]);
+    // No second generation may start on the workspace while the first task still runs.
+    expect(meanwhile.error).toBeInstanceOf(ConflictError);
+    expect(outcome).toBe('failed');
+    expect(await stored(deps)).toMatchObject({ status: 'failed', stopReason: 'manual', generation: 1 });
     expect(deps.publisher.types()).toEqual(['container.created', 'container.failed']);
     expect(deps.queues.deleted).toHaveLength(1);
   });
 
-  it('stops the task and deletes the queues of a container stopped while it was being provisioned', async () => {
+  it('terminates a container stopped while starting as soon as it runs', async () => {
+    // Prepare
+    const { deps, lifecycle } = world();
+    const { container } = await lifecycle.containers.findOrStart(KEY);
+    await lifecycle.containers.stop(CONTAINER_ID, 'manual', 'changed my mind');
+
+    // Act
+    await lifecycle.taskEvents.handle(deps.runtime.change(container.taskArn!, { lastStatus: 'RUNNING' }));
+
+    // Assess
+    expect(await stored(deps)).toMatchObject({ status: 'terminating', stopReason: 'manual:changed my mind' });
+    expect(deps.publisher.types()).toEqual(['container.created', 'container.running', 'container.terminating']);
+  });
+
+  it('stops the task of a container stopped while it was being provisioned, and keeps it starting until that task ends', async () => {
     // Prepare
     const { deps, lifecycle } = world();
     const startTask = deps.runtime.startTask.bind(deps.runtime);
@@ -397,16 +420,11 @@ describe('ContainerService.stop', () => {
 
     // Assess
     expect(error).toBeInstanceOf(ConflictError);
-    expect(await stored(deps)).toMatchObject({
-      status: 'failed',
-      stopReason: 'manual',
-      taskArn: null,
-    });
+    expect(await stored(deps)).toMatchObject({ status: 'starting', stopReason: 'manual' });
     const [task] = deps.runtime.tasks();
     expect(deps.runtime.stopCalls).toEqual([{ taskArn: task!.taskArn, reason: 'manual' }]);
     expect(deps.queues.created).toHaveLength(1);
-    expect(deps.queues.has(deps.queues.created[0]!.inputQueueUrl)).toBe(false);
-    expect(deps.publisher.types()).toEqual(['container.failed']);
+    expect(deps.publisher.types()).toEqual(['container.created']);
   });
 
   it('answers NotFoundError for a container that does not exist', async () => {

@@ -320,3 +320,22 @@ describe('Reaper.reconcile', () => {
     expect(w.deps.runtime.stopCalls).toEqual([]);
   });
 });
+
+describe('Reaper.reconcile and the outbox', () => {
+  it('publishes the events a failed publish left in a live container\'s outbox, once', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    w.deps.publisher.failNext(1);
+    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual', 'left pending');
+    expect((await stored(w.deps)).pendingEvents.map((e) => e.type)).toEqual(['container.terminating']);
+
+    // Act
+    await w.lifecycle.reaper.reconcile();
+
+    // Assess
+    expect(w.deps.publisher.ofType('container.terminating')).toHaveLength(1);
+    expect((await stored(w.deps)).pendingEvents).toEqual([]);
+    expect(running.status).toBe('running');
+  });
+});

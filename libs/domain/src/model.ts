@@ -5,6 +5,7 @@ import {
   OPAQUE_ID_PATTERN,
   type ContainerKey,
 } from './identity.ts';
+import type { BerthEvent } from './events.ts';
 import { CONTAINER_STATUSES, type ContainerStatus } from './lifecycle.ts';
 
 const Nullable = <T extends Type.TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
@@ -35,6 +36,13 @@ export interface ContainerRecord extends ContainerKey {
   stopReason: string | null;
   /** Optimistic-lock counter: every write is conditional on it. */
   version: number;
+  /**
+   * The transactional outbox: events of changes written to this record but not yet known to
+   * be published. They are written in the same conditional write as the change, published
+   * after it, and cleared once published; whoever next touches the record publishes any
+   * left behind by a crash (under the same event ids, so consumers drop duplicates).
+   */
+  pendingEvents: BerthEvent[];
 }
 
 export const SESSION_STATUSES = ['active', 'released', 'expired'] as const;
@@ -195,5 +203,6 @@ export function newContainerRecord(
     stoppedAt: null,
     stopReason: null,
     version: 1,
+    pendingEvents: [],
   };
 }

@@ -34,6 +34,7 @@ const CONTAINER_FIELDS = [
   'stoppedAt',
   'stopReason',
   'version',
+  'pendingEvents',
 ] as const satisfies readonly (keyof ContainerRecord)[];
 
 const SESSION_FIELDS = [
@@ -102,6 +103,10 @@ export function isIdle(record: ContainerRecord): boolean {
 export function toContainerItem(record: ContainerRecord, _now: Date): Item {
   const item = copyPresent(record, CONTAINER_FIELDS);
   item.sessions = [...record.sessions];
+  // Events are stored as one JSON string: their payloads hold nulls and nested objects that
+  // need no index, and an absent attribute (no pending events) costs nothing.
+  delete item.pendingEvents;
+  if (record.pendingEvents.length > 0) item.pendingEvents = JSON.stringify(record.pendingEvents);
   item.clientProject = clientProjectKey(record.clientId, record.projectId);
   if (isIdle(record)) item.idleKey = IDLE_KEY;
   // A container item is never expired: it carries the last generation, and the contract
@@ -171,7 +176,20 @@ export function fromContainerItem(item: Item): ContainerRecord {
     stoppedAt: optional(item, 'stoppedAt'),
     stopReason: optional(item, 'stopReason'),
     version: requireInteger('container', item, 'version'),
+    pendingEvents: pendingEventsOf(item),
   };
+}
+
+function pendingEventsOf(item: Item): ContainerRecord['pendingEvents'] {
+  const raw = item.pendingEvents;
+  if (raw === undefined || raw === null) return [];
+  try {
+    const parsed: unknown = typeof raw === 'string' ? JSON.parse(raw) : raw;
+    if (Array.isArray(parsed)) return parsed as ContainerRecord['pendingEvents'];
+  } catch {
+    // fall through: reported below
+  }
+  throw malformed('container', item, 'pendingEvents');
 }
 
 export function fromSessionItem(item: Item): SessionRecord {
