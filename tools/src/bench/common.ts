@@ -4,9 +4,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname } from 'node:path';
+
+/**
+ * The most BERTH_RATE_LIMIT allows (requests per minute per client and user): benchmark load
+ * comes from one user, so the limiter runs on every request but never refuses one.
+ */
+export const UNREACHABLE_RATE_LIMIT = '1000000';
 
 export interface LatencySummary {
   count: number;
@@ -286,4 +292,27 @@ export async function closedLoop(
 export function useStackAws(env: Record<string, string>): void {
   for (const [name, value] of Object.entries(env))
     if (name.startsWith('AWS_')) process.env[name] = value;
+}
+
+/** Linux's USER_HZ: /proc reports CPU time in these ticks. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/**
+ * CPU seconds (user + system) a process has used so far, from /proc; undefined where there
+ * is no /proc. On a shared machine this is steadier than throughput: it does not depend on
+ * how often the process got a CPU, only on how much work each request cost.
+ */
+export function processCpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may hold spaces; the fields after it are fixed.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const user = Number(fields[11]);
+    const system = Number(fields[12]);
+    if (!Number.isFinite(user) || !Number.isFinite(system)) return undefined;
+    return (user + system) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
 }

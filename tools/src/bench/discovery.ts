@@ -24,6 +24,7 @@ import {
   fmtPercent,
   fmtRatio,
   machine,
+  processCpuSeconds,
   ratio,
   round,
   runMain,
@@ -34,6 +35,7 @@ import {
   type ChildServer,
   type MachineInfo,
   type ProbeFigures,
+  UNREACHABLE_RATE_LIMIT,
 } from './common.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -48,6 +50,10 @@ export interface LoadFigures {
   requests: number;
   non2xx: number;
   errors: number;
+  /** CPU time the server process spent per request (user + system), in microseconds. */
+  cpuMicrosPerRequest?: number;
+  /** Answers other than 2xx, by status code. */
+  otherStatuses?: Record<string, number>;
   /** For discovery: how many answers came from each `source`, read from its /metrics. */
   sources?: Record<string, number>;
 }
@@ -55,21 +61,34 @@ export interface LoadFigures {
 export interface DiscoveryTarget {
   name: string;
   description: string;
+  /** Medians over the rounds; `sources` summed over them. */
   figures: LoadFigures;
-  /** Requests per second divided by the hello-world's. */
+  /** Requests per second in each round, in round order. */
+  rounds: number[];
+  /** Median over the rounds of (this target's figure / the hello-world's in the same round). */
   throughputRatio: number;
   p50Ratio: number;
   p99Ratio: number;
+  /**
+   * The hello-world's CPU per request divided by this target's: the share of the
+   * hello-world's throughput it would reach where the server process is what limits both.
+   */
+  cpuCapacityRatio: number;
 }
 
 export interface DiscoveryBenchResult {
   benchmark: 'discovery';
   date: string;
   machine: MachineInfo;
-  settings: { connections: number; durationSeconds: number; warmupSeconds: number };
-  /** The hello-world, run first and last; `baseline` is their mean. */
-  helloWorldRuns: LoadFigures[];
+  settings: {
+    connections: number;
+    rounds: number;
+    secondsPerRound: number;
+    warmupSeconds: number;
+  };
+  /** The hello-world: medians over the rounds. */
   baseline: LoadFigures;
+  baselineRounds: number[];
   targets: DiscoveryTarget[];
   /**
    * What a store hit is made of, each called from this process with as many in flight as
@@ -77,13 +96,23 @@ export interface DiscoveryBenchResult {
    * GetQueueAttributes (a store hit makes one, one and two of these).
    */
   storeHitParts: { name: string; figures: ProbeFigures }[];
-  goal: { description: string; threshold: number; ratio: number; met: boolean };
+  goal: {
+    description: string;
+    threshold: number;
+    /** Measured throughput ratio (median of per-round ratios). */
+    ratio: number;
+    met: boolean;
+    /** The same goal judged by CPU per request, which the machine's load disturbs less. */
+    cpuRatio: number;
+    metByCpu: boolean;
+  };
   machineAfter: MachineInfo;
 }
 
 export interface DiscoveryBenchOptions {
   connections?: number;
-  durationSeconds?: number;
+  rounds?: number;
+  secondsPerRound?: number;
   warmupSeconds?: number;
   /** Progress lines; silent when absent. */
   progress?: (line: string) => void;
@@ -100,6 +129,11 @@ function figuresOf(result: Result): LoadFigures {
     requests: result.requests.total,
     non2xx: result.non2xx,
     errors: result.errors,
+    otherStatuses: Object.fromEntries(
+      Object.entries(result.statusCodeStats)
+        .filter(([status]) => !status.startsWith('2'))
+        .map(([status, { count }]) => [status, Number(count)]),
+    ),
   };
 }
 
@@ -142,6 +176,7 @@ async function startDiscovery(
       BERTH_RUNTIME: 'local',
       BERTH_CACHE_TTL: cacheTtl,
       BERTH_LOG_LEVEL: logLevel,
+      BERTH_RATE_LIMIT: UNREACHABLE_RATE_LIMIT,
     },
     port,
     logFile: join(stack.dataDir, 'logs', `bench-${name}.log`),
@@ -149,46 +184,72 @@ async function startDiscovery(
   });
 }
 
+interface Target {
+  name: string;
+  description: string;
+  url: string;
+  request: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: string };
+  server: ChildServer;
+  metrics: boolean;
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[middle] ?? Number.NaN)
+    : ((sorted[middle - 1] ?? Number.NaN) + (sorted[middle] ?? Number.NaN)) / 2;
+};
+
+function medianFigures(runs: LoadFigures[]): LoadFigures {
+  const pick = (field: 'requestsPerSecond' | 'p50Ms' | 'p99Ms' | 'meanMs') =>
+    round(median(runs.map((run) => run[field])), 1);
+  const sum = (field: 'requests' | 'non2xx' | 'errors') =>
+    runs.reduce((total, run) => total + run[field], 0);
+  return {
+    requestsPerSecond: pick('requestsPerSecond'),
+    p50Ms: pick('p50Ms'),
+    p99Ms: pick('p99Ms'),
+    meanMs: pick('meanMs'),
+    requests: sum('requests'),
+    non2xx: sum('non2xx'),
+    errors: sum('errors'),
+    otherStatuses: runs.reduce<Record<string, number>>((total, run) => {
+      for (const [status, count] of Object.entries(run.otherStatuses ?? {}))
+        total[status] = (total[status] ?? 0) + count;
+      return total;
+    }, {}),
+  };
+}
+
+/**
+ * Every target is started up front and measured in short rounds, all targets once per round
+ * in a rotating order, so a change in the machine's load hits baseline and subjects alike;
+ * each ratio is taken within a round, then the median over rounds is reported.
+ */
 export async function runDiscoveryBenchmark(
   options: DiscoveryBenchOptions = {},
 ): Promise<DiscoveryBenchResult> {
   const connections = options.connections ?? Number(process.env.BENCH_CONNECTIONS ?? '20');
-  const durationSeconds = options.durationSeconds ?? Number(process.env.BENCH_DURATION ?? '10');
+  const rounds = options.rounds ?? Number(process.env.BENCH_ROUNDS ?? '5');
+  const secondsPerRound = options.secondsPerRound ?? Number(process.env.BENCH_DURATION ?? '3');
   const warmupSeconds = options.warmupSeconds ?? 2;
   const progress = options.progress ?? (() => {});
   const before = machine();
 
-  const load = async (
-    url: string,
-    request: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: string },
-    title: string,
-  ) => {
-    await autocannon({ url, connections, duration: warmupSeconds, ...request });
-    progress(`  ${title}: ${durationSeconds} s at ${connections} connections`);
-    return autocannon({ url, connections, duration: durationSeconds, title, ...request });
-  };
-  const helloWorld = async (): Promise<LoadFigures> => {
-    const port = await freePort();
-    const server = await startChildServer({
-      entry: HELLO_WORLD,
-      env: { BENCH_PORT: String(port) },
-      port,
-      logFile: join(stack.dataDir, 'logs', 'bench-hello-world.log'),
-      readyPath: '/',
-    });
-    try {
-      return figuresOf(await load(`${server.url}/`, { method: 'GET' }, 'hello-world'));
-    } finally {
-      await server.stop();
-    }
-  };
-
   progress('discovery benchmark: starting the local stack');
-  const stack = await startStack({ BERTH_IDLE_TIMEOUT: '1h', BERTH_LOG_LEVEL: 'warn' });
+  // One user makes every request here, so the per-(client, user) rate limit is set out of
+  // reach: the limiter still runs on every request, it just never refuses one.
+  const stack = await startStack({
+    BERTH_IDLE_TIMEOUT: '1h',
+    BERTH_LOG_LEVEL: 'warn',
+    BERTH_RATE_LIMIT: UNREACHABLE_RATE_LIMIT,
+  });
+  const servers: ChildServer[] = [];
   try {
     const secret = readFileSync(join(stack.dataDir, 'auth-secret'), 'utf8').trim();
     const token = mintToken(secret, { client: KEY.clientId, sub: KEY.userId, role: 'user' });
-    const request = {
+    const discover = {
       method: 'POST' as const,
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify(KEY),
@@ -197,8 +258,8 @@ export async function runDiscoveryBenchmark(
     progress('  starting the benchmark container');
     const created = await fetch(`${stack.url}/v1/containers/discover?wait=60`, {
       method: 'POST',
-      headers: request.headers,
-      body: request.body,
+      headers: discover.headers,
+      body: discover.body,
     });
     const createdBody = (await created.json()) as {
       container?: {
@@ -215,7 +276,16 @@ export async function runDiscoveryBenchmark(
     }
     const container = createdBody.container;
 
-    const helloWorldRuns = [await helloWorld()];
+    progress('  starting the hello-world and three discovery services');
+    const helloPort = await freePort();
+    const hello = await startChildServer({
+      entry: HELLO_WORLD,
+      env: { BENCH_PORT: String(helloPort) },
+      port: helloPort,
+      logFile: join(stack.dataDir, 'logs', 'bench-hello-world.log'),
+      readyPath: '/',
+    });
+    servers.push(hello);
     const variants = [
       {
         name: 'discover, cached',
@@ -238,7 +308,16 @@ export async function runDiscoveryBenchmark(
         logLevel: 'info',
       },
     ];
-    const measured: { variant: (typeof variants)[number]; figures: LoadFigures }[] = [];
+    const targets: Target[] = [
+      {
+        name: 'hello-world',
+        description: 'Fastify, GET / -> {"hello":"world"}',
+        url: `${hello.url}/`,
+        request: { method: 'GET' },
+        server: hello,
+        metrics: false,
+      },
+    ];
     for (const [index, variant] of variants.entries()) {
       const server = await startDiscovery(
         stack,
@@ -247,16 +326,63 @@ export async function runDiscoveryBenchmark(
         variant.logLevel,
         `discovery-${index}`,
       );
-      try {
-        const sourcesBefore = await discoveriesBySource(server.url);
-        const result = await load(`${server.url}/v1/containers/discover`, request, variant.name);
-        const sources = difference(await discoveriesBySource(server.url), sourcesBefore);
-        measured.push({ variant, figures: { ...figuresOf(result), sources } });
-      } finally {
-        await server.stop();
+      servers.push(server);
+      targets.push({
+        name: variant.name,
+        description: variant.description,
+        url: `${server.url}/v1/containers/discover`,
+        request: discover,
+        server,
+        metrics: true,
+      });
+    }
+
+    for (const target of targets) {
+      progress(`  warming up ${target.name} (${warmupSeconds} s)`);
+      await autocannon({
+        url: target.url,
+        connections,
+        duration: warmupSeconds,
+        ...target.request,
+      });
+    }
+    const sourcesBefore = await Promise.all(
+      targets.map((target) =>
+        target.metrics ? discoveriesBySource(target.server.url) : Promise.resolve({}),
+      ),
+    );
+    const runs = targets.map((): LoadFigures[] => []);
+    const cpu = targets.map(() => ({ seconds: 0, requests: 0, known: true }));
+    for (let roundIndex = 0; roundIndex < rounds; roundIndex += 1) {
+      progress(
+        `  round ${roundIndex + 1} of ${rounds}: ${secondsPerRound} s per target at ${connections} connections`,
+      );
+      for (let step = 0; step < targets.length; step += 1) {
+        const index = (step + roundIndex) % targets.length;
+        const target = targets[index];
+        if (!target) continue;
+        const cpuBefore = processCpuSeconds(target.server.process.pid);
+        const result = await autocannon({
+          url: target.url,
+          connections,
+          duration: secondsPerRound,
+          title: target.name,
+          ...target.request,
+        });
+        const cpuAfter = processCpuSeconds(target.server.process.pid);
+        runs[index]?.push(figuresOf(result));
+        const used = cpu[index];
+        if (used && cpuBefore !== undefined && cpuAfter !== undefined) {
+          used.seconds += cpuAfter - cpuBefore;
+          used.requests += result.requests.total;
+        } else if (used) used.known = false;
       }
     }
-    helloWorldRuns.push(await helloWorld());
+    const sourcesAfter = await Promise.all(
+      targets.map((target) =>
+        target.metrics ? discoveriesBySource(target.server.url) : Promise.resolve({}),
+      ),
+    );
 
     progress('  the parts of a store hit, one by one');
     useStackAws(stack.env);
@@ -275,7 +401,7 @@ export async function runDiscoveryBenchmark(
       launchType: undefined,
     });
     const queues = new SqsContainerQueues({ sqs: createSqsClient() });
-    const probeSeconds = Math.min(3, durationSeconds);
+    const probeSeconds = secondsPerRound;
     const storeHitParts = [
       {
         name: 'DynamoDB Local GetItem (consistent)',
@@ -297,45 +423,62 @@ export async function runDiscoveryBenchmark(
       },
     ];
 
-    const mean = (pick: (figures: LoadFigures) => number) =>
-      round(helloWorldRuns.reduce((total, run) => total + pick(run), 0) / helloWorldRuns.length, 1);
-    const baseline: LoadFigures = {
-      requestsPerSecond: mean((run) => run.requestsPerSecond),
-      p50Ms: mean((run) => run.p50Ms),
-      p99Ms: mean((run) => run.p99Ms),
-      meanMs: mean((run) => run.meanMs),
-      requests: helloWorldRuns.reduce((total, run) => total + run.requests, 0),
-      non2xx: helloWorldRuns.reduce((total, run) => total + run.non2xx, 0),
-      errors: helloWorldRuns.reduce((total, run) => total + run.errors, 0),
-    };
-    const targets: DiscoveryTarget[] = measured.map(({ variant, figures }) => ({
-      name: variant.name,
-      description: variant.description,
-      figures,
-      throughputRatio: round(ratio(figures.requestsPerSecond, baseline.requestsPerSecond), 3),
-      p50Ratio: round(ratio(figures.p50Ms, baseline.p50Ms), 2),
-      p99Ratio: round(ratio(figures.p99Ms, baseline.p99Ms), 2),
-    }));
-    const cached = targets[0];
-    const goalRatio = cached?.throughputRatio ?? Number.NaN;
+    const cpuMicros = cpu.map((used) =>
+      used.known && used.requests > 0 ? round((used.seconds / used.requests) * 1e6, 1) : Number.NaN,
+    );
+    const helloRuns = runs[0] ?? [];
+    const roundRatio = (
+      subject: LoadFigures[],
+      field: 'requestsPerSecond' | 'p50Ms' | 'p99Ms',
+    ): number =>
+      round(
+        median(subject.map((run, index) => ratio(run[field], helloRuns[index]?.[field] ?? 0))),
+        3,
+      );
+    const measured: DiscoveryTarget[] = targets.slice(1).map((target, offset) => {
+      const index = offset + 1;
+      const subject = runs[index] ?? [];
+      return {
+        name: target.name,
+        description: target.description,
+        figures: {
+          ...medianFigures(subject),
+          cpuMicrosPerRequest: cpuMicros[index] ?? Number.NaN,
+          sources: difference(sourcesAfter[index] ?? {}, sourcesBefore[index] ?? {}),
+        },
+        rounds: subject.map((run) => run.requestsPerSecond),
+        throughputRatio: roundRatio(subject, 'requestsPerSecond'),
+        p50Ratio: roundRatio(subject, 'p50Ms'),
+        p99Ratio: roundRatio(subject, 'p99Ms'),
+        cpuCapacityRatio: round(
+          ratio(cpuMicros[0] ?? Number.NaN, cpuMicros[index] ?? Number.NaN),
+          3,
+        ),
+      };
+    });
+    const goalRatio = measured[0]?.throughputRatio ?? Number.NaN;
+    const goalCpuRatio = measured[0]?.cpuCapacityRatio ?? Number.NaN;
     return {
       benchmark: 'discovery',
       date: new Date().toISOString(),
       machine: before,
-      settings: { connections, durationSeconds, warmupSeconds },
-      helloWorldRuns,
-      baseline,
-      targets,
+      settings: { connections, rounds, secondsPerRound, warmupSeconds },
+      baseline: { ...medianFigures(helloRuns), cpuMicrosPerRequest: cpuMicros[0] ?? Number.NaN },
+      baselineRounds: helloRuns.map((run) => run.requestsPerSecond),
+      targets: measured,
       storeHitParts,
       goal: {
         description: 'a cached discover at 50 % or more of the hello-world throughput',
         threshold: 0.5,
         ratio: goalRatio,
         met: goalRatio >= 0.5,
+        cpuRatio: goalCpuRatio,
+        metByCpu: goalCpuRatio >= 0.5,
       },
       machineAfter: machine(),
     };
   } finally {
+    await Promise.all(servers.map((server) => server.stop()));
     await stack.stop();
     rmSync(stack.dataDir, { recursive: true, force: true });
   }
@@ -349,9 +492,12 @@ export function renderDiscovery(result: DiscoveryBenchResult): string {
     figures.p99Ms,
     figures.meanMs,
     figures.non2xx + figures.errors,
+    figures.cpuMicrosPerRequest ?? Number.NaN,
+    ratios ? fmtRatio(ratios.cpuCapacityRatio) : '1.00x',
     ratios ? fmtRatio(ratios.throughputRatio) : '1.00x',
     ratios ? fmtRatio(ratios.p50Ratio) : '1.00x',
     ratios ? fmtRatio(ratios.p99Ratio) : '1.00x',
+    (ratios?.rounds ?? result.baselineRounds).map((value) => fmt(value, 0)).join(' '),
     figures.sources
       ? Object.entries(figures.sources)
           .map(([source, count]) => `${source} ${count}`)
@@ -366,14 +512,16 @@ export function renderDiscovery(result: DiscoveryBenchResult): string {
       'p99 ms',
       'mean ms',
       'failed',
+      'CPU us/req',
+      'capacity vs hello (CPU)',
       'req/s vs hello',
       'p50 vs hello',
       'p99 vs hello',
+      'req/s by round',
       'answers by source',
     ],
     [
-      ...result.helloWorldRuns.map((run, index) => row(`hello-world (run ${index + 1})`, run)),
-      row('hello-world (mean, the baseline)', result.baseline),
+      row('hello-world (the baseline)', result.baseline),
       ...result.targets.map((target) => row(target.name, target.figures, target)),
     ],
   );
@@ -389,13 +537,13 @@ export function renderDiscovery(result: DiscoveryBenchResult): string {
     ]),
   );
   return [
-    `discovery: ${result.settings.connections} connections, ${result.settings.durationSeconds} s per target (after ${result.settings.warmupSeconds} s of warm-up)`,
+    `discovery: ${result.settings.connections} connections, ${result.settings.rounds} rounds of ${result.settings.secondsPerRound} s per target, interleaved (after ${result.settings.warmupSeconds} s of warm-up); medians over rounds, ratios taken within each round`,
     table,
     '',
     `what a store hit calls (GetItem once, DescribeTasks once, GetQueueAttributes twice), ${result.settings.connections} in flight:`,
     parts,
     '',
-    `goal: ${result.goal.description}: ${fmtPercent(result.goal.ratio)} -> ${result.goal.met ? 'met' : 'NOT met'}`,
+    `goal: ${result.goal.description}: measured throughput ${fmtPercent(result.goal.ratio)} -> ${result.goal.met ? 'met' : 'NOT met'}; by CPU per request ${fmtPercent(result.goal.cpuRatio)} -> ${result.goal.metByCpu ? 'met' : 'NOT met'}`,
     `load average before ${result.machine.loadAverage.map((value) => fmt(value, 2)).join(' ')}, after ${result.machineAfter.loadAverage.map((value) => fmt(value, 2)).join(' ')} on ${result.machine.cpuCount} CPUs`,
   ].join('\n');
 }

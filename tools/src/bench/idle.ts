@@ -46,6 +46,7 @@ import {
   summarize,
   textTable,
   useStackAws,
+  UNREACHABLE_RATE_LIMIT,
   type LatencySummary,
   type MachineInfo,
 } from './common.ts';
@@ -493,6 +494,7 @@ async function stopDelay(
     BERTH_IDLE_TIMEOUT: idleTimeout,
     BERTH_REAPER_TICK: `${reaperTickMs}ms`,
     BERTH_LOG_LEVEL: 'warn',
+    BERTH_RATE_LIMIT: UNREACHABLE_RATE_LIMIT,
   });
   try {
     const headers = {

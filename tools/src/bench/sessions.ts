@@ -42,6 +42,7 @@ import {
   summarize,
   textTable,
   useStackAws,
+  UNREACHABLE_RATE_LIMIT,
   type LatencySummary,
   type MachineInfo,
 } from './common.ts';
@@ -383,8 +384,8 @@ export async function runSessionsBenchmark(
 ): Promise<SessionsBenchResult> {
   const containers = options.containers ?? Number(process.env.BENCH_CONTAINERS ?? '8');
   const workers = options.workers ?? Number(process.env.BENCH_WORKERS ?? '16');
-  const cyclesPerWorker = options.cyclesPerWorker ?? Number(process.env.BENCH_CYCLES ?? '20');
-  const burst = options.burst ?? Number(process.env.BENCH_BURST ?? '160');
+  const cyclesPerWorker = options.cyclesPerWorker ?? Number(process.env.BENCH_CYCLES ?? '10');
+  const burst = options.burst ?? Number(process.env.BENCH_BURST ?? '100');
   const progress = options.progress ?? (() => {});
   const before = machine();
   const sessionServiceConcurrency = 8;
@@ -395,6 +396,7 @@ export async function runSessionsBenchmark(
     BERTH_SESSION_TTL: '1h',
     BERTH_MAX_SESSIONS: '100',
     BERTH_LOG_LEVEL: 'warn',
+    BERTH_RATE_LIMIT: UNREACHABLE_RATE_LIMIT,
     BERTH_SESSION_CONCURRENCY: String(sessionServiceConcurrency),
   });
   useStackAws(stack.env);
