@@ -13,6 +13,8 @@ const scheduler = new Scheduler(log, () => metrics.emf('ReaperErrors', 1));
 scheduler.every('idle', config.reaperTickMs, async () => {
   const result = await reaper.stopIdle();
   if (result.stopped > 0) log.info(result, 'idle containers stopping');
+  const asked = await reaper.carryOutStops();
+  if (asked > 0) log.info({ asked }, 'asked the runtime to stop tasks of containers on their way out');
 });
 scheduler.every('sweep', config.sweepIntervalMs, async () => {
   log.info(await reaper.sweep(), 'sweep done');

@@ -5,7 +5,8 @@ import { createCommandHandler } from './handler.ts';
 const config = loadConfigOrExit('session');
 const log = createLogger('session', config.logLevel);
 const metrics = createMetrics('session');
-const wiring = await wire(config, { log, metrics });
+// The session service's role may not stop tasks: its stops are carried out by the reaper.
+const wiring = await wire(config, { log, metrics, mayStopTasks: false });
 
 const handle = createCommandHandler({
   lifecycle: wiring.lifecycle,

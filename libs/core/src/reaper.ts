@@ -71,6 +71,28 @@ export class Reaper {
     return { stopped, keptAliveByMessages };
   }
 
+  /**
+   * Asks the runtime to stop the task of every container that is on its way out (status
+   * `terminating`, or `starting` with a stop recorded) whose task is not stopping yet. Services
+   * that may not stop tasks themselves (the session service on AWS) only record the stop;
+   * this, run every tick, carries it out.
+   */
+  async carryOutStops(): Promise<number> {
+    const leaving = [
+      ...(await this.deps.store.listContainersByStatus('terminating', PAGE)),
+      ...(await this.deps.store.listContainersByStatus('starting', PAGE)).filter((c) => c.stopReason !== null),
+    ];
+    let asked = 0;
+    for (const container of leaving) {
+      if (!container.taskArn) continue;
+      const task = await this.deps.runtime.describeTask(container.taskArn);
+      if (!task || task.lastStatus === 'STOPPED' || task.desiredStatus === 'STOPPED') continue;
+      await this.deps.runtime.stopTask(container.taskArn, container.stopReason ?? stopReason('manual'));
+      asked += 1;
+    }
+    return asked;
+  }
+
   /** The periodic backstop (BERTH_SWEEP_INTERVAL). */
   async sweep(): Promise<SweepReport> {
     const idle = await this.stopIdle();

@@ -339,3 +339,25 @@ describe('Reaper.reconcile and the outbox', () => {
     expect(running.status).toBe('running');
   });
 });
+
+describe('Reaper.carryOutStops', () => {
+  it('stops the task of a container whose stop was only recorded, once', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    const stopTask = jest.spyOn(w.deps.runtime, 'stopTask').mockResolvedValueOnce(undefined);
+    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual', 'from a service that may not stop tasks');
+    stopTask.mockRestore();
+
+    // Act
+    const first = await w.lifecycle.reaper.carryOutStops();
+    const second = await w.lifecycle.reaper.carryOutStops();
+
+    // Assess
+    expect(first).toBe(1);
+    expect(second).toBe(0);
+    expect(w.deps.runtime.stopCalls).toEqual([
+      { taskArn: running.taskArn, reason: 'manual:from a service that may not stop tasks' },
+    ]);
+  });
+});

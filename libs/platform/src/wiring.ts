@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { Lifecycle, type CoreDeps, type CoreLogger } from '@berth/core';
-import { formatDuration, systemClock, type BerthConfig } from '@berth/domain';
+import { formatDuration, systemClock, type BerthConfig, type Runtime } from '@berth/domain';
 import { DynamoStateStore, ensureTables } from '@berth/dynamodb';
 import { EcsRuntime, createEcsClient } from '@berth/ecs';
 import {
@@ -25,6 +25,20 @@ export interface Wiring {
     sns: ReturnType<typeof createSnsClient>;
   };
   close(): void;
+}
+
+/** A runtime whose stopTask only logs: the reaper carries the recorded stop out. */
+function recordOnlyStops(runtime: Runtime, log: CoreLogger): Runtime {
+  return {
+    workspacePathFor: (key) => runtime.workspacePathFor(key),
+    startTask: (spec) => runtime.startTask(spec),
+    describeTask: (taskArn) => runtime.describeTask(taskArn),
+    listTasks: () => runtime.listTasks(),
+    stopTask: (taskArn, reason) => {
+      log.info({ taskArn, reason }, 'stop recorded; the reaper stops the task');
+      return Promise.resolve();
+    },
+  };
 }
 
 /** Where local workspaces live; an absolute path so every process agrees on it. */
@@ -66,7 +80,16 @@ export function createRuntime(config: BerthConfig): EcsRuntime {
  */
 export async function wire(
   config: BerthConfig,
-  options: { log: CoreLogger; metrics?: ServiceMetrics; bootstrap?: boolean },
+  options: {
+    log: CoreLogger;
+    metrics?: ServiceMetrics;
+    bootstrap?: boolean;
+    /**
+     * False for services whose role may not stop tasks (the session service): their stops
+     * are recorded in the store and carried out by the reaper's next tick.
+     */
+    mayStopTasks?: boolean;
+  },
 ): Promise<Wiring> {
   const dynamodb = new DynamoDBClient({});
   const sqs = createSqsClient();
@@ -74,11 +97,14 @@ export async function wire(
   const names = { containerTable: config.containerTable, sessionTable: config.sessionTable };
   const bootstrap = options.bootstrap ?? config.runtime === 'local';
   if (bootstrap) await ensureTables(dynamodb, names);
-  const messaging = bootstrap ? await ensureMessaging({ sqs, sns }) : await resolveMessaging({ sqs, sns });
+  const knownTopicArn = process.env.BERTH_LIFECYCLE_TOPIC_ARN;
+  const messaging = bootstrap
+    ? await ensureMessaging({ sqs, sns })
+    : await resolveMessaging({ sqs, sns, ...(knownTopicArn ? { topicArn: knownTopicArn } : {}) });
 
   const deps: CoreDeps = {
     store: new DynamoStateStore({ client: dynamodb, ...names }),
-    runtime: createRuntime(config),
+    runtime: options.mayStopTasks === false ? recordOnlyStops(createRuntime(config), options.log) : createRuntime(config),
     queues: new SqsContainerQueues({ sqs }),
     publisher: new SnsEventPublisher({ sns, topicArn: messaging.topicArn }),
     clock: systemClock,

@@ -87,7 +87,11 @@ async function ensureQueueWithDeadLetters(
 export async function resolveMessaging({
   sqs,
   sns,
-}: MessagingClients): Promise<MessagingResources> {
+  topicArn: knownTopicArn,
+}: MessagingClients & {
+  /** The topic's ARN when known (BERTH_LIFECYCLE_TOPIC_ARN on AWS): no ListTopics, which IAM allows only on `*`. */
+  topicArn?: string;
+}): Promise<MessagingResources> {
   const missing: string[] = [];
   const urlOf = async (name: string): Promise<string> => {
     try {
@@ -105,7 +109,7 @@ export async function resolveMessaging({
       urlOf(QUEUE_NAMES.lifecycleCommandsDlq),
       urlOf(QUEUE_NAMES.taskEvents),
       urlOf(QUEUE_NAMES.taskEventsDlq),
-      findTopic(sns, TOPIC_NAME),
+      knownTopicArn ?? findTopic(sns, TOPIC_NAME),
     ]);
   if (topicArn === undefined) missing.push(`topic ${TOPIC_NAME}`);
   if (missing.length > 0 || topicArn === undefined) {
