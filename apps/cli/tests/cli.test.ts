@@ -185,7 +185,7 @@ describe('sessions', () => {
     });
   });
 
-  it('refuses to send an invalid payload, naming the field, with exit code 2', async () => {
+  it('refuses an invalid payload or argument, naming the field, with exit code 2', async () => {
     // Act
     const [badField, extraField, notJson] = await Promise.all([
       berth(
@@ -196,6 +196,7 @@ describe('sessions', () => {
       berth('send', 'session.release', '{"sessionId":"x","force":true}'),
       berth('send', 'session.touch', '{sessionId'),
     ]);
+    const badArgument = await berth('discover', 'Acme', 'web', 'ann');
 
     // Assess
     expect(badField.code).toBe(2);
@@ -204,6 +205,8 @@ describe('sessions', () => {
     expect(extraField.stderr).toContain('payload.force');
     expect(notJson.code).toBe(2);
     expect(notJson.stderr).toContain('not valid JSON');
+    expect(badArgument.code).toBe(2);
+    expect(badArgument.stderr).toContain('clientId');
   });
 });
 
