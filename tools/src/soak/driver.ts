@@ -154,6 +154,8 @@ interface SessionModel {
   threadId: string;
   state: SessionState;
   inputQueueUrl: string | undefined;
+  /** The soak asked for its release (it may not have happened yet). */
+  releaseSent: boolean;
 }
 
 interface Poller {
@@ -607,8 +609,10 @@ export class SoakRun {
   async #act(user: User): Promise<void> {
     const random = user.random;
     const mine = [...this.#sessions.values()].filter((s) => s.user === user);
-    const open = mine.filter((s) => s.state === 'active' || s.state === 'pending');
-    const active = mine.filter((s) => s.state === 'active');
+    const open = mine.filter(
+      (s) => (s.state === 'active' || s.state === 'pending') && !s.releaseSent,
+    );
+    const active = mine.filter((s) => s.state === 'active' && !s.releaseSent);
     const reachable = active.filter((s) => s.inputQueueUrl !== undefined);
     const action = random.weighted({
       assign: open.length >= 6 ? 3 : 24,
@@ -636,23 +640,12 @@ export class SoakRun {
         );
         // Now and then the release goes out right behind its assign, so that SQS may deliver
         // them in either order.
-        if (random.chance(0.08)) {
-          await this.#sendCommand(
-            'session.release',
-            { sessionId: session.sessionId },
-            { sessionId: session.sessionId },
-          );
-        }
+        if (random.chance(0.08)) await this.#release(session);
         return;
       }
       case 'release': {
         const session = random.pick(open);
-        if (session)
-          await this.#sendCommand(
-            'session.release',
-            { sessionId: session.sessionId },
-            { sessionId: session.sessionId },
-          );
+        if (session) await this.#release(session);
         return;
       }
       case 'touch': {
@@ -739,6 +732,7 @@ export class SoakRun {
       threadId,
       state: 'pending',
       inputQueueUrl: undefined,
+      releaseSent: false,
     };
     this.#sessions.set(sessionId, session);
     this.#containerIds.add(session.containerId);
@@ -761,6 +755,15 @@ export class SoakRun {
     const sentAt = Date.now();
     await this.#sender.send(body);
     this.#record({ commandId, type, sentAt, copies: 1, body, ...about });
+  }
+
+  async #release(session: SessionModel): Promise<void> {
+    session.releaseSent = true;
+    await this.#sendCommand(
+      'session.release',
+      { sessionId: session.sessionId },
+      { sessionId: session.sessionId },
+    );
   }
 
   async #message(session: SessionModel): Promise<void> {
@@ -925,12 +928,7 @@ export class SoakRun {
 
     this.#say('soak: releasing every session');
     for (const session of this.#sessions.values()) {
-      if (session.state === 'ended') continue;
-      await this.#sendCommand(
-        'session.release',
-        { sessionId: session.sessionId },
-        { sessionId: session.sessionId },
-      );
+      if (session.state !== 'ended') await this.#release(session);
     }
     await this.#waitDrained('the final releases');
 
