@@ -10,7 +10,7 @@ import {
   type ContainerJson,
   type SessionRecord,
 } from '@berth/domain';
-import { startStack, type RunningStack } from '../src/stack/harness.ts';
+import type { RunningStack } from '../src/stack/harness.ts';
 import {
   agentPidOf,
   bareRepoOf,
@@ -19,8 +19,10 @@ import {
   fileOnBranch,
   http,
   isProcessAlive,
+  queueDepth,
   receiveAnswer,
   sendToContainer,
+  startStackRetrying,
   type StackClients,
 } from './stack-helpers.ts';
 
@@ -59,10 +61,16 @@ async function assignSession(
     throw new Error(`session ${sessionId} has no worktree or queues: ${JSON.stringify(session)}`);
   }
   const { worktreePath, inputQueueUrl, outputQueueUrl } = session;
+  // The session service asks the agent to open the thread before it announces the session;
+  // once that message is gone from the input queue, `git worktree add` has finished (its
+  // `.git` file alone appears before the checkout is complete).
   await eventually(
     `the worktree ${worktreePath}`,
-    () => Promise.resolve(existsSync(join(worktreePath, '.git')) ? true : undefined),
-    60_000,
+    async () =>
+      existsSync(join(worktreePath, '.git')) && (await queueDepth(clients.sqs, inputQueueUrl)) === 0
+        ? true
+        : undefined,
+    90_000,
   );
   return { ...session, worktreePath, inputQueueUrl, outputQueueUrl };
 }
@@ -115,7 +123,7 @@ describe('idle shutdown on the local stack (default workload)', () => {
   let clients: StackClients;
 
   beforeAll(async () => {
-    stack = await startStack(STACK_ENV);
+    stack = await startStackRetrying(STACK_ENV);
     clients = await connect(stack);
   }, 180_000);
 
@@ -332,7 +340,7 @@ describe('idle shutdown on the local stack (a slow workload)', () => {
   let clients: StackClients;
 
   beforeAll(async () => {
-    stack = await startStack({ ...STACK_ENV, BERTH_WORKLOAD_COMMAND: 'sleep 8; cat' });
+    stack = await startStackRetrying({ ...STACK_ENV, BERTH_WORKLOAD_COMMAND: 'sleep 15; cat' });
     clients = await connect(stack);
   }, 180_000);
 
@@ -348,7 +356,7 @@ describe('idle shutdown on the local stack (a slow workload)', () => {
     const session = await assignSession(clients, key, 'sue-s1', 'long');
     await clients.events.waitFor({ type: 'container.running', containerId }, 60_000);
 
-    // Act: a message that takes 8 s, and the session leaves while it runs
+    // Act: a message that takes 15 s, and the session leaves while it runs
     await sendToContainer(clients.sqs, session.inputQueueUrl, {
       sessionId: session.sessionId,
       threadId: 'long',
@@ -378,6 +386,7 @@ describe('idle shutdown on the local stack (a slow workload)', () => {
       'GET',
       `/v1/containers/${containerId}`,
     );
+    const checkedAt = Date.now();
     expect(busy.body.container).toMatchObject({
       status: 'running',
       sessionCount: 0,
@@ -396,13 +405,14 @@ describe('idle shutdown on the local stack (a slow workload)', () => {
       60_000,
     );
     expect(answer).toMatchObject({ text: 'take your time', exitCode: 0 });
+    // The look above was taken while the message was still being handled.
+    expect(answer.sentAt).toBeGreaterThan(checkedAt);
     const terminating = await clients.events.waitFor(
       { type: 'container.terminating', containerId },
       30_000,
     );
     expect(containerOf(terminating).stopReason).toBe('idle');
     expect(Date.parse(terminating.occurredAt) - releasedAt).toBeGreaterThan(IDLE_TIMEOUT_MS);
-    expect(answer.sentAt).toEqual(expect.any(Number));
     expect(Date.parse(terminating.occurredAt)).toBeGreaterThanOrEqual(
       answer.sentAt ?? Number.POSITIVE_INFINITY,
     );

@@ -17,7 +17,7 @@ import {
 import { RunTaskCommand } from '@aws-sdk/client-ecs';
 import { createEcsClient } from '@berth/ecs';
 import { SqsContainerQueues, TaskEventSender } from '@berth/messaging';
-import { startStack, type RunningStack } from '../src/stack/harness.ts';
+import type { RunningStack } from '../src/stack/harness.ts';
 import {
   agentPidOf,
   connect,
@@ -26,6 +26,7 @@ import {
   isProcessAlive,
   queueDepth,
   runtimeOf,
+  startStackRetrying,
   type StackClients,
 } from './stack-helpers.ts';
 
@@ -46,7 +47,7 @@ let clients: StackClients;
 
 beforeAll(async () => {
   // Idle stops are out of the way; reconciliation runs every 5 s.
-  stack = await startStack({
+  stack = await startStackRetrying({
     BERTH_IDLE_TIMEOUT: '10m',
     BERTH_SWEEP_INTERVAL: '5s',
     BERTH_REAPER_TICK: '500ms',

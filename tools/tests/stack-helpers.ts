@@ -21,7 +21,7 @@ import {
   type MessagingResources,
 } from '@berth/messaging';
 import { mintToken } from '@berth/platform';
-import type { RunningStack } from '../src/stack/harness.ts';
+import { startStack, type RunningStack } from '../src/stack/harness.ts';
 
 export interface HttpAnswer<T = Record<string, unknown>> {
   status: number;
@@ -231,4 +231,18 @@ export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<numb
     }),
   );
   return Number(Attributes.ApproximateNumberOfMessages ?? 0) + Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
+}
+
+/**
+ * `startStack`, tried a second time when the first start fails: on a shared 2-core machine a
+ * free port can be taken between its discovery and its use, or an engine can miss its start
+ * deadline. The first failure is printed, so a stack that never starts still shows why.
+ */
+export async function startStackRetrying(overrides: Record<string, string>): Promise<RunningStack> {
+  try {
+    return await startStack(overrides);
+  } catch (error) {
+    console.error(`the stack did not start; trying once more: ${error instanceof Error ? error.message : String(error)}`);
+    return startStack(overrides);
+  }
 }
