@@ -27,7 +27,7 @@ import type { Registry } from 'prom-client';
 import { Counter, Histogram } from 'prom-client';
 import { assertMayAct, principalFromClaims, scopeListFilter, type Principal } from './auth.ts';
 import { ContainerCache } from './cache.ts';
-import { errorBody, handleError } from './errors.ts';
+import { errorBody, handleClientError, handleError, handleFrameworkError } from './errors.ts';
 
 export interface DiscoveryOptions {
   lifecycle: Lifecycle;
@@ -82,6 +82,11 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
     bodyLimit: 16 * 1024,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     return503OnClosing: true,
+    // The longest valid path parameter is a containerId of 191 characters; the default of 100
+    // would answer valid long ids with "no route". Longer ones are refused as invalid.
+    routerOptions: { maxParamLength: 256 },
+    frameworkErrors: handleFrameworkError,
+    clientErrorHandler: handleClientError,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // JSON only: any other content type is refused with 415 instead of reaching validation.

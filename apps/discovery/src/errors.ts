@@ -1,5 +1,7 @@
 import { BerthError, ERROR_STATUS, fieldOf, type ErrorCode } from '@berth/domain';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 interface ErrorBody {
   error: { code: ErrorCode; message: string; field?: string };
@@ -81,4 +83,46 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
   }
   request.log.error({ err: error }, 'request failed');
   void reply.code(ERROR_STATUS.unavailable).send(errorBody('unavailable', 'the service could not complete the request; try again'));
+}
+
+/** The path parameter a URL carries, judged from its shape alone: the router could not match it. */
+function pathParameterOf(url: string): string | undefined {
+  const path = url.split('?')[0] ?? '';
+  if (path.startsWith('/v1/sessions/')) return 'sessionId';
+  if (path.startsWith('/v1/containers/')) return 'containerId';
+  return undefined;
+}
+
+/**
+ * Errors the router raises before any route is chosen, so `handleError` never sees them: a
+ * path that is not valid percent-encoding (`%E0%A4%A`) and a path parameter longer than any
+ * valid id. They too leave in the contract's shape, naming the parameter.
+ */
+export function handleFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const field = pathParameterOf(request.url);
+  const message =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? `${field ?? 'a path parameter'} is too long`
+      : `${field ?? 'the path'} is not a valid URL component`;
+  void reply.code(400).send(errorBody('invalid_argument', message, field));
+}
+
+const CLIENT_ERROR_STATUS: Record<string, number> = { ERR_HTTP_REQUEST_TIMEOUT: 408, HPE_HEADER_OVERFLOW: 431 };
+
+/**
+ * A request Node's HTTP parser refuses (malformed request line, headers too large, too slow)
+ * never reaches Fastify's handlers; answer it in the contract's shape too, then close.
+ */
+export function handleClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const status = CLIENT_ERROR_STATUS[error.code ?? ''] ?? 400;
+  const message =
+    status === 431 ? 'request headers are too large' : status === 408 ? 'the request took too long to arrive' : 'malformed HTTP request';
+  const body = JSON.stringify(errorBody('invalid_argument', message));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }
