@@ -300,6 +300,11 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
         ),
         response: { 202: Type.Object({ container: Type.Ref('Container') }), ...errors(400, 401, 403, 404) },
       },
+      // `{reason?}`: a stop with no body at all is a stop without a reason, not a bad body.
+      preValidation: (request, _reply, done) => {
+        if (request.body === undefined) request.body = {};
+        done();
+      },
     },
     async (request, reply) => {
       const key = parseContainerId(request.params.containerId);
