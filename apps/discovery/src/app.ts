@@ -25,7 +25,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import type { Registry } from 'prom-client';
 import { Counter, Histogram } from 'prom-client';
-import { assertMayAct, principalFromClaims, scopeListFilter, type Principal } from './auth.ts';
+import { assertMayAct, mayAct, principalFromClaims, scopeListFilter, type Principal } from './auth.ts';
 import { ContainerCache } from './cache.ts';
 import { errorBody, handleClientError, handleError, handleFrameworkError } from './errors.ts';
 
@@ -346,12 +346,12 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
     async (request) => {
       const session = await store.getSession(request.params.sessionId);
       const owner = session?.containerId ? parseContainerId(session.containerId) : undefined;
-      if (owner) assertMayAct(request.principal, owner);
-      else if (request.principal.role !== 'admin' && session) {
-        // A tombstone (released before it was assigned) has no owner to check: admins only.
+      // Another's session answers as if it did not exist: sessionIds are chosen by clients and
+      // often guessable (thread ids), and a 403 would tell that one is in use. A tombstone
+      // (released before it was assigned) has no owner to check: admins only.
+      if (!session || !mayAct(request.principal, owner)) {
         throw new NotFoundError(`session ${request.params.sessionId} does not exist`);
       }
-      if (!session) throw new NotFoundError(`session ${request.params.sessionId} does not exist`);
       return { session: toSessionJson(session) };
     },
   );

@@ -41,6 +41,13 @@ export function assertMayAct(principal: Principal, key: Pick<ContainerKey, 'clie
   }
 }
 
+/** `assertMayAct` as a question; a key that is absent (a session never assigned) is admins' only. */
+export function mayAct(principal: Principal, key: (Pick<ContainerKey, 'clientId'> & { userId?: string }) | undefined): boolean {
+  if (principal.role === 'admin') return true;
+  if (!key || key.clientId !== principal.clientId) return false;
+  return principal.role !== 'user' || key.userId === principal.userId;
+}
+
 /** Narrows a list query to what the caller may see, refusing explicit filters beyond it. */
 export function scopeListFilter<T extends { clientId?: string; userId?: string }>(principal: Principal, filter: T): T {
   if (principal.role === 'admin') return filter;
