@@ -128,8 +128,11 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
       hook: 'preHandler',
       max: options.rateLimitPerMinute,
       timeWindow: 60_000,
+      // JSON, not `client/user`: claims are free text, and `a/b`+`c` must not share `a`+`b/c`'s budget.
       keyGenerator: (request) =>
-        request.principal ? `${request.principal.clientId}/${request.principal.userId}` : `ip/${request.ip}`,
+        request.principal
+          ? JSON.stringify([request.principal.clientId, request.principal.userId])
+          : JSON.stringify(['ip', request.ip]),
       allowList: (request) => PUBLIC_ROUTES.has(request.routeOptions.url ?? ''),
       errorResponseBuilder: (_request, context) => ({
         statusCode: 429,
