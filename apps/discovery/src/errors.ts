@@ -49,7 +49,13 @@ function describeValidation(error: FastifyError): { message: string; field?: str
  */
 export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
   if (error instanceof BerthError) {
-    if (error.code === 'unavailable') request.log.warn({ err: error }, 'dependency unavailable');
+    if (error.retryable) {
+      // The message of a store or runtime failure names tables, queues and the engine's own
+      // words: for the log, not for the caller.
+      request.log.warn({ err: error }, 'dependency unavailable');
+      void reply.code(error.status).send(errorBody(error.code, 'the service could not complete the request; try again'));
+      return;
+    }
     void reply.code(error.status).send(errorBody(error.code, error.message, error.field));
     return;
   }
