@@ -4,9 +4,20 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
-import { dirname } from 'node:path';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { startStack, type RunningStack } from '../stack/harness.ts';
 
 /**
  * The most BERTH_RATE_LIMIT allows (requests per minute per client and user): benchmark load
@@ -314,5 +325,77 @@ export function processCpuSeconds(pid: number | undefined): number | undefined {
     return (user + system) / CLOCK_TICKS_PER_SECOND;
   } catch {
     return undefined;
+  }
+}
+
+/** Processes whose command line or environment names `dataDir` (unique per benchmark stack). */
+function processesUsing(dataDir: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+      if (cmdline.includes(dataDir) || environ.includes(dataDir)) pids.push(pid);
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return pids;
+}
+
+/**
+ * Ends whatever is left of a benchmark's stack: the stack's start can time out on a loaded
+ * machine without stopping what it started, and a stopped stack has been seen to leave an
+ * engine behind. Only processes naming this stack's own data directory are signalled.
+ */
+async function endLeftovers(dataDir: string): Promise<void> {
+  if (!existsProc()) return;
+  const signal = (pids: number[], name: NodeJS.Signals) => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, name);
+      } catch {
+        // Already gone.
+      }
+    }
+  };
+  signal(processesUsing(dataDir), 'SIGTERM');
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline && processesUsing(dataDir).length > 0) await delay(250);
+  signal(processesUsing(dataDir), 'SIGKILL');
+}
+
+function existsProc(): boolean {
+  try {
+    readdirSync('/proc/self');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The local stack on free ports and a data directory of its own, with a start timeout for
+ * a loaded machine; if it does not come up, nothing it started is left running.
+ */
+export async function startBenchStack(overrides: Record<string, string>): Promise<RunningStack> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'berth-bench-'));
+  try {
+    return await startStack({ ...overrides, BERTH_DATA_DIR: dataDir }, 300_000);
+  } catch (error) {
+    await endLeftovers(dataDir);
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+export async function stopBenchStack(stack: RunningStack): Promise<void> {
+  try {
+    await stack.stop();
+  } finally {
+    await endLeftovers(stack.dataDir);
+    rmSync(stack.dataDir, { recursive: true, force: true });
   }
 }

@@ -14,10 +14,10 @@ import { EcsRuntime, createEcsClient } from '@berth/ecs';
 import { SqsContainerQueues, createSqsClient } from '@berth/messaging';
 import { mintToken } from '@berth/platform';
 import { freePort } from '@berth/testing';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startStack, type RunningStack } from '../stack/harness.ts';
+import type { RunningStack } from '../stack/harness.ts';
 import {
   closedLoop,
   fmt,
@@ -29,6 +29,8 @@ import {
   round,
   runMain,
   say,
+  startBenchStack,
+  stopBenchStack,
   startChildServer,
   textTable,
   useStackAws,
@@ -240,7 +242,7 @@ export async function runDiscoveryBenchmark(
   progress('discovery benchmark: starting the local stack');
   // One user makes every request here, so the per-(client, user) rate limit is set out of
   // reach: the limiter still runs on every request, it just never refuses one.
-  const stack = await startStack({
+  const stack = await startBenchStack({
     BERTH_IDLE_TIMEOUT: '1h',
     BERTH_LOG_LEVEL: 'warn',
     BERTH_RATE_LIMIT: UNREACHABLE_RATE_LIMIT,
@@ -479,8 +481,7 @@ export async function runDiscoveryBenchmark(
     };
   } finally {
     await Promise.all(servers.map((server) => server.stop()));
-    await stack.stop();
-    rmSync(stack.dataDir, { recursive: true, force: true });
+    await stopBenchStack(stack);
   }
 }
 

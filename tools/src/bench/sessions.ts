@@ -12,7 +12,6 @@
  *   (how fast the service drains a backlog).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
@@ -29,7 +28,7 @@ import {
   createSqsClient,
   resolveMessaging,
 } from '@berth/messaging';
-import { startStack, type RunningStack } from '../stack/harness.ts';
+import type { RunningStack } from '../stack/harness.ts';
 import {
   fmt,
   fmtRatio,
@@ -39,6 +38,8 @@ import {
   round,
   runMain,
   say,
+  startBenchStack,
+  stopBenchStack,
   summarize,
   textTable,
   useStackAws,
@@ -391,7 +392,7 @@ export async function runSessionsBenchmark(
   const sessionServiceConcurrency = 8;
 
   progress('sessions benchmark: starting the local stack');
-  const stack = await startStack({
+  const stack = await startBenchStack({
     BERTH_IDLE_TIMEOUT: '1h',
     BERTH_SESSION_TTL: '1h',
     BERTH_MAX_SESSIONS: '100',
@@ -561,8 +562,7 @@ export async function runSessionsBenchmark(
   } finally {
     sqs.destroy();
     sns.destroy();
-    await stack.stop();
-    rmSync(stack.dataDir, { recursive: true, force: true });
+    await stopBenchStack(stack);
   }
 }
 
