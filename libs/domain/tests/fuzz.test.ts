@@ -10,9 +10,11 @@
 import fc from 'fast-check';
 import { COMMAND_TYPES, parseCommand, type ParsedCommand } from '../src/index.ts';
 
-const seed = process.env.BERTH_FUZZ_SEED === undefined ? undefined : Number(process.env.BERTH_FUZZ_SEED);
+const seed =
+  process.env.BERTH_FUZZ_SEED === undefined ? undefined : Number(process.env.BERTH_FUZZ_SEED);
 const runs = (numRuns: number): fc.Parameters<unknown> => ({
-  numRuns: process.env.BERTH_FUZZ_RUNS === undefined ? numRuns : Number(process.env.BERTH_FUZZ_RUNS),
+  numRuns:
+    process.env.BERTH_FUZZ_RUNS === undefined ? numRuns : Number(process.env.BERTH_FUZZ_RUNS),
   ...(seed === undefined ? {} : { seed }),
 });
 
@@ -22,16 +24,53 @@ const ID_PART = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const OPAQUE = /^[A-Za-z0-9._:-]{1,128}$/;
 const isIdPart = (v: unknown) => typeof v === 'string' && ID_PART.test(v);
 const isOpaque = (v: unknown) => typeof v === 'string' && OPAQUE.test(v);
-const isContainerId = (v: unknown) => typeof v === 'string' && v.split('.').length === 3 && v.split('.').every((p) => ID_PART.test(p));
+const isContainerId = (v: unknown) =>
+  typeof v === 'string' && v.split('.').length === 3 && v.split('.').every((p) => ID_PART.test(p));
 // Lengths count code points, as JSON Schema does.
-const isReason = (v: unknown) => typeof v === 'string' && [...v].length >= 1 && [...v].length <= 200;
+const isReason = (v: unknown) =>
+  typeof v === 'string' && [...v].length >= 1 && [...v].length <= 200;
 
 /** Names an attacker or a careless client would try: path escapes, prototype keys, huge and odd strings. */
 const HOSTILE_STRINGS = [
-  '', ' ', '.', '..', '../', '../../etc/passwd', 'a/b', 'a\\b', '%2e%2e', '%2F', 'a%2Fb', '\u0000', 'a\u0000b',
-  'A', 'a.b', 'a..b.c', '-a', 'a-', 'a_b', 'ä', '😀', '\u202e', '\n', 'a'.repeat(64), 'x'.repeat(129),
-  'y'.repeat(201), 'z'.repeat(100_000), '__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty',
-  'valueOf', 'null', 'undefined', '{}', '[]', 'session.assign ', 'Session.Assign',
+  '',
+  ' ',
+  '.',
+  '..',
+  '../',
+  '../../etc/passwd',
+  'a/b',
+  'a\\b',
+  '%2e%2e',
+  '%2F',
+  'a%2Fb',
+  '\u0000',
+  'a\u0000b',
+  'A',
+  'a.b',
+  'a..b.c',
+  '-a',
+  'a-',
+  'a_b',
+  'ä',
+  '😀',
+  '\u202e',
+  '\n',
+  'a'.repeat(64),
+  'x'.repeat(129),
+  'y'.repeat(201),
+  'z'.repeat(100_000),
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'hasOwnProperty',
+  'valueOf',
+  'null',
+  'undefined',
+  '{}',
+  '[]',
+  'session.assign ',
+  'Session.Assign',
 ] as const;
 
 const hostileString = fc.oneof(
@@ -54,7 +93,8 @@ const opaqueId = fc.stringMatching(/^[A-Za-z0-9._:-]{1,128}$/);
 const containerId = fc.tuple(idPart, idPart, idPart).map((parts) => parts.join('.'));
 const reason = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 });
 
-type Plan = { kind: 'valid'; value: unknown } | { kind: 'missing' } | { kind: 'bad'; value: unknown };
+type Plan =
+  { kind: 'valid'; value: unknown } | { kind: 'missing' } | { kind: 'bad'; value: unknown };
 
 interface FieldSpec {
   valid: fc.Arbitrary<unknown>;
@@ -97,13 +137,18 @@ const extraKeys = (known: readonly string[]) =>
   fc.oneof(
     { arbitrary: fc.constant<[string, unknown][]>([]), weight: 6 },
     {
-      arbitrary: fc.array(
-        fc.tuple(
-          fc.oneof(fc.constantFrom('__proto__', 'constructor', 'prototype', 'extra', 'field'), fc.string({ minLength: 1, maxLength: 20 })),
-          fc.jsonValue({ maxDepth: 2 }),
-        ),
-        { minLength: 1, maxLength: 3 },
-      ).map((pairs) => pairs.filter(([key]) => !known.includes(key))),
+      arbitrary: fc
+        .array(
+          fc.tuple(
+            fc.oneof(
+              fc.constantFrom('__proto__', 'constructor', 'prototype', 'extra', 'field'),
+              fc.string({ minLength: 1, maxLength: 20 }),
+            ),
+            fc.jsonValue({ maxDepth: 2 }),
+          ),
+          { minLength: 1, maxLength: 3 },
+        )
+        .map((pairs) => pairs.filter(([key]) => !known.includes(key))),
       weight: 1,
     },
   );
@@ -115,9 +160,16 @@ interface Generated {
 }
 
 /** Builds an object whose keys are all own properties, `__proto__` included. */
-const objectOf = (entries: [string, unknown][]) => Object.fromEntries(entries) as Record<string, unknown>;
+const objectOf = (entries: [string, unknown][]) =>
+  Object.fromEntries(entries) as Record<string, unknown>;
 
-function apply(entries: [string, unknown][], bad: Set<string>, name: string, field: Plan, optional: boolean): void {
+function apply(
+  entries: [string, unknown][],
+  bad: Set<string>,
+  name: string,
+  field: Plan,
+  optional: boolean,
+): void {
   if (field.kind === 'valid' || field.kind === 'bad') entries.push([name, field.value]);
   if (field.kind === 'bad' || (field.kind === 'missing' && !optional)) bad.add(name);
 }
@@ -132,7 +184,9 @@ const payloadOf = (type: (typeof COMMAND_TYPES)[number]) => {
         .map(([plans, extras]) => {
           const entries: [string, unknown][] = [];
           const bad = new Set<string>();
-          names.forEach((name, i) => apply(entries, bad, name, plans[i] as Plan, specs[name]?.optional === true));
+          names.forEach((name, i) =>
+            apply(entries, bad, name, plans[i] as Plan, specs[name]?.optional === true),
+          );
           for (const [key, value] of extras) {
             entries.push([key, value]);
             bad.add(key);
@@ -143,7 +197,9 @@ const payloadOf = (type: (typeof COMMAND_TYPES)[number]) => {
     },
     { arbitrary: fc.constant({ kind: 'missing' as const }), weight: 1 },
     {
-      arbitrary: wrongType.filter((v) => typeof v !== 'object' || v === null || Array.isArray(v)).map((value) => ({ kind: 'bad' as const, value })),
+      arbitrary: wrongType
+        .filter((v) => typeof v !== 'object' || v === null || Array.isArray(v))
+        .map((value) => ({ kind: 'bad' as const, value })),
       weight: 1,
     },
   );
@@ -196,7 +252,9 @@ function parseSafely(body: string): ParsedCommand {
   }
 }
 
-function expectWellFormedRejection(parsed: ParsedCommand): asserts parsed is Extract<ParsedCommand, { ok: false }> {
+function expectWellFormedRejection(
+  parsed: ParsedCommand,
+): asserts parsed is Extract<ParsedCommand, { ok: false }> {
   expect(parsed.ok).toBe(false);
   if (parsed.ok) return;
   expect(typeof parsed.rejection.reason).toBe('string');
@@ -224,26 +282,33 @@ describe('parseCommand under generated commands', () => {
 
   it('round-trips every valid command through JSON', () => {
     fc.assert(
-      fc.property(command.filter(({ bad }) => bad.size === 0), ({ body }) => {
-        const parsed = parseSafely(body);
-        expect(parsed.ok).toBe(true);
-        if (!parsed.ok) return;
-        expect(parseSafely(JSON.stringify(parsed.command))).toEqual(parsed);
-      }),
+      fc.property(
+        command.filter(({ bad }) => bad.size === 0),
+        ({ body }) => {
+          const parsed = parseSafely(body);
+          expect(parsed.ok).toBe(true);
+          if (!parsed.ok) return;
+          expect(parseSafely(JSON.stringify(parsed.command))).toEqual(parsed);
+        },
+      ),
       runs(200),
     );
   });
 
   it('keeps the commandId and type of a rejected command when they are usable, for correlation', () => {
     fc.assert(
-      fc.property(command.filter(({ bad }) => bad.size > 0), ({ body }) => {
-        const parsed = parseSafely(body);
-        expectWellFormedRejection(parsed);
-        const sent = JSON.parse(body) as Record<string, unknown>;
-        if (isOpaque(sent.commandId)) expect(parsed.rejection.commandId).toBe(sent.commandId);
-        else expect(parsed.rejection.commandId).toBeUndefined();
-        if (typeof sent.type === 'string' && sent.type !== '') expect(parsed.rejection.type).toBe(sent.type.slice(0, 64));
-      }),
+      fc.property(
+        command.filter(({ bad }) => bad.size > 0),
+        ({ body }) => {
+          const parsed = parseSafely(body);
+          expectWellFormedRejection(parsed);
+          const sent = JSON.parse(body) as Record<string, unknown>;
+          if (isOpaque(sent.commandId)) expect(parsed.rejection.commandId).toBe(sent.commandId);
+          else expect(parsed.rejection.commandId).toBeUndefined();
+          if (typeof sent.type === 'string' && sent.type !== '')
+            expect(parsed.rejection.type).toBe(sent.type.slice(0, 64));
+        },
+      ),
       runs(200),
     );
   });
@@ -252,10 +317,17 @@ describe('parseCommand under generated commands', () => {
 describe('parseCommand under arbitrary text', () => {
   it('never throws on any string, and rejects what is not a command with a reason', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({ unit: 'binary', maxLength: 500 }), fc.json({ maxDepth: 4 }), hostileString), (body) => {
-        const parsed = parseSafely(body);
-        if (!parsed.ok) expectWellFormedRejection(parsed);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ unit: 'binary', maxLength: 500 }),
+          fc.json({ maxDepth: 4 }),
+          hostileString,
+        ),
+        (body) => {
+          const parsed = parseSafely(body);
+          if (!parsed.ok) expectWellFormedRejection(parsed);
+        },
+      ),
       runs(300),
     );
   });
@@ -268,7 +340,10 @@ describe('parseCommand under arbitrary text', () => {
         fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
         ({ body }, at, replacement) => {
           const index = at % body.length;
-          for (const mangled of [body.slice(0, index), body.slice(0, index) + replacement + body.slice(index + 1)]) {
+          for (const mangled of [
+            body.slice(0, index),
+            body.slice(0, index) + replacement + body.slice(index + 1),
+          ]) {
             const parsed = parseSafely(mangled);
             if (!parsed.ok) expectWellFormedRejection(parsed);
           }
@@ -281,24 +356,39 @@ describe('parseCommand under arbitrary text', () => {
   it.each(['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf'])(
     'rejects the type %s, a name every object inherits, naming the type',
     (type) => {
-      const parsed = parseSafely(JSON.stringify({ type, commandId: 'c-1', payload: { sessionId: 's' } }));
+      const parsed = parseSafely(
+        JSON.stringify({ type, commandId: 'c-1', payload: { sessionId: 's' } }),
+      );
       expectWellFormedRejection(parsed);
       expect(parsed.rejection).toMatchObject({ field: 'type', commandId: 'c-1' });
     },
   );
 
-  const deep = (open: string, close: string, depth: number, inner = '1') => open.repeat(depth) + inner + close.repeat(depth);
+  const deep = (open: string, close: string, depth: number, inner = '1') =>
+    open.repeat(depth) + inner + close.repeat(depth);
   it.each([
     ['a 10 000-level array as the body', deep('[', ']', 10_000), undefined],
     ['a 10 000-level object as the body', deep('{"a":', '}', 10_000), 'type'],
-    ['a 10 000-level payload', `{"type":"session.touch","commandId":"c","payload":${deep('[', ']', 10_000)}}`, 'payload'],
+    [
+      'a 10 000-level payload',
+      `{"type":"session.touch","commandId":"c","payload":${deep('[', ']', 10_000)}}`,
+      'payload',
+    ],
     [
       'a 10 000-level sessionId',
       `{"type":"session.touch","commandId":"c","payload":{"sessionId":${deep('{"a":', '}', 10_000)}}}`,
       'payload.sessionId',
     ],
-    ['a 10 000-level extra field', `{"type":"session.touch","commandId":"c","payload":{"sessionId":"s"},"x":${deep('[', ']', 10_000)}}`, 'x'],
-    ['a 10 000-level type', `{"type":${deep('[', ']', 10_000)},"commandId":"c","payload":{}}`, 'type'],
+    [
+      'a 10 000-level extra field',
+      `{"type":"session.touch","commandId":"c","payload":{"sessionId":"s"},"x":${deep('[', ']', 10_000)}}`,
+      'x',
+    ],
+    [
+      'a 10 000-level type',
+      `{"type":${deep('[', ']', 10_000)},"commandId":"c","payload":{}}`,
+      'type',
+    ],
   ])('rejects %s without exhausting the stack', (_label, body, field) => {
     const parsed = parseSafely(body);
     expectWellFormedRejection(parsed);
