@@ -13,9 +13,11 @@ import { makeCoreDeps, type FakeCoreDeps, type InMemoryStateStore } from '@berth
 import fc from 'fast-check';
 import { createCommandHandler } from '../src/handler.ts';
 
-const seed = process.env.BERTH_FUZZ_SEED === undefined ? undefined : Number(process.env.BERTH_FUZZ_SEED);
+const seed =
+  process.env.BERTH_FUZZ_SEED === undefined ? undefined : Number(process.env.BERTH_FUZZ_SEED);
 const runs = (numRuns: number): fc.Parameters<unknown> => ({
-  numRuns: process.env.BERTH_FUZZ_RUNS === undefined ? numRuns : Number(process.env.BERTH_FUZZ_RUNS),
+  numRuns:
+    process.env.BERTH_FUZZ_RUNS === undefined ? numRuns : Number(process.env.BERTH_FUZZ_RUNS),
   ...(seed === undefined ? {} : { seed }),
 });
 
@@ -27,7 +29,10 @@ const idPart = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/);
 const opaqueId = fc.stringMatching(/^[A-Za-z0-9._:-]{1,128}$/);
 
 /** Valid payload fields by command type; optional ones may be left out. */
-const FIELDS: Record<CommandType, Record<string, { valid: fc.Arbitrary<string>; optional?: boolean }>> = {
+const FIELDS: Record<
+  CommandType,
+  Record<string, { valid: fc.Arbitrary<string>; optional?: boolean }>
+> = {
   'session.assign': {
     sessionId: { valid: opaqueId },
     clientId: { valid: idPart },
@@ -46,8 +51,20 @@ const FIELDS: Record<CommandType, Record<string, { valid: fc.Arbitrary<string>; 
 /** Values no field of any command accepts: each is bad for whichever field it lands in. */
 const badValue = fc.oneof(
   fc.constantFrom(
-    '', '..', '../../etc', 'a/b', '%2F', '\u0000', 'A B', 'ä', '😀', 'x'.repeat(300), 'y'.repeat(100_000),
-    '__proto__/x', 'a b', '\n',
+    '',
+    '..',
+    '../../etc',
+    'a/b',
+    '%2F',
+    '\u0000',
+    'A B',
+    'ä',
+    '😀',
+    'x'.repeat(300),
+    'y'.repeat(100_000),
+    '__proto__/x',
+    'a b',
+    '\n',
   ),
   fc.integer(),
   fc.double(),
@@ -92,43 +109,83 @@ const VALID: Record<string, (value: unknown) => boolean> = {
   'payload.clientId': (v) => typeof v === 'string' && ID_PART.test(v),
   'payload.projectId': (v) => typeof v === 'string' && ID_PART.test(v),
   'payload.userId': (v) => typeof v === 'string' && ID_PART.test(v),
-  'payload.containerId': (v) => typeof v === 'string' && v.split('.').length === 3 && v.split('.').every((p) => ID_PART.test(p)),
+  'payload.containerId': (v) =>
+    typeof v === 'string' &&
+    v.split('.').length === 3 &&
+    v.split('.').every((p) => ID_PART.test(p)),
   'payload.reason': (v) => typeof v === 'string' && [...v].length >= 1 && [...v].length <= 200,
 };
 
 /** A valid command with exactly one field broken, and that field as a rejection names it. */
-const oneFieldBroken: fc.Arbitrary<{ body: string; field: string }> = validCommand.chain((command) => {
-  const payloadFields = Object.keys(FIELDS[command.type]);
-  const targets = ['type', 'commandId', 'payload', ...payloadFields.map((name) => `payload.${name}`), 'extra', 'payload.extra'];
-  const badFor = (target: string) =>
-    target === 'type'
-      ? // Names every object inherits, and near misses of the real types.
-        fc.oneof(fc.constantFrom('constructor', 'toString', '__proto__', 'hasOwnProperty', 'session.Assign', 'session.assign '), badValue)
-      : badValue;
-  const broken = fc.constantFrom(...targets).chain((target) =>
-    fc.tuple(fc.constant(target), fc.constantFrom('replace', 'remove'), badFor(target)),
-  );
-  return broken.map(([target, how, value]) => {
-    const body: Record<string, unknown> = { ...command, payload: { ...command.payload } };
-    const payload = body.payload as Record<string, unknown>;
-    const [head, tail] = target.split('.') as [string, string | undefined];
-    const container = tail === undefined ? body : payload;
-    const key = tail ?? head;
-    const optional = tail !== undefined && FIELDS[command.type][tail]?.optional === true;
-    const isExtra = key === 'extra';
-    if (how === 'remove' && !isExtra && !optional) delete container[key];
-    // An object in place of the payload is still "payload", only differently broken; a value
-    // that happens to be valid where it lands (".." is a fine sessionId) is made a number.
-    else if (target === 'payload') container[key] = typeof value === 'object' && value !== null && !Array.isArray(value) ? [value] : value;
-    else container[key] = VALID[target]?.(value) ? 12345 : value;
-    return { body: JSON.stringify(body), field: target };
-  });
-});
+const oneFieldBroken: fc.Arbitrary<{ body: string; field: string }> = validCommand.chain(
+  (command) => {
+    const payloadFields = Object.keys(FIELDS[command.type]);
+    const targets = [
+      'type',
+      'commandId',
+      'payload',
+      ...payloadFields.map((name) => `payload.${name}`),
+      'extra',
+      'payload.extra',
+    ];
+    const badFor = (target: string) =>
+      target === 'type'
+        ? // Names every object inherits, and near misses of the real types.
+          fc.oneof(
+            fc.constantFrom(
+              'constructor',
+              'toString',
+              '__proto__',
+              'hasOwnProperty',
+              'session.Assign',
+              'session.assign ',
+            ),
+            badValue,
+          )
+        : badValue;
+    const broken = fc
+      .constantFrom(...targets)
+      .chain((target) =>
+        fc.tuple(fc.constant(target), fc.constantFrom('replace', 'remove'), badFor(target)),
+      );
+    return broken.map(([target, how, value]) => {
+      const body: Record<string, unknown> = { ...command, payload: { ...command.payload } };
+      const payload = body.payload as Record<string, unknown>;
+      const [head, tail] = target.split('.') as [string, string | undefined];
+      const container = tail === undefined ? body : payload;
+      const key = tail ?? head;
+      const optional = tail !== undefined && FIELDS[command.type][tail]?.optional === true;
+      const isExtra = key === 'extra';
+      if (how === 'remove' && !isExtra && !optional) delete container[key];
+      // An object in place of the payload is still "payload", only differently broken; a value
+      // that happens to be valid where it lands (".." is a fine sessionId) is made a number.
+      else if (target === 'payload')
+        container[key] =
+          typeof value === 'object' && value !== null && !Array.isArray(value) ? [value] : value;
+      else container[key] = VALID[target]?.(value) ? 12345 : value;
+      return { body: JSON.stringify(body), field: target };
+    });
+  },
+);
 
 const notACommand = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 300 }),
-  fc.constantFrom('', ' ', '{', '{"type":', 'null', '[]', '"session.assign"', '42', 'true', '[' .repeat(10_000) + ']'.repeat(10_000)),
-  fc.jsonValue({ maxDepth: 3 }).filter((v) => typeof v !== 'object' || v === null || Array.isArray(v)).map((v) => JSON.stringify(v)),
+  fc.constantFrom(
+    '',
+    ' ',
+    '{',
+    '{"type":',
+    'null',
+    '[]',
+    '"session.assign"',
+    '42',
+    'true',
+    '['.repeat(10_000) + ']'.repeat(10_000),
+  ),
+  fc
+    .jsonValue({ maxDepth: 3 })
+    .filter((v) => typeof v !== 'object' || v === null || Array.isArray(v))
+    .map((v) => JSON.stringify(v)),
 );
 
 let deps: FakeCoreDeps<InMemoryStateStore>;
@@ -138,7 +195,12 @@ let messageNumber = 0;
 beforeEach(() => {
   deps = makeCoreDeps();
   const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-  handle = createCommandHandler({ lifecycle: new Lifecycle({ ...deps, log: quiet }), publisher: deps.publisher, clock: deps.clock, log: quiet });
+  handle = createCommandHandler({
+    lifecycle: new Lifecycle({ ...deps, log: quiet }),
+    publisher: deps.publisher,
+    clock: deps.clock,
+    log: quiet,
+  });
 });
 
 /** Hands one body to the handler as the consumer would and returns what it published. */
@@ -220,16 +282,30 @@ describe('the command handler under generated messages', () => {
   it('keeps working after any mix of bad and good messages: a later valid assign still gets its container', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.oneof(notACommand, oneFieldBroken.map(({ body }) => body)), { minLength: 1, maxLength: 10 }),
+        fc.array(
+          fc.oneof(
+            notACommand,
+            oneFieldBroken.map(({ body }) => body),
+          ),
+          { minLength: 1, maxLength: 10 },
+        ),
         async (bodies) => {
           for (const body of bodies) expect((await deliver(body)).outcome).toBe('done');
           const sessionId = `s-${messageNumber}`;
           const userId = `u-${messageNumber}`;
           const { outcome, events } = await deliver(
-            JSON.stringify({ type: 'session.assign', commandId: `c-${messageNumber}`, payload: { sessionId, clientId: 'acme', projectId: 'web', userId } }),
+            JSON.stringify({
+              type: 'session.assign',
+              commandId: `c-${messageNumber}`,
+              payload: { sessionId, clientId: 'acme', projectId: 'web', userId },
+            }),
           );
           expect(outcome).toBe('done');
-          expect(events.filter((event) => event.type === 'session.assigned').map((event) => event.sessionId)).toEqual([sessionId]);
+          expect(
+            events
+              .filter((event) => event.type === 'session.assigned')
+              .map((event) => event.sessionId),
+          ).toEqual([sessionId]);
         },
       ),
       runs(50),
