@@ -27,6 +27,13 @@ export interface FoundContainer {
 const MAX_ATTEMPTS = 8;
 /** How long a caller waits for another replica to finish provisioning a container. */
 const PROVISION_WAIT_MS = 10_000;
+/**
+ * Provisioning (two queues and one RunTask) takes seconds. A record still without queues
+ * this long after its creation lost its starter (a crash between the conditional create and
+ * the provisioning): it is failed so the next request can start the next generation, rather
+ * than blocking the container until BERTH_START_TIMEOUT.
+ */
+const PROVISION_ABANDONED_MS = 60_000;
 
 /**
  * Finding, starting and stopping containers. Every change is a conditional write on the
@@ -169,6 +176,12 @@ export class ContainerService {
    * record changed generation meanwhile (the caller reads it again).
    */
   private async awaitProvisioned(container: ContainerRecord): Promise<ContainerRecord | undefined> {
+    const age = this.deps.clock.now().getTime() - Date.parse(container.createdAt);
+    if (!container.inputQueueUrl && !container.taskArn && age >= PROVISION_ABANDONED_MS) {
+      this.log.warn({ containerId: container.containerId, generation: container.generation }, 'provisioning abandoned; failing it');
+      await this.fail(container.containerId, container.generation, stopReason('start_failed', 'its starter vanished before provisioning'));
+      return undefined;
+    }
     let current = container;
     let pause = 20;
     for (let waited = 0; !current.inputQueueUrl; waited += pause, pause = Math.min(pause * 2, 200)) {

@@ -43,8 +43,22 @@ export class Reaper {
     return new Date(this.deps.clock.now().getTime() - ms).toISOString();
   }
 
-  /** Stops every running container idle for at least BERTH_IDLE_TIMEOUT with nothing in flight. */
-  async stopIdle(): Promise<{ stopped: number; keptAliveByMessages: number }> {
+  /** A pass of stopIdle in progress, which a concurrent caller joins. */
+  private idlePass: Promise<{ stopped: number; keptAliveByMessages: number }> | undefined;
+
+  /**
+   * Stops every running container idle for at least BERTH_IDLE_TIMEOUT with nothing in flight.
+   * The reaper's tick and its sweep both call this: one pass at a time per process, so that a
+   * container stopped once is also counted and logged once.
+   */
+  stopIdle(): Promise<{ stopped: number; keptAliveByMessages: number }> {
+    this.idlePass ??= this.stopIdlePass().finally(() => {
+      this.idlePass = undefined;
+    });
+    return this.idlePass;
+  }
+
+  private async stopIdlePass(): Promise<{ stopped: number; keptAliveByMessages: number }> {
     const { idleTimeoutMs } = this.deps.settings;
     const cutoff = this.isoBefore(idleTimeoutMs);
     const due = await this.deps.store.listIdleContainers(cutoff, PAGE);

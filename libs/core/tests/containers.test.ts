@@ -3,6 +3,7 @@ import {
   ConflictError,
   NotFoundError,
   UnavailableError,
+  newContainerRecord,
   type ContainerRecord,
 } from '@berth/domain';
 import {
@@ -456,5 +457,32 @@ describe('ContainerService.mutate', () => {
     // Assess
     expect(seen).toEqual([seen[0], seen[0]! + 1]);
     expect(await stored(w.deps)).toMatchObject({ endpoint: 'changed', version: seen[0]! + 2 });
+  });
+});
+
+describe('ContainerService.findOrStart after a starter died', () => {
+  it('fails a record its starter abandoned before provisioning and starts the next generation', async () => {
+    // Prepare
+    const { deps, lifecycle } = world();
+    const now = deps.clock.iso();
+    await deps.store.write({
+      containers: [
+        {
+          record: { ...newContainerRecord({ ...KEY, containerId: CONTAINER_ID }, 1, now), workspacePath: '/w' },
+          expect: { kind: 'new-generation', previousGeneration: null },
+        },
+      ],
+    });
+    deps.clock.advance('2m');
+
+    // Act
+    const found = await lifecycle.containers.findOrStart(KEY);
+
+    // Assess
+    expect(found).toMatchObject({ source: 'created', container: { generation: 2 } });
+    expect(deps.publisher.ofType('container.failed')[0]?.payload.container).toMatchObject({
+      generation: 1,
+      stopReason: 'start_failed:its starter vanished before provisioning',
+    });
   });
 });

@@ -1,4 +1,5 @@
 import { jest } from '@jest/globals';
+import { Lifecycle, noMetrics } from '../src/index.ts';
 import { containerIdOf } from '@berth/domain';
 import {
   CONTAINER_ID,
@@ -33,6 +34,26 @@ describe('Reaper.stopIdle', () => {
       stopReason: 'idle',
     });
     expect(await stored(w.deps, OTHER_ID)).toMatchObject({ status: 'running' });
+  });
+
+  it('counts a container once when the tick and the sweep stop idle containers at the same time', async () => {
+    // Prepare
+    const w = world({ settings: { idleTimeoutMs: IDLE_TIMEOUT } });
+    const idleStops: number[] = [];
+    const lifecycle = new Lifecycle({
+      ...w.deps,
+      metrics: { ...noMetrics, idleStop: (seconds: number) => idleStops.push(seconds) },
+    });
+    await runningContainer(w);
+    w.deps.clock.advance(IDLE_TIMEOUT);
+
+    // Act
+    await Promise.all([lifecycle.reaper.stopIdle(), lifecycle.reaper.sweep()]);
+
+    // Assess
+    expect(idleStops).toHaveLength(1);
+    expect(w.deps.runtime.stopCalls).toHaveLength(1);
+    expect((await stored(w.deps)).status).toBe('terminating');
   });
 
   it('stops nothing a millisecond before the timeout', async () => {
