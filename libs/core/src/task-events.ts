@@ -24,6 +24,11 @@ export type TaskEventOutcome =
 
 /** The agent's own word on why it stopped (e.g. `save_failed:...`) wins over ours. */
 const AGENT_REASON = /^(save_failed)(:.*)?$/;
+/**
+ * The workspace agent's exit code (EX_TEMPFAIL) when it could not save; on ECS, where the agent
+ * has no channel to tell its reason, this is all the task's end says about it.
+ */
+const SAVE_FAILED_EXIT_CODE = 75;
 
 /**
  * Keeps container records true to their tasks. Events come at least once, possibly out of
@@ -134,6 +139,14 @@ export class TaskEventHandler {
         // The reaper already forced it past the grace period and said so in the record.
       } else if (forced) reason = stopReason('forced', `${stopReasonKind(reason) ?? 'stop'} did not finish within the grace period`);
       else if (exitCode !== undefined && exitCode !== 0) reason = stopReason('save_failed', `agent exited with code ${exitCode}`);
+      const stopped = await this.containers.markStopped(container.containerId, container.generation, reason);
+      return stopped ? 'stopped' : 'ignored:stale';
+    }
+    if (container.status === 'running' && (agentReason || exitCode === SAVE_FAILED_EXIT_CODE)) {
+      // Stopped from outside berth and the agent tried to save but could not: no crash either,
+      // and the reason must name the failed save (its workspace is kept for the next start).
+      const reason = agentReason ?? stopReason('save_failed', `agent exited with code ${exitCode}`);
+      await this.containers.stop(container.containerId, 'save_failed', reason.slice('save_failed:'.length) || undefined);
       const stopped = await this.containers.markStopped(container.containerId, container.generation, reason);
       return stopped ? 'stopped' : 'ignored:stale';
     }

@@ -272,6 +272,27 @@ describe('TaskEventHandler, STOPPED', () => {
     expect(w.deps.publisher.types().slice(-2)).toEqual(['container.terminating', 'container.stopped']);
   });
 
+  it.each([
+    ['says so (local runtime)', 'save_failed:push: fatal: could not read from remote', 'save_failed:push: fatal: could not read from remote'],
+    ['only exits 75 (ECS)', 'Essential container in task exited', 'save_failed:agent exited with code 75'],
+  ])('stops a running container whose agent could not save after a SIGTERM and %s, as save_failed', async (_case, stoppedReason, expected) => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    const event = w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 75, stoppedReason });
+    const onItsOwn: TaskStateChange = { ...event, detail: { ...event.detail, stopCode: 'EssentialContainerExited' } };
+
+    // Act
+    const outcome = await w.lifecycle.taskEvents.handle(onItsOwn);
+
+    // Assess
+    expect(outcome).toBe('stopped');
+    expect(await stored(w.deps)).toMatchObject({ status: 'stopped', stopReason: expected });
+    const [terminating] = w.deps.publisher.ofType('container.terminating');
+    expect(terminating?.payload.container).toMatchObject({ stopReason: expected });
+    expect(w.deps.publisher.types()).not.toContain('container.failed');
+  });
+
   it('stops (through terminating) a running container whose agent saved and exited 0 on its own, e.g. after a SIGTERM', async () => {
     // Prepare
     const w = world();
