@@ -10,6 +10,7 @@
  * BERTH_FUZZ_RUNS=<n> to run longer).
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { jest } from '@jest/globals';
 import { Lifecycle } from '@berth/core';
 import {
   CONTAINER_STATUSES,
@@ -37,6 +38,9 @@ const runs = (numRuns: number): fc.Parameters<unknown> => ({
     process.env.BERTH_FUZZ_RUNS === undefined ? numRuns : Number(process.env.BERTH_FUZZ_RUNS),
   ...(seed === undefined ? {} : { seed }),
 });
+
+// Each property makes up to 100 round trips to DynamoDB Local; a busy 2-core machine needs room.
+jest.setTimeout(120_000);
 
 const SECRET = 'a-fuzz-secret-that-is-long-enough-for-hs256!';
 const sign = createSigner({ key: SECRET, algorithm: 'HS256' });
