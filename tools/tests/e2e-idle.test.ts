@@ -292,6 +292,36 @@ describe('idle shutdown on the local stack (default workload)', () => {
     expect(String(released.payload.reason)).toMatch(/manual/);
   }, 180_000);
 
+  it('names a failed save after a SIGTERM: save_failed, not a crash, and the workspace is kept', async () => {
+    // Prepare
+    const key = { clientId: 'acme', projectId: 'cutoff', userId: 'cy' };
+    const containerId = containerIdOf(key);
+    const session = await assignSession(clients, key, 'cy-s1', 'memo');
+    await clients.events.waitFor({ type: 'container.running', containerId }, 60_000);
+    await doSomeWork(clients, session, 'memo.txt', 'do not lose me\n', 'still here');
+    const container = await clients.store.getContainer(containerId);
+    const pid = agentPidOf(stack, container?.taskArn ?? '', containerId);
+    expect(pid).toEqual(expect.any(Number));
+    const bare = bareRepoOf(stack, key.clientId, key.projectId);
+    renameSync(bare, `${bare}.away`);
+
+    // Act
+    process.kill(pid ?? 0, 'SIGTERM');
+    const ended = await clients.events.waitFor(
+      (event) =>
+        event.containerId === containerId && /^container\.(stopped|failed)$/.test(event.type),
+      60_000,
+      'the container to stop',
+    );
+    renameSync(`${bare}.away`, bare);
+
+    // Assess
+    expect(containerOf(ended)).toMatchObject({ status: 'stopped' });
+    expect(containerOf(ended).stopReason).toMatch(/^save_failed:/);
+    expect(readFileSync(join(session.worktreePath, 'memo.txt'), 'utf8')).toBe('do not lose me\n');
+    expect(fileOnBranch(bare, 'thread/memo', 'memo.txt')).toBeUndefined();
+  }, 180_000);
+
   it('keeps the workspace when the push fails, says save_failed, and pushes it first in the next generation', async () => {
     // Prepare
     const key = { clientId: 'acme', projectId: 'fragile', userId: 'fay' };
