@@ -485,12 +485,16 @@ export interface MarkerRecord {
   sentAt: number;
   answeredAt: number | undefined;
   exitCode: number | undefined;
+  /** The container generation whose output queue carried the answer. */
+  generation?: number | undefined;
 }
 
 /** `files` maps `<clientId>/<projectId>#<threadId>` to the CHAT.md of that thread's branch. */
 export function checkMarkers(
   markers: readonly MarkerRecord[],
   files: ReadonlyMap<string, string | undefined>,
+  /** How the answering generation ended, for the violation's detail. */
+  endOf: (marker: MarkerRecord) => string | undefined = () => undefined,
 ): Violation[] {
   const found: Violation[] = [];
   for (const marker of markers) {
@@ -502,7 +506,7 @@ export function checkMarkers(
         violation(
           'marker-missing',
           marker.marker,
-          `answered with exit code 0 by ${marker.containerId} at ${new Date(marker.answeredAt ?? 0).toISOString()}, but not in CHAT.md of thread ${marker.threadId}${file === undefined ? ' (no such branch or file)' : ''}`,
+          `answered with exit code 0 by ${marker.containerId}#${marker.generation ?? '?'} (which ended ${endOf(marker) ?? 'unknown'}) at ${new Date(marker.answeredAt ?? 0).toISOString()}, but not in CHAT.md of thread ${marker.threadId}${file === undefined ? ' (no such branch or file)' : ''}`,
         ),
       );
     }

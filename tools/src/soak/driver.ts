@@ -50,6 +50,7 @@ import {
   checkMarkers,
   checkTaskOverlap,
   commandOutcomes,
+  generationSpans,
   isKnownGap,
   markerFileKey,
   sessionCountProblem,
@@ -156,7 +157,14 @@ interface SessionModel {
   inputQueueUrl: string | undefined;
   /** The soak asked for its release (it may not have happened yet). */
   releaseSent: boolean;
+  /** When its last assign or release was sent. */
+  lastCommandAt: number;
 }
+
+/** Session commands a user may have unanswered at once. */
+const MAX_OUTSTANDING = 3;
+/** After this long an unanswered command no longer holds its user back (its event may be lost). */
+const OUTSTANDING_FOR_MS = 90_000;
 
 interface Poller {
   url: string;
@@ -548,7 +556,7 @@ export class SoakRun {
           }),
         );
         for (const message of Messages) {
-          this.#answer(message.Body);
+          this.#answer(message.Body, poller.generation);
           if (message.ReceiptHandle) {
             await this.#pollSqs
               .send(
@@ -568,7 +576,7 @@ export class SoakRun {
     }
   }
 
-  #answer(body: string | undefined): void {
+  #answer(body: string | undefined, generation: number): void {
     let answer: { text?: unknown; exitCode?: unknown };
     try {
       answer = JSON.parse(body ?? '') as typeof answer;
@@ -582,6 +590,7 @@ export class SoakRun {
     if (marker.exitCode === 0) return;
     marker.exitCode = exitCode;
     marker.answeredAt = Date.now();
+    marker.generation = generation;
     if (exitCode === 0) this.#figures.answersOk += 1;
     else this.#figures.answersFailed += 1;
   }
@@ -614,15 +623,25 @@ export class SoakRun {
     );
     const active = mine.filter((s) => s.state === 'active' && !s.releaseSent);
     const reachable = active.filter((s) => s.inputQueueUrl !== undefined);
+    // A user waits for its sessions as a person would: with a few answers outstanding it
+    // sends no more session commands, so the load follows what berth can handle on this
+    // machine instead of piling up a queue that would never drain.
+    const now = Date.now();
+    const waiting = mine.filter(
+      (s) =>
+        (s.state === 'pending' || (s.releaseSent && s.state !== 'ended')) &&
+        now - s.lastCommandAt < OUTSTANDING_FOR_MS,
+    ).length;
+    const busy = waiting >= MAX_OUTSTANDING;
     const action = random.weighted({
-      assign: open.length >= 6 ? 3 : 24,
-      release: open.length === 0 ? 0 : open.length >= 4 ? 30 : 12,
+      assign: busy ? 0 : open.length >= 6 ? 3 : 24,
+      release: busy || open.length === 0 ? 0 : open.length >= 4 ? 30 : 12,
       touch: active.length === 0 ? 0 : 10,
       message: reachable.length === 0 ? 0 : 30,
       discover: 8,
-      stop: 3,
-      duplicate: this.#commands.size === 0 ? 0 : 5,
-      invalid: 1,
+      stop: busy ? 0 : 3,
+      duplicate: busy || this.#commands.size === 0 ? 0 : 5,
+      invalid: busy ? 0 : 1,
     });
     switch (action) {
       case 'assign': {
@@ -733,6 +752,7 @@ export class SoakRun {
       state: 'pending',
       inputQueueUrl: undefined,
       releaseSent: false,
+      lastCommandAt: Date.now(),
     };
     this.#sessions.set(sessionId, session);
     this.#containerIds.add(session.containerId);
@@ -759,6 +779,7 @@ export class SoakRun {
 
   async #release(session: SessionModel): Promise<void> {
     session.releaseSent = true;
+    session.lastCommandAt = Date.now();
     await this.#sendCommand(
       'session.release',
       { sessionId: session.sessionId },
@@ -1148,7 +1169,13 @@ export class SoakRun {
         files.set(key, undefined);
       }
     }
-    const missing = checkMarkers(markers, files);
+    const spans = generationSpans(this.#history);
+    const missing = checkMarkers(markers, files, (marker) => {
+      const span = spans.get(marker.containerId)?.find((g) => g.generation === marker.generation);
+      return span?.finalStatus
+        ? `${span.finalStatus} (${span.stopReason ?? 'no reason'})`
+        : undefined;
+    });
     this.#figures.markersVerified = markers.length - missing.length;
     this.#violations.push(...missing);
   }
