@@ -380,14 +380,23 @@ function existsProc(): boolean {
  * The local stack on free ports and a data directory of its own, with a start timeout for
  * a loaded machine; if it does not come up, nothing it started is left running.
  */
-export async function startBenchStack(overrides: Record<string, string>): Promise<RunningStack> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'berth-bench-'));
-  try {
-    return await startStack({ ...overrides, BERTH_DATA_DIR: dataDir }, 300_000);
-  } catch (error) {
-    await endLeftovers(dataDir);
-    rmSync(dataDir, { recursive: true, force: true });
-    throw error;
+export async function startBenchStack(
+  overrides: Record<string, string>,
+  attempts = 3,
+): Promise<RunningStack> {
+  for (let attempt = 1; ; attempt += 1) {
+    const dataDir = mkdtempSync(join(tmpdir(), 'berth-bench-'));
+    try {
+      return await startStack({ ...overrides, BERTH_DATA_DIR: dataDir }, 300_000);
+    } catch (error) {
+      await endLeftovers(dataDir);
+      rmSync(dataDir, { recursive: true, force: true });
+      // DynamoDB Local's JVM can miss its 60 s start deadline on a loaded machine.
+      if (attempt >= attempts) throw error;
+      const lines = error instanceof Error ? error.message.split('\n') : [String(error)];
+      const reason = lines.find((line) => line.includes('could not start')) ?? lines[0] ?? '';
+      console.error(`the local stack did not start (${reason.trim()}); trying again`);
+    }
   }
 }
 

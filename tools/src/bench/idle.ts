@@ -374,7 +374,9 @@ async function sweepCost(
   progress: (line: string) => void,
 ): Promise<IdleBenchResult['sweepCost']> {
   // On a loaded machine the JVM can miss the engine's 60 s start deadline once.
-  const engine = await startDynamoDbLocal().catch(() => startDynamoDbLocal());
+  const engine = await startDynamoDbLocal()
+    .catch(() => startDynamoDbLocal())
+    .catch(() => startDynamoDbLocal());
   const client = new DynamoDBClient({
     endpoint: engine.endpoint,
     region: 'us-east-1',
