@@ -86,6 +86,11 @@ function expectContractAnswer(
   expect(answer.statusCode).toBeLessThan(500);
   expect(answer.body).not.toMatch(STACK_TRACE);
   if (method === 'HEAD') return {};
+  // /metrics answers in Prometheus text; everything else, errors included, is JSON.
+  const contentType = answer.headers['content-type'];
+  const isJson = typeof contentType === 'string' && contentType.startsWith('application/json');
+  if (answer.statusCode < 400 && !isJson) return {};
+  expect(isJson).toBe(true);
   const body = JSON.parse(answer.body) as Record<string, unknown>;
   if (answer.statusCode >= 400) {
     expect(Object.keys(body)).toEqual(['error']);
