@@ -363,7 +363,7 @@ Only idle containers carry the sparse \`idle-index\` key, and the key condition
 \`idleSince <= now - BERTH_IDLE_TIMEOUT\` leaves out those not yet due, so the query reads about
 one read unit per 4 KB of due containers (eventually consistent: half a unit per 4 KB). A
 drain adds per stopped container one consistent GetItem (1 unit), a conditional Put (the
-write units, index updates included) and, on a real stack, an SQS call and an SNS publish.
+write units, index updates included) and, on a real stack, an SQS call (messages in flight), a StopTask and an SNS publish.
 Times on DynamoDB Local are dominated by the emulator and by the load on this machine; the
 read units are what DynamoDB would bill.
 
