@@ -291,16 +291,18 @@ export class SoakRun {
   async run(): Promise<SoakReport> {
     const options = this.#options;
     const [dynamodbPort, sqsPort] = await Promise.all([freePort(), freePort()]);
+    // Latency jitter draws from a stream of its own: how often it is drawn depends on traffic.
+    const jitter = this.#random.fork();
     const proxies: Record<FaultTarget, FaultProxy> = {
       dynamodb: await FaultProxy.start({
         name: 'dynamodb',
         targetPort: dynamodbPort,
-        random: () => this.#random.next(),
+        random: () => jitter.next(),
       }),
       sqs: await FaultProxy.start({
         name: 'sqs',
         targetPort: sqsPort,
-        random: () => this.#random.next(),
+        random: () => jitter.next(),
       }),
     };
     this.#say(
@@ -400,8 +402,8 @@ export class SoakRun {
     this.#dynamodb = new DynamoDBClient({});
     this.#store = new DynamoStateStore({
       client: this.#dynamodb,
-      containerTable: 'berth-containers',
-      sessionTable: 'berth-sessions',
+      containerTable: process.env.CONTAINER_TABLE?.trim() || 'berth-containers',
+      sessionTable: process.env.SESSION_TABLE?.trim() || 'berth-sessions',
     });
     this.#messaging = await resolveMessaging({ sqs: this.#sqs, sns: this.#sns });
     this.#sender = new CommandSender({

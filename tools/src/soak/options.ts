@@ -51,9 +51,10 @@ export const DEFAULT_STACK_ENV: Readonly<Record<string, string>> = {
   BERTH_SESSION_TTL: '60s',
   BERTH_MAX_SESSIONS: '3',
   BERTH_RATE_LIMIT: '0',
-  // A container whose `running` report was lost is failed after this long instead of 5m, so
-  // the run settles in bounded time.
-  BERTH_START_TIMEOUT: '60s',
+  // A container whose `running` report is lost is failed after this long instead of 5m, so
+  // the run settles in bounded time; not much shorter, because a task watcher killed twice in
+  // a row delays a report by two visibility timeouts (2 x 30 s).
+  BERTH_START_TIMEOUT: '2m',
   BERTH_LOG_LEVEL: 'info',
 };
 
@@ -79,7 +80,7 @@ export const USAGE = `npm run soak -- [options]   (each option also as an enviro
 
 Stack settings (BERTH_IDLE_TIMEOUT, ...) are taken from the environment when set, otherwise
 short timings are used (idle 4s, sweep 5s, grace 8s, reaper tick 500ms, session TTL 60s,
-3 sessions per container, no rate limit).`;
+3 sessions per container, no rate limit, start timeout 2m).`;
 
 function listOf<T extends string>(name: string, raw: string, allowed: readonly T[]): T[] {
   const items = raw
