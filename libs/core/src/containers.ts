@@ -214,6 +214,10 @@ export class ContainerService {
     const record: ContainerRecord = {
       ...newContainerRecord({ ...key, containerId }, generation, now),
       workspacePath: this.deps.runtime.workspacePathFor(key),
+      // The one item per containerId is replaced, outbox and all: events the previous
+      // generation could not publish yet (e.g. its `stopped`) move to the new record, which
+      // publishes them with its own.
+      pendingEvents: previous?.pendingEvents ?? [],
     };
     try {
       await this.deps.store.write({
