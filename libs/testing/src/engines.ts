@@ -108,7 +108,8 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
         });
         return response.status === 200;
       },
-      60_000,
+      // A JVM on a busy 2-core machine can take a minute to answer; a slow start is not a failure.
+      180_000,
     );
   } catch (error) {
     await stopChild(child);
@@ -143,7 +144,7 @@ export async function startFauxqs(options: FauxqsOptions = {}): Promise<Engine> 
       'fauxqs',
       child,
       async () => (await fetch(`${endpoint}/_fauxqs/queues`)).status === 200,
-      30_000,
+      120_000,
     );
   } catch (error) {
     await stopChild(child);

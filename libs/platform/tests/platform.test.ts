@@ -1,0 +1,57 @@
+import { jest } from '@jest/globals';
+import { createVerifier } from 'fast-jwt';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createMetrics, localAuthSecret, mintToken } from '../src/index.ts';
+
+describe('local auth secret and tokens', () => {
+  it('generates the secret once, keeps it private, and returns the same one after', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-secret-'));
+    const first = localAuthSecret(dir, undefined);
+    const second = localAuthSecret(dir, undefined);
+    expect(first).toMatch(/^[0-9a-f]{64}$/);
+    expect(second).toBe(first);
+    expect(statSync(join(dir, 'auth-secret')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(dir, 'auth-secret'), 'utf8').trim()).toBe(first);
+  });
+
+  it('prefers BERTH_AUTH_SECRET and refuses to invent one when asked not to', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-secret-'));
+    expect(localAuthSecret(dir, 'from-the-environment')).toBe('from-the-environment');
+    expect(() => localAuthSecret(dir, undefined, false)).toThrow(/BERTH_AUTH_SECRET/);
+  });
+
+  it('mints an HS256 token with the given claims that the same secret verifies', () => {
+    const secret = 'a-secret-long-enough-for-hs256-0123456789';
+    const token = mintToken(secret, { client: 'acme', sub: 'ann', role: 'user' }, 60_000);
+    const claims = createVerifier({ key: secret, algorithms: ['HS256'] })(token) as Record<string, unknown>;
+    expect(claims).toMatchObject({ client: 'acme', sub: 'ann', role: 'user' });
+    expect(JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString())).toMatchObject({ alg: 'HS256' });
+  });
+});
+
+describe('metrics', () => {
+  it('counts core outcomes in Prometheus text', async () => {
+    const metrics = createMetrics('test', { emf: false });
+    metrics.core.containerStarted('created');
+    metrics.core.containerStopped('idle:after 20m', 42);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('berth_container_starts_total{outcome="created",service="test"} 1');
+    expect(text).toContain('berth_container_stops_total{reason="idle",service="test"} 1');
+  });
+
+  it('writes CloudWatch embedded-metric lines when EMF is on', () => {
+    const write = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      createMetrics('test', { emf: true }).core.idleStop(12);
+      const line = JSON.parse(String(write.mock.calls[0]?.[0]));
+      expect(line).toMatchObject({
+        IdleSecondsBeforeStop: 12,
+        _aws: { CloudWatchMetrics: [{ Namespace: 'Berth', Metrics: [{ Name: 'IdleSecondsBeforeStop', Unit: 'Seconds' }] }] },
+      });
+    } finally {
+      write.mockRestore();
+    }
+  });
+});
