@@ -597,6 +597,26 @@ describe('planChaos', () => {
     expect(none).toEqual([]);
   });
 
+  it('opens the first fault window before the first crash, so that it need not wait for a restart', () => {
+    // Act: the CI run's settings
+    const plan = planChaos(
+      {
+        ...base,
+        durationMs: 60_000,
+        crashesPerMinute: 1,
+        faultsPerMinute: 2,
+        faultKinds: [...base.faultKinds],
+        faultTargets: [...base.faultTargets],
+      },
+      new Random(20261129),
+    );
+
+    // Assess
+    const firstFault = plan.find((p) => p.action.kind === 'fault');
+    const firstCrash = plan.find((p) => p.action.kind === 'crash');
+    expect(firstFault!.atMs).toBeLessThan(firstCrash!.atMs);
+  });
+
   it('makes the same plan from the same seed', () => {
     // Act
     const options = {
@@ -657,7 +677,7 @@ describe('npm run soak, short', () => {
       [
         main,
         '--duration',
-        '45s',
+        '60s',
         '--users',
         '3',
         '--projects',
@@ -667,7 +687,7 @@ describe('npm run soak, short', () => {
         '--seed',
         '20261129',
         '--crash-rate',
-        '2',
+        '1',
         '--fault-rate',
         '2',
         '--fault-length',

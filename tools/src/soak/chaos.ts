@@ -65,10 +65,15 @@ const READY_MESSAGE: Record<ServiceName, string> = {
 };
 const ALL_SERVICES = Object.keys(READY_MESSAGE) as ServiceName[];
 
-function spread(count: number, durationMs: number, random: Random): number[] {
+/**
+ * `count` moments, one in each equal slot of the load, at `phase` of the slot give or take 15%
+ * of it. Fault windows sit early in their slots and crashes late, so that they take turns: a
+ * reset/refuse window waits for services a crash has just restarted.
+ */
+function spread(count: number, durationMs: number, random: Random, phase: number): number[] {
   const slot = durationMs / count;
   return Array.from({ length: count }, (_, i) =>
-    Math.round(slot * (i + 0.5 + (random.next() - 0.5) * 0.6)),
+    Math.round(slot * (i + phase + (random.next() - 0.5) * 0.3)),
   );
 }
 
@@ -95,7 +100,7 @@ export function planChaos(options: ChaosOptions, random: Random): ChaosPlanItem[
     options.faultsPerMinute > 0 && options.faultKinds.length > 0 && options.faultTargets.length > 0
       ? Math.max(1, Math.round(options.faultsPerMinute * minutes))
       : 0;
-  const plan: ChaosPlanItem[] = spread(crashes, options.durationMs, random).map((atMs) => ({
+  const plan: ChaosPlanItem[] = spread(crashes, options.durationMs, random, 0.65).map((atMs) => ({
     atMs,
     action: { kind: 'crash' },
   }));
@@ -113,7 +118,7 @@ export function planChaos(options: ChaosOptions, random: Random): ChaosPlanItem[
     const [a, b] = [pairs[i], pairs[j]];
     if (a && b) [pairs[i], pairs[j]] = [b, a];
   }
-  spread(faults, options.durationMs, random).forEach((atMs, i) => {
+  spread(faults, options.durationMs, random, 0.3).forEach((atMs, i) => {
     const { kind, target } = pairs[i % pairs.length] ?? {
       kind: 'latency' as const,
       target: 'dynamodb' as const,
@@ -191,7 +196,13 @@ export class Chaos {
         }
         await delay(500, undefined, { signal }).catch(() => undefined);
       }
-      if (signal.aborted) return;
+      if (signal.aborted) {
+        this.skipped.push({
+          what: `${target} ${describeFault(fault)}`,
+          why: 'the load ended while it waited for every service to be ready',
+        });
+        return;
+      }
       this.#disruptiveOpen += 1;
     }
     const record: FaultWindowRecord = { target, fault, from: Date.now(), to: undefined };
