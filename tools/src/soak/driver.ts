@@ -57,6 +57,7 @@ import {
   taskSpansFromLog,
   type CommandKind,
   type CommandOutcome,
+  type GenerationSpan,
   type MarkerRecord,
   type SentCommand,
   type Violation,
@@ -90,6 +91,9 @@ export interface SoakFigures {
   answersOk: number;
   answersFailed: number;
   markersVerified: number;
+  /** Lines found on their branch only after their container was started again (see docs/soak.md). */
+  markersRecovered: number;
+  recoveryRestarts: number;
   eventsSeen: number;
   eventDuplicates: number;
   eventsByType: Record<string, number>;
@@ -235,6 +239,8 @@ export class SoakRun {
     answersOk: 0,
     answersFailed: 0,
     markersVerified: 0,
+    markersRecovered: 0,
+    recoveryRestarts: 0,
     eventsSeen: 0,
     eventDuplicates: 0,
     eventsByType: {},
@@ -382,8 +388,7 @@ export class SoakRun {
       await Promise.all(Object.values(proxies).map((proxy) => proxy.close()));
     }
 
-    // What only the files can tell, once every agent has saved and the stack is gone.
-    await this.#checkRepositories();
+    // What only the files can tell, once the stack is gone.
     this.#checkTasks();
     this.#countExits(chaos);
     this.#closeClients();
@@ -846,6 +851,30 @@ export class SoakRun {
     }
   }
 
+  async #httpJson(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: unknown }> {
+    const response = await fetch(`${this.#stack.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${this.#stack.adminToken}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(90_000),
+    });
+    const text = await response.text();
+    let parsed: unknown = undefined;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // Not JSON: only the status counts.
+    }
+    return { status: response.status, body: parsed ?? {} };
+  }
+
   async #discover(key: ContainerKey): Promise<void> {
     this.#containerIds.add(containerIdOf(key));
     const status = await this.#http('POST', '/v1/containers/discover', key);
@@ -956,22 +985,11 @@ export class SoakRun {
     await this.#waitDrained('the final releases');
 
     this.#say('soak: waiting for every container to stop');
-    const stopped = await this.#waitFor(
-      'every container to stop',
-      async () =>
-        (await this.#liveContainers()).length === 0 &&
-        (await this.#runtime.listTasks()).length === 0,
-      settle,
-      2_000,
-    );
-    // Whatever is still to come (the last `stopped` events) arrives within a few quiet seconds.
-    await this.#waitFor(
-      'the events to stop arriving',
-      () => Promise.resolve(Date.now() - this.#lastEventAt > 4_000),
-      60_000,
-      500,
-    );
-    await this.#waitDrained('the last task events');
+    let stopped = await this.#waitAllStopped();
+
+    this.#say('soak: checking the thread branches');
+    const recovered = await this.#checkRepositories();
+    if (recovered) stopped = await this.#waitAllStopped();
 
     const live = await this.#liveContainers();
     for (const container of live) {
@@ -990,6 +1008,26 @@ export class SoakRun {
     }
     await this.#checkSessionCounts('at the end');
     await this.#checkStoreAndHistory();
+  }
+
+  /** No live container and no task, then a few quiet seconds for the last events. */
+  async #waitAllStopped(): Promise<boolean> {
+    const stopped = await this.#waitFor(
+      'every container to stop',
+      async () =>
+        (await this.#liveContainers()).length === 0 &&
+        (await this.#runtime.listTasks()).length === 0,
+      this.#options.settleTimeoutMs,
+      2_000,
+    );
+    await this.#waitFor(
+      'the events to stop arriving',
+      () => Promise.resolve(Date.now() - this.#lastEventAt > 4_000),
+      60_000,
+      500,
+    );
+    await this.#waitDrained('the last task events');
+    return stopped;
   }
 
   /** Every container generation the store holds as live. */
@@ -1151,8 +1189,8 @@ export class SoakRun {
 
   // ---- after the stack has stopped ----
 
-  async #checkRepositories(): Promise<void> {
-    const markers = [...this.#markers.values()].filter((m) => m.exitCode === 0);
+  /** CHAT.md of every thread branch a marker was answered in. */
+  async #threadFiles(markers: readonly MarkerRecord[]): Promise<Map<string, string | undefined>> {
     const files = new Map<string, string | undefined>();
     for (const marker of markers) {
       const key = markerFileKey(marker);
@@ -1162,24 +1200,81 @@ export class SoakRun {
         const { stdout } = await execFileAsync(
           'git',
           ['--git-dir', repo, 'show', `${threadBranch(marker.threadId)}:CHAT.md`],
-          {
-            maxBuffer: 64 * 1024 * 1024,
-          },
+          { maxBuffer: 64 * 1024 * 1024 },
         );
         files.set(key, stdout);
       } catch {
         files.set(key, undefined);
       }
     }
-    const spans = generationSpans(this.#history);
-    const missing = checkMarkers(markers, files, (marker) => {
-      const span = spans.get(marker.containerId)?.find((g) => g.generation === marker.generation);
+    return files;
+  }
+
+  /**
+   * Every marker answered with exit code 0 must be on its thread's branch. A generation that
+   * did not stop cleanly (forced after the grace period, save_failed, crashed, ...) may have
+   * left its work in the workspace instead; the contract has the next start of that container
+   * push it first. So such containers are started once more and stopped, and only what is
+   * still missing then is a violation. Returns whether containers were restarted.
+   */
+  async #checkRepositories(): Promise<boolean> {
+    const markers = [...this.#markers.values()].filter((m) => m.exitCode === 0);
+    const endOf = (marker: MarkerRecord): GenerationSpan | undefined =>
+      generationSpans(this.#history)
+        .get(marker.containerId)
+        ?.find((g) => g.generation === marker.generation);
+    const describeEnd = (marker: MarkerRecord): string | undefined => {
+      const span = endOf(marker);
       return span?.finalStatus
         ? `${span.finalStatus} (${span.stopReason ?? 'no reason'})`
         : undefined;
-    });
+    };
+    let missing = checkMarkers(markers, await this.#threadFiles(markers), describeEnd);
+    const cleanKinds = ['idle', 'manual'];
+    const toRecover = new Set(
+      missing.flatMap((violation) => {
+        const marker = this.#markers.get(violation.subject);
+        const kind = stopReasonKind(marker ? endOf(marker)?.stopReason : undefined);
+        return marker && !cleanKinds.includes(kind ?? '') ? [marker.containerId] : [];
+      }),
+    );
+    if (toRecover.size > 0) {
+      this.#say(
+        `soak: ${missing.length} lines not on their branch; starting ${[...toRecover].join(', ')} again to push what an unclean stop left`,
+      );
+      for (const containerId of toRecover) await this.#restartToRecover(containerId);
+      await this.#waitAllStopped();
+      const before = missing.length;
+      missing = checkMarkers(markers, await this.#threadFiles(markers), describeEnd);
+      this.#figures.markersRecovered = before - missing.length;
+    }
     this.#figures.markersVerified = markers.length - missing.length;
     this.#violations.push(...missing);
+    return toRecover.size > 0;
+  }
+
+  /** Discover (start) a container, wait until it runs, then stop it over HTTP. */
+  async #restartToRecover(containerId: string): Promise<void> {
+    const [clientId, projectId, userId] = containerId.split('.');
+    this.#figures.recoveryRestarts += 1;
+    const running = await this.#waitFor(
+      `${containerId} to run again`,
+      async () => {
+        const answer = await this.#httpJson('POST', '/v1/containers/discover?wait=30', {
+          clientId,
+          projectId,
+          userId,
+        });
+        return (answer.body as { container?: { status?: string } }).container?.status === 'running';
+      },
+      this.#options.settleTimeoutMs,
+      2_000,
+    );
+    if (!running) {
+      this.#violation('stack', containerId, 'could not be started again to recover its workspace');
+      return;
+    }
+    await this.#http('POST', `/v1/containers/${containerId}/stop`, { reason: 'soak recovery' });
   }
 
   #checkTasks(): void {

@@ -23,7 +23,7 @@ export function formatReport(report: SoakReport): string[] {
     `  outcomes        ${table(f.commandOutcomes)}`,
     `  sessions        ${f.sessions}`,
     `  HTTP            discover ${table(f.httpDiscovers)}; stop ${table(f.httpStops)}; connection errors ${f.httpErrors}`,
-    `  messages        ${f.messagesSent} sent, ${f.answersOk} answered with exit 0, ${f.answersFailed} with another code, ${f.messagesUndeliverable} undeliverable (queue gone); ${f.markersVerified} lines found in their branches`,
+    `  messages        ${f.messagesSent} sent, ${f.answersOk} answered with exit 0, ${f.answersFailed} with another code, ${f.messagesUndeliverable} undeliverable (queue gone); ${f.markersVerified} lines found in their branches${f.recoveryRestarts > 0 ? ` (${f.markersRecovered} of them only after ${f.recoveryRestarts} containers that stopped uncleanly were started again)` : ''}`,
     `  events seen     ${f.eventsSeen} (${f.eventDuplicates} duplicate deliveries dropped)`,
     `  containers      ${f.containersStarted} started, ${f.generationsSeen} generations seen, ${f.tasksRun} agent processes`,
     `  stop reasons    ${table(f.stopReasons)}`,
