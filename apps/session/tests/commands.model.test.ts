@@ -35,20 +35,12 @@ import {
 
 const MAX_SESSIONS = 2;
 /**
- * Gaps in @berth/core this test found, each pinned by an `it.failing` in core-gaps.test.ts.
- * While they stand, the checks below allow exactly those outcomes and nothing more; set a
- * flag to false once its gap is fixed.
+ * A gap in @berth/core this test found, pinned by an `it.failing` in redelivery.test.ts:
+ * the event of a container that reached a final status while the bus was down stays in its
+ * outbox, which no sweep looks at. While it stands, the check allows exactly that (the
+ * event still in the outbox of a stopped or failed record); set it to false once fixed.
  */
-const KNOWN_GAPS = {
-  /** A failed publish of container.created / .terminating / .failed (from a stop) is never repeated. */
-  containerEventLostOnBusFailure: true,
-  /** session.assigned is never published if the session ended before the assign came back. */
-  assignedEventLostWhenEndedFirst: true,
-  /** session.released of the sessions a final container ends is not repeated if its publish failed. */
-  endedEventLostWhenContainerEnds: true,
-  /** A container stopped while starting fails at once; the next generation starts while its task still stops. */
-  nextGenerationWhileOldTaskStops: true,
-};
+const FINAL_OUTBOX_NOT_SWEPT = true;
 const SESSIONS = 4;
 const KEYS = 2;
 /** SQS moves a message to the dead-letter queue after this many receives. */
@@ -75,24 +67,11 @@ interface Model {
   released: Set<string>;
 }
 
-/** Counts the publishes that failed, so the checks know whether the bus ever failed. */
-class CountingPublisher extends RecordingPublisher {
-  failures = 0;
-  override async publish(events: Parameters<RecordingPublisher['publish']>[0]): Promise<void> {
-    try {
-      await super.publish(events);
-    } catch (error) {
-      this.failures += 1;
-      throw error;
-    }
-  }
-}
-
 interface Real {
   run: string;
   service: SessionServiceUnderTest;
   store: DynamoStateStore;
-  publisher: CountingPublisher;
+  publisher: RecordingPublisher;
   queues: FakeQueues;
   clock: ManualClock;
   /** Sessions seen ended in the store at some check: they must stay ended. */
@@ -250,7 +229,7 @@ class BusFails implements fc.AsyncCommand<Model, Real> {
 }
 
 /** What must hold between any two steps. */
-async function checkInvariants(real: Real, model: Model, settled = false): Promise<void> {
+async function checkInvariants(real: Real, model: Model): Promise<void> {
   for (const containerId of allContainerIds(real)) {
     const container = await real.store.getContainer(containerId);
     const items = await real.store.listSessionsByContainer(containerId);
@@ -260,8 +239,8 @@ async function checkInvariants(real: Real, model: Model, settled = false): Promi
     const running = alive.filter((t) => t.desiredStatus !== 'STOPPED');
     // At most one live container (task) per containerId, and it is the recorded one.
     expect(running.length).toBeLessThanOrEqual(1);
-    if (settled || !KNOWN_GAPS.nextGenerationWhileOldTaskStops)
-      expect(alive.length).toBeLessThanOrEqual(1);
+    // A task asked to stop may still be saving: no other may start until it has stopped.
+    expect(alive.length).toBeLessThanOrEqual(1);
     if (!container) {
       expect(alive).toEqual([]);
       expect(active).toEqual([]);
@@ -314,19 +293,11 @@ async function checkEvents(real: Real, model: Model): Promise<void> {
     await Promise.all(allSessionIds(real).map((id) => real.store.getSession(id)))
   ).filter((s): s is SessionRecord => s !== undefined);
   const stored = new Map(sessions.map((s) => [s.sessionId, s]));
-  const busFailed = real.publisher.failures > 0;
   for (const session of sessions) {
-    const assignedMayBeLost =
-      KNOWN_GAPS.assignedEventLostWhenEndedFirst && busFailed && session.status !== 'active';
-    if (session.containerId !== null && !assignedMayBeLost) {
+    if (session.containerId !== null)
       expect(byId.has(`session/${session.sessionId}/session.assigned`)).toBe(true);
-    }
-    const endedByContainer = session.releaseReason?.startsWith('container ') === true;
-    const endedMayBeLost =
-      KNOWN_GAPS.endedEventLostWhenContainerEnds && busFailed && endedByContainer;
-    if (session.status === 'released' && !endedMayBeLost) {
+    if (session.status === 'released')
       expect(byId.has(`session/${session.sessionId}/session.released`)).toBe(true);
-    }
     if (session.status === 'expired')
       expect(byId.has(`session/${session.sessionId}/session.expired`)).toBe(true);
   }
@@ -340,21 +311,25 @@ async function checkEvents(real: Real, model: Model): Promise<void> {
     const container = await real.store.getContainer(containerId);
     if (!container) continue;
     const cause = `${containerId}#${container.generation}`;
-    const containerEventMayBeLost = KNOWN_GAPS.containerEventLostOnBusFailure && busFailed;
-    if (container.inputQueueUrl && !containerEventMayBeLost)
-      expect(byId.has(`${cause}/container.created`)).toBe(true);
-    if (container.startedAt) expect(byId.has(`${cause}/container.running`)).toBe(true);
-    if (container.status === 'stopped') expect(byId.has(`${cause}/container.stopped`)).toBe(true);
-    const stopped = container.stopReason?.startsWith('manual') === true;
-    if (container.status === 'failed' && !(containerEventMayBeLost && stopped)) {
-      expect(byId.has(`${cause}/container.failed`)).toBe(true);
-    }
-    // A stop of a container that is still starting fails it at once (nothing to save yet).
+    const final = container.status === 'stopped' || container.status === 'failed';
+    // Published, or (a known gap, above) still in the outbox of a final record.
+    const announced = (eventId: string) =>
+      byId.has(eventId) ||
+      (FINAL_OUTBOX_NOT_SWEPT &&
+        final &&
+        container.pendingEvents.some((e) => e.eventId === eventId));
+    if (!final) expect(container.pendingEvents).toEqual([]);
+    if (container.inputQueueUrl) expect(announced(`${cause}/container.created`)).toBe(true);
+    if (container.startedAt) expect(announced(`${cause}/container.running`)).toBe(true);
+    if (container.status === 'stopped') expect(announced(`${cause}/container.stopped`)).toBe(true);
+    if (container.status === 'failed') expect(announced(`${cause}/container.failed`)).toBe(true);
+    // A stop of a running container goes through terminating; one of a starting container
+    // waits for its task to end (failed) or to come up (then terminating).
     if (
-      (container.status === 'terminating' || (container.status === 'stopped' && stopped)) &&
-      !containerEventMayBeLost
+      container.status === 'terminating' ||
+      (container.status === 'stopped' && container.stopReason?.startsWith('manual'))
     ) {
-      expect(byId.has(`${cause}/container.terminating`)).toBe(true);
+      expect(announced(`${cause}/container.terminating`)).toBe(true);
     }
   }
   // Every assign that was answered got its answer on the bus.
@@ -388,6 +363,17 @@ async function settle(real: Real, model: Model): Promise<void> {
     await Promise.all(pending.map((message) => deliver(real, model, message)));
   }
   await finishStopping();
+  // Every sweep of the reaper publishes what a live or terminating container's outbox still
+  // holds (Reaper.reconcile), until the bus answers; done here for this run's containers only,
+  // as the tables are shared.
+  for (let sweep = 0; sweep < 3; sweep += 1) {
+    for (const containerId of allContainerIds(real)) {
+      const container = await real.store.getContainer(containerId);
+      if (container && container.status !== 'stopped' && container.status !== 'failed') {
+        await real.service.lifecycle.containers.flush(container);
+      }
+    }
+  }
 }
 
 const sessionIndex = fc.integer({ min: 0, max: SESSIONS - 1 });
@@ -442,7 +428,7 @@ describe('the command handler against a model, on DynamoDB Local', () => {
       fc.asyncProperty(steps, async (commands) => {
         runs += 1;
         const clock = new ManualClock();
-        const publisher = new CountingPublisher();
+        const publisher = new RecordingPublisher();
         const queues = new FakeQueues();
         const real: Real = {
           // Each run has ids of its own, so the runs can share the tables.
@@ -458,7 +444,7 @@ describe('the command handler against a model, on DynamoDB Local', () => {
         try {
           await fc.asyncModelRun(() => ({ model, real }), commands);
           await settle(real, model);
-          await checkInvariants(real, model, true);
+          await checkInvariants(real, model);
           await checkEvents(real, model);
         } catch (error) {
           const containers = await Promise.all(
