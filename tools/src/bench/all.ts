@@ -6,6 +6,7 @@
  * summary; `--render <file>` rewrites the document from such a summary without running.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { format, resolveConfig } from 'prettier';
 import { fileURLToPath } from 'node:url';
 import { machine, say } from './common.ts';
 import { renderDiscovery, runDiscoveryBenchmark } from './discovery.ts';
@@ -14,6 +15,12 @@ import { renderMarkdown, type BenchReport, type Outcome } from './report.ts';
 import { renderSessions, runSessionsBenchmark } from './sessions.ts';
 
 const DOC = fileURLToPath(new URL('../../../docs/benchmarks.md', import.meta.url));
+
+/** Written as the repository's Prettier would write it, so `npm run format:check` passes. */
+async function writeDoc(report: BenchReport): Promise<void> {
+  const config = (await resolveConfig(DOC)) ?? {};
+  writeFileSync(DOC, await format(renderMarkdown(report), { ...config, parser: 'markdown' }));
+}
 
 function option(name: string): string | undefined {
   const index = process.argv.indexOf(name);
@@ -43,7 +50,7 @@ async function attempt<T>(
 
 const rendering = option('--render');
 if (rendering) {
-  writeFileSync(DOC, renderMarkdown(JSON.parse(readFileSync(rendering, 'utf8')) as BenchReport));
+  await writeDoc(JSON.parse(readFileSync(rendering, 'utf8')) as BenchReport);
   say(`wrote ${DOC} from ${rendering}`);
   process.exit(0);
 }
@@ -78,7 +85,7 @@ if (wanted('idle')) {
 report.finishedAt = new Date().toISOString();
 
 if (only === undefined) {
-  writeFileSync(DOC, renderMarkdown(report));
+  await writeDoc(report);
   say(`wrote ${DOC}`);
 } else {
   say(`a partial run (--only ${only.join(',')}): ${DOC} left as it was`);

@@ -168,7 +168,7 @@ How to read it:
   authentication, no validation, a 17-byte body. A cached discover does what every real
   request must: it verifies an HS256 JWT, validates the JSON body against its schema, checks
   that the caller may act on the triple, serialises the ~1 KB container through its response
-  schema and records a Prometheus counter and histogram. ${cached ? `Its ${fmtRatio(cached.throughputRatio)} of the hello-world's throughput is the price of that work` : ''}; no
+  schema and records a Prometheus counter and histogram. ${cached ? `Its ${fmtRatio(cached.throughputRatio)} of the hello-world's throughput (${fmtRatio(cached.cpuCapacityRatio)} by CPU per request) is the price of that work` : ''}; no
   store, runtime or queue is touched (${
     cached
       ? Object.entries(cached.figures.sources ?? {})
@@ -178,7 +178,7 @@ How to read it:
   }).
 - ${store ? `A store hit (${fmt(store.figures.requestsPerSecond)} req/s, ${fmtRatio(store.throughputRatio)})` : 'A store hit'} reads DynamoDB (consistent GetItem), asks the runtime whether
   the task is alive (DescribeTasks) and checks both of its queues (GetQueueAttributes) before
-  it answers. Its throughput is that of the slowest of these engines${
+  it answers. Its throughput is bounded by these engines, all on the same two cores${
     getItem && describe && queueAttributes
       ? ` (here DynamoDB Local ${fmt(getItem.figures.opsPerSecond)} GetItem/s, the local runtime ${fmt(describe.figures.opsPerSecond)} DescribeTasks/s, fauxqs ${fmt(queueAttributes.figures.opsPerSecond)} GetQueueAttributes/s, each alone)`
       : ''
@@ -294,6 +294,12 @@ function idleSection(outcome: Outcome<IdleBenchResult> | undefined): string {
     cost.control.queryReadUnits <= 1.5 &&
     cost.control.stopIdleReadUnits <= 1.5;
   const [sweepSmall, sweepLarge] = cost.backstopSweep;
+  const perStopReads = large
+    ? (large.stopIdle.readUnits - large.query.readUnits) / Math.max(1, large.stopIdle.stopped)
+    : Number.NaN;
+  const perStopWrites = large
+    ? large.stopIdle.writeUnits / Math.max(1, large.stopIdle.stopped)
+    : Number.NaN;
   const sweepGrowth =
     sweepSmall && sweepLarge
       ? ratio(sweepLarge.figures.readUnits, sweepSmall.figures.readUnits)
@@ -360,10 +366,13 @@ factor, so that ratio alone cannot tell them apart; the control does. ${
       : 'Its read units did not stay flat in this run; look at the table above before trusting the idle index.'
   }
 Only idle containers carry the sparse \`idle-index\` key, and the key condition
-\`idleSince <= now - BERTH_IDLE_TIMEOUT\` leaves out those not yet due, so the query reads about
-one read unit per 4 KB of due containers (eventually consistent: half a unit per 4 KB). A
-drain adds per stopped container one consistent GetItem (1 unit), a conditional Put (the
-write units, index updates included) and, on a real stack, an SQS call (messages in flight), a StopTask and an SNS publish.
+\`idleSince <= now - BERTH_IDLE_TIMEOUT\` leaves out those not yet due, so the query costs half
+a read unit per 4 KB of due containers (an index query is eventually consistent). Per
+stopped container a drain added about ${fmt(perStopReads)} read units and ${fmt(perStopWrites)} write units: the stop reads
+the record and writes it under its version with the event in the record's outbox, publishes,
+then reads and writes it again to clear the outbox; every write also rewrites the item in
+the indexes it belongs to, which is billed as writes too. On a real stack each stop adds an
+SQS call (messages in flight), a StopTask and an SNS publish, none of which touch DynamoDB.
 Times on DynamoDB Local are dominated by the emulator and by the load on this machine; the
 read units are what DynamoDB would bill.
 
@@ -393,7 +402,7 @@ ${markdownTable(
   ],
 )}
 
-Reference points: the reaper checks every ${delay.reaperTickMs} ms, so noticing takes up to one tick plus the
+${delay.toStoppedMs.count < 100 ? `With ${delay.toStoppedMs.count} containers, p99 is the slowest one. ` : ''}Reference points: the reaper checks every ${delay.reaperTickMs} ms, so noticing takes up to one tick plus the
 pass itself; issue 4 asks for the stop to follow within 5 s of the timeout. Over 5 s: ${delay.over5sToTerminating} to
 \`terminating\`, ${delay.over5sToStopped} to \`stopped\`. One pass stops the due containers one after another, so when
 many fall due in the same tick the last waits for the others; the rest is the agent saving
@@ -430,9 +439,11 @@ ${
   busy
     ? `- **The machine was shared with other work during this run** (other builds and test suites):
   a load above the number of CPUs means the benchmark's processes waited for a CPU. Every
-  figure here is noisy, absolute numbers are low, and ratios are more telling than absolute
-  values only because baseline and subject ran minutes apart under similar load. Repeat on a
-  quiet machine before drawing fine conclusions.`
+  figure here is noisy and absolute numbers are far below what the same code does on a quiet
+  machine. Ratios hold up better, because each baseline ran close to its subject (interleaved,
+  for discovery) under much the same load, but only so far: even CPU time per request grows
+  when many processes fight over two cores. Repeat on a quiet machine before drawing fine
+  conclusions.`
     : '- The machine was otherwise quiet during this run.'
 }
 - Everything runs on these ${info.cpuCount} cores at once: the load generator, the service under test, DynamoDB
