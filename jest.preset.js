@@ -17,5 +17,8 @@ export default {
   testMatch: ['<rootDir>/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/cdk.out/'],
   clearMocks: true,
+  // A child process a failed test could not stop (a stack, an agent) must not keep CI
+  // waiting for ever after the results are in; tests still kill what they start.
+  forceExit: true,
   testTimeout: 30000,
 };
