@@ -15,25 +15,73 @@ function boundaries(inTests) {
         onlyDependOnLibsWithTags: ['type:domain', ...testing],
         bannedExternalImports: inTests
           ? []
-          : ['@aws-sdk/*', 'node:fs', 'node:child_process', 'node:net', 'node:http', 'fs', 'child_process', 'fastify', 'pino', 'prom-client', 'sqs-consumer', 'simple-git'],
+          : [
+              '@aws-sdk/*',
+              'node:fs',
+              'node:child_process',
+              'node:net',
+              'node:http',
+              'fs',
+              'child_process',
+              'fastify',
+              'pino',
+              'prom-client',
+              'sqs-consumer',
+              'simple-git',
+            ],
       },
       {
         sourceTag: 'type:application',
         onlyDependOnLibsWithTags: ['type:domain', ...testing],
-        bannedExternalImports: inTests ? [] : ['@aws-sdk/*', 'fastify', 'node:child_process', 'child_process'],
+        bannedExternalImports: inTests
+          ? []
+          : ['@aws-sdk/*', 'fastify', 'node:child_process', 'child_process'],
       },
       { sourceTag: 'type:adapter', onlyDependOnLibsWithTags: ['type:domain', ...testing] },
-      { sourceTag: 'type:platform', onlyDependOnLibsWithTags: ['type:domain', 'type:application', 'type:adapter', ...testing] },
-      { sourceTag: 'type:testing', onlyDependOnLibsWithTags: ['type:domain', 'type:adapter', 'type:platform', 'type:testing'] },
-      { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:domain', 'type:application', 'type:adapter', 'type:platform', ...testing] },
+      {
+        sourceTag: 'type:platform',
+        onlyDependOnLibsWithTags: ['type:domain', 'type:application', 'type:adapter', ...testing],
+      },
+      {
+        sourceTag: 'type:testing',
+        onlyDependOnLibsWithTags: ['type:domain', 'type:adapter', 'type:platform', 'type:testing'],
+      },
+      {
+        sourceTag: 'type:app',
+        onlyDependOnLibsWithTags: [
+          'type:domain',
+          'type:application',
+          'type:adapter',
+          'type:platform',
+          ...testing,
+        ],
+      },
       { sourceTag: 'type:infra', onlyDependOnLibsWithTags: ['type:domain', ...testing] },
-      { sourceTag: 'type:tools', onlyDependOnLibsWithTags: ['type:domain', 'type:application', 'type:adapter', 'type:platform', 'type:testing'] },
+      {
+        sourceTag: 'type:tools',
+        onlyDependOnLibsWithTags: [
+          'type:domain',
+          'type:application',
+          'type:adapter',
+          'type:platform',
+          'type:testing',
+        ],
+      },
     ],
   };
 }
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '**/cdk.out/**', '**/.nx/**', '**/.berth/**', '**/*.js', '**/*.cjs'] },
+  {
+    ignores: [
+      '**/node_modules/**',
+      '**/cdk.out/**',
+      '**/.nx/**',
+      '**/.berth/**',
+      '**/*.js',
+      '**/*.cjs',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -42,7 +90,10 @@ export default tseslint.config(
     },
     plugins: { '@nx': nx },
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/switch-exhaustiveness-check': 'error',

@@ -27,13 +27,19 @@ describe('discovery on the local stack', () => {
     // Assess
     expect(first.status).toBe(201);
     expect(first.body.source).toBe('created');
-    expect(first.body.container).toMatchObject({ containerId: 'acme.website.john', status: 'running', generation: 1 });
+    expect(first.body.container).toMatchObject({
+      containerId: 'acme.website.john',
+      status: 'running',
+      generation: 1,
+    });
     expect(first.body.container.inputQueueUrl).toEqual(expect.any(String));
     expect(second.status).toBe(200);
     expect(['cache', 'store']).toContain(second.body.source);
     expect(second.body.container.containerId).toBe('acme.website.john');
     expect(second.body.container.generation).toBe(1);
-    const tasks = (await runtimeOf(stack).listTasks()).filter((t) => t.containerId === 'acme.website.john');
+    const tasks = (await runtimeOf(stack).listTasks()).filter(
+      (t) => t.containerId === 'acme.website.john',
+    );
     expect(tasks).toHaveLength(1);
   });
 
@@ -55,19 +61,23 @@ describe('discovery on the local stack', () => {
       expect(answer.body.container.generation).toBe(1);
     }
     const tasks = await eventually('the task to be listed', async () => {
-      const list = (await runtimeOf(stack).listTasks()).filter((t) => t.containerId === 'acme.shop.mary');
+      const list = (await runtimeOf(stack).listTasks()).filter(
+        (t) => t.containerId === 'acme.shop.mary',
+      );
       return list.length > 0 ? list : undefined;
     });
     expect(tasks).toHaveLength(1);
   });
 
-  it('refuses a bad token and another user\'s container', async () => {
+  it("refuses a bad token and another user's container", async () => {
     // Prepare
     const mary = tokenFor(stack, 'acme', 'mary');
 
     // Act
     const noToken = await http(stack, 'GET', '/v1/containers/acme.website.john', { token: null });
-    const forged = await http(stack, 'GET', '/v1/containers/acme.website.john', { token: `${mary.slice(0, -4)}AAAA` });
+    const forged = await http(stack, 'GET', '/v1/containers/acme.website.john', {
+      token: `${mary.slice(0, -4)}AAAA`,
+    });
     const otherUser = await http(stack, 'GET', '/v1/containers/acme.website.john', { token: mary });
     const otherUserDiscover = await http(stack, 'POST', '/v1/containers/discover', {
       token: mary,

@@ -47,7 +47,12 @@ export async function http<T = Record<string, unknown>>(
   return { status: response.status, body: (text ? JSON.parse(text) : {}) as T };
 }
 
-export function tokenFor(stack: RunningStack, client: string, user: string, role: 'user' | 'service' | 'admin' = 'user'): string {
+export function tokenFor(
+  stack: RunningStack,
+  client: string,
+  user: string,
+  role: 'user' | 'service' | 'admin' = 'user',
+): string {
   const secret = readFileSync(join(stack.dataDir, 'auth-secret'), 'utf8').trim();
   return mintToken(secret, { client, sub: user, role });
 }
@@ -68,7 +73,11 @@ export function runtimeOf(stack: RunningStack): EcsRuntime {
 }
 
 /** Polls until `check` returns a value (not undefined) or the deadline passes. */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -80,12 +89,15 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
+  throw new Error(
+    `timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
+  );
 }
 
 /** Lets the AWS SDK clients of this test process reach the stack's engines. */
 export function useStackAws(stack: RunningStack): void {
-  for (const [name, value] of Object.entries(stack.env)) if (name.startsWith('AWS_')) process.env[name] = value;
+  for (const [name, value] of Object.entries(stack.env))
+    if (name.startsWith('AWS_')) process.env[name] = value;
 }
 
 /** What a test needs to talk to the stack the way services do: commands, events, the store, queues. */
@@ -114,7 +126,11 @@ export async function connect(stack: RunningStack): Promise<StackClients> {
     messaging,
     commands: new CommandSender({ sqs, queueUrl: messaging.lifecycleCommandsUrl }),
     events,
-    store: new DynamoStateStore({ client: dynamodb, containerTable: 'berth-containers', sessionTable: 'berth-sessions' }),
+    store: new DynamoStateStore({
+      client: dynamodb,
+      containerTable: 'berth-containers',
+      sessionTable: 'berth-sessions',
+    }),
     async close() {
       await events.close().catch(() => undefined);
       sqs.destroy();
@@ -146,7 +162,11 @@ export function fileOnBranch(bareRepo: string, branch: string, path: string): st
  * The pid of a task's agent process, from the local runtime's log line `task started`; checked
  * against the process's own environment so a reused pid is never signalled by mistake.
  */
-export function agentPidOf(stack: RunningStack, taskArn: string, containerId: string): number | undefined {
+export function agentPidOf(
+  stack: RunningStack,
+  taskArn: string,
+  containerId: string,
+): number | undefined {
   const log = readFileSync(join(stack.dataDir, 'logs', 'local-runtime.log'), 'utf8');
   for (const line of log.split('\n')) {
     if (!line.includes(taskArn) || !line.includes('task started')) continue;
@@ -177,7 +197,9 @@ export async function sendToContainer(
   inputQueueUrl: string,
   message: { sessionId: string; threadId: string; text: string },
 ): Promise<void> {
-  await sqs.send(new SendMessageCommand({ QueueUrl: inputQueueUrl, MessageBody: JSON.stringify(message) }));
+  await sqs.send(
+    new SendMessageCommand({ QueueUrl: inputQueueUrl, MessageBody: JSON.stringify(message) }),
+  );
 }
 
 export interface ContainerAnswer {
@@ -214,7 +236,12 @@ export async function receiveAnswer(
         ...(Number.isFinite(sent) ? { sentAt: sent } : {}),
       };
       if (message.ReceiptHandle) {
-        await sqs.send(new DeleteMessageCommand({ QueueUrl: outputQueueUrl, ReceiptHandle: message.ReceiptHandle }));
+        await sqs.send(
+          new DeleteMessageCommand({
+            QueueUrl: outputQueueUrl,
+            ReceiptHandle: message.ReceiptHandle,
+          }),
+        );
       }
       if (matches(answer)) return answer;
     }
@@ -230,7 +257,10 @@ export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<numb
       AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
     }),
   );
-  return Number(Attributes.ApproximateNumberOfMessages ?? 0) + Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
+  return (
+    Number(Attributes.ApproximateNumberOfMessages ?? 0) +
+    Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0)
+  );
 }
 
 /**
@@ -242,7 +272,9 @@ export async function startStackRetrying(overrides: Record<string, string>): Pro
   try {
     return await startStack(overrides);
   } catch (error) {
-    console.error(`the stack did not start; trying once more: ${error instanceof Error ? error.message : String(error)}`);
+    console.error(
+      `the stack did not start; trying once more: ${error instanceof Error ? error.message : String(error)}`,
+    );
     return startStack(overrides);
   }
 }

@@ -14,7 +14,11 @@ export class ApiError extends Error {
 }
 
 export interface ApiClient {
-  request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: T }>;
+  request<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T }>;
 }
 
 export function apiClient(baseUrl: string, token: string | undefined): ApiClient {
@@ -31,7 +35,11 @@ export function apiClient(baseUrl: string, token: string | undefined): ApiClient
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         });
       } catch (error) {
-        throw new ApiError(0, 'unavailable', `cannot reach berth at ${baseUrl}: ${(error as Error).message}`);
+        throw new ApiError(
+          0,
+          'unavailable',
+          `cannot reach berth at ${baseUrl}: ${(error as Error).message}`,
+        );
       }
       const text = await response.text();
       let parsed: unknown;
@@ -41,7 +49,9 @@ export function apiClient(baseUrl: string, token: string | undefined): ApiClient
         parsed = text;
       }
       if (!response.ok) {
-        const error = (parsed as { error?: { code?: string; message?: string; field?: string } } | undefined)?.error;
+        const error = (
+          parsed as { error?: { code?: string; message?: string; field?: string } } | undefined
+        )?.error;
         throw new ApiError(
           response.status,
           error?.code ?? 'unknown',

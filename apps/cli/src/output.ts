@@ -26,7 +26,10 @@ export function containerLines(container: ContainerJson): string {
   const rows: [string, string][] = [
     ['container', `${container.containerId} (generation ${container.generation})`],
     ['status', container.status + (container.stopReason ? ` (${container.stopReason})` : '')],
-    ['sessions', `${container.sessionCount}${container.sessions.length ? `: ${container.sessions.join(', ')}` : ''}`],
+    [
+      'sessions',
+      `${container.sessionCount}${container.sessions.length ? `: ${container.sessions.join(', ')}` : ''}`,
+    ],
     ['kept alive by', container.keptAliveBy.length ? container.keptAliveBy.join(', ') : 'nothing'],
     ['idle since', since(container.idleSince)],
     ['stops at', container.idleStopAt ?? '-'],
@@ -41,18 +44,52 @@ export function containerLines(container: ContainerJson): string {
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
 }
 
 export function containerRow(c: ContainerJson): string[] {
-  return [c.containerId, c.status, String(c.generation), String(c.sessionCount), c.keptAliveBy.join(',') || '-', since(c.idleSince), c.stopReason ?? ''];
+  return [
+    c.containerId,
+    c.status,
+    String(c.generation),
+    String(c.sessionCount),
+    c.keptAliveBy.join(',') || '-',
+    since(c.idleSince),
+    c.stopReason ?? '',
+  ];
 }
 
-export const CONTAINER_HEADERS = ['CONTAINER', 'STATUS', 'GEN', 'SESSIONS', 'KEPT ALIVE BY', 'IDLE SINCE', 'STOP REASON'];
+export const CONTAINER_HEADERS = [
+  'CONTAINER',
+  'STATUS',
+  'GEN',
+  'SESSIONS',
+  'KEPT ALIVE BY',
+  'IDLE SINCE',
+  'STOP REASON',
+];
 
 export function sessionRow(s: SessionJson): string[] {
-  return [s.sessionId, s.status, s.containerId ?? '-', s.threadId ?? '-', since(s.lastActivityAt), s.worktreePath ?? '-'];
+  return [
+    s.sessionId,
+    s.status,
+    s.containerId ?? '-',
+    s.threadId ?? '-',
+    since(s.lastActivityAt),
+    s.worktreePath ?? '-',
+  ];
 }
 
-export const SESSION_HEADERS = ['SESSION', 'STATUS', 'CONTAINER', 'THREAD', 'LAST ACTIVITY', 'WORKTREE'];
+export const SESSION_HEADERS = [
+  'SESSION',
+  'STATUS',
+  'CONTAINER',
+  'THREAD',
+  'LAST ACTIVITY',
+  'WORKTREE',
+];

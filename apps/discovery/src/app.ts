@@ -12,7 +12,6 @@ import {
   OPAQUE_ID_PATTERN,
   SessionJsonSchema,
   UnauthenticatedError,
-
   containerIdOf,
   parseContainerId,
   toSessionJson,
@@ -25,7 +24,13 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import type { Registry } from 'prom-client';
 import { Counter, Histogram } from 'prom-client';
-import { assertMayAct, mayAct, principalFromClaims, scopeListFilter, type Principal } from './auth.ts';
+import {
+  assertMayAct,
+  mayAct,
+  principalFromClaims,
+  scopeListFilter,
+  type Principal,
+} from './auth.ts';
 import { ContainerCache } from './cache.ts';
 import { errorBody, handleClientError, handleError, handleFrameworkError } from './errors.ts';
 
@@ -97,7 +102,9 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
   app.addSchema(SessionJsonSchema);
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
+    void reply
+      .code(404)
+      .send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
   });
 
   await app.register(fastifySwagger, {
@@ -192,11 +199,16 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
       ? queues.messagesInFlight(container.inputQueueUrl).catch(() => 0)
       : 0;
 
-  const awaitSettled = async (container: ContainerRecord, seconds: number): Promise<ContainerRecord> => {
+  const awaitSettled = async (
+    container: ContainerRecord,
+    seconds: number,
+  ): Promise<ContainerRecord> => {
     const deadline = Date.now() + seconds * 1000;
     let current = container;
     while (current.status === 'starting' && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(waitPollMs, Math.max(0, deadline - Date.now()))));
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.min(waitPollMs, Math.max(0, deadline - Date.now()))),
+      );
       const fresh = await store.getContainer(container.containerId);
       if (!fresh || fresh.generation !== container.generation) break;
       current = fresh;
@@ -214,7 +226,11 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
           { additionalProperties: false },
         ),
         querystring: Type.Object(
-          { wait: Type.Optional(Type.String({ pattern: '^([0-9]|[1-5][0-9]|60)$', description: 'seconds, 0-60' })) },
+          {
+            wait: Type.Optional(
+              Type.String({ pattern: '^([0-9]|[1-5][0-9]|60)$', description: 'seconds, 0-60' }),
+            ),
+          },
           { additionalProperties: false },
         ),
         response: {
@@ -238,11 +254,15 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
       const container = wait > 0 ? await awaitSettled(found.container, wait) : found.container;
       cache.put(container);
       discoveries.inc({ source: found.source });
-      return reply.code(found.source === 'created' ? 201 : 200).send({ container: json(container), source: found.source });
+      return reply
+        .code(found.source === 'created' ? 201 : 200)
+        .send({ container: json(container), source: found.source });
     },
   );
 
-  const ContainerIdParams = Type.Object({ containerId: Type.String({ pattern: CONTAINER_ID_PATTERN }) });
+  const ContainerIdParams = Type.Object({
+    containerId: Type.String({ pattern: CONTAINER_ID_PATTERN }),
+  });
 
   app.get(
     '/v1/containers/:containerId',
@@ -250,14 +270,18 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
       schema: {
         summary: 'One container',
         params: ContainerIdParams,
-        response: { 200: Type.Object({ container: Type.Ref('Container') }), ...errors(400, 401, 403, 404) },
+        response: {
+          200: Type.Object({ container: Type.Ref('Container') }),
+          ...errors(400, 401, 403, 404),
+        },
       },
     },
     async (request) => {
       const key = parseContainerId(request.params.containerId);
       assertMayAct(request.principal, key);
       const container = await store.getContainer(request.params.containerId);
-      if (!container) throw new NotFoundError(`container ${request.params.containerId} does not exist`);
+      if (!container)
+        throw new NotFoundError(`container ${request.params.containerId} does not exist`);
       return { container: json(container, await inFlight(container)) };
     },
   );
@@ -273,13 +297,18 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
             projectId: Type.Optional(IdPart),
             userId: Type.Optional(IdPart),
             status: Type.Optional(Type.Enum(CONTAINER_STATUSES)),
-            limit: Type.Optional(Type.String({ pattern: '^([1-9][0-9]?|100)$', description: '1-100, default 50' })),
+            limit: Type.Optional(
+              Type.String({ pattern: '^([1-9][0-9]?|100)$', description: '1-100, default 50' }),
+            ),
             cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
           },
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Object({ containers: Type.Array(Type.Ref('Container')), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+          200: Type.Object({
+            containers: Type.Array(Type.Ref('Container')),
+            nextCursor: Type.Union([Type.String(), Type.Null()]),
+          }),
           ...errors(400, 401, 403),
         },
       },
@@ -288,7 +317,10 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
       const { limit, cursor, ...rest } = request.query;
       const filter = scopeListFilter(request.principal, rest);
       const page = await store.listContainers(filter, Number(limit ?? '50'), cursor);
-      return { containers: page.items.map((container) => json(container)), nextCursor: page.nextCursor };
+      return {
+        containers: page.items.map((container) => json(container)),
+        nextCursor: page.nextCursor,
+      };
     },
   );
 
@@ -299,9 +331,15 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
         summary: 'Begin a graceful stop',
         params: ContainerIdParams,
         body: Type.Optional(
-          Type.Object({ reason: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false }),
+          Type.Object(
+            { reason: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) },
+            { additionalProperties: false },
+          ),
         ),
-        response: { 202: Type.Object({ container: Type.Ref('Container') }), ...errors(400, 401, 403, 404) },
+        response: {
+          202: Type.Object({ container: Type.Ref('Container') }),
+          ...errors(400, 401, 403, 404),
+        },
       },
       // `{reason?}`: a stop with no body at all is a stop without a reason, not a bad body.
       preValidation: (request, _reply, done) => {
@@ -313,7 +351,11 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
       const key = parseContainerId(request.params.containerId);
       assertMayAct(request.principal, key);
       cache.invalidate(request.params.containerId);
-      const container = await lifecycle.containers.stop(request.params.containerId, 'manual', request.body?.reason);
+      const container = await lifecycle.containers.stop(
+        request.params.containerId,
+        'manual',
+        request.body?.reason,
+      );
       return reply.code(202).send({ container: json(container) });
     },
   );
@@ -324,14 +366,18 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
       schema: {
         summary: "A container's sessions",
         params: ContainerIdParams,
-        response: { 200: Type.Object({ sessions: Type.Array(Type.Ref('Session')) }), ...errors(400, 401, 403, 404) },
+        response: {
+          200: Type.Object({ sessions: Type.Array(Type.Ref('Session')) }),
+          ...errors(400, 401, 403, 404),
+        },
       },
     },
     async (request) => {
       const key = parseContainerId(request.params.containerId);
       assertMayAct(request.principal, key);
       const container = await store.getContainer(request.params.containerId);
-      if (!container) throw new NotFoundError(`container ${request.params.containerId} does not exist`);
+      if (!container)
+        throw new NotFoundError(`container ${request.params.containerId} does not exist`);
       const sessions = await store.listSessionsByContainer(request.params.containerId);
       return { sessions: sessions.map(toSessionJson) };
     },
@@ -343,7 +389,10 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
       schema: {
         summary: 'One session',
         params: Type.Object({ sessionId: Type.String({ pattern: OPAQUE_ID_PATTERN }) }),
-        response: { 200: Type.Object({ session: Type.Ref('Session') }), ...errors(400, 401, 403, 404) },
+        response: {
+          200: Type.Object({ session: Type.Ref('Session') }),
+          ...errors(400, 401, 403, 404),
+        },
       },
     },
     async (request) => {
@@ -368,7 +417,8 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
       store: storeCheck?.status === 'fulfilled' ? 'ok' : 'unavailable',
       bus: busCheck?.status === 'fulfilled' ? 'ok' : 'unavailable',
     };
-    if (checks.every((check) => check.status === 'fulfilled')) return { status: 'ready', checks: status };
+    if (checks.every((check) => check.status === 'fulfilled'))
+      return { status: 'ready', checks: status };
     return reply
       .code(503)
       .send({ ...errorBody('unavailable', 'a dependency does not answer'), checks: status });
@@ -382,4 +432,3 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
 
   return app;
 }
-

@@ -1,8 +1,4 @@
-import {
-  ForbiddenError,
-  UnauthenticatedError,
-  type ContainerKey,
-} from '@berth/domain';
+import { ForbiddenError, UnauthenticatedError, type ContainerKey } from '@berth/domain';
 
 export const ROLES = ['user', 'service', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -19,8 +15,10 @@ export function principalFromClaims(claims: unknown): Principal {
     throw new UnauthenticatedError('token has no claims');
   }
   const { client, sub, role } = claims as Record<string, unknown>;
-  if (typeof client !== 'string' || client === '') throw new UnauthenticatedError('token lacks the "client" claim');
-  if (typeof sub !== 'string' || sub === '') throw new UnauthenticatedError('token lacks the "sub" claim');
+  if (typeof client !== 'string' || client === '')
+    throw new UnauthenticatedError('token lacks the "client" claim');
+  if (typeof sub !== 'string' || sub === '')
+    throw new UnauthenticatedError('token lacks the "sub" claim');
   if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role)) {
     throw new UnauthenticatedError('token "role" claim must be user, service or admin');
   }
@@ -31,7 +29,10 @@ export function principalFromClaims(claims: unknown): Principal {
  * `user` acts on its own client and user only, `service` on any user of its client, `admin`
  * on everything. The answer does not depend on whether the container exists.
  */
-export function assertMayAct(principal: Principal, key: Pick<ContainerKey, 'clientId'> & { userId?: string }): void {
+export function assertMayAct(
+  principal: Principal,
+  key: Pick<ContainerKey, 'clientId'> & { userId?: string },
+): void {
   if (principal.role === 'admin') return;
   if (key.clientId !== principal.clientId) {
     throw new ForbiddenError(`not allowed to act on client ${key.clientId}`);
@@ -42,19 +43,29 @@ export function assertMayAct(principal: Principal, key: Pick<ContainerKey, 'clie
 }
 
 /** `assertMayAct` as a question; a key that is absent (a session never assigned) is admins' only. */
-export function mayAct(principal: Principal, key: (Pick<ContainerKey, 'clientId'> & { userId?: string }) | undefined): boolean {
+export function mayAct(
+  principal: Principal,
+  key: (Pick<ContainerKey, 'clientId'> & { userId?: string }) | undefined,
+): boolean {
   if (principal.role === 'admin') return true;
   if (!key || key.clientId !== principal.clientId) return false;
   return principal.role !== 'user' || key.userId === principal.userId;
 }
 
 /** Narrows a list query to what the caller may see, refusing explicit filters beyond it. */
-export function scopeListFilter<T extends { clientId?: string; userId?: string }>(principal: Principal, filter: T): T {
+export function scopeListFilter<T extends { clientId?: string; userId?: string }>(
+  principal: Principal,
+  filter: T,
+): T {
   if (principal.role === 'admin') return filter;
   if (filter.clientId !== undefined && filter.clientId !== principal.clientId) {
     throw new ForbiddenError(`not allowed to list containers of client ${filter.clientId}`);
   }
-  if (principal.role === 'user' && filter.userId !== undefined && filter.userId !== principal.userId) {
+  if (
+    principal.role === 'user' &&
+    filter.userId !== undefined &&
+    filter.userId !== principal.userId
+  ) {
     throw new ForbiddenError(`not allowed to list another user's containers`);
   }
   return {

@@ -18,7 +18,12 @@ interface AjvError {
   message?: string;
 }
 
-const CONTEXT_PREFIX: Record<string, string> = { body: '', querystring: '', params: '', headers: 'header.' };
+const CONTEXT_PREFIX: Record<string, string> = {
+  body: '',
+  querystring: '',
+  params: '',
+  headers: 'header.',
+};
 
 function describeValidation(error: FastifyError): { message: string; field?: string } {
   const first = (error.validation as AjvError[] | undefined)?.[0];
@@ -32,7 +37,8 @@ function describeValidation(error: FastifyError): { message: string; field?: str
         : undefined;
   const path = fieldOf(first.instancePath, extra);
   const field = path ? `${prefix}${path}` : undefined;
-  const where = field ?? (error.validationContext === 'body' ? 'body' : (error.validationContext ?? 'request'));
+  const where =
+    field ?? (error.validationContext === 'body' ? 'body' : (error.validationContext ?? 'request'));
   const message =
     first.keyword === 'required'
       ? `${where} is required`
@@ -47,13 +53,19 @@ function describeValidation(error: FastifyError): { message: string; field?: str
  * trace. Unknown errors are logged and answered as 503 `unavailable`: they are failures of
  * the store, the bus or the runtime, not of the client's request.
  */
-export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
+export function handleError(
+  error: FastifyError | Error,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
   if (error instanceof BerthError) {
     if (error.retryable) {
       // The message of a store or runtime failure names tables, queues and the engine's own
       // words: for the log, not for the caller.
       request.log.warn({ err: error }, 'dependency unavailable');
-      void reply.code(error.status).send(errorBody(error.code, 'the service could not complete the request; try again'));
+      void reply
+        .code(error.status)
+        .send(errorBody(error.code, 'the service could not complete the request; try again'));
       return;
     }
     void reply.code(error.status).send(errorBody(error.code, error.message, error.field));
@@ -84,11 +96,26 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
           : fastifyError.code === 'FST_ERR_CTP_EMPTY_JSON_BODY'
             ? 'body must not be empty when content-type is application/json'
             : `invalid request: ${fastifyError.message}`;
-    void reply.code(status).send(errorBody(status === 404 ? 'not_found' : 'invalid_argument', message, status === 413 || status === 415 ? undefined : fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || /JSON/.test(fastifyError.message) ? 'body' : undefined));
+    void reply
+      .code(status)
+      .send(
+        errorBody(
+          status === 404 ? 'not_found' : 'invalid_argument',
+          message,
+          status === 413 || status === 415
+            ? undefined
+            : fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
+                /JSON/.test(fastifyError.message)
+              ? 'body'
+              : undefined,
+        ),
+      );
     return;
   }
   request.log.error({ err: error }, 'request failed');
-  void reply.code(ERROR_STATUS.unavailable).send(errorBody('unavailable', 'the service could not complete the request; try again'));
+  void reply
+    .code(ERROR_STATUS.unavailable)
+    .send(errorBody('unavailable', 'the service could not complete the request; try again'));
 }
 
 /** The path parameter a URL carries, judged from its shape alone: the router could not match it. */
@@ -104,7 +131,11 @@ function pathParameterOf(url: string): string | undefined {
  * path that is not valid percent-encoding (`%E0%A4%A`) and a path parameter longer than any
  * valid id. They too leave in the contract's shape, naming the parameter.
  */
-export function handleFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+export function handleFrameworkError(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
   const field = pathParameterOf(request.url);
   const message =
     error.code === 'FST_ERR_MAX_PARAM_LENGTH'
@@ -113,7 +144,10 @@ export function handleFrameworkError(error: FastifyError, request: FastifyReques
   void reply.code(400).send(errorBody('invalid_argument', message, field));
 }
 
-const CLIENT_ERROR_STATUS: Record<string, number> = { ERR_HTTP_REQUEST_TIMEOUT: 408, HPE_HEADER_OVERFLOW: 431 };
+const CLIENT_ERROR_STATUS: Record<string, number> = {
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
+  HPE_HEADER_OVERFLOW: 431,
+};
 
 /**
  * A request Node's HTTP parser refuses (malformed request line, headers too large, too slow)
@@ -123,7 +157,11 @@ export function handleClientError(error: Error & { code?: string }, socket: Dupl
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const status = CLIENT_ERROR_STATUS[error.code ?? ''] ?? 400;
   const message =
-    status === 431 ? 'request headers are too large' : status === 408 ? 'the request took too long to arrive' : 'malformed HTTP request';
+    status === 431
+      ? 'request headers are too large'
+      : status === 408
+        ? 'the request took too long to arrive'
+        : 'malformed HTTP request';
   const body = JSON.stringify(errorBody('invalid_argument', message));
   if (socket.writable) {
     socket.write(

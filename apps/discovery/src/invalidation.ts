@@ -15,7 +15,9 @@ export async function followInvalidations(
   cache: ContainerCache,
   log: { warn(o: object, m: string): void },
 ): Promise<{ close(): Promise<void> }> {
-  const name = `berth-discovery-${hostname().replace(/[^A-Za-z0-9_-]/g, '').slice(0, 30)}-${process.pid}`;
+  const name = `berth-discovery-${hostname()
+    .replace(/[^A-Za-z0-9_-]/g, '')
+    .slice(0, 30)}-${process.pid}`;
   const subscription = await EventSubscription.open({
     sqs: wiring.clients.sqs,
     sns: wiring.clients.sns,

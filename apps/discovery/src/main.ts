@@ -17,7 +17,8 @@ if (!authSecret) {
 }
 
 const cache = new ContainerCache({ ttlMs: config.cacheTtlMs });
-const invalidations = config.cacheTtlMs > 0 ? await followInvalidations(wiring, cache, log) : undefined;
+const invalidations =
+  config.cacheTtlMs > 0 ? await followInvalidations(wiring, cache, log) : undefined;
 
 const app = await buildDiscoveryApp({
   cache,

@@ -10,15 +10,25 @@ import { Registry } from 'prom-client';
 import { buildDiscoveryApp } from '../src/app.ts';
 
 const SECRET = 'a-test-secret-that-is-long-enough-for-hs256!';
-const sign = (claims: Record<string, unknown>, options: { key?: string; expiresIn?: number } = {}) =>
-  createSigner({ key: options.key ?? SECRET, algorithm: 'HS256', ...(options.expiresIn !== undefined ? { expiresIn: options.expiresIn } : {}) })(claims);
+const sign = (
+  claims: Record<string, unknown>,
+  options: { key?: string; expiresIn?: number } = {},
+) =>
+  createSigner({
+    key: options.key ?? SECRET,
+    algorithm: 'HS256',
+    ...(options.expiresIn !== undefined ? { expiresIn: options.expiresIn } : {}),
+  })(claims);
 const admin = sign({ client: 'admin', sub: 'root', role: 'admin' });
 const john = sign({ client: 'acme', sub: 'john', role: 'user' });
 const acmeService = sign({ client: 'acme', sub: 'svc', role: 'service' });
 
 const dynamodb = new DynamoDBClient({});
 const suffix = randomUUID().slice(0, 8);
-const names = { containerTable: `routes-containers-${suffix}`, sessionTable: `routes-sessions-${suffix}` };
+const names = {
+  containerTable: `routes-containers-${suffix}`,
+  sessionTable: `routes-sessions-${suffix}`,
+};
 
 let deps: FakeCoreDeps;
 let app: FastifyInstance;
@@ -74,7 +84,10 @@ describe('POST /v1/containers/discover', () => {
 
     // Assess
     expect(first.statusCode).toBe(201);
-    expect(first.json()).toMatchObject({ source: 'created', container: { containerId: 'acme.web.ann', generation: 1, status: 'starting' } });
+    expect(first.json()).toMatchObject({
+      source: 'created',
+      container: { containerId: 'acme.web.ann', generation: 1, status: 'starting' },
+    });
     expect(second.statusCode).toBe(200);
     expect(['cache', 'store']).toContain(second.json().source);
   });
@@ -97,14 +110,18 @@ describe('POST /v1/containers/discover', () => {
   it('starts exactly one container for 20 simultaneous discovers', async () => {
     // Act
     const answers = await Promise.all(
-      Array.from({ length: 20 }, () => discover({ clientId: 'acme', projectId: 'race', userId: 'cat' })),
+      Array.from({ length: 20 }, () =>
+        discover({ clientId: 'acme', projectId: 'race', userId: 'cat' }),
+      ),
     );
 
     // Assess
     expect(answers.filter((a) => a.statusCode === 201)).toHaveLength(1);
-    expect(new Set(answers.map((a) => `${a.json().container.containerId}#${a.json().container.generation}`))).toEqual(
-      new Set(['acme.race.cat#1']),
-    );
+    expect(
+      new Set(
+        answers.map((a) => `${a.json().container.containerId}#${a.json().container.generation}`),
+      ),
+    ).toEqual(new Set(['acme.race.cat#1']));
     expect(deps.runtime.startCalls).toHaveLength(1);
   });
 
@@ -121,11 +138,17 @@ describe('POST /v1/containers/discover', () => {
 
     // Assess
     expect(answer.statusCode).toBe(400);
-    expect(answer.json()).toEqual({ error: { code: 'invalid_argument', message: expect.any(String), field } });
+    expect(answer.json()).toEqual({
+      error: { code: 'invalid_argument', message: expect.any(String), field },
+    });
   });
 
   it('refuses a wait beyond 60 seconds naming the field', async () => {
-    const answer = await discover({ clientId: 'acme', projectId: 'web', userId: 'ann' }, admin, '?wait=61');
+    const answer = await discover(
+      { clientId: 'acme', projectId: 'web', userId: 'ann' },
+      admin,
+      '?wait=61',
+    );
     expect(answer.statusCode).toBe(400);
     expect(answer.json().error.field).toBe('wait');
   });
@@ -170,14 +193,29 @@ describe('authentication and authorization', () => {
     ['no header', undefined],
     ['not a bearer', 'Basic abc'],
     ['garbage', 'Bearer not.a.token'],
-    ['wrong signature', `Bearer ${sign({ client: 'acme', sub: 'john', role: 'user' }, { key: 'another-secret-that-is-long-enough-123456' })}`],
-    ['alg none', `Bearer ${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from('{"client":"acme","sub":"john","role":"admin"}').toString('base64url')}.`],
-    ['expired', `Bearer ${sign({ client: 'acme', sub: 'john', role: 'user', exp: Math.floor(Date.now() / 1000) - 60 })}`],
+    [
+      'wrong signature',
+      `Bearer ${sign({ client: 'acme', sub: 'john', role: 'user' }, { key: 'another-secret-that-is-long-enough-123456' })}`,
+    ],
+    [
+      'alg none',
+      `Bearer ${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from('{"client":"acme","sub":"john","role":"admin"}').toString('base64url')}.`,
+    ],
+    [
+      'expired',
+      `Bearer ${sign({ client: 'acme', sub: 'john', role: 'user', exp: Math.floor(Date.now() / 1000) - 60 })}`,
+    ],
     ['missing role', `Bearer ${sign({ client: 'acme', sub: 'john' })}`],
   ])('answers 401 for %s', async (_label, authorization) => {
-    const answer = await app.inject({ method: 'GET', url: target, headers: authorization ? { authorization } : {} });
+    const answer = await app.inject({
+      method: 'GET',
+      url: target,
+      headers: authorization ? { authorization } : {},
+    });
     expect(answer.statusCode).toBe(401);
-    expect(answer.json()).toEqual({ error: { code: 'unauthenticated', message: expect.any(String) } });
+    expect(answer.json()).toEqual({
+      error: { code: 'unauthenticated', message: expect.any(String) },
+    });
   });
 
   it("answers 403 for another user's or tenant's container whether it exists or not", async () => {
@@ -186,10 +224,25 @@ describe('authentication and authorization', () => {
     const other = sign({ client: 'globex', sub: 'john', role: 'service' });
 
     // Act
-    const existing = await app.inject({ method: 'GET', url: '/v1/containers/acme.web.mary', headers: { authorization: `Bearer ${john}` } });
-    const missing = await app.inject({ method: 'GET', url: '/v1/containers/acme.nope.mary', headers: { authorization: `Bearer ${john}` } });
-    const tenant = await app.inject({ method: 'GET', url: '/v1/containers/acme.web.mary', headers: { authorization: `Bearer ${other}` } });
-    const discoverOther = await discover({ clientId: 'acme', projectId: 'web', userId: 'mary' }, john);
+    const existing = await app.inject({
+      method: 'GET',
+      url: '/v1/containers/acme.web.mary',
+      headers: { authorization: `Bearer ${john}` },
+    });
+    const missing = await app.inject({
+      method: 'GET',
+      url: '/v1/containers/acme.nope.mary',
+      headers: { authorization: `Bearer ${john}` },
+    });
+    const tenant = await app.inject({
+      method: 'GET',
+      url: '/v1/containers/acme.web.mary',
+      headers: { authorization: `Bearer ${other}` },
+    });
+    const discoverOther = await discover(
+      { clientId: 'acme', projectId: 'web', userId: 'mary' },
+      john,
+    );
 
     // Assess
     for (const answer of [existing, missing, tenant, discoverOther]) {
@@ -198,8 +251,11 @@ describe('authentication and authorization', () => {
     }
   });
 
-  it("lets a service act on any user of its client, and a user on its own containers", async () => {
-    const service = await discover({ clientId: 'acme', projectId: 'web', userId: 'zed' }, acmeService);
+  it('lets a service act on any user of its client, and a user on its own containers', async () => {
+    const service = await discover(
+      { clientId: 'acme', projectId: 'web', userId: 'zed' },
+      acmeService,
+    );
     const own = await discover({ clientId: 'acme', projectId: 'web', userId: 'john' }, john);
     expect(service.statusCode).toBe(201);
     expect(own.statusCode).toBe(201);
@@ -213,11 +269,32 @@ describe('container and session routes', () => {
     const auth = { authorization: `Bearer ${admin}` };
 
     // Act
-    const got = await app.inject({ method: 'GET', url: '/v1/containers/acme.list.joe', headers: auth });
-    const absent = await app.inject({ method: 'GET', url: '/v1/containers/acme.list.nobody', headers: auth });
-    const listed = await app.inject({ method: 'GET', url: '/v1/containers?clientId=acme&projectId=list&limit=10', headers: auth });
-    const stopped = await app.inject({ method: 'POST', url: '/v1/containers/acme.list.joe/stop', headers: auth, payload: { reason: 'test' } });
-    const sessions = await app.inject({ method: 'GET', url: '/v1/containers/acme.list.joe/sessions', headers: auth });
+    const got = await app.inject({
+      method: 'GET',
+      url: '/v1/containers/acme.list.joe',
+      headers: auth,
+    });
+    const absent = await app.inject({
+      method: 'GET',
+      url: '/v1/containers/acme.list.nobody',
+      headers: auth,
+    });
+    const listed = await app.inject({
+      method: 'GET',
+      url: '/v1/containers?clientId=acme&projectId=list&limit=10',
+      headers: auth,
+    });
+    const stopped = await app.inject({
+      method: 'POST',
+      url: '/v1/containers/acme.list.joe/stop',
+      headers: auth,
+      payload: { reason: 'test' },
+    });
+    const sessions = await app.inject({
+      method: 'GET',
+      url: '/v1/containers/acme.list.joe/sessions',
+      headers: auth,
+    });
     const session = await app.inject({ method: 'GET', url: '/v1/sessions/nope', headers: auth });
 
     // Assess
@@ -225,37 +302,78 @@ describe('container and session routes', () => {
     const container = got.json().container as ContainerJson;
     expect(Object.keys(container).sort()).toEqual(
       [
-        'containerId', 'clientId', 'projectId', 'userId', 'status', 'generation', 'sessionCount', 'sessions', 'taskArn',
-        'endpoint', 'inputQueueUrl', 'outputQueueUrl', 'workspacePath', 'createdAt', 'startedAt', 'lastActivityAt',
-        'idleSince', 'idleStopAt', 'keptAliveBy', 'stoppedAt', 'stopReason',
+        'containerId',
+        'clientId',
+        'projectId',
+        'userId',
+        'status',
+        'generation',
+        'sessionCount',
+        'sessions',
+        'taskArn',
+        'endpoint',
+        'inputQueueUrl',
+        'outputQueueUrl',
+        'workspacePath',
+        'createdAt',
+        'startedAt',
+        'lastActivityAt',
+        'idleSince',
+        'idleStopAt',
+        'keptAliveBy',
+        'stoppedAt',
+        'stopReason',
       ].sort(),
     );
     expect(absent.statusCode).toBe(404);
     expect(absent.json().error.code).toBe('not_found');
     expect(listed.statusCode).toBe(200);
-    expect(listed.json().containers.map((c: ContainerJson) => c.containerId)).toEqual(['acme.list.joe']);
+    expect(listed.json().containers.map((c: ContainerJson) => c.containerId)).toEqual([
+      'acme.list.joe',
+    ]);
     expect(stopped.statusCode).toBe(202);
     // Still starting (the fake runtime never reports RUNNING): the stop is recorded and its
     // task asked to stop; it fails once that task has ended.
-    expect(stopped.json().container).toMatchObject({ status: 'starting', stopReason: 'manual:test' });
+    expect(stopped.json().container).toMatchObject({
+      status: 'starting',
+      stopReason: 'manual:test',
+    });
     expect(sessions.statusCode).toBe(200);
     expect(sessions.json()).toEqual({ sessions: [] });
     expect(session.statusCode).toBe(404);
   });
 
-  it('scopes a user\'s list to its own containers and refuses a filter beyond them', async () => {
+  it("scopes a user's list to its own containers and refuses a filter beyond them", async () => {
     // Prepare
     await discover({ clientId: 'acme', projectId: 'scope', userId: 'john' }, john);
     await discover({ clientId: 'acme', projectId: 'scope', userId: 'kim' });
 
     // Act
-    const mine = await app.inject({ method: 'GET', url: '/v1/containers?projectId=scope', headers: { authorization: `Bearer ${john}` } });
-    const theirs = await app.inject({ method: 'GET', url: '/v1/containers?userId=kim', headers: { authorization: `Bearer ${john}` } });
-    const badStatus = await app.inject({ method: 'GET', url: '/v1/containers?status=sleeping', headers: { authorization: `Bearer ${admin}` } });
-    const badCursor = await app.inject({ method: 'GET', url: '/v1/containers?cursor=zzz', headers: { authorization: `Bearer ${admin}` } });
+    const mine = await app.inject({
+      method: 'GET',
+      url: '/v1/containers?projectId=scope',
+      headers: { authorization: `Bearer ${john}` },
+    });
+    const theirs = await app.inject({
+      method: 'GET',
+      url: '/v1/containers?userId=kim',
+      headers: { authorization: `Bearer ${john}` },
+    });
+    const badStatus = await app.inject({
+      method: 'GET',
+      url: '/v1/containers?status=sleeping',
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    const badCursor = await app.inject({
+      method: 'GET',
+      url: '/v1/containers?cursor=zzz',
+      headers: { authorization: `Bearer ${admin}` },
+    });
 
     // Assess
-    expect(mine.json().containers.map((c: ContainerJson) => c.containerId)).toEqual(['acme.scope.john']);
+    expect(mine.json().containers.map((c: ContainerJson) => c.containerId)).toEqual([
+      'acme.scope.john',
+    ]);
     expect(theirs.statusCode).toBe(403);
     expect(badStatus.statusCode).toBe(400);
     expect(badStatus.json().error.field).toBe('status');
@@ -270,7 +388,11 @@ describe('rate limiting', () => {
     await app.close();
     app = await build(60_000, undefined, 3);
     const get = (token: string) =>
-      app.inject({ method: 'GET', url: '/v1/containers/acme.web.john', headers: { authorization: `Bearer ${token}` } });
+      app.inject({
+        method: 'GET',
+        url: '/v1/containers/acme.web.john',
+        headers: { authorization: `Bearer ${token}` },
+      });
 
     // Act
     const within = [await get(john), await get(john), await get(john)];
@@ -282,7 +404,9 @@ describe('rate limiting', () => {
     expect(within.map((a) => a.statusCode)).not.toContain(429);
     expect(over.statusCode).toBe(429);
     expect(over.headers['retry-after']).toEqual(expect.any(String));
-    expect(over.json()).toEqual({ error: { code: 'capacity_exceeded', message: expect.any(String) } });
+    expect(over.json()).toEqual({
+      error: { code: 'capacity_exceeded', message: expect.any(String) },
+    });
     expect(otherUser.statusCode).not.toBe(429);
     expect(health.statusCode).toBe(200);
   });
@@ -302,7 +426,12 @@ describe('operational routes', () => {
     expect(metrics.body).toContain('berth_http_requests_total');
     expect(docs.statusCode).toBe(200);
     expect(Object.keys(docs.json().paths)).toEqual(
-      expect.arrayContaining(['/v1/containers/discover', '/v1/containers/{containerId}', '/v1/containers', '/v1/sessions/{sessionId}']),
+      expect.arrayContaining([
+        '/v1/containers/discover',
+        '/v1/containers/{containerId}',
+        '/v1/containers',
+        '/v1/sessions/{sessionId}',
+      ]),
     );
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json().error.code).toBe('not_found');
@@ -311,7 +440,14 @@ describe('operational routes', () => {
   it('is not ready (503) when the store does not answer', async () => {
     // Prepare
     await app.close();
-    app = await build(0, new DynamoStateStore({ client: dynamodb, containerTable: 'missing-table', sessionTable: 'missing-too' }));
+    app = await build(
+      0,
+      new DynamoStateStore({
+        client: dynamodb,
+        containerTable: 'missing-table',
+        sessionTable: 'missing-too',
+      }),
+    );
 
     // Act
     const ready = await app.inject({ method: 'GET', url: '/readyz' });

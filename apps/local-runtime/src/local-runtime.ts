@@ -8,7 +8,9 @@ import { buildServer } from './server.ts';
 import { Supervisor, type EventSink } from './supervisor.ts';
 
 /** The real workspace agent of this repository. */
-export const DEFAULT_AGENT_ENTRY = fileURLToPath(new URL('../../workspace-agent/src/main.ts', import.meta.url));
+export const DEFAULT_AGENT_ENTRY = fileURLToPath(
+  new URL('../../workspace-agent/src/main.ts', import.meta.url),
+);
 
 export interface LocalRuntimeOptions {
   logger?: Logger;
@@ -41,9 +43,13 @@ async function findTaskEventQueue(logger: Logger, timeoutMs: number): Promise<Ta
 }
 
 /** Reads the configuration from `env`, starts the supervisor and listens on 127.0.0.1. */
-export async function startLocalRuntime(env: Env, options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
+export async function startLocalRuntime(
+  env: Env,
+  options: LocalRuntimeOptions = {},
+): Promise<LocalRuntime> {
   const config = loadConfig(env);
-  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'local-runtime' } });
+  const logger =
+    options.logger ?? pino({ level: config.logLevel, base: { service: 'local-runtime' } });
   const queueUrl = env.BERTH_TASK_EVENTS_QUEUE_URL?.trim();
   const events =
     options.events ??

@@ -24,7 +24,11 @@ export function git(args: string[], input?: string): Promise<string> {
       { env: { ...process.env, ...GIT_IDENTITY }, maxBuffer: 1024 * 1024 },
       (error, stdout, stderr) => {
         if (error) {
-          reject(new Error(`git ${args.join(' ')} failed: ${stderr.trim() || error.message}`, { cause: error }));
+          reject(
+            new Error(`git ${args.join(' ')} failed: ${stderr.trim() || error.message}`, {
+              cause: error,
+            }),
+          );
         } else {
           resolve(stdout.trim());
         }
@@ -47,7 +51,14 @@ async function exists(path: string): Promise<boolean> {
 
 async function hasBranch(gitDir: string, branch: string): Promise<boolean> {
   if (!(await exists(gitDir))) return false;
-  return git(['--git-dir', gitDir, 'rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`]).then(
+  return git([
+    '--git-dir',
+    gitDir,
+    'rev-parse',
+    '--verify',
+    '--quiet',
+    `refs/heads/${branch}^{commit}`,
+  ]).then(
     () => true,
     () => false,
   );
@@ -84,12 +95,18 @@ export class BareRepositories {
     const path = this.pathFor(clientId, projectId);
     const running = this.#inFlight.get(path);
     if (running) return running;
-    const attempt = this.create(path, clientId, projectId).finally(() => this.#inFlight.delete(path));
+    const attempt = this.create(path, clientId, projectId).finally(() =>
+      this.#inFlight.delete(path),
+    );
     this.#inFlight.set(path, attempt);
     return attempt;
   }
 
-  private async create(path: string, clientId: string, projectId: string): Promise<{ path: string; created: boolean }> {
+  private async create(
+    path: string,
+    clientId: string,
+    projectId: string,
+  ): Promise<{ path: string; created: boolean }> {
     if (await hasBranch(path, DEFAULT_BRANCH)) return { path, created: false };
     await mkdir(dirname(path), { recursive: true });
     if (await exists(path)) {

@@ -60,7 +60,10 @@ export function buildServer(supervisor: Supervisor): FastifyInstance {
       try {
         done(null, body === '' ? {} : JSON.parse(body as string));
       } catch {
-        done(new EcsApiError('SerializationException', 'the request body is not valid JSON'), undefined);
+        done(
+          new EcsApiError('SerializationException', 'the request body is not valid JSON'),
+          undefined,
+        );
       }
     });
   }
@@ -86,15 +89,20 @@ export function buildServer(supervisor: Supervisor): FastifyInstance {
         : undefined;
     const handler = operation === undefined ? undefined : handlers[operation];
     if (!handler) {
-      throw new EcsApiError('UnknownOperationException', `the local runtime does not support ${String(target)}`);
+      throw new EcsApiError(
+        'UnknownOperationException',
+        `the local runtime does not support ${String(target)}`,
+      );
     }
-    const body = (typeof request.body === 'object' && request.body !== null ? request.body : {}) as Record<
-      string,
-      unknown
-    >;
+    const body = (
+      typeof request.body === 'object' && request.body !== null ? request.body : {}
+    ) as Record<string, unknown>;
     const answer = await handler(body);
     request.log.debug({ operation }, 'ecs request');
-    return reply.header('content-type', CONTENT_TYPE).header('x-amzn-requestid', request.id).send(answer);
+    return reply
+      .header('content-type', CONTENT_TYPE)
+      .header('x-amzn-requestid', request.id)
+      .send(answer);
   });
 
   return app;

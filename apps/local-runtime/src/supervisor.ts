@@ -102,7 +102,10 @@ function clusterName(cluster: string | undefined): string {
 }
 
 function trimReason(reason: string): string {
-  return reason.replace(/[\r\n]+/g, ' ').trim().slice(0, REASON_LIMIT);
+  return reason
+    .replace(/[\r\n]+/g, ' ')
+    .trim()
+    .slice(0, REASON_LIMIT);
 }
 
 export class Supervisor {
@@ -136,7 +139,8 @@ export class Supervisor {
 
   /** Idempotent by clientToken: the same token answers with the task it started. */
   runTask(request: RunTaskRequest): Promise<TaskState> {
-    if (this.#closing) throw new EcsApiError('ServerException', 'the local runtime is shutting down', 503);
+    if (this.#closing)
+      throw new EcsApiError('ServerException', 'the local runtime is shutting down', 503);
     const token = request.clientToken;
     if (token !== undefined) {
       const existing = this.#byToken.get(token);
@@ -157,7 +161,10 @@ export class Supervisor {
     return launching.then((task) => task.state);
   }
 
-  describeTasks(refs: readonly string[]): { tasks: TaskState[]; failures: { arn: string; reason: string }[] } {
+  describeTasks(refs: readonly string[]): {
+    tasks: TaskState[];
+    failures: { arn: string; reason: string }[];
+  } {
     const tasks: TaskState[] = [];
     const failures: { arn: string; reason: string }[] = [];
     for (const ref of refs) {
@@ -178,7 +185,9 @@ export class Supervisor {
           (request.startedBy === undefined || state.startedBy === request.startedBy),
       )
       .map((state) => state.taskArn);
-    const start = request.nextToken ? Number.parseInt(Buffer.from(request.nextToken, 'base64url').toString(), 10) : 0;
+    const start = request.nextToken
+      ? Number.parseInt(Buffer.from(request.nextToken, 'base64url').toString(), 10)
+      : 0;
     if (!Number.isInteger(start) || start < 0) throw invalidParameter('nextToken is not valid');
     const size = Math.min(Math.max(request.maxResults ?? PAGE_LIMIT, 1), PAGE_LIMIT);
     const end = start + size;
@@ -209,7 +218,11 @@ export class Supervisor {
       if (state.lastStatus === 'STOPPED' || !task.stopRequest) return;
       task.stopRequest.forced = true;
       this.logger.warn(
-        { taskArn: state.taskArn, containerId: state.containerId, graceMs: this.#options.shutdownGraceMs },
+        {
+          taskArn: state.taskArn,
+          containerId: state.containerId,
+          graceMs: this.#options.shutdownGraceMs,
+        },
         'task did not stop within the grace period: killing it',
       );
       signalGroup(task.child.pid, 'SIGKILL');
@@ -284,10 +297,14 @@ export class Supervisor {
     const projectId = tagValue(tags, TASK_TAGS.projectId) ?? '';
     const generationTag = tagValue(tags, TASK_TAGS.generation) ?? '';
     if (!CONTAINER_ID.test(containerId)) {
-      throw invalidParameter(`tag ${TASK_TAGS.containerId} must be a containerId (client.project.user)`);
+      throw invalidParameter(
+        `tag ${TASK_TAGS.containerId} must be a containerId (client.project.user)`,
+      );
     }
-    if (!isIdPart(clientId)) throw invalidParameter(`tag ${TASK_TAGS.clientId} is missing or not a valid id`);
-    if (!isIdPart(projectId)) throw invalidParameter(`tag ${TASK_TAGS.projectId} is missing or not a valid id`);
+    if (!isIdPart(clientId))
+      throw invalidParameter(`tag ${TASK_TAGS.clientId} is missing or not a valid id`);
+    if (!isIdPart(projectId))
+      throw invalidParameter(`tag ${TASK_TAGS.projectId} is missing or not a valid id`);
     if (!/^[1-9]\d{0,9}$/.test(generationTag)) {
       throw invalidParameter(`tag ${TASK_TAGS.generation} must be a positive whole number`);
     }
@@ -363,7 +380,14 @@ export class Supervisor {
     });
     child.once('close', (code, signal) => this.onExit(task, code, signal));
     this.logger.info(
-      { taskArn, containerId, generation, pid: child.pid, log: state.logPath, clientToken: request.clientToken },
+      {
+        taskArn,
+        containerId,
+        generation,
+        pid: child.pid,
+        log: state.logPath,
+        clientToken: request.clientToken,
+      },
       'task started',
     );
     this.emit(task);
@@ -481,7 +505,10 @@ export class Supervisor {
           this.logger.error({ ...about, err: error }, 'task event could not be delivered');
           return;
         }
-        this.logger.warn({ ...about, attempt, err: error }, 'task event not delivered yet; retrying');
+        this.logger.warn(
+          { ...about, attempt, err: error },
+          'task event not delivered yet; retrying',
+        );
         await delay(eventRetryDelayMs * 2 ** (attempt - 1));
       }
     }

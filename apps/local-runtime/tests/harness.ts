@@ -10,7 +10,12 @@ import {
   ReceiveMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { TaskStateChangeSchema, validator, type TaskSpec, type TaskStateChange } from '@berth/domain';
+import {
+  TaskStateChangeSchema,
+  validator,
+  type TaskSpec,
+  type TaskStateChange,
+} from '@berth/domain';
 import { EcsRuntime, createEcsClient } from '@berth/ecs';
 import { createSqsClient } from '@berth/messaging';
 import { pino } from 'pino';
@@ -33,7 +38,10 @@ export class EventCollector {
   }
 
   /** Receives until an event matches (every event is checked against the contract's schema). */
-  async waitFor(match: (event: TaskStateChange) => boolean, timeoutMs = 15_000): Promise<TaskStateChange> {
+  async waitFor(
+    match: (event: TaskStateChange) => boolean,
+    timeoutMs = 15_000,
+  ): Promise<TaskStateChange> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.received.find(match);
@@ -44,14 +52,22 @@ export class EventCollector {
         );
       }
       const { Messages = [] } = await this.#sqs.send(
-        new ReceiveMessageCommand({ QueueUrl: this.#queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+        new ReceiveMessageCommand({
+          QueueUrl: this.#queueUrl,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: 1,
+        }),
       );
-      for (const message of Messages) this.received.push(checkEvent.parse(JSON.parse(message.Body ?? '')));
+      for (const message of Messages)
+        this.received.push(checkEvent.parse(JSON.parse(message.Body ?? '')));
       if (Messages.length > 0) {
         await this.#sqs.send(
           new DeleteMessageBatchCommand({
             QueueUrl: this.#queueUrl,
-            Entries: Messages.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle })),
+            Entries: Messages.map((message, index) => ({
+              Id: String(index),
+              ReceiptHandle: message.ReceiptHandle,
+            })),
           }),
         );
       }
@@ -124,7 +140,13 @@ let counter = 0;
 /** A task spec for a fresh user (so every test has its own containerId). */
 export function specFor(
   runtime: EcsRuntime,
-  options: { clientId?: string; projectId?: string; userId?: string; generation?: number; environment?: Record<string, string> } = {},
+  options: {
+    clientId?: string;
+    projectId?: string;
+    userId?: string;
+    generation?: number;
+    environment?: Record<string, string>;
+  } = {},
 ): TaskSpec {
   counter += 1;
   const key = {
@@ -142,7 +164,10 @@ export function specFor(
 }
 
 /** Polls a condition that has no event of its own to await (e.g. a process being gone). */
-export async function eventually(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+export async function eventually(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);

@@ -82,7 +82,11 @@ describe('starting a task', () => {
       ]),
     );
     const described = await harness.runtime.describeTask(started.taskArn);
-    expect(described).toMatchObject({ lastStatus: 'RUNNING', containerId: spec.containerId, generation: 4 });
+    expect(described).toMatchObject({
+      lastStatus: 'RUNNING',
+      containerId: spec.containerId,
+      generation: 4,
+    });
     expect(Date.parse(described!.startedAt!)).toBeGreaterThan(0);
   });
 
@@ -92,7 +96,9 @@ describe('starting a task', () => {
 
     // Act
     const task = await harness.runtime.startTask(spec);
-    await harness.events.waitFor((event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === 'RUNNING');
+    await harness.events.waitFor(
+      (event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === 'RUNNING',
+    );
 
     // Assess
     const log = await agentLog(join(harness.dataDir, 'logs', `${spec.containerId}.g2.log`));
@@ -110,7 +116,10 @@ describe('starting a task', () => {
     const spec = specFor(harness.runtime);
 
     // Act
-    const [first, second] = await Promise.all([harness.runtime.startTask(spec), harness.runtime.startTask(spec)]);
+    const [first, second] = await Promise.all([
+      harness.runtime.startTask(spec),
+      harness.runtime.startTask(spec),
+    ]);
     const third = await harness.runtime.startTask(spec);
     const next = await harness.runtime.startTask({ ...spec, generation: 2 });
 
@@ -119,19 +128,28 @@ describe('starting a task', () => {
     expect(third.taskArn).toBe(first.taskArn);
     expect(next.taskArn).not.toBe(first.taskArn);
     const listed = await harness.runtime.listTasks();
-    expect(listed.filter((task) => task.containerId === spec.containerId).map((task) => task.generation).sort()).toEqual([1, 2]);
+    expect(
+      listed
+        .filter((task) => task.containerId === spec.containerId)
+        .map((task) => task.generation)
+        .sort(),
+    ).toEqual([1, 2]);
   });
 
   it('creates the project repository once, with an initial commit on main, however many start at once', async () => {
     // Prepare
     const project = `proj-${Date.now()}`;
-    const specs = [1, 2, 3].map(() => specFor(harness.runtime, { clientId: 'repo-client', projectId: project }));
+    const specs = [1, 2, 3].map(() =>
+      specFor(harness.runtime, { clientId: 'repo-client', projectId: project }),
+    );
 
     // Act
     await Promise.all(specs.map((spec) => harness.runtime.startTask(spec)));
     const repo = join(harness.dataDir, 'repos', 'repo-client', `${project}.git`);
     const headAfterFirst = await git(['--git-dir', repo, 'rev-parse', 'refs/heads/main']);
-    await harness.runtime.startTask(specFor(harness.runtime, { clientId: 'repo-client', projectId: project }));
+    await harness.runtime.startTask(
+      specFor(harness.runtime, { clientId: 'repo-client', projectId: project }),
+    );
 
     // Assess
     expect(await git(['--git-dir', repo, 'rev-parse', 'refs/heads/main'])).toBe(headAfterFirst);
@@ -139,7 +157,9 @@ describe('starting a task', () => {
     expect(await git(['--git-dir', repo, 'ls-tree', '--name-only', 'main'])).toBe('README.md');
     expect(await git(['--git-dir', repo, 'rev-parse', '--is-bare-repository'])).toBe('true');
     expect(await git(['--git-dir', repo, 'symbolic-ref', 'HEAD'])).toBe('refs/heads/main');
-    expect(await readdir(join(harness.dataDir, 'repos', 'repo-client'))).toEqual([`${project}.git`]);
+    expect(await readdir(join(harness.dataDir, 'repos', 'repo-client'))).toEqual([
+      `${project}.git`,
+    ]);
   });
 
   it('refuses tags that are not valid ids, as invalid input', async () => {
@@ -155,7 +175,9 @@ describe('stopping a task', () => {
   it('stops it gracefully: exit code 0, UserInitiated and the reason given', async () => {
     // Prepare
     const task = await harness.runtime.startTask(specFor(harness.runtime));
-    await harness.events.waitFor((event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === 'RUNNING');
+    await harness.events.waitFor(
+      (event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === 'RUNNING',
+    );
     const pid = pidOf(task.taskArn);
 
     // Act
@@ -187,7 +209,9 @@ describe('stopping a task', () => {
     const task = await harness.runtime.startTask(
       specFor(harness.runtime, { environment: { BERTH_FIXTURE_MODE: 'ignore-sigterm' } }),
     );
-    await harness.events.waitFor((event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === 'RUNNING');
+    await harness.events.waitFor(
+      (event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === 'RUNNING',
+    );
     const startedStopping = Date.now();
 
     // Act
@@ -202,7 +226,9 @@ describe('stopping a task', () => {
     expect(Date.now() - startedStopping).toBeGreaterThanOrEqual(GRACE_MS);
     expect(stopped.detail.stopCode).toBe('UserInitiated');
     expect(stopped.detail.containers?.[0]?.exitCode).toBe(137);
-    expect(stopped.detail.stoppedReason).toBe('forced:killed by SIGKILL after the 1s grace period (manual)');
+    expect(stopped.detail.stoppedReason).toBe(
+      'forced:killed by SIGKILL after the 1s grace period (manual)',
+    );
   });
 
   it('keeps the reason the agent gave before it exited (a failed save)', async () => {
@@ -210,7 +236,9 @@ describe('stopping a task', () => {
     const task = await harness.runtime.startTask(
       specFor(harness.runtime, { environment: { BERTH_FIXTURE_MODE: 'save-fails' } }),
     );
-    await harness.events.waitFor((event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === 'RUNNING');
+    await harness.events.waitFor(
+      (event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === 'RUNNING',
+    );
 
     // Act
     await harness.runtime.stopTask(task.taskArn, 'idle');
@@ -235,9 +263,14 @@ describe('stopping a task', () => {
     // Act / Assess
     await expect(harness.runtime.stopTask(task.taskArn, 'again')).resolves.toBeUndefined();
     await expect(
-      harness.runtime.stopTask('arn:aws:ecs:local:000000000000:task/berth/00000000-0000-0000-0000-000000000000', 'x'),
+      harness.runtime.stopTask(
+        'arn:aws:ecs:local:000000000000:task/berth/00000000-0000-0000-0000-000000000000',
+        'x',
+      ),
     ).resolves.toBeUndefined();
-    expect(await harness.runtime.describeTask(task.taskArn)).toMatchObject({ stoppedReason: 'manual' });
+    expect(await harness.runtime.describeTask(task.taskArn)).toMatchObject({
+      stoppedReason: 'manual',
+    });
   });
 });
 
@@ -245,7 +278,9 @@ describe('a task that ends on its own', () => {
   it('reports kill -9 from outside as EssentialContainerExited with exit code 137', async () => {
     // Prepare
     const task = await harness.runtime.startTask(specFor(harness.runtime));
-    await harness.events.waitFor((event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === 'RUNNING');
+    await harness.events.waitFor(
+      (event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === 'RUNNING',
+    );
 
     // Act
     process.kill(pidOf(task.taskArn), 'SIGKILL');
@@ -266,7 +301,9 @@ describe('a task that ends on its own', () => {
   it('reports an agent that exits by itself with its exit code', async () => {
     // Prepare / Act
     const task = await harness.runtime.startTask(
-      specFor(harness.runtime, { environment: { BERTH_FIXTURE_MODE: 'exit-after-ready', BERTH_FIXTURE_EXIT_CODE: '2' } }),
+      specFor(harness.runtime, {
+        environment: { BERTH_FIXTURE_MODE: 'exit-after-ready', BERTH_FIXTURE_EXIT_CODE: '2' },
+      }),
     );
     const stopped = await harness.events.waitFor(
       (event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === 'STOPPED',
@@ -280,7 +317,9 @@ describe('a task that ends on its own', () => {
     });
     const earlier = await Promise.all(
       (['PENDING', 'RUNNING'] as const).map((status) =>
-        harness.events.waitFor((event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === status),
+        harness.events.waitFor(
+          (event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === status,
+        ),
       ),
     );
     expect([...earlier, stopped].map((event) => event.detail.version)).toEqual([1, 2, 3]);
@@ -323,7 +362,9 @@ describe('shutting the runtime down', () => {
     const stubborn = await own.runtime.startTask(
       specFor(own.runtime, { environment: { BERTH_FIXTURE_MODE: 'ignore-sigterm' } }),
     );
-    await own.events.waitFor((event) => event.detail.taskArn === stubborn.taskArn && event.detail.lastStatus === 'RUNNING');
+    await own.events.waitFor(
+      (event) => event.detail.taskArn === stubborn.taskArn && event.detail.lastStatus === 'RUNNING',
+    );
     const pids = [polite, stubborn].map((task) => own.local.supervisor.pidOf(task.taskArn)!);
 
     // Act
@@ -337,9 +378,16 @@ describe('shutting the runtime down', () => {
     const stubbornStop = await own.events.waitFor(
       (event) => event.detail.taskArn === stubborn.taskArn && event.detail.lastStatus === 'STOPPED',
     );
-    expect(politeStop.detail).toMatchObject({ stoppedReason: SHUTDOWN_REASON, stopCode: 'UserInitiated' });
-    expect(stubbornStop.detail.stoppedReason).toMatch(/^forced:.*grace period \(runtime shutting down\)$/);
-    await expect(own.runtime.startTask(specFor(own.runtime))).rejects.toMatchObject({ code: 'unavailable' });
+    expect(politeStop.detail).toMatchObject({
+      stoppedReason: SHUTDOWN_REASON,
+      stopCode: 'UserInitiated',
+    });
+    expect(stubbornStop.detail.stoppedReason).toMatch(
+      /^forced:.*grace period \(runtime shutting down\)$/,
+    );
+    await expect(own.runtime.startTask(specFor(own.runtime))).rejects.toMatchObject({
+      code: 'unavailable',
+    });
     await own.close();
   });
 });

@@ -33,11 +33,17 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-async function call(operation: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+async function call(
+  operation: string,
+  body: unknown,
+): Promise<{ status: number; json: Record<string, unknown> }> {
   const response = await app.inject({
     method: 'POST',
     url: '/',
-    headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `${TARGET}.${operation}` },
+    headers: {
+      'content-type': 'application/x-amz-json-1.1',
+      'x-amz-target': `${TARGET}.${operation}`,
+    },
     payload: typeof body === 'string' ? body : JSON.stringify(body),
   });
   return { status: response.statusCode, json: response.json<Record<string, unknown>>() };
@@ -51,7 +57,10 @@ describe('the ECS JSON protocol', () => {
     // Assess
     expect(answer).toEqual({
       status: 400,
-      json: { __type: 'UnknownOperationException', message: `the local runtime does not support ${TARGET}.CreateCluster` },
+      json: {
+        __type: 'UnknownOperationException',
+        message: `the local runtime does not support ${TARGET}.CreateCluster`,
+      },
     });
   });
 
@@ -66,12 +75,17 @@ describe('the ECS JSON protocol', () => {
 
   it('reports unknown tasks as MISSING failures', async () => {
     // Act
-    const answer = await call('DescribeTasks', { tasks: ['arn:aws:ecs:local:000000000000:task/berth/x'] });
+    const answer = await call('DescribeTasks', {
+      tasks: ['arn:aws:ecs:local:000000000000:task/berth/x'],
+    });
 
     // Assess
     expect(answer).toEqual({
       status: 200,
-      json: { tasks: [], failures: [{ arn: 'arn:aws:ecs:local:000000000000:task/berth/x', reason: 'MISSING' }] },
+      json: {
+        tasks: [],
+        failures: [{ arn: 'arn:aws:ecs:local:000000000000:task/berth/x', reason: 'MISSING' }],
+      },
     });
   });
 
@@ -86,7 +100,10 @@ describe('the ECS JSON protocol', () => {
 
   it('answers StopTask of an unknown task as ECS does', async () => {
     // Act
-    const answer = await call('StopTask', { task: 'arn:aws:ecs:local:000000000000:task/berth/x', reason: 'idle' });
+    const answer = await call('StopTask', {
+      task: 'arn:aws:ecs:local:000000000000:task/berth/x',
+      reason: 'idle',
+    });
 
     // Assess
     expect(answer).toEqual({
@@ -97,7 +114,10 @@ describe('the ECS JSON protocol', () => {
 
   it('refuses RunTask without the tags berth tasks carry, before starting anything', async () => {
     // Act
-    const answer = await call('RunTask', { taskDefinition: 'berth-workspace', tags: [{ key: 'ContainerId', value: 'a.b.c' }] });
+    const answer = await call('RunTask', {
+      taskDefinition: 'berth-workspace',
+      tags: [{ key: 'ContainerId', value: 'a.b.c' }],
+    });
 
     // Assess
     expect(answer.status).toBe(400);

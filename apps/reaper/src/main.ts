@@ -14,23 +14,42 @@ scheduler.every('idle', config.reaperTickMs, async () => {
   const result = await reaper.stopIdle();
   if (result.stopped > 0) log.info(result, 'idle containers stopping');
   const asked = await reaper.carryOutStops();
-  if (asked > 0) log.info({ asked }, 'asked the runtime to stop tasks of containers on their way out');
+  if (asked > 0)
+    log.info({ asked }, 'asked the runtime to stop tasks of containers on their way out');
 });
-scheduler.every('sweep', config.sweepIntervalMs, async () => {
-  log.info(await reaper.sweep(), 'sweep done');
-}, { runAtStart: true });
+scheduler.every(
+  'sweep',
+  config.sweepIntervalMs,
+  async () => {
+    log.info(await reaper.sweep(), 'sweep done');
+  },
+  { runAtStart: true },
+);
 // Gauges for the dashboard and the "too many live containers" alarm: counts by live status
 // and sessions per running container (final statuses grow without bound and are not counted).
-scheduler.every('gauges', 60_000, async () => {
-  for (const status of ['starting', 'running', 'terminating'] as const) {
-    const containers = await wiring.deps.store.listContainersByStatus(status, 1000);
-    metrics.emf('ContainersByStatus', containers.length, 'Count', { Status: status });
-    if (status === 'running') {
-      for (const container of containers) metrics.emf('SessionsPerContainer', container.sessions.length, 'Count');
+scheduler.every(
+  'gauges',
+  60_000,
+  async () => {
+    for (const status of ['starting', 'running', 'terminating'] as const) {
+      const containers = await wiring.deps.store.listContainersByStatus(status, 1000);
+      metrics.emf('ContainersByStatus', containers.length, 'Count', { Status: status });
+      if (status === 'running') {
+        for (const container of containers)
+          metrics.emf('SessionsPerContainer', container.sessions.length, 'Count');
+      }
     }
-  }
-}, { runAtStart: true });
-log.info({ tickMs: config.reaperTickMs, sweepMs: config.sweepIntervalMs, idleTimeoutMs: config.idleTimeoutMs }, 'reaper running');
+  },
+  { runAtStart: true },
+);
+log.info(
+  {
+    tickMs: config.reaperTickMs,
+    sweepMs: config.sweepIntervalMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+  },
+  'reaper running',
+);
 
 onShutdown(log, async () => {
   await scheduler.stop();

@@ -14,7 +14,12 @@ export class Scheduler {
     this.onError = onError;
   }
 
-  every(name: string, intervalMs: number, job: () => Promise<void>, options: { runAtStart?: boolean } = {}): void {
+  every(
+    name: string,
+    intervalMs: number,
+    job: () => Promise<void>,
+    options: { runAtStart?: boolean } = {},
+  ): void {
     const run = (): void => {
       if (this.stopped || this.running.has(name)) return;
       const pending = job()

@@ -41,11 +41,16 @@ describe('Scheduler', () => {
     const scheduler = new Scheduler({ error: (o) => errors.push(o) }, () => (failures += 1));
     let runs = 0;
     await new Promise<void>((resolve) => {
-      scheduler.every('failing', 5, () => {
-        runs += 1;
-        if (runs === 3) resolve();
-        return Promise.reject(new Error('boom'));
-      }, { runAtStart: true });
+      scheduler.every(
+        'failing',
+        5,
+        () => {
+          runs += 1;
+          if (runs === 3) resolve();
+          return Promise.reject(new Error('boom'));
+        },
+        { runAtStart: true },
+      );
     });
     await scheduler.stop();
     expect(runs).toBeGreaterThanOrEqual(3);

@@ -14,7 +14,11 @@ export interface CommandHandlerDeps {
   lifecycle: Lifecycle;
   publisher: EventPublisher;
   clock: Clock;
-  log: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
+  log: {
+    info(o: object, m: string): void;
+    warn(o: object, m: string): void;
+    error(o: object, m: string): void;
+  };
 }
 
 /**
@@ -57,14 +61,23 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
         await lifecycle.sessions.touch(command);
         return;
       case 'container.stop':
-        await lifecycle.containers.stop(command.payload.containerId, 'manual', command.payload.reason, {
-          commandId: command.commandId,
-        });
+        await lifecycle.containers.stop(
+          command.payload.containerId,
+          'manual',
+          command.payload.reason,
+          {
+            commandId: command.commandId,
+          },
+        );
         return;
     }
   };
 
-  return async (message: { body: string; messageId: string; receiveCount: number }): Promise<CommandOutcome> => {
+  return async (message: {
+    body: string;
+    messageId: string;
+    receiveCount: number;
+  }): Promise<CommandOutcome> => {
     const parsed = parseCommand(message.body);
     if (!parsed.ok) {
       log.warn({ messageId: message.messageId, ...parsed.rejection }, 'command rejected');
@@ -79,7 +92,15 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       if (error instanceof BerthError && !error.retryable) {
         // A well-formed command that can never succeed (e.g. stopping a container that does
         // not exist): answered once, not retried.
-        log.warn({ commandId: command.commandId, type: command.type, code: error.code, message: error.message }, 'command refused');
+        log.warn(
+          {
+            commandId: command.commandId,
+            type: command.type,
+            code: error.code,
+            message: error.message,
+          },
+          'command refused',
+        );
         await reject(message.messageId, {
           reason: `${error.code}: ${error.message}`,
           commandId: command.commandId,
@@ -89,7 +110,12 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
         return 'done';
       }
       log.error(
-        { commandId: command.commandId, type: command.type, receiveCount: message.receiveCount, err: error },
+        {
+          commandId: command.commandId,
+          type: command.type,
+          receiveCount: message.receiveCount,
+          err: error,
+        },
         'command failed; it will be retried',
       );
       return 'retry';

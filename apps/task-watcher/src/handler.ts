@@ -10,18 +10,28 @@ export interface TaskEventLog {
 }
 
 /** One `ECS Task State Change` message. Malformed ones are dropped with a log line. */
-export function createTaskEventHandler(lifecycle: Lifecycle, log: TaskEventLog, onError: () => void = () => {}) {
+export function createTaskEventHandler(
+  lifecycle: Lifecycle,
+  log: TaskEventLog,
+  onError: () => void = () => {},
+) {
   return async (message: { body: string; messageId: string }): Promise<'done' | 'retry'> => {
     let event: TaskStateChange;
     try {
       event = taskEvent.parse(JSON.parse(message.body));
     } catch (error) {
-      log.warn({ messageId: message.messageId, err: error }, 'not an ECS Task State Change event; dropped');
+      log.warn(
+        { messageId: message.messageId, err: error },
+        'not an ECS Task State Change event; dropped',
+      );
       return 'done';
     }
     try {
       const outcome = await lifecycle.taskEvents.handle(event);
-      log.info({ taskArn: event.detail.taskArn, lastStatus: event.detail.lastStatus, outcome }, 'task event');
+      log.info(
+        { taskArn: event.detail.taskArn, lastStatus: event.detail.lastStatus, outcome },
+        'task event',
+      );
       return 'done';
     } catch (error) {
       onError();
@@ -29,7 +39,10 @@ export function createTaskEventHandler(lifecycle: Lifecycle, log: TaskEventLog, 
         log.error({ err: error, taskArn: event.detail.taskArn }, 'task event could not be applied');
         return 'done';
       }
-      log.error({ err: error, taskArn: event.detail.taskArn }, 'task event failed; it will be retried');
+      log.error(
+        { err: error, taskArn: event.detail.taskArn },
+        'task event failed; it will be retried',
+      );
       return 'retry';
     }
   };

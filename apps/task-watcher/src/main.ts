@@ -28,7 +28,8 @@ const timer = setInterval(() => {
   wiring.lifecycle.reaper
     .reconcile()
     .then((result) => {
-      if (result.lostRecords + result.orphanTasksStopped > 0) log.warn(result, 'reconciliation repaired records');
+      if (result.lostRecords + result.orphanTasksStopped > 0)
+        log.warn(result, 'reconciliation repaired records');
     })
     .catch((error: unknown) => {
       metrics.emf('WatcherErrors', 1);
@@ -38,7 +39,10 @@ const timer = setInterval(() => {
       reconciling = false;
     });
 }, reconcileEveryMs);
-log.info({ queueUrl: wiring.messaging.taskEventsUrl, reconcileEveryMs }, 'task watcher consuming task events');
+log.info(
+  { queueUrl: wiring.messaging.taskEventsUrl, reconcileEveryMs },
+  'task watcher consuming task events',
+);
 
 onShutdown(log, async () => {
   clearInterval(timer);

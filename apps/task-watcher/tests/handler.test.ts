@@ -1,5 +1,6 @@
 import { jest } from '@jest/globals';
 import { Lifecycle } from '@berth/core';
+import { UnavailableError } from '@berth/domain';
 import { makeCoreDeps } from '@berth/testing';
 import { createTaskEventHandler } from '../src/handler.ts';
 
@@ -29,21 +30,24 @@ describe('task-watcher message handler', () => {
     expect((await deps.store.getContainer(container.containerId))?.status).toBe('running');
   });
 
-  it.each([['not json'], ['{}'], [JSON.stringify({ source: 'aws.ecs', 'detail-type': 'Something else' })]])(
-    'drops %s without retrying it',
-    async (body) => {
-      const { handle, errors } = world();
-      expect(await handle({ body, messageId: 'm2' })).toBe('done');
-      expect(errors).toEqual([]);
-    },
-  );
+  it.each([
+    ['not json'],
+    ['{}'],
+    [JSON.stringify({ source: 'aws.ecs', 'detail-type': 'Something else' })],
+  ])('drops %s without retrying it', async (body) => {
+    const { handle, errors } = world();
+    expect(await handle({ body, messageId: 'm2' })).toBe('done');
+    expect(errors).toEqual([]);
+  });
 
   it('leaves the message for a retry when the store fails, and counts the error', async () => {
     // Prepare
     const { deps, lifecycle, handle, errors } = world();
     const { container } = await lifecycle.containers.findOrStart(KEY);
     const event = deps.runtime.change(container.taskArn!, { lastStatus: 'RUNNING' });
-    jest.spyOn(deps.store, 'getContainer').mockRejectedValueOnce(new (await import('@berth/domain')).UnavailableError('store down'));
+    jest
+      .spyOn(deps.store, 'getContainer')
+      .mockRejectedValueOnce(new UnavailableError('store down'));
 
     // Act
     const outcome = await handle({ body: JSON.stringify(event), messageId: 'm3' });

@@ -115,13 +115,19 @@ export class ContainerService {
    * Discovery's order after the in-process cache: the store, then a check with the runtime
    * (and the queues) that a live record still has its task, then a new container.
    */
-  async findOrStart(key: ContainerKey, options: { commandId?: string } = {}): Promise<FoundContainer> {
+  async findOrStart(
+    key: ContainerKey,
+    options: { commandId?: string } = {},
+  ): Promise<FoundContainer> {
     const containerId = containerIdOf(key);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
       let existing = await this.deps.store.getContainer(containerId);
       if (existing && existing.pendingEvents.length > 0) existing = await this.flush(existing);
       if (existing && isLive(existing.status)) {
-        if (existing.status === 'terminating' || (existing.status === 'starting' && existing.stopReason)) {
+        if (
+          existing.status === 'terminating' ||
+          (existing.status === 'starting' && existing.stopReason)
+        ) {
           throw new ConflictError(
             `container ${containerId} is stopping (${existing.stopReason ?? 'no reason'}); a new one can start once it has stopped, try again shortly`,
             { retryable: true },
@@ -164,7 +170,10 @@ export class ContainerService {
       if (!input || !output) problem = 'its queues are gone';
     }
     if (!problem) return container;
-    this.log.warn({ containerId: container.containerId, problem }, 'live record without a task; closing it');
+    this.log.warn(
+      { containerId: container.containerId, problem },
+      'live record without a task; closing it',
+    );
     await this.fail(container.containerId, container.generation, stopReason('lost', problem));
     this.metrics.orphanRepaired('record');
     return undefined;
@@ -178,15 +187,28 @@ export class ContainerService {
   private async awaitProvisioned(container: ContainerRecord): Promise<ContainerRecord | undefined> {
     const age = this.deps.clock.now().getTime() - Date.parse(container.createdAt);
     if (!container.inputQueueUrl && !container.taskArn && age >= PROVISION_ABANDONED_MS) {
-      this.log.warn({ containerId: container.containerId, generation: container.generation }, 'provisioning abandoned; failing it');
-      await this.fail(container.containerId, container.generation, stopReason('start_failed', 'its starter vanished before provisioning'));
+      this.log.warn(
+        { containerId: container.containerId, generation: container.generation },
+        'provisioning abandoned; failing it',
+      );
+      await this.fail(
+        container.containerId,
+        container.generation,
+        stopReason('start_failed', 'its starter vanished before provisioning'),
+      );
       return undefined;
     }
     let current = container;
     let pause = 20;
-    for (let waited = 0; !current.inputQueueUrl; waited += pause, pause = Math.min(pause * 2, 200)) {
+    for (
+      let waited = 0;
+      !current.inputQueueUrl;
+      waited += pause, pause = Math.min(pause * 2, 200)
+    ) {
       if (waited >= PROVISION_WAIT_MS) {
-        throw new UnavailableError(`container ${container.containerId} is still being provisioned; try again`);
+        throw new UnavailableError(
+          `container ${container.containerId} is still being provisioned; try again`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, pause));
       const fresh = await this.deps.store.getContainer(container.containerId);
@@ -237,7 +259,10 @@ export class ContainerService {
   }
 
   /** Only the replica that won the conditional create gets here, so this runs once. */
-  private async provision(record: ContainerRecord, commandId: string | undefined): Promise<ContainerRecord> {
+  private async provision(
+    record: ContainerRecord,
+    commandId: string | undefined,
+  ): Promise<ContainerRecord> {
     const { containerId, generation } = record;
     const workspacePath = record.workspacePath ?? this.deps.runtime.workspacePathFor(record);
     let queues: { inputQueueUrl: string; outputQueueUrl: string } | undefined;
@@ -280,7 +305,9 @@ export class ContainerService {
         (after) => [this.event('container.created', after, commandId ? { commandId } : {})],
       );
       if (provisioned?.changed) container = provisioned.after;
-      const stoppedMeanwhile = provisioned?.after.stopReason ?? (provisioned?.changed ? null : 'berth: stopped while starting');
+      const stoppedMeanwhile =
+        provisioned?.after.stopReason ??
+        (provisioned?.changed ? null : 'berth: stopped while starting');
       if (stoppedMeanwhile) {
         // Stopped (or replaced) while it was starting: nothing may keep its task running.
         await this.deps.runtime.stopTask(task.taskArn, stoppedMeanwhile).catch(() => undefined);
@@ -291,15 +318,25 @@ export class ContainerService {
       this.metrics.containerStartFailed();
       const detail = error instanceof Error ? error.message : String(error);
       this.log.error({ containerId, generation, err: error }, 'container failed to start');
-      await this.fail(containerId, generation, stopReason('start_failed', detail)).catch(() => undefined);
-      if (taskArn) await this.deps.runtime.stopTask(taskArn, stopReason('start_failed', detail)).catch(() => undefined);
+      await this.fail(containerId, generation, stopReason('start_failed', detail)).catch(
+        () => undefined,
+      );
+      if (taskArn)
+        await this.deps.runtime
+          .stopTask(taskArn, stopReason('start_failed', detail))
+          .catch(() => undefined);
       if (queues) await this.deps.queues.delete(queues).catch(() => undefined);
-      throw new UnavailableError(`container ${containerId} failed to start: ${detail}`, { cause: error });
+      throw new UnavailableError(`container ${containerId} failed to start: ${detail}`, {
+        cause: error,
+      });
     }
     if (!container) {
-      throw new ConflictError(`container ${containerId} was stopped while it was starting; try again`, {
-        retryable: true,
-      });
+      throw new ConflictError(
+        `container ${containerId} was stopped while it was starting; try again`,
+        {
+          retryable: true,
+        },
+      );
     }
     return container;
   }
@@ -344,25 +381,42 @@ export class ContainerService {
     try {
       const cleared = await this.mutate(container.containerId, (current) => {
         const left = current.pendingEvents.filter((event) => !published.has(event.eventId));
-        return left.length === current.pendingEvents.length ? undefined : { ...current, pendingEvents: left };
+        return left.length === current.pendingEvents.length
+          ? undefined
+          : { ...current, pendingEvents: left };
       });
       return cleared?.after ?? container;
     } catch (error) {
       // Published but not cleared: they will go out once more, under the same ids.
-      this.log.warn({ containerId: container.containerId, err: error }, 'could not clear the outbox');
+      this.log.warn(
+        { containerId: container.containerId, err: error },
+        'could not clear the outbox',
+      );
       return container;
     }
   }
 
   /** `starting|running → failed`, once; publishes `container.failed`. */
-  async fail(containerId: string, generation: number, reason: string): Promise<ContainerRecord | undefined> {
+  async fail(
+    containerId: string,
+    generation: number,
+    reason: string,
+  ): Promise<ContainerRecord | undefined> {
     const now = this.now();
     const result = await this.transition(
       containerId,
       (current) =>
-        current.generation !== generation || (current.status !== 'starting' && current.status !== 'running')
+        current.generation !== generation ||
+        (current.status !== 'starting' && current.status !== 'running')
           ? undefined
-          : { ...current, status: 'failed', stoppedAt: now, stopReason: reason, idleSince: null, sessions: [] },
+          : {
+              ...current,
+              status: 'failed',
+              stoppedAt: now,
+              stopReason: reason,
+              idleSince: null,
+              sessions: [],
+            },
       (after) => [this.event('container.failed', after)],
     );
     if (!result?.changed) return this.repairFinal(result?.after, generation);
@@ -396,11 +450,14 @@ export class ContainerService {
         if (current.status !== 'starting' && current.status !== 'running') return undefined;
         if (options.stillWanted && !options.stillWanted(current)) return undefined;
         if (current.status === 'starting') {
-          return current.stopReason ? undefined : { ...current, stopReason: reason, terminatingSince: now };
+          return current.stopReason
+            ? undefined
+            : { ...current, stopReason: reason, terminatingSince: now };
         }
         return { ...current, status: 'terminating', terminatingSince: now, stopReason: reason };
       },
-      (after) => (after.status === 'terminating' ? [this.event('container.terminating', after, extra)] : []),
+      (after) =>
+        after.status === 'terminating' ? [this.event('container.terminating', after, extra)] : [],
     );
     if (!result) throw new NotFoundError(`container ${containerId} does not exist`);
     if (!result.changed) return result.after;
@@ -409,20 +466,33 @@ export class ContainerService {
       await this.deps.runtime.stopTask(container.taskArn, reason);
     } else if (container.status === 'terminating') {
       // No task was ever started (its starter died): nothing to save, so it is stopped now.
-      return (await this.markStopped(container.containerId, container.generation, reason)) ?? container;
+      return (
+        (await this.markStopped(container.containerId, container.generation, reason)) ?? container
+      );
     }
     return container;
   }
 
   /** `terminating → stopped`, once; releases its sessions, deletes its queues, publishes. */
-  async markStopped(containerId: string, generation: number, reason: string): Promise<ContainerRecord | undefined> {
+  async markStopped(
+    containerId: string,
+    generation: number,
+    reason: string,
+  ): Promise<ContainerRecord | undefined> {
     const now = this.now();
     const result = await this.transition(
       containerId,
       (current) =>
         current.generation !== generation || current.status !== 'terminating'
           ? undefined
-          : { ...current, status: 'stopped', stoppedAt: now, stopReason: reason, idleSince: null, sessions: [] },
+          : {
+              ...current,
+              status: 'stopped',
+              stoppedAt: now,
+              stopReason: reason,
+              idleSince: null,
+              sessions: [],
+            },
       (after) => [this.event('container.stopped', after)],
     );
     if (!result?.changed) return this.repairFinal(result?.after, generation);
@@ -456,9 +526,15 @@ export class ContainerService {
   private async deleteQueues(container: ContainerRecord): Promise<void> {
     if (container.inputQueueUrl && container.outputQueueUrl) {
       await this.deps.queues
-        .delete({ inputQueueUrl: container.inputQueueUrl, outputQueueUrl: container.outputQueueUrl })
+        .delete({
+          inputQueueUrl: container.inputQueueUrl,
+          outputQueueUrl: container.outputQueueUrl,
+        })
         .catch((error: unknown) =>
-          this.log.warn({ containerId: container.containerId, err: error }, 'could not delete queues'),
+          this.log.warn(
+            { containerId: container.containerId, err: error },
+            'could not delete queues',
+          ),
         );
     }
   }

@@ -1,4 +1,11 @@
-import type { Clock, ContainerKey, ContainerQueues, EventPublisher, Runtime, StateStore } from '@berth/domain';
+import type {
+  Clock,
+  ContainerKey,
+  ContainerQueues,
+  EventPublisher,
+  Runtime,
+  StateStore,
+} from '@berth/domain';
 
 export interface CoreSettings {
   maxSessions: number;

@@ -65,7 +65,10 @@ export class Reaper {
     let stopped = 0;
     let keptAliveByMessages = 0;
     for (const container of due) {
-      if (container.inputQueueUrl && (await this.deps.queues.messagesInFlight(container.inputQueueUrl)) > 0) {
+      if (
+        container.inputQueueUrl &&
+        (await this.deps.queues.messagesInFlight(container.inputQueueUrl)) > 0
+      ) {
         keptAliveByMessages += 1;
         continue;
       }
@@ -74,12 +77,24 @@ export class Reaper {
         current.sessions.length === 0 &&
         current.idleSince !== null &&
         current.idleSince <= cutoff;
-      const result = await this.containers.stop(container.containerId, 'idle', undefined, { stillWanted: stillIdle });
-      if (result.status === 'terminating' && result.stopReason === 'idle' && result.terminatingSince) {
+      const result = await this.containers.stop(container.containerId, 'idle', undefined, {
+        stillWanted: stillIdle,
+      });
+      if (
+        result.status === 'terminating' &&
+        result.stopReason === 'idle' &&
+        result.terminatingSince
+      ) {
         stopped += 1;
-        const idleSeconds = (Date.parse(result.terminatingSince) - Date.parse(container.idleSince ?? result.terminatingSince)) / 1000;
+        const idleSeconds =
+          (Date.parse(result.terminatingSince) -
+            Date.parse(container.idleSince ?? result.terminatingSince)) /
+          1000;
         this.metrics.idleStop(idleSeconds);
-        this.log.info({ containerId: container.containerId, idleSince: container.idleSince }, 'stopping idle container');
+        this.log.info(
+          { containerId: container.containerId, idleSince: container.idleSince },
+          'stopping idle container',
+        );
       }
     }
     return { stopped, keptAliveByMessages };
@@ -94,14 +109,19 @@ export class Reaper {
   async carryOutStops(): Promise<number> {
     const leaving = [
       ...(await this.deps.store.listContainersByStatus('terminating', PAGE)),
-      ...(await this.deps.store.listContainersByStatus('starting', PAGE)).filter((c) => c.stopReason !== null),
+      ...(await this.deps.store.listContainersByStatus('starting', PAGE)).filter(
+        (c) => c.stopReason !== null,
+      ),
     ];
     let asked = 0;
     for (const container of leaving) {
       if (!container.taskArn) continue;
       const task = await this.deps.runtime.describeTask(container.taskArn);
       if (!task || task.lastStatus === 'STOPPED' || task.desiredStatus === 'STOPPED') continue;
-      await this.deps.runtime.stopTask(container.taskArn, container.stopReason ?? stopReason('manual'));
+      await this.deps.runtime.stopTask(
+        container.taskArn,
+        container.stopReason ?? stopReason('manual'),
+      );
       asked += 1;
     }
     return asked;
@@ -131,7 +151,9 @@ export class Reaper {
     for (const container of await this.deps.store.listContainersByStatus('starting', PAGE)) {
       if (container.createdAt > cutoff) continue;
       if (container.taskArn) {
-        await this.deps.runtime.stopTask(container.taskArn, 'berth: start timed out').catch(() => undefined);
+        await this.deps.runtime
+          .stopTask(container.taskArn, 'berth: start timed out')
+          .catch(() => undefined);
       }
       const done = await this.containers.fail(
         container.containerId,
@@ -152,7 +174,9 @@ export class Reaper {
     let resolved = 0;
     for (const container of await this.deps.store.listContainersByStatus('terminating', PAGE)) {
       if (!container.terminatingSince || container.terminatingSince > graceCutoff) continue;
-      const task = container.taskArn ? await this.deps.runtime.describeTask(container.taskArn) : undefined;
+      const task = container.taskArn
+        ? await this.deps.runtime.describeTask(container.taskArn)
+        : undefined;
       if (task && task.lastStatus !== 'STOPPED') {
         // Say so in the record first: a runtime may report the stop under the reason it was
         // first given (ECS keeps the first one), and the contract wants a forced stop named.
@@ -177,7 +201,11 @@ export class Reaper {
         task?.stoppedReason && /^save_failed/.test(task.stoppedReason)
           ? task.stoppedReason
           : (container.stopReason ?? stopReason('forced'));
-      const done = await this.containers.markStopped(container.containerId, container.generation, reason);
+      const done = await this.containers.markStopped(
+        container.containerId,
+        container.generation,
+        reason,
+      );
       if (done?.status === 'stopped') resolved += 1;
     }
     return resolved;
@@ -228,10 +256,21 @@ export class Reaper {
       // Owned, or already asked to stop (a stop on its way is not an orphan to stop again).
       if (owned.has(task.taskArn) || task.desiredStatus === 'STOPPED') continue;
       // A task started a moment ago may not be recorded yet: re-read its container first.
-      const container = task.containerId ? await this.deps.store.getContainer(task.containerId) : undefined;
+      const container = task.containerId
+        ? await this.deps.store.getContainer(task.containerId)
+        : undefined;
       if (container && isLive(container.status) && container.taskArn === task.taskArn) continue;
-      if (container && container.status === 'starting' && !container.taskArn && container.generation === task.generation) continue;
-      this.log.warn({ taskArn: task.taskArn, containerId: task.containerId }, 'stopping orphaned task');
+      if (
+        container &&
+        container.status === 'starting' &&
+        !container.taskArn &&
+        container.generation === task.generation
+      )
+        continue;
+      this.log.warn(
+        { taskArn: task.taskArn, containerId: task.containerId },
+        'stopping orphaned task',
+      );
       await this.deps.runtime.stopTask(task.taskArn, 'berth: orphaned task (no live record)');
       orphanTasksStopped += 1;
       this.metrics.orphanRepaired('task');

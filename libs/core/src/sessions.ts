@@ -26,7 +26,13 @@ const MAX_ATTEMPTS = 10;
 const MAX_ASSIGN_ATTEMPTS = 64;
 
 export type AssignOutcome =
-  | { kind: 'assigned'; session: SessionRecord; container: ContainerRecord; reused: boolean; duplicate: boolean }
+  | {
+      kind: 'assigned';
+      session: SessionRecord;
+      container: ContainerRecord;
+      reused: boolean;
+      duplicate: boolean;
+    }
   | { kind: 'rejected'; reason: 'capacity' | 'released' | 'conflict'; message: string };
 
 /** Session ids are the cause of their own events: a session is assigned and released once. */
@@ -61,7 +67,11 @@ export class SessionService {
 
   async assign(command: SessionAssign): Promise<AssignOutcome> {
     const { payload, commandId } = command;
-    const key = { clientId: payload.clientId, projectId: payload.projectId, userId: payload.userId };
+    const key = {
+      clientId: payload.clientId,
+      projectId: payload.projectId,
+      userId: payload.userId,
+    };
     const threadId = payload.threadId ?? payload.sessionId;
     let found: FoundContainer | undefined;
     for (let attempt = 0; attempt < MAX_ASSIGN_ATTEMPTS; attempt += 1) {
@@ -73,7 +83,13 @@ export class SessionService {
       if (container.sessions.length >= this.deps.settings.maxSessions) {
         const message = `container ${container.containerId} already has ${container.sessions.length} sessions (limit ${this.deps.settings.maxSessions})`;
         await this.deps.publisher.publish([
-          this.rejectedEvent(payload.sessionId, commandId, 'capacity', message, container.containerId),
+          this.rejectedEvent(
+            payload.sessionId,
+            commandId,
+            'capacity',
+            message,
+            container.containerId,
+          ),
         ]);
         return { kind: 'rejected', reason: 'capacity', message };
       }
@@ -86,7 +102,9 @@ export class SessionService {
         status: 'active',
         inputQueueUrl: container.inputQueueUrl,
         outputQueueUrl: container.outputQueueUrl,
-        worktreePath: container.workspacePath ? worktreePathFor(container.workspacePath, threadId) : null,
+        worktreePath: container.workspacePath
+          ? worktreePathFor(container.workspacePath, threadId)
+          : null,
         assignedAt: now,
         lastActivityAt: now,
         releasedAt: null,
@@ -112,10 +130,20 @@ export class SessionService {
         throw error;
       }
       await this.openThread(session);
-      await this.deps.publisher.publish([this.assignedEvent(session, next, source !== 'created', commandId)]);
-      return { kind: 'assigned', session, container: next, reused: source !== 'created', duplicate: false };
+      await this.deps.publisher.publish([
+        this.assignedEvent(session, next, source !== 'created', commandId),
+      ]);
+      return {
+        kind: 'assigned',
+        session,
+        container: next,
+        reused: source !== 'created',
+        duplicate: false,
+      };
     }
-    throw new UnavailableError(`could not assign session ${payload.sessionId}: too much contention; try again`);
+    throw new UnavailableError(
+      `could not assign session ${payload.sessionId}: too much contention; try again`,
+    );
   }
 
   /**
@@ -130,11 +158,16 @@ export class SessionService {
   }
 
   /** The same sessionId again changes nothing; a released one never comes back. */
-  private async assignAgain(existing: SessionRecord, command: SessionAssign): Promise<AssignOutcome> {
+  private async assignAgain(
+    existing: SessionRecord,
+    command: SessionAssign,
+  ): Promise<AssignOutcome> {
     const { payload, commandId } = command;
     if (existing.status !== 'active') {
       const message = `session ${payload.sessionId} was ${existing.status} and cannot be assigned again`;
-      const events = [this.rejectedEvent(payload.sessionId, commandId, 'released', message, existing.containerId)];
+      const events = [
+        this.rejectedEvent(payload.sessionId, commandId, 'released', message, existing.containerId),
+      ];
       if (existing.assignedAt !== null && existing.containerId === containerIdOf(payload)) {
         // It was assigned (by this very command, maybe, whose publish a crash lost) before it
         // ended: that stored assignment's event goes out again under its own id.
@@ -144,7 +177,9 @@ export class SessionService {
       return { kind: 'rejected', reason: 'released', message };
     }
     const requested = containerIdOf(payload);
-    const container = existing.containerId ? await this.deps.store.getContainer(existing.containerId) : undefined;
+    const container = existing.containerId
+      ? await this.deps.store.getContainer(existing.containerId)
+      : undefined;
     if (existing.containerId !== requested || !container) {
       const message = `session ${payload.sessionId} is already assigned to container ${existing.containerId ?? 'none'}`;
       await this.deps.publisher.publish([
@@ -161,9 +196,16 @@ export class SessionService {
   private async openThread(session: SessionRecord): Promise<void> {
     if (!session.inputQueueUrl || !session.threadId) return;
     await this.deps.queues
-      .send(session.inputQueueUrl, { type: 'thread.open', threadId: session.threadId, sessionId: session.sessionId })
+      .send(session.inputQueueUrl, {
+        type: 'thread.open',
+        threadId: session.threadId,
+        sessionId: session.sessionId,
+      })
       .catch((error: unknown) =>
-        this.log.warn({ sessionId: session.sessionId, err: error }, 'could not ask the agent to open the worktree'),
+        this.log.warn(
+          { sessionId: session.sessionId, err: error },
+          'could not ask the agent to open the worktree',
+        ),
       );
   }
 
@@ -211,7 +253,9 @@ export class SessionService {
           releaseReason: reason,
         };
         try {
-          await this.deps.store.write({ sessions: [{ record: tombstone, expect: { kind: 'absent' } }] });
+          await this.deps.store.write({
+            sessions: [{ record: tombstone, expect: { kind: 'absent' } }],
+          });
         } catch (error) {
           if (error instanceof StaleWriteError) continue;
           throw error;
@@ -230,7 +274,9 @@ export class SessionService {
       }
       if (!wanted(existing)) return existing;
       const ended: SessionRecord = { ...existing, status, releasedAt: now, releaseReason: reason };
-      const container = existing.containerId ? await this.deps.store.getContainer(existing.containerId) : undefined;
+      const container = existing.containerId
+        ? await this.deps.store.getContainer(existing.containerId)
+        : undefined;
       const attached =
         container !== undefined &&
         container.generation === existing.generation &&
@@ -248,7 +294,13 @@ export class SessionService {
             };
             // The container's own event rides in its outbox, in the same transaction.
             return isIdle(next)
-              ? { ...next, pendingEvents: [...container.pendingEvents, this.idleEvent({ ...next, pendingEvents: [] })] }
+              ? {
+                  ...next,
+                  pendingEvents: [
+                    ...container.pendingEvents,
+                    this.idleEvent({ ...next, pendingEvents: [] }),
+                  ],
+                }
               : next;
           })()
         : undefined;
@@ -256,19 +308,30 @@ export class SessionService {
         await this.deps.store.write({
           sessions: [{ record: ended, expect: { kind: 'status', status: 'active' } }],
           ...(nextContainer && container
-            ? { containers: [{ record: nextContainer, expect: { kind: 'version' as const, version: container.version } }] }
+            ? {
+                containers: [
+                  {
+                    record: nextContainer,
+                    expect: { kind: 'version' as const, version: container.version },
+                  },
+                ],
+              }
             : {}),
         });
       } catch (error) {
         if (error instanceof StaleWriteError) continue;
         throw error;
       }
-      await this.deps.publisher.publish([this.endedEvent(ended, nextContainer?.sessions.length, commandId)]);
+      await this.deps.publisher.publish([
+        this.endedEvent(ended, nextContainer?.sessions.length, commandId),
+      ]);
       if (nextContainer) await this.containers.flush(nextContainer);
       if (status === 'expired') (this.deps.metrics ?? noMetrics).sessionsExpired(1);
       return ended;
     }
-    throw new UnavailableError(`could not end session ${sessionId}: too much contention; try again`);
+    throw new UnavailableError(
+      `could not end session ${sessionId}: too much contention; try again`,
+    );
   }
 
   /** The container's `idle` event, one id per idle period. */
@@ -297,7 +360,12 @@ export class SessionService {
       if (existing.lastActivityAt !== null && existing.lastActivityAt >= now) return existing;
       try {
         await this.deps.store.write({
-          sessions: [{ record: { ...existing, lastActivityAt: now }, expect: { kind: 'status', status: 'active' } }],
+          sessions: [
+            {
+              record: { ...existing, lastActivityAt: now },
+              expect: { kind: 'status', status: 'active' },
+            },
+          ],
         });
         return { ...existing, lastActivityAt: now };
       } catch (error) {
@@ -310,7 +378,9 @@ export class SessionService {
 
   /** Expires sessions idle longer than BERTH_SESSION_TTL. Returns how many it expired. */
   async expireStale(limit = 100): Promise<number> {
-    const cutoff = new Date(this.deps.clock.now().getTime() - this.deps.settings.sessionTtlMs).toISOString();
+    const cutoff = new Date(
+      this.deps.clock.now().getTime() - this.deps.settings.sessionTtlMs,
+    ).toISOString();
     const stale = await this.deps.store.listStaleSessions(cutoff, limit);
     let expired = 0;
     for (const session of stale) {
@@ -351,7 +421,12 @@ export class SessionService {
 
   /** The assigned event of a session that has since ended (its count then is not known). */
   private assignedEventOf(session: SessionRecord, commandId: string | undefined): BerthEvent {
-    const event = this.assignedEvent(session, { containerId: session.containerId ?? '', sessions: [] }, true, commandId);
+    const event = this.assignedEvent(
+      session,
+      { containerId: session.containerId ?? '', sessions: [] },
+      true,
+      commandId,
+    );
     return { ...event, payload: { ...event.payload, sessionCount: null } };
   }
 
@@ -380,7 +455,11 @@ export class SessionService {
     });
   }
 
-  private endedEvent(session: SessionRecord, sessionCount: number | undefined, commandId: string | undefined): BerthEvent {
+  private endedEvent(
+    session: SessionRecord,
+    sessionCount: number | undefined,
+    commandId: string | undefined,
+  ): BerthEvent {
     return makeEvent({
       type: session.status === 'expired' ? 'session.expired' : 'session.released',
       cause: sessionCause(session.sessionId),
@@ -416,5 +495,9 @@ export class SessionService {
 }
 
 function isIdle(container: ContainerRecord): boolean {
-  return container.status === 'running' && container.sessions.length === 0 && container.idleSince !== null;
+  return (
+    container.status === 'running' &&
+    container.sessions.length === 0 &&
+    container.idleSince !== null
+  );
 }

@@ -63,16 +63,28 @@ export class TaskEventHandler {
     }
     if (container.generation !== generation) {
       if (generation > container.generation) return 'ignored:unknown-container';
-      return this.orphan(detail.taskArn, detail.lastStatus, `generation ${generation} was replaced by ${container.generation}`);
+      return this.orphan(
+        detail.taskArn,
+        detail.lastStatus,
+        `generation ${generation} was replaced by ${container.generation}`,
+      );
     }
     if (container.taskArn && container.taskArn !== detail.taskArn) {
-      return this.orphan(detail.taskArn, detail.lastStatus, 'a second task for the same generation');
+      return this.orphan(
+        detail.taskArn,
+        detail.lastStatus,
+        'a second task for the same generation',
+      );
     }
 
     if (detail.lastStatus === 'RUNNING' && !isLive(container.status)) {
       // Its record is final and never reused, so a task still running for it is an orphan
       // (or this is a late duplicate, and stopping a stopped task changes nothing).
-      return this.orphan(detail.taskArn, detail.lastStatus, `its container is already ${container.status}`);
+      return this.orphan(
+        detail.taskArn,
+        detail.lastStatus,
+        `its container is already ${container.status}`,
+      );
     }
     if (detail.lastStatus === 'RUNNING') return this.onRunning(container, event);
     if (detail.lastStatus === 'STOPPED') return this.onStopped(container, event);
@@ -80,7 +92,11 @@ export class TaskEventHandler {
   }
 
   /** A task no live record owns costs money and answers to nobody: stop it. */
-  private async orphan(taskArn: string, lastStatus: string, why: string): Promise<TaskEventOutcome> {
+  private async orphan(
+    taskArn: string,
+    lastStatus: string,
+    why: string,
+  ): Promise<TaskEventOutcome> {
     if (lastStatus === 'STOPPED') return 'ignored:stale';
     this.log.warn({ taskArn, why }, 'stopping an orphaned task');
     await this.deps.runtime.stopTask(taskArn, `berth: orphaned task (${why})`);
@@ -88,7 +104,10 @@ export class TaskEventHandler {
     return 'orphan-stopped';
   }
 
-  private async onRunning(container: ContainerRecord, event: TaskStateChange): Promise<TaskEventOutcome> {
+  private async onRunning(
+    container: ContainerRecord,
+    event: TaskStateChange,
+  ): Promise<TaskEventOutcome> {
     const now = this.deps.clock.now().toISOString();
     const startedAt = event.detail.startedAt ?? event.time;
     const result = await this.containers.transition(
@@ -115,16 +134,24 @@ export class TaskEventHandler {
     if (pendingStop) {
       // A stop asked for while it was starting: now that it runs, it stops gracefully.
       const kind = stopReasonKind(pendingStop) ?? 'manual';
-      const detail = pendingStop.includes(':') ? pendingStop.slice(pendingStop.indexOf(':') + 1) : undefined;
+      const detail = pendingStop.includes(':')
+        ? pendingStop.slice(pendingStop.indexOf(':') + 1)
+        : undefined;
       await this.containers.stop(container.containerId, kind, detail);
     }
     return 'running';
   }
 
-  private async onStopped(container: ContainerRecord, event: TaskStateChange): Promise<TaskEventOutcome> {
+  private async onStopped(
+    container: ContainerRecord,
+    event: TaskStateChange,
+  ): Promise<TaskEventOutcome> {
     const { detail } = event;
     const exitCode = detail.containers?.find((c) => c.exitCode !== undefined)?.exitCode;
-    const agentReason = detail.stoppedReason && AGENT_REASON.test(detail.stoppedReason) ? detail.stoppedReason : undefined;
+    const agentReason =
+      detail.stoppedReason && AGENT_REASON.test(detail.stoppedReason)
+        ? detail.stoppedReason
+        : undefined;
     // The runtime echoes our own stop reason back, and its free-text detail may say anything.
     const forced =
       container.status === 'terminating' &&
@@ -137,17 +164,34 @@ export class TaskEventHandler {
       if (agentReason) reason = agentReason;
       else if (stopReasonKind(reason) === 'forced') {
         // The reaper already forced it past the grace period and said so in the record.
-      } else if (forced) reason = stopReason('forced', `${stopReasonKind(reason) ?? 'stop'} did not finish within the grace period`);
-      else if (exitCode !== undefined && exitCode !== 0) reason = stopReason('save_failed', `agent exited with code ${exitCode}`);
-      const stopped = await this.containers.markStopped(container.containerId, container.generation, reason);
+      } else if (forced)
+        reason = stopReason(
+          'forced',
+          `${stopReasonKind(reason) ?? 'stop'} did not finish within the grace period`,
+        );
+      else if (exitCode !== undefined && exitCode !== 0)
+        reason = stopReason('save_failed', `agent exited with code ${exitCode}`);
+      const stopped = await this.containers.markStopped(
+        container.containerId,
+        container.generation,
+        reason,
+      );
       return stopped ? 'stopped' : 'ignored:stale';
     }
     if (container.status === 'running' && (agentReason || exitCode === SAVE_FAILED_EXIT_CODE)) {
       // Stopped from outside berth and the agent tried to save but could not: no crash either,
       // and the reason must name the failed save (its workspace is kept for the next start).
       const reason = agentReason ?? stopReason('save_failed', `agent exited with code ${exitCode}`);
-      await this.containers.stop(container.containerId, 'save_failed', reason.slice('save_failed:'.length) || undefined);
-      const stopped = await this.containers.markStopped(container.containerId, container.generation, reason);
+      await this.containers.stop(
+        container.containerId,
+        'save_failed',
+        reason.slice('save_failed:'.length) || undefined,
+      );
+      const stopped = await this.containers.markStopped(
+        container.containerId,
+        container.generation,
+        reason,
+      );
       return stopped ? 'stopped' : 'ignored:stale';
     }
     if (container.status === 'running' && exitCode === 0) {
@@ -160,7 +204,11 @@ export class TaskEventHandler {
           : `the agent saved and exited (${[detail.stopCode, detail.stoppedReason].filter(Boolean).join(': ') || 'stopped outside berth'})`;
       const reason = stopReason('manual', detailText);
       await this.containers.stop(container.containerId, 'manual', detailText);
-      const stopped = await this.containers.markStopped(container.containerId, container.generation, reason);
+      const stopped = await this.containers.markStopped(
+        container.containerId,
+        container.generation,
+        reason,
+      );
       return stopped ? 'stopped' : 'ignored:stale';
     }
     if (container.status === 'starting' || container.status === 'running') {
@@ -170,11 +218,19 @@ export class TaskEventHandler {
           ? // A stop asked for while it was starting ended it: that is its reason.
             (container.stopReason ?? stopReason('start_failed', what))
           : stopReason('crashed', what);
-      const failed = await this.containers.fail(container.containerId, container.generation, reason);
+      const failed = await this.containers.fail(
+        container.containerId,
+        container.generation,
+        reason,
+      );
       return failed ? 'failed' : 'ignored:stale';
     }
     // Already final: a duplicate. Still let the container finish its cleanup.
-    await this.containers.markStopped(container.containerId, container.generation, container.stopReason ?? 'stopped');
+    await this.containers.markStopped(
+      container.containerId,
+      container.generation,
+      container.stopReason ?? 'stopped',
+    );
     return 'ignored:stale';
   }
 }

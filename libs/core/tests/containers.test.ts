@@ -321,9 +321,15 @@ describe('ContainerService.findOrStart when the start fails', () => {
     const retry = await lifecycle.containers.findOrStart(KEY);
 
     // Assess
-    expect(first).toMatchObject({ source: 'created', container: { generation: 1, status: 'starting' } });
+    expect(first).toMatchObject({
+      source: 'created',
+      container: { generation: 1, status: 'starting' },
+    });
     expect(pending).toEqual(['container.created']);
-    expect(retry).toMatchObject({ source: 'store', container: { generation: 1, status: 'starting' } });
+    expect(retry).toMatchObject({
+      source: 'store',
+      container: { generation: 1, status: 'starting' },
+    });
     expect(deps.publisher.ofType('container.created')).toHaveLength(1);
     expect((await stored(deps)).pendingEvents).toEqual([]);
     expect(deps.runtime.liveTasks()).toHaveLength(1);
@@ -387,7 +393,11 @@ describe('ContainerService.stop', () => {
     // No second generation may start on the workspace while the first task still runs.
     expect(meanwhile.error).toBeInstanceOf(ConflictError);
     expect(outcome).toBe('failed');
-    expect(await stored(deps)).toMatchObject({ status: 'failed', stopReason: 'manual', generation: 1 });
+    expect(await stored(deps)).toMatchObject({
+      status: 'failed',
+      stopReason: 'manual',
+      generation: 1,
+    });
     expect(deps.publisher.types()).toEqual(['container.created', 'container.failed']);
     expect(deps.queues.deleted).toHaveLength(1);
   });
@@ -399,11 +409,20 @@ describe('ContainerService.stop', () => {
     await lifecycle.containers.stop(CONTAINER_ID, 'manual', 'changed my mind');
 
     // Act
-    await lifecycle.taskEvents.handle(deps.runtime.change(container.taskArn!, { lastStatus: 'RUNNING' }));
+    await lifecycle.taskEvents.handle(
+      deps.runtime.change(container.taskArn!, { lastStatus: 'RUNNING' }),
+    );
 
     // Assess
-    expect(await stored(deps)).toMatchObject({ status: 'terminating', stopReason: 'manual:changed my mind' });
-    expect(deps.publisher.types()).toEqual(['container.created', 'container.running', 'container.terminating']);
+    expect(await stored(deps)).toMatchObject({
+      status: 'terminating',
+      stopReason: 'manual:changed my mind',
+    });
+    expect(deps.publisher.types()).toEqual([
+      'container.created',
+      'container.running',
+      'container.terminating',
+    ]);
   });
 
   it('stops the task of a container stopped while it was being provisioned, and keeps it starting until that task ends', async () => {
@@ -468,7 +487,10 @@ describe('ContainerService.findOrStart after a starter died', () => {
     await deps.store.write({
       containers: [
         {
-          record: { ...newContainerRecord({ ...KEY, containerId: CONTAINER_ID }, 1, now), workspacePath: '/w' },
+          record: {
+            ...newContainerRecord({ ...KEY, containerId: CONTAINER_ID }, 1, now),
+            workspacePath: '/w',
+          },
           expect: { kind: 'new-generation', previousGeneration: null },
         },
       ],

@@ -343,13 +343,15 @@ describe('Reaper.reconcile', () => {
 });
 
 describe('Reaper.reconcile and the outbox', () => {
-  it('publishes the events a failed publish left in a live container\'s outbox, once', async () => {
+  it("publishes the events a failed publish left in a live container's outbox, once", async () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
     w.deps.publisher.failNext(1);
     await w.lifecycle.containers.stop(CONTAINER_ID, 'manual', 'left pending');
-    expect((await stored(w.deps)).pendingEvents.map((e) => e.type)).toEqual(['container.terminating']);
+    expect((await stored(w.deps)).pendingEvents.map((e) => e.type)).toEqual([
+      'container.terminating',
+    ]);
 
     // Act
     await w.lifecycle.reaper.reconcile();
@@ -367,7 +369,11 @@ describe('Reaper.carryOutStops', () => {
     const w = world();
     const running = await runningContainer(w);
     const stopTask = jest.spyOn(w.deps.runtime, 'stopTask').mockResolvedValueOnce(undefined);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual', 'from a service that may not stop tasks');
+    await w.lifecycle.containers.stop(
+      CONTAINER_ID,
+      'manual',
+      'from a service that may not stop tasks',
+    );
     stopTask.mockRestore();
 
     // Act

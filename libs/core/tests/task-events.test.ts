@@ -243,12 +243,20 @@ describe('TaskEventHandler, STOPPED', () => {
 
     // Act
     await w.lifecycle.taskEvents.handle(
-      w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 137, stoppedReason: 'killed by SIGKILL' }),
+      w.deps.runtime.change(running.taskArn!, {
+        lastStatus: 'STOPPED',
+        exitCode: 137,
+        stoppedReason: 'killed by SIGKILL',
+      }),
     );
 
     // Assess
     const [failed] = w.deps.publisher.ofType('container.failed');
-    expect(failed?.payload.container).toMatchObject({ status: 'failed', sessionCount: 0, sessions: [] });
+    expect(failed?.payload.container).toMatchObject({
+      status: 'failed',
+      sessionCount: 0,
+      sessions: [],
+    });
     expect(w.deps.publisher.ofType('session.released')).toHaveLength(1);
   });
 
@@ -261,37 +269,64 @@ describe('TaskEventHandler, STOPPED', () => {
       exitCode: 0,
       stoppedReason: 'runtime shutting down',
     });
-    const outside: TaskStateChange = { ...event, detail: { ...event.detail, stopCode: 'UserInitiated' } };
+    const outside: TaskStateChange = {
+      ...event,
+      detail: { ...event.detail, stopCode: 'UserInitiated' },
+    };
 
     // Act
     const outcome = await w.lifecycle.taskEvents.handle(outside);
 
     // Assess
     expect(outcome).toBe('stopped');
-    expect(await stored(w.deps)).toMatchObject({ status: 'stopped', stopReason: 'manual:runtime shutting down' });
-    expect(w.deps.publisher.types().slice(-2)).toEqual(['container.terminating', 'container.stopped']);
+    expect(await stored(w.deps)).toMatchObject({
+      status: 'stopped',
+      stopReason: 'manual:runtime shutting down',
+    });
+    expect(w.deps.publisher.types().slice(-2)).toEqual([
+      'container.terminating',
+      'container.stopped',
+    ]);
   });
 
   it.each([
-    ['says so (local runtime)', 'save_failed:push: fatal: could not read from remote', 'save_failed:push: fatal: could not read from remote'],
-    ['only exits 75 (ECS)', 'Essential container in task exited', 'save_failed:agent exited with code 75'],
-  ])('stops a running container whose agent could not save after a SIGTERM and %s, as save_failed', async (_case, stoppedReason, expected) => {
-    // Prepare
-    const w = world();
-    const running = await runningContainer(w);
-    const event = w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 75, stoppedReason });
-    const onItsOwn: TaskStateChange = { ...event, detail: { ...event.detail, stopCode: 'EssentialContainerExited' } };
+    [
+      'says so (local runtime)',
+      'save_failed:push: fatal: could not read from remote',
+      'save_failed:push: fatal: could not read from remote',
+    ],
+    [
+      'only exits 75 (ECS)',
+      'Essential container in task exited',
+      'save_failed:agent exited with code 75',
+    ],
+  ])(
+    'stops a running container whose agent could not save after a SIGTERM and %s, as save_failed',
+    async (_case, stoppedReason, expected) => {
+      // Prepare
+      const w = world();
+      const running = await runningContainer(w);
+      const event = w.deps.runtime.change(running.taskArn!, {
+        lastStatus: 'STOPPED',
+        exitCode: 75,
+        stoppedReason,
+      });
+      const onItsOwn: TaskStateChange = {
+        ...event,
+        detail: { ...event.detail, stopCode: 'EssentialContainerExited' },
+      };
 
-    // Act
-    const outcome = await w.lifecycle.taskEvents.handle(onItsOwn);
+      // Act
+      const outcome = await w.lifecycle.taskEvents.handle(onItsOwn);
 
-    // Assess
-    expect(outcome).toBe('stopped');
-    expect(await stored(w.deps)).toMatchObject({ status: 'stopped', stopReason: expected });
-    const [terminating] = w.deps.publisher.ofType('container.terminating');
-    expect(terminating?.payload.container).toMatchObject({ stopReason: expected });
-    expect(w.deps.publisher.types()).not.toContain('container.failed');
-  });
+      // Assess
+      expect(outcome).toBe('stopped');
+      expect(await stored(w.deps)).toMatchObject({ status: 'stopped', stopReason: expected });
+      const [terminating] = w.deps.publisher.ofType('container.terminating');
+      expect(terminating?.payload.container).toMatchObject({ stopReason: expected });
+      expect(w.deps.publisher.types()).not.toContain('container.failed');
+    },
+  );
 
   it('stops (through terminating) a running container whose agent saved and exited 0 on its own, e.g. after a SIGTERM', async () => {
     // Prepare
@@ -303,7 +338,10 @@ describe('TaskEventHandler, STOPPED', () => {
       exitCode: 0,
       stoppedReason: 'Essential container in task exited',
     });
-    const onItsOwn: TaskStateChange = { ...event, detail: { ...event.detail, stopCode: 'EssentialContainerExited' } };
+    const onItsOwn: TaskStateChange = {
+      ...event,
+      detail: { ...event.detail, stopCode: 'EssentialContainerExited' },
+    };
 
     // Act
     const outcome = await w.lifecycle.taskEvents.handle(onItsOwn);

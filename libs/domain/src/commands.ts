@@ -69,7 +69,8 @@ export interface RejectedCommand {
   type?: string;
 }
 
-export type ParsedCommand = { ok: true; command: Command } | { ok: false; rejection: RejectedCommand };
+export type ParsedCommand =
+  { ok: true; command: Command } | { ok: false; rejection: RejectedCommand };
 
 /**
  * Parses a queue message body. Never throws: a bad body is a permanent outcome

@@ -205,7 +205,10 @@ export function loadConfig(env: Env): BerthConfig {
   if (config.runtime === 'ecs') {
     if (config.ecs.cluster === undefined)
       problems.push(
-        new InvalidArgumentError('BERTH_ECS_CLUSTER is required when BERTH_RUNTIME=ecs', 'BERTH_ECS_CLUSTER'),
+        new InvalidArgumentError(
+          'BERTH_ECS_CLUSTER is required when BERTH_RUNTIME=ecs',
+          'BERTH_ECS_CLUSTER',
+        ),
       );
     if (config.ecs.taskDefinition === undefined)
       problems.push(

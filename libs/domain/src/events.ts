@@ -38,7 +38,9 @@ export function eventIdFor(cause: string, type: EventType): string {
   return `${cause}/${type}`;
 }
 
-export function containerCause(container: Pick<ContainerRecord, 'containerId' | 'generation'>): string {
+export function containerCause(
+  container: Pick<ContainerRecord, 'containerId' | 'generation'>,
+): string {
   return `${container.containerId}#${container.generation}`;
 }
 

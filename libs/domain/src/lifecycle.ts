@@ -1,6 +1,12 @@
 import { ConflictError } from './errors.ts';
 
-export const CONTAINER_STATUSES = ['starting', 'running', 'terminating', 'stopped', 'failed'] as const;
+export const CONTAINER_STATUSES = [
+  'starting',
+  'running',
+  'terminating',
+  'stopped',
+  'failed',
+] as const;
 export type ContainerStatus = (typeof CONTAINER_STATUSES)[number];
 
 /**

@@ -137,7 +137,10 @@ export function keptAliveBy(container: ContainerRecord, messagesInFlight = 0): K
   return reasons;
 }
 
-export function toContainerJson(container: ContainerRecord, liveness: LivenessInput): ContainerJson {
+export function toContainerJson(
+  container: ContainerRecord,
+  liveness: LivenessInput,
+): ContainerJson {
   return {
     containerId: container.containerId,
     clientId: container.clientId,

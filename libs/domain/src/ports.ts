@@ -21,9 +21,7 @@ export type ContainerExpectation =
   /** An update: the stored `version` must still be this one. */
   | { kind: 'version'; version: number };
 
-export type SessionExpectation =
-  | { kind: 'absent' }
-  | { kind: 'status'; status: SessionStatus };
+export type SessionExpectation = { kind: 'absent' } | { kind: 'status'; status: SessionStatus };
 
 export interface ContainerWrite {
   record: ContainerRecord;
@@ -55,7 +53,11 @@ export interface StateStore {
    * expectation does not hold, UnavailableError when the store cannot be reached.
    */
   write(change: { containers?: ContainerWrite[]; sessions?: SessionWrite[] }): Promise<void>;
-  listContainers(filter: ContainerFilter, limit: number, cursor?: string): Promise<Page<ContainerRecord>>;
+  listContainers(
+    filter: ContainerFilter,
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<ContainerRecord>>;
   /** Running containers with no session whose `idleSince` is at or before the given time. */
   listIdleContainers(idleSinceAtOrBefore: string, limit: number): Promise<ContainerRecord[]>;
   listContainersByStatus(status: ContainerStatus, limit: number): Promise<ContainerRecord[]>;

@@ -57,6 +57,9 @@ export const TASK_TAGS = {
 } as const;
 export const MANAGED_BY = 'berth';
 
-export function tagValue(tags: readonly { key: string; value: string }[] | undefined, key: string): string | undefined {
+export function tagValue(
+  tags: readonly { key: string; value: string }[] | undefined,
+  key: string,
+): string | undefined {
   return tags?.find((tag) => tag.key === key)?.value;
 }

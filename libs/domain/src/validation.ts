@@ -38,12 +38,14 @@ function pickError(errors: SchemaError[]): SchemaError | undefined {
 function describeError(error: SchemaError): { field: string | undefined; message: string } {
   const params = error.params;
   if (error.keyword === 'required') {
-    const missing = (params.requiredProperties as string[] | undefined)?.[0] ?? params.missingProperty;
+    const missing =
+      (params.requiredProperties as string[] | undefined)?.[0] ?? params.missingProperty;
     const field = fieldOf(error.instancePath, missing);
     return { field, message: `${field ?? 'value'} is required` };
   }
   if (error.keyword === 'additionalProperties') {
-    const extra = (params.additionalProperties as string[] | undefined)?.[0] ?? params.additionalProperty;
+    const extra =
+      (params.additionalProperties as string[] | undefined)?.[0] ?? params.additionalProperty;
     const field = fieldOf(error.instancePath, extra);
     return { field, message: `${field ?? 'value'} is not a known field` };
   }

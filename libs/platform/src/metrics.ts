@@ -18,13 +18,22 @@ export function createMetrics(service: string, options: { emf?: boolean } = {}):
   collectDefaultMetrics({ register: registry });
   const emfEnabled = options.emf ?? process.env.BERTH_EMF === 'true';
 
-  const emf = (name: string, value: number, unit = 'Count', dimensions: Record<string, string> = {}): void => {
+  const emf = (
+    name: string,
+    value: number,
+    unit = 'Count',
+    dimensions: Record<string, string> = {},
+  ): void => {
     if (!emfEnabled) return;
     const line = {
       _aws: {
         Timestamp: Date.now(),
         CloudWatchMetrics: [
-          { Namespace: 'Berth', Dimensions: [Object.keys(dimensions)], Metrics: [{ Name: name, Unit: unit }] },
+          {
+            Namespace: 'Berth',
+            Dimensions: [Object.keys(dimensions)],
+            Metrics: [{ Name: name, Unit: unit }],
+          },
         ],
       },
       ...dimensions,

@@ -5,7 +5,10 @@ import { createLogger, type Logger } from './logger.ts';
  * Reads the configuration or exits with every problem listed: a service that starts with a
  * typo in a timeout would do the wrong thing quietly.
  */
-export function loadConfigOrExit(service: string, env: NodeJS.ProcessEnv = process.env): BerthConfig {
+export function loadConfigOrExit(
+  service: string,
+  env: NodeJS.ProcessEnv = process.env,
+): BerthConfig {
   try {
     return loadConfig(env);
   } catch (error) {
@@ -21,7 +24,11 @@ export function loadConfigOrExit(service: string, env: NodeJS.ProcessEnv = proce
  * Runs `stop` once on SIGTERM or SIGINT, then exits; a second signal exits at once.
  * Returns a function that triggers the same shutdown from code.
  */
-export function onShutdown(log: Logger, stop: () => Promise<void>, timeoutMs = 30_000): () => Promise<void> {
+export function onShutdown(
+  log: Logger,
+  stop: () => Promise<void>,
+  timeoutMs = 30_000,
+): () => Promise<void> {
   let stopping: Promise<void> | undefined;
   const shutdown = (signal: string): Promise<void> => {
     if (stopping) return stopping;

@@ -7,12 +7,18 @@ import { createSigner } from 'fast-jwt';
  * The local stack's signing secret: BERTH_AUTH_SECRET when given, otherwise generated once
  * and kept (mode 600) in the data directory, so tokens survive a restart on the same data.
  */
-export function localAuthSecret(dataDir: string, fromEnv: string | undefined, create = true): string {
+export function localAuthSecret(
+  dataDir: string,
+  fromEnv: string | undefined,
+  create = true,
+): string {
   if (fromEnv) return fromEnv;
   const file = join(dataDir, 'auth-secret');
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
   if (!create) {
-    throw new Error(`no BERTH_AUTH_SECRET and no ${file}: start the local stack first, or set BERTH_AUTH_SECRET`);
+    throw new Error(
+      `no BERTH_AUTH_SECRET and no ${file}: start the local stack first, or set BERTH_AUTH_SECRET`,
+    );
   }
   mkdirSync(dirname(file), { recursive: true });
   const secret = randomBytes(32).toString('hex');
@@ -26,7 +32,11 @@ export interface TokenClaims {
   role: 'user' | 'service' | 'admin';
 }
 
-export function mintToken(secret: string, claims: TokenClaims, expiresInMs = 12 * 3_600_000): string {
+export function mintToken(
+  secret: string,
+  claims: TokenClaims,
+  expiresInMs = 12 * 3_600_000,
+): string {
   const sign = createSigner({ key: secret, algorithm: 'HS256', expiresIn: expiresInMs });
   return sign({ ...claims });
 }

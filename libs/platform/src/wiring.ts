@@ -104,7 +104,10 @@ export async function wire(
 
   const deps: CoreDeps = {
     store: new DynamoStateStore({ client: dynamodb, ...names }),
-    runtime: options.mayStopTasks === false ? recordOnlyStops(createRuntime(config), options.log) : createRuntime(config),
+    runtime:
+      options.mayStopTasks === false
+        ? recordOnlyStops(createRuntime(config), options.log)
+        : createRuntime(config),
     queues: new SqsContainerQueues({ sqs }),
     publisher: new SnsEventPublisher({ sns, topicArn: messaging.topicArn }),
     clock: systemClock,

@@ -25,9 +25,14 @@ describe('local auth secret and tokens', () => {
   it('mints an HS256 token with the given claims that the same secret verifies', () => {
     const secret = 'a-secret-long-enough-for-hs256-0123456789';
     const token = mintToken(secret, { client: 'acme', sub: 'ann', role: 'user' }, 60_000);
-    const claims = createVerifier({ key: secret, algorithms: ['HS256'] })(token) as Record<string, unknown>;
+    const claims = createVerifier({ key: secret, algorithms: ['HS256'] })(token) as Record<
+      string,
+      unknown
+    >;
     expect(claims).toMatchObject({ client: 'acme', sub: 'ann', role: 'user' });
-    expect(JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString())).toMatchObject({ alg: 'HS256' });
+    expect(JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString())).toMatchObject({
+      alg: 'HS256',
+    });
   });
 });
 
@@ -48,7 +53,11 @@ describe('metrics', () => {
       const line = JSON.parse(String(write.mock.calls[0]?.[0]));
       expect(line).toMatchObject({
         IdleSecondsBeforeStop: 12,
-        _aws: { CloudWatchMetrics: [{ Namespace: 'Berth', Metrics: [{ Name: 'IdleSecondsBeforeStop', Unit: 'Seconds' }] }] },
+        _aws: {
+          CloudWatchMetrics: [
+            { Namespace: 'Berth', Metrics: [{ Name: 'IdleSecondsBeforeStop', Unit: 'Seconds' }] },
+          ],
+        },
       });
     } finally {
       write.mockRestore();

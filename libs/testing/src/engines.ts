@@ -34,12 +34,19 @@ export async function freePort(): Promise<number> {
 }
 
 /** Polls until `probe` succeeds: the engines give no other readiness signal. */
-async function waitUntil(name: string, child: ChildProcess, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+async function waitUntil(
+  name: string,
+  child: ChildProcess,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let wait = 50;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${name} exited during start (code ${child.exitCode}, signal ${child.signalCode})`);
+      throw new Error(
+        `${name} exited during start (code ${child.exitCode}, signal ${child.signalCode})`,
+      );
     }
     if (await probe().catch(() => false)) return;
     await delay(wait);
@@ -89,7 +96,11 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
   } else {
     args.push('-inMemory');
   }
-  const child = spawn('java', args, { cwd: home, stdio: options.stdio ?? 'ignore', detached: options.detached ?? false });
+  const child = spawn('java', args, {
+    cwd: home,
+    stdio: options.stdio ?? 'ignore',
+    detached: options.detached ?? false,
+  });
   const endpoint = `http://127.0.0.1:${port}`;
   try {
     await waitUntil(

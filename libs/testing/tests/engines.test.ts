@@ -9,12 +9,16 @@ describe('local engines', () => {
     // Act
     const [dynamodb, fauxqs] = await Promise.all([startDynamoDbLocal(), startFauxqs()]);
     try {
-      const tables = await new DynamoDBClient({ endpoint: dynamodb.endpoint, region: 'us-east-1', credentials }).send(
-        new ListTablesCommand({}),
-      );
-      const queues = await new SQSClient({ endpoint: fauxqs.endpoint, region: 'us-east-1', credentials }).send(
-        new ListQueuesCommand({}),
-      );
+      const tables = await new DynamoDBClient({
+        endpoint: dynamodb.endpoint,
+        region: 'us-east-1',
+        credentials,
+      }).send(new ListTablesCommand({}));
+      const queues = await new SQSClient({
+        endpoint: fauxqs.endpoint,
+        region: 'us-east-1',
+        credentials,
+      }).send(new ListQueuesCommand({}));
 
       // Assess
       expect(tables.TableNames).toEqual([]);

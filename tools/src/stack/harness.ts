@@ -23,8 +23,16 @@ export interface RunningStack {
   stop(): Promise<void>;
 }
 
-export async function startStack(overrides: Record<string, string> = {}, timeoutMs = 120_000): Promise<RunningStack> {
-  const [http, sqs, dynamodb, runtime] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+export async function startStack(
+  overrides: Record<string, string> = {},
+  timeoutMs = 120_000,
+): Promise<RunningStack> {
+  const [http, sqs, dynamodb, runtime] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
   const dataDir = overrides.BERTH_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'berth-stack-'));
   const env: Record<string, string> = {
     BERTH_HTTP_PORT: String(http),
@@ -44,7 +52,10 @@ export async function startStack(overrides: Record<string, string> = {}, timeout
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
 
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`stack did not start within ${timeoutMs} ms:\n${output}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`stack did not start within ${timeoutMs} ms:\n${output}`)),
+      timeoutMs,
+    );
     const onData = () => {
       if (output.includes('berth is running')) {
         clearTimeout(timer);

@@ -58,7 +58,11 @@ process.on('SIGTERM', () => void stopAll(0));
 try {
   say(`berth: data directory ${dataDir}`);
   const [dynamodb, fauxqs] = await Promise.all([
-    startDynamoDbLocal({ port: config.dynamodbPort, dbPath: resolve(dataDir, 'dynamodb'), detached: true }),
+    startDynamoDbLocal({
+      port: config.dynamodbPort,
+      dbPath: resolve(dataDir, 'dynamodb'),
+      detached: true,
+    }),
     startFauxqs({ port: config.sqsPort, dataDir: resolve(dataDir, 'sqs'), detached: true }),
   ]);
   engines.push(dynamodb, fauxqs);
@@ -66,7 +70,10 @@ try {
   Object.assign(process.env, awsEnv);
 
   const dynamodbClient = new DynamoDBClient({});
-  await ensureTables(dynamodbClient, { containerTable: config.containerTable, sessionTable: config.sessionTable });
+  await ensureTables(dynamodbClient, {
+    containerTable: config.containerTable,
+    sessionTable: config.sessionTable,
+  });
   dynamodbClient.destroy();
   const messaging = await ensureMessaging({ sqs: createSqsClient(), sns: createSnsClient() });
 
@@ -120,10 +127,14 @@ try {
   writeFileSync(resolve(dataDir, 'admin-token'), `${adminToken}\n`, { mode: 0o600 });
   say('');
   say('berth is running');
-  say(`  discovery      ${discoveryUrl}  (OpenAPI: ${discoveryUrl}/docs, metrics: ${discoveryUrl}/metrics)`);
+  say(
+    `  discovery      ${discoveryUrl}  (OpenAPI: ${discoveryUrl}/docs, metrics: ${discoveryUrl}/metrics)`,
+  );
   say(`  SQS/SNS        ${fauxqs.endpoint}  (commands: ${messaging.lifecycleCommandsUrl})`);
   say(`  events topic   ${messaging.topicArn}`);
-  say(`  DynamoDB       ${dynamodb.endpoint}  (tables ${config.containerTable}, ${config.sessionTable})`);
+  say(
+    `  DynamoDB       ${dynamodb.endpoint}  (tables ${config.containerTable}, ${config.sessionTable})`,
+  );
   say(`  local runtime  http://127.0.0.1:${config.runtimePort}`);
   say(`  data           ${dataDir}  (logs in ${resolve(dataDir, 'logs')})`);
   say('');
@@ -133,6 +144,8 @@ try {
   say('  try: npm run berth -- discover acme website alice --wait 30');
   say('Ctrl-C stops everything.');
 } catch (error) {
-  console.error(`berth: could not start: ${error instanceof Error ? error.message : String(error)}`);
+  console.error(
+    `berth: could not start: ${error instanceof Error ? error.message : String(error)}`,
+  );
   await stopAll(1);
 }

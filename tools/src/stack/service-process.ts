@@ -46,7 +46,8 @@ export class ServiceProcess {
     });
     closeSync(log);
     this.child = child;
-    if (this.options.pidFile && child.pid !== undefined) writeFileSync(this.options.pidFile, `${child.pid}\n`);
+    if (this.options.pidFile && child.pid !== undefined)
+      writeFileSync(this.options.pidFile, `${child.pid}\n`);
     child.on('exit', (code, signal) => {
       if (this.stopping) return;
       const lived = Date.now() - startedAt;
@@ -59,9 +60,12 @@ export class ServiceProcess {
         this.options.onGiveUp();
         return;
       }
-      setTimeout(() => {
-        if (!this.stopping) this.start();
-      }, 250 * 2 ** this.fastCrashes).unref();
+      setTimeout(
+        () => {
+          if (!this.stopping) this.start();
+        },
+        250 * 2 ** this.fastCrashes,
+      ).unref();
     });
   }
 
@@ -74,7 +78,9 @@ export class ServiceProcess {
       if (ok) return;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
-    throw new Error(`${this.name} did not become ready at ${url} within ${timeoutMs} ms (see ${this.options.logFile})`);
+    throw new Error(
+      `${this.name} did not become ready at ${url} within ${timeoutMs} ms (see ${this.options.logFile})`,
+    );
   }
 
   async stop(graceMs = 15_000): Promise<void> {

@@ -29,8 +29,12 @@ const DEFAULT_BASE_DELAY_MS = 200;
 const DEFAULT_MAX_DELAY_MS = 10_000;
 
 /** Exponential backoff with full jitter: a random wait in [0, min(cap, base * 2^attempt)). */
-export function fullJitterBackoff(baseDelayMs: number, maxDelayMs: number): (attempt: number) => number {
-  return (attempt) => Math.floor(Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1)));
+export function fullJitterBackoff(
+  baseDelayMs: number,
+  maxDelayMs: number,
+): (attempt: number) => number {
+  return (attempt) =>
+    Math.floor(Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1)));
 }
 
 /**
@@ -41,7 +45,10 @@ export function fullJitterBackoff(baseDelayMs: number, maxDelayMs: number): (att
 export function ecsRetryStrategy(options: EcsRetryOptions = {}): ConfiguredRetryStrategy {
   return new ConfiguredRetryStrategy(
     options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
-    fullJitterBackoff(options.baseDelayMs ?? DEFAULT_BASE_DELAY_MS, options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS),
+    fullJitterBackoff(
+      options.baseDelayMs ?? DEFAULT_BASE_DELAY_MS,
+      options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS,
+    ),
   );
 }
 
@@ -51,20 +58,21 @@ const WRAPPED_THROTTLE_NAMES = new Set(['ClientException', 'InvalidParameterExce
  * Marks a wrapped throttle as throttling so the retry middleware (which sits outside this one)
  * backs off and tries again instead of failing on the first "Rate exceeded".
  */
-const classifyWrappedThrottle: DeserializeMiddleware<object, MetadataBearer> = (next) => async (args) => {
-  try {
-    return await next(args);
-  } catch (error) {
-    if (
-      error instanceof Error &&
-      WRAPPED_THROTTLE_NAMES.has(error.name) &&
-      RATE_EXCEEDED.test(error.message)
-    ) {
-      Object.assign(error, { $retryable: { throttling: true } });
+const classifyWrappedThrottle: DeserializeMiddleware<object, MetadataBearer> =
+  (next) => async (args) => {
+    try {
+      return await next(args);
+    } catch (error) {
+      if (
+        error instanceof Error &&
+        WRAPPED_THROTTLE_NAMES.has(error.name) &&
+        RATE_EXCEEDED.test(error.message)
+      ) {
+        Object.assign(error, { $retryable: { throttling: true } });
+      }
+      throw error;
     }
-    throw error;
-  }
-};
+  };
 
 /** Marks wrapped throttles on any ECS client, so an injected one retries them too. */
 export function addThrottleClassifier(client: ECSClient): void {

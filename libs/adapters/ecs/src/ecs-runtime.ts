@@ -155,7 +155,11 @@ export class EcsRuntime implements Runtime {
   private async describe(taskArns: string[]): Promise<Task[]> {
     try {
       const answer = await this.#client.send(
-        new DescribeTasksCommand({ cluster: this.#options.cluster, tasks: taskArns, include: ['TAGS'] }),
+        new DescribeTasksCommand({
+          cluster: this.#options.cluster,
+          tasks: taskArns,
+          include: ['TAGS'],
+        }),
       );
       const failure = answer.failures?.find((entry) => entry.reason !== 'MISSING');
       if (failure) {
@@ -170,8 +174,15 @@ export class EcsRuntime implements Runtime {
   }
 
   private runTaskInput(spec: TaskSpec): RunTaskCommandInput {
-    const { cluster, taskDefinition, containerName, subnets, securityGroups, assignPublicIp, launchType } =
-      this.#options;
+    const {
+      cluster,
+      taskDefinition,
+      containerName,
+      subnets,
+      securityGroups,
+      assignPublicIp,
+      launchType,
+    } = this.#options;
     const fixed: KeyValuePair[] = [
       { name: 'CONTAINER_ID', value: spec.containerId },
       { name: 'WORKSPACE_PATH', value: spec.workspacePath },
@@ -199,7 +210,9 @@ export class EcsRuntime implements Runtime {
             },
           }
         : {}),
-      overrides: { containerOverrides: [{ name: containerName, environment: [...fixed, ...extra] }] },
+      overrides: {
+        containerOverrides: [{ name: containerName, environment: [...fixed, ...extra] }],
+      },
       tags: [
         { key: TASK_TAGS.containerId, value: spec.containerId },
         { key: TASK_TAGS.clientId, value: spec.clientId },

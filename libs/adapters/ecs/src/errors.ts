@@ -1,4 +1,9 @@
-import { InvalidArgumentError, UnavailableError, isBerthError, type BerthError } from '@berth/domain';
+import {
+  InvalidArgumentError,
+  UnavailableError,
+  isBerthError,
+  type BerthError,
+} from '@berth/domain';
 import { RATE_EXCEEDED } from './client.ts';
 
 /** Bad parameters are not worth retrying; everything else (throttles included) may pass later. */
@@ -9,9 +14,13 @@ export function toDomainError(error: unknown, operation: string): BerthError {
   const name = error instanceof Error ? error.name : 'Error';
   const message = error instanceof Error ? error.message : String(error);
   if (BAD_INPUT.has(name) && !RATE_EXCEEDED.test(message)) {
-    return new InvalidArgumentError(`ECS ${operation} refused the request: ${name}: ${message}`, undefined, {
-      cause: error,
-    });
+    return new InvalidArgumentError(
+      `ECS ${operation} refused the request: ${name}: ${message}`,
+      undefined,
+      {
+        cause: error,
+      },
+    );
   }
   return new UnavailableError(`ECS ${operation} failed: ${name}: ${message}`, { cause: error });
 }

@@ -31,8 +31,14 @@ beforeAll(async () => {
   process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
   server = createServer((request, response) => {
     void readBody(request).then((text) => {
-      received.push({ target: request.headers['x-amz-target'] as string | undefined, body: JSON.parse(text) });
-      const next = script.shift() ?? { status: 500, body: { __type: 'ServerException', message: 'script ended' } };
+      received.push({
+        target: request.headers['x-amz-target'] as string | undefined,
+        body: JSON.parse(text),
+      });
+      const next = script.shift() ?? {
+        status: 500,
+        body: { __type: 'ServerException', message: 'script ended' },
+      };
       response.writeHead(next.status, { 'content-type': 'application/x-amz-json-1.1' });
       response.end(JSON.stringify(next.body));
     });
@@ -52,7 +58,10 @@ beforeEach(() => {
   received.length = 0;
 });
 
-const THROTTLED: Scripted = { status: 400, body: { __type: 'ThrottlingException', message: 'Rate exceeded' } };
+const THROTTLED: Scripted = {
+  status: 400,
+  body: { __type: 'ThrottlingException', message: 'Rate exceeded' },
+};
 const RUN_TASK_OK: Scripted = {
   status: 200,
   body: {
@@ -74,7 +83,13 @@ const RUN_TASK_OK: Scripted = {
 
 function runtime(maxAttempts = 6): EcsRuntime {
   return new EcsRuntime({
-    client: createEcsClient({ endpoint, region: 'us-east-1', maxAttempts, baseDelayMs: 1, maxDelayMs: 5 }),
+    client: createEcsClient({
+      endpoint,
+      region: 'us-east-1',
+      maxAttempts,
+      baseDelayMs: 1,
+      maxDelayMs: 5,
+    }),
     cluster: 'berth',
     taskDefinition: 'berth-workspace',
     containerName: 'workspace',
@@ -124,7 +139,8 @@ describe('createEcsClient retries', () => {
         status: 400,
         body: {
           __type: 'InvalidParameterException',
-          message: 'Error retrieving subnet information for [subnet-a]: Rate exceeded (ErrorCode: Throttling)',
+          message:
+            'Error retrieving subnet information for [subnet-a]: Rate exceeded (ErrorCode: Throttling)',
         },
       },
       RUN_TASK_OK,
@@ -151,7 +167,10 @@ describe('createEcsClient retries', () => {
 
   it('does not retry bad parameters', async () => {
     // Prepare
-    script = [{ status: 400, body: { __type: 'ClientException', message: 'TaskDefinition not found.' } }, RUN_TASK_OK];
+    script = [
+      { status: 400, body: { __type: 'ClientException', message: 'TaskDefinition not found.' } },
+      RUN_TASK_OK,
+    ];
 
     // Act
     const attempt = runtime().startTask(SPEC);

@@ -76,7 +76,11 @@ function ecsTask(overrides: Partial<Task> = {}): Task {
 }
 
 function sdkError(name: string, message: string): Error {
-  return Object.assign(new Error(message), { name, $fault: 'client', $metadata: { httpStatusCode: 400 } });
+  return Object.assign(new Error(message), {
+    name,
+    $fault: 'client',
+    $metadata: { httpStatusCode: 400 },
+  });
 }
 
 beforeEach(() => {
@@ -96,7 +100,9 @@ describe('EcsRuntime.workspacePathFor', () => {
 describe('EcsRuntime.startTask', () => {
   it('sends the full RunTask request: overrides, tags, network and an idempotency token', async () => {
     // Prepare
-    ecs.on(RunTaskCommand).resolves({ tasks: [ecsTask({ lastStatus: 'PROVISIONING', startedAt: undefined })] });
+    ecs
+      .on(RunTaskCommand)
+      .resolves({ tasks: [ecsTask({ lastStatus: 'PROVISIONING', startedAt: undefined })] });
 
     // Act
     const info = await runtime().startTask(SPEC);
@@ -195,7 +201,8 @@ describe('EcsRuntime.startTask', () => {
 
     // Assess
     expect(
-      ecs.commandCalls(RunTaskCommand)[0]!.args[0].input.overrides?.containerOverrides?.[0]?.environment,
+      ecs.commandCalls(RunTaskCommand)[0]!.args[0].input.overrides?.containerOverrides?.[0]
+        ?.environment,
     ).toEqual([
       { name: 'CONTAINER_ID', value: 'ameliastamps.website.john' },
       { name: 'WORKSPACE_PATH', value: '/workspaces/ameliastamps/website/john' },
@@ -239,9 +246,11 @@ describe('EcsRuntime.startTask', () => {
 
   it('answers with the existing task when ECS reports the client token in use', async () => {
     // Prepare
-    ecs.on(RunTaskCommand).rejects(
-      new ConflictException({ message: 'token in use', $metadata: {}, resourceIds: [TASK_ARN] }),
-    );
+    ecs
+      .on(RunTaskCommand)
+      .rejects(
+        new ConflictException({ message: 'token in use', $metadata: {}, resourceIds: [TASK_ARN] }),
+      );
     ecs.on(DescribeTasksCommand).resolves({ tasks: [ecsTask()], failures: [] });
 
     // Act
@@ -268,7 +277,8 @@ describe('EcsRuntime.startTask', () => {
     // Prepare
     ecs.on(RunTaskCommand).rejects(
       new InvalidParameterException({
-        message: 'Error retrieving subnet information for [subnet-a]: Rate exceeded (ErrorCode: Throttling)',
+        message:
+          'Error retrieving subnet information for [subnet-a]: Rate exceeded (ErrorCode: Throttling)',
         $metadata: {},
       }),
     );
@@ -282,9 +292,9 @@ describe('EcsRuntime.startTask', () => {
 
   it('turns bad parameters into an InvalidArgumentError', async () => {
     // Prepare
-    ecs.on(RunTaskCommand).rejects(
-      new ClientException({ message: 'TaskDefinition not found.', $metadata: {} }),
-    );
+    ecs
+      .on(RunTaskCommand)
+      .rejects(new ClientException({ message: 'TaskDefinition not found.', $metadata: {} }));
 
     // Act
     const attempt = runtime().startTask(SPEC);
@@ -350,7 +360,9 @@ describe('EcsRuntime.describeTask', () => {
 
   it('answers undefined for a task ECS reports MISSING', async () => {
     // Prepare
-    ecs.on(DescribeTasksCommand).resolves({ tasks: [], failures: [{ arn: TASK_ARN, reason: 'MISSING' }] });
+    ecs
+      .on(DescribeTasksCommand)
+      .resolves({ tasks: [], failures: [{ arn: TASK_ARN, reason: 'MISSING' }] });
 
     // Act / Assess
     await expect(runtime().describeTask(TASK_ARN)).resolves.toBeUndefined();
@@ -358,7 +370,9 @@ describe('EcsRuntime.describeTask', () => {
 
   it('leaves the generation undefined when the tag is not a number', async () => {
     // Prepare
-    ecs.on(DescribeTasksCommand).resolves({ tasks: [ecsTask({ tags: [{ key: 'Generation', value: 'x' }] })] });
+    ecs
+      .on(DescribeTasksCommand)
+      .resolves({ tasks: [ecsTask({ tags: [{ key: 'Generation', value: 'x' }] })] });
 
     // Act
     const info = await runtime().describeTask(TASK_ARN);
@@ -395,9 +409,14 @@ describe('EcsRuntime.stopTask', () => {
 
   it('treats a task ECS no longer knows as stopped', async () => {
     // Prepare
-    ecs.on(StopTaskCommand).rejects(
-      new InvalidParameterException({ message: 'The referenced task was not found.', $metadata: {} }),
-    );
+    ecs
+      .on(StopTaskCommand)
+      .rejects(
+        new InvalidParameterException({
+          message: 'The referenced task was not found.',
+          $metadata: {},
+        }),
+      );
 
     // Act / Assess
     await expect(runtime().stopTask(TASK_ARN, 'idle')).resolves.toBeUndefined();
@@ -405,9 +424,12 @@ describe('EcsRuntime.stopTask', () => {
 
   it('turns other SDK errors into domain errors', async () => {
     // Prepare
-    ecs.on(StopTaskCommand)
+    ecs
+      .on(StopTaskCommand)
       .rejectsOnce(new ServerException({ message: 'internal', $metadata: {} }))
-      .rejectsOnce(new InvalidParameterException({ message: 'taskId length should be 32', $metadata: {} }));
+      .rejectsOnce(
+        new InvalidParameterException({ message: 'taskId length should be 32', $metadata: {} }),
+      );
 
     // Act / Assess
     await expect(runtime().stopTask(TASK_ARN, 'idle')).rejects.toBeInstanceOf(UnavailableError);
@@ -418,7 +440,10 @@ describe('EcsRuntime.stopTask', () => {
 describe('EcsRuntime.listTasks', () => {
   it('reads every page, describes in batches of 100 and keeps only tasks berth manages', async () => {
     // Prepare
-    const arns = Array.from({ length: 150 }, (_, index) => `${TASK_ARN.slice(0, -3)}${String(index).padStart(3, '0')}`);
+    const arns = Array.from(
+      { length: 150 },
+      (_, index) => `${TASK_ARN.slice(0, -3)}${String(index).padStart(3, '0')}`,
+    );
     ecs
       .on(ListTasksCommand)
       .resolvesOnce({ taskArns: arns.slice(0, 100), nextToken: 'page-2' })
@@ -439,14 +464,24 @@ describe('EcsRuntime.listTasks', () => {
     // Assess
     expect(ecs.commandCalls(ListTasksCommand).map((call) => call.args[0].input)).toEqual([
       { cluster: 'berth', startedBy: 'berth', desiredStatus: 'RUNNING', maxResults: 100 },
-      { cluster: 'berth', startedBy: 'berth', desiredStatus: 'RUNNING', maxResults: 100, nextToken: 'page-2' },
+      {
+        cluster: 'berth',
+        startedBy: 'berth',
+        desiredStatus: 'RUNNING',
+        maxResults: 100,
+        nextToken: 'page-2',
+      },
     ]);
     expect(ecs.commandCalls(DescribeTasksCommand).map((call) => call.args[0].input)).toEqual([
       { cluster: 'berth', tasks: arns.slice(0, 100), include: ['TAGS'] },
       { cluster: 'berth', tasks: arns.slice(100), include: ['TAGS'] },
     ]);
     expect(tasks.map((task) => task.taskArn)).toEqual([...arns.slice(1, 100), ...arns.slice(101)]);
-    expect(tasks[0]).toMatchObject({ containerId: SPEC.containerId, generation: 3, lastStatus: 'RUNNING' });
+    expect(tasks[0]).toMatchObject({
+      containerId: SPEC.containerId,
+      generation: 3,
+      lastStatus: 'RUNNING',
+    });
   });
 
   it('answers an empty list without describing anything when no task runs', async () => {

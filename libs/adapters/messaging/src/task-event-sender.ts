@@ -23,7 +23,9 @@ export class TaskEventSender {
   }
 
   /** Finds the queue by name (`berth-task-events` by default); UnavailableError when it does not exist (yet). */
-  static async forQueueName(options: { sqs?: SQSClient; queueName?: string } = {}): Promise<TaskEventSender> {
+  static async forQueueName(
+    options: { sqs?: SQSClient; queueName?: string } = {},
+  ): Promise<TaskEventSender> {
     const sqs = options.sqs ?? createSqsClient();
     const queueName = options.queueName ?? QUEUE_NAMES.taskEvents;
     try {
@@ -41,7 +43,9 @@ export class TaskEventSender {
 
   async send(event: TaskStateChange): Promise<void> {
     try {
-      await this.#sqs.send(new SendMessageCommand({ QueueUrl: this.#queueUrl, MessageBody: JSON.stringify(event) }));
+      await this.#sqs.send(
+        new SendMessageCommand({ QueueUrl: this.#queueUrl, MessageBody: JSON.stringify(event) }),
+      );
     } catch (error) {
       throw toMessagingError(error, `sending a task event to queue ${queueNameOf(this.#queueUrl)}`);
     }
