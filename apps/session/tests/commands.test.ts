@@ -323,7 +323,7 @@ describe('session.release', () => {
     // Act
     const sent = await send(release);
     const released = await events.waitFor({ type: 'session.released', sessionId: 'rel-1' }, 30_000);
-    const idle = await events.waitFor({ type: 'container.idle', containerId }, 10_000);
+    const idle = await events.waitFor({ type: 'container.idle', containerId }, 30_000);
 
     // Assess
     expect(released).toMatchObject({

@@ -149,16 +149,22 @@ export class Reaper {
     const cutoff = this.isoBefore(this.deps.settings.startTimeoutMs);
     let failed = 0;
     for (const container of await this.deps.store.listContainersByStatus('starting', PAGE)) {
-      if (container.createdAt > cutoff) continue;
+      if (container.createdAt > cutoff || container.stopReason !== null) continue;
+      const detail = 'not running within BERTH_START_TIMEOUT';
       if (container.taskArn) {
-        await this.deps.runtime
-          .stopTask(container.taskArn, 'berth: start timed out')
-          .catch(() => undefined);
+        // Its task may still be cloning into the workspace: record the stop and let the task's
+        // end fail the container, so no next generation starts on the same workspace meanwhile.
+        const asked = await this.containers.stop(container.containerId, 'start_failed', detail, {
+          stillWanted: (current) =>
+            current.generation === container.generation && current.stopReason === null,
+        });
+        if (asked.stopReason !== null) failed += 1;
+        continue;
       }
       const done = await this.containers.fail(
         container.containerId,
         container.generation,
-        stopReason('start_failed', 'not running within BERTH_START_TIMEOUT'),
+        stopReason('start_failed', detail),
       );
       if (done?.status === 'failed') failed += 1;
     }

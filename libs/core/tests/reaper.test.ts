@@ -170,9 +170,18 @@ describe('Reaper.sweep', () => {
 
     // Act
     const report = await w.lifecycle.reaper.sweep();
+    const meanwhile = await stored(w.deps, CONTAINER_ID);
+    await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(container.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
+    );
 
     // Assess
     expect(report.startTimedOut).toBe(1);
+    // Until its task has ended it stays starting (no next generation on the same workspace).
+    expect(meanwhile).toMatchObject({
+      status: 'starting',
+      stopReason: expect.stringMatching(/^start_failed:/) as unknown,
+    });
     expect(await stored(w.deps, CONTAINER_ID)).toMatchObject({
       status: 'failed',
       stopReason: expect.stringMatching(/^start_failed:/) as unknown,
