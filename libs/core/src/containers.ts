@@ -3,7 +3,6 @@ import {
   NotFoundError,
   StaleWriteError,
   UnavailableError,
-  containerCause,
   containerEvent,
   containerIdOf,
   isLive,
@@ -537,10 +536,5 @@ export class ContainerService {
           ),
         );
     }
-  }
-
-  /** Sessions still attached when a container reached a final status. */
-  containerCause(container: ContainerRecord): string {
-    return containerCause(container);
   }
 }
