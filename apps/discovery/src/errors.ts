@@ -7,6 +7,12 @@ interface ErrorBody {
   error: { code: ErrorCode; message: string; field?: string };
 }
 
+const FRAMEWORK_CLIENT_ERRORS: Readonly<Record<string, string>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'request body is too large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'content-type must be application/json',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'body must not be empty when content-type is application/json',
+};
+
 export function errorBody(code: ErrorCode, message: string, field?: string): ErrorBody {
   return { error: { code, message, ...(field ? { field } : {}) } };
 }
@@ -88,26 +94,19 @@ export function handleError(
   }
   if (status >= 400 && status < 500) {
     // Fastify's own client errors: body too large (413), bad JSON (400), bad content type (415).
-    const message =
-      fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
-        ? 'request body is too large'
-        : fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
-          ? 'content-type must be application/json'
-          : fastifyError.code === 'FST_ERR_CTP_EMPTY_JSON_BODY'
-            ? 'body must not be empty when content-type is application/json'
-            : `invalid request: ${fastifyError.message}`;
+    const known = FRAMEWORK_CLIENT_ERRORS[fastifyError.code];
+    const message = known ?? `invalid request: ${fastifyError.message}`;
+    const aboutTheBody =
+      status !== 413 &&
+      status !== 415 &&
+      (fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || /JSON/.test(fastifyError.message));
     void reply
       .code(status)
       .send(
         errorBody(
           status === 404 ? 'not_found' : 'invalid_argument',
           message,
-          status === 413 || status === 415
-            ? undefined
-            : fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
-                /JSON/.test(fastifyError.message)
-              ? 'body'
-              : undefined,
+          aboutTheBody ? 'body' : undefined,
         ),
       );
     return;
