@@ -353,11 +353,13 @@ describe('session.release', () => {
     for (const { messageId } of [sent, again]) {
       expect((await deliveries.handledOnce(messageId)).map((d) => d.outcome)).toEqual(['done']);
     }
-    expect(await store.getContainer(containerId)).toMatchObject({
-      sessions: [],
-      idleSince: container?.idleSince,
-      version: container?.version,
-    });
+    // What is promised is the state: the same sessions, idle period and activity. The version
+    // is not: the idle event rides in the record's outbox, and clearing it after its publish is
+    // one more write that may land before or after the read above.
+    const { version: _v, pendingEvents: _p, ...state } = container ?? ({} as never);
+    const after = await store.getContainer(containerId);
+    expect(after).toMatchObject(state);
+    expect(after?.pendingEvents.filter((e) => e.type !== 'container.idle')).toEqual([]);
   });
 
   it('keeps a session released before it was assigned released: the late assign yields session.rejected reason released', async () => {
