@@ -123,6 +123,11 @@ export class ContainerService {
       let existing = await this.deps.store.getContainer(containerId);
       if (existing && existing.pendingEvents.length > 0) existing = await this.flush(existing);
       if (existing && isLive(existing.status)) {
+        if (existing.status === 'starting' && existing.stopReason && this.abandoned(existing)) {
+          // Stopped while its starter was gone: no task will ever end it, so it ends here.
+          await this.closeAbandoned(existing, existing.stopReason);
+          continue;
+        }
         if (
           existing.status === 'terminating' ||
           (existing.status === 'starting' && existing.stopReason)
@@ -184,15 +189,9 @@ export class ContainerService {
    * record changed generation meanwhile (the caller reads it again).
    */
   private async awaitProvisioned(container: ContainerRecord): Promise<ContainerRecord | undefined> {
-    const age = this.deps.clock.now().getTime() - Date.parse(container.createdAt);
-    if (!container.inputQueueUrl && !container.taskArn && age >= PROVISION_ABANDONED_MS) {
-      this.log.warn(
-        { containerId: container.containerId, generation: container.generation },
-        'provisioning abandoned; failing it',
-      );
-      await this.fail(
-        container.containerId,
-        container.generation,
+    if (this.abandoned(container)) {
+      await this.closeAbandoned(
+        container,
         stopReason('start_failed', 'its starter vanished before provisioning'),
       );
       return undefined;
@@ -222,6 +221,54 @@ export class ContainerService {
       current = fresh;
     }
     return current;
+  }
+
+  /** A `starting` record still without a task long after its creation: its starter is gone. */
+  private abandoned(container: ContainerRecord): boolean {
+    const age = this.deps.clock.now().getTime() - Date.parse(container.createdAt);
+    return container.status === 'starting' && !container.taskArn && age >= PROVISION_ABANDONED_MS;
+  }
+
+  /**
+   * Closes a `starting` record whose starter is gone before it recorded a task. That starter
+   * may have died right after RunTask, so the runtime is asked first: a live task of this
+   * generation is recorded (adopted) and asked to stop, and its end fails the record — no
+   * next generation starts on the workspace while it may still write there. Without one,
+   * nothing can end the record but this: it is failed now (with the stop already asked for,
+   * if any, as its reason).
+   */
+  async closeAbandoned(
+    container: ContainerRecord,
+    reason: string,
+  ): Promise<ContainerRecord | undefined> {
+    const { containerId, generation } = container;
+    const task = (await this.deps.runtime.listTasks()).find(
+      (candidate) =>
+        candidate.containerId === containerId &&
+        candidate.generation === generation &&
+        candidate.lastStatus !== 'STOPPED',
+    );
+    if (!task) {
+      this.log.warn({ containerId, generation }, 'start abandoned before RunTask; failing it');
+      return this.fail(containerId, generation, container.stopReason ?? reason);
+    }
+    this.log.warn(
+      { containerId, generation, taskArn: task.taskArn },
+      'start abandoned after RunTask; adopting its task to stop it',
+    );
+    const now = this.now();
+    const adopted = await this.mutate(containerId, (current) =>
+      current.generation !== generation || current.status !== 'starting' || current.taskArn
+        ? undefined
+        : {
+            ...current,
+            taskArn: task.taskArn,
+            stopReason: current.stopReason ?? reason,
+            terminatingSince: current.terminatingSince ?? now,
+          },
+    );
+    await this.deps.runtime.stopTask(task.taskArn, adopted?.after.stopReason ?? reason);
+    return adopted?.after;
   }
 
   private async create(

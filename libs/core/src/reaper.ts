@@ -149,24 +149,26 @@ export class Reaper {
     const cutoff = this.isoBefore(this.deps.settings.startTimeoutMs);
     let failed = 0;
     for (const container of await this.deps.store.listContainersByStatus('starting', PAGE)) {
-      if (container.createdAt > cutoff || container.stopReason !== null) continue;
+      if (container.createdAt > cutoff) continue;
       const detail = 'not running within BERTH_START_TIMEOUT';
-      if (container.taskArn) {
-        // Its task may still be cloning into the workspace: record the stop and let the task's
-        // end fail the container, so no next generation starts on the same workspace meanwhile.
-        const asked = await this.containers.stop(container.containerId, 'start_failed', detail, {
-          stillWanted: (current) =>
-            current.generation === container.generation && current.stopReason === null,
-        });
-        if (asked.stopReason !== null) failed += 1;
+      if (!container.taskArn) {
+        // Its starter is gone (stopped meanwhile or not): no task event will ever end it.
+        const closed = await this.containers.closeAbandoned(
+          container,
+          stopReason('start_failed', detail),
+        );
+        if (closed?.status === 'failed') failed += 1;
         continue;
       }
-      const done = await this.containers.fail(
-        container.containerId,
-        container.generation,
-        stopReason('start_failed', detail),
-      );
-      if (done?.status === 'failed') failed += 1;
+      // A stop is recorded already: the task's end (or reconcile, if that end was lost) fails it.
+      if (container.stopReason !== null) continue;
+      // Its task may still be cloning into the workspace: record the stop and let the task's
+      // end fail the container, so no next generation starts on the same workspace meanwhile.
+      const asked = await this.containers.stop(container.containerId, 'start_failed', detail, {
+        stillWanted: (current) =>
+          current.generation === container.generation && current.stopReason === null,
+      });
+      if (asked.stopReason !== null) failed += 1;
     }
     return failed;
   }
