@@ -385,6 +385,10 @@ export class WorkspaceAgent {
       }
     }
 
+    // A workload killed in its own git command leaves its lock; no git runs here now but ours.
+    await this.#workspace.clearStaleLocks().catch((error: unknown) => {
+      this.#logger.error({ detail: gitErrorDetail(error) }, 'could not clear stale git locks');
+    });
     // Keep a little of the grace to report and exit before the runtime kills the process.
     const saveBudgetMs = Math.max(startedAt + graceMs - 300 - Date.now(), 1000);
     const result = await this.#workspace.save(AbortSignal.timeout(saveBudgetMs));

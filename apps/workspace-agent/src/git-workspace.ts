@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readdir, readFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { appendFile, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import type { Logger } from 'pino';
 import {
@@ -84,6 +84,26 @@ export function gitErrorDetail(error: unknown, max = 160): string {
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
+/** Every `*.lock` file under a git dir; the object store has none worth the walk. */
+async function findLockFiles(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return found;
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (entry.name !== 'objects') found.push(...(await findLockFiles(path)));
+    } else if (entry.name.endsWith('.lock')) {
+      found.push(path);
+    }
+  }
+  return found;
+}
+
 function parseWorktrees(porcelain: string): WorktreeEntry[] {
   const entries: WorktreeEntry[] = [];
   for (const block of porcelain.split('\n\n')) {
@@ -159,6 +179,8 @@ export class GitWorkspace {
     const existing = existsSync(join(this.#path, '.git'));
     let recovery: SaveResult | undefined;
     if (existing) {
+      // Before any git command: a lock left by a killed git would fail every one of them.
+      await this.clearStaleLocks();
       await this.#exclusive(() =>
         this.#git().raw(['remote', 'set-url', REMOTE, this.#repoUrl]),
       ).catch((error: unknown) => {
@@ -208,6 +230,27 @@ export class GitWorkspace {
       }
     }
     return { mode: existing ? 'existing' : 'cloned', recovery, threads, restoreFailures };
+  }
+
+  /**
+   * Removes the lock files git leaves when it is killed mid-write (`index.lock`, `HEAD.lock`,
+   * `config.lock`, ref locks, in the repository and in every worktree's git dir). A lock is
+   * only ever held by a live git process, and none can be running here when this is called:
+   * the agent is the only writer of its workspace once the previous generation's task has
+   * ended, it calls this before its own first git command or after every workload process
+   * has been ended, and its own git commands wait for it (they share one queue).
+   * Resolves with the locks removed, relative to the git dir.
+   */
+  clearStaleLocks(): Promise<string[]> {
+    return this.#exclusive(async () => {
+      const gitDir = join(this.#path, '.git');
+      if (!existsSync(gitDir)) return [];
+      const locks = await findLockFiles(gitDir);
+      for (const lock of locks) await rm(lock, { force: true });
+      const names = locks.map((lock) => relative(gitDir, lock)).sort();
+      if (names.length > 0) this.#logger.warn({ locks: names }, 'cleared stale git locks');
+      return names;
+    });
   }
 
   async #clone(): Promise<void> {

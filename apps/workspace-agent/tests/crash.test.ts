@@ -1,0 +1,151 @@
+/**
+ * Crash windows around the workspace: git left mid-write by a killed process, a remote that
+ * moved, and the order of the shutdown. Real git, real agents, real workload processes.
+ */
+import { afterAll, afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { worktreePathFor } from '@berth/domain';
+import {
+  createBareRepo,
+  createQueues,
+  eventually,
+  git,
+  killAgent,
+  receiveOutputs,
+  removeDir,
+  sendInput,
+  showInBare,
+  sqsClient,
+  startAgent,
+  tempDir,
+  type AgentEnvInput,
+  type AgentProcess,
+  type Queues,
+} from './harness.ts';
+
+const TIMEOUT = 60_000;
+
+let sqs: SQSClient;
+let root: string;
+let bare: string;
+let queues: Queues;
+const agents: AgentProcess[] = [];
+
+function agent(
+  input: Omit<AgentEnvInput, 'repoUrl' | 'queues'> & Partial<AgentEnvInput>,
+): AgentProcess {
+  const started = startAgent({ repoUrl: bare, queues, ...input });
+  agents.push(started);
+  return started;
+}
+
+beforeEach(async () => {
+  sqs ??= sqsClient();
+  root = await tempDir('crash');
+  bare = await createBareRepo(root);
+  queues = await createQueues(sqs);
+});
+
+afterEach(async () => {
+  await Promise.all(agents.splice(0).map(killAgent));
+  await removeDir(root);
+});
+
+afterAll(() => {
+  sqs?.destroy();
+});
+
+/**
+ * Runs `git commit -a` in `cwd` and SIGKILLs it (and its editor) while it holds the index
+ * lock: what a container killed in the middle of a save leaves behind.
+ */
+async function killGitMidCommit(cwd: string): Promise<void> {
+  const editing = join(root, `editing-${Date.now()}`);
+  const child = spawn('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-a'], {
+    cwd,
+    detached: true,
+    stdio: 'ignore',
+    // git runs the editor while it holds index.lock; the editor tells us, then waits.
+    env: { ...process.env, GIT_EDITOR: `touch '${editing}'; sleep 60; :` },
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  await eventually('git to hold the index lock', () => existsSync(editing));
+  process.kill(-(child.pid ?? 0), 'SIGKILL');
+  await exited;
+}
+
+describe('case 3: git locks left by a killed process', () => {
+  it(
+    'clears the stale locks of the main checkout and of a worktree before anything else, then saves',
+    async () => {
+      const workspace = join(root, 'workspace');
+      const first = agent({ workspacePath: workspace });
+      await first.ready;
+      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 't1', text: 'one' });
+      await receiveOutputs(sqs, queues.output, 1);
+      expect((await first.stop()).code).toBe(0);
+
+      // Work left in the workspace, and git killed in the middle of committing it.
+      const worktree = worktreePathFor(workspace, 't1');
+      await writeFile(join(worktree, 'CHAT.md'), 'one\nleft behind\n');
+      await writeFile(join(workspace, 'README.md'), '# project\nedited\n');
+      await killGitMidCommit(worktree);
+      await killGitMidCommit(workspace);
+      const worktreeGitDir = (await git(worktree, 'rev-parse', '--absolute-git-dir')).trim();
+      expect(existsSync(join(worktreeGitDir, 'index.lock'))).toBe(true);
+      expect(existsSync(join(workspace, '.git', 'index.lock'))).toBe(true);
+      // Killed between writing a ref's lock and renaming it into place.
+      const head = (await git(worktree, 'rev-parse', 'HEAD')).trim();
+      await writeFile(join(workspace, '.git', 'refs', 'heads', 'thread', 't1.lock'), `${head}\n`);
+      await writeFile(join(worktreeGitDir, 'HEAD.lock'), 'ref: refs/heads/thread/t1\n');
+      await writeFile(join(workspace, '.git', 'config.lock'), '');
+
+      queues = await createQueues(sqs);
+      const second = agent({ workspacePath: workspace, generation: 2, queues });
+      await second.ready;
+
+      expect(await showInBare(bare, 'thread/t1', 'CHAT.md')).toBe('one\nleft behind\n');
+      expect(await showInBare(bare, 'workspace/john', 'README.md')).toBe('# project\nedited\n');
+      const cleared = second.logs.find((l) => l.msg === 'cleared stale git locks');
+      expect(cleared?.locks).toEqual(
+        expect.arrayContaining([
+          'config.lock',
+          'index.lock',
+          'refs/heads/thread/t1.lock',
+          expect.stringMatching(/^worktrees\/[^/]+\/index\.lock$/),
+          expect.stringMatching(/^worktrees\/[^/]+\/HEAD\.lock$/),
+        ]),
+      );
+      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 't1', text: 'two' });
+      await receiveOutputs(sqs, queues.output, 1);
+      expect((await second.stop()).code).toBe(0);
+      expect(await showInBare(bare, 'thread/t1', 'CHAT.md')).toBe('one\nleft behind\ntwo\n');
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'clears, before the final save, a lock that a workload killed in its own git command left',
+    async () => {
+      const workspace = join(root, 'workspace');
+      // An assistant that commits by itself and was killed with SIGKILL while git held the lock.
+      const a = agent({
+        workspacePath: workspace,
+        workloadCommand: 'cat > notes.txt; touch "$(git rev-parse --git-dir)/index.lock"; echo ok',
+      });
+      await a.ready;
+      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'w', text: 'mine' });
+      await receiveOutputs(sqs, queues.output, 1);
+
+      const exit = await a.stop();
+
+      expect(exit.code).toBe(0);
+      expect(await showInBare(bare, 'thread/w', 'notes.txt')).toBe('mine');
+    },
+    TIMEOUT,
+  );
+});
