@@ -242,12 +242,28 @@ export class WorkspaceAgent {
         await this.#send(invalidAnswer(input));
         return;
       case 'thread.open':
-        await this.#threads.run(input.threadId, () => this.#openThread(input, message, log));
+        await this.#threads.run(input.threadId, () => {
+          this.#refuseWhenStopping();
+          return this.#openThread(input, message, log);
+        });
         return;
       case 'work':
-        await this.#threads.run(input.threadId, () => this.#work(input, message, log));
+        await this.#threads.run(input.threadId, () => {
+          this.#refuseWhenStopping();
+          return this.#work(input, message, log);
+        });
         return;
     }
+  }
+
+  /**
+   * A message whose turn comes after the stop began (it waited behind a busy thread) is not
+   * started and not acknowledged: it goes back to the queue exactly like one the stop kept
+   * from being received. Acknowledging it would report as done what never ran; running it
+   * would start work the save may not wait for.
+   */
+  #refuseWhenStopping(): void {
+    if (this.#stopping) throw new ShuttingDownError();
   }
 
   #attempt(message: Message): number {
@@ -277,6 +293,7 @@ export class WorkspaceAgent {
     let output: OutputMessage;
     try {
       const cwd = await this.#workspace.ensureWorktree(input.threadId);
+      this.#refuseWhenStopping();
       const result = await this.#workload.run({
         cwd,
         text: input.text,
@@ -302,7 +319,7 @@ export class WorkspaceAgent {
         'workload finished',
       );
     } catch (error) {
-      if (this.#attempt(message) < MAX_ATTEMPTS) throw error;
+      if (error instanceof ShuttingDownError || this.#attempt(message) < MAX_ATTEMPTS) throw error;
       log.error({ ...ids, err: error }, 'could not run the workload; answering with the failure');
       const detail = redactCredentials(error instanceof Error ? error.message : String(error));
       output = {
@@ -330,8 +347,8 @@ export class WorkspaceAgent {
 
   /**
    * Stops taking messages, lets the ones in flight finish within the grace period (less what
-   * the save needs; overrunning workloads are interrupted), saves the workspace and ends every
-   * workload process. Resolves with the exit code: 0, or 75 when the save failed.
+   * the save needs; overrunning workloads are interrupted), ends every workload process, then
+   * saves the workspace. Resolves with the exit code: 0, or 75 when the save failed.
    */
   shutdown(signal: string): Promise<number> {
     this.#shutdown ??= this.#runShutdown(signal);
@@ -385,6 +402,9 @@ export class WorkspaceAgent {
       }
     }
 
+    // Every workload process, jobs left running by finished ones included, ends before the
+    // save: what they wrote after it would be lost.
+    await this.#workload.stopAll();
     // A workload killed in its own git command leaves its lock; no git runs here now but ours.
     await this.#workspace.clearStaleLocks().catch((error: unknown) => {
       this.#logger.error({ detail: gitErrorDetail(error) }, 'could not clear stale git locks');
@@ -392,7 +412,6 @@ export class WorkspaceAgent {
     // Keep a little of the grace to report and exit before the runtime kills the process.
     const saveBudgetMs = Math.max(startedAt + graceMs - 300 - Date.now(), 1000);
     const result = await this.#workspace.save(AbortSignal.timeout(saveBudgetMs));
-    await this.#workload.stopAll();
     if (result.ok) {
       this.#logger.info(
         { committed: result.committed, pushed: result.pushed, durationMs: Date.now() - startedAt },

@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { worktreePathFor } from '@berth/domain';
@@ -15,6 +15,7 @@ import {
   eventually,
   git,
   killAgent,
+  messagesOnQueue,
   receiveOutputs,
   removeDir,
   sendInput,
@@ -145,6 +146,85 @@ describe('case 3: git locks left by a killed process', () => {
 
       expect(exit.code).toBe(0);
       expect(await showInBare(bare, 'thread/w', 'notes.txt')).toBe('mine');
+    },
+    TIMEOUT,
+  );
+});
+
+describe('case 5: the order of the shutdown', () => {
+  it(
+    'starts no workload after the stop began: a message queued behind a busy thread stays on the queue',
+    async () => {
+      const workspace = join(root, 'workspace');
+      const signals = join(root, 'signals');
+      const command = [
+        'mkdir -p "$SIGNALS"',
+        'read -r text',
+        'if [ "$text" = first ]; then',
+        '  touch "$SIGNALS/first-started"',
+        '  i=0; while [ ! -f "$SIGNALS/release" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done',
+        'else',
+        '  touch "$SIGNALS/$text-ran"',
+        'fi',
+        'echo "$text" >> CHAT.md; echo "$text"',
+      ].join('\n');
+      // Queued before the start, so that one receive takes both: the second waits on the thread.
+      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'busy', text: 'first' });
+      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'busy', text: 'second' });
+      const a = agent({
+        workspacePath: workspace,
+        workloadCommand: command,
+        extra: { SIGNALS: signals },
+      });
+      await a.ready;
+      await eventually('the first workload to start', () =>
+        existsSync(join(signals, 'first-started')),
+      );
+
+      a.child.kill('SIGTERM');
+      await eventually('the stop to begin', () =>
+        a.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('stopping:')),
+      );
+      await writeFile(join(signals, 'release'), '');
+      const exit = await a.exited;
+
+      expect(exit.code).toBe(0);
+      expect(existsSync(join(signals, 'second-ran'))).toBe(false);
+      const outputs = await receiveOutputs(sqs, queues.output, 1);
+      expect(outputs.map((o) => o.text)).toEqual(['first\n']);
+      expect(await showInBare(bare, 'thread/busy', 'CHAT.md')).toBe('first\n');
+      // Not acknowledged: it is on the queue, as a message not yet received would be.
+      expect(await messagesOnQueue(sqs, queues.input)).toBe(1);
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'ends the jobs finished workloads left running before the final save, so what they write is saved',
+    async () => {
+      const workspace = join(root, 'workspace');
+      const jobStarted = join(root, 'job-started');
+      // A finished workload's background job, still writing into the worktree when the stop comes.
+      const a = agent({
+        workspacePath: workspace,
+        workloadCommand: [
+          `( trap 'echo terminated > late.txt; exit 0' TERM; touch '${jobStarted}';`,
+          '  while :; do sleep 0.1; done ) >/dev/null 2>&1 &',
+          'echo started',
+        ].join('\n'),
+      });
+      await a.ready;
+      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'bg', text: 'go' });
+      await receiveOutputs(sqs, queues.output, 1);
+      await eventually('the background job to run', () => existsSync(jobStarted));
+
+      const exit = await a.stop();
+
+      expect(exit.code).toBe(0);
+      expect(await showInBare(bare, 'thread/bg', 'late.txt')).toBe('terminated\n');
+      expect(await readFile(join(worktreePathFor(workspace, 'bg'), 'late.txt'), 'utf8')).toBe(
+        'terminated\n',
+      );
     },
     TIMEOUT,
   );
