@@ -162,7 +162,9 @@ export class ContainerService {
       return this.awaitProvisioned(container);
     }
     let problem: string | undefined;
-    if (container.taskArn) {
+    // A record that lost its queue URLs (see TaskEventHandler.onRunning) can take no message.
+    if (!container.inputQueueUrl || !container.outputQueueUrl) problem = 'it has no queues';
+    if (!problem && container.taskArn) {
       const task = await this.deps.runtime.describeTask(container.taskArn);
       if (!task || task.lastStatus === 'STOPPED') problem = 'task is gone';
     }
@@ -224,7 +226,7 @@ export class ContainerService {
   }
 
   /** A `starting` record still without a task long after its creation: its starter is gone. */
-  private abandoned(container: ContainerRecord): boolean {
+  abandoned(container: ContainerRecord): boolean {
     const age = this.deps.clock.now().getTime() - Date.parse(container.createdAt);
     return container.status === 'starting' && !container.taskArn && age >= PROVISION_ABANDONED_MS;
   }

@@ -1,5 +1,6 @@
 import {
   MANAGED_BY,
+  UnavailableError,
   TASK_TAGS,
   isLive,
   stopReason,
@@ -20,7 +21,8 @@ export type TaskEventOutcome =
   | 'ignored:other-generation'
   | 'ignored:stale'
   | 'ignored:intermediate'
-  | 'orphan-stopped';
+  | 'orphan-stopped'
+  | 'unprovisioned-stopped';
 
 /** The agent's own word on why it stopped (e.g. `save_failed:...`) wins over ours. */
 const AGENT_REASON = /^(save_failed)(:.*)?$/;
@@ -29,6 +31,8 @@ const AGENT_REASON = /^(save_failed)(:.*)?$/;
  * has no channel to tell its reason, this is all the task's end says about it.
  */
 const SAVE_FAILED_EXIT_CODE = 75;
+/** How long a RUNNING event waits for its starter to record the task and queues. */
+const PROVISION_RACE_MS = 1_500;
 
 /**
  * Keeps container records true to their tasks. Events come at least once, possibly out of
@@ -105,15 +109,23 @@ export class TaskEventHandler {
   }
 
   private async onRunning(
-    container: ContainerRecord,
+    recorded: ContainerRecord,
     event: TaskStateChange,
   ): Promise<TaskEventOutcome> {
+    let container = recorded;
+    if (!container.inputQueueUrl || !container.outputQueueUrl) {
+      const provisioned = await this.awaitQueues(container);
+      if (!provisioned) return this.onRunningUnprovisioned(container);
+      container = provisioned;
+    }
     const now = this.deps.clock.now().toISOString();
     const startedAt = event.detail.startedAt ?? event.time;
     const result = await this.containers.transition(
       container.containerId,
       (current) =>
-        current.generation !== container.generation || current.status !== 'starting'
+        current.generation !== container.generation ||
+        current.status !== 'starting' ||
+        !current.inputQueueUrl
           ? undefined
           : {
               ...current,
@@ -140,6 +152,40 @@ export class TaskEventHandler {
       await this.containers.stop(container.containerId, kind, detail);
     }
     return 'running';
+  }
+
+  /**
+   * A task's RUNNING may overtake its starter's write of the task and queues by a moment:
+   * waits briefly for them. Undefined if they do not come (or the record moved on).
+   */
+  private async awaitQueues(container: ContainerRecord): Promise<ContainerRecord | undefined> {
+    for (let pause = 50, waited = 0; waited < PROVISION_RACE_MS; waited += pause, pause *= 2) {
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      const fresh = await this.deps.store.getContainer(container.containerId);
+      if (!fresh || fresh.generation !== container.generation || fresh.status !== 'starting')
+        return undefined;
+      if (fresh.inputQueueUrl && fresh.outputQueueUrl) return fresh;
+    }
+    return undefined;
+  }
+
+  /**
+   * Its task runs but the record has no queues: a record without them never becomes running
+   * (no session could reach it). While its starter may still be writing them, the event is
+   * retried; once the starter is evidently gone (its write failed and so did its clean-up),
+   * the task is adopted onto the record and stopped, and its end fails the record.
+   */
+  private async onRunningUnprovisioned(container: ContainerRecord): Promise<TaskEventOutcome> {
+    if (!this.containers.abandoned(container)) {
+      throw new UnavailableError(
+        `container ${container.containerId} generation ${container.generation} runs before its starter recorded its task and queues; try again`,
+      );
+    }
+    await this.containers.closeAbandoned(
+      container,
+      stopReason('start_failed', 'its starter did not record its task and queues'),
+    );
+    return 'unprovisioned-stopped';
   }
 
   private async onStopped(

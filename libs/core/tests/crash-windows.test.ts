@@ -2,8 +2,18 @@
  * Issue 12: what holds when a process dies or a call fails between two particular steps.
  * Each test names the window it opens; the fakes fail or stop exactly there.
  */
-import { newContainerRecord, type ContainerRecord } from '@berth/domain';
-import { CONTAINER_ID, KEY, stored, world, type World } from './support.ts';
+import { jest } from '@jest/globals';
+import { UnavailableError, newContainerRecord, type ContainerRecord } from '@berth/domain';
+import {
+  CONTAINER_ID,
+  KEY,
+  assignCommand,
+  runningContainer,
+  settle,
+  stored,
+  world,
+  type World,
+} from './support.ts';
 
 /** A generation whose starter won the create and died before provisioning anything. */
 async function abandonedStart({ deps }: World, generation = 1): Promise<ContainerRecord> {
@@ -90,5 +100,74 @@ describe('case 1 (and 9): a starter died after RunTask, before recording its tas
     expect(w.deps.runtime.stopCalls).toEqual([{ taskArn: task.taskArn, reason: 'manual' }]);
     expect(await stored(w.deps)).toMatchObject({ status: 'failed', stopReason: 'manual' });
     expect(w.deps.runtime.liveTasks()).toEqual([]);
+  });
+});
+
+describe('case 2: RunTask succeeded, the record write failed and so did the compensating fail()', () => {
+  /** Starts a container whose starter's writes after RunTask fail, and so does its StopTask. */
+  async function startWithLostProvisioning(w: World) {
+    const startTask = w.deps.runtime.startTask.bind(w.deps.runtime);
+    jest.spyOn(w.deps.runtime, 'startTask').mockImplementationOnce(async (spec) => {
+      const task = await startTask(spec);
+      w.deps.store.failNext('write', new UnavailableError('store: write is unavailable'), 2);
+      w.deps.runtime.failNext('stopTask');
+      return task;
+    });
+    await expect(w.lifecycle.containers.findOrStart(KEY)).rejects.toBeInstanceOf(UnavailableError);
+    const [task] = w.deps.runtime.liveTasks();
+    if (!task) throw new Error('the task should still be alive');
+    return task;
+  }
+
+  it('its RUNNING event never makes the record running without queues, and sessions never join it', async () => {
+    // Prepare
+    const w = world();
+    const task = await startWithLostProvisioning(w);
+    expect(await stored(w.deps)).toMatchObject({ status: 'starting', inputQueueUrl: null });
+
+    // Act: RUNNING while its starter might still be writing, then once it is evidently gone
+    const early = await settle(
+      w.lifecycle.taskEvents.handle(w.deps.runtime.change(task.taskArn, { lastStatus: 'RUNNING' })),
+    );
+    const afterEarly = await stored(w.deps);
+    w.deps.clock.advance('2m');
+    const late = await w.lifecycle.taskEvents.handle(w.deps.runtime.eventFor(task.taskArn));
+    const assign = await settle(w.lifecycle.sessions.assign(assignCommand('s-1')));
+    await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(task.taskArn, { lastStatus: 'STOPPED', exitCode: 0 }),
+    );
+    const next = await w.lifecycle.containers.findOrStart(KEY);
+
+    // Assess
+    expect(early.error).toBeInstanceOf(UnavailableError);
+    expect(afterEarly).toMatchObject({ status: 'starting', inputQueueUrl: null });
+    expect(late).toBe('unprovisioned-stopped');
+    expect(assign.error).toMatchObject({ code: 'conflict' });
+    expect(await w.deps.store.getSession('s-1')).toBeUndefined();
+    expect(w.deps.publisher.ofType('container.running')).toEqual([]);
+    expect(w.deps.publisher.ofType('container.failed')[0]?.payload.container).toMatchObject({
+      generation: 1,
+      stopReason: expect.stringMatching(/^start_failed:/) as unknown,
+    });
+    expect(next).toMatchObject({ source: 'created', container: { generation: 2 } });
+  });
+
+  it('a running record with null queue URLs is not live: discovery closes it and starts the next generation', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    w.deps.store.seed({
+      containers: [{ ...running, inputQueueUrl: null, outputQueueUrl: null }],
+    });
+
+    // Act
+    const found = await w.lifecycle.containers.findOrStart(KEY);
+
+    // Assess
+    expect(found).toMatchObject({ source: 'created', container: { generation: 2 } });
+    expect(w.deps.publisher.ofType('container.failed')[0]?.payload.container).toMatchObject({
+      generation: 1,
+      stopReason: 'lost:it has no queues',
+    });
   });
 });
