@@ -6,13 +6,39 @@ import * as ecs from 'aws-cdk-lib/aws-ecs';
 /** The Docker build context: the repository root, because an app needs the libraries too. */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-export type ImageApp = 'discovery' | 'session' | 'reaper' | 'task-watcher' | 'workspace-agent';
+export const IMAGE_APPS = [
+  'discovery',
+  'session',
+  'reaper',
+  'task-watcher',
+  'workspace-agent',
+] as const;
+export type ImageApp = (typeof IMAGE_APPS)[number];
+
+/** The libraries every image carries (their `src`), next to its own app's sources. */
+export const IMAGE_LIBRARIES = [
+  'libs/domain',
+  'libs/core',
+  'libs/platform',
+  'libs/adapters/dynamodb',
+  'libs/adapters/ecs',
+  'libs/adapters/messaging',
+] as const;
+
+/** The one Dockerfile at the repository root, and where the image keeps the sources. */
+export const DOCKERFILE = 'Dockerfile';
+export const IMAGE_WORKDIR = '/app';
+
+/** The Dockerfile's target: the workspace agent needs git, the services do not. */
+export function imageTarget(app: ImageApp): 'service' | 'workspace' {
+  return app === 'workspace-agent' ? 'workspace' : 'service';
+}
 
 /**
- * Only what the image's Dockerfile copies reaches the build context (and cdk.out): every
- * workspace manifest, because `npm ci` checks them against the lock file, and the sources
- * of the app and the libraries. node_modules, tests, other apps' code and .git stay out,
- * which also keeps the fingerprint at synth time cheap.
+ * Only what the Dockerfile copies for this app reaches the build context (and cdk.out): every
+ * workspace manifest, because `npm ci` checks them against the lock file, and the sources of
+ * the app and the libraries. These patterns come after the root `.dockerignore`'s (CDK reads
+ * both); they narrow it to one app, so that one app's change rebuilds only its own image.
  */
 export function contextExcludes(app: ImageApp): string[] {
   return [
@@ -24,29 +50,35 @@ export function contextExcludes(app: ImageApp): string[] {
     '!libs/adapters/*/package.json',
     '!infra/package.json',
     '!tools/package.json',
-    `!apps/${app}/Dockerfile`,
+    `!${DOCKERFILE}`,
     `!apps/${app}/src`,
-    '!libs/domain/src',
-    '!libs/core/src',
-    '!libs/platform/src',
-    '!libs/adapters/*/src',
+    ...IMAGE_LIBRARIES.map((library) => `!${library}/src`),
     '**/node_modules',
     '**/*.test.ts',
   ];
 }
 
 /**
- * The image of one app, built from its own Dockerfile by `cdk deploy` (cdk-assets). Synth
- * only stages the filtered context into cdk.out and hashes it: no Docker engine is needed
- * until the image is published.
+ * The image of one app, built from the root Dockerfile by `cdk deploy` (cdk-assets), with its
+ * command and working directory written into the task definition too, so that what ECS runs
+ * is readable from the template alone. Synth only stages the filtered context into cdk.out and
+ * hashes it: no Docker engine is needed until the image is published.
  */
-export function appImage(app: ImageApp): ecs.ContainerImage {
-  return ecs.ContainerImage.fromAsset(REPO_ROOT, {
-    file: `apps/${app}/Dockerfile`,
-    exclude: contextExcludes(app),
-    ignoreMode: IgnoreMode.DOCKER,
-    // Pinned so an image built on an arm64 laptop still runs on the X86_64 task definitions.
-    platform: Platform.LINUX_AMD64,
-    displayName: `berth-${app}`,
-  });
+export function appContainer(
+  app: ImageApp,
+): Pick<ecs.ContainerDefinitionOptions, 'image' | 'command' | 'workingDirectory'> {
+  return {
+    image: ecs.ContainerImage.fromAsset(REPO_ROOT, {
+      file: DOCKERFILE,
+      buildArgs: { APP: app },
+      target: imageTarget(app),
+      exclude: contextExcludes(app),
+      ignoreMode: IgnoreMode.DOCKER,
+      // Pinned so an image built on an arm64 laptop still runs on the X86_64 task definitions.
+      platform: Platform.LINUX_AMD64,
+      displayName: `berth-${app}`,
+    }),
+    command: ['node', `apps/${app}/src/main.ts`],
+    workingDirectory: IMAGE_WORKDIR,
+  };
 }

@@ -9,7 +9,7 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
 import { parseDuration } from '@berth/domain';
 import type { InfraConfig } from './config.ts';
-import { appImage } from './images.ts';
+import { appContainer } from './images.ts';
 import { logRetention } from './logging.ts';
 import {
   AZ_COUNT,
@@ -236,7 +236,7 @@ export class BerthPlatformStack extends Stack {
     });
     const container = this.workspaceTaskDefinition.addContainer('Workspace', {
       containerName: NAMES.workspaceContainer,
-      image: appImage('workspace-agent'),
+      ...appContainer('workspace-agent'),
       essential: true,
       environment: workspaceEnvironment(config),
       // ECS sends SIGKILL this long after SIGTERM: the agent's whole grace to save to git.

@@ -9,7 +9,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
 import type { InfraConfig, QueueScaling, ServiceSizing } from './config.ts';
-import { appImage } from './images.ts';
+import { appContainer } from './images.ts';
 import { logRetention } from './logging.ts';
 import { AZ_COUNT, BerthArns, NAMES, PARAMS, ecsServiceName } from './names.ts';
 import type { ServiceName } from './names.ts';
@@ -107,7 +107,7 @@ export abstract class BerthServiceStack extends Stack {
     });
     this.taskDefinition.addContainer('Service', {
       containerName: service,
-      image: appImage(service),
+      ...appContainer(service),
       essential: true,
       environment: { ...this.commonEnvironment(), ...options.environment },
       ...(options.secrets === undefined ? {} : { secrets: options.secrets(this) }),

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { App, Stack, Validations } from 'aws-cdk-lib';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -117,34 +117,51 @@ describe('the app synthesized the way the CDK CLI does it', () => {
     const seen = new Set<string>();
     for (const stack of STACKS) {
       const assets = JSON.parse(readFileSync(join(outdir, `${stack}.assets.json`), 'utf8')) as {
-        dockerImages?: Record<string, { source: { directory: string; dockerFile: string } }>;
+        dockerImages?: Record<
+          string,
+          {
+            source: {
+              directory: string;
+              dockerFile: string;
+              dockerBuildArgs?: Record<string, string>;
+              dockerBuildTarget?: string;
+            };
+          }
+        >;
       };
       for (const { source } of Object.values(assets.dockerImages ?? {})) {
-        const app = /^apps\/([^/]+)\/Dockerfile$/.exec(source.dockerFile)?.[1];
+        // One Dockerfile for every app, the app a build argument.
+        expect(source.dockerFile).toBe('Dockerfile');
+        const app = source.dockerBuildArgs?.['APP'];
         expect(apps).toContain(app);
+        expect(source.dockerBuildTarget).toBe(app === 'workspace-agent' ? 'workspace' : 'service');
         seen.add(app!);
         const context = join(outdir, source.directory);
         const files = filesUnder(context);
         const allowed = new RegExp(
-          `^(package(-lock)?\\.json|(apps|libs|libs/adapters)/[^/]+/package\\.json|(infra|tools)/package\\.json|apps/${app}/Dockerfile|apps/${app}/src/.+|libs/(domain|core|platform|adapters/[^/]+)/src/.+)$`,
+          `^(\\.dockerignore|Dockerfile|package(-lock)?\\.json|(apps|libs|libs/adapters)/[^/]+/package\\.json|(infra|tools)/package\\.json|apps/${app}/src/.+|libs/(domain|core|platform|adapters/[^/]+)/src/.+)$`,
         );
         expect(files.filter((file) => !allowed.test(file))).toEqual([]);
         expect(files.filter((file) => /node_modules|\.test\.ts$|(^|\/)tests\//.test(file))).toEqual(
           [],
         );
         expect(files).toContain(`apps/${app}/src/main.ts`);
-        // Every COPY of the Dockerfile finds its source in the context: the build cannot fail
-        // on a missing path.
+        // Every COPY of the Dockerfile finds its source in the context (APP expanded): the
+        // build cannot fail on a missing path.
         const dockerfile = readFileSync(join(context, source.dockerFile), 'utf8');
         const copies = dockerfile
           .split('\n')
           .filter((line) => line.startsWith('COPY ') && !line.includes('--from='))
-          .flatMap((line) => line.split(/\s+/).slice(1, -1));
+          .flatMap((line) => line.split(/\s+/).slice(1, -1))
+          .map((path) => path.replaceAll('${APP}', app!));
         expect(copies.length).toBeGreaterThan(10);
         for (const path of copies) {
-          expect(
-            files.some((file) => file === path || file.startsWith(`${path.replace(/\/$/, '')}/`)),
-          ).toBe(true);
+          expect({
+            path,
+            found: files.some(
+              (file) => file === path || file.startsWith(`${path.replace(/\/$/, '')}/`),
+            ),
+          }).toEqual({ path, found: true });
         }
       }
     }
@@ -203,40 +220,72 @@ describe('cdk-nag on every stack', () => {
   });
 });
 
-describe('Dockerfiles', () => {
+describe('the Dockerfile', () => {
   const root = join(INFRA, '..');
-  test.each(['discovery', 'session', 'reaper', 'task-watcher', 'workspace-agent'])(
-    '%s: multi-stage, Node 24, npm ci --omit=dev, non-root',
-    (app) => {
-      const dockerfile = readFileSync(join(root, 'apps', app, 'Dockerfile'), 'utf8');
-      const lines = dockerfile.split('\n');
-      expect(lines).toContain('ARG NODE_IMAGE=node:24-slim');
-      const stages = lines.filter((line) => line.startsWith('FROM '));
-      expect(stages).toEqual(['FROM ${NODE_IMAGE} AS build', 'FROM ${NODE_IMAGE}']);
-      const buildStage = dockerfile.slice(0, dockerfile.indexOf('FROM ${NODE_IMAGE}\n'));
-      expect(buildStage).toMatch(/^RUN npm ci --omit=dev --ignore-scripts/m);
-      // No source in the build stage: only manifests.
-      expect(
-        buildStage
-          .split('\n')
-          .filter((line) => line.startsWith('COPY ') && !/package(-lock)?\.json/.test(line)),
-      ).toEqual([]);
-      const runtime = dockerfile.slice(dockerfile.indexOf('FROM ${NODE_IMAGE}\n'));
-      expect(runtime).toContain('COPY --from=build /app/node_modules ./node_modules');
-      const sources = runtime
+  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+  const lines = dockerfile.split('\n');
+  const stage = (name: string): string => {
+    const start = lines.findIndex(
+      (line) => line.startsWith('FROM ') && line.endsWith(` AS ${name}`),
+    );
+    expect(start).toBeGreaterThanOrEqual(0);
+    const end = lines.findIndex((line, index) => index > start && line.startsWith('FROM '));
+    return lines.slice(start, end === -1 ? undefined : end).join('\n');
+  };
+
+  test('one file for every service: multi-stage, Node 24, npm ci --omit=dev, APP a build argument', () => {
+    for (const app of ['discovery', 'session', 'reaper', 'task-watcher', 'workspace-agent']) {
+      expect(existsSync(join(root, 'apps', app, 'Dockerfile'))).toBe(false);
+    }
+    expect(lines).toContain('ARG NODE_IMAGE=node:24-slim');
+    expect(lines.filter((line) => line.startsWith('FROM '))).toEqual([
+      'FROM ${NODE_IMAGE} AS build',
+      'FROM ${NODE_IMAGE} AS base',
+      'FROM base AS service',
+      'FROM base AS workspace',
+    ]);
+    const build = stage('build');
+    expect(build).toMatch(/^RUN npm ci --omit=dev --ignore-scripts/m);
+    // No source in the build stage: only manifests.
+    expect(
+      build
         .split('\n')
-        .filter((line) => line.startsWith('COPY ') && line.includes('/src'))
-        .map((line) => line.split(/\s+/)[1]);
-      expect(sources.filter((source) => source!.startsWith('apps/'))).toEqual([`apps/${app}/src`]);
-      expect(sources.filter((source) => source!.startsWith('libs/testing'))).toEqual([]);
-      expect(runtime).toMatch(/^USER node$/m);
-      expect(lines.filter((line) => line.startsWith('CMD '))).toEqual([
-        `CMD ["node", "apps/${app}/src/main.ts"]`,
-      ]);
-      expect(/apt-get install[^\n]*\bgit\b/.test(runtime)).toBe(app === 'workspace-agent');
-      // The USER line comes after everything that needs root.
-      expect(runtime.lastIndexOf('USER node')).toBeGreaterThan(runtime.lastIndexOf('RUN '));
-      expect(relative(root, join(root, 'apps', app))).toBe(`apps/${app}`);
-    },
-  );
+        .filter((line) => line.startsWith('COPY ') && !/package(-lock)?\.json/.test(line)),
+    ).toEqual([]);
+    const base = stage('base');
+    expect(base).toMatch(/^ARG APP$/m);
+    expect(base).toContain('COPY --from=build /app/node_modules ./node_modules');
+    const sources = base
+      .split('\n')
+      .filter((line) => line.startsWith('COPY ') && line.includes('/src'))
+      .map((line) => line.split(/\s+/)[1]);
+    expect(sources.filter((source) => source!.startsWith('apps/'))).toEqual(['apps/${APP}/src']);
+    expect(sources.filter((source) => source!.startsWith('libs/testing'))).toEqual([]);
+  });
+
+  test.each([
+    ['service', false],
+    ['workspace', true],
+  ])('target %s: non-root, git only in the workspace', (target, hasGit) => {
+    const runtime = stage(target);
+    expect(runtime).toMatch(/^USER node$/m);
+    expect(runtime.split('\n').filter((line) => line.startsWith('CMD '))).toEqual([
+      'CMD ["node", "main.ts"]',
+    ]);
+    expect(/apt-get install[^\n]*\bgit\b/.test(runtime)).toBe(hasGit);
+    // The USER line comes after everything that needs root.
+    expect(runtime.lastIndexOf('USER node')).toBeGreaterThan(runtime.lastIndexOf('RUN '));
+  });
+
+  test('the root .dockerignore admits what the Dockerfile copies, and no test, tool or engine', () => {
+    const ignore = readFileSync(join(root, '.dockerignore'), 'utf8');
+    const patterns = ignore.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
+    expect(patterns[0]).toBe('*');
+    expect(patterns).toEqual(
+      expect.arrayContaining(['!Dockerfile', '**/node_modules', '**/*.test.ts']),
+    );
+    expect(
+      patterns.filter((pattern) => /testing|tools\/src|infra\/src|tests/.test(pattern)),
+    ).toEqual([]);
+  });
 });

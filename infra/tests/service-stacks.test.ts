@@ -331,20 +331,33 @@ describe('services', () => {
       ) as Record<string, unknown>;
       expect(taskDefinition['Family']).toBe(`berth-${service}`);
       expect(container['Name']).toBe(service);
-      // The image is the asset built from this app's own Dockerfile, platform pinned.
+      // The image is the asset built from the one Dockerfile for this app, platform pinned;
+      // the command that runs it is in the task definition, not only in the image.
+      expect(container['Command']).toEqual(['node', `apps/${service}/src/main.ts`]);
+      expect(container['WorkingDirectory']).toBe('/app');
       const assets = JSON.parse(
         readFileSync(join(app.outdir, `${stack.artifactId}.assets.json`), 'utf8'),
       ) as {
         dockerImages: Record<
           string,
-          { source: { directory: string; dockerFile: string; platform: string } }
+          {
+            source: {
+              directory: string;
+              dockerFile: string;
+              platform: string;
+              dockerBuildArgs: Record<string, string>;
+              dockerBuildTarget: string;
+            };
+          }
         >;
       };
       const images = Object.entries(assets.dockerImages);
       expect(images).toHaveLength(1);
       const [hash, image] = images[0]!;
       expect(image.source).toMatchObject({
-        dockerFile: `apps/${service}/Dockerfile`,
+        dockerFile: 'Dockerfile',
+        dockerBuildArgs: { APP: service },
+        dockerBuildTarget: 'service',
         platform: 'linux/amd64',
       });
       expect(JSON.stringify(container['Image'])).toContain(
