@@ -271,6 +271,73 @@ describe('the task watcher on the local stack', () => {
     expect(live.map((task) => task.generation)).toEqual([2]);
   }, 240_000);
 
+  it('under a flood of discovers, a kill -9 stops generation 1 being handed out within the stated bound, and only one generation 2 starts', async () => {
+    // Prepare: the bound of docs/design.md ("Liveness") on this stack, where the task event is
+    // delivered: the event's journey (10 s allowed, as above) plus the cache TTL (2 s).
+    const DETECTION_BOUND_MS = 10_000;
+    const CACHE_TTL_MS = 2_000;
+    const key = { clientId: 'acme', projectId: 'flood', userId: 'fay' };
+    const containerId = containerIdOf(key);
+    const first = await discoverRunning(key);
+    const pid = agentPidOf(stack, first.taskArn ?? '', containerId);
+    expect(pid).toEqual(expect.any(Number));
+    const answers: { sentAt: number; status: number; generation: number; state: string }[] = [];
+    let flooding = true;
+    const flood = Array.from({ length: 8 }, async () => {
+      while (flooding) {
+        const sentAt = Date.now();
+        const answer = await http<Discovered>(stack, 'POST', '/v1/containers/discover', {
+          body: key,
+        });
+        answers.push({
+          sentAt,
+          status: answer.status,
+          generation: answer.body.container?.generation ?? 0,
+          state: answer.body.container?.status ?? 'none',
+        });
+      }
+    });
+    await eventually('the flood under way', () =>
+      Promise.resolve(answers.length >= 20 ? answers.length : undefined),
+    );
+
+    // Act
+    const killedAt = Date.now();
+    process.kill(pid ?? 0, 'SIGKILL');
+    const failed = await clients.events.waitFor({ type: 'container.failed', containerId }, 30_000);
+    await clients.events.waitFor(
+      (event) =>
+        event.type === 'container.running' &&
+        event.containerId === containerId &&
+        containerOf(event).generation === 2,
+      90_000,
+      'generation 2 running',
+    );
+    flooding = false;
+    await Promise.all(flood);
+
+    // Assess: detected within the bound; generation 1 never handed out once it was known dead
+    // for longer than the cache may keep it; every answer a success; one generation 2 only
+    const failedAt = Date.parse(failed.occurredAt);
+    expect(failedAt - killedAt).toBeLessThan(DETECTION_BOUND_MS);
+    const staleAfterKill = answers.filter(
+      (answer) => answer.generation === 1 && answer.sentAt >= killedAt,
+    );
+    const lastStale = Math.max(killedAt, ...staleAfterKill.map((answer) => answer.sentAt));
+    expect(lastStale - killedAt).toBeLessThan(DETECTION_BOUND_MS + CACHE_TTL_MS);
+    expect(
+      answers.filter(
+        (answer) => answer.sentAt > failedAt + CACHE_TTL_MS && answer.generation === 1,
+      ),
+    ).toEqual([]);
+    expect(answers.filter((answer) => answer.status >= 300)).toEqual([]);
+    expect(new Set(answers.map((answer) => answer.generation))).toEqual(new Set([1, 2]));
+    const live = (await runtimeOf(stack).listTasks()).filter(
+      (task) => task.containerId === containerId,
+    );
+    expect(live.map((task) => task.generation)).toEqual([2]);
+  }, 240_000);
+
   it('stops a stray task that no record knows', async () => {
     // Prepare
     const key = { clientId: 'acme', projectId: 'stray', userId: 'nobody' };

@@ -2,6 +2,7 @@ import { SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/clien
 import type { Logger } from 'pino';
 import { Consumer } from 'sqs-consumer';
 import { UnavailableError } from '@berth/domain';
+import { isMissingQueue } from '@berth/messaging';
 import { saveReserveMs, type AgentEnv } from './env.ts';
 import {
   gitErrorDetail,
@@ -56,6 +57,11 @@ export interface AgentOptions {
   workspace: GitWorkspace;
   workload: Workload;
   notify: (notice: AgentNotice) => Promise<void>;
+  /**
+   * SQS says the input queue does not exist (deleted behind berth's back): the container can
+   * never be reached again, so the caller saves and ends it, and its task's end fails the record.
+   */
+  onInputQueueGone?: () => void;
   tuning?: Partial<ConsumerTuning>;
 }
 
@@ -85,6 +91,7 @@ export class WorkspaceAgent {
   readonly #workspace: GitWorkspace;
   readonly #workload: Workload;
   readonly #notify: (notice: AgentNotice) => Promise<void>;
+  readonly #onInputQueueGone: () => void;
   readonly #tuning: ConsumerTuning;
   readonly #threads = new KeyedSerialQueue();
   /** Messages received and not yet settled: `handling` in the handler, `acking` being deleted. */
@@ -103,6 +110,7 @@ export class WorkspaceAgent {
     this.#workspace = options.workspace;
     this.#workload = options.workload;
     this.#notify = options.notify;
+    this.#onInputQueueGone = options.onInputQueueGone ?? (() => {});
     this.#tuning = { ...DEFAULT_TUNING, ...options.tuning };
   }
 
@@ -161,6 +169,14 @@ export class WorkspaceAgent {
       this.#settle(message);
     });
     consumer.on('error', (error, message) => {
+      if (message === undefined && isMissingQueue(error)) {
+        this.#logger.error(
+          { err: error },
+          'the input queue is gone; this container is unreachable',
+        );
+        this.#onInputQueueGone();
+        return;
+      }
       if (message === undefined) {
         // A failed receive (queue unreachable or gone): back off instead of polling in a tight loop.
         this.#pollBackoffMs = Math.min(Math.max(this.#pollBackoffMs * 2, 250), MAX_POLL_BACKOFF_MS);

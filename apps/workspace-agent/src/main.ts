@@ -78,6 +78,11 @@ async function main(): Promise<void> {
     }),
     workload: createWorkload(env.workloadCommand),
     notify,
+    // Saved, then a non-zero exit: the task's end fails the record, and the next request starts
+    // the next generation with new queues (a container whose queues are gone is not reused).
+    onInputQueueGone: () => {
+      if (!agent.stopping) stop('input queue gone', true);
+    },
   });
 
   const stop = (cause: string, crashed: boolean): void => {

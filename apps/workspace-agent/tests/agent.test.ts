@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from '@jest/glo
 import { existsSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { SQSClient } from '@aws-sdk/client-sqs';
+import { DeleteQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { threadBranch, worktreePathFor } from '@berth/domain';
 import {
   createBareRepo,
@@ -115,6 +115,29 @@ describe('start', () => {
       expect(a.notices[0]?.reason).toMatch(
         /^start_failed:invalid environment \(CONTAINER_ID, BERTH_GENERATION, BERTH_SHUTDOWN_GRACE\)$/,
       );
+    },
+    TIMEOUT,
+  );
+});
+
+describe('its input queue deleted behind its back', () => {
+  it(
+    'saves the workspace and exits non-zero, so the container is not reused',
+    async () => {
+      // Prepare
+      const a = agent({ workspacePath: join(root, 'workspace') });
+      await a.ready;
+      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'kept', text: 'unsaved' });
+      await receiveOutputs(sqs, queues.output, 1);
+
+      // Act
+      await sqs.send(new DeleteQueueCommand({ QueueUrl: queues.input }));
+      const { code } = await a.exited;
+
+      // Assess
+      expect(code).toBe(1);
+      expect(a.logs.some((line) => /input queue is gone/.test(String(line.msg)))).toBe(true);
+      expect(await showInBare(bare, threadBranch('kept'), 'CHAT.md')).toBe('unsaved\n');
     },
     TIMEOUT,
   );

@@ -111,8 +111,8 @@ export class ContainerService {
   }
 
   /**
-   * Discovery's order after the in-process cache: the store, then a check with the runtime
-   * (and the queues) that a live record still has its task, then a new container.
+   * Discovery's order after the in-process cache: the store (one consistent read), then a new
+   * container when the stored one is final or absent.
    */
   async findOrStart(
     key: ContainerKey,
@@ -154,31 +154,23 @@ export class ContainerService {
   }
 
   /**
-   * A record the store calls live whose task or queues are gone is closed as `lost`
-   * instead of being handed out. Returns the record when it is fine.
+   * A live record is handed out as the store has it: one read, no call to the runtime or the
+   * queues per request. Records are kept true by others (docs/design.md, "Liveness"): the
+   * task's STOPPED event fails a crashed container within seconds, the task watcher's
+   * reconciliation closes one whose event was lost within a minute, and an agent whose input
+   * queue is gone exits. Only a `starting` record is waited on, until it has its queues.
    */
   private async verifyLive(container: ContainerRecord): Promise<ContainerRecord | undefined> {
     if (container.status === 'starting') {
       return this.awaitProvisioned(container);
     }
-    let problem: string | undefined;
-    // A record that lost its queue URLs (see TaskEventHandler.onRunning) can take no message.
-    if (!container.inputQueueUrl || !container.outputQueueUrl) problem = 'it has no queues';
-    if (!problem && container.taskArn) {
-      const task = await this.deps.runtime.describeTask(container.taskArn);
-      if (!task || task.lastStatus === 'STOPPED') problem = 'task is gone';
-    }
-    if (!problem && container.inputQueueUrl && container.outputQueueUrl) {
-      const [input, output] = await Promise.all([
-        this.deps.queues.exists(container.inputQueueUrl),
-        this.deps.queues.exists(container.outputQueueUrl),
-      ]);
-      if (!input || !output) problem = 'its queues are gone';
-    }
-    if (!problem) return container;
+    // A record that lost its queue URLs (see TaskEventHandler.onRunning) can take no message;
+    // this needs no call, the record says it.
+    if (container.inputQueueUrl && container.outputQueueUrl) return container;
+    const problem = 'it has no queues';
     this.log.warn(
       { containerId: container.containerId, problem },
-      'live record without a task; closing it',
+      'live record without queues; closing it',
     );
     await this.fail(container.containerId, container.generation, stopReason('lost', problem));
     this.metrics.orphanRepaired('record');

@@ -106,11 +106,34 @@ describe('ContainerService.findOrStart, later requests', () => {
     expect(w.deps.runtime.startCalls).toHaveLength(1);
   });
 
-  it('closes a live record whose task vanished as failed (lost) and starts generation 2', async () => {
+  it('answers a running record from one store read, without asking the runtime or the queues', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    const reads = jest.spyOn(w.deps.store, 'getContainer');
+    const described = jest.spyOn(w.deps.runtime, 'describeTask');
+    const listed = jest.spyOn(w.deps.runtime, 'listTasks');
+    const probed = jest.spyOn(w.deps.queues, 'exists');
+    const inFlight = jest.spyOn(w.deps.queues, 'messagesInFlight');
+
+    // Act
+    const again = await w.lifecycle.containers.findOrStart(KEY);
+
+    // Assess
+    expect(again).toEqual({ container: running, source: 'store' });
+    expect(reads).toHaveBeenCalledTimes(1);
+    expect(described).not.toHaveBeenCalled();
+    expect(listed).not.toHaveBeenCalled();
+    expect(probed).not.toHaveBeenCalled();
+    expect(inFlight).not.toHaveBeenCalled();
+  });
+
+  it('a record whose task vanished is closed (lost) by reconciliation, and the next request starts generation 2', async () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
     w.deps.runtime.vanish(running.taskArn!);
+    await w.lifecycle.reaper.reconcile();
 
     // Act
     const found = await w.lifecycle.containers.findOrStart(KEY);
@@ -130,27 +153,13 @@ describe('ContainerService.findOrStart, later requests', () => {
     expect(w.deps.queues.has(running.inputQueueUrl!)).toBe(false);
   });
 
-  it('closes a live record whose task has stopped as failed (lost)', async () => {
+  it('a record whose task stopped is failed by its task event, and the next request starts generation 2', async () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 1 });
-
-    // Act
-    const found = await w.lifecycle.containers.findOrStart(KEY);
-
-    // Assess
-    expect(found.container.generation).toBe(2);
-    expect(w.deps.publisher.ofType('container.failed')[0]!.payload).toMatchObject({
-      container: { generation: 1, stopReason: expect.stringMatching(/^lost:/) as unknown },
-    });
-  });
-
-  it('closes a live record whose queues are gone as failed (lost) and starts generation 2', async () => {
-    // Prepare
-    const w = world();
-    const running = await runningContainer(w);
-    w.deps.queues.remove(running.outputQueueUrl!);
+    await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 137 }),
+    );
 
     // Act
     const found = await w.lifecycle.containers.findOrStart(KEY);
@@ -162,7 +171,7 @@ describe('ContainerService.findOrStart, later requests', () => {
     });
     expect(found.container.inputQueueUrl).not.toBe(running.inputQueueUrl);
     expect(w.deps.publisher.ofType('container.failed')[0]!.payload).toMatchObject({
-      container: { generation: 1, stopReason: 'lost:its queues are gone' },
+      container: { generation: 1, stopReason: expect.stringMatching(/^crashed:/) as unknown },
     });
   });
 

@@ -1,5 +1,5 @@
 export { createSnsClient, createSqsClient } from './clients.ts';
-export { toMessagingError } from './errors.ts';
+export { isMissingQueue, toMessagingError } from './errors.ts';
 export {
   COMMAND_VISIBILITY_TIMEOUT_SECONDS,
   MAX_RECEIVE_COUNT,
