@@ -70,6 +70,11 @@ interface Supervised {
   stopRequest: { reason: string; forced: boolean } | undefined;
   /** The reason the agent gave (`{ type: 'stopping' }`) before it exited. */
   agentReason: string | undefined;
+  /**
+   * Process groups the agent started its workloads in (`{ type: 'workload', pgid }`): they
+   * are not in the agent's own group, and must not outlive it.
+   */
+  workloadGroups: Set<number>;
   graceTimer: NodeJS.Timeout | undefined;
   exited: Promise<void>;
   markExited: () => void;
@@ -80,6 +85,7 @@ interface Supervised {
 interface AgentMessage {
   type?: unknown;
   reason?: unknown;
+  pgid?: unknown;
 }
 
 function signalNumber(signal: NodeJS.Signals): number {
@@ -94,6 +100,22 @@ function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   } catch {
     // The group is gone already.
   }
+}
+
+function isGroupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Every process of the task: the agent's group and the groups of its workloads. */
+function killTaskProcesses(task: Supervised): void {
+  signalGroup(task.child.pid, 'SIGKILL');
+  for (const pgid of task.workloadGroups) signalGroup(pgid, 'SIGKILL');
+  task.workloadGroups.clear();
 }
 
 function clusterName(cluster: string | undefined): string {
@@ -225,7 +247,7 @@ export class Supervisor {
         },
         'task did not stop within the grace period: killing it',
       );
-      signalGroup(task.child.pid, 'SIGKILL');
+      killTaskProcesses(task);
     }, this.#options.shutdownGraceMs);
     return state;
   }
@@ -367,6 +389,7 @@ export class Supervisor {
       child,
       stopRequest: undefined,
       agentReason: undefined,
+      workloadGroups: new Set(),
       graceTimer: undefined,
       exited,
       markExited,
@@ -417,9 +440,14 @@ export class Supervisor {
 
   private onAgentMessage(task: Supervised, message: unknown): void {
     if (typeof message !== 'object' || message === null) return;
-    const { type, reason } = message as AgentMessage;
+    const { type, reason, pgid } = message as AgentMessage;
     const state = task.state;
-    if (type === 'ready') {
+    if (type === 'workload' && Number.isInteger(pgid) && (pgid as number) > 1) {
+      // Forget groups already gone, so that a recycled process group id is never killed.
+      for (const known of task.workloadGroups)
+        if (!isGroupAlive(known)) task.workloadGroups.delete(known);
+      task.workloadGroups.add(pgid as number);
+    } else if (type === 'ready') {
       if (state.lastStatus !== 'PENDING' || state.desiredStatus !== 'RUNNING') return;
       state.lastStatus = 'RUNNING';
       state.startedAt = new Date();
@@ -439,8 +467,9 @@ export class Supervisor {
     const state = task.state;
     if (state.lastStatus === 'STOPPED') return;
     clearTimeout(task.graceTimer);
-    // Whatever the agent left behind in its group goes with it: no orphans.
-    signalGroup(task.child.pid, 'SIGKILL');
+    // Whatever the agent left behind, in its group or its workloads', goes with it: no
+    // process of a task outlives it to write into the workspace the next generation uses.
+    killTaskProcesses(task);
     state.exitCode = code ?? (signal ? 128 + signalNumber(signal) : undefined);
     state.lastStatus = 'STOPPED';
     state.desiredStatus = 'STOPPED';

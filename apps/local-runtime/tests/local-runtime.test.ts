@@ -326,6 +326,68 @@ describe('a task that ends on its own', () => {
   });
 });
 
+describe('the processes of a task (issue 12, case 5)', () => {
+  /** The workload group the fixture started, read from its log once it is there. */
+  async function workloadGroupOf(taskArn: string): Promise<number> {
+    const task = await harness.runtime.describeTask(taskArn);
+    const logPath = join(harness.dataDir, 'logs', `${task?.containerId}.g1.log`);
+    let pgid: number | undefined;
+    await eventually(async () => {
+      const text = await readFile(logPath, 'utf8').catch(() => '');
+      const line = text.split('\n').find((entry) => entry.includes('"fixture":"workload"'));
+      if (line) pgid = (JSON.parse(line) as { pgid: number }).pgid;
+      return pgid !== undefined;
+    });
+    return pgid ?? 0;
+  }
+
+  function groupAlive(pgid: number): boolean {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  function killGroup(pgid: number | undefined): void {
+    if (pgid !== undefined && groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
+  }
+
+  it.each([
+    ['a forced stop', 'ignore-sigterm'],
+    ['kill -9 of the agent from outside', 'clean'],
+  ])('ends the workload process groups of the agent with it after %s', async (how, mode) => {
+    // Prepare
+    let pgid: number | undefined;
+    try {
+      const task = await harness.runtime.startTask(
+        specFor(harness.runtime, {
+          environment: { BERTH_FIXTURE_MODE: mode, BERTH_FIXTURE_WORKLOAD: '1' },
+        }),
+      );
+      await harness.events.waitFor(
+        (event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === 'RUNNING',
+      );
+      pgid = await workloadGroupOf(task.taskArn);
+      expect(groupAlive(pgid)).toBe(true);
+
+      // Act
+      if (how === 'a forced stop') await harness.runtime.stopTask(task.taskArn, 'manual');
+      else process.kill(pidOf(task.taskArn), 'SIGKILL');
+      await harness.events.waitFor(
+        (event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === 'STOPPED',
+      );
+
+      // Assess
+      const group = pgid;
+      await eventually(() => !groupAlive(group), 5000);
+    } finally {
+      killGroup(pgid);
+    }
+  });
+});
+
 describe('listing and describing', () => {
   it('lists the tasks not yet stopped and describes unknown ones as missing', async () => {
     // Prepare

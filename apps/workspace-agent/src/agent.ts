@@ -22,7 +22,11 @@ import {
 import type { Workload } from './workload.ts';
 
 /** What the agent tells the process that started it (over the IPC channel, when there is one). */
-export type AgentNotice = { type: 'ready' } | { type: 'stopping'; reason: string };
+export type AgentNotice =
+  | { type: 'ready' }
+  | { type: 'stopping'; reason: string }
+  /** A workload's process group: the local runtime ends it with the agent, however it ends. */
+  | { type: 'workload'; pgid: number };
 
 /** EX_TEMPFAIL: the workspace could not be saved; it is kept for the next start to push. */
 export const SAVE_FAILED_EXIT_CODE = 75;

@@ -76,7 +76,9 @@ async function main(): Promise<void> {
       userId: env.key.userId,
       logger,
     }),
-    workload: createWorkload(env.workloadCommand),
+    workload: createWorkload(env.workloadCommand, {
+      onProcessGroup: (pgid) => void notify({ type: 'workload', pgid }),
+    }),
     notify,
     // Saved, then a non-zero exit: the task's end fails the record, and the next request starts
     // the next generation with new queues (a container whose queues are gone is not reused).

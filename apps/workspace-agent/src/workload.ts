@@ -70,14 +70,24 @@ interface Running {
  * `BERTH_WORKLOAD_COMMAND` through `/bin/sh -c`, once per message. Each run gets a process group
  * of its own so that interrupting it reaches whatever it started, not only the shell.
  */
+export interface WorkloadOptions {
+  /**
+   * Told the process group of every workload as it starts, before anything else can happen:
+   * the local runtime ends these groups with the agent, however the agent ends.
+   */
+  onProcessGroup?: (pgid: number) => void;
+}
+
 export class ShellWorkload implements Workload {
   readonly #command: string;
+  readonly #onProcessGroup: (pgid: number) => void;
   readonly #running = new Set<Running>();
   /** Process groups that may still have members: the shell exited but left jobs behind. */
   readonly #groups = new Set<number>();
 
-  constructor(command: string) {
+  constructor(command: string, options: WorkloadOptions = {}) {
     this.#command = command;
+    this.#onProcessGroup = options.onProcessGroup ?? (() => undefined);
   }
 
   get running(): number {
@@ -91,6 +101,7 @@ export class ShellWorkload implements Workload {
       stdio: ['pipe', 'pipe', 'inherit'],
       detached: true,
     });
+    if (child.pid !== undefined) this.#onProcessGroup(child.pid);
     const done = new Promise<WorkloadResult>((resolve, reject) => {
       const chunks: Buffer[] = [];
       let kept = 0;
@@ -209,6 +220,9 @@ export class ChatFileWorkload implements Workload {
   }
 }
 
-export function createWorkload(command: string | undefined): Workload {
-  return command === undefined ? new ChatFileWorkload() : new ShellWorkload(command);
+export function createWorkload(
+  command: string | undefined,
+  options: WorkloadOptions = {},
+): Workload {
+  return command === undefined ? new ChatFileWorkload() : new ShellWorkload(command, options);
 }

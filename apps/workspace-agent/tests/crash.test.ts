@@ -229,3 +229,24 @@ describe('case 5: the order of the shutdown', () => {
     TIMEOUT,
   );
 });
+
+describe('case 5: the runtime knows every workload process group', () => {
+  it(
+    "tells the runtime each workload's process group as it starts",
+    async () => {
+      const workspace = join(root, 'workspace');
+      const a = agent({ workspacePath: workspace, workloadCommand: 'echo $$' });
+      await a.ready;
+
+      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'g', text: 'x' });
+      const [output] = await receiveOutputs(sqs, queues.output, 1);
+
+      // The workload's shell leads its own group, so its pid is the group's id.
+      const pgid = Number(output?.text.trim());
+      expect(pgid).toBeGreaterThan(1);
+      expect(a.notices).toContainEqual({ type: 'workload', pgid });
+      expect((await a.stop()).code).toBe(0);
+    },
+    TIMEOUT,
+  );
+});
