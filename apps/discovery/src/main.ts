@@ -7,7 +7,7 @@ import { followInvalidations } from './invalidation.ts';
 const config = loadConfigOrExit('discovery');
 const log = createLogger('discovery', config.logLevel);
 const metrics = createMetrics('discovery');
-const wiring = await wire(config, { log, metrics });
+const wiring = await wire(config, { service: 'discovery', log, metrics });
 
 let authSecret = config.authSecret;
 if (!authSecret) {

@@ -4,7 +4,7 @@ import { Scheduler } from './scheduler.ts';
 const config = loadConfigOrExit('reaper');
 const log = createLogger('reaper', config.logLevel);
 const metrics = createMetrics('reaper');
-const wiring = await wire(config, { log, metrics });
+const wiring = await wire(config, { service: 'reaper', log, metrics });
 const reaper = wiring.lifecycle.reaper;
 
 const scheduler = new Scheduler(log, () => metrics.emf('ReaperErrors', 1));

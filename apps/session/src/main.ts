@@ -6,7 +6,7 @@ const config = loadConfigOrExit('session');
 const log = createLogger('session', config.logLevel);
 const metrics = createMetrics('session');
 // The session service's role may not stop tasks: its stops are carried out by the reaper.
-const wiring = await wire(config, { log, metrics, mayStopTasks: false });
+const wiring = await wire(config, { service: 'session', log, metrics, mayStopTasks: false });
 
 const handle = createCommandHandler({
   lifecycle: wiring.lifecycle,

@@ -5,7 +5,7 @@ import { createTaskEventHandler } from './handler.ts';
 const config = loadConfigOrExit('task-watcher');
 const log = createLogger('task-watcher', config.logLevel);
 const metrics = createMetrics('task-watcher');
-const wiring = await wire(config, { log, metrics });
+const wiring = await wire(config, { service: 'task-watcher', log, metrics });
 
 const handle = createTaskEventHandler(wiring.lifecycle, log, () => metrics.emf('WatcherErrors', 1));
 const consumer = startQueueConsumer({

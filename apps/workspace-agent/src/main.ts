@@ -5,6 +5,8 @@
  */
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { ConfigError } from '@berth/domain';
+// The recorder alone: the agent starts in every container and needs none of the services' wiring.
+import { recordAwsCallsFromEnv } from '@berth/platform/aws-calls';
 import {
   SAVE_FAILED_EXIT_CODE,
   START_FAILED_EXIT_CODE,
@@ -66,10 +68,12 @@ async function main(): Promise<void> {
     containerId: env.containerId,
     generation: env.generation,
   });
+  const sqs = new SQSClient({ useQueueUrlAsEndpoint: false });
+  recordAwsCallsFromEnv('workspace-agent', [sqs]);
   const agent = new WorkspaceAgent({
     env,
     logger,
-    sqs: new SQSClient({ useQueueUrlAsEndpoint: false }),
+    sqs,
     workspace: new GitWorkspace({
       workspacePath: env.workspacePath,
       repoUrl: env.repoUrl,

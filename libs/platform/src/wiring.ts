@@ -13,6 +13,11 @@ import {
   type MessagingResources,
 } from '@berth/messaging';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  awsCallRecordingFromEnv,
+  recordAwsCalls,
+  type AwsCallRecording,
+} from './aws-calls/recorder.ts';
 import type { ServiceMetrics } from './metrics.ts';
 
 export interface Wiring {
@@ -46,11 +51,26 @@ export function localWorkspaceRoot(config: BerthConfig): string {
   return resolve(config.dataDir, 'workspaces');
 }
 
-export function createRuntime(config: BerthConfig): EcsRuntime {
+/** Where the AWS calls of one service are recorded (BERTH_AWS_CALL_LOG), if anywhere. */
+export interface CallRecording extends AwsCallRecording {
+  service: string;
+}
+
+function recorded<Client extends Parameters<typeof recordAwsCalls>[0]>(
+  client: Client,
+  recording: CallRecording | undefined,
+): Client {
+  return recording ? recordAwsCalls(client, recording) : client;
+}
+
+export function createRuntime(config: BerthConfig, recording?: CallRecording): EcsRuntime {
   if (config.runtime === 'local') {
     // The local runtime is a stand-in for the ECS control plane: same API, same adapter.
     return new EcsRuntime({
-      client: createEcsClient({ endpoint: `http://127.0.0.1:${config.runtimePort}` }),
+      client: recorded(
+        createEcsClient({ endpoint: `http://127.0.0.1:${config.runtimePort}` }),
+        recording,
+      ),
       cluster: 'berth-local',
       taskDefinition: 'berth-workspace',
       containerName: config.ecs.containerName,
@@ -61,7 +81,7 @@ export function createRuntime(config: BerthConfig): EcsRuntime {
     });
   }
   return new EcsRuntime({
-    client: createEcsClient({}),
+    client: recorded(createEcsClient({}), recording),
     cluster: config.ecs.cluster ?? '',
     taskDefinition: config.ecs.taskDefinition ?? '',
     containerName: config.ecs.containerName,
@@ -81,6 +101,8 @@ export function createRuntime(config: BerthConfig): EcsRuntime {
 export async function wire(
   config: BerthConfig,
   options: {
+    /** The service's name as its task role knows it; names its recorded AWS calls. */
+    service: string;
     log: CoreLogger;
     metrics?: ServiceMetrics;
     bootstrap?: boolean;
@@ -91,9 +113,11 @@ export async function wire(
     mayStopTasks?: boolean;
   },
 ): Promise<Wiring> {
-  const dynamodb = new DynamoDBClient({});
-  const sqs = createSqsClient();
-  const sns = createSnsClient();
+  const recordingFromEnv = awsCallRecordingFromEnv();
+  const recording = recordingFromEnv && { service: options.service, ...recordingFromEnv };
+  const dynamodb = recorded(new DynamoDBClient({}), recording);
+  const sqs = recorded(createSqsClient(), recording);
+  const sns = recorded(createSnsClient(), recording);
   const names = { containerTable: config.containerTable, sessionTable: config.sessionTable };
   const bootstrap = options.bootstrap ?? config.runtime === 'local';
   if (bootstrap) await ensureTables(dynamodb, names);
@@ -106,8 +130,8 @@ export async function wire(
     store: new DynamoStateStore({ client: dynamodb, ...names }),
     runtime:
       options.mayStopTasks === false
-        ? recordOnlyStops(createRuntime(config), options.log)
-        : createRuntime(config),
+        ? recordOnlyStops(createRuntime(config, recording), options.log)
+        : createRuntime(config, recording),
     queues: new SqsContainerQueues({ sqs }),
     publisher: new SnsEventPublisher({ sns, topicArn: messaging.topicArn }),
     clock: systemClock,
