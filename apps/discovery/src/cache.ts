@@ -7,7 +7,10 @@ import type { ContainerRecord } from '@berth/domain';
  * for longer than the event takes to arrive, and never longer than `ttlMs`.
  */
 export class ContainerCache {
-  private readonly entries = new Map<string, { container: ContainerRecord; expiresAt: number }>();
+  private readonly entries = new Map<
+    string,
+    { container: ContainerRecord; expiresAt: number; answer?: string }
+  >();
   private readonly ttlMs: number;
   private readonly maxEntries: number;
   private readonly now: () => number;
@@ -19,13 +22,31 @@ export class ContainerCache {
   }
 
   get(containerId: string): ContainerRecord | undefined {
+    return this.live(containerId)?.container;
+  }
+
+  /**
+   * The answer for a cached container, made by `serialize` once per cached record and reused
+   * until the record leaves the cache: the record cannot change while it is cached.
+   */
+  answer(
+    containerId: string,
+    serialize: (container: ContainerRecord) => string,
+  ): string | undefined {
+    const entry = this.live(containerId);
+    if (!entry) return undefined;
+    entry.answer ??= serialize(entry.container);
+    return entry.answer;
+  }
+
+  private live(containerId: string) {
     const entry = this.entries.get(containerId);
     if (!entry) return undefined;
     if (entry.expiresAt <= this.now() || entry.container.status !== 'running') {
       this.entries.delete(containerId);
       return undefined;
     }
-    return entry.container;
+    return entry;
   }
 
   put(container: ContainerRecord): void {
