@@ -341,16 +341,24 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
         params: ContainerIdParams,
         body: Type.Optional(
           Type.Object(
-            { reason: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) },
+            {
+              reason: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+              generation: Type.Optional(
+                Type.Integer({
+                  minimum: 1,
+                  description: 'the generation meant; another one in the store answers 409',
+                }),
+              ),
+            },
             { additionalProperties: false },
           ),
         ),
         response: {
           202: Type.Object({ container: Type.Ref('Container') }),
-          ...errors(400, 401, 403, 404),
+          ...errors(400, 401, 403, 404, 409),
         },
       },
-      // `{reason?}`: a stop with no body at all is a stop without a reason, not a bad body.
+      // `{reason?, generation?}`: a stop with no body at all is a stop without a reason, not a bad body.
       preValidation: (request, _reply, done) => {
         if (request.body === undefined) request.body = {};
         done();
@@ -360,10 +368,12 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
       const key = parseContainerId(request.params.containerId);
       assertMayAct(request.principal, key);
       cache.invalidate(request.params.containerId);
+      const generation = request.body?.generation;
       const container = await lifecycle.containers.stop(
         request.params.containerId,
         'manual',
         request.body?.reason,
+        generation !== undefined ? { generation } : {},
       );
       return reply.code(202).send({ container: json(container) });
     },

@@ -343,6 +343,31 @@ describe('container and session routes', () => {
     expect(session.statusCode).toBe(404);
   });
 
+  it('stops the generation a stop names, and answers 409 naming the field for another generation', async () => {
+    // Prepare
+    await discover({ clientId: 'acme', projectId: 'gen', userId: 'joe' });
+    const auth = { authorization: `Bearer ${admin}` };
+    const stop = (payload: object) =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/containers/acme.gen.joe/stop',
+        headers: auth,
+        payload,
+      });
+
+    // Act
+    const stale = await stop({ reason: 'late', generation: 2 });
+    const afterStale = await deps.store.getContainer('acme.gen.joe');
+    const current = await stop({ reason: 'meant', generation: 1 });
+
+    // Assess
+    expect(stale.statusCode).toBe(409);
+    expect(stale.json().error).toMatchObject({ code: 'conflict', field: 'generation' });
+    expect(afterStale).toMatchObject({ generation: 1, stopReason: null });
+    expect(current.statusCode).toBe(202);
+    expect(current.json().container).toMatchObject({ generation: 1, stopReason: 'manual:meant' });
+  });
+
   it("scopes a user's list to its own containers and refuses a filter beyond them", async () => {
     // Prepare
     await discover({ clientId: 'acme', projectId: 'scope', userId: 'john' }, john);

@@ -67,6 +67,9 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
           command.payload.reason,
           {
             commandId: command.commandId,
+            ...(command.payload.generation !== undefined
+              ? { generation: command.payload.generation }
+              : {}),
           },
         );
         return;

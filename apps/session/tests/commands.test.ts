@@ -445,6 +445,35 @@ describe('session.touch and container.stop', () => {
     expect(await store.getSession('stop-1')).toMatchObject({ status: 'released' });
   });
 
+  it('refuses a stop that names another generation with command.rejected on field generation, and stops the one it names', async () => {
+    // Prepare
+    const key = freshKey();
+    const containerId = containerIdOf(key);
+    await send(assignBody(`gen-${key.clientId}`, key));
+    await events.waitFor({ type: 'session.assigned', sessionId: `gen-${key.clientId}` }, 30_000);
+    const late = { ...stopBody(containerId), payload: { containerId, generation: 2 } };
+    const meant = { ...stopBody(containerId), payload: { containerId, generation: 1 } };
+
+    // Act
+    const { messageId } = await send(late);
+    const rejected = await events.waitFor(
+      { type: 'command.rejected', commandId: late.commandId },
+      30_000,
+    );
+    const untouched = await store.getContainer(containerId);
+    await deliveries.handledOnce((await send(meant)).messageId);
+
+    // Assess
+    expect(rejected.payload).toMatchObject({ field: 'generation' });
+    expect(String(rejected.payload.reason)).toMatch(/^conflict/);
+    expect((await deliveries.handledOnce(messageId)).map((d) => d.outcome)).toEqual(['done']);
+    expect(untouched).toMatchObject({ generation: 1, stopReason: null });
+    expect(await store.getContainer(containerId)).toMatchObject({
+      generation: 1,
+      stopReason: 'manual',
+    });
+  });
+
   it('answers a stop of a container that does not exist with command.rejected, once', async () => {
     // Prepare
     const stop = stopBody(containerIdOf(freshKey()));

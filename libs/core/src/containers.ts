@@ -474,19 +474,29 @@ export class ContainerService {
    * asked to stop; it stays `starting` — no new generation can start on the same workspace —
    * until its task has ended (then `failed` with that reason) or came up (then it terminates).
    * `stillWanted` lets the reaper re-check its reason against the record it is about to change.
+   *
+   * A stop that names a `generation` acts on that generation only: a late or redelivered stop
+   * must never stop the next one. Another generation in the store is a non-retryable
+   * ConflictError on field `generation` (409 over HTTP, `command.rejected` for a command).
    */
   async stop(
     containerId: string,
     kind: StopReasonKind,
     detail?: string,
-    options: { commandId?: string; stillWanted?: (current: ContainerRecord) => boolean } = {},
+    options: {
+      commandId?: string;
+      generation?: number;
+      stillWanted?: (current: ContainerRecord) => boolean;
+    } = {},
   ): Promise<ContainerRecord> {
     const now = this.now();
     const reason = stopReason(kind, detail);
     const extra = options.commandId ? { commandId: options.commandId } : {};
+    const { generation } = options;
     const result = await this.transition(
       containerId,
       (current) => {
+        if (generation !== undefined && current.generation !== generation) return undefined;
         if (current.status !== 'starting' && current.status !== 'running') return undefined;
         if (options.stillWanted && !options.stillWanted(current)) return undefined;
         if (current.status === 'starting') {
@@ -500,6 +510,12 @@ export class ContainerService {
         after.status === 'terminating' ? [this.event('container.terminating', after, extra)] : [],
     );
     if (!result) throw new NotFoundError(`container ${containerId} does not exist`);
+    if (generation !== undefined && result.after.generation !== generation) {
+      throw new ConflictError(
+        `container ${containerId} is at generation ${result.after.generation}; the stop named generation ${generation}`,
+        { field: 'generation', retryable: false },
+      );
+    }
     if (!result.changed) return result.after;
     const container = result.after;
     if (container.taskArn) {
@@ -511,6 +527,25 @@ export class ContainerService {
       );
     }
     return container;
+  }
+
+  /**
+   * An internal stop of one generation: undefined (nothing done) when the store holds another
+   * one by now, e.g. for a late or duplicated task event.
+   */
+  async stopGeneration(
+    containerId: string,
+    generation: number,
+    kind: StopReasonKind,
+    detail?: string,
+    options: { stillWanted?: (current: ContainerRecord) => boolean } = {},
+  ): Promise<ContainerRecord | undefined> {
+    try {
+      return await this.stop(containerId, kind, detail, { ...options, generation });
+    } catch (error) {
+      if (error instanceof ConflictError && error.field === 'generation') return undefined;
+      throw error;
+    }
   }
 
   /** `terminating → stopped`, once; releases its sessions, deletes its queues, publishes. */

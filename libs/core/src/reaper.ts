@@ -77,11 +77,15 @@ export class Reaper {
         current.sessions.length === 0 &&
         current.idleSince !== null &&
         current.idleSince <= cutoff;
-      const result = await this.containers.stop(container.containerId, 'idle', undefined, {
-        stillWanted: stillIdle,
-      });
+      const result = await this.containers.stopGeneration(
+        container.containerId,
+        container.generation,
+        'idle',
+        undefined,
+        { stillWanted: stillIdle },
+      );
       if (
-        result.status === 'terminating' &&
+        result?.status === 'terminating' &&
         result.stopReason === 'idle' &&
         result.terminatingSince
       ) {
@@ -164,11 +168,14 @@ export class Reaper {
       if (container.stopReason !== null) continue;
       // Its task may still be cloning into the workspace: record the stop and let the task's
       // end fail the container, so no next generation starts on the same workspace meanwhile.
-      const asked = await this.containers.stop(container.containerId, 'start_failed', detail, {
-        stillWanted: (current) =>
-          current.generation === container.generation && current.stopReason === null,
-      });
-      if (asked.stopReason !== null) failed += 1;
+      const asked = await this.containers.stopGeneration(
+        container.containerId,
+        container.generation,
+        'start_failed',
+        detail,
+        { stillWanted: (current) => current.stopReason === null },
+      );
+      if (asked && asked.stopReason !== null) failed += 1;
     }
     return failed;
   }

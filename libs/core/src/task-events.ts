@@ -149,7 +149,12 @@ export class TaskEventHandler {
       const detail = pendingStop.includes(':')
         ? pendingStop.slice(pendingStop.indexOf(':') + 1)
         : undefined;
-      await this.containers.stop(container.containerId, kind, detail);
+      await this.containers.stopGeneration(
+        container.containerId,
+        container.generation,
+        kind,
+        detail,
+      );
     }
     return 'running';
   }
@@ -228,8 +233,9 @@ export class TaskEventHandler {
       // Stopped from outside berth and the agent tried to save but could not: no crash either,
       // and the reason must name the failed save (its workspace is kept for the next start).
       const reason = agentReason ?? stopReason('save_failed', `agent exited with code ${exitCode}`);
-      await this.containers.stop(
+      await this.containers.stopGeneration(
         container.containerId,
+        container.generation,
         'save_failed',
         reason.slice('save_failed:'.length) || undefined,
       );
@@ -249,7 +255,12 @@ export class TaskEventHandler {
           ? (detail.stoppedReason ?? 'stopped outside berth')
           : `the agent saved and exited (${[detail.stopCode, detail.stoppedReason].filter(Boolean).join(': ') || 'stopped outside berth'})`;
       const reason = stopReason('manual', detailText);
-      await this.containers.stop(container.containerId, 'manual', detailText);
+      await this.containers.stopGeneration(
+        container.containerId,
+        container.generation,
+        'manual',
+        detailText,
+      );
       const stopped = await this.containers.markStopped(
         container.containerId,
         container.generation,

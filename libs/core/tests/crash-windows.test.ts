@@ -171,3 +171,51 @@ describe('case 2: RunTask succeeded, the record write failed and so did the comp
     });
   });
 });
+
+describe('case 6: a late or duplicated stop never hits the next generation', () => {
+  it('a second delivery of one STOPPED, handled on a read from before the first one finished, leaves generation 2 alone', async () => {
+    // Prepare: generation 1 running; its task ended after a clean save outside berth
+    const w = world();
+    const first = await runningContainer(w);
+    const stoppedEvent = w.deps.runtime.change(first.taskArn!, {
+      lastStatus: 'STOPPED',
+      exitCode: 0,
+    });
+    const readBeforeFirstDelivery = await stored(w.deps);
+    await w.lifecycle.taskEvents.handle(stoppedEvent);
+    const second = await runningContainer(w);
+
+    // Act: the other delivery, which read the record while generation 1 was still running
+    jest.spyOn(w.deps.store, 'getContainer').mockResolvedValueOnce(readBeforeFirstDelivery);
+    await w.lifecycle.taskEvents.handle(stoppedEvent);
+
+    // Assess
+    expect(second.generation).toBe(2);
+    expect(await stored(w.deps)).toMatchObject({
+      generation: 2,
+      status: 'running',
+      stopReason: null,
+    });
+    expect(w.deps.runtime.stopCalls.map((call) => call.taskArn)).not.toContain(second.taskArn);
+  });
+
+  it('a stop that names another generation is refused with a ConflictError on field generation', async () => {
+    // Prepare
+    const w = world();
+    const first = await runningContainer(w);
+    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual', undefined, { generation: 1 });
+    await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(first.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
+    );
+    await runningContainer(w);
+
+    // Act: the same stop delivered again
+    const again = await settle(
+      w.lifecycle.containers.stop(CONTAINER_ID, 'manual', undefined, { generation: 1 }),
+    );
+
+    // Assess
+    expect(again.error).toMatchObject({ code: 'conflict', field: 'generation', retryable: false });
+    expect(await stored(w.deps)).toMatchObject({ generation: 2, status: 'running' });
+  });
+});

@@ -23,7 +23,12 @@ export const SessionAssignPayload = Type.Object(
 export const SessionReleasePayload = Type.Object({ sessionId: OpaqueId }, closed);
 export const SessionTouchPayload = Type.Object({ sessionId: OpaqueId }, closed);
 export const ContainerStopPayload = Type.Object(
-  { containerId: Type.String({ pattern: CONTAINER_ID_PATTERN }), reason: Type.Optional(Reason) },
+  {
+    containerId: Type.String({ pattern: CONTAINER_ID_PATTERN }),
+    reason: Type.Optional(Reason),
+    /** The generation meant; a stop for another generation is refused. */
+    generation: Type.Optional(Type.Integer({ minimum: 1 })),
+  },
   closed,
 );
 
