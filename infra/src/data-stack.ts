@@ -56,6 +56,7 @@ export class BerthDataStack extends Stack {
   readonly lifecycleTopic: sns.Topic;
   readonly eventsKey: kms.Key;
   readonly authSecret: secretsmanager.Secret;
+  readonly gitCredentialsSecret: secretsmanager.Secret;
 
   constructor(scope: Construct, id: string, props: BerthDataStackProps) {
     super(scope, id, props);
@@ -117,6 +118,22 @@ export class BerthDataStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
+    // One per deployment: ECS injects it into the workspace task definition, and RunTask
+    // cannot override a task's secrets per client (docs/security.md). The generated password
+    // is a placeholder that no git host accepts: replace it with a token (docs/deploy.md).
+    this.gitCredentialsSecret = new secretsmanager.Secret(this, 'GitCredentials', {
+      secretName: NAMES.gitCredentialsSecret,
+      description:
+        'HTTPS credentials the workspaces clone and push with: {"username","password"} (BERTH_GIT_USERNAME, BERTH_GIT_PASSWORD)',
+      generateSecretString: {
+        secretStringTemplate: JSON.stringify({ username: 'berth' }),
+        generateStringKey: 'password',
+        passwordLength: 40,
+        excludePunctuation: true,
+      },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
     // ECS reports every task of the account; only berth's cluster matters here.
     new events.Rule(this, 'TaskStateChanges', {
       ruleName: NAMES.taskStateRule,
@@ -158,6 +175,7 @@ export class BerthDataStack extends Stack {
       [PARAMS.lifecycleTopicArn, this.lifecycleTopic.topicArn],
       [PARAMS.eventsKeyArn, this.eventsKey.keyArn],
       [PARAMS.authSecretArn, this.authSecret.secretArn],
+      [PARAMS.gitCredentialsSecretArn, this.gitCredentialsSecret.secretArn],
     ];
     for (const [parameterName, stringValue] of publish) {
       new ssm.StringParameter(this, `Param${parameterName.replaceAll(/[^A-Za-z0-9]/g, '')}`, {

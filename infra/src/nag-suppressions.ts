@@ -147,6 +147,12 @@ function suppressionsFor(stack: Stack, config: InfraConfig): Suppression[] {
         reason:
           'The HS256 token key is rotated by an operator (docs/deploy.md): an automatic rotation would invalidate every issued token at once and needs a rotation function that knows berth’s token issuers.',
       },
+      {
+        path: 'GitCredentials/Resource',
+        id: `${NAG}AwsSolutions-SMG4`,
+        reason:
+          'The git credentials are a token issued by the git host (GitHub, GitLab, ...), which Secrets Manager cannot rotate: the operator replaces the secret value when the host rotates the token (docs/deploy.md).',
+      },
     ];
   }
   if (stack instanceof BerthPlatformStack) {

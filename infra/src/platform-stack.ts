@@ -2,6 +2,7 @@ import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as efs from 'aws-cdk-lib/aws-efs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -61,6 +62,23 @@ export function workspaceEnvironment(config: InfraConfig): Record<string, string
   if (config.workspace.repoUrlTemplate !== undefined)
     env['BERTH_REPO_URL_TEMPLATE'] = config.workspace.repoUrlTemplate;
   return env;
+}
+
+/**
+ * The git credentials, injected by ECS from Secrets Manager at task start through the execution
+ * role: never in the template, the environment of the task definition or a URL, and out of the
+ * task role's reach (the workload can use that one; it cannot use the execution role).
+ */
+export function workspaceSecrets(scope: Construct): Record<string, ecs.Secret> {
+  const secret = secretsmanager.Secret.fromSecretCompleteArn(
+    scope,
+    'GitCredentials',
+    ssm.StringParameter.valueForStringParameter(scope, PARAMS.gitCredentialsSecretArn),
+  );
+  return {
+    BERTH_GIT_USERNAME: ecs.Secret.fromSecretsManager(secret, 'username'),
+    BERTH_GIT_PASSWORD: ecs.Secret.fromSecretsManager(secret, 'password'),
+  };
 }
 
 /**
@@ -239,6 +257,7 @@ export class BerthPlatformStack extends Stack {
       ...appContainer('workspace-agent'),
       essential: true,
       environment: workspaceEnvironment(config),
+      secrets: workspaceSecrets(this),
       // ECS sends SIGKILL this long after SIGTERM: the agent's whole grace to save to git.
       stopTimeout: Duration.millis(
         parseDuration(config.lifecycle.shutdownGrace, 'lifecycle.shutdownGrace'),

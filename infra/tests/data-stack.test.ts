@@ -26,7 +26,7 @@ describe('BerthDataStack', () => {
     template.resourceCountIs('AWS::SQS::Queue', 6);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     template.resourceCountIs('AWS::KMS::Key', 1);
-    template.resourceCountIs('AWS::SecretsManager::Secret', 1);
+    template.resourceCountIs('AWS::SecretsManager::Secret', 2);
     template.resourceCountIs('AWS::Events::Rule', 2);
     // Stateful resources only: no compute, no roles.
     template.resourceCountIs('AWS::IAM::Role', 0);
@@ -206,14 +206,31 @@ describe('BerthDataStack', () => {
   });
 
   test('the auth secret is generated, retained and never in the template', () => {
-    const secret = Object.values(
-      template.findResources('AWS::SecretsManager::Secret'),
-    )[0] as Record<string, unknown>;
+    const secret = Object.values(template.findResources('AWS::SecretsManager::Secret')).find(
+      (resource) =>
+        (resource as { Properties: { Name: string } }).Properties.Name === 'berth/auth-secret',
+    ) as Record<string, unknown>;
     expect(secret['DeletionPolicy']).toBe('Retain');
     const props = secret['Properties'] as Record<string, unknown>;
     expect(props['Name']).toBe('berth/auth-secret');
     expect(props['SecretString']).toBeUndefined();
     expect(props['GenerateSecretString']).toEqual({ ExcludePunctuation: true, PasswordLength: 64 });
+  });
+
+  test('the git credentials: one secret per deployment, a username and a placeholder password, retained', () => {
+    const secret = Object.values(template.findResources('AWS::SecretsManager::Secret')).find(
+      (resource) =>
+        (resource as { Properties: { Name: string } }).Properties.Name === 'berth/git-credentials',
+    ) as Record<string, unknown>;
+    expect(secret['DeletionPolicy']).toBe('Retain');
+    const props = secret['Properties'] as Record<string, unknown>;
+    expect(props['SecretString']).toBeUndefined();
+    expect(props['GenerateSecretString']).toEqual({
+      SecretStringTemplate: '{"username":"berth"}',
+      GenerateStringKey: 'password',
+      PasswordLength: 40,
+      ExcludePunctuation: true,
+    });
   });
 
   test('publishes what other stacks need in SSM, under /berth/data/', () => {
@@ -227,6 +244,7 @@ describe('BerthDataStack', () => {
         '/berth/data/lifecycle-topic-arn',
         '/berth/data/events-key-arn',
         '/berth/data/auth-secret-arn',
+        '/berth/data/git-credentials-secret-arn',
       ]),
     );
     expect(names.every((name) => typeof name === 'string' && name.startsWith('/berth/data/'))).toBe(

@@ -117,3 +117,11 @@ export function resourcesOf(template: Template, type: string): [string, Record<s
     (resource as { Properties?: Record<string, unknown> }).Properties ?? {},
   ]);
 }
+
+/** The `<ParameterId>` of the SSM-backed template parameter that reads `name`. */
+export function ssmParameter(template: Template, name: string): string {
+  const parameters = template.toJSON()['Parameters'] as Record<string, { Default?: string }>;
+  const found = Object.entries(parameters).find(([, parameter]) => parameter.Default === name);
+  if (found === undefined) throw new Error(`no parameter reads ${name}`);
+  return `<${found[0]}>`;
+}

@@ -1,6 +1,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import type { Template } from 'aws-cdk-lib/assertions';
-import { renderDeep, renderStatements, resourcesOf, synthesize } from './fixture.ts';
+import { renderDeep, renderStatements, resourcesOf, ssmParameter, synthesize } from './fixture.ts';
 import type { Synthesized } from './fixture.ts';
 
 let app: Synthesized;
@@ -169,6 +169,43 @@ describe('BerthPlatformStack: workspaces', () => {
       LogGroupName: '/berth/workspace',
       RetentionInDays: 30,
     });
+  });
+
+  test('the git credentials are Secrets entries of the workspace container, read by the execution role only', () => {
+    const [, taskDefinition] = onlyResource('AWS::ECS::TaskDefinition');
+    const container = renderDeep(
+      (taskDefinition['ContainerDefinitions'] as unknown[])[0],
+    ) as Record<string, unknown>;
+    const secretArn = ssmParameter(template, '/berth/data/git-credentials-secret-arn');
+    expect(container['Secrets']).toEqual([
+      { Name: 'BERTH_GIT_USERNAME', ValueFrom: `${secretArn}:username::` },
+      { Name: 'BERTH_GIT_PASSWORD', ValueFrom: `${secretArn}:password::` },
+    ]);
+    // No credential in the plain environment: no such variable, and no URL with a user in it.
+    const environment = container['Environment'] as { Name: string; Value: string }[];
+    expect(
+      environment.filter(({ Name }) => /GIT|PASSWORD|TOKEN|SECRET|CREDENTIAL/i.test(Name)),
+    ).toEqual([]);
+    expect(environment.filter(({ Value }) => /:\/\/[^/\s]*@/.test(Value))).toEqual([]);
+    expect(JSON.stringify(taskDefinition)).not.toMatch(/password"\s*:/i);
+
+    const [, executionPolicy] = resourcesOf(template, 'AWS::IAM::Policy').find(([id]) =>
+      id.startsWith('WorkspaceExecutionRole'),
+    )!;
+    expect(
+      renderStatements((executionPolicy['PolicyDocument'] as { Statement: unknown[] }).Statement),
+    ).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Allow',
+        Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
+        Resource: [secretArn],
+      }),
+    );
+    // The task role, which the workload can use, cannot read it.
+    const [, taskRole] = resourcesOf(template, 'AWS::IAM::Role').find(
+      ([, props]) => props['RoleName'] === 'berth-workspace-task-us-east-1',
+    )!;
+    expect(JSON.stringify(taskRole)).not.toContain('secretsmanager');
   });
 
   test('the workspace task role: its own queues and its volume, no DynamoDB, no ECS', () => {

@@ -3,7 +3,14 @@ import { join } from 'node:path';
 import type { Stack } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import type { Template } from 'aws-cdk-lib/assertions';
-import { render, renderDeep, renderStatements, resourcesOf, synthesize } from './fixture.ts';
+import {
+  render,
+  renderDeep,
+  renderStatements,
+  resourcesOf,
+  ssmParameter,
+  synthesize,
+} from './fixture.ts';
 import type { RenderedStatement, Synthesized } from './fixture.ts';
 
 let app: Synthesized;
@@ -45,13 +52,6 @@ const STORE = [
 ];
 
 /** The CloudFormation parameter that reads an SSM parameter, by the parameter's name. */
-function ssmParameter(template: Template, name: string): string {
-  const parameters = template.toJSON()['Parameters'] as Record<string, { Default?: string }>;
-  const found = Object.entries(parameters).find(([, parameter]) => parameter.Default === name);
-  if (found === undefined) throw new Error(`no parameter reads ${name}`);
-  return `<${found[0]}>`;
-}
-
 const allow = (
   Sid: string,
   Action: string[],

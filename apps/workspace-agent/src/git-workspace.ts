@@ -10,6 +10,7 @@ import {
   worktreePathFor,
   type Clock,
 } from '@berth/domain';
+import { gitProcessEnv, redactKnownSecrets, type GitCredentials } from './git-credentials.ts';
 import { KeyedSerialQueue } from './keyed-queue.ts';
 
 /** Identity of every commit the agent makes; given per command so no git config is touched. */
@@ -27,6 +28,8 @@ export interface GitWorkspaceOptions {
   userId: string;
   logger: Logger;
   clock?: Clock;
+  /** HTTPS credentials for the remote, handed to git through a credential helper. */
+  credentials?: GitCredentials | undefined;
 }
 
 export interface SaveFailure {
@@ -70,7 +73,7 @@ export function threadIdOfRef(refName: string): string {
 
 /** Credentials in a remote URL never reach a log, an error or a stop reason. */
 export function redactCredentials(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@');
+  return redactKnownSecrets(text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@'));
 }
 
 /** The useful line of a git failure, without credentials, short enough for a stop reason. */
@@ -134,6 +137,7 @@ export class GitWorkspace {
   readonly #clock: Clock;
   readonly #lock = new KeyedSerialQueue();
   readonly #knownWorktrees = new Set<string>();
+  readonly #credentialOptions: ReturnType<GitCredentials['gitOptions']>;
 
   constructor(options: GitWorkspaceOptions) {
     this.#path = resolve(options.workspacePath);
@@ -141,6 +145,7 @@ export class GitWorkspace {
     this.#workspaceBranch = `workspace/${options.userId}`;
     this.#logger = options.logger;
     this.#clock = options.clock ?? systemClock;
+    this.#credentialOptions = options.credentials?.gitOptions(options.repoUrl);
   }
 
   get path(): string {
@@ -156,13 +161,17 @@ export class GitWorkspace {
   }
 
   #git(baseDir: string = this.#path, signal?: AbortSignal): SimpleGit {
-    return simpleGit({
+    const credentials = this.#credentialOptions;
+    const git = simpleGit({
       baseDir,
-      config: GIT_CONFIG,
+      config: credentials === undefined ? GIT_CONFIG : [...GIT_CONFIG, ...credentials.config],
       allowEnvironment: ['GIT_TERMINAL_PROMPT'],
+      // Our own helper (git-credentials.ts), given per command: never from the repository.
+      ...(credentials === undefined ? {} : { unsafe: { allowUnsafeCredentialHelper: true } }),
       timeout: { block: GIT_SILENCE_TIMEOUT_MS },
       ...(signal ? { abort: signal } : {}),
     });
+    return credentials === undefined ? git : git.env(gitProcessEnv(process.env, credentials.env));
   }
 
   #exclusive<T>(task: () => Promise<T>): Promise<T> {

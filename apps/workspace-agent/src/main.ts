@@ -4,7 +4,7 @@
  * is one (`ready`, `stopping`), and otherwise only through its exit code and logs.
  */
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { ConfigError } from '@berth/domain';
+import { ConfigError, InvalidArgumentError } from '@berth/domain';
 // The recorder alone: the agent starts in every container and needs none of the services' wiring.
 import { recordAwsCallsFromEnv } from '@berth/platform/aws-calls';
 import {
@@ -14,6 +14,7 @@ import {
   type AgentNotice,
 } from './agent.ts';
 import { parseAgentEnv, type AgentEnv } from './env.ts';
+import { takeGitCredentials, type GitCredentials } from './git-credentials.ts';
 import { GitWorkspace, gitErrorDetail } from './git-workspace.ts';
 import { createLogger } from './logger.ts';
 import { createWorkload } from './workload.ts';
@@ -35,30 +36,41 @@ function notify(notice: AgentNotice): Promise<void> {
   });
 }
 
-function readEnv(): AgentEnv | ConfigError {
+function readEnv(): { env: AgentEnv; gitCredentials: GitCredentials | undefined } | ConfigError {
+  // Taken out of process.env first, so that no child (a workload, git's hooks) inherits them.
+  let gitCredentials: GitCredentials | undefined;
+  const problems: InvalidArgumentError[] = [];
   try {
-    return parseAgentEnv(process.env);
+    gitCredentials = takeGitCredentials(process.env);
   } catch (error) {
-    if (error instanceof ConfigError) return error;
+    if (!(error instanceof InvalidArgumentError)) throw error;
+    problems.push(error);
+  }
+  try {
+    const env = parseAgentEnv(process.env);
+    return problems.length > 0 ? new ConfigError(problems) : { env, gitCredentials };
+  } catch (error) {
+    if (error instanceof ConfigError) return new ConfigError([...error.problems, ...problems]);
     throw error;
   }
 }
 
 async function main(): Promise<void> {
-  const env = readEnv();
-  if (env instanceof ConfigError) {
-    const variables = env.problems.map((p) => p.field ?? '?');
+  const read = readEnv();
+  if (read instanceof ConfigError) {
+    const variables = read.problems.map((p) => p.field ?? '?');
     createLogger({ level: 'info' }).fatal(
-      { problems: env.problems.map((p) => ({ variable: p.field, message: p.message })) },
+      { problems: read.problems.map((p) => ({ variable: p.field, message: p.message })) },
       'invalid environment',
     );
-    console.error(`workspace-agent: ${env.message}`);
+    console.error(`workspace-agent: ${read.message}`);
     await notify({
       type: 'stopping',
       reason: `start_failed:invalid environment (${variables.join(', ')})`,
     });
     process.exit(CONFIG_EXIT_CODE);
   }
+  const { env, gitCredentials } = read;
 
   // No git command may wait for a password on a terminal: a container has no one to type it.
   process.env.GIT_TERMINAL_PROMPT ??= '0';
@@ -79,6 +91,7 @@ async function main(): Promise<void> {
       repoUrl: env.repoUrl,
       userId: env.key.userId,
       logger,
+      credentials: gitCredentials,
     }),
     workload: createWorkload(env.workloadCommand, {
       onProcessGroup: (pgid) => void notify({ type: 'workload', pgid }),
