@@ -116,11 +116,18 @@ export class ContainerService {
    */
   async findOrStart(
     key: ContainerKey,
-    options: { commandId?: string } = {},
+    options: {
+      commandId?: string;
+      /** The record as the caller just read it (in parallel with its own reads): saves a read. */
+      prefetched?: { record: ContainerRecord | undefined };
+    } = {},
   ): Promise<FoundContainer> {
     const containerId = containerIdOf(key);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
-      let existing = await this.deps.store.getContainer(containerId);
+      let existing =
+        attempt === 0 && options.prefetched
+          ? options.prefetched.record
+          : await this.deps.store.getContainer(containerId);
       if (existing && existing.pendingEvents.length > 0) existing = await this.flush(existing);
       if (existing && isLive(existing.status)) {
         if (existing.status === 'starting' && existing.stopReason && this.abandoned(existing)) {

@@ -73,12 +73,20 @@ export class SessionService {
       userId: payload.userId,
     };
     const threadId = payload.threadId ?? payload.sessionId;
+    const containerId = containerIdOf(key);
     let found: FoundContainer | undefined;
     for (let attempt = 0; attempt < MAX_ASSIGN_ATTEMPTS; attempt += 1) {
-      const existing = await this.deps.store.getSession(payload.sessionId);
+      // Both reads at once: the container is read here only when it is still to be found.
+      const [existing, prefetched] = await Promise.all([
+        this.deps.store.getSession(payload.sessionId),
+        found ? undefined : this.deps.store.getContainer(containerId),
+      ]);
       if (existing) return this.assignAgain(existing, command);
 
-      found ??= await this.containers.findOrStart(key, { commandId });
+      found ??= await this.containers.findOrStart(key, {
+        commandId,
+        prefetched: { record: prefetched },
+      });
       const { container, source } = found;
       if (container.sessions.length >= this.deps.settings.maxSessions) {
         const message = `container ${container.containerId} already has ${container.sessions.length} sessions (limit ${this.deps.settings.maxSessions})`;
@@ -129,10 +137,14 @@ export class SessionService {
         }
         throw error;
       }
-      await this.openThread(session);
-      await this.deps.publisher.publish([
-        this.assignedEvent(session, next, source !== 'created', commandId),
+      // Independent: the agent's worktree (openThread never throws) and the client's event.
+      const [, published] = await Promise.allSettled([
+        this.openThread(session),
+        this.deps.publisher.publish([
+          this.assignedEvent(session, next, source !== 'created', commandId),
+        ]),
       ]);
+      if (published.status === 'rejected') throw published.reason;
       return {
         kind: 'assigned',
         session,
@@ -322,10 +334,16 @@ export class SessionService {
         if (error instanceof StaleWriteError) continue;
         throw error;
       }
-      await this.deps.publisher.publish([
-        this.endedEvent(ended, nextContainer?.sessions.length, commandId),
+      // The session's event and the container's outbox (its `idle`) go out at once; both
+      // settle before the command answers, and a failed publish of the former is retried
+      // with the command (flush never throws: what it could not publish stays in the outbox).
+      const [published] = await Promise.allSettled([
+        this.deps.publisher.publish([
+          this.endedEvent(ended, nextContainer?.sessions.length, commandId),
+        ]),
+        nextContainer ? this.containers.flush(nextContainer) : undefined,
       ]);
-      if (nextContainer) await this.containers.flush(nextContainer);
+      if (published.status === 'rejected') throw published.reason;
       if (status === 'expired') (this.deps.metrics ?? noMetrics).sessionsExpired(1);
       return ended;
     }
