@@ -1,0 +1,211 @@
+/**
+ * The IAM proof end to end: the real CDK app synthesized, a session service wired as on ECS
+ * (no bootstrap, the topic ARN from its environment) making real calls against DynamoDB
+ * Local and fauxqs with the recorder on, and iam-simulate deciding each call against the
+ * synthesized task role. A grant removed from the assembly makes the proof fail and name it.
+ */
+import { jest } from '@jest/globals';
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { silentLogger } from '@berth/core';
+import { loadConfig } from '@berth/domain';
+import { wire } from '@berth/platform';
+import { localAwsEnvironment, startDynamoDbLocal, startFauxqs, type Engine } from '@berth/testing';
+import { execFile } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { AssemblyError } from '../src/iam/assembly.ts';
+import { CallLogError, proveCalls } from '../src/iam/prove.ts';
+import { formatIamReport } from '../src/iam/report.ts';
+
+jest.setTimeout(900_000);
+
+const run = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, '../..');
+const NODE = join(ROOT, 'node_modules/.bin/node');
+const ACCOUNT = '123456789012';
+/** The region infra synthesizes for by default (infra/src/config.ts). */
+const REGION = 'us-east-1';
+
+let engines: Engine[] = [];
+let assemblyDir = '';
+let sessionLog = '';
+const work = mkdtempSync(join(tmpdir(), 'berth-iam-proof-'));
+
+async function synthesize(outdir: string): Promise<void> {
+  await run(join(ROOT, 'node_modules/.bin/cdk'), ['synth', '--quiet', '-o', outdir], {
+    cwd: join(ROOT, 'infra'),
+    // cdk runs the app with the `node` on PATH: the project's Node 24, which runs TypeScript.
+    env: {
+      ...process.env,
+      CDK_DEFAULT_REGION: REGION,
+      PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env.PATH ?? ''}`,
+    },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+}
+
+/** What the session service does with AWS on a quiet day, recorded as on ECS. */
+async function recordSessionScenario(log: string): Promise<void> {
+  const env = {
+    ...process.env,
+    ...localAwsEnvironment(engines[0]!.endpoint, engines[1]!.endpoint),
+  };
+  const config = loadConfig({ ...env, BERTH_DATA_DIR: work });
+  const saved = process.env;
+  // The SDK clients read endpoints and region from process.env.
+  process.env = env;
+  // The data stack's part, unrecorded: tables, queues and the topic exist before any service.
+  const setup = await wire(config, { service: 'setup', log: silentLogger, bootstrap: true });
+  setup.close();
+  process.env = {
+    ...env,
+    BERTH_AWS_CALL_LOG: log,
+    BERTH_REHEARSAL_ACCOUNT: ACCOUNT,
+    BERTH_REHEARSAL_REGION: REGION,
+    BERTH_LIFECYCLE_TOPIC_ARN: setup.messaging.topicArn,
+  };
+  try {
+    const wiring = await wire(config, { service: 'session', log: silentLogger, bootstrap: false });
+    await wiring.deps.store.getContainer('acme.website.ann');
+    await wiring.deps.store.listSessionsByContainer('acme.website.ann');
+    await wiring.deps.publisher.ping();
+    const urls = await wiring.deps.queues.create('acme.website.ann', 1);
+    await wiring.deps.queues.send(urls.inputQueueUrl, { type: 'thread.open', threadId: 't1' });
+    await wiring.deps.queues.delete(urls);
+    await wiring.clients.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: wiring.messaging.lifecycleCommandsUrl,
+        WaitTimeSeconds: 0,
+      }),
+    );
+    wiring.close();
+  } finally {
+    process.env = saved;
+  }
+}
+
+/** A copy of the assembly with one statement (by Sid) taken out of one stack's roles. */
+function withoutStatement(source: string, stack: string, sid: string): string {
+  const copy = mkdtempSync(join(tmpdir(), 'berth-iam-removed-'));
+  cpSync(source, copy, { recursive: true });
+  const file = join(copy, `${stack}.template.json`);
+  const template = JSON.parse(readFileSync(file, 'utf8')) as {
+    Resources: Record<
+      string,
+      {
+        Type: string;
+        Properties: { Policies?: { PolicyDocument: { Statement: { Sid?: string }[] } }[] };
+      }
+    >;
+  };
+  let removed = 0;
+  for (const resource of Object.values(template.Resources)) {
+    for (const policy of resource.Properties?.Policies ?? []) {
+      const before = policy.PolicyDocument.Statement.length;
+      policy.PolicyDocument.Statement = policy.PolicyDocument.Statement.filter(
+        (s) => s.Sid !== sid,
+      );
+      removed += before - policy.PolicyDocument.Statement.length;
+    }
+  }
+  if (removed === 0) throw new Error(`no statement ${sid} in ${stack}`);
+  writeFileSync(file, JSON.stringify(template));
+  return copy;
+}
+
+beforeAll(async () => {
+  assemblyDir = join(work, 'cdk.out');
+  const [dynamodb, fauxqs] = await Promise.all([
+    startDynamoDbLocal(),
+    startFauxqs(),
+    synthesize(assemblyDir),
+  ]);
+  engines = [dynamodb, fauxqs];
+  sessionLog = join(work, 'session.jsonl');
+  await recordSessionScenario(sessionLog);
+});
+
+afterAll(async () => {
+  await Promise.all(engines.map((engine) => engine.stop()));
+});
+
+describe('proving recorded calls against the synthesized policies', () => {
+  it('allows every call the session service made, and lists what it was granted and did not use', async () => {
+    const report = await proveCalls({ assemblyDir, callLogFiles: [sessionLog] });
+    expect(report.denied).toEqual([]);
+    expect(report.unmapped).toEqual([]);
+    expect(report.ok).toBe(true);
+    const session = report.services.find((service) => service.service === 'session');
+    expect(session?.actions).toEqual(
+      expect.arrayContaining([
+        'dynamodb:GetItem',
+        'dynamodb:Query',
+        'sns:GetTopicAttributes',
+        'sqs:CreateQueue',
+        'sqs:TagQueue',
+        'sqs:GetQueueUrl',
+        'sqs:ReceiveMessage',
+      ]),
+    );
+    // The scenario never starts a task: RunTask is granted and, here, unused.
+    expect(report.unused).toContainEqual(
+      expect.objectContaining({
+        service: 'session',
+        action: 'ecs:RunTask',
+        sid: 'StartWorkspaceTasks',
+      }),
+    );
+  });
+
+  it('fails and names the service, action, resource and missing statement when a grant is removed', async () => {
+    const broken = withoutStatement(assemblyDir, 'BerthSessionStack', 'QueryBerthIndexes');
+    const report = await proveCalls({ assemblyDir: broken, callLogFiles: [sessionLog] });
+    expect(report.ok).toBe(false);
+    expect(report.denied).toEqual([
+      expect.objectContaining({
+        service: 'session',
+        action: 'dynamodb:Query',
+        resource: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/berth-sessions/index/container-index`,
+        decision: 'ImplicitlyDenied',
+        missingStatement: {
+          Effect: 'Allow',
+          Action: 'dynamodb:Query',
+          Resource: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/berth-sessions/index/container-index`,
+        },
+      }),
+    ]);
+    expect(report.denied[0]?.reason).toMatch(
+      /no statement of BerthSessionStack\/TaskRole.* allows dynamodb:Query/,
+    );
+
+    const cli = await run(NODE, [join(ROOT, 'tools/src/iam/main.ts'), broken, sessionLog]).then(
+      () => ({ code: 0, stdout: '' }),
+      (error: { code: number; stdout: string }) => error,
+    );
+    expect(cli.code).toBe(1);
+    expect(cli.stdout).toMatch(/DENIED:\n {2}session: dynamodb:Query on \S+index\/container-index/);
+    expect(formatIamReport(report)).toMatch(/IAM proof FAILED: 1 denied/);
+  });
+
+  it('refuses a log of a service no task definition runs, and a directory that is no assembly', async () => {
+    const stray = join(work, 'stray.jsonl');
+    writeFileSync(
+      stray,
+      `${JSON.stringify({ service: 'billing', operation: 'sqs:SendMessage', iam: [{ action: 'sqs:SendMessage', resource: `arn:aws:sqs:${REGION}:${ACCOUNT}:q` }] })}\n`,
+    );
+    await expect(proveCalls({ assemblyDir, callLogFiles: [stray] })).rejects.toThrow(CallLogError);
+    await expect(proveCalls({ assemblyDir, callLogFiles: [stray] })).rejects.toThrow(
+      /calls of service "billing" were recorded, but no task definition of the assembly runs it/,
+    );
+    await expect(proveCalls({ assemblyDir: work, callLogFiles: [sessionLog] })).rejects.toThrow(
+      AssemblyError,
+    );
+    const garbled = join(work, 'garbled.jsonl');
+    writeFileSync(garbled, 'not json\n');
+    await expect(proveCalls({ assemblyDir, callLogFiles: [garbled] })).rejects.toThrow(
+      /garbled.jsonl:1/,
+    );
+  });
+});
