@@ -84,6 +84,27 @@ export function saveFailureDetail(result: SaveResult): string {
   return `${first.step}: ${first.detail}${more}`;
 }
 
+/** What a stop reason can carry (ECS's limit on a task's stoppedReason). */
+const REASON_LIMIT = 255;
+
+/**
+ * `saved_elsewhere:<fallback prefix> <branch>...`: the agent's word to the runtime that some
+ * work is on fallback refs rather than its branches. Branches that do not fit the limit are
+ * counted (`+N more`); the prefix alone finds them all in the repository.
+ */
+export function savedElsewhereReason(prefix: string, branches: readonly string[]): string {
+  let reason = `saved_elsewhere:${prefix}`;
+  for (const [index, branch] of branches.entries()) {
+    const more = branches.length - index - 1;
+    const tail = more > 0 ? ` +${more} more` : '';
+    if (reason.length + 1 + branch.length + tail.length > REASON_LIMIT) {
+      return `${reason} +${branches.length - index} more`;
+    }
+    reason += ` ${branch}`;
+  }
+  return reason;
+}
+
 /**
  * The process inside each container: prepares the workspace, runs the workload once per input
  * message, answers on the output queue, and saves the workspace to git when told to stop.
@@ -434,9 +455,24 @@ export class WorkspaceAgent {
     const result = await this.#workspace.save(AbortSignal.timeout(saveBudgetMs));
     if (result.ok) {
       this.#logger.info(
-        { committed: result.committed, pushed: result.pushed, durationMs: Date.now() - startedAt },
+        {
+          committed: result.committed,
+          pushed: result.pushed,
+          merged: result.merged,
+          fallbacks: result.fallbacks,
+          durationMs: Date.now() - startedAt,
+        },
         'workspace saved; exiting',
       );
+      if (result.fallbacks.length > 0) {
+        await this.#notify({
+          type: 'stopping',
+          reason: savedElsewhereReason(
+            this.#workspace.fallbackRefPrefix,
+            result.fallbacks.map((f) => f.branch),
+          ),
+        });
+      }
       return 0;
     }
     const reason = `save_failed:${saveFailureDetail(result)}`;

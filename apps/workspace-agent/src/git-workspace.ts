@@ -12,6 +12,7 @@ import {
 } from '@berth/domain';
 import { gitProcessEnv, redactKnownSecrets, type GitCredentials } from './git-credentials.ts';
 import { KeyedSerialQueue } from './keyed-queue.ts';
+import { landRejectedPush, type RejectedPushContext } from './rejected-push.ts';
 
 /** Identity of every commit the agent makes; given per command so no git config is touched. */
 const GIT_CONFIG = ['user.name=berth', 'user.email=berth@localhost', 'commit.gpgsign=false'];
@@ -26,10 +27,20 @@ export interface GitWorkspaceOptions {
   workspacePath: string;
   repoUrl: string;
   userId: string;
+  /**
+   * `refs/berth/conflicts/<containerId>/<generation>/`: where the work of a branch goes when
+   * the remote moved under it and the two do not merge.
+   */
+  fallbackRefPrefix: string;
   logger: Logger;
   clock?: Clock;
   /** HTTPS credentials for the remote, handed to git through a credential helper. */
   credentials?: GitCredentials | undefined;
+}
+
+/** The ref prefix under which one container generation's unmergeable work is kept. */
+export function fallbackRefPrefix(containerId: string, generation: number | undefined): string {
+  return `refs/berth/conflicts/${containerId}/${generation ?? 0}/`;
 }
 
 export interface SaveFailure {
@@ -43,8 +54,12 @@ export interface SaveResult {
   ok: boolean;
   /** Worktree paths (the main checkout included) where a commit was made. */
   committed: string[];
-  /** Branches pushed. */
+  /** Branches pushed (merged ones included). */
   pushed: string[];
+  /** Branches the remote had moved under, merged with it before they were pushed. */
+  merged: string[];
+  /** Branches whose work did not merge with the remote's: pushed to `ref` instead. */
+  fallbacks: { branch: string; ref: string }[];
   failures: SaveFailure[];
 }
 
@@ -133,6 +148,7 @@ export class GitWorkspace {
   readonly #path: string;
   readonly #repoUrl: string;
   readonly #workspaceBranch: string;
+  readonly #fallbackRefPrefix: string;
   readonly #logger: Logger;
   readonly #clock: Clock;
   readonly #lock = new KeyedSerialQueue();
@@ -143,6 +159,7 @@ export class GitWorkspace {
     this.#path = resolve(options.workspacePath);
     this.#repoUrl = options.repoUrl;
     this.#workspaceBranch = `workspace/${options.userId}`;
+    this.#fallbackRefPrefix = options.fallbackRefPrefix;
     this.#logger = options.logger;
     this.#clock = options.clock ?? systemClock;
     this.#credentialOptions = options.credentials?.gitOptions(options.repoUrl);
@@ -150,6 +167,10 @@ export class GitWorkspace {
 
   get path(): string {
     return this.#path;
+  }
+
+  get fallbackRefPrefix(): string {
+    return this.#fallbackRefPrefix;
   }
 
   get workspaceBranch(): string {
@@ -160,7 +181,12 @@ export class GitWorkspace {
     return worktreePathFor(this.#path, threadId);
   }
 
-  #git(baseDir: string = this.#path, signal?: AbortSignal): SimpleGit {
+  /**
+   * A git client. By default (simple-git's) a command fails only when it exits non-zero AND
+   * writes to stderr; `strict` fails on any non-zero exit, for commands that answer with their
+   * exit code alone (`merge-base --is-ancestor`, `merge-tree`).
+   */
+  #git(baseDir: string = this.#path, signal?: AbortSignal, strict = false): SimpleGit {
     const credentials = this.#credentialOptions;
     const git = simpleGit({
       baseDir,
@@ -170,6 +196,22 @@ export class GitWorkspace {
       ...(credentials === undefined ? {} : { unsafe: { allowUnsafeCredentialHelper: true } }),
       timeout: { block: GIT_SILENCE_TIMEOUT_MS },
       ...(signal ? { abort: signal } : {}),
+      ...(strict
+        ? {
+            errors: (
+              error: Buffer | Error | undefined,
+              result: { exitCode: number; stdOut: Buffer[]; stdErr: Buffer[] },
+            ) =>
+              error ??
+              (result.exitCode === 0
+                ? undefined
+                : Buffer.concat([
+                    ...result.stdErr,
+                    ...result.stdOut,
+                    Buffer.from(`exit code ${result.exitCode}`),
+                  ])),
+          }
+        : {}),
     });
     return credentials === undefined ? git : git.env(gitProcessEnv(process.env, credentials.env));
   }
@@ -383,7 +425,14 @@ export class GitWorkspace {
    */
   save(signal?: AbortSignal): Promise<SaveResult> {
     return this.#exclusive(async () => {
-      const result: SaveResult = { ok: true, committed: [], pushed: [], failures: [] };
+      const result: SaveResult = {
+        ok: true,
+        committed: [],
+        pushed: [],
+        merged: [],
+        fallbacks: [],
+        failures: [],
+      };
       const fail = (step: SaveFailure['step'], target: string, error: unknown): void => {
         result.failures.push({ step, target, detail: gitErrorDetail(error) });
       };
@@ -427,11 +476,7 @@ export class GitWorkspace {
             // Some refs may have gone through; the remote-tracking refs tell which did not.
             const left = await this.#unpushedBranches(signal).catch(() => branches);
             result.pushed.push(...branches.filter((b) => !left.includes(b)));
-            result.failures.push({
-              step: 'push',
-              target: left.join(' ') || REMOTE,
-              detail: gitErrorDetail(error),
-            });
+            await this.#landRejected(left, worktrees, result, error, signal);
           }
         }
       } catch (error) {
@@ -441,6 +486,44 @@ export class GitWorkspace {
       result.ok = result.failures.length === 0;
       return result;
     });
+  }
+
+  /** Each branch the push left behind: merged and pushed, or pushed to its fallback ref. */
+  async #landRejected(
+    branches: string[],
+    worktrees: WorktreeEntry[],
+    result: SaveResult,
+    pushError: unknown,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    if (branches.length === 0) {
+      result.failures.push({ step: 'push', target: REMOTE, detail: gitErrorDetail(pushError) });
+      return;
+    }
+    const context: RejectedPushContext = {
+      remote: REMOTE,
+      git: (dir) => this.#git(dir ?? this.#path, signal, true),
+      worktreeOf: (branch) =>
+        worktrees.find((w) => w.branch === branch && existsSync(w.path))?.path,
+      fallbackPrefix: this.#fallbackRefPrefix,
+    };
+    for (const branch of branches) {
+      try {
+        const landing = await landRejectedPush(context, branch);
+        if (landing.outcome === 'fallback') {
+          result.fallbacks.push({ branch, ref: landing.ref });
+          this.#logger.warn(
+            { branch, ref: landing.ref },
+            'the remote moved under the branch and the work does not merge: pushed to its fallback ref',
+          );
+        } else {
+          result.pushed.push(branch);
+          if (landing.outcome === 'merged') result.merged.push(branch);
+        }
+      } catch (error) {
+        result.failures.push({ step: 'push', target: branch, detail: gitErrorDetail(error) });
+      }
+    }
   }
 
   async #isDirty(git: SimpleGit): Promise<boolean> {

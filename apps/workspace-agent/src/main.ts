@@ -15,7 +15,7 @@ import {
 } from './agent.ts';
 import { parseAgentEnv, type AgentEnv } from './env.ts';
 import { takeGitCredentials, type GitCredentials } from './git-credentials.ts';
-import { GitWorkspace, gitErrorDetail } from './git-workspace.ts';
+import { GitWorkspace, fallbackRefPrefix, gitErrorDetail } from './git-workspace.ts';
 import { createLogger } from './logger.ts';
 import { createWorkload } from './workload.ts';
 
@@ -90,6 +90,7 @@ async function main(): Promise<void> {
       workspacePath: env.workspacePath,
       repoUrl: env.repoUrl,
       userId: env.key.userId,
+      fallbackRefPrefix: fallbackRefPrefix(env.containerId, env.generation),
       logger,
       credentials: gitCredentials,
     }),

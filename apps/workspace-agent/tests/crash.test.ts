@@ -250,3 +250,67 @@ describe('case 5: the runtime knows every workload process group', () => {
     TIMEOUT,
   );
 });
+
+describe('case 4: the remote moved under a branch', () => {
+  /** Another writer pushes `files` onto `branch`, starting from `main`. */
+  async function pushFromElsewhere(branch: string, files: Record<string, string>): Promise<void> {
+    const other = join(root, `other-${Date.now()}`);
+    await git(root, 'clone', '--quiet', bare, other);
+    await git(other, 'checkout', '--quiet', '-b', branch, 'origin/main');
+    for (const [name, text] of Object.entries(files)) await writeFile(join(other, name), text);
+    await git(other, 'add', '-A');
+    await git(other, 'commit', '--quiet', '-m', 'from elsewhere');
+    await git(other, 'push', '--quiet', 'origin', `HEAD:refs/heads/${branch}`);
+  }
+
+  it(
+    'integrates the other writer when the work merges cleanly, and pushes the branch',
+    async () => {
+      const workspace = join(root, 'workspace');
+      const a = agent({ workspacePath: workspace });
+      await a.ready;
+      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 't', text: 'mine' });
+      await receiveOutputs(sqs, queues.output, 1);
+      await pushFromElsewhere('thread/t', { 'theirs.txt': 'theirs\n' });
+
+      const exit = await a.stop();
+
+      expect(exit.code).toBe(0);
+      expect(await showInBare(bare, 'thread/t', 'CHAT.md')).toBe('mine\n');
+      expect(await showInBare(bare, 'thread/t', 'theirs.txt')).toBe('theirs\n');
+      const subjects = await git(bare, 'log', '--format=%s', 'thread/t');
+      expect(subjects).toContain('from elsewhere');
+      expect(subjects).toMatch(/^berth: save thread t at /m);
+      expect(a.notices.filter((n) => n.type === 'stopping')).toEqual([]);
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'pushes work that does not merge to a fallback ref, reports where, and leaves the branch alone',
+    async () => {
+      const workspace = join(root, 'workspace');
+      const a = agent({ workspacePath: workspace, generation: 7 });
+      await a.ready;
+      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 't', text: 'mine' });
+      await receiveOutputs(sqs, queues.output, 1);
+      await pushFromElsewhere('thread/t', { 'CHAT.md': 'theirs\n' });
+
+      const exit = await a.stop();
+
+      expect(exit.code).toBe(0);
+      const fallback = 'refs/berth/conflicts/acme.website.john/7/thread/t';
+      expect(await showInBare(bare, fallback, 'CHAT.md')).toBe('mine\n');
+      expect(await showInBare(bare, 'thread/t', 'CHAT.md')).toBe('theirs\n');
+      expect(a.notices).toContainEqual({
+        type: 'stopping',
+        reason: 'saved_elsewhere:refs/berth/conflicts/acme.website.john/7/ thread/t',
+      });
+      // The failed merge left nothing half-done in the worktree.
+      const worktree = worktreePathFor(workspace, 't');
+      expect(await readFile(join(worktree, 'CHAT.md'), 'utf8')).toBe('mine\n');
+      expect((await git(worktree, 'status', '--porcelain')).trim()).toBe('');
+    },
+    TIMEOUT,
+  );
+});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { ConfigError, threadRefName } from '@berth/domain';
-import { saveFailureDetail } from '../src/agent.ts';
+import { saveFailureDetail, savedElsewhereReason } from '../src/agent.ts';
 import { parseAgentEnv, saveReserveMs } from '../src/env.ts';
 import { gitErrorDetail, redactCredentials, threadIdOfRef } from '../src/git-workspace.ts';
 import { KeyedSerialQueue } from '../src/keyed-queue.ts';
@@ -215,6 +215,8 @@ describe('git helpers', () => {
         ok: false,
         committed: [],
         pushed: [],
+        merged: [],
+        fallbacks: [],
         failures: [
           {
             step: 'push',
@@ -225,5 +227,18 @@ describe('git helpers', () => {
         ],
       }),
     ).toBe("push: fatal: '/x.git' does not appear to be a git repository (+1 more)");
+  });
+
+  it('names the fallback refs in the stop reason, counting what does not fit', () => {
+    const prefix = 'refs/berth/conflicts/acme.website.john/3/';
+    expect(savedElsewhereReason(prefix, ['thread/a', 'workspace/john'])).toBe(
+      `saved_elsewhere:${prefix} thread/a workspace/john`,
+    );
+    const many = Array.from({ length: 40 }, (_, i) => `thread/long-thread-name-${i}`);
+    const reason = savedElsewhereReason(prefix, many);
+    expect(reason.length).toBeLessThanOrEqual(255);
+    const named = reason.split(' ').filter((part) => part.startsWith('thread/'));
+    expect(reason).toMatch(new RegExp(` \\+${many.length - named.length} more$`));
+    expect(named).toEqual(many.slice(0, named.length));
   });
 });
