@@ -10,14 +10,19 @@
  */
 import autocannon, { type Result } from 'autocannon';
 import { DynamoStateStore } from '@berth/dynamodb';
-import { EcsRuntime, createEcsClient } from '@berth/ecs';
-import { SqsContainerQueues, createSqsClient } from '@berth/messaging';
 import { mintToken } from '@berth/platform';
 import { freePort } from '@berth/testing';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunningStack } from '../stack/harness.ts';
+import {
+  callLogEnv,
+  callMark,
+  callsSince,
+  describeCalls,
+  type CallsPerOperation,
+} from './calls.ts';
 import {
   closedLoop,
   fmt,
@@ -76,6 +81,8 @@ export interface DiscoveryTarget {
    * hello-world's throughput it would reach where the server process is what limits both.
    */
   cpuCapacityRatio: number;
+  /** SDK calls per request during the measured rounds, by engine (the recorder's log). */
+  calls?: CallsPerOperation;
 }
 
 export interface DiscoveryBenchResult {
@@ -93,9 +100,8 @@ export interface DiscoveryBenchResult {
   baselineRounds: number[];
   targets: DiscoveryTarget[];
   /**
-   * What a store hit is made of, each called from this process with as many in flight as
-   * autocannon's connections: DynamoDB GetItem, the runtime's DescribeTasks, SQS
-   * GetQueueAttributes (a store hit makes one, one and two of these).
+   * What a store hit is made of, called from this process with as many in flight as
+   * autocannon's connections: one consistent DynamoDB GetItem (its only call).
    */
   storeHitParts: { name: string; figures: ProbeFigures }[];
   goal: {
@@ -167,12 +173,14 @@ async function startDiscovery(
   cacheTtl: string,
   logLevel: string,
   name: string,
+  callLog: string,
 ): Promise<ChildServer> {
   const port = await freePort();
   return startChildServer({
     entry: DISCOVERY_MAIN,
     env: {
       ...stack.env,
+      ...callLogEnv(callLog),
       BERTH_HTTP_PORT: String(port),
       BERTH_AUTH_SECRET: secret,
       BERTH_RUNTIME: 'local',
@@ -193,6 +201,8 @@ interface Target {
   request: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: string };
   server: ChildServer;
   metrics: boolean;
+  /** The service's AWS call log, for calls per request. */
+  callLog?: string;
 }
 
 const median = (values: number[]): number => {
@@ -298,7 +308,7 @@ export async function runDiscoveryBenchmark(
       {
         name: 'discover, store hit',
         description:
-          'BERTH_CACHE_TTL=1ms, so every request reads DynamoDB and checks the task and its queues, BERTH_LOG_LEVEL=warn',
+          'BERTH_CACHE_TTL=1ms, so every request reads the record from DynamoDB (one consistent GetItem), BERTH_LOG_LEVEL=warn',
         cacheTtl: '1ms',
         logLevel: 'warn',
       },
@@ -321,12 +331,14 @@ export async function runDiscoveryBenchmark(
       },
     ];
     for (const [index, variant] of variants.entries()) {
+      const callLog = join(stack.dataDir, 'logs', `bench-discovery-${index}-calls.jsonl`);
       const server = await startDiscovery(
         stack,
         secret,
         variant.cacheTtl,
         variant.logLevel,
         `discovery-${index}`,
+        callLog,
       );
       servers.push(server);
       targets.push({
@@ -336,6 +348,7 @@ export async function runDiscoveryBenchmark(
         request: discover,
         server,
         metrics: true,
+        callLog,
       });
     }
 
@@ -353,6 +366,7 @@ export async function runDiscoveryBenchmark(
         target.metrics ? discoveriesBySource(target.server.url) : Promise.resolve({}),
       ),
     );
+    const callMarks = targets.map((target) => (target.callLog ? callMark(target.callLog) : 0));
     const runs = targets.map((): LoadFigures[] => []);
     const cpu = targets.map(() => ({ seconds: 0, requests: 0, known: true }));
     for (let roundIndex = 0; roundIndex < rounds; roundIndex += 1) {
@@ -386,41 +400,30 @@ export async function runDiscoveryBenchmark(
       ),
     );
 
+    // The calls of each request; the cache-invalidation feed's long polls are not one.
+    const requestCalls = targets.map((target, index) =>
+      target.callLog
+        ? callsSince(
+            target.callLog,
+            callMarks[index] ?? 0,
+            (runs[index] ?? []).reduce((total, run) => total + run.requests, 0),
+            (call) => !call.iam.some((check) => check.resource.includes('berth-discovery-')),
+          )
+        : undefined,
+    );
+
     progress('  the parts of a store hit, one by one');
     useStackAws(stack.env);
     const store = new DynamoStateStore({
       containerTable: 'berth-containers',
       sessionTable: 'berth-sessions',
     });
-    const runtime = new EcsRuntime({
-      client: createEcsClient({ endpoint: `http://127.0.0.1:${stack.env.BERTH_RUNTIME_PORT}` }),
-      cluster: 'berth-local',
-      taskDefinition: 'berth-workspace',
-      containerName: 'workspace',
-      subnets: [],
-      securityGroups: [],
-      workspaceRoot: join(stack.dataDir, 'workspaces'),
-      launchType: undefined,
-    });
-    const queues = new SqsContainerQueues({ sqs: createSqsClient() });
     const probeSeconds = secondsPerRound;
     const storeHitParts = [
       {
         name: 'DynamoDB Local GetItem (consistent)',
         figures: await closedLoop(probeSeconds, connections, () =>
           store.getContainer(container.containerId),
-        ),
-      },
-      {
-        name: 'local runtime DescribeTasks',
-        figures: await closedLoop(probeSeconds, connections, () =>
-          runtime.describeTask(container.taskArn ?? ''),
-        ),
-      },
-      {
-        name: 'fauxqs GetQueueAttributes',
-        figures: await closedLoop(probeSeconds, connections, () =>
-          queues.exists(container.inputQueueUrl ?? ''),
         ),
       },
     ];
@@ -456,6 +459,7 @@ export async function runDiscoveryBenchmark(
           ratio(cpuMicros[0] ?? Number.NaN, cpuMicros[index] ?? Number.NaN),
           3,
         ),
+        ...(requestCalls[index] ? { calls: requestCalls[index] } : {}),
       };
     });
     const goalRatio = measured[0]?.throughputRatio ?? Number.NaN;
@@ -537,11 +541,15 @@ export function renderDiscovery(result: DiscoveryBenchResult): string {
       figures.failures,
     ]),
   );
+  const calls = result.targets.map((target) => `  ${target.name}: ${describeCalls(target.calls)}`);
   return [
     `discovery: ${result.settings.connections} connections, ${result.settings.rounds} rounds of ${result.settings.secondsPerRound} s per target, interleaved (after ${result.settings.warmupSeconds} s of warm-up); medians over rounds, ratios taken within each round`,
     table,
     '',
-    `what a store hit calls (GetItem once, DescribeTasks once, GetQueueAttributes twice), ${result.settings.connections} in flight:`,
+    'AWS SDK calls per request, by engine, counted by the call recorder (BERTH_AWS_CALL_LOG):',
+    ...calls,
+    '',
+    `what a store hit calls (one consistent GetItem), ${result.settings.connections} in flight:`,
     parts,
     '',
     `goal: ${result.goal.description}: measured throughput ${fmtPercent(result.goal.ratio)} -> ${result.goal.met ? 'met' : 'NOT met'}; by CPU per request ${fmtPercent(result.goal.cpuRatio)} -> ${result.goal.metByCpu ? 'met' : 'NOT met'}`,

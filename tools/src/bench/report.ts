@@ -77,7 +77,7 @@ function discoverySection(outcome: Outcome<DiscoveryBenchResult> | undefined): s
   const cached = result.targets[0];
   const store = result.targets[1];
   const logged = result.targets[2];
-  const [getItem, describe, queueAttributes] = result.storeHitParts;
+  const [getItem] = result.storeHitParts;
   const drift = ratio(Math.max(...result.baselineRounds), Math.min(...result.baselineRounds));
   return `## Discovery (\`npm run bench:discovery\`, issue 2)
 
@@ -149,13 +149,31 @@ cached discover, throughput on a dedicated core is the inverse of that figure, s
 It does not apply to the store hit, whose cost is mostly in DynamoDB Local, fauxqs and the
 local runtime, outside the process measured.
 
-What a store hit calls, each measured alone from the benchmark process with ${result.settings.connections} calls in flight:
+AWS SDK calls per request during the measured rounds, by engine, counted by the call
+recorder every berth process installs with \`BERTH_AWS_CALL_LOG\` (the discovery process's own
+long polls of its cache-invalidation feed left out):
+
+${markdownTable(
+  ['target', 'DynamoDB', 'SQS', 'SNS', 'ECS', 'by operation'],
+  result.targets.map((target) => [
+    target.name,
+    target.calls?.byEngine.dynamodb ?? 'n/a',
+    target.calls?.byEngine.sqs ?? 'n/a',
+    target.calls?.byEngine.sns ?? 'n/a',
+    target.calls?.byEngine.ecs ?? 'n/a',
+    Object.entries(target.calls?.byOperation ?? {})
+      .map(([operation, count]) => `${operation} ${count}`)
+      .join(', ') || '—',
+  ]),
+)}
+
+What a store hit calls, measured alone from the benchmark process with ${result.settings.connections} calls in flight:
 
 ${markdownTable(
   ['part of a store hit', 'calls per discover', 'ops/s', 'p50 ms', 'p99 ms', 'mean ms'],
-  result.storeHitParts.map(({ name, figures }, index) => [
+  result.storeHitParts.map(({ name, figures }) => [
     name,
-    index === 2 ? '2' : '1',
+    '1',
     figures.opsPerSecond,
     figures.p50Ms,
     figures.p99Ms,
@@ -176,15 +194,12 @@ How to read it:
           .join(', ')
       : ''
   }).
-- ${store ? `A store hit (${fmt(store.figures.requestsPerSecond)} req/s, ${fmtRatio(store.throughputRatio)})` : 'A store hit'} reads DynamoDB (consistent GetItem), asks the runtime whether
-  the task is alive (DescribeTasks) and checks both of its queues (GetQueueAttributes) before
-  it answers. Its throughput is bounded by these engines, all on the same two cores${
-    getItem && describe && queueAttributes
-      ? ` (here DynamoDB Local ${fmt(getItem.figures.opsPerSecond)} GetItem/s, the local runtime ${fmt(describe.figures.opsPerSecond)} DescribeTasks/s, fauxqs ${fmt(queueAttributes.figures.opsPerSecond)} GetQueueAttributes/s, each alone)`
-      : ''
-  }. DynamoDB Local (Java + SQLite) and fauxqs are emulators, far slower than the services
-  they stand in for, so this figure says little about AWS; it does say that the cache is
-  what keeps discovery fast, and that a store hit costs four network calls.
+- ${store ? `A store hit (${fmt(store.figures.requestsPerSecond)} req/s, ${fmtRatio(store.throughputRatio)})` : 'A store hit'} reads the record from DynamoDB (one consistent GetItem) and
+  answers; it asks neither the runtime nor the queues (docs/design.md, "Liveness"). Its
+  throughput is bounded by DynamoDB Local on the same two cores${
+    getItem ? ` (here ${fmt(getItem.figures.opsPerSecond)} GetItem/s alone)` : ''
+  }. DynamoDB Local (Java + SQLite) is an emulator, far slower than DynamoDB, so this figure
+  says little about AWS; it does say that the cache is what keeps discovery fast.
 - ${logged ? `With request logs on (BERTH_LOG_LEVEL=info) a cached discover made ${fmt(logged.figures.requestsPerSecond)} req/s (${fmtRatio(logged.throughputRatio)})` : 'Request logs'}: pino writes two JSON lines per request to the log file.
   The other discovery rows run at \`warn\`, as every benchmark service does.
 - The hello-world's fastest round was ${fmtRatio(drift)} its slowest: that is how much the load of the
@@ -252,6 +267,27 @@ ${markdownTable(
 
 Within the closed loop: \`session.assign\` p50 ${fmt(berth.assign.p50)} ms, p99 ${fmt(berth.assign.p99)} ms;
 \`session.release\` p50 ${fmt(berth.release.p50)} ms, p99 ${fmt(berth.release.p99)} ms.
+
+The session service's AWS SDK calls per command, counted by the call recorder
+(\`BERTH_AWS_CALL_LOG\`) during the bursts (its own receives and deletes of the command
+queue included, shared by a batch of up to 10):
+
+${markdownTable(
+  ['command', 'DynamoDB', 'SQS', 'SNS', 'ECS', 'by operation'],
+  (['assign', 'release'] as const).map((kind) => {
+    const calls = berth.calls?.[kind];
+    return [
+      `session.${kind}`,
+      calls?.byEngine.dynamodb ?? 'n/a',
+      calls?.byEngine.sqs ?? 'n/a',
+      calls?.byEngine.sns ?? 'n/a',
+      calls?.byEngine.ecs ?? 'n/a',
+      Object.entries(calls?.byOperation ?? {})
+        .map(([operation, count]) => `${operation} ${count}`)
+        .join(', ') || '—',
+    ];
+  }),
+)}
 
 Ratios: closed-loop throughput ${fmtRatio(ratios.closedLoopThroughput)} of the raw queue's, latency p50 ${fmtRatio(ratios.closedLoopP50)} and
 p99 ${fmtRatio(ratios.closedLoopP99)} of the raw round trip; burst throughput ${fmtRatio(ratios.burstThroughput)}.

@@ -30,6 +30,15 @@ import {
 } from '@berth/messaging';
 import type { RunningStack } from '../stack/harness.ts';
 import {
+  callLogEnv,
+  callMark,
+  callsSince,
+  describeCalls,
+  type CallsPerOperation,
+} from './calls.ts';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
   fmt,
   fmtRatio,
   machine,
@@ -77,6 +86,8 @@ export interface SessionsBenchResult {
     release: LatencySummary;
     burstAssign: LoadPhase;
     burstRelease: LoadPhase;
+    /** The session service's AWS SDK calls per command, from the bursts (call recorder). */
+    calls?: { assign: CallsPerOperation; release: CallsPerOperation };
   };
   ratios: {
     closedLoopThroughput: number;
@@ -390,6 +401,7 @@ export async function runSessionsBenchmark(
   const progress = options.progress ?? (() => {});
   const before = machine();
   const sessionServiceConcurrency = 8;
+  const callLogFile = join(tmpdir(), `berth-bench-sessions-calls-${process.pid}.jsonl`);
 
   progress('sessions benchmark: starting the local stack');
   const stack = await startBenchStack({
@@ -399,6 +411,8 @@ export async function runSessionsBenchmark(
     BERTH_LOG_LEVEL: 'warn',
     BERTH_RATE_LIMIT: UNREACHABLE_RATE_LIMIT,
     BERTH_SESSION_CONCURRENCY: String(sessionServiceConcurrency),
+    // Every service records its AWS calls here: the session service's give calls per command.
+    ...callLogEnv(callLogFile),
   });
   useStackAws(stack.env);
   const sqs = createSqsClient();
@@ -506,20 +520,36 @@ export async function runSessionsBenchmark(
         );
         return phase(times, settled.length - times.length, Math.max(...times, 0) / 1000);
       };
+      const bySessionService = (call: { service: string }) => call.service === 'session';
+      const beforeAssigns = callMark(callLogFile);
       const burstAssign = await burstOf('session.assign', (session) => ({
         sessionId: session.sessionId,
         ...session.key,
         threadId: session.threadId,
       }));
+      const assignCalls = callsSince(
+        callLogFile,
+        beforeAssigns,
+        burstAssign.completed,
+        bySessionService,
+      );
+      const beforeReleases = callMark(callLogFile);
       const burstRelease = await burstOf('session.release', (session) => ({
         sessionId: session.sessionId,
       }));
+      const releaseCalls = callsSince(
+        callLogFile,
+        beforeReleases,
+        burstRelease.completed,
+        bySessionService,
+      );
       berthResult = {
         closedLoop,
         assign: phase(assignLatencies, 0, 1).latencyMs,
         release: phase(releaseLatencies, 0, 1).latencyMs,
         burstAssign,
         burstRelease,
+        calls: { assign: assignCalls, release: releaseCalls },
       };
     } finally {
       await router.close();
@@ -603,6 +633,7 @@ export function renderSessions(result: SessionsBenchResult): string {
     '(burst latency = time from the first send to each answer)',
     table,
     '',
+    `session service AWS SDK calls per command (call recorder): session.assign ${describeCalls(berth.calls?.assign)}; session.release ${describeCalls(berth.calls?.release)}`,
     `ratios to the raw round trip: closed-loop throughput ${fmtRatio(ratios.closedLoopThroughput)}, p50 ${fmtRatio(ratios.closedLoopP50)}, p99 ${fmtRatio(ratios.closedLoopP99)}; burst throughput ${fmtRatio(ratios.burstThroughput)}`,
     `load average before ${result.machine.loadAverage.map((value) => fmt(value, 2)).join(' ')}, after ${result.machineAfter.loadAverage.map((value) => fmt(value, 2)).join(' ')} on ${result.machine.cpuCount} CPUs`,
   ].join('\n');
