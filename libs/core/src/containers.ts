@@ -71,7 +71,7 @@ export class ContainerService {
   event(
     type: Extract<BerthEvent['type'], `container.${string}`>,
     container: ContainerRecord,
-    extra: { cause?: string; commandId?: string } = {},
+    extra: { cause?: string; commandId?: string; payload?: Record<string, unknown> } = {},
   ): BerthEvent {
     return containerEvent(type, container, this.json(container), this.now(), extra);
   }
@@ -560,6 +560,8 @@ export class ContainerService {
     containerId: string,
     generation: number,
     reason: string,
+    /** Extra fields of the `container.stopped` payload (`savedElsewhere`). */
+    payload?: Record<string, unknown>,
   ): Promise<ContainerRecord | undefined> {
     const now = this.now();
     const result = await this.transition(
@@ -575,7 +577,7 @@ export class ContainerService {
               idleSince: null,
               sessions: [],
             },
-      (after) => [this.event('container.stopped', after)],
+      (after) => [this.event('container.stopped', after, payload ? { payload } : {})],
     );
     if (!result?.changed) return this.repairFinal(result?.after, generation);
     await this.afterFinal(result.after);

@@ -7,5 +7,7 @@ export { Reaper } from './reaper.ts';
 export type { SweepReport } from './reaper.ts';
 export { SessionService } from './sessions.ts';
 export type { AssignOutcome } from './sessions.ts';
+export { parseSavedElsewhere } from './saved-elsewhere.ts';
+export type { SavedElsewhere } from './saved-elsewhere.ts';
 export { TaskEventHandler } from './task-events.ts';
 export type { TaskEventOutcome } from './task-events.ts';

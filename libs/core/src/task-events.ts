@@ -11,6 +11,7 @@ import {
 } from '@berth/domain';
 import type { ContainerService } from './containers.ts';
 import { silentLogger, type CoreDeps } from './deps.ts';
+import { parseSavedElsewhere } from './saved-elsewhere.ts';
 
 export type TaskEventOutcome =
   | 'running'
@@ -203,9 +204,12 @@ export class TaskEventHandler {
       detail.stoppedReason && AGENT_REASON.test(detail.stoppedReason)
         ? detail.stoppedReason
         : undefined;
+    const savedElsewhere = parseSavedElsewhere(detail.stoppedReason);
+    const stoppedPayload = savedElsewhere ? { savedElsewhere } : undefined;
     // The runtime echoes our own stop reason back, and its free-text detail may say anything.
     const forced =
       container.status === 'terminating' &&
+      savedElsewhere === undefined &&
       detail.stoppedReason !== undefined &&
       detail.stoppedReason !== container.stopReason &&
       /forced|SIGKILL|grace/i.test(detail.stoppedReason);
@@ -226,6 +230,7 @@ export class TaskEventHandler {
         container.containerId,
         container.generation,
         reason,
+        stoppedPayload,
       );
       return stopped ? 'stopped' : 'ignored:stale';
     }
@@ -265,6 +270,7 @@ export class TaskEventHandler {
         container.containerId,
         container.generation,
         reason,
+        stoppedPayload,
       );
       return stopped ? 'stopped' : 'ignored:stale';
     }

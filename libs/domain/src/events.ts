@@ -72,7 +72,7 @@ export function containerEvent(
   container: ContainerRecord,
   json: ContainerJson,
   occurredAt: string,
-  extra: { cause?: string; commandId?: string } = {},
+  extra: { cause?: string; commandId?: string; payload?: Record<string, unknown> } = {},
 ): BerthEvent {
   return makeEvent({
     type,
@@ -80,6 +80,6 @@ export function containerEvent(
     occurredAt,
     containerId: container.containerId,
     commandId: extra.commandId ?? null,
-    payload: { container: json },
+    payload: { ...extra.payload, container: json },
   });
 }
