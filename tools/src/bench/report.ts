@@ -295,11 +295,13 @@ p99 ${fmtRatio(ratios.closedLoopP99)} of the raw round trip; burst throughput ${
 How to read it:
 - One command is at least two queue hops where the baseline is one: the command queue to
   the session service, then SNS fan-out from the topic to the subscriber's queue. Between
-  them, an assign reads the session and the container, checks with the runtime and SQS that
-  the container is alive (DescribeTasks, two GetQueueAttributes), commits container and session
-  in one TransactWriteItems, sends \`thread.open\` to the container's input queue and publishes
-  the event; a release reads, writes and publishes. The latency ratio is roughly the number of
-  sequential calls on that path, each one as slow as the emulators are on this machine.
+  them, an assign of a running container makes three rounds of calls: it reads the session
+  and the container at once, commits container and session in one TransactWriteItems, then
+  sends \`thread.open\` to the container's input queue and publishes the event at once (no
+  runtime or queue check: docs/design.md, "Liveness"); a release reads the session, then the
+  container, writes, then publishes its event and the container's \`idle\` at once. The latency
+  ratio is roughly the number of sequential rounds on that path, each one as slow as the
+  emulators are on this machine.
 - Throughput is bounded by the session service's ${settings.sessionServiceConcurrency} commands in flight (one replica), by
   the optimistic lock on each container (concurrent assigns to one container conflict, re-read
   and retry) and by DynamoDB Local and fauxqs, which run on the same two cores. More replicas
