@@ -115,3 +115,5 @@ export type {
   TaskSpec,
   TaskStatus,
 } from './ports.ts';
+export { LOCAL_STACK_FILE, LocalStackSchema, parseLocalStack } from './local-stack.ts';
+export type { LocalStack } from './local-stack.ts';

@@ -9,3 +9,10 @@ export { localAuthSecret, mintToken } from './tokens.ts';
 export type { TokenClaims } from './tokens.ts';
 export * from './aws-calls/index.ts';
 export type { CallRecording } from './wiring.ts';
+export {
+  localStackPath,
+  readLocalStack,
+  removeLocalStack,
+  writeLocalStack,
+} from './local-stack-file.ts';
+export type { LocalStackLookup } from './local-stack-file.ts';

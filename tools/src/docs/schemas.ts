@@ -7,6 +7,7 @@ import {
   CommandSchema,
   ContainerJsonSchema,
   EventSchema,
+  LocalStackSchema,
   SessionJsonSchema,
   TaskStateChangeSchema,
 } from '@berth/domain';
@@ -19,6 +20,7 @@ export const SCHEMAS = {
   'container.json': ContainerJsonSchema,
   'session.json': SessionJsonSchema,
   'task-state-change.json': TaskStateChangeSchema,
+  'local-stack.json': LocalStackSchema,
 } as const;
 
 export function renderSchema(schema: object): string {

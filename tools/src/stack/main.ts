@@ -11,7 +11,7 @@ import { localAwsEnvironment, startDynamoDbLocal, startFauxqs, type Engine } fro
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { localAuthSecret, mintToken } from '@berth/platform';
+import { localAuthSecret, mintToken, removeLocalStack, writeLocalStack } from '@berth/platform';
 import { ServiceProcess } from './service-process.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -42,6 +42,8 @@ async function stopAll(code: number): Promise<never> {
   if (stopping) process.exit(code);
   stopping = true;
   say('berth: stopping...');
+  // First: from now on no client should take this stack for a running one.
+  removeLocalStack(dataDir);
   const byName = (name: string) => services.filter((s) => s.name === name);
   // Front doors first, then the runtime (agents save their workspaces and report), then the
   // watcher that records those reports, then the engines.
@@ -124,7 +126,23 @@ try {
   await discovery.waitForHttp(`${discoveryUrl}/readyz`, 60_000);
 
   const adminToken = mintToken(authSecret, { client: 'admin', sub: 'admin', role: 'admin' });
-  writeFileSync(resolve(dataDir, 'admin-token'), `${adminToken}\n`, { mode: 0o600 });
+  const adminTokenPath = resolve(dataDir, 'admin-token');
+  writeFileSync(adminTokenPath, `${adminToken}\n`, { mode: 0o600 });
+  // What a client needs to reach this stack with nothing else set (the CLI reads it).
+  const stackFile = writeLocalStack(dataDir, {
+    version: 1,
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    region: awsEnv.AWS_REGION ?? 'us-east-1',
+    discoveryUrl,
+    runtimeUrl: `http://127.0.0.1:${config.runtimePort}`,
+    endpoints: { dynamodb: dynamodb.endpoint, sqs: fauxqs.endpoint, sns: fauxqs.endpoint },
+    tables: { containers: config.containerTable, sessions: config.sessionTable },
+    lifecycleCommandsUrl: messaging.lifecycleCommandsUrl,
+    topicArn: messaging.topicArn,
+    adminTokenPath,
+    dataDir,
+  });
   say('');
   say('berth is running');
   say(
@@ -137,8 +155,9 @@ try {
   );
   say(`  local runtime  http://127.0.0.1:${config.runtimePort}`);
   say(`  data           ${dataDir}  (logs in ${resolve(dataDir, 'logs')})`);
+  say(`  for clients    ${stackFile}`);
   say('');
-  say(`  admin token (also in ${resolve(dataDir, 'admin-token')}):`);
+  say(`  admin token (also in ${adminTokenPath}):`);
   say(`  ${adminToken}`);
   say('');
   say('  try: npm run berth -- discover acme website alice --wait 30');
