@@ -30,7 +30,9 @@ export class BerthDiscoveryStack extends BerthServiceStack {
       sizing: props.config.discovery,
       containerPort: DISCOVERY_PORT,
       healthCheckGracePeriod: Duration.seconds(60),
-      environment: { BERTH_HTTP_PORT: String(DISCOVERY_PORT) },
+      // Every interface of the task: the load balancer reaches it at the task's own address
+      // (awsvpc), never at 127.0.0.1, which is discovery's default for the local stack.
+      environment: { BERTH_HTTP_PORT: String(DISCOVERY_PORT), BERTH_HTTP_HOST: '0.0.0.0' },
       // Injected by ECS from Secrets Manager at task start: never in the template or the logs.
       secrets: (stack) => ({
         BERTH_AUTH_SECRET: ecs.Secret.fromSecretsManager(
@@ -94,8 +96,11 @@ export class BerthDiscoveryStack extends BerthServiceStack {
       protocol: elbv2.ApplicationProtocol.HTTP,
       targetType: elbv2.TargetType.IP,
       deregistrationDelay: Duration.seconds(30),
+      // Whether this process can serve, not whether its dependencies answer: a DynamoDB or SNS
+      // blip would otherwise fail every task's check at once and ECS would replace them all.
+      // Readiness (/readyz) stays for operators and dashboards.
       healthCheck: {
-        path: '/readyz',
+        path: '/healthz',
         healthyHttpCodes: '200',
         interval: Duration.seconds(15),
         timeout: Duration.seconds(5),

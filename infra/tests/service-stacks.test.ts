@@ -433,7 +433,7 @@ describe('services', () => {
 });
 
 describe('discovery behind its load balancer', () => {
-  test('an internal ALB by default: HTTP from the VPC, health check on /readyz at 8080, access logs', () => {
+  test('an internal ALB by default: HTTP from the VPC, liveness check on /healthz at 8080, access logs', () => {
     const template = app.template(app.stacks.discovery);
     template.resourceCountIs('AWS::ElasticLoadBalancingV2::LoadBalancer', 1);
     const [, alb] = resourcesOf(template, 'AWS::ElasticLoadBalancingV2::LoadBalancer')[0]!;
@@ -454,13 +454,26 @@ describe('discovery behind its load balancer', () => {
       Port: 8080,
       Protocol: 'HTTP',
       TargetType: 'ip',
-      HealthCheckPath: '/readyz',
+      // Liveness of the process: a DynamoDB or SNS blip (/readyz) must not make ECS replace
+      // every discovery task at once.
+      HealthCheckPath: '/healthz',
       Matcher: { HttpCode: '200' },
     });
     template.resourceCountIs('AWS::ElasticLoadBalancingV2::Listener', 1);
     template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
       Port: 80,
       Protocol: 'HTTP',
+    });
+    // Listening on every interface of the task, where the target group reaches it.
+    template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      ContainerDefinitions: [
+        Match.objectLike({
+          Environment: Match.arrayWith([
+            { Name: 'BERTH_HTTP_PORT', Value: '8080' },
+            { Name: 'BERTH_HTTP_HOST', Value: '0.0.0.0' },
+          ]),
+        }),
+      ],
     });
     template.hasResourceProperties('AWS::ECS::Service', {
       HealthCheckGracePeriodSeconds: 60,

@@ -1,13 +1,13 @@
 import type { ContainerJson } from '@berth/domain';
-import { startStack, type RunningStack } from '../src/stack/harness.ts';
-import { eventually, http, runtimeOf, tokenFor } from './stack-helpers.ts';
+import type { RunningStack } from '../src/stack/harness.ts';
+import { eventually, http, runtimeOf, startStackRetrying, tokenFor } from './stack-helpers.ts';
 
 type Discovered = { container: ContainerJson; source: string };
 
 let stack: RunningStack;
 
 beforeAll(async () => {
-  stack = await startStack({ BERTH_IDLE_TIMEOUT: '10m' });
+  stack = await startStackRetrying({ BERTH_IDLE_TIMEOUT: '10m' });
 }, 180_000);
 
 afterAll(async () => {

@@ -7,14 +7,17 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { BerthEvent, ContainerJson, SessionJson } from '@berth/domain';
-import { startStack, type RunningStack } from '../src/stack/harness.ts';
+import type { RunningStack } from '../src/stack/harness.ts';
 import {
   connect,
   eventually,
   http,
   isProcessAlive,
+  onHost,
   queueDepth,
   runtimeOf,
+  startStackRetrying,
+  workspaceRootOf,
   type StackClients,
 } from './stack-helpers.ts';
 
@@ -22,7 +25,7 @@ let stack: RunningStack;
 let clients: StackClients;
 
 beforeAll(async () => {
-  stack = await startStack({ BERTH_IDLE_TIMEOUT: '10m', BERTH_MAX_SESSIONS: '10' });
+  stack = await startStackRetrying({ BERTH_IDLE_TIMEOUT: '10m', BERTH_MAX_SESSIONS: '10' });
   clients = await connect(stack);
 }, 180_000);
 
@@ -55,10 +58,10 @@ describe('sessions on the local stack', () => {
       payload: { containerId: 'acme.site.zoe', sessionCount: 1, reused: false },
     });
     const worktreePath = String(assigned.payload.worktreePath);
-    expect(worktreePath.startsWith(join(stack.dataDir, 'workspaces'))).toBe(true);
+    expect(worktreePath.startsWith(`${workspaceRootOf(stack)}/`)).toBe(true);
     await eventually(
       'the worktree to exist',
-      () => Promise.resolve(existsSync(worktreePath) || undefined),
+      () => Promise.resolve(existsSync(onHost(stack, worktreePath)) || undefined),
       60_000,
     );
     const session = await http<{ session: SessionJson }>(stack, 'GET', `/v1/sessions/${sessionId}`);

@@ -21,7 +21,7 @@ import {
   type MessagingResources,
 } from '@berth/messaging';
 import { mintToken } from '@berth/platform';
-import { startStack, type RunningStack } from '../src/stack/harness.ts';
+import { attachStack, startStack, type RunningStack } from '../src/stack/harness.ts';
 
 export interface HttpAnswer<T = Record<string, unknown>> {
   status: number;
@@ -138,6 +138,21 @@ export async function connect(stack: RunningStack): Promise<StackClients> {
       dynamodb.destroy();
     },
   };
+}
+
+/** Where a path inside a task's volume (WORKSPACE_PATH, a worktree) is on this machine. */
+export function onHost(stack: RunningStack, path: string): string {
+  for (const { containerPath, hostPath } of stack.mounts) {
+    if (path === containerPath) return hostPath;
+    if (path.startsWith(`${containerPath}/`))
+      return `${hostPath}${path.slice(containerPath.length)}`;
+  }
+  return path;
+}
+
+/** Where the stack's runtime puts workspaces, as the services see the path. */
+export function workspaceRootOf(stack: RunningStack): string {
+  return stack.mounts[0]?.containerPath ?? join(stack.dataDir, 'workspaces');
 }
 
 /** `<data>/repos/<clientId>/<projectId>.git`, the local stack's bare repository of a project. */
@@ -269,6 +284,9 @@ export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<numb
  * deadline. The first failure is printed, so a stack that never starts still shows why.
  */
 export async function startStackRetrying(overrides: Record<string, string>): Promise<RunningStack> {
+  // The deploy rehearsal (npm run rehearse) runs the suite against the stack it started.
+  const running = process.env.BERTH_E2E_STACK;
+  if (running) return attachStack(running);
   try {
     return await startStack(overrides);
   } catch (error) {

@@ -4,6 +4,7 @@ import { loadConfig, type Env } from '@berth/domain';
 import { TaskEventSender } from '@berth/messaging';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
+import { readAgentTaskDefinition } from './agent-task.ts';
 import { buildServer } from './server.ts';
 import { Supervisor, type EventSink } from './supervisor.ts';
 
@@ -56,13 +57,16 @@ export async function startLocalRuntime(
     (queueUrl
       ? new TaskEventSender({ queueUrl })
       : await findTaskEventQueue(logger, options.queueLookupTimeoutMs ?? 30_000));
+  const agentTaskFile = env.BERTH_AGENT_TASK_DEFINITION?.trim();
+  const agentTask = agentTaskFile ? readAgentTaskDefinition(agentTaskFile) : undefined;
   const supervisor = new Supervisor({
     dataDir: config.dataDir,
     agentEntry: env.BERTH_AGENT_ENTRY?.trim() || DEFAULT_AGENT_ENTRY,
     shutdownGraceMs: config.shutdownGraceMs,
     events,
     logger,
-    region: 'local',
+    region: agentTask?.region ?? 'local',
+    ...(agentTask ? { agentTask } : {}),
   });
   const server = buildServer(supervisor);
   await server.listen({ host: '127.0.0.1', port: config.runtimePort });

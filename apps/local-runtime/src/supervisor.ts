@@ -19,6 +19,7 @@ import {
   type TaskStateChange,
 } from '@berth/domain';
 import type { Logger } from 'pino';
+import { translateEnvironment, type AgentTaskDefinition } from './agent-task.ts';
 import { taskStateChange } from './events.ts';
 import {
   EcsApiError,
@@ -45,6 +46,11 @@ export interface SupervisorOptions {
   logger: Logger;
   /** The environment every agent starts from; this process's own by default. */
   baseEnv?: NodeJS.ProcessEnv;
+  /**
+   * Plays ECS with this task definition (a deploy rehearsal): the agent runs its command with
+   * its environment and the RunTask override only, instead of `agentEntry` with `baseEnv`.
+   */
+  agentTask?: AgentTaskDefinition;
   region?: string;
   account?: string;
   /** Attempts to deliver one event before it is given up (and logged). */
@@ -131,7 +137,10 @@ function trimReason(reason: string): string {
 }
 
 export class Supervisor {
-  readonly #options: Required<Omit<SupervisorOptions, 'baseEnv'>> & { baseEnv: NodeJS.ProcessEnv };
+  readonly #options: Required<Omit<SupervisorOptions, 'baseEnv' | 'agentTask'>> & {
+    baseEnv: NodeJS.ProcessEnv;
+    agentTask: AgentTaskDefinition | undefined;
+  };
   readonly #dataDir: string;
   readonly #repos: BareRepositories;
   readonly #tasks = new Map<string, Supervised>();
@@ -150,6 +159,7 @@ export class Supervisor {
       stoppedRetentionMs: 60 * 60 * 1000,
       ...options,
       baseEnv: options.baseEnv ?? process.env,
+      agentTask: options.agentTask,
     };
     this.#dataDir = resolve(options.dataDir);
     this.#repos = new BareRepositories(join(this.#dataDir, 'repos'));
@@ -419,7 +429,18 @@ export class Supervisor {
 
   private spawnAgent(state: TaskState, repoPath: string): ChildProcess {
     const log = openSync(state.logPath, 'a');
+    const task = this.#options.agentTask;
     try {
+      if (task !== undefined) {
+        // As ECS runs it: the task definition's command and environment, and the override.
+        const [command = '', ...args] = task.command;
+        return spawn(command, args, {
+          cwd: task.workingDirectory,
+          env: translateEnvironment({ ...task.environment, ...state.environment }, task.mounts),
+          detached: true,
+          stdio: ['ignore', log, log, 'ipc'],
+        });
+      }
       return spawn(process.execPath, [this.#options.agentEntry], {
         env: {
           ...this.#options.baseEnv,

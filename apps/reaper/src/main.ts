@@ -1,4 +1,5 @@
 import { createLogger, createMetrics, loadConfigOrExit, onShutdown, wire } from '@berth/platform';
+import { DISCOVERY_SUBSCRIPTION_PREFIX, deleteAbandonedSubscriptions } from '@berth/messaging';
 import { Scheduler } from './scheduler.ts';
 
 const config = loadConfigOrExit('reaper');
@@ -22,6 +23,15 @@ scheduler.every(
   config.sweepIntervalMs,
   async () => {
     log.info(await reaper.sweep(), 'sweep done');
+    // Subscription queues of discovery replicas that died without closing them.
+    const abandoned = await deleteAbandonedSubscriptions({
+      sqs: wiring.clients.sqs,
+      sns: wiring.clients.sns,
+      prefix: DISCOVERY_SUBSCRIPTION_PREFIX,
+      now: new Date(),
+    });
+    if (abandoned.length > 0)
+      log.info({ queues: abandoned }, 'abandoned subscription queues deleted');
   },
   { runAtStart: true },
 );

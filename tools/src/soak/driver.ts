@@ -331,7 +331,7 @@ export class SoakRun {
       throw error;
     }
     this.#stack = stack;
-    stack.process.once('exit', () => {
+    stack.process?.once('exit', () => {
       if (!this.#stackStopping) this.#stackExited = true;
     });
     this.#say(`soak: stack up at ${stack.url}, data in ${stack.dataDir}`);

@@ -18,7 +18,10 @@ export interface RunningStack {
   adminToken: string;
   /** The environment a client process needs to reach this stack (AWS endpoints, ports, data). */
   env: Record<string, string>;
-  process: ChildProcess;
+  /** Absent when the stack is someone else's (attachStack). */
+  process?: ChildProcess;
+  /** Container paths of the workspace volume and the directories standing in for them. */
+  mounts: { containerPath: string; hostPath: string }[];
   output(): string;
   stop(): Promise<void>;
 }
@@ -87,6 +90,7 @@ export async function startStack(
     adminToken,
     env: clientEnv,
     process: child,
+    mounts: [],
     output: () => output,
     async stop() {
       if (child.exitCode !== null) return;
@@ -94,5 +98,22 @@ export async function startStack(
       child.kill('SIGTERM');
       await exited;
     },
+  };
+}
+
+/**
+ * A stack that is already running, described by the file its starter wrote (the deploy
+ * rehearsal's `stack.json`: url, dataDir, adminToken, env, mounts). Stopping it is its
+ * starter's business.
+ */
+export function attachStack(descriptorFile: string): RunningStack {
+  const descriptor = JSON.parse(readFileSync(descriptorFile, 'utf8')) as Pick<
+    RunningStack,
+    'url' | 'dataDir' | 'adminToken' | 'env' | 'mounts'
+  >;
+  return {
+    ...descriptor,
+    output: () => '',
+    stop: () => Promise.resolve(),
   };
 }

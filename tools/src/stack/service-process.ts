@@ -8,6 +8,11 @@ export interface ServiceProcessOptions {
   args: string[];
   env: NodeJS.ProcessEnv;
   logFile: string;
+  /** Standard error, when it should not go to `logFile` (the rehearsal keeps stdout for EMF). */
+  errorLogFile?: string;
+  cwd?: string;
+  /** Told of every exit that was not asked for, before any restart. */
+  onExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
   /** Where the current pid is written, so tests and the soak test can kill a service. */
   pidFile?: string;
   /** Called when the service keeps dying right after start. */
@@ -36,20 +41,25 @@ export class ServiceProcess {
 
   start(): void {
     const log = openSync(this.options.logFile, 'a');
+    const errors =
+      this.options.errorLogFile === undefined ? log : openSync(this.options.errorLogFile, 'a');
     const startedAt = Date.now();
     // Its own process group, so a terminal's Ctrl-C reaches only the stack, which then stops
     // services in order; the IPC channel lets a service notice when the stack itself is gone.
     const child = spawn(this.options.command, this.options.args, {
       env: this.options.env,
-      stdio: ['ignore', log, log, 'ipc'],
+      ...(this.options.cwd === undefined ? {} : { cwd: this.options.cwd }),
+      stdio: ['ignore', log, errors, 'ipc'],
       detached: true,
     });
     closeSync(log);
+    if (errors !== log) closeSync(errors);
     this.child = child;
     if (this.options.pidFile && child.pid !== undefined)
       writeFileSync(this.options.pidFile, `${child.pid}\n`);
     child.on('exit', (code, signal) => {
       if (this.stopping) return;
+      this.options.onExit?.(code, signal);
       const lived = Date.now() - startedAt;
       this.fastCrashes = lived < 5_000 ? this.fastCrashes + 1 : 0;
       process.stdout.write(

@@ -11,6 +11,7 @@ import {
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SetQueueAttributesCommand,
+  TagQueueCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import {
@@ -24,6 +25,7 @@ import {
 } from '@berth/domain';
 import { createSnsClient, createSqsClient } from './clients.ts';
 import { isMissingQueue, isMissingTopic, toMessagingError, topicNameOf } from './errors.ts';
+import { SUBSCRIPTION_TAGS } from './owned-subscriptions.ts';
 
 const eventValidator = validator<BerthEvent>(EventSchema);
 const QUEUE_NAME = /^[A-Za-z0-9_-]{1,80}$/;
@@ -64,6 +66,8 @@ export interface EventSubscriptionOptions {
   topicArn: string;
   /** The queue's full name; `berth-events-<random>` when absent. */
   name?: string;
+  /** More tags for the queue; its subscription's ARN is added as tag `SubscriptionArn`. */
+  tags?: Record<string, string>;
 }
 
 function describeMatcher(matcher: EventMatcher, description: string | undefined): string {
@@ -147,7 +151,7 @@ export class EventSubscription implements AsyncIterable<BerthEvent> {
         await sqs.send(
           new CreateQueueCommand({
             QueueName: queueName,
-            tags: { [TASK_TAGS.managedBy]: MANAGED_BY },
+            tags: { ...options.tags, [TASK_TAGS.managedBy]: MANAGED_BY },
           }),
         )
       ).QueueUrl;
@@ -174,6 +178,13 @@ export class EventSubscription implements AsyncIterable<BerthEvent> {
       );
       if (!SubscriptionArn)
         throw new UnavailableError(`subscribing to topic ${topicName} returned no ARN`);
+      // Whoever finds the queue abandoned can end the subscription too (owned-subscriptions.ts).
+      await sqs.send(
+        new TagQueueCommand({
+          QueueUrl: queueUrl,
+          Tags: { [SUBSCRIPTION_TAGS.subscription]: SubscriptionArn },
+        }),
+      );
       return new EventSubscription({
         sqs,
         sns,

@@ -26,3 +26,12 @@ export type {
 export { EventSubscription, EventTimeoutError } from './event-subscription.ts';
 export type { EventMatcher, EventSubscriptionOptions } from './event-subscription.ts';
 export { TaskEventSender, type TaskEventSenderOptions } from './task-event-sender.ts';
+export {
+  ABANDONED_AFTER_MS,
+  DISCOVERY_SUBSCRIPTION_PREFIX,
+  HEARTBEAT_INTERVAL_MS,
+  SUBSCRIPTION_TAGS,
+  deleteAbandonedSubscriptions,
+  renewHeartbeat,
+} from './owned-subscriptions.ts';
+export type { AbandonedSubscriptionsOptions } from './owned-subscriptions.ts';

@@ -1,0 +1,77 @@
+/**
+ * The judgements made on what a rehearsal recorded, each owned by its own module: every AWS
+ * call allowed by the caller's synthesized policies (tools/src/iam/prove.ts, issue 10) and
+ * every dashboard and alarm metric emitted (tools/src/metrics-proof/index.ts, issue 11).
+ * A check whose module is not in the tree is reported as skipped, never as passed.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface CheckInput {
+  /** `<service>.jsonl` (recorded AWS calls) and `<service>.log` (stdout) of each process. */
+  serviceDir: string;
+  assemblyDir: string;
+  services: string[];
+  say: (line: string) => void;
+}
+
+interface IamReport {
+  ok: boolean;
+  denied: unknown[];
+  unused?: unknown[];
+}
+
+type ProveCalls = (input: { assemblyDir: string; callLogFiles: string[] }) => Promise<IamReport>;
+type ProveMetrics = (input: { assemblyDir: string; logFiles: string[] }) => Promise<unknown>;
+
+async function optionalExport<T>(relativePath: string, name: string): Promise<T | undefined> {
+  const url = new URL(relativePath, import.meta.url);
+  if (!existsSync(fileURLToPath(url))) return undefined;
+  const module = (await import(url.href)) as Record<string, unknown>;
+  const value = module[name];
+  if (typeof value !== 'function') throw new Error(`${relativePath} does not export ${name}`);
+  return value as T;
+}
+
+const describe = (value: unknown): string =>
+  typeof value === 'string' ? value : JSON.stringify(value);
+
+/** Failures found; an empty list means every check that exists passed. */
+export async function runChecks(input: CheckInput): Promise<string[]> {
+  const failures: string[] = [];
+  const files = (extension: string): string[] =>
+    input.services
+      .map((service) => join(input.serviceDir, `${service}${extension}`))
+      .filter((file) => existsSync(file));
+
+  const proveCalls = await optionalExport<ProveCalls>('../iam/prove.ts', 'proveCalls');
+  if (proveCalls === undefined) {
+    input.say('rehearsal: IAM check skipped (tools/src/iam/prove.ts is not there yet)');
+  } else {
+    const report = await proveCalls({
+      assemblyDir: input.assemblyDir,
+      callLogFiles: files('.jsonl'),
+    });
+    for (const denied of report.denied) failures.push(`IAM denied: ${describe(denied)}`);
+    for (const unused of report.unused ?? [])
+      input.say(`rehearsal: unused grant: ${describe(unused)}`);
+    if (report.ok) input.say('rehearsal: every recorded AWS call is allowed');
+  }
+
+  const proveMetrics = await optionalExport<ProveMetrics>(
+    '../metrics-proof/index.ts',
+    'proveDashboardMetrics',
+  );
+  if (proveMetrics === undefined) {
+    input.say('rehearsal: metrics check skipped (tools/src/metrics-proof/ is not there yet)');
+  } else {
+    try {
+      await proveMetrics({ assemblyDir: input.assemblyDir, logFiles: files('.log') });
+      input.say('rehearsal: every dashboard and alarm metric was emitted');
+    } catch (error) {
+      failures.push(`metrics: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  return failures;
+}

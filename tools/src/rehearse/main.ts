@@ -1,0 +1,130 @@
+/**
+ * `npm run rehearse`: synthesizes the CDK app, runs every service of the cloud assembly on
+ * this machine as ECS would run it (tools/src/rehearse/rehearsal.ts), checks the load-balanced
+ * ones as their target groups would, drives the end-to-end tests through it, then hands the
+ * recorded AWS calls and service output to the checks that judge them (checks.ts).
+ *
+ *   npm run rehearse [-- --assembly <cdk.out>] [--data <dir>] [--no-e2e] [--keep]
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { runChecks } from './checks.ts';
+import { RehearsalError, startRehearsal } from './rehearsal.ts';
+
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+const say = (line: string): void => void process.stdout.write(`${line}\n`);
+
+/** The end-to-end files that run against a stack whose configuration is the deployed one. */
+export const E2E_FILES = ['tests/e2e-discovery.test.ts', 'tests/e2e-sessions.test.ts'];
+
+const { values } = parseArgs({
+  options: {
+    assembly: { type: 'string' },
+    data: { type: 'string' },
+    'no-e2e': { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const dataDir = resolve(values.data ?? mkdtempSync(join(tmpdir(), 'berth-rehearsal-')));
+const started = Date.now();
+const seconds = (): string => `${Math.round((Date.now() - started) / 1000)} s`;
+
+async function run(
+  command: string,
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+): Promise<number> {
+  const child = spawn(command, args, { cwd, env, stdio: 'inherit' });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return code ?? 1;
+}
+
+/**
+ * The app as a deployment would synthesize it; the one setting the rehearsal gives is where
+ * the projects' git repositories are (a deployment must set it too, or no workspace starts).
+ */
+async function synthesize(): Promise<string> {
+  const out = join(dataDir, 'cdk.out');
+  const context = {
+    workspace: { repoUrlTemplate: join(dataDir, 'repos/{clientId}/{projectId}.git') },
+  };
+  // The contract's variables of whoever runs this must not change what is synthesized.
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([name]) => !name.startsWith('BERTH_') && name !== 'AWS_REGION',
+    ),
+  );
+  say(`rehearsal: synthesizing infra/ into ${out}`);
+  const code = await run(
+    process.execPath,
+    [
+      join(repoRoot, 'node_modules/aws-cdk/bin/cdk'),
+      'synth',
+      '--quiet',
+      '-o',
+      out,
+      '-c',
+      `berth=${JSON.stringify(context)}`,
+    ],
+    join(repoRoot, 'infra'),
+    env,
+  );
+  if (code !== 0) throw new RehearsalError([`cdk synth exited with code ${code}`]);
+  return out;
+}
+
+async function main(): Promise<number> {
+  const assemblyDir = values.assembly ? resolve(values.assembly) : await synthesize();
+  say(`rehearsal: synthesized (${seconds()})`);
+  const rehearsal = await startRehearsal({ assemblyDir, repoRoot, dataDir, say });
+  say(`rehearsal: every service is up as its task definition runs it (${seconds()})`);
+  const failures: string[] = [];
+  try {
+    if (!values['no-e2e']) {
+      say(`rehearsal: end-to-end tests against ${rehearsal.descriptor.url}`);
+      const code = await run(
+        process.execPath,
+        [join(repoRoot, 'node_modules/jest/bin/jest.js'), '--runInBand', ...E2E_FILES],
+        join(repoRoot, 'tools'),
+        {
+          ...process.env,
+          BERTH_E2E_STACK: rehearsal.descriptorFile,
+          NODE_OPTIONS: '--experimental-vm-modules --no-warnings=ExperimentalWarning',
+        },
+      );
+      if (code !== 0) failures.push(`the end-to-end tests failed (jest exited with code ${code})`);
+      say(`rehearsal: end-to-end tests done (${seconds()})`);
+    }
+    failures.push(...rehearsal.crashes());
+  } finally {
+    await rehearsal.stop();
+  }
+  failures.push(
+    ...(await runChecks({
+      serviceDir: rehearsal.serviceDir,
+      assemblyDir,
+      services: rehearsal.services,
+      say,
+    })),
+  );
+  if (failures.length > 0) throw new RehearsalError(failures);
+  say(`rehearsal: passed in ${seconds()} (logs and recorded calls in ${rehearsal.serviceDir})`);
+  return 0;
+}
+
+main()
+  .then((code) => {
+    if (!values.keep && !values.data) rmSync(dataDir, { recursive: true, force: true });
+    process.exit(code);
+  })
+  .catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : String(error));
+    console.error(`rehearsal: failed after ${seconds()}; everything it wrote is in ${dataDir}`);
+    process.exit(1);
+  });
