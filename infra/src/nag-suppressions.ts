@@ -38,6 +38,10 @@ function wildcardReasons(stack: Stack): Map<string, string> {
       'Per-container queues are created at run time, one input and one output queue per container generation, all named berth-…; no name is known at deploy time. Destructive actions on the shared berth-* queues are denied explicitly in the same policy.',
     ],
     [
+      arns.subscriptionQueues(),
+      'Each discovery process makes its own subscription queue at start (discovery-invalidations-<host>-<pid>); no name is known at deploy time. The prefix is outside berth-*, so no workspace role can read them.',
+    ],
+    [
       arns.tableIndexes(NAMES.containerTable),
       'Query on the berth-containers indexes (userId-index, clientProject-index, status-index, idle-index): one table, its own indexes only.',
     ],
@@ -65,6 +69,10 @@ const STAR_RESOURCE_ACTIONS: ReadonlyMap<string, string> = new Map([
   [
     'sns:ListTopics',
     'sns:ListTopics (finding berth-lifecycle-events by name at start) has no resource-level permissions; it reveals topic names only.',
+  ],
+  [
+    'sqs:ListQueues',
+    'sqs:ListQueues (the reaper finding abandoned discovery subscription queues by their prefix) has no resource-level permissions; it reveals queue URLs only.',
   ],
 ]);
 

@@ -26,6 +26,11 @@ export const NAMES = {
   workspaceContainer: 'workspace',
   /** Every per-container queue (input and output of each generation) starts with this. */
   containerQueuePrefix: 'berth-',
+  /**
+   * Discovery's per-process subscription queues (libs/adapters/messaging owned-subscriptions):
+   * outside `berth-*`, which workspace roles may read.
+   */
+  subscriptionQueuePrefix: 'discovery-invalidations-',
   dashboard: 'berth',
   metricsNamespace: 'Berth',
 } as const;
@@ -108,6 +113,11 @@ export class BerthArns {
   /** Every per-container queue; the shared queues match too, so roles deny them explicitly. */
   containerQueues(): string {
     return this.queue(`${NAMES.containerQueuePrefix}*`);
+  }
+
+  /** Discovery's per-process subscription queues to the lifecycle topic. */
+  subscriptionQueues(): string {
+    return this.queue(`${NAMES.subscriptionQueuePrefix}*`);
   }
 
   queueUrl(name: string): string {

@@ -9,8 +9,9 @@ import type { ServiceName } from './names.ts';
  * What each service's task role may do, in one place, statement by statement. Every action
  * is named (no `*` actions); resources are berth's own, by stable name. The only `*`
  * resources are actions AWS offers no resource-level permission for: ecs:ListTasks (bound
- * to berth's cluster by the `ecs:cluster` condition) and sns:ListTopics (how the services
- * find the lifecycle topic at start, libs/adapters/messaging resolveMessaging).
+ * to berth's cluster by the `ecs:cluster` condition), sns:ListTopics (how the services
+ * find the lifecycle topic at start, libs/adapters/messaging resolveMessaging) and
+ * sqs:ListQueues (the reaper finding abandoned subscription queues by prefix).
  *
  * Who may do what with compute (issue 6, and what libs/core's Lifecycle calls per service):
  *   discovery     starts containers; stops them for `POST /v1/containers/{id}/stop` and
@@ -159,6 +160,43 @@ const statement = {
       actions: ['sns:ListTopics'],
       resources: ['*'],
     }),
+  // Discovery's cache follows the topic through a queue of its own (apps/discovery
+  // invalidation.ts): it subscribes that queue, reads it, renews its heartbeat tag and
+  // removes both when it stops.
+  subscribeOwnQueue: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'SubscribeOwnQueueToLifecycleEvents',
+      actions: ['sns:Subscribe'],
+      resources: [arns.topic(NAMES.lifecycleTopic)],
+      conditions: {
+        StringEquals: { 'sns:Protocol': 'sqs' },
+        ArnLike: { 'sns:Endpoint': arns.subscriptionQueues() },
+      },
+    }),
+  endSubscriptions:
+    (sid: string): StatementFactory =>
+    (arns) =>
+      new iam.PolicyStatement({
+        sid,
+        actions: ['sns:Unsubscribe'],
+        resources: [arns.topic(NAMES.lifecycleTopic)],
+      }),
+  subscriptionQueues:
+    (sid: string, actions: readonly string[]): StatementFactory =>
+    (arns) =>
+      new iam.PolicyStatement({
+        sid,
+        actions: [...actions],
+        resources: [arns.subscriptionQueues()],
+      }),
+  // The reaper finds abandoned subscription queues by prefix: ListQueues has no resource-level
+  // permissions.
+  listQueues: (): StatementFactory => () =>
+    new iam.PolicyStatement({
+      sid: 'FindSubscriptionQueues',
+      actions: ['sqs:ListQueues'],
+      resources: ['*'],
+    }),
   // `berth-*` matches the shared queues too: deleting one would stop berth.
   neverDeleteSharedQueues: (): StatementFactory => (arns) =>
     new iam.PolicyStatement({
@@ -193,6 +231,17 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
       'sqs:DeleteQueue',
     ]),
     statement.neverDeleteSharedQueues(),
+    statement.subscribeOwnQueue(),
+    statement.endSubscriptions('EndOwnSubscription'),
+    statement.subscriptionQueues('UseOwnSubscriptionQueue', [
+      'sqs:CreateQueue',
+      'sqs:TagQueue',
+      'sqs:GetQueueAttributes',
+      'sqs:SetQueueAttributes',
+      'sqs:ReceiveMessage',
+      'sqs:DeleteMessage',
+      'sqs:DeleteQueue',
+    ]),
   ],
   session: [
     statement.readWriteTables(),
@@ -232,6 +281,13 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
       'sqs:DeleteQueue',
     ]),
     statement.neverDeleteSharedQueues(),
+    // Subscription queues whose owner is gone (no heartbeat for ten minutes).
+    statement.listQueues(),
+    statement.subscriptionQueues('RetireAbandonedSubscriptionQueues', [
+      'sqs:ListQueueTags',
+      'sqs:DeleteQueue',
+    ]),
+    statement.endSubscriptions('EndAbandonedSubscriptions'),
   ],
   'task-watcher': [
     statement.readWriteTables(),

@@ -138,6 +138,9 @@ const neverDeleteShared: RenderedStatement = {
 };
 const containerQueues = (sid: string, actions: string[]): RenderedStatement =>
   allow(sid, actions, [queue('berth-*')]);
+const subscriptionQueues = (sid: string, actions: string[]): RenderedStatement =>
+  allow(sid, actions, [queue('discovery-invalidations-*')]);
+const TOPIC = `arn:aws:sns:${REGION}:${ACCOUNT}:berth-lifecycle-events`;
 
 function taskRoleStatements(template: Template): RenderedStatement[] {
   const roles = resourcesOf(template, 'AWS::IAM::Role').filter(([id]) => id.startsWith('TaskRole'));
@@ -176,6 +179,20 @@ describe('task roles: the exact statements of each service', () => {
         'sqs:DeleteQueue',
       ]),
       neverDeleteShared,
+      allow('SubscribeOwnQueueToLifecycleEvents', ['sns:Subscribe'], [TOPIC], {
+        StringEquals: { 'sns:Protocol': 'sqs' },
+        ArnLike: { 'sns:Endpoint': queue('discovery-invalidations-*') },
+      }),
+      allow('EndOwnSubscription', ['sns:Unsubscribe'], [TOPIC]),
+      subscriptionQueues('UseOwnSubscriptionQueue', [
+        'sqs:CreateQueue',
+        'sqs:TagQueue',
+        'sqs:GetQueueAttributes',
+        'sqs:SetQueueAttributes',
+        'sqs:ReceiveMessage',
+        'sqs:DeleteMessage',
+        'sqs:DeleteQueue',
+      ]),
     ]);
   });
 
@@ -210,6 +227,12 @@ describe('task roles: the exact statements of each service', () => {
         'sqs:DeleteQueue',
       ]),
       neverDeleteShared,
+      allow('FindSubscriptionQueues', ['sqs:ListQueues'], ['*']),
+      subscriptionQueues('RetireAbandonedSubscriptionQueues', [
+        'sqs:ListQueueTags',
+        'sqs:DeleteQueue',
+      ]),
+      allow('EndAbandonedSubscriptions', ['sns:Unsubscribe'], [TOPIC]),
     ]);
   });
 
@@ -250,7 +273,9 @@ describe('task roles: the exact statements of each service', () => {
         for (const action of statement.Action) expect(action).toMatch(/^[a-z0-9]+:[A-Za-z]+$/);
         if (statement.Resource.includes('*')) {
           expect(
-            statement.Action.every((a) => ['ecs:ListTasks', 'sns:ListTopics'].includes(a)),
+            statement.Action.every((a) =>
+              ['ecs:ListTasks', 'sns:ListTopics', 'sqs:ListQueues'].includes(a),
+            ),
           ).toBe(true);
         }
         if (
