@@ -235,7 +235,7 @@ function planContainer(
   if (definition === undefined || definitions.length !== 1)
     fail(`has ${definitions.length} containers; the rehearsal runs tasks of exactly one`);
   const container = definition as Props;
-  const containerName = String(container['Name'] ?? '');
+  const containerName = typeof container['Name'] === 'string' ? container['Name'] : '';
   const where = (field: string): string => `${constructPath} container ${containerName} ${field}`;
   const resolveString = (value: unknown, field: string): string => {
     try {

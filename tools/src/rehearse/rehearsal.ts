@@ -6,7 +6,8 @@
  * load-balanced service the way its target group would.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
 import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ensureTables } from '@berth/dynamodb';
@@ -27,6 +28,7 @@ import {
   type ServicePlan,
 } from './assembly.ts';
 import { listeningAddresses, waitHealthy } from './health.ts';
+import { STAND_IN_ACCOUNT } from './intrinsics.ts';
 import { hostCommand, portVariable, targetAddress, type HostCommand } from './host.ts';
 
 export interface RehearsalOptions {
@@ -233,7 +235,11 @@ export async function startRehearsal(options: RehearsalOptions): Promise<Running
       ...secretsOf(plan),
       ...credentials,
       ...endpoints,
+      // The AWS call recorder (libs/platform) writes ARNs in the deployed stack's account and
+      // region: the stand-in account every template value was resolved with.
       BERTH_AWS_CALL_LOG: join(serviceDir, `${name}.jsonl`),
+      BERTH_REHEARSAL_ACCOUNT: STAND_IN_ACCOUNT,
+      BERTH_REHEARSAL_REGION: plan.environment['AWS_REGION'] ?? 'us-east-1',
     });
 
     // The local runtime plays ECS with the workspace task definition.
@@ -359,8 +365,16 @@ export async function startRehearsal(options: RehearsalOptions): Promise<Running
         }
       }),
     );
-    // A consumer that refuses its configuration exits within a second or two of its start.
-    await new Promise((resolveWait) => setTimeout(resolveWait, 3_000));
+    // Every other service has started once it says anything (a service that refuses its
+    // configuration says why on stderr and exits); a moment more lets that exit be seen.
+    const saidAnything = (name: string): boolean =>
+      [`${name}.log`, `${name}.stderr.log`].some(
+        (file) => existsSync(join(serviceDir, file)) && statSync(join(serviceDir, file)).size > 0,
+      );
+    const settleBy = Date.now() + (options.healthTimeoutMs ?? 90_000);
+    while (Date.now() < settleBy && !planned.every((entry) => saidAnything(entry.name)))
+      await delay(200);
+    await delay(1_000);
     failures.push(...crashes, ...givenUp.values());
     if (failures.length > 0) throw new RehearsalError([...new Set(failures)]);
 

@@ -1,0 +1,127 @@
+/**
+ * A small cloud assembly written by hand, shaped as `cdk synth` writes berth's (manifest,
+ * templates, asset manifests, staged Dockerfiles), for tests of the rehearsal that must not
+ * pay for a synth: one stack, the workspace task definition and the services asked for.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const STACK = 'RehearsalFixtureStack';
+
+export interface FixtureContainer {
+  /** Logical id; the construct path is `<STACK>/<id>`. */
+  id: string;
+  /** The app whose Dockerfile builds the image, or a literal image reference. */
+  image: { app: string } | { reference: string };
+  environment: Record<string, string>;
+  secrets?: Record<string, unknown>;
+  /** An ECS service runs it (otherwise it is a RunTask definition). */
+  service?: boolean;
+}
+
+/** The environment infra gives every service (service-stack.ts), with stand-in ids. */
+export function serviceEnvironment(): Record<string, string> {
+  return {
+    AWS_REGION: 'us-east-1',
+    BERTH_RUNTIME: 'ecs',
+    BERTH_ECS_CLUSTER: 'berth',
+    BERTH_ECS_TASK_DEFINITION: 'berth-workspace',
+    BERTH_ECS_CONTAINER_NAME: 'workspace',
+    BERTH_ECS_SUBNETS: 'subnet-1,subnet-2',
+    BERTH_ECS_SECURITY_GROUPS: 'sg-1',
+    BERTH_ECS_ASSIGN_PUBLIC_IP: 'false',
+    CONTAINER_TABLE: 'berth-containers',
+    SESSION_TABLE: 'berth-sessions',
+    BERTH_LOG_LEVEL: 'info',
+    BERTH_EMF: 'true',
+  };
+}
+
+export function workspaceContainer(): FixtureContainer {
+  return {
+    id: 'WorkspaceTaskDefinition',
+    image: { app: 'workspace-agent' },
+    environment: { AWS_REGION: 'us-east-1', BERTH_RUNTIME: 'ecs', WORKSPACE_PATH: '/workspace' },
+  };
+}
+
+export function writeAssembly(containers: FixtureContainer[]): string {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-assembly-'));
+  const resources: Record<string, unknown> = {};
+  const dockerImages: Record<string, unknown> = {};
+  containers.forEach((container, index) => {
+    let image: unknown;
+    if ('app' in container.image) {
+      const hash = `${index}`.padStart(64, 'a');
+      const assetDir = `asset.${hash}`;
+      const dockerFile = `apps/${container.image.app}/Dockerfile`;
+      mkdirSync(join(dir, assetDir, 'apps', container.image.app), { recursive: true });
+      copyFileSync(join(REPO_ROOT, dockerFile), join(dir, assetDir, dockerFile));
+      dockerImages[hash] = { source: { directory: assetDir, dockerFile } };
+      image = {
+        'Fn::Sub': `\${AWS::AccountId}.dkr.ecr.us-east-1.\${AWS::URLSuffix}/assets:${hash}`,
+      };
+    } else {
+      image = container.image.reference;
+    }
+    resources[container.id] = {
+      Type: 'AWS::ECS::TaskDefinition',
+      Properties: {
+        Family: container.id.toLowerCase(),
+        ContainerDefinitions: [
+          {
+            Name: container.id.toLowerCase(),
+            Image: image,
+            Environment: Object.entries(container.environment).map(([Name, Value]) => ({
+              Name,
+              Value,
+            })),
+            ...(container.secrets
+              ? {
+                  Secrets: Object.entries(container.secrets).map(([Name, ValueFrom]) => ({
+                    Name,
+                    ValueFrom,
+                  })),
+                }
+              : {}),
+          },
+        ],
+      },
+      Metadata: { 'aws:cdk:path': `${STACK}/${container.id}/Resource` },
+    };
+    if (container.service) {
+      resources[`${container.id}Service`] = {
+        Type: 'AWS::ECS::Service',
+        Properties: { TaskDefinition: { Ref: container.id } },
+        Metadata: { 'aws:cdk:path': `${STACK}/${container.id}Service/Service` },
+      };
+    }
+  });
+  writeFileSync(join(dir, `${STACK}.template.json`), JSON.stringify({ Resources: resources }));
+  writeFileSync(
+    join(dir, `${STACK}.assets.json`),
+    JSON.stringify({ version: '55.0.0', dockerImages }),
+  );
+  writeFileSync(
+    join(dir, 'manifest.json'),
+    JSON.stringify({
+      version: '55.0.0',
+      artifacts: {
+        [`${STACK}.assets`]: {
+          type: 'cdk:asset-manifest',
+          properties: { file: `${STACK}.assets.json` },
+        },
+        [STACK]: {
+          type: 'aws:cloudformation:stack',
+          environment: 'aws://unknown-account/us-east-1',
+          properties: { templateFile: `${STACK}.template.json` },
+          dependencies: [`${STACK}.assets`],
+        },
+      },
+    }),
+  );
+  return dir;
+}
