@@ -57,10 +57,17 @@ export function writeAssembly(containers: FixtureContainer[]): string {
     if ('app' in container.image) {
       const hash = `${index}`.padStart(64, 'a');
       const assetDir = `asset.${hash}`;
-      const dockerFile = `apps/${container.image.app}/Dockerfile`;
-      mkdirSync(join(dir, assetDir, 'apps', container.image.app), { recursive: true });
-      copyFileSync(join(REPO_ROOT, dockerFile), join(dir, assetDir, dockerFile));
-      dockerImages[hash] = { source: { directory: assetDir, dockerFile } };
+      const app = container.image.app;
+      mkdirSync(join(dir, assetDir), { recursive: true });
+      copyFileSync(join(REPO_ROOT, 'Dockerfile'), join(dir, assetDir, 'Dockerfile'));
+      dockerImages[hash] = {
+        source: {
+          directory: assetDir,
+          dockerFile: 'Dockerfile',
+          dockerBuildArgs: { APP: app },
+          dockerBuildTarget: app === 'workspace-agent' ? 'workspace' : 'service',
+        },
+      };
       image = {
         'Fn::Sub': `\${AWS::AccountId}.dkr.ecr.us-east-1.\${AWS::URLSuffix}/assets:${hash}`,
       };
@@ -75,6 +82,13 @@ export function writeAssembly(containers: FixtureContainer[]): string {
           {
             Name: container.id.toLowerCase(),
             Image: image,
+            // As infra/src/images.ts writes them: what ECS runs is readable from the template.
+            ...('app' in container.image
+              ? {
+                  Command: ['node', `apps/${container.image.app}/src/main.ts`],
+                  WorkingDirectory: '/app',
+                }
+              : {}),
             Environment: Object.entries(container.environment).map(([Name, Value]) => ({
               Name,
               Value,

@@ -94,7 +94,17 @@ interface Manifest {
 }
 
 interface AssetManifest {
-  dockerImages?: Record<string, { source?: { directory?: string; dockerFile?: string } }>;
+  dockerImages?: Record<
+    string,
+    {
+      source?: {
+        directory?: string;
+        dockerFile?: string;
+        dockerBuildArgs?: Record<string, string>;
+        dockerBuildTarget?: string;
+      };
+    }
+  >;
 }
 
 interface LoadedStack extends StackTemplate {
@@ -253,11 +263,21 @@ function planContainer(
   if (asset?.source?.directory === undefined || asset.source.dockerFile === undefined)
     fail(`its image ${image} is not a docker image asset of this app`);
   const dockerfile = asset?.source?.dockerFile ?? '';
-  const app = /^apps\/([a-z0-9-]+)\/Dockerfile$/.exec(dockerfile)?.[1];
-  if (app === undefined || !existsSync(join(repoRoot, 'apps', app)))
-    fail(`its image is built from ${dockerfile}, which is no app's Dockerfile in this repository`);
+  // The app: its own Dockerfile (apps/<app>/Dockerfile), or the shared one built with APP=<app>.
+  const app =
+    /^apps\/([a-z0-9-]+)\/Dockerfile$/.exec(dockerfile)?.[1] ??
+    asset?.source?.dockerBuildArgs?.['APP'];
+  if (app === undefined || !/^[a-z0-9-]+$/.test(app) || !existsSync(join(repoRoot, 'apps', app))) {
+    fail(
+      `its image is built from ${dockerfile}${app ? ` with APP=${app}` : ''}, which relates it to no app of this repository`,
+    );
+  }
   const dockerfilePath = join(assemblyDir, asset?.source?.directory ?? '', dockerfile);
-  const defaults = imageDefaults(readFileSync(dockerfilePath, 'utf8'), dockerfilePath);
+  const defaults = imageDefaults(
+    readFileSync(dockerfilePath, 'utf8'),
+    dockerfilePath,
+    asset?.source?.dockerBuildTarget,
+  );
 
   const strings = (value: unknown, field: string): string[] | undefined =>
     value === undefined ? undefined : asList(value).map((part) => resolveString(part, field));

@@ -58,13 +58,35 @@ function environmentOf(argument: string): Record<string, string> {
   return env;
 }
 
-export function imageDefaults(text: string, file: string): ImageDefaults {
+/**
+ * The defaults of the stage `target` (the last stage when absent). A stage built `FROM` an
+ * earlier stage inherits its WORKDIR, ENV and command; one built from an image starts afresh
+ * (the base image's own defaults are the machine's stand-ins: PATH, HOME).
+ */
+export function imageDefaults(text: string, file: string, target?: string): ImageDefaults {
+  const stages = new Map<string, ImageDefaults>();
   let defaults: ImageDefaults | undefined;
+  let name: string | undefined;
+  const fresh = (): ImageDefaults => ({
+    workingDirectory: '/',
+    environment: {},
+    entryPoint: [],
+    command: [],
+  });
   for (const { keyword, argument } of instructions(text)) {
     if (keyword === 'FROM') {
-      // A new stage starts from scratch as far as this file says (the base image's own
-      // defaults are the machine's stand-ins: PATH, HOME).
-      defaults = { workingDirectory: '/', environment: {}, entryPoint: [], command: [] };
+      const match = /^(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?$/i.exec(argument);
+      const parent = stages.get((match?.[1] ?? '').toLowerCase());
+      defaults = parent
+        ? {
+            ...parent,
+            environment: { ...parent.environment },
+            entryPoint: [...parent.entryPoint],
+            command: [...parent.command],
+          }
+        : fresh();
+      name = match?.[2]?.toLowerCase();
+      if (name !== undefined) stages.set(name, defaults);
       continue;
     }
     if (defaults === undefined) continue;
@@ -80,6 +102,11 @@ export function imageDefaults(text: string, file: string): ImageDefaults {
       defaults.entryPoint = execForm(argument, keyword, file);
       defaults.command = [];
     }
+  }
+  if (target !== undefined) {
+    const stage = stages.get(target.toLowerCase());
+    if (stage === undefined) throw new DockerfileError(`${file}: no stage named ${target}`);
+    return stage;
   }
   if (defaults === undefined) throw new DockerfileError(`${file}: no FROM instruction`);
   return defaults;
