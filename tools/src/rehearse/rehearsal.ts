@@ -394,7 +394,7 @@ export async function startRehearsal(options: RehearsalOptions): Promise<Running
       env: { ...aws, BERTH_RUNTIME_PORT: String(runtimePort), BERTH_DATA_DIR: dataDir },
       mounts,
     };
-    const descriptorFile = join(dataDir, 'stack.json');
+    const descriptorFile = join(dataDir, 'e2e-stack.json');
     writeFileSync(descriptorFile, JSON.stringify(descriptor, null, 2), { mode: 0o600 });
     return {
       descriptor,

@@ -103,7 +103,7 @@ export async function startStack(
 
 /**
  * A stack that is already running, described by the file its starter wrote (the deploy
- * rehearsal's `stack.json`: url, dataDir, adminToken, env, mounts). Stopping it is its
+ * rehearsal's `e2e-stack.json`: url, dataDir, adminToken, env, mounts). Stopping it is its
  * starter's business.
  */
 export function attachStack(descriptorFile: string): RunningStack {
