@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: every benchmark in sequence (discovery, sessions, idle), each table
+ * `npm run bench`: every benchmark in sequence (discovery, profile, ecs-calls, sessions, idle), each table
  * printed as it completes, then docs/benchmarks.md rewritten from the results. A benchmark
  * that fails is reported as failed in the document; the others still run. `--only a,b`
  * runs a subset and leaves the document alone; `--json <file>` also writes the combined
@@ -10,7 +10,9 @@ import { format, resolveConfig } from 'prettier';
 import { fileURLToPath } from 'node:url';
 import { machine, say } from './common.ts';
 import { renderDiscovery, runDiscoveryBenchmark } from './discovery.ts';
+import { renderEcsCalls, runEcsCallsBenchmark } from './ecs-calls.ts';
 import { renderIdle, runIdleBenchmark } from './idle.ts';
+import { renderProfile, runProfile } from './profile.ts';
 import { renderMarkdown, type BenchReport, type Outcome } from './report.ts';
 import { renderSessions, runSessionsBenchmark } from './sessions.ts';
 
@@ -72,6 +74,20 @@ if (wanted('discovery')) {
     renderDiscovery,
   );
 }
+if (wanted('profile')) {
+  report.profile = await attempt(
+    'bench:profile',
+    () => runProfile({ progress: say }),
+    renderProfile,
+  );
+}
+if (wanted('ecs-calls')) {
+  report.ecsCalls = await attempt(
+    'bench:ecs-calls',
+    () => runEcsCallsBenchmark({ progress: say }),
+    renderEcsCalls,
+  );
+}
 if (wanted('sessions')) {
   report.sessions = await attempt(
     'bench:sessions',
@@ -94,7 +110,11 @@ const jsonFile = option('--json');
 if (jsonFile) writeFileSync(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
 say('bench: JSON summary');
 say(JSON.stringify(report, null, 2));
-const failures = [report.discovery, report.sessions, report.idle].filter(
-  (outcome) => outcome && !outcome.ok,
-).length;
+const failures = [
+  report.discovery,
+  report.profile,
+  report.ecsCalls,
+  report.sessions,
+  report.idle,
+].filter((outcome) => outcome && !outcome.ok).length;
 process.exit(failures > 0 ? 1 : 0);

@@ -6,6 +6,8 @@ import type { MachineInfo } from './common.ts';
 import { fmt, fmtPercent, fmtRatio, ratio } from './common.ts';
 import type { DiscoveryBenchResult, LoadFigures } from './discovery.ts';
 import type { CostFigures, IdleBenchResult } from './idle.ts';
+import type { EcsCallsResult } from './ecs-calls.ts';
+import type { ProfileResult } from './profile.ts';
 import type { LoadPhase, SessionsBenchResult } from './sessions.ts';
 
 export type Outcome<T> =
@@ -18,6 +20,8 @@ export interface BenchReport {
   discovery?: Outcome<DiscoveryBenchResult>;
   sessions?: Outcome<SessionsBenchResult>;
   idle?: Outcome<IdleBenchResult>;
+  ecsCalls?: Outcome<EcsCallsResult>;
+  profile?: Outcome<ProfileResult>;
 }
 
 function markdownTable(
@@ -449,6 +453,93 @@ event travelling through \`berth-task-events\` to the task watcher, which record
 `;
 }
 
+function profileSection(outcome: Outcome<ProfileResult> | undefined): string {
+  const failure = failed(
+    'Where a cached discover spends its CPU (`npm run bench:profile`, issue 13)',
+    outcome,
+  );
+  if (failure !== undefined || outcome === undefined || !outcome.ok) return failure ?? '';
+  const result = outcome.result;
+  return `## Where a cached discover spends its CPU (\`npm run bench:profile\`, issue 13)
+
+\`npm run bench:profile\` starts the local stack, runs \`apps/discovery/src/main.ts\` under
+\`node --cpu-prof --cpu-prof-dir=<dir>\` (through \`NODE_OPTIONS\`) with \`BERTH_CACHE_TTL=1h\`,
+loads it with autocannon (20 connections, 2 s of warm-up, then ${result.seconds} s) on one triple, stops it so
+that Node writes the \`.cpuprofile\`, and sums self time by frame over the samples of the load's
+window. ${fmt(result.requestsPerSecond, 0)} req/s under the profiler; the file was ${result.profileFile}
+(open it in Chrome DevTools or speedscope).
+
+${markdownTable(
+  ['self time by owner', '% of samples'],
+  result.byOwner.map((frame) => [frame.frame, frame.selfPercent]),
+)}
+
+${markdownTable(
+  ['top frames by self time', '% of samples'],
+  result.top.map((frame) => [frame.frame, frame.selfPercent]),
+)}
+
+Before issue 13 (the same command on commit 4e2ac1b, 2026-12-01, load average 27 on 2 CPUs,
+85 req/s under the profiler, the last 10 s of load): the token took fast-jwt 6 % and
+@fastify/jwt 2.7 % of the samples by owner, and by frame \`Hmac\` 4 %, fast-jwt's \`decode\`
+3.7 %, \`digest\` 1.3 %, \`base64Write\` 1.3 %; serializing the container (fast-json-stringify's
+compiled function 1.8 %, \`idleStopAt\` 1 %) came next. Since then a token is verified once and a
+cached container's answer serialized once (\`apps/discovery/src/auth.ts\`, \`cache.ts\`), and those
+frames are gone; what is left is mostly writing the answer to the socket (\`writeUtf8String\`),
+Fastify's routing and hooks, the rate limiter and the Prometheus counter and histogram.
+On a machine this loaded the profiler gets few samples; the shares are rough.
+`;
+}
+
+function ecsCallsSection(outcome: Outcome<EcsCallsResult> | undefined): string {
+  const failure = failed('ECS calls per minute (`npm run bench:ecs-calls`, issue 13)', outcome);
+  if (failure !== undefined || outcome === undefined || !outcome.ok) return failure ?? '';
+  const result = outcome.result;
+  const commands = [
+    ...new Set([
+      ...result.rows.flatMap((row) => Object.keys(row.byCommand)),
+      ...Object.keys(result.sweep),
+    ]),
+  ].sort();
+  const [slow, fast] = result.rows;
+  return `## ECS calls per minute (\`npm run bench:ecs-calls\`, issue 13)
+
+Counted, not timed: the real use cases and the real \`EcsRuntime\` adapter over an in-memory
+store, with an ECS client (aws-sdk-client-mock) that answers from ${fmt(result.liveContainers, 0)} RUNNING tasks and
+counts every command, on a fake clock. One simulated minute: 60 ticks, each with the given
+number of discovers (\`findOrStart\` of running containers: store hits with the cache off, the
+worst case), then the reaper's tick (idle check, stops to carry out); at the end of the minute
+the task watcher's reconciliation (every \`min(BERTH_SWEEP_INTERVAL, 60 s)\`).
+
+${markdownTable(
+  [
+    'discovers per second',
+    'discovers',
+    ...commands,
+    'ECS calls per minute',
+    'per live container per minute',
+  ],
+  result.rows.map((row) => [
+    row.discoversPerSecond,
+    row.discovers,
+    ...commands.map((command) => row.byCommand[command] ?? 0),
+    row.perMinute,
+    fmt(row.perLiveContainerPerMinute, 3),
+  ]),
+)}
+
+One backstop sweep of the reaper (every \`BERTH_SWEEP_INTERVAL\`, 10 min by default) adds ${
+    commands.map((command) => `${command} ${result.sweep[command] ?? 0}`).join(', ') || 'nothing'
+  }. ${
+    slow && fast
+      ? `At ${fmt(slow.discoversPerSecond, 0)} and at ${fmt(fast.discoversPerSecond, 0)} discovers per second: ${fmt(slow.perMinute, 0)} and ${fmt(fast.perMinute, 0)} ECS calls per minute${slow.perMinute === fast.perMinute ? ' (the same: requests make none)' : ''}.`
+      : ''
+  } The formula of docs/design.md ("Liveness"), \`2·⌈N/100⌉·(60 s/R + 60 s/S)\` with R = 60 s and
+S = 10 min and nothing being stopped, gives ${fmt(result.formulaPerMinute)} per minute for these ${fmt(result.liveContainers, 0)}
+containers with the sweep amortized: ${fmt(result.formulaPerMinute / 60, 2)} calls per second.
+`;
+}
+
 export function renderMarkdown(report: BenchReport): string {
   const { machine: info } = report;
   const loads = [report.discovery, report.sessions, report.idle].flatMap((outcome) =>
@@ -488,6 +579,8 @@ ${
   Local (a JVM), fauxqs, the other berth services of the local stack and the workspace agents.
 
 ${discoverySection(report.discovery)}
+${profileSection(report.profile)}
+${ecsCallsSection(report.ecsCalls)}
 ${sessionsSection(report.sessions)}
 ${idleSection(report.idle)}`;
 }
