@@ -32,6 +32,8 @@ const AGENT_REASON = /^(save_failed)(:.*)?$/;
  * has no channel to tell its reason, this is all the task's end says about it.
  */
 const SAVE_FAILED_EXIT_CODE = 75;
+/** A process ended by SIGKILL, as a container runtime reports it (128 + 9). */
+const SIGKILL_EXIT_CODE = 137;
 /** How long a RUNNING event waits for its starter to record the task and queues. */
 const PROVISION_RACE_MS = 1_500;
 
@@ -207,12 +209,15 @@ export class TaskEventHandler {
     const savedElsewhere = parseSavedElsewhere(detail.stoppedReason);
     const stoppedPayload = savedElsewhere ? { savedElsewhere } : undefined;
     // The runtime echoes our own stop reason back, and its free-text detail may say anything.
+    // ECS kills a task that outlives its stopTimeout after our StopTask with SIGKILL (exit
+    // 128 + 9) and reports the reason it was first given, ours: the exit code says it.
     const forced =
       container.status === 'terminating' &&
       savedElsewhere === undefined &&
-      detail.stoppedReason !== undefined &&
-      detail.stoppedReason !== container.stopReason &&
-      /forced|SIGKILL|grace/i.test(detail.stoppedReason);
+      ((exitCode === SIGKILL_EXIT_CODE && detail.stopCode === 'UserInitiated') ||
+        (detail.stoppedReason !== undefined &&
+          detail.stoppedReason !== container.stopReason &&
+          /forced|SIGKILL|grace/i.test(detail.stoppedReason)));
 
     if (container.status === 'terminating') {
       let reason = container.stopReason ?? stopReason('manual');

@@ -219,3 +219,27 @@ describe('case 6: a late or duplicated stop never hits the next generation', () 
     expect(await stored(w.deps)).toMatchObject({ generation: 2, status: 'running' });
   });
 });
+
+describe('case 10: smaller windows', () => {
+  it('a task killed at stopTimeout (exit 137, our own reason echoed back) is recorded as forced, not save_failed', async () => {
+    // Prepare
+    const w = world();
+    const running = await runningContainer(w);
+    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle', undefined, { generation: 1 });
+
+    // Act: ECS sent SIGTERM, waited stopTimeout and sent SIGKILL; it reports our reason
+    await w.lifecycle.taskEvents.handle(
+      w.deps.runtime.change(running.taskArn!, {
+        lastStatus: 'STOPPED',
+        exitCode: 137,
+        stopCode: 'UserInitiated',
+      }),
+    );
+
+    // Assess
+    expect(await stored(w.deps)).toMatchObject({
+      status: 'stopped',
+      stopReason: 'forced:idle did not finish within the grace period',
+    });
+  });
+});
