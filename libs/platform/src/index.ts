@@ -5,7 +5,7 @@ export type { ServiceMetrics } from './metrics.ts';
 export { loadConfigOrExit, onShutdown } from './service.ts';
 export { createRuntime, localWorkspaceRoot, wire } from './wiring.ts';
 export type { Wiring } from './wiring.ts';
-export { localAuthSecret, mintToken } from './tokens.ts';
+export { localAuthSecret, mintToken, writePrivateFile } from './tokens.ts';
 export type { TokenClaims } from './tokens.ts';
 export * from './aws-calls/index.ts';
 export type { CallRecording } from './wiring.ts';

@@ -1,7 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createSigner } from 'fast-jwt';
+
+const PRIVATE = 0o600;
+
+/**
+ * Writes a file only its owner may read. `writeFileSync`'s mode applies only when it creates
+ * the file, so one left behind with loose modes (an older berth, a copy) is narrowed too.
+ */
+export function writePrivateFile(file: string, content: string): void {
+  writeFileSync(file, content, { mode: PRIVATE });
+  chmodSync(file, PRIVATE);
+}
 
 /**
  * The local stack's signing secret: BERTH_AUTH_SECRET when given, otherwise generated once
@@ -14,7 +25,11 @@ export function localAuthSecret(
 ): string {
   if (fromEnv) return fromEnv;
   const file = join(dataDir, 'auth-secret');
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  if (existsSync(file)) {
+    // Kept from an earlier run, maybe with loose modes: it signs admin tokens.
+    chmodSync(file, PRIVATE);
+    return readFileSync(file, 'utf8').trim();
+  }
   if (!create) {
     throw new Error(
       `no BERTH_AUTH_SECRET and no ${file}: start the local stack first, or set BERTH_AUTH_SECRET`,
@@ -22,7 +37,7 @@ export function localAuthSecret(
   }
   mkdirSync(dirname(file), { recursive: true });
   const secret = randomBytes(32).toString('hex');
-  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  writePrivateFile(file, `${secret}\n`);
   return secret;
 }
 

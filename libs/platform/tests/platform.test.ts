@@ -1,9 +1,9 @@
 import { jest } from '@jest/globals';
 import { createVerifier } from 'fast-jwt';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createMetrics, localAuthSecret, mintToken } from '../src/index.ts';
+import { createMetrics, localAuthSecret, mintToken, writePrivateFile } from '../src/index.ts';
 
 describe('local auth secret and tokens', () => {
   it('generates the secret once, keeps it private, and returns the same one after', () => {
@@ -14,6 +14,27 @@ describe('local auth secret and tokens', () => {
     expect(second).toBe(first);
     expect(statSync(join(dir, 'auth-secret')).mode & 0o777).toBe(0o600);
     expect(readFileSync(join(dir, 'auth-secret'), 'utf8').trim()).toBe(first);
+  });
+
+  it('makes an existing secret file with loose modes private again, keeping its secret', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-secret-'));
+    writeFileSync(join(dir, 'auth-secret'), 'an-older-secret\n', { mode: 0o644 });
+
+    const secret = localAuthSecret(dir, undefined);
+
+    expect(secret).toBe('an-older-secret');
+    expect(statSync(join(dir, 'auth-secret')).mode & 0o777).toBe(0o600);
+  });
+
+  it('writes a private file (mode 600) whether or not it existed with loose modes', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-token-'));
+    const file = join(dir, 'admin-token');
+    writeFileSync(file, 'old\n', { mode: 0o644 });
+
+    writePrivateFile(file, 'new\n');
+
+    expect(readFileSync(file, 'utf8')).toBe('new\n');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 
   it('prefers BERTH_AUTH_SECRET and refuses to invent one when asked not to', () => {

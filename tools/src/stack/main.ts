@@ -8,10 +8,16 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ensureTables } from '@berth/dynamodb';
 import { createSnsClient, createSqsClient, ensureMessaging } from '@berth/messaging';
 import { localAwsEnvironment, startDynamoDbLocal, startFauxqs, type Engine } from '@berth/testing';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { localAuthSecret, mintToken, removeLocalStack, writeLocalStack } from '@berth/platform';
+import {
+  localAuthSecret,
+  mintToken,
+  removeLocalStack,
+  writeLocalStack,
+  writePrivateFile,
+} from '@berth/platform';
 import { ServiceProcess } from './service-process.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -127,7 +133,7 @@ try {
 
   const adminToken = mintToken(authSecret, { client: 'admin', sub: 'admin', role: 'admin' });
   const adminTokenPath = resolve(dataDir, 'admin-token');
-  writeFileSync(adminTokenPath, `${adminToken}\n`, { mode: 0o600 });
+  writePrivateFile(adminTokenPath, `${adminToken}\n`);
   // What a client needs to reach this stack with nothing else set (the CLI reads it).
   const stackFile = writeLocalStack(dataDir, {
     version: 1,
