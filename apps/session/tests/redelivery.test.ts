@@ -157,51 +157,44 @@ describe('events survive a failed publish', () => {
 });
 
 describe('known gaps', () => {
-  // A gap in @berth/core: the event of a container that reached a final status while the bus
-  // was down stays in the record's outbox; the reaper's sweep flushes only live and
-  // terminating records, so it goes out only if someone asks for that container again.
-  // `it.failing` until fixed; then make it an ordinary test and set FINAL_OUTBOX_NOT_SWEPT in
-  // commands.model.test.ts to false.
-  it.failing(
-    'announces container.failed at the next sweep although its first publish failed',
-    async () => {
-      // Prepare: tables of its own, so the sweep sees this test's container only
-      const own = await dynamoStore('session-sweep');
-      try {
-        const publisher = new RecordingPublisher();
-        const clock = new ManualClock();
-        const service = sessionService({
-          store: own.store,
-          queues: new FakeQueues(),
-          publisher,
-          clock,
-        });
-        const key: ContainerKey = { clientId: 'sweep', projectId: 'web', userId: 'ann' };
-        const containerId = containerIdOf(key);
-        await service.handle({
-          body: JSON.stringify(assignBody('s1', key)),
-          messageId: 'm1',
-          receiveCount: 1,
-        });
-        const { taskArn } = (await own.store.getContainer(containerId)) ?? {};
-        publisher.failNext(1);
+  // A container that reached a final status while the bus was down keeps its event in its
+  // outbox; no later write flushes a final record, so the task event is retried until its
+  // redelivery has published it (issue 12, case 10; this was an `it.failing`).
+  it("announces container.failed, through the task event's redelivery, although its first publish failed", async () => {
+    // Prepare: tables of its own, so the sweep sees this test's container only
+    const own = await dynamoStore('session-sweep');
+    try {
+      const publisher = new RecordingPublisher();
+      const clock = new ManualClock();
+      const service = sessionService({
+        store: own.store,
+        queues: new FakeQueues(),
+        publisher,
+        clock,
+      });
+      const key: ContainerKey = { clientId: 'sweep', projectId: 'web', userId: 'ann' };
+      const containerId = containerIdOf(key);
+      await service.handle({
+        body: JSON.stringify(assignBody('s1', key)),
+        messageId: 'm1',
+        receiveCount: 1,
+      });
+      const { taskArn } = (await own.store.getContainer(containerId)) ?? {};
+      publisher.failNext(1);
 
-        // Act: the task dies while starting and the bus fails once; then the reaper sweeps
-        await taskEvent(service, taskArn ?? '', 'STOPPED');
-        clock.advance('1m');
-        await service.lifecycle.reaper.sweep();
-        await service.lifecycle.reaper.sweep();
+      // Act: the task dies while starting and the bus fails once; then the reaper sweeps
+      await taskEvent(service, taskArn ?? '', 'STOPPED');
+      clock.advance('1m');
+      await service.lifecycle.reaper.sweep();
+      await service.lifecycle.reaper.sweep();
 
-        // Assess
-        expect(await own.store.getContainer(containerId)).toMatchObject({ status: 'failed' });
-        expect(publisher.events.map((e) => e.eventId)).toContain(
-          `${containerId}#1/container.failed`,
-        );
-      } finally {
-        own.client.destroy();
-      }
-    },
-  );
+      // Assess
+      expect(await own.store.getContainer(containerId)).toMatchObject({ status: 'failed' });
+      expect(publisher.events.map((e) => e.eventId)).toContain(`${containerId}#1/container.failed`);
+    } finally {
+      own.client.destroy();
+    }
+  });
 });
 
 describe('starting containers', () => {

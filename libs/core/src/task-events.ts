@@ -98,6 +98,23 @@ export class TaskEventHandler {
     return 'ignored:intermediate';
   }
 
+  /**
+   * A container that reached a final status with its events still in its outbox (the bus
+   * failed): no later write will flush a final record, so the task event is retried, and its
+   * redelivery publishes them (same ids) before it is let go.
+   */
+  private async announced(
+    ending: Promise<ContainerRecord | undefined>,
+  ): Promise<ContainerRecord | undefined> {
+    const record = await ending;
+    if (record && !isLive(record.status) && record.pendingEvents.length > 0) {
+      throw new UnavailableError(
+        `container ${record.containerId} is ${record.status} but ${record.pendingEvents.length} of its events are not published yet; retry`,
+      );
+    }
+    return record;
+  }
+
   /** A task no live record owns costs money and answers to nobody: stop it. */
   private async orphan(
     taskArn: string,
@@ -231,11 +248,13 @@ export class TaskEventHandler {
         );
       else if (exitCode !== undefined && exitCode !== 0)
         reason = stopReason('save_failed', `agent exited with code ${exitCode}`);
-      const stopped = await this.containers.markStopped(
-        container.containerId,
-        container.generation,
-        reason,
-        stoppedPayload,
+      const stopped = await this.announced(
+        this.containers.markStopped(
+          container.containerId,
+          container.generation,
+          reason,
+          stoppedPayload,
+        ),
       );
       return stopped ? 'stopped' : 'ignored:stale';
     }
@@ -249,10 +268,8 @@ export class TaskEventHandler {
         'save_failed',
         reason.slice('save_failed:'.length) || undefined,
       );
-      const stopped = await this.containers.markStopped(
-        container.containerId,
-        container.generation,
-        reason,
+      const stopped = await this.announced(
+        this.containers.markStopped(container.containerId, container.generation, reason),
       );
       return stopped ? 'stopped' : 'ignored:stale';
     }
@@ -271,11 +288,13 @@ export class TaskEventHandler {
         'manual',
         detailText,
       );
-      const stopped = await this.containers.markStopped(
-        container.containerId,
-        container.generation,
-        reason,
-        stoppedPayload,
+      const stopped = await this.announced(
+        this.containers.markStopped(
+          container.containerId,
+          container.generation,
+          reason,
+          stoppedPayload,
+        ),
       );
       return stopped ? 'stopped' : 'ignored:stale';
     }
@@ -286,18 +305,18 @@ export class TaskEventHandler {
           ? // A stop asked for while it was starting ended it: that is its reason.
             (container.stopReason ?? stopReason('start_failed', what))
           : stopReason('crashed', what);
-      const failed = await this.containers.fail(
-        container.containerId,
-        container.generation,
-        reason,
+      const failed = await this.announced(
+        this.containers.fail(container.containerId, container.generation, reason),
       );
       return failed ? 'failed' : 'ignored:stale';
     }
     // Already final: a duplicate. Still let the container finish its cleanup.
-    await this.containers.markStopped(
-      container.containerId,
-      container.generation,
-      container.stopReason ?? 'stopped',
+    await this.announced(
+      this.containers.markStopped(
+        container.containerId,
+        container.generation,
+        container.stopReason ?? 'stopped',
+      ),
     );
     return 'ignored:stale';
   }
