@@ -296,7 +296,7 @@ Within the closed loop: \`session.assign\` p50 ${fmt(berth.assign.p50)} ms, p99 
 
 The session service's AWS SDK calls per command, counted by the call recorder
 (\`BERTH_AWS_CALL_LOG\`) during the bursts (its own receives and deletes of the command
-queue included, shared by a batch of up to 10):
+queue included: a receive serves a batch of up to 10, a delete one command):
 
 ${markdownTable(
   ['command', 'DynamoDB', 'SQS', 'SNS', 'ECS', 'by operation'],
