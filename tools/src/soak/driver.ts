@@ -42,7 +42,9 @@ import {
 } from '@berth/messaging';
 import { freePort } from '@berth/testing';
 import { startStack, type RunningStack } from '../stack/harness.ts';
+import { AgentChaos, planAgentChaos } from './agent-chaos.ts';
 import { Chaos, describeFault, planChaos } from './chaos.ts';
+import { fallbackRefsFor, reportedFallbacks } from './fallback-refs.ts';
 import {
   checkCommands,
   checkEventsOfStore,
@@ -106,6 +108,10 @@ export interface SoakFigures {
   unexpectedServiceExits: number;
   faultWindows: number;
   faultWindowsByKind: Record<string, number>;
+  /** Agent kills, runtime kills and git faults (agent-chaos.ts), by kind. */
+  agentFaultsByKind: Record<string, number>;
+  /** Lines found only on a reported fallback ref (the remote moved and the work did not merge). */
+  markersOnFallbackRefs: number;
   deadLettered: number;
   actionErrors: number;
   violations: number;
@@ -133,6 +139,7 @@ export interface SoakReport {
   deadLetters: DeadLetter[];
   crashes: { service: string; atMs: number; restartedAfterMs: number | undefined }[];
   faultWindows: { target: string; fault: string; atMs: number; lengthMs: number | undefined }[];
+  agentFaults: { kind: string; target: string; atMs: number }[];
   unexpectedExits: string[];
   /** Planned crashes and fault windows that could not be carried out safely. */
   skippedChaos: { what: string; why: string }[];
@@ -251,6 +258,8 @@ export class SoakRun {
     crashesInjected: 0,
     crashesByService: {},
     unexpectedServiceExits: 0,
+    agentFaultsByKind: {},
+    markersOnFallbackRefs: 0,
     faultWindows: 0,
     faultWindowsByKind: {},
     deadLettered: 0,
@@ -336,6 +345,7 @@ export class SoakRun {
     });
     this.#say(`soak: stack up at ${stack.url}, data in ${stack.dataDir}`);
     let chaos: Chaos | undefined;
+    let agentChaos: AgentChaos | undefined;
     try {
       await this.#connect();
       const eventPump = this.#pumpEvents();
@@ -349,6 +359,21 @@ export class SoakRun {
         log: (line) => this.#say(`soak: ${line}`),
       });
       const plan = planChaos(options, this.#random.fork());
+      agentChaos = new AgentChaos({
+        dataDir: stack.dataDir,
+        random: this.#random.fork(),
+        refuseMs: options.faultLengthMs,
+        log: (line) => this.#say(`soak: ${line}`),
+      });
+      const agentPlan = planAgentChaos(
+        {
+          durationMs: options.durationMs,
+          faultsPerMinute: options.agentFaultsPerMinute,
+          kinds: options.agentFaultKinds,
+          refuseMs: options.faultLengthMs,
+        },
+        this.#random.fork(),
+      );
       const users = this.#users();
       const startedAt = Date.now();
       this.#loadStartedAt = startedAt;
@@ -357,12 +382,15 @@ export class SoakRun {
         `soak: load for ${Math.round(options.durationMs / 1000)} s: ${users.length} users, ${options.projects} projects per client, ${plan.filter((p) => p.action.kind === 'crash').length} crashes and ${plan.filter((p) => p.action.kind === 'fault').length} fault windows planned`,
       );
       const chaosRun = chaos.run(plan, startedAt);
+      const agentChaosRun = agentChaos.run(agentPlan, startedAt);
       const progress = setInterval(() => this.#progress(startedAt), 15_000);
       await Promise.all(users.map((user) => this.#userLoop(user, until)));
       clearInterval(progress);
       this.#figures.loadMs = Date.now() - startedAt;
       await chaos.stop();
       await chaosRun;
+      await agentChaos.stop();
+      await agentChaosRun;
 
       // Settle and check.
       const settleStart = Date.now();
@@ -390,9 +418,9 @@ export class SoakRun {
 
     // What only the files can tell, once the stack is gone.
     this.#checkTasks();
-    this.#countExits(chaos);
+    this.#countExits(chaos, agentChaos);
     this.#closeClients();
-    return this.#report(chaos);
+    return this.#report(chaos, agentChaos);
   }
 
   async #connect(): Promise<void> {
@@ -1192,23 +1220,55 @@ export class SoakRun {
   /** CHAT.md of every thread branch a marker was answered in. */
   async #threadFiles(markers: readonly MarkerRecord[]): Promise<Map<string, string | undefined>> {
     const files = new Map<string, string | undefined>();
-    for (const marker of markers) {
-      const key = markerFileKey(marker);
-      if (files.has(key)) continue;
-      const repo = join(this.#stack.dataDir, 'repos', marker.clientId, `${marker.projectId}.git`);
+    const fallbacks = reportedFallbacks(this.#history);
+    const show = async (repo: string, ref: string): Promise<string | undefined> => {
       try {
         const { stdout } = await execFileAsync(
           'git',
-          ['--git-dir', repo, 'show', `${threadBranch(marker.threadId)}:CHAT.md`],
-          { maxBuffer: 64 * 1024 * 1024 },
+          ['--git-dir', repo, 'show', `${ref}:CHAT.md`],
+          {
+            maxBuffer: 64 * 1024 * 1024,
+          },
         );
-        files.set(key, stdout);
+        return stdout;
       } catch {
-        files.set(key, undefined);
+        return undefined;
+      }
+    };
+    const fallbackChecked = new Set<string>();
+    const branchFiles = new Map<string, string | undefined>();
+    for (const marker of markers) {
+      const key = markerFileKey(marker);
+      const repo = join(this.#stack.dataDir, 'repos', marker.clientId, `${marker.projectId}.git`);
+      const branch = threadBranch(marker.threadId);
+      if (!files.has(key)) {
+        const onBranch = await show(repo, branch);
+        files.set(key, onBranch);
+        branchFiles.set(key, onBranch);
+      }
+      // Or on a fallback ref reported for the container (the remote moved; it did not merge).
+      const containerKey = `${key}@${marker.containerId}`;
+      if (fallbackChecked.has(containerKey)) continue;
+      fallbackChecked.add(containerKey);
+      for (const ref of fallbackRefsFor(fallbacks, marker.containerId, branch)) {
+        const saved = await show(repo, ref);
+        if (saved !== undefined) files.set(key, `${files.get(key) ?? ''}\n${saved}`);
       }
     }
+    const lines = (text: string | undefined): Set<string> => new Set((text ?? '').split('\n'));
+    for (const marker of markers) {
+      const key = markerFileKey(marker);
+      if (
+        !lines(branchFiles.get(key)).has(marker.marker) &&
+        lines(files.get(key)).has(marker.marker)
+      )
+        this.#onFallbackRefs.add(marker.marker);
+    }
+    this.#figures.markersOnFallbackRefs = this.#onFallbackRefs.size;
     return files;
   }
+
+  readonly #onFallbackRefs = new Set<string>();
 
   /**
    * Every marker answered with exit code 0 must be on its thread's branch. A generation that
@@ -1292,13 +1352,15 @@ export class SoakRun {
   #unexpectedExits: string[] = [];
 
   /** Service exits the stack reported that were not our SIGKILLs. */
-  #countExits(chaos: Chaos | undefined): void {
+  #countExits(chaos: Chaos | undefined, agentChaos: AgentChaos | undefined): void {
     const exits = [
       ...this.#stack.output().matchAll(/berth: (\S+) exited \(code (\S+), signal (\S+)\)/g),
     ];
     const kills = new Map<string, number>();
     for (const crash of chaos?.crashes ?? [])
       kills.set(crash.service, (kills.get(crash.service) ?? 0) + 1);
+    const runtimeKills = (agentChaos?.faults ?? []).filter((f) => f.kind === 'kill-runtime');
+    if (runtimeKills.length > 0) kills.set('local-runtime', runtimeKills.length);
     for (const [line, service = '', , signal] of exits) {
       const ours = kills.get(service) ?? 0;
       if (signal === 'SIGKILL' && ours > 0) kills.set(service, ours - 1);
@@ -1307,7 +1369,7 @@ export class SoakRun {
     this.#figures.unexpectedServiceExits = this.#unexpectedExits.length;
   }
 
-  #report(chaos: Chaos | undefined): SoakReport {
+  #report(chaos: Chaos | undefined, agentChaos: AgentChaos | undefined): SoakReport {
     const figures = this.#figures;
     figures.eventsSeen = this.#history.length;
     for (const event of this.#history) increment(figures.eventsByType, event.type);
@@ -1330,6 +1392,8 @@ export class SoakRun {
     figures.faultWindows = windows.length;
     for (const window of windows)
       increment(figures.faultWindowsByKind, `${window.target}:${window.fault.kind}`);
+    const agentFaults = agentChaos?.faults ?? [];
+    for (const fault of agentFaults) increment(figures.agentFaultsByKind, fault.kind);
     const gaps = this.#violations.filter((v) => isKnownGap(v) && !this.#options.strict);
     const violations = this.#violations.filter((v) => !gaps.includes(v));
     figures.violations = violations.length;
@@ -1366,8 +1430,13 @@ export class SoakRun {
         atMs: w.from - origin,
         lengthMs: w.to === undefined ? undefined : w.to - w.from,
       })),
+      agentFaults: agentFaults.map((f) => ({
+        kind: f.kind,
+        target: f.target,
+        atMs: f.at - origin,
+      })),
       unexpectedExits: this.#unexpectedExits,
-      skippedChaos: chaos?.skipped ?? [],
+      skippedChaos: [...(chaos?.skipped ?? []), ...(agentChaos?.skipped ?? [])],
       actionErrors: [...this.#actionErrorSamples],
       dataDir,
       dataKept,

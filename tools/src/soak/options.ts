@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { InvalidArgumentError, parseDuration } from '@berth/domain';
+import { AGENT_FAULT_KINDS, type AgentFaultKind } from './agent-chaos.ts';
 import type { Fault } from './fault-proxy.ts';
 
 export const SERVICES = ['session', 'reaper', 'task-watcher', 'discovery'] as const;
@@ -27,6 +28,9 @@ export interface SoakOptions {
   faultKinds: FaultKind[];
   faultTargets: FaultTarget[];
   services: ServiceName[];
+  /** Agent kills, runtime kills and git faults per minute of load (agent-chaos.ts); 0 for none. */
+  agentFaultsPerMinute: number;
+  agentFaultKinds: AgentFaultKind[];
   /** Upper bound for each wait after the load: queues drained, containers stopped. */
   settleTimeoutMs: number;
   /** Pause between one user's actions, drawn from [min, max]. */
@@ -71,6 +75,9 @@ export const USAGE = `npm run soak -- [options]   (each option also as an enviro
   --fault-kinds <list>  latency,reset,refuse                          SOAK_FAULT_KINDS (all)
   --fault-targets <l>   dynamodb,sqs                                  SOAK_FAULT_TARGETS (both)
   --services <list>     services that may be killed                   SOAK_SERVICES (all four)
+  --agent-fault-rate <n>  agent/runtime kills and git faults per minute SOAK_AGENT_FAULT_RATE (0)
+  --agent-fault-kinds <l> kill-agent,kill-agent-saving,kill-runtime,   SOAK_AGENT_FAULT_KINDS (all)
+                          remote-moved,stale-lock,refuse-pushes
   --settle-timeout <d>  bound of each wait after the load             SOAK_SETTLE_TIMEOUT (4m)
   --keep                keep the data directory even if the run passes
   --strict              fail on berth's known gaps too (lost events, overlapping tasks)
@@ -139,6 +146,8 @@ export function parseSoakOptions(
       'fault-kinds': { type: 'string' },
       'fault-targets': { type: 'string' },
       services: { type: 'string' },
+      'agent-fault-rate': { type: 'string' },
+      'agent-fault-kinds': { type: 'string' },
       'settle-timeout': { type: 'string' },
       keep: { type: 'boolean' },
       strict: { type: 'boolean' },
@@ -175,6 +184,11 @@ export function parseSoakOptions(
     read('services', 'SOAK_SERVICES') ?? SERVICES.join(','),
     SERVICES,
   );
+  const agentFaultKinds = listOf(
+    '--agent-fault-kinds',
+    read('agent-fault-kinds', 'SOAK_AGENT_FAULT_KINDS') ?? AGENT_FAULT_KINDS.join(','),
+    AGENT_FAULT_KINDS,
+  );
   const seedText = read('seed', 'SOAK_SEED');
   return {
     durationMs: parseDuration(read('duration', 'SOAK_DURATION') ?? '2m', '--duration'),
@@ -194,6 +208,11 @@ export function parseSoakOptions(
     faultKinds: faultKinds.length > 0 ? faultKinds : [...FAULT_KINDS],
     faultTargets: faultTargets.length > 0 ? faultTargets : [...FAULT_TARGETS],
     services: services.length > 0 ? services : [...SERVICES],
+    agentFaultsPerMinute: rate(
+      '--agent-fault-rate',
+      read('agent-fault-rate', 'SOAK_AGENT_FAULT_RATE') ?? '0',
+    ),
+    agentFaultKinds: agentFaultKinds.length > 0 ? agentFaultKinds : [...AGENT_FAULT_KINDS],
     settleTimeoutMs: parseDuration(
       read('settle-timeout', 'SOAK_SETTLE_TIMEOUT') ?? '4m',
       '--settle-timeout',

@@ -29,6 +29,7 @@ export function formatReport(report: SoakReport): string[] {
     `  stop reasons    ${table(f.stopReasons)}`,
     `  crashes         ${f.crashesInjected} SIGKILLs (${table(f.crashesByService)}); ${f.unexpectedServiceExits} other service exits`,
     `  fault windows   ${f.faultWindows} (${table(f.faultWindowsByKind)})`,
+    `  agent faults    ${sum(f.agentFaultsByKind)} (${table(f.agentFaultsByKind)}); ${f.markersOnFallbackRefs} lines found only on reported fallback refs`,
     `  dead letters    ${f.deadLettered}`,
     `  action errors   ${f.actionErrors}`,
     `  violations      ${f.violations}`,
