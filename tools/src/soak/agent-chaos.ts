@@ -46,6 +46,8 @@ export interface AgentChaosPlanItem {
 
 /** How long a kill during a save waits for some agent to start saving before it is skipped. */
 const SAVE_WAIT_MS = 30_000;
+/** How long a git fault waits for something to act on (a pushed branch, a worktree). */
+const TARGET_WAIT_MS = 30_000;
 const AGENT_ENTRY = 'apps/workspace-agent/src/main.ts';
 
 /** Evenly spread with jitter, the kinds in turn in an order drawn from the seed. */
@@ -161,12 +163,27 @@ export class AgentChaos {
       case 'kill-runtime':
         return this.#killRuntime();
       case 'remote-moved':
-        return this.#moveRemote();
+        return this.#whenThere(kind, 'no thread branch was pushed', () => this.#moveRemote());
       case 'stale-lock':
-        return this.#leaveLock();
+        return this.#whenThere(kind, 'no worktree', () => Promise.resolve(this.#leaveLock()));
       case 'refuse-pushes':
-        return this.#refusePushes();
+        return this.#whenThere(kind, 'no repository', () => this.#refusePushes());
     }
+  }
+
+  /** Tries `act` until it finds its target (early in a run there may be none yet). */
+  async #whenThere(
+    kind: AgentFaultKind,
+    missing: string,
+    act: () => Promise<boolean>,
+  ): Promise<void> {
+    const signal = this.#abort.signal;
+    const deadline = Date.now() + TARGET_WAIT_MS;
+    while (!signal.aborted && Date.now() < deadline) {
+      if (await act()) return;
+      await delay(1000, undefined, { signal }).catch(() => undefined);
+    }
+    this.skipped.push({ what: kind, why: `${missing} within ${TARGET_WAIT_MS} ms` });
   }
 
   #killAgent(agent: AgentProcessInfo | undefined, kind: AgentFaultKind): void {
@@ -234,7 +251,7 @@ export class AgentChaos {
    * next push merges cleanly), half the time a line at the end of CHAT.md (it conflicts with
    * the agent's next appended line, so that work goes to a fallback ref).
    */
-  async #moveRemote(): Promise<void> {
+  async #moveRemote(): Promise<boolean> {
     const candidates: { repo: string; branch: string; tip: string }[] = [];
     for (const repo of this.#repositories()) {
       const refs = await git(repo, [
@@ -248,10 +265,7 @@ export class AgentChaos {
       }
     }
     const chosen = this.#random.pick(candidates);
-    if (!chosen) {
-      this.skipped.push({ what: 'remote-moved', why: 'no thread branch was pushed yet' });
-      return;
-    }
+    if (!chosen) return false;
     this.#counter += 1;
     const conflict = this.#random.chance(0.5);
     const entries = (await git(chosen.repo, ['ls-tree', chosen.tip])).split('\n').filter(Boolean);
@@ -301,10 +315,11 @@ export class AgentChaos {
       'remote-moved',
       `${chosen.repo.slice(this.#dataDir.length + 1)} ${chosen.branch} (${conflict ? 'conflicting' : 'clean'})`,
     );
+    return true;
   }
 
   /** A lock file as a git killed mid-write leaves it, in a thread worktree's git dir. */
-  #leaveLock(): void {
+  #leaveLock(): boolean {
     const root = join(this.#dataDir, 'workspaces');
     const gitDirs: string[] = [];
     const walk = (dir: string, depth: number): void => {
@@ -319,22 +334,17 @@ export class AgentChaos {
     };
     walk(root, 0);
     const chosen = this.#random.pick(gitDirs);
-    if (!chosen) {
-      this.skipped.push({ what: 'stale-lock', why: 'no worktree yet' });
-      return;
-    }
+    if (!chosen) return false;
     const lock = join(chosen, 'index.lock');
     writeFileSync(lock, '');
     this.#record('stale-lock', lock.slice(this.#dataDir.length + 1));
+    return true;
   }
 
   /** A pre-receive hook that refuses every push to one repository for a while. */
-  async #refusePushes(): Promise<void> {
+  async #refusePushes(): Promise<boolean> {
     const repo = this.#random.pick(this.#repositories());
-    if (!repo) {
-      this.skipped.push({ what: 'refuse-pushes', why: 'no repository yet' });
-      return;
-    }
+    if (!repo) return false;
     mkdirSync(join(repo, 'hooks'), { recursive: true });
     const hook = join(repo, 'hooks', 'pre-receive');
     writeFileSync(
@@ -351,5 +361,6 @@ export class AgentChaos {
       .then(() => rmSync(hook, { force: true }));
     this.#pending.add(lifted);
     void lifted.finally(() => this.#pending.delete(lifted));
+    return true;
   }
 }
