@@ -7,9 +7,9 @@ import { CONTAINER_STATUSES, LIVE_STATUSES } from '@berth/domain';
  * table in step.
  */
 export const METRICS = {
-  /** Gauge: containers per status, dimension `Status`. */
+  /** Gauge: containers per live status (starting, running, terminating), dimension `Status`. */
   containersByStatus: { name: 'ContainersByStatus', dimension: 'Status' },
-  /** Gauge, one sample per live container: its session count. */
+  /** Gauge, one sample per running container: its session count. */
   sessionsPerContainer: { name: 'SessionsPerContainer' },
   /** One sample per stopped container: seconds from start to stop. */
   containerLifetimeSeconds: { name: 'ContainerLifetimeSeconds' },

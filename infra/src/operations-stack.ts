@@ -10,13 +10,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { InfraConfig } from './config.ts';
-import {
-  CONTAINER_STATUSES,
-  LIVE_STATUSES,
-  METRICS,
-  ORPHAN_KINDS,
-  REUSE_OUTCOMES,
-} from './metrics.ts';
+import { LIVE_STATUSES, METRICS, ORPHAN_KINDS, REUSE_OUTCOMES } from './metrics.ts';
 import { BerthArns, NAMES, SERVICES, ecsServiceName } from './names.ts';
 
 export interface BerthOperationsStackProps extends StackProps {
@@ -164,7 +158,8 @@ export class BerthOperationsStack extends Stack {
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
         title: 'Containers by status',
-        left: CONTAINER_STATUSES.map((status) => this.containersByStatus(status, 'Maximum')),
+        // Live statuses only: the reaper counts those (final ones grow without bound).
+        left: LIVE_STATUSES.map((status) => this.containersByStatus(status, 'Maximum')),
         stacked: true,
         ...wide,
       }),

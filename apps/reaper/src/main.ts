@@ -1,5 +1,6 @@
 import { createLogger, createMetrics, loadConfigOrExit, onShutdown, wire } from '@berth/platform';
 import { DISCOVERY_SUBSCRIPTION_PREFIX, deleteAbandonedSubscriptions } from '@berth/messaging';
+import { emitGauges } from './gauges.ts';
 import { Scheduler } from './scheduler.ts';
 
 const config = loadConfigOrExit('reaper');
@@ -35,26 +36,14 @@ scheduler.every(
   },
   { runAtStart: true },
 );
-// Gauges for the dashboard and the "too many live containers" alarm: counts by live status
-// and sessions per running container (final statuses grow without bound and are not counted).
-scheduler.every(
-  'gauges',
-  60_000,
-  async () => {
-    for (const status of ['starting', 'running', 'terminating'] as const) {
-      const containers = await wiring.deps.store.listContainersByStatus(status, 1000);
-      metrics.emf('ContainersByStatus', containers.length, 'Count', { Status: status });
-      if (status === 'running') {
-        for (const container of containers)
-          metrics.emf('SessionsPerContainer', container.sessions.length, 'Count');
-      }
-    }
-  },
-  { runAtStart: true },
-);
+// Gauges for the dashboard and the "too many live containers" alarm (gauges.ts).
+scheduler.every('gauges', config.gaugeIntervalMs, () => emitGauges(wiring.deps.store, metrics), {
+  runAtStart: true,
+});
 log.info(
   {
     tickMs: config.reaperTickMs,
+    gaugeMs: config.gaugeIntervalMs,
     sweepMs: config.sweepIntervalMs,
     idleTimeoutMs: config.idleTimeoutMs,
   },

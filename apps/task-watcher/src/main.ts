@@ -28,6 +28,8 @@ const timer = setInterval(() => {
   wiring.lifecycle.reaper
     .reconcile()
     .then((result) => {
+      // A zero on every good round: the watcher-errors alarm evaluates data, not silence.
+      metrics.emf('WatcherErrors', 0);
       if (result.lostRecords + result.orphanTasksStopped > 0)
         log.warn(result, 'reconciliation repaired records');
     })

@@ -14,6 +14,8 @@ export interface BerthConfig {
   startTimeoutMs: number;
   /** How often the reaper looks for containers whose idle time is up. */
   reaperTickMs: number;
+  /** How often the reaper emits the container gauges (ContainersByStatus, SessionsPerContainer). */
+  gaugeIntervalMs: number;
   /** How long discovery may answer from its in-process cache without reading the store. */
   cacheTtlMs: number;
   /** Discovery requests per minute per (client, user); 0 turns the limit off. */
@@ -168,6 +170,7 @@ export function loadConfig(env: Env): BerthConfig {
     shutdownGraceMs: duration('BERTH_SHUTDOWN_GRACE', '60s'),
     startTimeoutMs: duration('BERTH_START_TIMEOUT', '5m'),
     reaperTickMs: duration('BERTH_REAPER_TICK', '1s'),
+    gaugeIntervalMs: duration('BERTH_GAUGE_INTERVAL', '60s'),
     cacheTtlMs: durationAllowingZero('BERTH_CACHE_TTL', '2s'),
     rateLimitPerMinute: integer('BERTH_RATE_LIMIT', 1200, 0, 1_000_000),
     runtime: oneOf('BERTH_RUNTIME', ['local', 'ecs'] as const, 'local'),

@@ -102,6 +102,7 @@ export type {
   Clock,
   ContainerExpectation,
   ContainerFilter,
+  ContainerGauges,
   ContainerQueueUrls,
   ContainerQueues,
   ContainerWrite,

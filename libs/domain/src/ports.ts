@@ -45,6 +45,14 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
+/** The container gauges: how many containers each status holds, and how full running ones are. */
+export interface ContainerGauges {
+  /** Containers per status, for the statuses asked. */
+  byStatus: Partial<Record<ContainerStatus, number>>;
+  /** Running containers by session count: `sessions → containers` (absent counts are zero). */
+  runningBySessionCount: Map<number, number>;
+}
+
 export interface StateStore {
   getContainer(containerId: string): Promise<ContainerRecord | undefined>;
   getSession(sessionId: string): Promise<SessionRecord | undefined>;
@@ -61,6 +69,11 @@ export interface StateStore {
   /** Running containers with no session whose `idleSince` is at or before the given time. */
   listIdleContainers(idleSinceAtOrBefore: string, limit: number): Promise<ContainerRecord[]>;
   listContainersByStatus(status: ContainerStatus, limit: number): Promise<ContainerRecord[]>;
+  /**
+   * Counts the containers of each given status and the session counts of running ones, page by
+   * page from the status index (no record kept in memory, no table scan): exact at any size.
+   */
+  containerGauges(statuses: readonly ContainerStatus[]): Promise<ContainerGauges>;
   listSessionsByContainer(containerId: string): Promise<SessionRecord[]>;
   /** Active sessions whose last activity is at or before the given time. */
   listStaleSessions(lastActivityAtOrBefore: string, limit: number): Promise<SessionRecord[]>;

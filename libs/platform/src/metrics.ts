@@ -9,8 +9,17 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 export interface ServiceMetrics {
   registry: Registry;
   core: CoreMetrics;
-  emf(name: string, value: number, unit?: string, dimensions?: Record<string, string>): void;
+  /** One value, or many (written 100 to a line, EMF's limit per metric); nothing for none. */
+  emf(
+    name: string,
+    value: number | readonly number[],
+    unit?: string,
+    dimensions?: Record<string, string>,
+  ): void;
 }
+
+/** The most values one EMF line may carry for one metric. */
+export const EMF_MAX_VALUES = 100;
 
 export function createMetrics(service: string, options: { emf?: boolean } = {}): ServiceMetrics {
   const registry = new Registry();
@@ -18,13 +27,12 @@ export function createMetrics(service: string, options: { emf?: boolean } = {}):
   collectDefaultMetrics({ register: registry });
   const emfEnabled = options.emf ?? process.env.BERTH_EMF === 'true';
 
-  const emf = (
+  const emfLine = (
     name: string,
-    value: number,
-    unit = 'Count',
-    dimensions: Record<string, string> = {},
+    value: number | number[],
+    unit: string,
+    dimensions: Record<string, string>,
   ): void => {
-    if (!emfEnabled) return;
     const line = {
       _aws: {
         Timestamp: Date.now(),
@@ -40,6 +48,20 @@ export function createMetrics(service: string, options: { emf?: boolean } = {}):
       [name]: value,
     };
     process.stdout.write(`${JSON.stringify(line)}\n`);
+  };
+  const emf = (
+    name: string,
+    value: number | readonly number[],
+    unit = 'Count',
+    dimensions: Record<string, string> = {},
+  ): void => {
+    if (!emfEnabled) return;
+    if (typeof value === 'number') {
+      emfLine(name, value, unit, dimensions);
+      return;
+    }
+    for (let start = 0; start < value.length; start += EMF_MAX_VALUES)
+      emfLine(name, value.slice(start, start + EMF_MAX_VALUES), unit, dimensions);
   };
 
   const starts = new Counter({

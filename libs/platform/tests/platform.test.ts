@@ -67,6 +67,37 @@ describe('metrics', () => {
     expect(text).toContain('berth_container_stops_total{reason="idle",service="test"} 1');
   });
 
+  it('writes many values of one metric 100 to a line, and nothing for none', () => {
+    const write = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      const metrics = createMetrics('test', { emf: true });
+      metrics.emf('SessionsPerContainer', []);
+      expect(write).not.toHaveBeenCalled();
+      metrics.emf(
+        'SessionsPerContainer',
+        Array.from({ length: 250 }, (_, i) => i % 11),
+      );
+      const lines = write.mock.calls.map(
+        (call) =>
+          JSON.parse(String(call[0])) as {
+            SessionsPerContainer: number[];
+            _aws: { CloudWatchMetrics: unknown[] };
+          },
+      );
+      expect(lines.map((line) => line.SessionsPerContainer.length)).toEqual([100, 100, 50]);
+      expect(lines.flatMap((line) => line.SessionsPerContainer)).toEqual(
+        Array.from({ length: 250 }, (_, i) => i % 11),
+      );
+      expect(lines[0]?._aws.CloudWatchMetrics[0]).toEqual({
+        Namespace: 'Berth',
+        Dimensions: [[]],
+        Metrics: [{ Name: 'SessionsPerContainer', Unit: 'Count' }],
+      });
+    } finally {
+      write.mockRestore();
+    }
+  });
+
   it('writes CloudWatch embedded-metric lines when EMF is on', () => {
     const write = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
     try {

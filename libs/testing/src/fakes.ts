@@ -19,6 +19,7 @@ import {
   type Clock,
   type ContainerExpectation,
   type ContainerFilter,
+  type ContainerGauges,
   type ContainerKey,
   type ContainerQueueUrls,
   type ContainerQueues,
@@ -214,6 +215,23 @@ export class InMemoryStateStore implements StateStore {
       .sort(byContainerId)
       .slice(0, limit)
       .map(copy);
+  }
+
+  async containerGauges(statuses: readonly ContainerStatus[]): Promise<ContainerGauges> {
+    await this.#enter('containerGauges');
+    const gauges: ContainerGauges = { byStatus: {}, runningBySessionCount: new Map() };
+    for (const status of statuses) {
+      const containers = [...this.#containers.values()].filter((c) => c.status === status);
+      gauges.byStatus[status] = containers.length;
+      if (status !== 'running') continue;
+      for (const { sessions } of containers) {
+        gauges.runningBySessionCount.set(
+          sessions.length,
+          (gauges.runningBySessionCount.get(sessions.length) ?? 0) + 1,
+        );
+      }
+    }
+    return gauges;
   }
 
   async listSessionsByContainer(containerId: string): Promise<SessionRecord[]> {

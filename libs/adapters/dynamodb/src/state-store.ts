@@ -24,6 +24,7 @@ import {
   type Clock,
   type ContainerExpectation,
   type ContainerFilter,
+  type ContainerGauges,
   type ContainerRecord,
   type ContainerStatus,
   type ContainerWrite,
@@ -269,6 +270,58 @@ export class DynamoStateStore implements StateStore {
       limit,
     );
     return items.map(fromContainerItem);
+  }
+
+  async containerGauges(statuses: readonly ContainerStatus[]): Promise<ContainerGauges> {
+    const gauges: ContainerGauges = { byStatus: {}, runningBySessionCount: new Map() };
+    for (const status of statuses) {
+      // Running containers bring their session lists (only that attribute); every other status
+      // is counted by DynamoDB itself (Select COUNT returns no item at all).
+      const running = status === 'running';
+      let count = 0;
+      let exclusiveStartKey: Record<string, unknown> | undefined;
+      do {
+        let page: {
+          Items?: Item[];
+          Count?: number;
+          LastEvaluatedKey?: Record<string, unknown>;
+          ConsumedCapacity?: ConsumedCapacity;
+        };
+        try {
+          page = await this.#documents.send(
+            new QueryCommand({
+              TableName: this.#containerTable,
+              IndexName: CONTAINER_INDEXES.byStatus,
+              KeyConditionExpression: '#status = :status',
+              ExpressionAttributeNames: running
+                ? { '#status': 'status', '#sessions': 'sessions' }
+                : { '#status': 'status' },
+              ExpressionAttributeValues: { ':status': status },
+              ...(running ? { ProjectionExpression: '#sessions' } : { Select: 'COUNT' as const }),
+              ...(exclusiveStartKey === undefined ? {} : { ExclusiveStartKey: exclusiveStartKey }),
+              ReturnConsumedCapacity: 'TOTAL',
+            }),
+          );
+        } catch (error) {
+          throw toDomainError(error, {
+            operation: `Query(${CONTAINER_INDEXES.byStatus})`,
+            table: this.#containerTable,
+          });
+        }
+        this.#record('query', page.ConsumedCapacity, CONTAINER_INDEXES.byStatus);
+        count += page.Count ?? 0;
+        for (const item of running ? (page.Items ?? []) : []) {
+          const sessions = Array.isArray(item['sessions']) ? item['sessions'].length : 0;
+          gauges.runningBySessionCount.set(
+            sessions,
+            (gauges.runningBySessionCount.get(sessions) ?? 0) + 1,
+          );
+        }
+        exclusiveStartKey = page.LastEvaluatedKey;
+      } while (exclusiveStartKey !== undefined);
+      gauges.byStatus[status] = count;
+    }
+    return gauges;
   }
 
   async listSessionsByContainer(containerId: string): Promise<SessionRecord[]> {

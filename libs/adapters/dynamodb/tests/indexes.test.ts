@@ -205,6 +205,36 @@ describe('status-index and container-index', () => {
     expect(await store.listContainersByStatus('failed', 10)).toEqual([]);
   });
 
+  it('counts containers by status and running ones by session count, across pages', async () => {
+    // Prepare: four running containers of ~330 KB each cannot come back in one 1 MB page.
+    const bulky = (prefix: string, count: number): string[] =>
+      Array.from({ length: count }, (_, i) => `${prefix}-${i}-${'s'.repeat(33 * 1024)}`);
+    const keyOf = (userId: string) => ({ clientId: 'gauge', projectId: 'site', userId });
+    const running = [
+      containerFixture(keyOf('r0'), 1, { status: 'running', sessions: bulky('a', 10) }),
+      containerFixture(keyOf('r1'), 1, { status: 'running', sessions: bulky('b', 10) }),
+      containerFixture(keyOf('r2'), 1, { status: 'running', sessions: bulky('c', 10) }),
+      containerFixture(keyOf('r3'), 1, { status: 'running', sessions: bulky('d', 3) }),
+      containerFixture(keyOf('r4'), 1, { status: 'running', sessions: [] }),
+    ];
+    const starting = [0, 1].map((i) => containerFixture(keyOf(`s${i}`), 1, { status: 'starting' }));
+    const before = await store.containerGauges(['running', 'starting', 'terminating']);
+    await createAll(store, [...running, ...starting]);
+
+    // Act
+    const gauges = await store.containerGauges(['running', 'starting', 'terminating']);
+
+    // Assess: the difference is what this test wrote (other tests share the table).
+    const delta = (status: 'running' | 'starting' | 'terminating') =>
+      (gauges.byStatus[status] ?? 0) - (before.byStatus[status] ?? 0);
+    expect([delta('running'), delta('starting'), delta('terminating')]).toEqual([5, 2, 0]);
+    const added = (sessions: number) =>
+      (gauges.runningBySessionCount.get(sessions) ?? 0) -
+      (before.runningBySessionCount.get(sessions) ?? 0);
+    expect([added(10), added(3), added(0)]).toEqual([3, 1, 1]);
+    expect(Object.keys(gauges.byStatus).sort()).toEqual(['running', 'starting', 'terminating']);
+  });
+
   it('lists every session of a container, across pages of the 1 MB query limit', async () => {
     // Prepare: eight ~300 KB sessions cannot come back in one page.
     const bulky = 'x'.repeat(300 * 1024);
