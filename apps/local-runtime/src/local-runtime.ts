@@ -27,7 +27,8 @@ export interface LocalRuntime {
   /** `http://127.0.0.1:<port>`: the endpoint to give the ECS client. */
   endpoint: string;
   /** Stops every task gracefully, then the server. */
-  close(): Promise<void>;
+  /** Stops every task; `waitForEvents: false` does not wait for their STOPPED events to be sent. */
+  close(options?: { waitForEvents?: boolean }): Promise<void>;
 }
 
 async function findTaskEventQueue(logger: Logger, timeoutMs: number): Promise<TaskEventSender> {
@@ -78,8 +79,8 @@ export async function startLocalRuntime(
     supervisor,
     server,
     endpoint,
-    close: async () => {
-      await supervisor.shutdown();
+    close: async (options) => {
+      await supervisor.shutdown(options);
       await server.close();
     },
   };

@@ -11,11 +11,11 @@ const runtime = await startLocalRuntime(process.env).catch((error: unknown) => {
 });
 
 let stopping = false;
-const stop = (signal: NodeJS.Signals): void => {
+const stop = (cause: string, waitForEvents = true): void => {
   if (stopping) return;
   stopping = true;
-  runtime.supervisor.logger.info({ signal }, 'shutting down');
-  runtime.close().then(
+  runtime.supervisor.logger.info({ cause }, 'shutting down');
+  runtime.close({ waitForEvents }).then(
     () => process.exit(0),
     (error: unknown) => {
       runtime.supervisor.logger.error({ err: error }, 'shutdown failed');
@@ -25,3 +25,7 @@ const stop = (signal: NodeJS.Signals): void => {
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
+// Started by the local stack with an IPC channel: when the stack is gone (even killed by
+// SIGKILL, which closes the channel), stop the agents the same way rather than run on. The
+// task event queue went with the stack's fauxqs, so their STOPPED events are not waited for.
+if (process.connected) process.once('disconnect', () => stop('the local stack is gone', false));

@@ -280,9 +280,11 @@ export class Supervisor {
 
   /**
    * Stops every task as StopTask would, waits for them (the grace period bounds it) and for
-   * their STOPPED events. New tasks are refused from the first moment.
+   * their STOPPED events (unless `waitForEvents` is false: when the queue they go to is known
+   * to be gone with the stack, retrying to deliver them only delays the exit). New tasks are
+   * refused from the first moment.
    */
-  async shutdown(): Promise<void> {
+  async shutdown({ waitForEvents = true }: { waitForEvents?: boolean } = {}): Promise<void> {
     this.#closing = true;
     await Promise.allSettled([...this.#launching]);
     const live = [...this.#tasks.values()].filter((task) => task.state.lastStatus !== 'STOPPED');
@@ -293,7 +295,7 @@ export class Supervisor {
       delay(this.#options.shutdownGraceMs + 5000, false, { ref: false }),
     ]);
     if (!exitedInTime) this.logger.error('some tasks did not exit even after SIGKILL');
-    await this.flushEvents();
+    if (waitForEvents) await this.flushEvents();
   }
 
   private find(ref: string): Supervised | undefined {

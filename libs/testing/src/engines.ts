@@ -55,11 +55,24 @@ async function waitUntil(
   throw new Error(`${name} did not answer within ${timeoutMs} ms`);
 }
 
-async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
+/** Kills the child's whole process group when it is the leader of one (started detached). */
+function killHard(child: ChildProcess, detached: boolean): void {
+  if (detached && child.pid !== undefined) {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+      return;
+    } catch {
+      // the group is gone already; fall back to the child itself
+    }
+  }
+  child.kill('SIGKILL');
+}
+
+async function stopChild(child: ChildProcess, graceMs = 5000, detached = false): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, 'exit');
   child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  const timer = setTimeout(() => killHard(child, detached), graceMs);
   await exited;
   clearTimeout(timer);
 }
@@ -71,7 +84,14 @@ export interface DynamoDbLocalOptions {
   stdio?: 'ignore' | 'inherit';
   /** In a process group of its own, so a terminal's Ctrl-C does not reach it directly. */
   detached?: boolean;
+  /**
+   * Run through a tether (tether.ts) that ends the JVM when this process dies, however it
+   * dies: the JVM itself cannot notice. For the local stack, whose main process may be killed.
+   */
+  tethered?: boolean;
 }
+
+const TETHER = fileURLToPath(new URL('./tether.ts', import.meta.url));
 
 export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<Engine> {
   const port = options.port ?? (await freePort());
@@ -96,11 +116,16 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
   } else {
     args.push('-inMemory');
   }
-  const child = spawn('java', args, {
-    cwd: home,
-    stdio: options.stdio ?? 'ignore',
-    detached: options.detached ?? false,
-  });
+  const stdio = options.stdio ?? 'ignore';
+  const detached = options.detached ?? false;
+  const child = options.tethered
+    ? spawn(process.execPath, [TETHER, 'java', ...args], {
+        cwd: home,
+        stdio: [stdio, stdio, stdio, 'ipc'],
+        detached,
+      })
+    : spawn('java', args, { cwd: home, stdio, detached });
+  const stop = (): Promise<void> => stopChild(child, 5000, detached);
   const endpoint = `http://127.0.0.1:${port}`;
   try {
     await waitUntil(
@@ -123,10 +148,10 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
       180_000,
     );
   } catch (error) {
-    await stopChild(child);
+    await stop();
     throw error;
   }
-  return { name: 'dynamodb', endpoint, port, process: child, stop: () => stopChild(child) };
+  return { name: 'dynamodb', endpoint, port, process: child, stop };
 }
 
 export interface FauxqsOptions {

@@ -2,6 +2,11 @@
  * `npm start`: the whole of berth on one machine. DynamoDB Local and fauxqs, then every
  * service as a process of its own (as on AWS), restarted if it dies; Ctrl-C or SIGTERM stops
  * everything it started, workspaces saved first.
+ *
+ * Nothing it starts can outlive it (docs/design.md, "The local stack cannot be orphaned"):
+ * every child holds an IPC pipe from this process and stops when the pipe closes, which the
+ * kernel does however this process ends; DynamoDB Local, a JVM that cannot watch a pipe, runs
+ * on a tether that does it for it. This process in turn stops when its parent (npm) is gone.
  */
 import { ConfigError, loadConfig, type BerthConfig } from '@berth/domain';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -18,6 +23,7 @@ import {
   writeLocalStack,
   writePrivateFile,
 } from '@berth/platform';
+import { busyPorts, describeBusyPort } from './ports.ts';
 import { ServiceProcess } from './service-process.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -34,6 +40,19 @@ function configOrExit(): BerthConfig {
   }
 }
 const config = configOrExit();
+
+// A port in use would make a service crash in a loop; say which, and by whom, and start nothing.
+const busy = await busyPorts([
+  { port: config.httpPort, variable: 'BERTH_HTTP_PORT' },
+  { port: config.sqsPort, variable: 'BERTH_SQS_PORT' },
+  { port: config.dynamodbPort, variable: 'BERTH_DYNAMODB_PORT' },
+  { port: config.runtimePort, variable: 'BERTH_RUNTIME_PORT' },
+]);
+if (busy.length > 0) {
+  for (const port of busy) console.error(`berth: ${describeBusyPort(port)}`);
+  console.error('berth: nothing was started; free the port or choose another one');
+  process.exit(1);
+}
 
 const dataDir = resolve(config.dataDir);
 mkdirSync(resolve(dataDir, 'logs'), { recursive: true });
@@ -63,6 +82,18 @@ async function stopAll(code: number): Promise<never> {
 process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
 
+// npm 11 passes SIGTERM to the shell that runs the script, not on to this process (`npm start`
+// runs it with exec, so that there is no such shell, but a process manager may start it some
+// other way): when the parent is gone, this process has been re-parented, so stop.
+const parentAtStart = process.ppid;
+const parentWatch = setInterval(() => {
+  if (process.ppid === parentAtStart) return;
+  clearInterval(parentWatch);
+  say(`berth: the process that started the stack (pid ${parentAtStart}) is gone`);
+  void stopAll(0);
+}, 500);
+parentWatch.unref();
+
 try {
   say(`berth: data directory ${dataDir}`);
   const [dynamodb, fauxqs] = await Promise.all([
@@ -70,6 +101,7 @@ try {
       port: config.dynamodbPort,
       dbPath: resolve(dataDir, 'dynamodb'),
       detached: true,
+      tethered: true,
     }),
     startFauxqs({ port: config.sqsPort, dataDir: resolve(dataDir, 'sqs'), detached: true }),
   ]);
