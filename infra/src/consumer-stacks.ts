@@ -14,7 +14,7 @@ export class BerthSessionStack extends BerthServiceStack {
   }
 }
 
-/** Stops idle containers; its backstop sweep arrives on `berth-reaper-sweeps`. */
+/** Stops idle containers and sweeps on its own timer (every BERTH_SWEEP_INTERVAL). */
 export class BerthReaperStack extends BerthServiceStack {
   constructor(scope: Construct, id: string, props: BerthServiceStackProps) {
     super(scope, id, props, { service: 'reaper', sizing: props.config.reaper });

@@ -9,7 +9,6 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
-import { parseDuration } from '@berth/domain';
 import type { InfraConfig } from './config.ts';
 import { BerthArns, NAMES, PARAMS } from './names.ts';
 
@@ -51,8 +50,6 @@ export class BerthDataStack extends Stack {
   readonly lifecycleDlq: sqs.Queue;
   readonly taskEventsQueue: sqs.Queue;
   readonly taskEventsDlq: sqs.Queue;
-  readonly sweepQueue: sqs.Queue;
-  readonly sweepDlq: sqs.Queue;
   readonly lifecycleTopic: sns.Topic;
   readonly eventsKey: kms.Key;
   readonly authSecret: secretsmanager.Secret;
@@ -60,7 +57,6 @@ export class BerthDataStack extends Stack {
 
   constructor(scope: Construct, id: string, props: BerthDataStackProps) {
     super(scope, id, props);
-    const { config } = props;
     const arns = new BerthArns(this);
 
     this.containerTable = this.table(
@@ -85,16 +81,6 @@ export class BerthDataStack extends Stack {
       'TaskEvents',
       NAMES.taskEventsQueue,
       NAMES.taskEventsDlq,
-    );
-    // A sweep nobody took within one interval is superseded by the next: keep no backlog.
-    const sweepRetention = Duration.millis(
-      Math.max(60_000, parseDuration(config.lifecycle.sweepInterval, 'lifecycle.sweepInterval')),
-    );
-    [this.sweepQueue, this.sweepDlq] = this.queueWithDlq(
-      'Sweep',
-      NAMES.sweepQueue,
-      NAMES.sweepDlq,
-      sweepRetention,
     );
 
     // A customer-managed key, not alias/aws/sns: the AWS-managed key's policy cannot be
@@ -146,20 +132,11 @@ export class BerthDataStack extends Stack {
       targets: [new targets.SqsQueue(this.taskEventsQueue)],
     });
 
-    // The backstop sweep lives in EventBridge rather than in a reaper timer: it fires once
-    // per interval however many reaper replicas run, and a reaper restart never skips one.
-    const sweepMinutes =
-      parseDuration(config.lifecycle.sweepInterval, 'lifecycle.sweepInterval') / 60_000;
-    new events.Rule(this, 'Sweep', {
-      ruleName: NAMES.sweepRule,
-      description: `The reaper's backstop sweep, every BERTH_SWEEP_INTERVAL (${config.lifecycle.sweepInterval})`,
-      schedule: events.Schedule.rate(Duration.minutes(sweepMinutes)),
-      targets: [
-        new targets.SqsQueue(this.sweepQueue, {
-          message: events.RuleTargetInput.fromObject({ type: 'sweep' }),
-        }),
-      ],
-    });
+    // No sweep schedule: the reaper sweeps on its own timer, at start and every
+    // BERTH_SWEEP_INTERVAL (apps/reaper). A sweep is idempotent, so a restart that sweeps early
+    // or a second replica costs a few reads; a queue fed by EventBridge would add a consumer,
+    // a grant, a dead-letter queue and an alarm for nothing the timer does not already give,
+    // and the local stack, which has no EventBridge, would still need the timer.
 
     const publish: [string, string][] = [
       [PARAMS.containerTableArn, this.containerTable.tableArn],
@@ -170,8 +147,6 @@ export class BerthDataStack extends Stack {
       [PARAMS.lifecycleQueueUrl, this.lifecycleQueue.queueUrl],
       [PARAMS.taskEventsQueueArn, this.taskEventsQueue.queueArn],
       [PARAMS.taskEventsQueueUrl, this.taskEventsQueue.queueUrl],
-      [PARAMS.sweepQueueArn, this.sweepQueue.queueArn],
-      [PARAMS.sweepQueueUrl, this.sweepQueue.queueUrl],
       [PARAMS.lifecycleTopicArn, this.lifecycleTopic.topicArn],
       [PARAMS.eventsKeyArn, this.eventsKey.keyArn],
       [PARAMS.authSecretArn, this.authSecret.secretArn],

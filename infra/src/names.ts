@@ -13,12 +13,9 @@ export const NAMES = {
   lifecycleDlq: 'berth-lifecycle-commands-dlq',
   taskEventsQueue: 'berth-task-events',
   taskEventsDlq: 'berth-task-events-dlq',
-  sweepQueue: 'berth-reaper-sweeps',
-  sweepDlq: 'berth-reaper-sweeps-dlq',
   lifecycleTopic: 'berth-lifecycle-events',
   alarmTopic: 'berth-alarms',
   taskStateRule: 'berth-task-state-changes',
-  sweepRule: 'berth-sweep',
   authSecret: 'berth/auth-secret',
   gitCredentialsSecret: 'berth/git-credentials',
   cluster: 'berth',
@@ -41,8 +38,6 @@ export const SHARED_QUEUES = [
   NAMES.lifecycleDlq,
   NAMES.taskEventsQueue,
   NAMES.taskEventsDlq,
-  NAMES.sweepQueue,
-  NAMES.sweepDlq,
 ] as const;
 
 export const SERVICES = ['discovery', 'session', 'reaper', 'task-watcher'] as const;
@@ -66,8 +61,6 @@ export const PARAMS = {
   lifecycleQueueUrl: '/berth/data/lifecycle-commands-queue-url',
   taskEventsQueueArn: '/berth/data/task-events-queue-arn',
   taskEventsQueueUrl: '/berth/data/task-events-queue-url',
-  sweepQueueArn: '/berth/data/reaper-sweeps-queue-arn',
-  sweepQueueUrl: '/berth/data/reaper-sweeps-queue-url',
   lifecycleTopicArn: '/berth/data/lifecycle-topic-arn',
   eventsKeyArn: '/berth/data/events-key-arn',
   authSecretArn: '/berth/data/auth-secret-arn',

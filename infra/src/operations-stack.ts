@@ -109,7 +109,7 @@ export class BerthOperationsStack extends Stack {
       description: 'The task watcher failed to apply a task event or to reconcile',
     });
 
-    const deadLetterQueues = [NAMES.lifecycleDlq, NAMES.taskEventsDlq, NAMES.sweepDlq].map((name) =>
+    const deadLetterQueues = [NAMES.lifecycleDlq, NAMES.taskEventsDlq].map((name) =>
       sqs.Queue.fromQueueArn(this, `Queue-${name}`, arns.queue(name)),
     );
     for (const dlq of deadLetterQueues) {
@@ -138,7 +138,7 @@ export class BerthOperationsStack extends Stack {
       });
     }
 
-    const queues = [NAMES.lifecycleQueue, NAMES.taskEventsQueue, NAMES.sweepQueue].map((name) =>
+    const queues = [NAMES.lifecycleQueue, NAMES.taskEventsQueue].map((name) =>
       sqs.Queue.fromQueueArn(this, `Queue-${name}`, arns.queue(name)),
     );
 

@@ -271,7 +271,6 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.encryptEvents(),
     statement.findSharedQueues(),
     statement.findTopic(),
-    statement.consume('ConsumeSweeps', NAMES.sweepQueue),
     statement.describeTasks(),
     statement.listTasks(),
     statement.stopTasks(),

@@ -203,7 +203,6 @@ export abstract class BerthServiceStack extends Stack {
       BERTH_EMF: 'true',
       BERTH_LIFECYCLE_QUEUE_URL: arns.queueUrl(NAMES.lifecycleQueue),
       BERTH_TASK_EVENTS_QUEUE_URL: arns.queueUrl(NAMES.taskEventsQueue),
-      BERTH_SWEEP_QUEUE_URL: arns.queueUrl(NAMES.sweepQueue),
       BERTH_LIFECYCLE_TOPIC_ARN: arns.topic(NAMES.lifecycleTopic),
     };
     if (config.workspace.workloadCommand !== undefined)

@@ -1,4 +1,3 @@
-import { Match } from 'aws-cdk-lib/assertions';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { render, renderDeep, renderStatements, resourcesOf, synthesize } from './fixture.ts';
 import type { Synthesized } from './fixture.ts';
@@ -23,11 +22,11 @@ function logicalIdOf(type: string, name: string, nameProperty: string): string {
 describe('BerthDataStack', () => {
   test('holds exactly the stateful resources', () => {
     template.resourceCountIs('AWS::DynamoDB::Table', 2);
-    template.resourceCountIs('AWS::SQS::Queue', 6);
+    template.resourceCountIs('AWS::SQS::Queue', 4);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     template.resourceCountIs('AWS::KMS::Key', 1);
     template.resourceCountIs('AWS::SecretsManager::Secret', 2);
-    template.resourceCountIs('AWS::Events::Rule', 2);
+    template.resourceCountIs('AWS::Events::Rule', 1);
     // Stateful resources only: no compute, no roles.
     template.resourceCountIs('AWS::IAM::Role', 0);
     template.resourceCountIs('AWS::ECS::Service', 0);
@@ -98,7 +97,6 @@ describe('BerthDataStack', () => {
   test.each([
     ['berth-lifecycle-commands', 'berth-lifecycle-commands-dlq'],
     ['berth-task-events', 'berth-task-events-dlq'],
-    ['berth-reaper-sweeps', 'berth-reaper-sweeps-dlq'],
   ])(
     'queue %s: dead letters to %s after 5 receives, encrypted, TLS only, retained',
     (queueName, dlqName) => {
@@ -139,11 +137,18 @@ describe('BerthDataStack', () => {
     },
   );
 
-  test('the sweep queue keeps no backlog beyond one interval', () => {
-    template.hasResourceProperties('AWS::SQS::Queue', {
-      QueueName: 'berth-reaper-sweeps',
-      MessageRetentionPeriod: 600,
-    });
+  test('no sweep queue and no sweep schedule: the reaper sweeps on its own timer', () => {
+    const queueNames = resourcesOf(template, 'AWS::SQS::Queue').map(
+      ([, props]) => props['QueueName'],
+    );
+    expect(queueNames.sort()).toEqual([
+      'berth-lifecycle-commands',
+      'berth-lifecycle-commands-dlq',
+      'berth-task-events',
+      'berth-task-events-dlq',
+    ]);
+    const rules = resourcesOf(template, 'AWS::Events::Rule');
+    expect(rules.map(([, props]) => props['Name'])).toEqual(['berth-task-state-changes']);
   });
 
   test('lifecycle topic: encrypted with a rotating customer key, TLS-only policy', () => {
@@ -193,18 +198,6 @@ describe('BerthDataStack', () => {
     );
   });
 
-  test('the sweep schedule sends {"type":"sweep"} every BERTH_SWEEP_INTERVAL', () => {
-    const queueId = logicalIdOf('AWS::SQS::Queue', 'berth-reaper-sweeps', 'QueueName');
-    template.hasResourceProperties('AWS::Events::Rule', {
-      Name: 'berth-sweep',
-      ScheduleExpression: 'rate(10 minutes)',
-      State: 'ENABLED',
-      Targets: [
-        Match.objectLike({ Arn: { 'Fn::GetAtt': [queueId, 'Arn'] }, Input: '{"type":"sweep"}' }),
-      ],
-    });
-  });
-
   test('the auth secret is generated, retained and never in the template', () => {
     const secret = Object.values(template.findResources('AWS::SecretsManager::Secret')).find(
       (resource) =>
@@ -250,24 +243,5 @@ describe('BerthDataStack', () => {
     expect(names.every((name) => typeof name === 'string' && name.startsWith('/berth/data/'))).toBe(
       true,
     );
-  });
-});
-
-describe('BerthDataStack with another sweep interval', () => {
-  test('follows lifecycle.sweepInterval', () => {
-    const other = synthesize({ lifecycle: { sweepInterval: '5m' } });
-    try {
-      const data = other.template(other.stacks.data);
-      data.hasResourceProperties('AWS::Events::Rule', {
-        Name: 'berth-sweep',
-        ScheduleExpression: 'rate(5 minutes)',
-      });
-      data.hasResourceProperties('AWS::SQS::Queue', {
-        QueueName: 'berth-reaper-sweeps',
-        MessageRetentionPeriod: 300,
-      });
-    } finally {
-      other.cleanup();
-    }
   });
 });

@@ -61,7 +61,6 @@ describe('BerthOperationsStack alarms', () => {
         'berth-WatcherErrors',
         'berth-DeadLetters-berth-lifecycle-commands-dlq',
         'berth-DeadLetters-berth-task-events-dlq',
-        'berth-DeadLetters-berth-reaper-sweeps-dlq',
         'berth-Throttling-berth-containers',
         'berth-Throttling-berth-sessions',
       ].sort(),
@@ -130,7 +129,7 @@ describe('BerthOperationsStack alarms', () => {
     });
   });
 
-  test.each(['berth-lifecycle-commands-dlq', 'berth-task-events-dlq', 'berth-reaper-sweeps-dlq'])(
+  test.each(['berth-lifecycle-commands-dlq', 'berth-task-events-dlq'])(
     'any message in %s',
     (queueName) => {
       expect(alarm(`berth-DeadLetters-${queueName}`)).toMatchObject({

@@ -18,8 +18,6 @@ const SHARED_QUEUES = [
   'berth-lifecycle-commands-dlq',
   'berth-task-events',
   'berth-task-events-dlq',
-  'berth-reaper-sweeps',
-  'berth-reaper-sweeps-dlq',
 ];
 const queueArn = (name: string): string => `arn:aws:sqs:us-east-1:${ACCOUNT}:${name}`;
 

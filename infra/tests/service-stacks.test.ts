@@ -32,8 +32,6 @@ const SHARED_QUEUES = [
   'berth-lifecycle-commands-dlq',
   'berth-task-events',
   'berth-task-events-dlq',
-  'berth-reaper-sweeps',
-  'berth-reaper-sweeps-dlq',
 ];
 const CONSUMER = [
   'sqs:ReceiveMessage',
@@ -214,11 +212,10 @@ describe('task roles: the exact statements of each service', () => {
     ]);
   });
 
-  test('reaper: consumes sweeps, stops and reconciles, never starts', () => {
+  test('reaper: sweeps on its timer, stops and reconciles, never starts', () => {
     const template = app.template(app.stacks.reaper);
     expect(taskRoleStatements(template)).toEqual([
       ...common(template),
-      allow('ConsumeSweeps', CONSUMER, [queue('berth-reaper-sweeps')]),
       describeTasks,
       listTasks,
       stopTasks,

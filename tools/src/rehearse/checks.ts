@@ -1,12 +1,14 @@
 /**
  * The judgements made on what a rehearsal recorded, each owned by its own module: every AWS
  * call allowed by the caller's synthesized policies (tools/src/iam/prove.ts, issue 10) and
- * every dashboard and alarm metric emitted (tools/src/metrics-proof/index.ts, issue 11).
- * A check whose module is not in the tree is reported as skipped, never as passed.
+ * every dashboard and alarm metric emitted (tools/src/metrics-proof/index.ts, issue 11, loaded
+ * only once it is in the tree: until then it is reported as skipped, never as passed).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { proveCalls } from '../iam/prove.ts';
+import { formatIamReport } from '../iam/report.ts';
 
 export interface CheckInput {
   /** `<service>.jsonl` (recorded AWS calls) and `<service>.log` (stdout) of each process. */
@@ -16,13 +18,6 @@ export interface CheckInput {
   say: (line: string) => void;
 }
 
-interface IamReport {
-  ok: boolean;
-  denied: unknown[];
-  unused?: unknown[];
-}
-
-type ProveCalls = (input: { assemblyDir: string; callLogFiles: string[] }) => Promise<IamReport>;
 type ProveMetrics = (input: { assemblyDir: string; logFiles: string[] }) => Promise<unknown>;
 
 async function optionalExport<T>(relativePath: string, name: string): Promise<T | undefined> {
@@ -45,19 +40,15 @@ export async function runChecks(input: CheckInput): Promise<string[]> {
       .map((service) => join(input.serviceDir, `${service}${extension}`))
       .filter((file) => existsSync(file));
 
-  const proveCalls = await optionalExport<ProveCalls>('../iam/prove.ts', 'proveCalls');
-  if (proveCalls === undefined) {
-    input.say('rehearsal: IAM check skipped (tools/src/iam/prove.ts is not there yet)');
-  } else {
-    const report = await proveCalls({
-      assemblyDir: input.assemblyDir,
-      callLogFiles: files('.jsonl'),
-    });
-    for (const denied of report.denied) failures.push(`IAM denied: ${describe(denied)}`);
-    for (const unused of report.unused ?? [])
-      input.say(`rehearsal: unused grant: ${describe(unused)}`);
-    if (report.ok) input.say('rehearsal: every recorded AWS call is allowed');
-  }
+  const report = await proveCalls({
+    assemblyDir: input.assemblyDir,
+    callLogFiles: files('.jsonl'),
+  });
+  input.say(formatIamReport(report));
+  for (const denied of report.denied)
+    failures.push(
+      `IAM denied: ${denied.service} ${denied.action} on ${denied.resource}${denied.missingStatement ? ` (missing: ${describe(denied.missingStatement)})` : ''}`,
+    );
 
   const proveMetrics = await optionalExport<ProveMetrics>(
     '../metrics-proof/index.ts',
