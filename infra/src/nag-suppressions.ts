@@ -67,10 +67,6 @@ const STAR_RESOURCE_ACTIONS: ReadonlyMap<string, string> = new Map([
     'ecs:ListTasks (reconciliation) has no resource-level permissions; the ecs:cluster condition binds it to the berth cluster.',
   ],
   [
-    'sns:ListTopics',
-    'sns:ListTopics (finding berth-lifecycle-events by name at start) has no resource-level permissions; it reveals topic names only.',
-  ],
-  [
     'sqs:ListQueues',
     'sqs:ListQueues (the reaper finding abandoned discovery subscription queues by their prefix) has no resource-level permissions; it reveals queue URLs only.',
   ],

@@ -9,9 +9,9 @@ import type { ServiceName } from './names.ts';
  * What each service's task role may do, in one place, statement by statement. Every action
  * is named (no `*` actions); resources are berth's own, by stable name. The only `*`
  * resources are actions AWS offers no resource-level permission for: ecs:ListTasks (bound
- * to berth's cluster by the `ecs:cluster` condition), sns:ListTopics (how the services
- * find the lifecycle topic at start, libs/adapters/messaging resolveMessaging) and
- * sqs:ListQueues (the reaper finding abandoned subscription queues by prefix).
+ * to berth's cluster by the `ecs:cluster` condition) and sqs:ListQueues (the reaper finding
+ * abandoned subscription queues by prefix). The lifecycle topic is known by its ARN
+ * (BERTH_LIFECYCLE_TOPIC_ARN), never listed.
  *
  * Who may do what with compute (issue 6, and what libs/core's Lifecycle calls per service):
  *   discovery     starts containers; stops them for `POST /v1/containers/{id}/stop` and
@@ -141,7 +141,7 @@ const statement = {
     (sid: string, actions: readonly string[]): StatementFactory =>
     (arns) =>
       new iam.PolicyStatement({ sid, actions: [...actions], resources: [arns.containerQueues()] }),
-  // Every service resolves the shared queues by name at start (GetQueueUrl) ...
+  // Every service resolves the shared queues by name at start (GetQueueUrl).
   findSharedQueues: (): StatementFactory => (arns) =>
     new iam.PolicyStatement({
       sid: 'FindSharedQueues',
@@ -152,13 +152,6 @@ const statement = {
         NAMES.taskEventsQueue,
         NAMES.taskEventsDlq,
       ].map((name) => arns.queue(name)),
-    }),
-  // ... and the topic by listing topics: ListTopics has no resource-level permissions.
-  findTopic: (): StatementFactory => () =>
-    new iam.PolicyStatement({
-      sid: 'FindLifecycleTopic',
-      actions: ['sns:ListTopics'],
-      resources: ['*'],
     }),
   // Discovery's cache follows the topic through a queue of its own (apps/discovery
   // invalidation.ts): it subscribes that queue, reads it, renews its heartbeat tag and
@@ -215,7 +208,6 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.publishEvents(),
     statement.encryptEvents(),
     statement.findSharedQueues(),
-    statement.findTopic(),
     statement.startWorkspaces(),
     statement.tagAtLaunch(),
     statement.passWorkspaceRoles(),
@@ -249,7 +241,6 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.publishEvents(),
     statement.encryptEvents(),
     statement.findSharedQueues(),
-    statement.findTopic(),
     statement.consume('ConsumeLifecycleCommands', NAMES.lifecycleQueue),
     statement.startWorkspaces(),
     statement.tagAtLaunch(),
@@ -294,7 +285,6 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.publishEvents(),
     statement.encryptEvents(),
     statement.findSharedQueues(),
-    statement.findTopic(),
     statement.consume('ConsumeTaskEvents', NAMES.taskEventsQueue),
     statement.describeTasks(),
     statement.listTasks(),

@@ -96,7 +96,6 @@ function common(template: Template, extraStoreActions: string[] = []): RenderedS
         'berth-task-events-dlq',
       ].map(queue),
     ),
-    allow('FindLifecycleTopic', ['sns:ListTopics'], ['*']),
   ];
 }
 
@@ -270,9 +269,7 @@ describe('task roles: the exact statements of each service', () => {
         for (const action of statement.Action) expect(action).toMatch(/^[a-z0-9]+:[A-Za-z]+$/);
         if (statement.Resource.includes('*')) {
           expect(
-            statement.Action.every((a) =>
-              ['ecs:ListTasks', 'sns:ListTopics', 'sqs:ListQueues'].includes(a),
-            ),
+            statement.Action.every((a) => ['ecs:ListTasks', 'sqs:ListQueues'].includes(a)),
           ).toBe(true);
         }
         if (

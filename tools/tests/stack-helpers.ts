@@ -17,6 +17,7 @@ import {
   EventSubscription,
   createSnsClient,
   createSqsClient,
+  localLifecycleTopicArn,
   resolveMessaging,
   type MessagingResources,
 } from '@berth/messaging';
@@ -117,7 +118,11 @@ export async function connect(stack: RunningStack): Promise<StackClients> {
   const sqs = createSqsClient();
   const sns = createSnsClient();
   const dynamodb = new DynamoDBClient({});
-  const messaging = await resolveMessaging({ sqs, sns });
+  const messaging = await resolveMessaging({
+    sqs,
+    sns,
+    topicArn: await localLifecycleTopicArn(sns),
+  });
   const events = await EventSubscription.open({ sqs, sns, topicArn: messaging.topicArn });
   return {
     sqs,

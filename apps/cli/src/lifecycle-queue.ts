@@ -3,6 +3,7 @@ import { parseCommand } from '@berth/domain';
 import {
   CommandSender,
   EventSubscription,
+  localLifecycleTopicArn,
   resolveMessaging,
   type MessagingResources,
 } from '@berth/messaging';
@@ -21,7 +22,11 @@ export async function withMessaging<T>(
   try {
     let resources: MessagingResources;
     try {
-      resources = await resolveMessaging(messaging);
+      resources = await resolveMessaging({
+        sqs: messaging.sqs,
+        sns: messaging.sns,
+        topicArn: await localLifecycleTopicArn(messaging.sns),
+      });
     } catch (error) {
       throw new CliError(
         `cannot reach berth's queues and topic (SQS/SNS from ${messaging.from}): ${(error as Error).message}`,

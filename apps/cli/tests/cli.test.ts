@@ -10,6 +10,7 @@ import type { BerthEvent, ContainerJson, SessionJson } from '@berth/domain';
 import {
   CommandSender,
   createSqsClient,
+  localLifecycleTopicArn,
   resolveMessaging,
   createSnsClient,
 } from '@berth/messaging';
@@ -259,7 +260,11 @@ describe('events', () => {
       if (name.startsWith('AWS_')) process.env[name] = value;
     const sqs = createSqsClient();
     const sns = createSnsClient();
-    const { lifecycleCommandsUrl } = await resolveMessaging({ sqs, sns });
+    const { lifecycleCommandsUrl } = await resolveMessaging({
+      sqs,
+      sns,
+      topicArn: await localLifecycleTopicArn(sns),
+    });
     const sender = new CommandSender({ sqs, queueUrl: lifecycleCommandsUrl });
     const child = spawn(
       process.execPath,

@@ -1,6 +1,13 @@
 import { resolve } from 'node:path';
 import { Lifecycle, type CoreDeps, type CoreLogger } from '@berth/core';
-import { formatDuration, systemClock, type BerthConfig, type Runtime } from '@berth/domain';
+import {
+  ConfigError,
+  InvalidArgumentError,
+  formatDuration,
+  systemClock,
+  type BerthConfig,
+  type Runtime,
+} from '@berth/domain';
 import { DynamoStateStore, ensureTables } from '@berth/dynamodb';
 import { EcsRuntime, createEcsClient } from '@berth/ecs';
 import {
@@ -93,6 +100,20 @@ export function createRuntime(config: BerthConfig, recording?: CallRecording): E
   });
 }
 
+/** The lifecycle topic of a service that does not set up messaging itself: its environment's. */
+function lifecycleTopicArn(env: NodeJS.ProcessEnv): string {
+  const arn = env.BERTH_LIFECYCLE_TOPIC_ARN?.trim();
+  if (!arn) {
+    throw new ConfigError([
+      new InvalidArgumentError(
+        'BERTH_LIFECYCLE_TOPIC_ARN is required: the lifecycle topic is known by its ARN, never looked up',
+        'BERTH_LIFECYCLE_TOPIC_ARN',
+      ),
+    ]);
+  }
+  return arn;
+}
+
 /**
  * Builds the adapters and the use cases for one service process. With `bootstrap` it
  * creates missing tables, queues and the topic (the local stack); otherwise it expects them
@@ -121,10 +142,9 @@ export async function wire(
   const names = { containerTable: config.containerTable, sessionTable: config.sessionTable };
   const bootstrap = options.bootstrap ?? config.runtime === 'local';
   if (bootstrap) await ensureTables(dynamodb, names);
-  const knownTopicArn = process.env.BERTH_LIFECYCLE_TOPIC_ARN;
   const messaging = bootstrap
     ? await ensureMessaging({ sqs, sns })
-    : await resolveMessaging({ sqs, sns, ...(knownTopicArn ? { topicArn: knownTopicArn } : {}) });
+    : await resolveMessaging({ sqs, sns, topicArn: lifecycleTopicArn(process.env) });
 
   const deps: CoreDeps = {
     store: new DynamoStateStore({ client: dynamodb, ...names }),

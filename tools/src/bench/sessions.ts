@@ -26,6 +26,7 @@ import {
   EventSubscription,
   createSnsClient,
   createSqsClient,
+  localLifecycleTopicArn,
   resolveMessaging,
 } from '@berth/messaging';
 import type { RunningStack } from '../stack/harness.ts';
@@ -418,7 +419,11 @@ export async function runSessionsBenchmark(
   const sqs = createSqsClient();
   const sns = createSnsClient();
   try {
-    const messaging = await resolveMessaging({ sqs, sns });
+    const messaging = await resolveMessaging({
+      sqs,
+      sns,
+      topicArn: await localLifecycleTopicArn(sns),
+    });
     progress(`  starting ${containers} containers`);
     const keys = await startContainers(stack, containers);
 

@@ -37,6 +37,7 @@ import {
   EventSubscription,
   createSnsClient,
   createSqsClient,
+  localLifecycleTopicArn,
   resolveMessaging,
   type MessagingResources,
 } from '@berth/messaging';
@@ -438,7 +439,11 @@ export class SoakRun {
       containerTable: process.env.CONTAINER_TABLE?.trim() || 'berth-containers',
       sessionTable: process.env.SESSION_TABLE?.trim() || 'berth-sessions',
     });
-    this.#messaging = await resolveMessaging({ sqs: this.#sqs, sns: this.#sns });
+    this.#messaging = await resolveMessaging({
+      sqs: this.#sqs,
+      sns: this.#sns,
+      topicArn: await localLifecycleTopicArn(this.#sns),
+    });
     this.#sender = new CommandSender({
       sqs: this.#sqs,
       queueUrl: this.#messaging.lifecycleCommandsUrl,

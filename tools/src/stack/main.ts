@@ -125,6 +125,8 @@ try {
     BERTH_AUTH_SECRET: authSecret,
     BERTH_RUNTIME: 'local',
     BERTH_TASK_EVENTS_QUEUE_URL: messaging.taskEventsUrl,
+    // As on AWS, every service is given the topic's ARN (it never looks the topic up).
+    BERTH_LIFECYCLE_TOPIC_ARN: messaging.topicArn,
   };
   // Fault injection (the soak test, tools/src/soak): when these are set, the berth services
   // reach DynamoDB and SQS/SNS through them (fault proxies) instead of the engines, while the

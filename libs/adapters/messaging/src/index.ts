@@ -6,6 +6,7 @@ export {
   QUEUE_NAMES,
   TOPIC_NAME,
   ensureMessaging,
+  localLifecycleTopicArn,
   resolveMessaging,
 } from './resources.ts';
 export type { MessagingClients, MessagingResources } from './resources.ts';

@@ -2,7 +2,7 @@
  * The shared messaging resources of the contract: the lifecycle command queue, the task
  * event queue (each with a dead-letter queue) and the lifecycle event topic.
  */
-import { CreateTopicCommand, paginateListTopics, type SNSClient } from '@aws-sdk/client-sns';
+import { CreateTopicCommand, GetTopicAttributesCommand, type SNSClient } from '@aws-sdk/client-sns';
 import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
@@ -11,7 +11,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { UnavailableError } from '@berth/domain';
-import { hasCode, isMissingQueue, toMessagingError } from './errors.ts';
+import { hasCode, isMissingQueue, isMissingTopic, toMessagingError } from './errors.ts';
 
 export const QUEUE_NAMES = {
   lifecycleCommands: 'berth-lifecycle-commands',
@@ -83,15 +83,15 @@ async function ensureQueueWithDeadLetters(
 /**
  * Finds the resources without creating anything, for services that must not set up
  * infrastructure themselves. Throws UnavailableError naming everything that is missing.
+ * The topic is known by its ARN (`BERTH_LIFECYCLE_TOPIC_ARN`, which every service's task
+ * definition carries), never looked up: finding it by name takes sns:ListTopics, which IAM
+ * grants only on every topic of the account.
  */
 export async function resolveMessaging({
   sqs,
   sns,
-  topicArn: knownTopicArn,
-}: MessagingClients & {
-  /** The topic's ARN when known (BERTH_LIFECYCLE_TOPIC_ARN on AWS): no ListTopics, which IAM allows only on `*`. */
-  topicArn?: string;
-}): Promise<MessagingResources> {
+  topicArn,
+}: MessagingClients & { topicArn: string }): Promise<MessagingResources> {
   const missing: string[] = [];
   const urlOf = async (name: string): Promise<string> => {
     try {
@@ -103,16 +103,23 @@ export async function resolveMessaging({
     missing.push(`queue ${name}`);
     return '';
   };
-  const [lifecycleCommandsUrl, lifecycleCommandsDlqUrl, taskEventsUrl, taskEventsDlqUrl, topicArn] =
+  const topicExists = async (): Promise<void> => {
+    try {
+      await sns.send(new GetTopicAttributesCommand({ TopicArn: topicArn }));
+    } catch (error) {
+      if (!isMissingTopic(error)) throw toMessagingError(error, `looking up topic ${topicArn}`);
+      missing.push(`topic ${topicArn}`);
+    }
+  };
+  const [lifecycleCommandsUrl, lifecycleCommandsDlqUrl, taskEventsUrl, taskEventsDlqUrl] =
     await Promise.all([
       urlOf(QUEUE_NAMES.lifecycleCommands),
       urlOf(QUEUE_NAMES.lifecycleCommandsDlq),
       urlOf(QUEUE_NAMES.taskEvents),
       urlOf(QUEUE_NAMES.taskEventsDlq),
-      knownTopicArn ?? findTopic(sns, TOPIC_NAME),
+      topicExists(),
     ]);
-  if (topicArn === undefined) missing.push(`topic ${TOPIC_NAME}`);
-  if (missing.length > 0 || topicArn === undefined) {
+  if (missing.length > 0) {
     throw new UnavailableError(`messaging is not set up: missing ${missing.sort().join(', ')}`);
   }
   return {
@@ -122,6 +129,20 @@ export async function resolveMessaging({
     taskEventsDlqUrl,
     topicArn,
   };
+}
+
+/**
+ * For tools that talk to a local stack (the CLI, tests, benchmarks, the soak): the topic's
+ * ARN from `BERTH_LIFECYCLE_TOPIC_ARN`, or else as the emulator names it (CreateTopic of an
+ * existing topic returns its ARN and changes nothing). Services never call this: on AWS it
+ * would take sns:CreateTopic.
+ */
+export async function localLifecycleTopicArn(
+  sns: SNSClient,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<string> {
+  const fromEnv = env.BERTH_LIFECYCLE_TOPIC_ARN?.trim();
+  return fromEnv ? fromEnv : createTopic(sns);
 }
 
 function deadLetterQueueAttributes(): Record<string, string> {
@@ -183,23 +204,5 @@ async function createTopic(sns: SNSClient): Promise<string> {
     return TopicArn;
   } catch (error) {
     throw toMessagingError(error, `creating topic ${TOPIC_NAME}`);
-  }
-}
-
-async function findTopic(sns: SNSClient, name: string): Promise<string | undefined> {
-  try {
-    // ListTopics is regional on AWS; the region check keeps emulators that list every
-    // region's topics (fauxqs does) from answering with another region's topic.
-    const region = await sns.config.region();
-    for await (const page of paginateListTopics({ client: sns }, {})) {
-      const match = page.Topics?.find((topic) => {
-        const [, , , topicRegion, , topicName] = topic.TopicArn?.split(':') ?? [];
-        return topicName === name && topicRegion === region;
-      });
-      if (match?.TopicArn) return match.TopicArn;
-    }
-    return undefined;
-  } catch (error) {
-    throw toMessagingError(error, `looking up topic ${name}`);
   }
 }

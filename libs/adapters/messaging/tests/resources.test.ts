@@ -15,6 +15,7 @@ import {
   createSnsClient,
   createSqsClient,
   ensureMessaging,
+  localLifecycleTopicArn,
   resolveMessaging,
   startQueueConsumer,
   type QueueConsumer,
@@ -53,7 +54,7 @@ describe('ensureMessaging / resolveMessaging', () => {
     expect(first.topicArn).toMatch(
       new RegExp(`^arn:aws:sns:${PRIVATE_REGIONS.resources}:\\d+:${TOPIC_NAME}$`),
     );
-    await expect(resolveMessaging({ sqs, sns })).resolves.toEqual(first);
+    await expect(resolveMessaging({ sqs, sns, topicArn: first.topicArn })).resolves.toEqual(first);
 
     for (const [queueUrl, dlqUrl] of [
       [first.lifecycleCommandsUrl, first.lifecycleCommandsDlqUrl],
@@ -87,14 +88,15 @@ describe('ensureMessaging / resolveMessaging', () => {
   it('resolveMessaging names everything that is missing and creates nothing', async () => {
     const emptySqs = createSqsClient({ region: PRIVATE_REGIONS.resourcesMissing });
     const emptySns = createSnsClient({ region: PRIVATE_REGIONS.resourcesMissing });
+    const topicArn = `arn:aws:sns:${PRIVATE_REGIONS.resourcesMissing}:000000000000:${TOPIC_NAME}`;
     try {
-      const failure = resolveMessaging({ sqs: emptySqs, sns: emptySns });
+      const failure = resolveMessaging({ sqs: emptySqs, sns: emptySns, topicArn });
       await expect(failure).rejects.toBeInstanceOf(UnavailableError);
       await expect(failure).rejects.toThrow(
         'messaging is not set up: missing queue berth-lifecycle-commands, queue berth-lifecycle-commands-dlq, ' +
-          'queue berth-task-events, queue berth-task-events-dlq, topic berth-lifecycle-events',
+          `queue berth-task-events, queue berth-task-events-dlq, topic ${topicArn}`,
       );
-      await expect(resolveMessaging({ sqs: emptySqs, sns: emptySns })).rejects.toThrow(
+      await expect(resolveMessaging({ sqs: emptySqs, sns: emptySns, topicArn })).rejects.toThrow(
         'missing queue',
       );
     } finally {
@@ -103,11 +105,37 @@ describe('ensureMessaging / resolveMessaging', () => {
     }
   });
 
+  it('takes the topic by its ARN and never lists topics (sns:ListTopics is granted only on *)', async () => {
+    const { topicArn } = await ensureMessaging({ sqs, sns });
+    const sent: string[] = [];
+    const spy = createSnsClient({ region: PRIVATE_REGIONS.resources });
+    spy.middlewareStack.add(
+      (next, context) => (args) => {
+        sent.push(context.commandName ?? '');
+        return next(args);
+      },
+      { step: 'initialize', name: 'commandSpy' },
+    );
+    try {
+      await expect(resolveMessaging({ sqs, sns: spy, topicArn })).resolves.toMatchObject({
+        topicArn,
+      });
+      expect(sent).toEqual(['GetTopicAttributesCommand']);
+      await expect(
+        localLifecycleTopicArn(spy, { BERTH_LIFECYCLE_TOPIC_ARN: topicArn }),
+      ).resolves.toBe(topicArn);
+      await expect(localLifecycleTopicArn(spy, {})).resolves.toBe(topicArn);
+      expect(sent).toEqual(['GetTopicAttributesCommand', 'CreateTopicCommand']);
+    } finally {
+      spy.destroy();
+    }
+  });
+
   it('names the one queue that is missing', async () => {
     const resources = await ensureMessaging({ sqs, sns });
     await sqs.send(new DeleteQueueCommand({ QueueUrl: resources.taskEventsDlqUrl }));
     try {
-      await expect(resolveMessaging({ sqs, sns })).rejects.toThrow(
+      await expect(resolveMessaging({ sqs, sns, topicArn: resources.topicArn })).rejects.toThrow(
         'messaging is not set up: missing queue berth-task-events-dlq',
       );
     } finally {
