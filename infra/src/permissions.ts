@@ -1,3 +1,4 @@
+import { MANAGED_BY, TASK_TAGS } from '@berth/domain';
 import { Aws, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IConstruct } from 'constructs';
@@ -34,19 +35,19 @@ export const CONSUMER_ACTIONS = [
 /** The workspace agent: read its input queue, write its output queue. */
 export const WORKSPACE_QUEUE_ACTIONS = [...CONSUMER_ACTIONS, 'sqs:SendMessage'] as const;
 
-/** Store access through transactions and conditional writes; nothing deletes (TTL does). */
-const STORE_ACTIONS = [
-  'dynamodb:GetItem',
-  'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
-  'dynamodb:ConditionCheckItem',
-  'dynamodb:Query',
-  'dynamodb:DescribeTable',
-] as const;
+/**
+ * Store access: conditional puts (alone or in transactions, which IAM authorizes item by item
+ * as PutItem), reads and the readiness check (DescribeTable). Every query goes to an index
+ * (QueryBerthIndexes). Nothing updates in place or condition-checks another item, and nothing
+ * deletes (TTL does).
+ */
+const STORE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DescribeTable'] as const;
 
 export interface ServicePolicyContext {
   /** The lifecycle topic's key, published by the data stack in SSM. */
   eventsKeyArn: string;
+  /** The workspace task definition's size: a RunTask may not override it. */
+  workspaceSize: { cpu: number; memoryMiB: number };
 }
 
 type StatementFactory = (arns: BerthArns, context: ServicePolicyContext) => iam.PolicyStatement;
@@ -94,12 +95,47 @@ const statement = {
         actions: [...CONSUMER_ACTIONS],
         resources: [arns.queue(queueName)],
       }),
+  // Only tasks tagged as berth's, on berth's cluster. ECS has no condition key for container
+  // overrides (command, environment); what IAM can bound, it bounds: below, no exec and no
+  // size other than the task definition's.
   startWorkspaces: (): StatementFactory => (arns) =>
     new iam.PolicyStatement({
       sid: 'StartWorkspaceTasks',
       actions: ['ecs:RunTask'],
       resources: [arns.workspaceTaskDefinitions()],
-      conditions: clusterCondition(arns),
+      conditions: {
+        ...clusterCondition(arns),
+        StringEquals: { [`aws:RequestTag/${TASK_TAGS.managedBy}`]: MANAGED_BY },
+      },
+    }),
+  // A shell into a workspace (ECS Exec) would bypass the agent: never.
+  neverExecIntoWorkspaces: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'NeverExecIntoWorkspaceTasks',
+      effect: iam.Effect.DENY,
+      actions: ['ecs:RunTask'],
+      resources: [arns.workspaceTaskDefinitions()],
+      conditions: { Bool: { 'ecs:enable-execute-command': 'true' } },
+    }),
+  // A cpu or memory override (present only when a caller sets one) must be the task
+  // definition's own: a compromised service may not start larger, costlier tasks.
+  neverResizeWorkspaces: (): StatementFactory => (arns, context) =>
+    new iam.PolicyStatement({
+      sid: 'NeverResizeWorkspaceTasks',
+      effect: iam.Effect.DENY,
+      actions: ['ecs:RunTask'],
+      resources: [arns.workspaceTaskDefinitions()],
+      conditions: { NumericNotEquals: { 'ecs:task-cpu': String(context.workspaceSize.cpu) } },
+    }),
+  neverResizeWorkspaceMemory: (): StatementFactory => (arns, context) =>
+    new iam.PolicyStatement({
+      sid: 'NeverResizeWorkspaceMemory',
+      effect: iam.Effect.DENY,
+      actions: ['ecs:RunTask'],
+      resources: [arns.workspaceTaskDefinitions()],
+      conditions: {
+        NumericNotEquals: { 'ecs:task-memory': String(context.workspaceSize.memoryMiB) },
+      },
     }),
   // RunTask with tags (the contract's ContainerId, ClientId, ... tags) is also a TagResource.
   tagAtLaunch: (): StatementFactory => (arns) =>
@@ -209,6 +245,9 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.encryptEvents(),
     statement.findSharedQueues(),
     statement.startWorkspaces(),
+    statement.neverExecIntoWorkspaces(),
+    statement.neverResizeWorkspaces(),
+    statement.neverResizeWorkspaceMemory(),
     statement.tagAtLaunch(),
     statement.passWorkspaceRoles(),
     statement.describeTasks(),
@@ -243,6 +282,9 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.findSharedQueues(),
     statement.consume('ConsumeLifecycleCommands', NAMES.lifecycleQueue),
     statement.startWorkspaces(),
+    statement.neverExecIntoWorkspaces(),
+    statement.neverResizeWorkspaces(),
+    statement.neverResizeWorkspaceMemory(),
     statement.tagAtLaunch(),
     statement.passWorkspaceRoles(),
     statement.describeTasks(),

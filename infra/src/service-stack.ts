@@ -75,6 +75,7 @@ export abstract class BerthServiceStack extends Stack {
     this.serviceName = service;
     this.policyStatements = servicePolicyStatements(service, this.arns, {
       eventsKeyArn: this.ssmValue(PARAMS.eventsKeyArn),
+      workspaceSize: props.config.workspace,
     });
 
     this.taskRole = new iam.Role(this, 'TaskRole', {

@@ -40,14 +40,7 @@ const CONSUMER = [
   'sqs:GetQueueAttributes',
   'sqs:GetQueueUrl',
 ];
-const STORE = [
-  'dynamodb:GetItem',
-  'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
-  'dynamodb:ConditionCheckItem',
-  'dynamodb:Query',
-  'dynamodb:DescribeTable',
-];
+const STORE = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DescribeTable'];
 
 /** The CloudFormation parameter that reads an SSM parameter, by the parameter's name. */
 const allow = (
@@ -99,13 +92,25 @@ function common(template: Template, extraStoreActions: string[] = []): RenderedS
   ];
 }
 
+const WORKSPACE_TASK_DEFINITIONS = `arn:aws:ecs:${REGION}:${ACCOUNT}:task-definition/berth-workspace:*`;
+const denyRunTask = (
+  Sid: string,
+  Condition: RenderedStatement['Condition'],
+): RenderedStatement => ({
+  Sid,
+  Effect: 'Deny',
+  Action: ['ecs:RunTask'],
+  Resource: [WORKSPACE_TASK_DEFINITIONS],
+  Condition,
+});
 const start: RenderedStatement[] = [
-  allow(
-    'StartWorkspaceTasks',
-    ['ecs:RunTask'],
-    [`arn:aws:ecs:${REGION}:${ACCOUNT}:task-definition/berth-workspace:*`],
-    ON_CLUSTER,
-  ),
+  allow('StartWorkspaceTasks', ['ecs:RunTask'], [WORKSPACE_TASK_DEFINITIONS], {
+    ...ON_CLUSTER,
+    StringEquals: { 'aws:RequestTag/ManagedBy': 'berth' },
+  }),
+  denyRunTask('NeverExecIntoWorkspaceTasks', { Bool: { 'ecs:enable-execute-command': 'true' } }),
+  denyRunTask('NeverResizeWorkspaceTasks', { NumericNotEquals: { 'ecs:task-cpu': '1024' } }),
+  denyRunTask('NeverResizeWorkspaceMemory', { NumericNotEquals: { 'ecs:task-memory': '2048' } }),
   allow('TagWorkspaceTasksAtLaunch', ['ecs:TagResource'], [CLUSTER_TASKS], {
     StringEquals: { 'ecs:CreateAction': 'RunTask' },
   }),
@@ -273,9 +278,10 @@ describe('task roles: the exact statements of each service', () => {
           ).toBe(true);
         }
         if (
+          statement.Effect === 'Allow' &&
           statement.Action.some((a) => /^ecs:(RunTask|StopTask|DescribeTasks|ListTasks)$/.test(a))
         ) {
-          expect(statement.Condition).toEqual(ON_CLUSTER);
+          expect(statement.Condition).toMatchObject(ON_CLUSTER);
         }
         if (statement.Action.includes('iam:PassRole')) {
           expect(statement.Condition).toEqual({

@@ -60,6 +60,8 @@ export interface ServiceSummary {
   checks: number;
   /** Every action the service used, allowed or not, sorted. */
   actions: string[];
+  /** Each distinct authorization the service needed, in the order first recorded. */
+  authorizations: CheckedCall[];
 }
 
 export interface IamReport {
@@ -395,6 +397,7 @@ export async function proveCalls(options: ProveCallsOptions): Promise<IamReport>
       calls: records.filter((record) => record.service === role.service).length,
       checks: checks.length,
       actions: [...new Set(checks.map((check) => check.action))].sort(),
+      authorizations: checks,
     });
   }
   const unmapped = [...unmappedCounts.values()];
