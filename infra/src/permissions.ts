@@ -117,15 +117,16 @@ const statement = {
       resources: [arns.workspaceTaskDefinitions()],
       conditions: { Bool: { 'ecs:enable-execute-command': 'true' } },
     }),
-  // A cpu or memory override (present only when a caller sets one) must be the task
-  // definition's own: a compromised service may not start larger, costlier tasks.
+  // A cpu or memory override may not exceed the task definition's: a compromised service may
+  // not start larger, costlier tasks. NumericGreaterThan, not a negated operator: those match
+  // when the key is absent (no override) and would deny every RunTask, as the IAM proof showed.
   neverResizeWorkspaces: (): StatementFactory => (arns, context) =>
     new iam.PolicyStatement({
       sid: 'NeverResizeWorkspaceTasks',
       effect: iam.Effect.DENY,
       actions: ['ecs:RunTask'],
       resources: [arns.workspaceTaskDefinitions()],
-      conditions: { NumericNotEquals: { 'ecs:task-cpu': String(context.workspaceSize.cpu) } },
+      conditions: { NumericGreaterThan: { 'ecs:task-cpu': String(context.workspaceSize.cpu) } },
     }),
   neverResizeWorkspaceMemory: (): StatementFactory => (arns, context) =>
     new iam.PolicyStatement({
@@ -134,7 +135,7 @@ const statement = {
       actions: ['ecs:RunTask'],
       resources: [arns.workspaceTaskDefinitions()],
       conditions: {
-        NumericNotEquals: { 'ecs:task-memory': String(context.workspaceSize.memoryMiB) },
+        NumericGreaterThan: { 'ecs:task-memory': String(context.workspaceSize.memoryMiB) },
       },
     }),
   // RunTask with tags (the contract's ContainerId, ClientId, ... tags) is also a TagResource.

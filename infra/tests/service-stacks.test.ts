@@ -109,8 +109,8 @@ const start: RenderedStatement[] = [
     StringEquals: { 'aws:RequestTag/ManagedBy': 'berth' },
   }),
   denyRunTask('NeverExecIntoWorkspaceTasks', { Bool: { 'ecs:enable-execute-command': 'true' } }),
-  denyRunTask('NeverResizeWorkspaceTasks', { NumericNotEquals: { 'ecs:task-cpu': '1024' } }),
-  denyRunTask('NeverResizeWorkspaceMemory', { NumericNotEquals: { 'ecs:task-memory': '2048' } }),
+  denyRunTask('NeverResizeWorkspaceTasks', { NumericGreaterThan: { 'ecs:task-cpu': '1024' } }),
+  denyRunTask('NeverResizeWorkspaceMemory', { NumericGreaterThan: { 'ecs:task-memory': '2048' } }),
   allow('TagWorkspaceTasksAtLaunch', ['ecs:TagResource'], [CLUSTER_TASKS], {
     StringEquals: { 'ecs:CreateAction': 'RunTask' },
   }),

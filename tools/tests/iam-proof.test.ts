@@ -8,7 +8,7 @@ import { jest } from '@jest/globals';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { silentLogger } from '@berth/core';
 import { loadConfig } from '@berth/domain';
-import { wire } from '@berth/platform';
+import { describeAwsCall, wire } from '@berth/platform';
 import { localAwsEnvironment, startDynamoDbLocal, startFauxqs, type Engine } from '@berth/testing';
 import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -156,6 +156,54 @@ describe('proving recorded calls against the synthesized policies', () => {
         action: 'ecs:RunTask',
         sid: 'StartWorkspaceTasks',
       }),
+    );
+  });
+
+  it('allows a RunTask as the ECS runtime sends it, and denies ECS Exec or a larger task', async () => {
+    const target = { partition: 'aws', region: REGION, account: ACCOUNT };
+    const runTask = (extra: Record<string, unknown>): string =>
+      JSON.stringify(
+        describeAwsCall(
+          {
+            service: 'session',
+            clientName: 'ECSClient',
+            commandName: 'RunTaskCommand',
+            input: {
+              cluster: 'berth',
+              taskDefinition: 'berth-workspace',
+              overrides: { containerOverrides: [{ name: 'workspace', environment: [] }] },
+              tags: [{ key: 'ManagedBy', value: 'berth' }],
+              ...extra,
+            },
+            output: { tasks: [{ taskArn: 'arn:aws:ecs:us-east-1:000000000000:task/berth/t1' }] },
+          },
+          target,
+        ),
+      );
+    const plain = join(work, 'run-task.jsonl');
+    writeFileSync(plain, `${runTask({})}\n`);
+    const allowed = await proveCalls({ assemblyDir, callLogFiles: [plain] });
+    expect(allowed.denied).toEqual([]);
+    // The task definition's roles are passed too, and allowed.
+    expect(allowed.services.find((s) => s.service === 'session')?.actions).toEqual(
+      expect.arrayContaining(['ecs:RunTask', 'ecs:TagResource', 'iam:PassRole']),
+    );
+
+    const risky = join(work, 'run-task-risky.jsonl');
+    writeFileSync(
+      risky,
+      [
+        runTask({ enableExecuteCommand: true }),
+        runTask({ overrides: { cpu: '4096', containerOverrides: [] } }),
+      ].join('\n'),
+    );
+    const denied = await proveCalls({ assemblyDir, callLogFiles: [risky] });
+    expect(denied.denied.map((call) => [call.action, call.decision])).toEqual([
+      ['ecs:RunTask', 'ExplicitlyDenied'],
+      ['ecs:RunTask', 'ExplicitlyDenied'],
+    ]);
+    expect(denied.denied.map((call) => call.reason).join(' ')).toMatch(
+      /NeverExecIntoWorkspaceTasks.*NeverResizeWorkspaceTasks/,
     );
   });
 
