@@ -304,7 +304,6 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.publishEvents(),
     statement.encryptEvents(),
     statement.findSharedQueues(),
-    statement.findTopic(),
     statement.describeTasks(),
     statement.listTasks(),
     statement.stopTasks(),
