@@ -318,7 +318,18 @@ export class SessionService {
         : undefined;
       try {
         await this.deps.store.write({
-          sessions: [{ record: ended, expect: { kind: 'status', status: 'active' } }],
+          sessions: [
+            {
+              record: ended,
+              // Decided on this read: a touch since (which an expiry must not overwrite) or any
+              // other change makes it decide again.
+              expect: {
+                kind: 'status',
+                status: 'active',
+                unchanged: { lastActivityAt: existing.lastActivityAt },
+              },
+            },
+          ],
           ...(nextContainer && container
             ? {
                 containers: [

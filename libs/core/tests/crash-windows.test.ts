@@ -11,6 +11,7 @@ import {
   runningContainer,
   settle,
   stored,
+  touchCommand,
   world,
   type World,
 } from './support.ts';
@@ -240,6 +241,34 @@ describe('case 10: smaller windows', () => {
     expect(await stored(w.deps)).toMatchObject({
       status: 'stopped',
       stopReason: 'forced:idle did not finish within the grace period',
+    });
+  });
+});
+
+describe('case 10: an expiry never overwrites a concurrent touch', () => {
+  it('a touch between the expiry read and its write keeps the session active', async () => {
+    // Prepare
+    const w = world({ settings: { sessionTtlMs: 2 * 3_600_000 } });
+    await runningContainer(w);
+    await w.lifecycle.sessions.assign(assignCommand('s-1'));
+    w.deps.clock.advance('2h');
+    w.deps.clock.advance('1m');
+    const getSession = w.deps.store.getSession.bind(w.deps.store);
+    jest.spyOn(w.deps.store, 'getSession').mockImplementationOnce(async (sessionId) => {
+      const read = await getSession(sessionId);
+      // The client touches the session right after the expiry read it.
+      await w.lifecycle.sessions.touch(touchCommand('s-1'));
+      return read;
+    });
+
+    // Act
+    const expired = await w.lifecycle.sessions.expireStale();
+
+    // Assess
+    expect(expired).toBe(0);
+    expect(await w.deps.store.getSession('s-1')).toMatchObject({
+      status: 'active',
+      lastActivityAt: w.deps.clock.iso(),
     });
   });
 });

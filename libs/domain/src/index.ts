@@ -110,6 +110,7 @@ export type {
   Page,
   Runtime,
   SessionExpectation,
+  SessionGuardField,
   SessionWrite,
   StateStore,
   TaskInfo,

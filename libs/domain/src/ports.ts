@@ -21,7 +21,20 @@ export type ContainerExpectation =
   /** An update: the stored `version` must still be this one. */
   | { kind: 'version'; version: number };
 
-export type SessionExpectation = { kind: 'absent' } | { kind: 'status'; status: SessionStatus };
+/** Fields of a session a `status` expectation may also pin to their value as read. */
+export type SessionGuardField = 'lastActivityAt' | 'releaseReason';
+
+export type SessionExpectation =
+  | { kind: 'absent' }
+  /**
+   * The stored status is this one and, for each field given, the stored value is the given
+   * one (null: absent), so a decision taken on a read is not applied over a change since.
+   */
+  | {
+      kind: 'status';
+      status: SessionStatus;
+      unchanged?: Partial<Record<SessionGuardField, string | null>>;
+    };
 
 export interface ContainerWrite {
   record: ContainerRecord;

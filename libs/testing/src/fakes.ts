@@ -31,6 +31,7 @@ import {
   type Page,
   type Runtime,
   type SessionExpectation,
+  type SessionGuardField,
   type SessionRecord,
   type SessionWrite,
   type StateStore,
@@ -309,6 +310,12 @@ export class InMemoryStateStore implements StateStore {
       case 'status':
         if (!stored || stored.status !== expect.status) {
           throw stale(`expected status ${expect.status}, stored ${stored?.status ?? 'none'}`);
+        }
+        for (const [field, value] of Object.entries(expect.unchanged ?? {}) as [
+          SessionGuardField,
+          string | null,
+        ][]) {
+          if (stored[field] !== value) throw stale(`${field} changed since it was read`);
         }
         return;
     }

@@ -129,12 +129,25 @@ function sessionCondition(expect: SessionExpectation): Condition {
   switch (expect.kind) {
     case 'absent':
       return { ConditionExpression: 'attribute_not_exists(sessionId)' };
-    case 'status':
+    case 'status': {
+      const clauses = ['#status = :status'];
+      const names: Record<string, string> = { '#status': 'status' };
+      const values: Record<string, unknown> = { ':status': expect.status };
+      for (const [field, value] of Object.entries(expect.unchanged ?? {})) {
+        names[`#${field}`] = field;
+        if (value === null || value === undefined) {
+          clauses.push(`attribute_not_exists(#${field})`);
+        } else {
+          clauses.push(`#${field} = :${field}`);
+          values[`:${field}`] = value;
+        }
+      }
       return {
-        ConditionExpression: '#status = :status',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':status': expect.status },
+        ConditionExpression: clauses.join(' AND '),
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
       };
+    }
   }
 }
 

@@ -332,6 +332,40 @@ describe('session expectations', () => {
     expect(await store.getSession('sess-status')).toStrictEqual(released);
   });
 
+  it('applies a status expectation only while the fields it pins are as read (null: absent)', async () => {
+    // Prepare
+    const session = { ...sessionFixture('sess-pinned'), lastActivityAt: at(1) };
+    await store.write({ sessions: [{ record: session, expect: { kind: 'absent' } }] });
+    const touched = { ...session, lastActivityAt: at(2) };
+    const expired = { ...session, status: 'expired' as const, releasedAt: at(3) };
+
+    // Act
+    await store.write({
+      sessions: [
+        {
+          record: touched,
+          expect: {
+            kind: 'status',
+            status: 'active',
+            unchanged: { lastActivityAt: at(1), releaseReason: null },
+          },
+        },
+      ],
+    });
+    const onTheOldRead = store.write({
+      sessions: [
+        {
+          record: expired,
+          expect: { kind: 'status', status: 'active', unchanged: { lastActivityAt: at(1) } },
+        },
+      ],
+    });
+
+    // Assess
+    await expect(onTheOldRead).rejects.toBeInstanceOf(StaleWriteError);
+    expect(await store.getSession('sess-pinned')).toStrictEqual(touched);
+  });
+
   it('refuses a status expectation on a session that does not exist', async () => {
     await expect(
       store.write({
