@@ -1,67 +1,31 @@
-import { afterAll, afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { existsSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DeleteQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { DeleteQueueCommand } from '@aws-sdk/client-sqs';
 import { threadBranch, worktreePathFor } from '@berth/domain';
 import {
-  createBareRepo,
-  createQueues,
   eventually,
   git,
-  killAgent,
   messagesOnQueue,
   receiveOutputs,
-  removeDir,
   sendInput,
   showInBare,
-  sqsClient,
-  startAgent,
-  tempDir,
-  type AgentEnvInput,
-  type AgentProcess,
-  type Queues,
+  createQueues,
+  useAgentFixture,
 } from './harness.ts';
 
 const TIMEOUT = 60_000;
 
-let sqs: SQSClient;
-let root: string;
-let bare: string;
-let queues: Queues;
-const agents: AgentProcess[] = [];
-
-function agent(
-  input: Omit<AgentEnvInput, 'repoUrl' | 'queues'> & Partial<AgentEnvInput>,
-): AgentProcess {
-  const started = startAgent({ repoUrl: bare, queues, ...input });
-  agents.push(started);
-  return started;
-}
-
-beforeEach(async () => {
-  sqs ??= sqsClient();
-  root = await tempDir('it');
-  bare = await createBareRepo(root);
-  queues = await createQueues(sqs);
-});
-
-afterEach(async () => {
-  await Promise.all(agents.splice(0).map(killAgent));
-  await removeDir(root);
-});
-
-afterAll(() => {
-  sqs?.destroy();
-});
+const fx = useAgentFixture('it');
 
 describe('start', () => {
   it(
     'clones the repository, excludes .berth/ and signals ready over IPC',
     async () => {
       // Prepare
-      const workspace = join(root, 'workspace');
-      const a = agent({ workspacePath: workspace });
+      const workspace = join(fx.root, 'workspace');
+      const a = fx.agent({ workspacePath: workspace });
 
       // Act
       await a.ready;
@@ -81,7 +45,10 @@ describe('start', () => {
   it(
     'exits 1 with start_failed when the repository cannot be cloned',
     async () => {
-      const a = agent({ workspacePath: join(root, 'ws'), repoUrl: join(root, 'missing.git') });
+      const a = fx.agent({
+        workspacePath: join(fx.root, 'ws'),
+        repoUrl: join(fx.root, 'missing.git'),
+      });
 
       const { code } = await a.exited;
 
@@ -99,8 +66,8 @@ describe('start', () => {
   it(
     'refuses an invalid environment, naming every bad variable',
     async () => {
-      const a = agent({
-        workspacePath: join(root, 'ws'),
+      const a = fx.agent({
+        workspacePath: join(fx.root, 'ws'),
         generation: 0,
         containerId: 'Not.Valid',
         shutdownGrace: 'soon',
@@ -125,19 +92,23 @@ describe('its input queue deleted behind its back', () => {
     'saves the workspace and exits non-zero, so the container is not reused',
     async () => {
       // Prepare
-      const a = agent({ workspacePath: join(root, 'workspace') });
+      const a = fx.agent({ workspacePath: join(fx.root, 'workspace') });
       await a.ready;
-      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'kept', text: 'unsaved' });
-      await receiveOutputs(sqs, queues.output, 1);
+      await sendInput(fx.sqs, fx.queues.input, {
+        sessionId: 's',
+        threadId: 'kept',
+        text: 'unsaved',
+      });
+      await receiveOutputs(fx.sqs, fx.queues.output, 1);
 
       // Act
-      await sqs.send(new DeleteQueueCommand({ QueueUrl: queues.input }));
+      await fx.sqs.send(new DeleteQueueCommand({ QueueUrl: fx.queues.input }));
       const { code } = await a.exited;
 
       // Assess
       expect(code).toBe(1);
       expect(a.logs.some((line) => /input queue is gone/.test(String(line.msg)))).toBe(true);
-      expect(await showInBare(bare, threadBranch('kept'), 'CHAT.md')).toBe('unsaved\n');
+      expect(await showInBare(fx.bare, threadBranch('kept'), 'CHAT.md')).toBe('unsaved\n');
     },
     TIMEOUT,
   );
@@ -147,16 +118,16 @@ describe('messages', () => {
   it(
     'runs the default workload in the thread worktree and answers with the text',
     async () => {
-      const workspace = join(root, 'workspace');
-      const a = agent({ workspacePath: workspace });
+      const workspace = join(fx.root, 'workspace');
+      const a = fx.agent({ workspacePath: workspace });
       await a.ready;
 
-      await sendInput(sqs, queues.input, {
+      await sendInput(fx.sqs, fx.queues.input, {
         sessionId: 'sess-1',
         threadId: 'thread-1',
         text: 'hello berth',
       });
-      const [output] = await receiveOutputs(sqs, queues.output, 1);
+      const [output] = await receiveOutputs(fx.sqs, fx.queues.output, 1);
 
       expect(output).toEqual({
         sessionId: 'sess-1',
@@ -173,7 +144,7 @@ describe('messages', () => {
       expect(await readFile(join(worktree, 'README.md'), 'utf8')).toBe('# project\n');
       await eventually(
         'the input message to be deleted',
-        async () => (await messagesOnQueue(sqs, queues.input)) === 0,
+        async () => (await messagesOnQueue(fx.sqs, fx.queues.input)) === 0,
       );
       expect((await a.stop()).code).toBe(0);
     },
@@ -183,20 +154,20 @@ describe('messages', () => {
   it(
     'runs BERTH_WORKLOAD_COMMAND through /bin/sh with the text on stdin and reports its exit code',
     async () => {
-      const workspace = join(root, 'workspace');
-      const a = agent({
+      const workspace = join(fx.root, 'workspace');
+      const a = fx.agent({
         workspacePath: workspace,
         workloadCommand:
           'read -r line; echo "got:$line"; echo "ids:$CONTAINER_ID:$BERTH_SESSION_ID:$BERTH_THREAD_ID:$WORKSPACE_PATH"; pwd; exit 3',
       });
       await a.ready;
 
-      await sendInput(sqs, queues.input, {
+      await sendInput(fx.sqs, fx.queues.input, {
         sessionId: 'sess-2',
         threadId: 'feature:x',
         text: 'do it',
       });
-      const [output] = await receiveOutputs(sqs, queues.output, 1);
+      const [output] = await receiveOutputs(fx.sqs, fx.queues.output, 1);
 
       expect(output?.exitCode).toBe(3);
       expect(output?.sessionId).toBe('sess-2');
@@ -206,7 +177,7 @@ describe('messages', () => {
       );
       await eventually(
         'the input message to be deleted',
-        async () => (await messagesOnQueue(sqs, queues.input)) === 0,
+        async () => (await messagesOnQueue(fx.sqs, fx.queues.input)) === 0,
       );
       expect((await a.stop()).code).toBe(0);
     },
@@ -216,11 +187,11 @@ describe('messages', () => {
   it(
     'creates the worktree on thread.open without answering',
     async () => {
-      const workspace = join(root, 'workspace');
-      const a = agent({ workspacePath: workspace });
+      const workspace = join(fx.root, 'workspace');
+      const a = fx.agent({ workspacePath: workspace });
       await a.ready;
 
-      await sendInput(sqs, queues.input, {
+      await sendInput(fx.sqs, fx.queues.input, {
         type: 'thread.open',
         threadId: 'opened',
         sessionId: 'sess-3',
@@ -233,9 +204,9 @@ describe('messages', () => {
       );
       await eventually(
         'the control message to be deleted',
-        async () => (await messagesOnQueue(sqs, queues.input)) === 0,
+        async () => (await messagesOnQueue(fx.sqs, fx.queues.input)) === 0,
       );
-      expect(await messagesOnQueue(sqs, queues.output)).toBe(0);
+      expect(await messagesOnQueue(fx.sqs, fx.queues.output)).toBe(0);
       expect((await a.stop()).code).toBe(0);
     },
     TIMEOUT,
@@ -244,23 +215,23 @@ describe('messages', () => {
   it(
     'answers invalid messages with exit code 2 naming the field, and deletes them',
     async () => {
-      const a = agent({ workspacePath: join(root, 'workspace') });
+      const a = fx.agent({ workspacePath: join(fx.root, 'workspace') });
       await a.ready;
 
-      await sendInput(sqs, queues.input, 'this is not json');
-      await sendInput(sqs, queues.input, { sessionId: 'bad-1', text: 'no thread' });
-      await sendInput(sqs, queues.input, {
+      await sendInput(fx.sqs, fx.queues.input, 'this is not json');
+      await sendInput(fx.sqs, fx.queues.input, { sessionId: 'bad-1', text: 'no thread' });
+      await sendInput(fx.sqs, fx.queues.input, {
         sessionId: 'bad-2',
         threadId: 'has spaces/and slash',
         text: 'x',
       });
-      await sendInput(sqs, queues.input, { sessionId: 'bad-3', threadId: 't', text: 42 });
-      await sendInput(sqs, queues.input, {
+      await sendInput(fx.sqs, fx.queues.input, { sessionId: 'bad-3', threadId: 't', text: 42 });
+      await sendInput(fx.sqs, fx.queues.input, {
         type: 'thread.close',
         threadId: 't',
         sessionId: 'bad-4',
       });
-      const outputs = await receiveOutputs(sqs, queues.output, 5);
+      const outputs = await receiveOutputs(fx.sqs, fx.queues.output, 5);
 
       const bySession = new Map(outputs.map((o) => [o.sessionId ?? 'none', o]));
       expect(outputs.every((o) => o.exitCode === 2)).toBe(true);
@@ -281,7 +252,7 @@ describe('messages', () => {
       expect(bySession.get('bad-4')?.text).toMatch(/^invalid message: type must be "thread.open"/);
       await eventually(
         'the invalid messages to be deleted',
-        async () => (await messagesOnQueue(sqs, queues.input)) === 0,
+        async () => (await messagesOnQueue(fx.sqs, fx.queues.input)) === 0,
       );
       expect((await a.stop()).code).toBe(0);
     },
@@ -291,8 +262,8 @@ describe('messages', () => {
   it(
     'runs the messages of one thread in order and different threads concurrently',
     async () => {
-      const workspace = join(root, 'workspace');
-      const signals = join(root, 'signals');
+      const workspace = join(fx.root, 'workspace');
+      const signals = join(fx.root, 'signals');
       // Thread "a" waits until thread "b" has run: it would time out if threads ran one after another.
       const command = [
         'mkdir -p "$SIGNALS"',
@@ -306,16 +277,16 @@ describe('messages', () => {
       ].join('\n');
       // Queued before the agent starts, so that its first receive takes them all at once.
       for (const text of ['a1', 'a2', 'a3'])
-        await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'a', text });
-      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'b', text: 'b1' });
+        await sendInput(fx.sqs, fx.queues.input, { sessionId: 's', threadId: 'a', text });
+      await sendInput(fx.sqs, fx.queues.input, { sessionId: 's', threadId: 'b', text: 'b1' });
 
-      const a = agent({
+      const a = fx.agent({
         workspacePath: workspace,
         workloadCommand: command,
         extra: { SIGNALS: signals },
       });
       await a.ready;
-      const outputs = await receiveOutputs(sqs, queues.output, 4);
+      const outputs = await receiveOutputs(fx.sqs, fx.queues.output, 4);
 
       expect(outputs.map((o) => o.exitCode)).toEqual([0, 0, 0, 0]);
       expect(await readFile(join(worktreePathFor(workspace, 'a'), 'CHAT.md'), 'utf8')).toBe(
@@ -336,15 +307,15 @@ describe('saving state', () => {
   it(
     'commits and pushes every worktree and the main checkout on SIGTERM; a fresh workspace restores them',
     async () => {
-      const workspace = join(root, 'workspace');
-      const a = agent({ workspacePath: workspace });
+      const workspace = join(fx.root, 'workspace');
+      const a = fx.agent({ workspacePath: workspace });
       await a.ready;
-      await sendInput(sqs, queues.input, {
+      await sendInput(fx.sqs, fx.queues.input, {
         sessionId: 's',
         threadId: 'chat:1',
         text: 'first line',
       });
-      await receiveOutputs(sqs, queues.output, 1);
+      await receiveOutputs(fx.sqs, fx.queues.output, 1);
       const worktree = worktreePathFor(workspace, 'chat:1');
       await writeFile(join(worktree, 'notes.txt'), 'written directly\n');
       await writeFile(join(workspace, 'scratch.txt'), 'main checkout\n');
@@ -354,12 +325,12 @@ describe('saving state', () => {
       expect(exit).toEqual({ code: 0, signal: null });
       const branch = threadBranch('chat:1');
       expect(branch).toBe('thread/chat%3A1');
-      expect(await showInBare(bare, branch, 'CHAT.md')).toBe('first line\n');
-      expect(await showInBare(bare, branch, 'notes.txt')).toBe('written directly\n');
-      expect(await showInBare(bare, 'workspace/john', 'scratch.txt')).toBe('main checkout\n');
-      expect(await showInBare(bare, 'main', 'scratch.txt')).toBeUndefined();
+      expect(await showInBare(fx.bare, branch, 'CHAT.md')).toBe('first line\n');
+      expect(await showInBare(fx.bare, branch, 'notes.txt')).toBe('written directly\n');
+      expect(await showInBare(fx.bare, 'workspace/john', 'scratch.txt')).toBe('main checkout\n');
+      expect(await showInBare(fx.bare, 'main', 'scratch.txt')).toBeUndefined();
       const [subject, author] = (
-        await git(bare, 'log', '-1', '--format=%s%n%an <%ae>', branch)
+        await git(fx.bare, 'log', '-1', '--format=%s%n%an <%ae>', branch)
       ).split('\n');
       expect(subject).toMatch(
         /^berth: save thread chat:1 at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/,
@@ -367,9 +338,9 @@ describe('saving state', () => {
       expect(author).toBe('berth <berth@localhost>');
 
       // A new generation, with a fresh workspace and queues of its own, gets every thread back.
-      const fresh = join(root, 'workspace-gen2');
-      queues = await createQueues(sqs);
-      const b = agent({ workspacePath: fresh, generation: 2, queues });
+      const fresh = join(fx.root, 'workspace-gen2');
+      fx.queues = await createQueues(fx.sqs);
+      const b = fx.agent({ workspacePath: fresh, generation: 2, queues: fx.queues });
       await b.ready;
       const restored = worktreePathFor(fresh, 'chat:1');
       expect(await readFile(join(restored, 'CHAT.md'), 'utf8')).toBe('first line\n');
@@ -377,15 +348,15 @@ describe('saving state', () => {
       expect((await git(restored, 'rev-parse', '--abbrev-ref', 'HEAD')).trim()).toBe(branch);
       expect(await readFile(join(fresh, 'scratch.txt'), 'utf8')).toBe('main checkout\n');
 
-      await sendInput(sqs, queues.input, {
+      await sendInput(fx.sqs, fx.queues.input, {
         sessionId: 's',
         threadId: 'chat:1',
         text: 'second line',
       });
-      await receiveOutputs(sqs, queues.output, 1);
+      await receiveOutputs(fx.sqs, fx.queues.output, 1);
       expect(await readFile(join(restored, 'CHAT.md'), 'utf8')).toBe('first line\nsecond line\n');
       expect((await b.stop()).code).toBe(0);
-      expect(await showInBare(bare, branch, 'CHAT.md')).toBe('first line\nsecond line\n');
+      expect(await showInBare(fx.bare, branch, 'CHAT.md')).toBe('first line\nsecond line\n');
     },
     TIMEOUT,
   );
@@ -393,24 +364,28 @@ describe('saving state', () => {
   it(
     'lets a message in flight finish before saving',
     async () => {
-      const workspace = join(root, 'workspace');
-      const a = agent({
+      const workspace = join(fx.root, 'workspace');
+      const a = fx.agent({
         workspacePath: workspace,
         workloadCommand:
           'touch started; sleep 2; cat >> CHAT.md; echo finished >> CHAT.md; echo done',
       });
       await a.ready;
-      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'slow', text: 'long task' });
+      await sendInput(fx.sqs, fx.queues.input, {
+        sessionId: 's',
+        threadId: 'slow',
+        text: 'long task',
+      });
       const worktree = worktreePathFor(workspace, 'slow');
       await eventually('the workload to start', () => existsSync(join(worktree, 'started')));
 
       const exit = await a.stop();
-      const [output] = await receiveOutputs(sqs, queues.output, 1);
+      const [output] = await receiveOutputs(fx.sqs, fx.queues.output, 1);
 
       expect(exit.code).toBe(0);
       expect(output).toEqual({ sessionId: 's', threadId: 'slow', text: 'done\n', exitCode: 0 });
-      expect(await showInBare(bare, 'thread/slow', 'CHAT.md')).toBe('long taskfinished\n');
-      expect(await messagesOnQueue(sqs, queues.input)).toBe(0);
+      expect(await showInBare(fx.bare, 'thread/slow', 'CHAT.md')).toBe('long taskfinished\n');
+      expect(await messagesOnQueue(fx.sqs, fx.queues.input)).toBe(0);
     },
     TIMEOUT,
   );
@@ -418,27 +393,27 @@ describe('saving state', () => {
   it(
     'interrupts a workload that overruns the grace period, then saves',
     async () => {
-      const workspace = join(root, 'workspace');
-      const a = agent({
+      const workspace = join(fx.root, 'workspace');
+      const a = fx.agent({
         workspacePath: workspace,
         shutdownGrace: '12s',
         workloadCommand: 'echo partial > partial.txt; echo before; sleep 30; echo after',
       });
       await a.ready;
-      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'stuck', text: 'x' });
+      await sendInput(fx.sqs, fx.queues.input, { sessionId: 's', threadId: 'stuck', text: 'x' });
       await eventually('the workload to start', () =>
         existsSync(join(worktreePathFor(workspace, 'stuck'), 'partial.txt')),
       );
 
       const startedStop = Date.now();
       const exit = await a.stop();
-      const [output] = await receiveOutputs(sqs, queues.output, 1);
+      const [output] = await receiveOutputs(fx.sqs, fx.queues.output, 1);
 
       expect(exit.code).toBe(0);
       expect(Date.now() - startedStop).toBeLessThan(12_000);
       expect(output?.text).toBe('before\n');
       expect(output?.exitCode).toBe(143);
-      expect(await showInBare(bare, 'thread/stuck', 'partial.txt')).toBe('partial\n');
+      expect(await showInBare(fx.bare, 'thread/stuck', 'partial.txt')).toBe('partial\n');
     },
     TIMEOUT,
   );
@@ -446,13 +421,17 @@ describe('saving state', () => {
   it(
     'exits 75 with save_failed when the push fails, keeps the workspace, and pushes it on the next start',
     async () => {
-      const workspace = join(root, 'workspace');
-      const a = agent({ workspacePath: workspace });
+      const workspace = join(fx.root, 'workspace');
+      const a = fx.agent({ workspacePath: workspace });
       await a.ready;
-      await sendInput(sqs, queues.input, { sessionId: 's', threadId: 'keep-me', text: 'precious' });
-      await receiveOutputs(sqs, queues.output, 1);
-      const away = `${bare}-away`;
-      await rename(bare, away);
+      await sendInput(fx.sqs, fx.queues.input, {
+        sessionId: 's',
+        threadId: 'keep-me',
+        text: 'precious',
+      });
+      await receiveOutputs(fx.sqs, fx.queues.output, 1);
+      const away = `${fx.bare}-away`;
+      await rename(fx.bare, away);
 
       const exit = await a.stop();
 
@@ -467,12 +446,18 @@ describe('saving state', () => {
 
       // Work left uncommitted after the failed save is picked up too.
       await writeFile(join(worktree, 'later.txt'), 'after the failed save\n');
-      await rename(away, bare);
-      const b = agent({ workspacePath: workspace, generation: 2, queues: await createQueues(sqs) });
+      await rename(away, fx.bare);
+      const b = fx.agent({
+        workspacePath: workspace,
+        generation: 2,
+        queues: await createQueues(fx.sqs),
+      });
       await b.ready;
 
-      expect(await showInBare(bare, 'thread/keep-me', 'CHAT.md')).toBe('precious\n');
-      expect(await showInBare(bare, 'thread/keep-me', 'later.txt')).toBe('after the failed save\n');
+      expect(await showInBare(fx.bare, 'thread/keep-me', 'CHAT.md')).toBe('precious\n');
+      expect(await showInBare(fx.bare, 'thread/keep-me', 'later.txt')).toBe(
+        'after the failed save\n',
+      );
       const readyAt = b.logs.findIndex((l) => l.msg === 'ready');
       const savedAt = b.logs.findIndex(
         (l) => l.msg === 'saved the work an earlier generation left in the workspace',

@@ -10,6 +10,7 @@ import {
   SendMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
+import { afterAll, afterEach, beforeEach } from '@jest/globals';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -274,4 +275,66 @@ export async function killAgent(agent: AgentProcess | undefined): Promise<void> 
   if (!agent || agent.child.exitCode !== null || agent.child.signalCode !== null) return;
   agent.child.kill('SIGKILL');
   await agent.exited;
+}
+
+/** What a test of the agent works with: a fresh bare repository and queues per test. */
+export interface AgentFixture {
+  readonly sqs: SQSClient;
+  readonly root: string;
+  readonly bare: string;
+  /** This test's queues; a test that starts a new generation gives it queues of its own. */
+  queues: Queues;
+  /** Starts an agent on this test's repository and queues; it is killed after the test. */
+  agent(input: Omit<AgentEnvInput, 'repoUrl' | 'queues'> & Partial<AgentEnvInput>): AgentProcess;
+}
+
+/**
+ * Registers the hooks every agent test file needs (a repository and queues per test, agents
+ * killed and the directory removed after it) and returns the current test's fixture.
+ */
+export function useAgentFixture(prefix: string): AgentFixture {
+  let sqs: SQSClient | undefined;
+  let root = '';
+  let bare = '';
+  let queues: Queues | undefined;
+  const agents: AgentProcess[] = [];
+  beforeEach(async () => {
+    sqs ??= sqsClient();
+    root = await tempDir(prefix);
+    bare = await createBareRepo(root);
+    queues = await createQueues(sqs);
+  });
+  afterEach(async () => {
+    await Promise.all(agents.splice(0).map(killAgent));
+    await removeDir(root);
+  });
+  afterAll(() => {
+    sqs?.destroy();
+  });
+  const current = <T>(value: T | undefined, name: string): T => {
+    if (value === undefined) throw new Error(`the agent fixture's ${name} is used outside a test`);
+    return value;
+  };
+  return {
+    get sqs() {
+      return current(sqs, 'sqs');
+    },
+    get root() {
+      return root;
+    },
+    get bare() {
+      return bare;
+    },
+    get queues() {
+      return current(queues, 'queues');
+    },
+    set queues(next: Queues) {
+      queues = next;
+    },
+    agent(input) {
+      const started = startAgent({ repoUrl: bare, queues: current(queues, 'queues'), ...input });
+      agents.push(started);
+      return started;
+    },
+  };
 }
