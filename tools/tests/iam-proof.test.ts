@@ -9,6 +9,7 @@ import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { silentLogger } from '@berth/core';
 import { loadConfig } from '@berth/domain';
 import { describeAwsCall, wire } from '@berth/platform';
+import { synthesizeApp } from '../src/synth.ts';
 import { localAwsEnvironment, startDynamoDbLocal, startFauxqs, type Engine } from '@berth/testing';
 import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -34,16 +35,7 @@ let sessionLog = '';
 const work = mkdtempSync(join(tmpdir(), 'berth-iam-proof-'));
 
 async function synthesize(outdir: string): Promise<void> {
-  await run(join(ROOT, 'node_modules/.bin/cdk'), ['synth', '--quiet', '-o', outdir], {
-    cwd: join(ROOT, 'infra'),
-    // cdk runs the app with the `node` on PATH: the project's Node 24, which runs TypeScript.
-    env: {
-      ...process.env,
-      CDK_DEFAULT_REGION: REGION,
-      PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env.PATH ?? ''}`,
-    },
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  await synthesizeApp(outdir, { env: { CDK_DEFAULT_REGION: REGION } });
 }
 
 /** What the session service does with AWS on a quiet day, recorded as on ECS. */

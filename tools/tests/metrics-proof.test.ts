@@ -3,18 +3,16 @@
  * by some service. The services run on the local stack with BERTH_EMF=true through a container's
  * whole life (created, reused, sessions, idle stop); their captured stdout is the evidence.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import {
   MetricsNotProvenError,
   parseEmfLines,
   proveDashboardMetrics,
   readRequiredMetrics,
 } from '../src/metrics-proof/index.ts';
+import { synthesizeApp } from '../src/synth.ts';
 import type { RunningStack } from '../src/stack/harness.ts';
 import {
   connect,
@@ -24,29 +22,11 @@ import {
   type StackClients,
 } from './stack-helpers.ts';
 
-const run = promisify(execFile);
-const INFRA = fileURLToPath(new URL('../../infra', import.meta.url));
-
-/** `cdk synth` as the CLI runs it (no AWS credentials, no Docker): the assembly to prove. */
-async function synthesize(outdir: string): Promise<void> {
-  const cdkJson = JSON.parse(readFileSync(join(INFRA, 'cdk.json'), 'utf8')) as { context: object };
-  await run(process.execPath, ['src/main.ts'], {
-    cwd: INFRA,
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      HOME: process.env['HOME'] ?? tmpdir(),
-      CDK_OUTDIR: outdir,
-      CDK_CONTEXT_JSON: JSON.stringify(cdkJson.context),
-    },
-    maxBuffer: 16 * 1024 * 1024,
-  });
-}
-
 let assemblyDir: string;
 
 beforeAll(async () => {
   assemblyDir = mkdtempSync(join(tmpdir(), 'berth-metrics-proof-'));
-  await synthesize(assemblyDir);
+  await synthesizeApp(assemblyDir);
   // A whole-app synth (cdk-nag included) takes minutes on a loaded two-core machine.
 }, 600_000);
 

@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { runChecks } from './checks.ts';
 import { RehearsalError, startRehearsal } from './rehearsal.ts';
+import { synthesizeApp } from '../synth.ts';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -51,31 +52,18 @@ async function run(
  */
 async function synthesize(): Promise<string> {
   const out = join(dataDir, 'cdk.out');
-  const context = {
-    workspace: { repoUrlTemplate: join(dataDir, 'repos/{clientId}/{projectId}.git') },
-  };
-  // The contract's variables of whoever runs this must not change what is synthesized.
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([name]) => !name.startsWith('BERTH_') && name !== 'AWS_REGION',
-    ),
-  );
   say(`rehearsal: synthesizing infra/ into ${out}`);
-  const code = await run(
-    process.execPath,
-    [
-      join(repoRoot, 'node_modules/aws-cdk/bin/cdk'),
-      'synth',
-      '--quiet',
-      '-o',
-      out,
-      '-c',
-      `berth=${JSON.stringify(context)}`,
-    ],
-    join(repoRoot, 'infra'),
-    env,
-  );
-  if (code !== 0) throw new RehearsalError([`cdk synth exited with code ${code}`]);
+  try {
+    await synthesizeApp(out, {
+      context: {
+        workspace: { repoUrlTemplate: join(dataDir, 'repos/{clientId}/{projectId}.git') },
+      },
+    });
+  } catch (error) {
+    throw new RehearsalError([
+      `cdk synth failed: ${error instanceof Error ? error.message : String(error)}`,
+    ]);
+  }
   return out;
 }
 
