@@ -1,19 +1,16 @@
 import {
   ConflictError,
   NotFoundError,
-  StaleWriteError,
   UnavailableError,
-  containerEvent,
   containerIdOf,
   isLive,
   newContainerRecord,
   stopReason,
-  toContainerJson,
-  type BerthEvent,
   type ContainerKey,
   type ContainerRecord,
   type StopReasonKind,
 } from '@berth/domain';
+import { ContainerRecords } from './container-records.ts';
 import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
 
 export type DiscoverySource = 'store' | 'created';
@@ -42,11 +39,13 @@ const PROVISION_ABANDONED_MS = 60_000;
  */
 export class ContainerService {
   private readonly deps: CoreDeps;
+  private readonly records: ContainerRecords;
   /** Runs after a container reached a final status (set by Lifecycle: ends its sessions). */
   onFinal: (container: ContainerRecord) => Promise<unknown> = () => Promise.resolve(undefined);
 
-  constructor(deps: CoreDeps) {
+  constructor(deps: CoreDeps, records = new ContainerRecords(deps)) {
     this.deps = deps;
+    this.records = records;
   }
 
   private get log() {
@@ -62,52 +61,13 @@ export class ContainerService {
   }
 
   json(container: ContainerRecord, messagesInFlight = 0) {
-    return toContainerJson(container, {
-      idleTimeoutMs: this.deps.settings.idleTimeoutMs,
-      messagesInFlight,
-    });
-  }
-
-  event(
-    type: Extract<BerthEvent['type'], `container.${string}`>,
-    container: ContainerRecord,
-    extra: { cause?: string; commandId?: string; payload?: Record<string, unknown> } = {},
-  ): BerthEvent {
-    return containerEvent(type, container, this.json(container), this.now(), extra);
+    return this.records.json(container, messagesInFlight);
   }
 
   async get(containerId: string): Promise<ContainerRecord> {
     const container = await this.deps.store.getContainer(containerId);
     if (!container) throw new NotFoundError(`container ${containerId} does not exist`);
     return container;
-  }
-
-  /**
-   * Reads the container, lets `change` decide its next state, and writes it if the record
-   * did not change in between; re-reads and decides again when it did. `change` returns
-   * undefined to leave the record as it is.
-   */
-  async mutate(
-    containerId: string,
-    change: (current: ContainerRecord) => ContainerRecord | undefined,
-  ): Promise<{ before: ContainerRecord; after: ContainerRecord; changed: boolean } | undefined> {
-    for (let attempt = 0; attempt < MAX_ATTEMPTS * 2; attempt += 1) {
-      const current = await this.deps.store.getContainer(containerId);
-      if (!current) return undefined;
-      const next = change(current);
-      if (!next) return { before: current, after: current, changed: false };
-      const written = { ...next, version: current.version + 1 };
-      try {
-        await this.deps.store.write({
-          containers: [{ record: written, expect: { kind: 'version', version: current.version } }],
-        });
-        return { before: current, after: written, changed: true };
-      } catch (error) {
-        if (error instanceof StaleWriteError) continue;
-        throw error;
-      }
-    }
-    throw new UnavailableError(`container ${containerId} changed too often to update; try again`);
   }
 
   /**
@@ -128,7 +88,8 @@ export class ContainerService {
         attempt === 0 && options.prefetched
           ? options.prefetched.record
           : await this.deps.store.getContainer(containerId);
-      if (existing && existing.pendingEvents.length > 0) existing = await this.flush(existing);
+      if (existing && existing.pendingEvents.length > 0)
+        existing = await this.records.flush(existing);
       if (existing && isLive(existing.status)) {
         if (existing.status === 'starting' && existing.stopReason && this.abandoned(existing)) {
           // Stopped while its starter was gone: no task will ever end it, so it ends here.
@@ -258,7 +219,7 @@ export class ContainerService {
       'start abandoned after RunTask; adopting its task to stop it',
     );
     const now = this.now();
-    const adopted = await this.mutate(containerId, (current) =>
+    const adopted = await this.records.update(containerId, (current) =>
       current.generation !== generation || current.status !== 'starting' || current.taskArn
         ? undefined
         : {
@@ -283,24 +244,8 @@ export class ContainerService {
     const record: ContainerRecord = {
       ...newContainerRecord({ ...key, containerId }, generation, now),
       workspacePath: this.deps.runtime.workspacePathFor(key),
-      // The one item per containerId is replaced, outbox and all: events the previous
-      // generation could not publish yet (e.g. its `stopped`) move to the new record, which
-      // publishes them with its own.
-      pendingEvents: previous?.pendingEvents ?? [],
     };
-    try {
-      await this.deps.store.write({
-        containers: [
-          {
-            record,
-            expect: { kind: 'new-generation', previousGeneration: previous?.generation ?? null },
-          },
-        ],
-      });
-    } catch (error) {
-      if (error instanceof StaleWriteError) return undefined;
-      throw error;
-    }
+    if (!(await this.records.createGeneration(record, previous))) return undefined;
     this.log.info({ containerId, generation }, 'container record created; provisioning');
     return this.provision(record, commandId);
   }
@@ -337,7 +282,7 @@ export class ContainerService {
       });
       taskArn = task.taskArn;
       const urls = queues;
-      const provisioned = await this.transition(
+      const provisioned = await this.records.transition(
         containerId,
         (current) =>
           current.generation !== generation || !isLive(current.status)
@@ -349,7 +294,7 @@ export class ContainerService {
                 inputQueueUrl: urls.inputQueueUrl,
                 outputQueueUrl: urls.outputQueueUrl,
               },
-        (after) => [this.event('container.created', after, commandId ? { commandId } : {})],
+        (after) => [this.records.event('container.created', after, commandId ? { commandId } : {})],
       );
       if (provisioned?.changed) container = provisioned.after;
       const stoppedMeanwhile =
@@ -388,61 +333,6 @@ export class ContainerService {
     return container;
   }
 
-  /**
-   * A state change and its events in ONE conditional write (the record's outbox), then
-   * published and cleared. If the publish fails or the process dies first, the events stay
-   * on the record and whoever next changes or sweeps it publishes them, under the same ids:
-   * an event goes out if and only if its change was stored.
-   */
-  async transition(
-    containerId: string,
-    change: (current: ContainerRecord) => ContainerRecord | undefined,
-    events: (after: ContainerRecord) => BerthEvent[],
-  ): Promise<{ before: ContainerRecord; after: ContainerRecord; changed: boolean } | undefined> {
-    const result = await this.mutate(containerId, (current) => {
-      const next = change(current);
-      if (!next) return undefined;
-      const after = { ...next, version: current.version + 1, pendingEvents: [] };
-      return { ...next, pendingEvents: [...current.pendingEvents, ...events(after)] };
-    });
-    if (!result?.changed) return result;
-    return { ...result, after: await this.flush(result.after) };
-  }
-
-  /**
-   * Publishes a record's pending events and clears the ones published. Never throws: events
-   * that could not go out stay pending for the next writer or sweep.
-   */
-  async flush(container: ContainerRecord): Promise<ContainerRecord> {
-    if (container.pendingEvents.length === 0) return container;
-    try {
-      await this.deps.publisher.publish(container.pendingEvents);
-    } catch (error) {
-      this.log.warn(
-        { containerId: container.containerId, pending: container.pendingEvents.length, err: error },
-        'events stay in the outbox until the bus answers',
-      );
-      return container;
-    }
-    const published = new Set(container.pendingEvents.map((event) => event.eventId));
-    try {
-      const cleared = await this.mutate(container.containerId, (current) => {
-        const left = current.pendingEvents.filter((event) => !published.has(event.eventId));
-        return left.length === current.pendingEvents.length
-          ? undefined
-          : { ...current, pendingEvents: left };
-      });
-      return cleared?.after ?? container;
-    } catch (error) {
-      // Published but not cleared: they will go out once more, under the same ids.
-      this.log.warn(
-        { containerId: container.containerId, err: error },
-        'could not clear the outbox',
-      );
-      return container;
-    }
-  }
-
   /** `starting|running → failed`, once; publishes `container.failed`. */
   async fail(
     containerId: string,
@@ -450,7 +340,7 @@ export class ContainerService {
     reason: string,
   ): Promise<ContainerRecord | undefined> {
     const now = this.now();
-    const result = await this.transition(
+    const result = await this.records.transition(
       containerId,
       (current) =>
         current.generation !== generation ||
@@ -464,7 +354,7 @@ export class ContainerService {
               idleSince: null,
               sessions: [],
             },
-      (after) => [this.event('container.failed', after)],
+      (after) => [this.records.event('container.failed', after)],
     );
     if (!result?.changed) return this.repairFinal(result?.after, generation);
     await this.afterFinal(result.after);
@@ -500,7 +390,7 @@ export class ContainerService {
     const reason = stopReason(kind, detail);
     const extra = options.commandId ? { commandId: options.commandId } : {};
     const { generation } = options;
-    const result = await this.transition(
+    const result = await this.records.transition(
       containerId,
       (current) => {
         if (generation !== undefined && current.generation !== generation) return undefined;
@@ -514,7 +404,9 @@ export class ContainerService {
         return { ...current, status: 'terminating', terminatingSince: now, stopReason: reason };
       },
       (after) =>
-        after.status === 'terminating' ? [this.event('container.terminating', after, extra)] : [],
+        after.status === 'terminating'
+          ? [this.records.event('container.terminating', after, extra)]
+          : [],
     );
     if (!result) throw new NotFoundError(`container ${containerId} does not exist`);
     if (generation !== undefined && result.after.generation !== generation) {
@@ -564,7 +456,7 @@ export class ContainerService {
     payload?: Record<string, unknown>,
   ): Promise<ContainerRecord | undefined> {
     const now = this.now();
-    const result = await this.transition(
+    const result = await this.records.transition(
       containerId,
       (current) =>
         current.generation !== generation || current.status !== 'terminating'
@@ -577,7 +469,7 @@ export class ContainerService {
               idleSince: null,
               sessions: [],
             },
-      (after) => [this.event('container.stopped', after, payload ? { payload } : {})],
+      (after) => [this.records.event('container.stopped', after, payload ? { payload } : {})],
     );
     if (!result?.changed) return this.repairFinal(result?.after, generation);
     await this.afterFinal(result.after);
@@ -592,7 +484,7 @@ export class ContainerService {
     if (container && container.generation === generation && !isLive(container.status)) {
       await this.onFinal(container);
       await this.deleteQueues(container);
-      return this.flush(container);
+      return this.records.flush(container);
     }
     return container;
   }

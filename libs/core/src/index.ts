@@ -1,3 +1,5 @@
+export { ContainerRecords, withEvents } from './container-records.ts';
+export type { ContainerEventType, RecordChange, RecordDecision } from './container-records.ts';
 export { ContainerService } from './containers.ts';
 export type { DiscoverySource, FoundContainer } from './containers.ts';
 export { noMetrics, silentLogger } from './deps.ts';

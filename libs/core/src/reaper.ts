@@ -1,4 +1,5 @@
 import { isLive, stopReason, stopReasonKind, type ContainerRecord } from '@berth/domain';
+import type { ContainerRecords } from './container-records.ts';
 import type { ContainerService } from './containers.ts';
 import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
 import type { SessionService } from './sessions.ts';
@@ -24,11 +25,18 @@ export class Reaper {
   private readonly deps: CoreDeps;
   private readonly containers: ContainerService;
   private readonly sessions: SessionService;
+  private readonly records: ContainerRecords;
 
-  constructor(deps: CoreDeps, containers: ContainerService, sessions: SessionService) {
+  constructor(
+    deps: CoreDeps,
+    containers: ContainerService,
+    sessions: SessionService,
+    records: ContainerRecords,
+  ) {
     this.deps = deps;
     this.containers = containers;
     this.sessions = sessions;
+    this.records = records;
   }
 
   private get log() {
@@ -195,7 +203,7 @@ export class Reaper {
       if (task && task.lastStatus !== 'STOPPED') {
         // Say so in the record first: a runtime may report the stop under the reason it was
         // first given (ECS keeps the first one), and the contract wants a forced stop named.
-        const forced = await this.containers.mutate(container.containerId, (current) =>
+        const forced = await this.records.update(container.containerId, (current) =>
           current.generation !== container.generation ||
           current.status !== 'terminating' ||
           stopReasonKind(current.stopReason) === 'forced'
@@ -242,7 +250,7 @@ export class Reaper {
         const page = await this.deps.store.listContainers({ status }, PAGE, cursor);
         for (const container of page.items) {
           // Events a crash left in a live container's outbox go out here at the latest.
-          if (container.pendingEvents.length > 0) await this.containers.flush(container);
+          if (container.pendingEvents.length > 0) await this.records.flush(container);
           if (!container.taskArn) continue;
           owned.add(container.taskArn);
           if (byArn.has(container.taskArn)) continue;
@@ -264,7 +272,7 @@ export class Reaper {
     }
     const terminating = await this.deps.store.listContainersByStatus('terminating', 1000);
     for (const container of terminating) {
-      if (container.pendingEvents.length > 0) await this.containers.flush(container);
+      if (container.pendingEvents.length > 0) await this.records.flush(container);
       if (container.taskArn) owned.add(container.taskArn);
     }
     for (const task of tasks) {

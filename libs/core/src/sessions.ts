@@ -14,6 +14,7 @@ import {
   type SessionRelease,
   type SessionTouch,
 } from '@berth/domain';
+import { ContainerRecords, withEvents } from './container-records.ts';
 import { ContainerService, type FoundContainer } from './containers.ts';
 import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
 
@@ -47,9 +48,15 @@ const sessionCause = (sessionId: string): string => `session/${sessionId}`;
 export class SessionService {
   private readonly deps: CoreDeps;
   readonly containers: ContainerService;
+  private readonly records: ContainerRecords;
 
-  constructor(deps: CoreDeps, containers = new ContainerService(deps)) {
+  constructor(
+    deps: CoreDeps,
+    records = new ContainerRecords(deps),
+    containers = new ContainerService(deps, records),
+  ) {
     this.deps = deps;
+    this.records = records;
     this.containers = containers;
   }
 
@@ -306,13 +313,7 @@ export class SessionService {
             };
             // The container's own event rides in its outbox, in the same transaction.
             return isIdle(next)
-              ? {
-                  ...next,
-                  pendingEvents: [
-                    ...container.pendingEvents,
-                    this.idleEvent({ ...next, pendingEvents: [] }),
-                  ],
-                }
+              ? withEvents(container, next, (after) => [this.idleEvent(after)])
               : next;
           })()
         : undefined;
@@ -352,7 +353,7 @@ export class SessionService {
         this.deps.publisher.publish([
           this.endedEvent(ended, nextContainer?.sessions.length, commandId),
         ]),
-        nextContainer ? this.containers.flush(nextContainer) : undefined,
+        nextContainer ? this.records.flush(nextContainer) : undefined,
       ]);
       if (published.status === 'rejected') throw published.reason;
       if (status === 'expired') (this.deps.metrics ?? noMetrics).sessionsExpired(1);
@@ -365,7 +366,7 @@ export class SessionService {
 
   /** The container's `idle` event, one id per idle period. */
   private idleEvent(container: ContainerRecord): BerthEvent {
-    return this.containers.event('container.idle', container, {
+    return this.records.event('container.idle', container, {
       cause: `${containerCause(container)}/idle@${container.idleSince ?? ''}`,
     });
   }

@@ -9,6 +9,7 @@ import {
   type ContainerRecord,
   type TaskStateChange,
 } from '@berth/domain';
+import type { ContainerRecords } from './container-records.ts';
 import type { ContainerService } from './containers.ts';
 import { silentLogger, type CoreDeps } from './deps.ts';
 import { parseSavedElsewhere } from './saved-elsewhere.ts';
@@ -46,10 +47,12 @@ const PROVISION_RACE_MS = 1_500;
 export class TaskEventHandler {
   private readonly deps: CoreDeps;
   private readonly containers: ContainerService;
+  private readonly records: ContainerRecords;
 
-  constructor(deps: CoreDeps, containers: ContainerService) {
+  constructor(deps: CoreDeps, containers: ContainerService, records: ContainerRecords) {
     this.deps = deps;
     this.containers = containers;
+    this.records = records;
   }
 
   private get log() {
@@ -140,7 +143,7 @@ export class TaskEventHandler {
     }
     const now = this.deps.clock.now().toISOString();
     const startedAt = event.detail.startedAt ?? event.time;
-    const result = await this.containers.transition(
+    const result = await this.records.transition(
       container.containerId,
       (current) =>
         current.generation !== container.generation ||
@@ -155,11 +158,11 @@ export class TaskEventHandler {
               // The idle clock starts when the container can first be used, not at its creation.
               idleSince: current.sessions.length === 0 ? now : null,
             },
-      (after) => [this.containers.event('container.running', after)],
+      (after) => [this.records.event('container.running', after)],
     );
     if (!result?.changed) {
       // A redelivery: anything a crash left in the outbox goes out now, same ids.
-      if (result?.after) await this.containers.flush(result.after);
+      if (result?.after) await this.records.flush(result.after);
       return 'ignored:stale';
     }
     const pendingStop = result.after.stopReason;

@@ -464,7 +464,7 @@ describe('ContainerService.stop', () => {
   });
 });
 
-describe('ContainerService.mutate', () => {
+describe('ContainerRecords.update', () => {
   it('re-reads and decides again when the record changed in between', async () => {
     // Prepare
     const w = world();
@@ -473,7 +473,7 @@ describe('ContainerService.mutate', () => {
     let interfered = false;
 
     // Act
-    await w.lifecycle.containers.mutate(CONTAINER_ID, (current): ContainerRecord => {
+    await w.lifecycle.records.update(CONTAINER_ID, (current): ContainerRecord => {
       seen.push(current.version);
       if (!interfered) {
         interfered = true;

@@ -1,0 +1,188 @@
+import {
+  StaleWriteError,
+  UnavailableError,
+  containerEvent,
+  toContainerJson,
+  type BerthEvent,
+  type ContainerRecord,
+} from '@berth/domain';
+import { silentLogger, type CoreDeps } from './deps.ts';
+
+const MAX_ATTEMPTS = 16;
+
+export type ContainerEventType = Extract<BerthEvent['type'], `container.${string}`>;
+
+export interface ContainerEventExtra {
+  cause?: string;
+  commandId?: string;
+  payload?: Record<string, unknown>;
+}
+
+/** What an update did: the record before and after, and whether it wrote anything. */
+export interface RecordChange {
+  before: ContainerRecord;
+  after: ContainerRecord;
+  changed: boolean;
+}
+
+/** Decides a record's next state from its current one; undefined leaves it as it is. */
+export type RecordDecision = (current: ContainerRecord) => ContainerRecord | undefined;
+
+/**
+ * The container record's writes and its outbox, the one place that knows either. Every
+ * change is a conditional write on the record's `version`; the events of a change are written
+ * in the same write and published after it (docs/design.md, "Outbox").
+ */
+export class ContainerRecords {
+  private readonly deps: CoreDeps;
+
+  constructor(deps: CoreDeps) {
+    this.deps = deps;
+  }
+
+  private get log() {
+    return this.deps.log ?? silentLogger;
+  }
+
+  /** The record as the API and the events show it. */
+  json(container: ContainerRecord, messagesInFlight = 0) {
+    return toContainerJson(container, {
+      idleTimeoutMs: this.deps.settings.idleTimeoutMs,
+      messagesInFlight,
+    });
+  }
+
+  /** A container event carrying the record as it is after the change. */
+  event(
+    type: ContainerEventType,
+    container: ContainerRecord,
+    extra: ContainerEventExtra = {},
+  ): BerthEvent {
+    return containerEvent(
+      type,
+      container,
+      this.json(container),
+      this.deps.clock.now().toISOString(),
+      extra,
+    );
+  }
+
+  /**
+   * Reads the container, lets `decide` choose its next state, and writes it if the record
+   * did not change in between; re-reads and decides again when it did. Undefined when there
+   * is no such container.
+   */
+  async update(containerId: string, decide: RecordDecision): Promise<RecordChange | undefined> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+      const current = await this.deps.store.getContainer(containerId);
+      if (!current) return undefined;
+      const next = decide(current);
+      if (!next) return { before: current, after: current, changed: false };
+      const written = { ...next, version: current.version + 1 };
+      try {
+        await this.deps.store.write({
+          containers: [{ record: written, expect: { kind: 'version', version: current.version } }],
+        });
+        return { before: current, after: written, changed: true };
+      } catch (error) {
+        if (error instanceof StaleWriteError) continue;
+        throw error;
+      }
+    }
+    throw new UnavailableError(`container ${containerId} changed too often to update; try again`);
+  }
+
+  /**
+   * A state change and its events in ONE conditional write (the record's outbox), then
+   * published and cleared. If the publish fails or the process dies first, the events stay
+   * on the record and whoever next changes or sweeps it publishes them, under the same ids:
+   * an event goes out if and only if its change was stored.
+   */
+  async transition(
+    containerId: string,
+    decide: RecordDecision,
+    events: (after: ContainerRecord) => BerthEvent[],
+  ): Promise<RecordChange | undefined> {
+    const result = await this.update(containerId, (current) => {
+      const next = decide(current);
+      return next ? withEvents(current, next, events) : undefined;
+    });
+    if (!result?.changed) return result;
+    return { ...result, after: await this.flush(result.after) };
+  }
+
+  /**
+   * Writes a new generation over a final (or absent) one, carrying the previous record's
+   * outbox along. False when another writer created it first.
+   */
+  async createGeneration(
+    record: ContainerRecord,
+    previous: ContainerRecord | undefined,
+  ): Promise<boolean> {
+    try {
+      await this.deps.store.write({
+        containers: [
+          {
+            // The one item per containerId is replaced, outbox and all: events the previous
+            // generation could not publish yet (e.g. its `stopped`) move to the new record,
+            // which publishes them with its own.
+            record: { ...record, pendingEvents: previous?.pendingEvents ?? [] },
+            expect: { kind: 'new-generation', previousGeneration: previous?.generation ?? null },
+          },
+        ],
+      });
+      return true;
+    } catch (error) {
+      if (error instanceof StaleWriteError) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Publishes a record's pending events and clears the ones published. Never throws: events
+   * that could not go out stay pending for the next writer or sweep.
+   */
+  async flush(container: ContainerRecord): Promise<ContainerRecord> {
+    if (container.pendingEvents.length === 0) return container;
+    try {
+      await this.deps.publisher.publish(container.pendingEvents);
+    } catch (error) {
+      this.log.warn(
+        { containerId: container.containerId, pending: container.pendingEvents.length, err: error },
+        'events stay in the outbox until the bus answers',
+      );
+      return container;
+    }
+    const published = new Set(container.pendingEvents.map((event) => event.eventId));
+    try {
+      const cleared = await this.update(container.containerId, (current) => {
+        const left = current.pendingEvents.filter((event) => !published.has(event.eventId));
+        return left.length === current.pendingEvents.length
+          ? undefined
+          : { ...current, pendingEvents: left };
+      });
+      return cleared?.after ?? container;
+    } catch (error) {
+      // Published but not cleared: they will go out once more, under the same ids.
+      this.log.warn(
+        { containerId: container.containerId, err: error },
+        'could not clear the outbox',
+      );
+      return container;
+    }
+  }
+}
+
+/**
+ * `next` with the events of the change from `current` appended to its outbox, for a write
+ * made elsewhere in one transaction with other items (a session's). The events see the
+ * record as it will be stored: its version bumped, its outbox empty.
+ */
+export function withEvents(
+  current: ContainerRecord,
+  next: ContainerRecord,
+  events: (after: ContainerRecord) => BerthEvent[],
+): ContainerRecord {
+  const after = { ...next, version: current.version + 1, pendingEvents: [] };
+  return { ...next, pendingEvents: [...current.pendingEvents, ...events(after)] };
+}
