@@ -50,6 +50,13 @@ export interface InfraConfig {
     sessionTtl: string;
     maxSessions: number;
   };
+  /** The warm pool (docs/design.md): generic agents kept running for a miss to claim. */
+  pool: {
+    /** BERTH_POOL_SIZE: members kept running; 0 turns the pool off. */
+    size: number;
+    /** BERTH_POOL_MAX_AGE: a free member older than this is replaced. */
+    maxAge: string;
+  };
   logLevel: string;
   logRetentionDays: number;
   network: {
@@ -91,6 +98,7 @@ export const DEFAULT_INFRA_CONFIG: InfraConfig = {
     sessionTtl: '2h',
     maxSessions: 10,
   },
+  pool: { size: 0, maxAge: '1h' },
   logLevel: 'info',
   logRetentionDays: 30,
   network: { cidr: '10.40.0.0/16', natGateways: 1, flowLogTraffic: 'REJECT' },
@@ -177,6 +185,8 @@ const LIFECYCLE_VARIABLES = [
   'BERTH_LOG_LEVEL',
   'BERTH_WORKLOAD_COMMAND',
   'BERTH_REPO_URL_TEMPLATE',
+  'BERTH_POOL_SIZE',
+  'BERTH_POOL_MAX_AGE',
 ] as const;
 
 /**
@@ -198,6 +208,7 @@ export function resolveInfraConfig(env: Env, context?: unknown): InfraConfig {
       sessionTtl: formatDuration(runtime.sessionTtlMs),
       maxSessions: runtime.maxSessions,
     },
+    pool: { size: runtime.poolSize, maxAge: formatDuration(runtime.poolMaxAgeMs) },
     logLevel: runtime.logLevel,
     workspace: {
       workloadCommand: runtime.workloadCommand,
@@ -240,6 +251,10 @@ function validate(config: InfraConfig): void {
       `region must be an AWS region such as eu-west-1; got ${config.region}`,
       'region',
     );
+  }
+  positiveInt(config.pool.size, 'pool.size', 0, 100);
+  if (parseDuration(config.pool.maxAge, 'pool.maxAge') <= 0) {
+    throw new InvalidArgumentError('pool.maxAge must be greater than zero', 'pool.maxAge');
   }
   positiveInt(config.logRetentionDays, 'logRetentionDays', 1, 3653);
   positiveInt(config.network.natGateways, 'network.natGateways', 1, 2);

@@ -200,6 +200,8 @@ export abstract class BerthServiceStack extends Stack {
       BERTH_SESSION_TTL: config.lifecycle.sessionTtl,
       BERTH_MAX_SESSIONS: String(config.lifecycle.maxSessions),
       BERTH_LOG_LEVEL: config.logLevel,
+      BERTH_POOL_SIZE: String(config.pool.size),
+      BERTH_POOL_MAX_AGE: config.pool.maxAge,
       // Embedded metric format on stdout: CloudWatch Logs turns it into the Berth metrics.
       BERTH_EMF: 'true',
       BERTH_LIFECYCLE_QUEUE_URL: arns.queueUrl(NAMES.lifecycleQueue),

@@ -15,6 +15,16 @@ describe('resolveInfraConfig', () => {
     expect(config.region).toBe('us-east-1');
     expect(config.alarms.maxLiveContainers).toBe(50);
     expect(config.network.natGateways).toBe(1);
+    expect(config.pool).toEqual({ size: 0, maxAge: '1h' });
+  });
+
+  test('the pool per environment: from BERTH_POOL_SIZE / BERTH_POOL_MAX_AGE, the context wins', () => {
+    const env = { BERTH_POOL_SIZE: '3', BERTH_POOL_MAX_AGE: '30m' };
+    expect(resolveInfraConfig(env).pool).toEqual({ size: 3, maxAge: '30m' });
+    expect(resolveInfraConfig(env, { pool: { size: 10 } }).pool).toEqual({
+      size: 10,
+      maxAge: '30m',
+    });
   });
 
   test("the contract's variables and the seed's minute aliases shape the deployment", () => {
@@ -72,6 +82,8 @@ describe('resolveInfraConfig', () => {
     [{ alarms: { periodMinutes: 0 } }, 'alarms.periodMinutes', /from 1 to 1440/],
     [{ region: 'mars-1' }, 'region', /AWS region/],
     [{ network: { natGateways: 3 } }, 'network.natGateways', /from 1 to 2/],
+    [{ pool: { size: 101 } }, 'pool.size', /from 0 to 100/],
+    [{ pool: { maxAge: 'soon' } }, 'pool.maxAge', /whole number followed by/],
   ])('refuses %j, naming %s', (context, field, message) => {
     let caught: unknown;
     try {

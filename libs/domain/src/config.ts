@@ -20,6 +20,10 @@ export interface BerthConfig {
   cacheTtlMs: number;
   /** Discovery requests per minute per (client, user); 0 turns the limit off. */
   rateLimitPerMinute: number;
+  /** Generic agents kept running for a miss to claim (docs/design.md, "The warm pool"); 0 is off. */
+  poolSize: number;
+  /** A free pool member older than this is replaced, so image updates reach the pool. */
+  poolMaxAgeMs: number;
   runtime: RuntimeKind;
   workloadCommand: string | undefined;
   dataDir: string;
@@ -173,6 +177,8 @@ export function loadConfig(env: Env): BerthConfig {
     gaugeIntervalMs: duration('BERTH_GAUGE_INTERVAL', '60s'),
     cacheTtlMs: durationAllowingZero('BERTH_CACHE_TTL', '2s'),
     rateLimitPerMinute: integer('BERTH_RATE_LIMIT', 1200, 0, 1_000_000),
+    poolSize: integer('BERTH_POOL_SIZE', 0, 0, 100),
+    poolMaxAgeMs: duration('BERTH_POOL_MAX_AGE', '1h'),
     runtime: oneOf('BERTH_RUNTIME', ['local', 'ecs'] as const, 'local'),
     workloadCommand: value('BERTH_WORKLOAD_COMMAND'),
     dataDir: value('BERTH_DATA_DIR') ?? './.berth',

@@ -34,6 +34,8 @@ describe('loadConfig defaults', () => {
       containerTable: 'berth-containers',
       sessionTable: 'berth-sessions',
       awsEndpointUrl: undefined,
+      poolSize: 0,
+      poolMaxAgeMs: 3_600_000,
     });
   });
 
@@ -67,6 +69,8 @@ describe('loadConfig variables', () => {
       SESSION_TABLE: 's-table',
       AWS_REGION: 'eu-west-1',
       AWS_ENDPOINT_URL: 'http://127.0.0.1:4566',
+      BERTH_POOL_SIZE: '5',
+      BERTH_POOL_MAX_AGE: '30m',
     };
 
     // Act
@@ -90,6 +94,8 @@ describe('loadConfig variables', () => {
       sessionTable: 's-table',
       awsRegion: 'eu-west-1',
       awsEndpointUrl: 'http://127.0.0.1:4566',
+      poolSize: 5,
+      poolMaxAgeMs: 1_800_000,
       ecs: expect.objectContaining({
         cluster: 'cluster',
         taskDefinition: 'workspace:3',
@@ -156,6 +162,8 @@ describe('loadConfig problems', () => {
       CONTAINER_TABLE: 'a b',
       SESSION_TABLE: 'x',
       BERTH_LOG_LEVEL: 'loud',
+      BERTH_POOL_SIZE: '101',
+      BERTH_POOL_MAX_AGE: '0s',
     };
 
     // Act
@@ -177,6 +185,8 @@ describe('loadConfig problems', () => {
         'CONTAINER_TABLE',
         'SESSION_TABLE',
         'BERTH_LOG_LEVEL',
+        'BERTH_POOL_SIZE',
+        'BERTH_POOL_MAX_AGE',
       ].sort(),
     );
   });
