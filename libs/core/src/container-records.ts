@@ -1,7 +1,10 @@
 import {
+  ConflictError,
   StaleWriteError,
   UnavailableError,
+  assertTransition,
   containerEvent,
+  isLive,
   toContainerJson,
   type BerthEvent,
   type ContainerRecord,
@@ -30,7 +33,8 @@ export type RecordDecision = (current: ContainerRecord) => ContainerRecord | und
 
 /**
  * The container record's writes and its outbox, the one place that knows either. Every
- * change is a conditional write on the record's `version`; the events of a change are written
+ * change is a conditional write on the record's `version` and every status change is checked
+ * against the domain's transition table (`assertTransition`); the events of a change are written
  * in the same write and published after it (docs/design.md, "Outbox").
  */
 export class ContainerRecords {
@@ -78,6 +82,7 @@ export class ContainerRecords {
       if (!current) return undefined;
       const next = decide(current);
       if (!next) return { before: current, after: current, changed: false };
+      if (next.status !== current.status) assertTransition(current.status, next.status);
       const written = { ...next, version: current.version + 1 };
       try {
         await this.deps.store.write({
@@ -119,6 +124,11 @@ export class ContainerRecords {
     record: ContainerRecord,
     previous: ContainerRecord | undefined,
   ): Promise<boolean> {
+    if (previous && isLive(previous.status)) {
+      throw new ConflictError(
+        `container ${record.containerId} is ${previous.status}; a new generation replaces only a final one`,
+      );
+    }
     try {
       await this.deps.store.write({
         containers: [

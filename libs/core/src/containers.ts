@@ -2,6 +2,7 @@ import {
   ConflictError,
   NotFoundError,
   UnavailableError,
+  canTransition,
   containerIdOf,
   isLive,
   newContainerRecord,
@@ -343,8 +344,7 @@ export class ContainerService {
     const result = await this.records.transition(
       containerId,
       (current) =>
-        current.generation !== generation ||
-        (current.status !== 'starting' && current.status !== 'running')
+        current.generation !== generation || !canTransition(current.status, 'failed')
           ? undefined
           : {
               ...current,
@@ -394,7 +394,9 @@ export class ContainerService {
       containerId,
       (current) => {
         if (generation !== undefined && current.generation !== generation) return undefined;
-        if (current.status !== 'starting' && current.status !== 'running') return undefined;
+        // A starting container only records the stop (see above); a running one terminates.
+        if (current.status !== 'starting' && !canTransition(current.status, 'terminating'))
+          return undefined;
         if (options.stillWanted && !options.stillWanted(current)) return undefined;
         if (current.status === 'starting') {
           return current.stopReason
@@ -459,7 +461,7 @@ export class ContainerService {
     const result = await this.records.transition(
       containerId,
       (current) =>
-        current.generation !== generation || current.status !== 'terminating'
+        current.generation !== generation || !canTransition(current.status, 'stopped')
           ? undefined
           : {
               ...current,

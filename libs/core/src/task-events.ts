@@ -2,6 +2,7 @@ import {
   MANAGED_BY,
   UnavailableError,
   TASK_TAGS,
+  canTransition,
   isLive,
   stopReason,
   stopReasonKind,
@@ -147,7 +148,7 @@ export class TaskEventHandler {
       container.containerId,
       (current) =>
         current.generation !== container.generation ||
-        current.status !== 'starting' ||
+        !canTransition(current.status, 'running') ||
         !current.inputQueueUrl
           ? undefined
           : {

@@ -37,6 +37,7 @@ export {
   FINAL_STATUSES,
   LIVE_STATUSES,
   STOP_REASON_KINDS,
+  TRANSITIONS,
   acceptsSessions,
   assertTransition,
   canTransition,

@@ -15,7 +15,7 @@ export type ContainerStatus = (typeof CONTAINER_STATUSES)[number];
  * before it is ready), so it goes straight to `failed` with the stop's reason (e.g.
  * `manual`), and its task is stopped.
  */
-const TRANSITIONS: Readonly<Record<ContainerStatus, readonly ContainerStatus[]>> = {
+export const TRANSITIONS: Readonly<Record<ContainerStatus, readonly ContainerStatus[]>> = {
   starting: ['running', 'failed'],
   running: ['terminating', 'failed'],
   terminating: ['stopped'],
@@ -30,6 +30,11 @@ export function canTransition(from: ContainerStatus, to: ContainerStatus): boole
   return TRANSITIONS[from].includes(to);
 }
 
+/**
+ * Every status change of a container's record is checked here (the core's ContainerRecords
+ * calls it on each write), so a use case that decided an illegal one fails instead of
+ * storing it.
+ */
 export function assertTransition(from: ContainerStatus, to: ContainerStatus): void {
   if (!canTransition(from, to)) {
     throw new ConflictError(`a container cannot go from ${from} to ${to}`);
