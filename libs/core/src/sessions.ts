@@ -8,6 +8,7 @@ import {
   makeEvent,
   worktreePathFor,
   type BerthEvent,
+  type CommandOutcomeRecord,
   type ContainerRecord,
   type SessionAssign,
   type SessionRecord,
@@ -72,6 +73,13 @@ export class SessionService {
     return this.deps.store.getSession(sessionId);
   }
 
+  /**
+   * Decides an assign once: its outcome (assigned, or rejected with its reason) is stored under
+   * its commandId, with the session and the container when it assigns and on its own when it
+   * rejects, each write conditional on no outcome being stored yet. A redelivery, or a second
+   * delivery handled at the same time, finds that outcome and publishes the same events again,
+   * so a command is never both rejected and assigned, even when a slot frees in between.
+   */
   async assign(command: SessionAssign): Promise<AssignOutcome> {
     const { payload, commandId } = command;
     const key = {
@@ -83,12 +91,18 @@ export class SessionService {
     const containerId = containerIdOf(key);
     let found: FoundContainer | undefined;
     for (let attempt = 0; attempt < MAX_ASSIGN_ATTEMPTS; attempt += 1) {
-      // Both reads at once: the container is read here only when it is still to be found.
-      const [existing, prefetched] = await Promise.all([
+      // All reads at once: the container is read here only when it is still to be found.
+      const [decided, existing, prefetched] = await Promise.all([
+        this.deps.store.getOutcome(commandId),
         this.deps.store.getSession(payload.sessionId),
         found ? undefined : this.deps.store.getContainer(containerId),
       ]);
-      if (existing) return this.assignAgain(existing, command);
+      if (decided) return this.repeat(decided, existing);
+      if (existing) {
+        const again = await this.assignAgain(existing, command);
+        if (again) return again;
+        continue;
+      }
 
       found ??= await this.containers.findOrStart(key, {
         commandId,
@@ -97,7 +111,8 @@ export class SessionService {
       const { container, source } = found;
       if (container.sessions.length >= this.deps.settings.maxSessions) {
         const message = `container ${container.containerId} already has ${container.sessions.length} sessions (limit ${this.deps.settings.maxSessions})`;
-        await this.deps.publisher.publish([
+        const rejected = await this.decide(
+          command,
           this.rejectedEvent(
             payload.sessionId,
             commandId,
@@ -105,8 +120,10 @@ export class SessionService {
             message,
             container.containerId,
           ),
-        ]);
-        return { kind: 'rejected', reason: 'capacity', message };
+        );
+        if (rejected) return { kind: 'rejected', reason: 'capacity', message };
+        found = undefined;
+        continue;
       }
       const now = this.now();
       const session: SessionRecord = {
@@ -132,10 +149,12 @@ export class SessionService {
         lastActivityAt: now,
         version: container.version + 1,
       };
+      const assigned = this.assignedEvent(session, next, source !== 'created', commandId);
       try {
         await this.deps.store.write({
           containers: [{ record: next, expect: { kind: 'version', version: container.version } }],
           sessions: [{ record: session, expect: { kind: 'absent' } }],
+          outcomes: [this.outcomeOf(command, 'assigned', [assigned])],
         });
       } catch (error) {
         if (error instanceof StaleWriteError) {
@@ -147,9 +166,7 @@ export class SessionService {
       // Independent: the agent's worktree (openThread never throws) and the client's event.
       const [, published] = await Promise.allSettled([
         this.openThread(session),
-        this.deps.publisher.publish([
-          this.assignedEvent(session, next, source !== 'created', commandId),
-        ]),
+        this.deps.publisher.publish([assigned]),
       ]);
       if (published.status === 'rejected') throw published.reason;
       return {
@@ -176,24 +193,96 @@ export class SessionService {
       : undefined;
   }
 
-  /** The same sessionId again changes nothing; a released one never comes back. */
+  private outcomeOf(
+    command: SessionAssign,
+    decision: CommandOutcomeRecord['decision'],
+    events: BerthEvent[],
+  ): CommandOutcomeRecord {
+    return {
+      commandId: command.commandId,
+      type: command.type,
+      decision,
+      sessionId: command.payload.sessionId,
+      events,
+      decidedAt: this.now(),
+    };
+  }
+
+  /**
+   * Stores a decision that changes nothing else (a rejection, or an assign of a session that
+   * is already there) and publishes its event. False when another delivery of the command
+   * decided first: the caller reads that decision and repeats it.
+   */
+  private async decide(
+    command: SessionAssign,
+    event: BerthEvent,
+    decision: CommandOutcomeRecord['decision'] = 'rejected',
+  ): Promise<boolean> {
+    try {
+      await this.deps.store.write({ outcomes: [this.outcomeOf(command, decision, [event])] });
+    } catch (error) {
+      if (error instanceof StaleWriteError) return false;
+      throw error;
+    }
+    await this.deps.publisher.publish([event]);
+    return true;
+  }
+
+  /** A command decided before: the same events again, under the same ids, and nothing else. */
+  private async repeat(
+    decided: CommandOutcomeRecord,
+    session: SessionRecord | undefined,
+  ): Promise<AssignOutcome> {
+    if (decided.decision === 'assigned' && session?.status === 'active') {
+      // The agent may not have been asked to open the worktree before a crash.
+      await this.openThread(session);
+    }
+    await this.deps.publisher.publish(decided.events);
+    const [event] = decided.events;
+    if (decided.decision === 'rejected') {
+      const { reason, message } = event?.payload ?? {};
+      return {
+        kind: 'rejected',
+        reason: reason === 'capacity' || reason === 'conflict' ? reason : 'released',
+        message: typeof message === 'string' ? message : '',
+      };
+    }
+    const container =
+      session?.containerId !== null && session?.containerId !== undefined
+        ? await this.deps.store.getContainer(session.containerId)
+        : undefined;
+    if (!session || !container) {
+      return {
+        kind: 'rejected',
+        reason: 'released',
+        message: `session ${decided.sessionId} was assigned and has since ended`,
+      };
+    }
+    return { kind: 'assigned', session, container, reused: true, duplicate: true };
+  }
+
+  /**
+   * Another command assigned this sessionId before: the same container again is a duplicate
+   * (assigned), anything else a rejection; either way this command's decision is stored.
+   * Undefined when another delivery of this command decided first (read it again).
+   */
   private async assignAgain(
     existing: SessionRecord,
     command: SessionAssign,
-  ): Promise<AssignOutcome> {
+  ): Promise<AssignOutcome | undefined> {
     const { payload, commandId } = command;
     if (existing.status !== 'active') {
       const message = `session ${payload.sessionId} was ${existing.status} and cannot be assigned again`;
-      const events = [
-        this.rejectedEvent(payload.sessionId, commandId, 'released', message, existing.containerId),
-      ];
-      if (existing.assignedAt !== null && existing.containerId === containerIdOf(payload)) {
-        // It was assigned (by this very command, maybe, whose publish a crash lost) before it
-        // ended: that stored assignment's event goes out again under its own id.
-        events.unshift(this.assignedEventOf(existing, commandId));
-      }
-      await this.deps.publisher.publish(events);
-      return { kind: 'rejected', reason: 'released', message };
+      const event = this.rejectedEvent(
+        payload.sessionId,
+        commandId,
+        'released',
+        message,
+        existing.containerId,
+      );
+      return (await this.decide(command, event))
+        ? { kind: 'rejected', reason: 'released', message }
+        : undefined;
     }
     const requested = containerIdOf(payload);
     const container = existing.containerId
@@ -201,15 +290,22 @@ export class SessionService {
       : undefined;
     if (existing.containerId !== requested || !container) {
       const message = `session ${payload.sessionId} is already assigned to container ${existing.containerId ?? 'none'}`;
-      await this.deps.publisher.publish([
-        this.rejectedEvent(payload.sessionId, commandId, 'conflict', message, existing.containerId),
-      ]);
-      return { kind: 'rejected', reason: 'conflict', message };
+      const event = this.rejectedEvent(
+        payload.sessionId,
+        commandId,
+        'conflict',
+        message,
+        existing.containerId,
+      );
+      return (await this.decide(command, event))
+        ? { kind: 'rejected', reason: 'conflict', message }
+        : undefined;
     }
-    // A redelivery after a crash between the write and the publish: publish again, same id.
     await this.openThread(existing);
-    await this.deps.publisher.publish([this.assignedEvent(existing, container, true, commandId)]);
-    return { kind: 'assigned', session: existing, container, reused: true, duplicate: true };
+    const event = this.assignedEvent(existing, container, true, commandId);
+    return (await this.decide(command, event, 'assigned'))
+      ? { kind: 'assigned', session: existing, container, reused: true, duplicate: true }
+      : undefined;
   }
 
   private async openThread(session: SessionRecord): Promise<void> {
@@ -447,17 +543,6 @@ export class SessionService {
       }
     }
     return ended;
-  }
-
-  /** The assigned event of a session that has since ended (its count then is not known). */
-  private assignedEventOf(session: SessionRecord, commandId: string | undefined): BerthEvent {
-    const event = this.assignedEvent(
-      session,
-      { containerId: session.containerId ?? '', sessions: [] },
-      true,
-      commandId,
-    );
-    return { ...event, payload: { ...event.payload, sessionCount: null } };
   }
 
   private assignedEvent(

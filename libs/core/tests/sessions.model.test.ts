@@ -40,6 +40,8 @@ interface Model {
   sessions: Map<string, SessionState>;
   /** Deliveries made so far, any of which SQS may deliver again later. */
   history: Delivery[];
+  /** What each assign answered first: every later delivery of it answers the same. */
+  decided: Map<string, Expected>;
 }
 
 const describeDelivery = (d: Delivery) =>
@@ -62,20 +64,13 @@ type Expected =
 /** What the model says a delivery answers, and the model after it. */
 function predict(model: Model, delivery: Delivery): Expected {
   const sessionId = delivery.command.payload.sessionId;
-  const state = model.sessions.get(sessionId);
   switch (delivery.kind) {
     case 'assign': {
-      const containerId = containerIdOf(delivery.command.payload);
-      if (state?.status === 'ended') return { kind: 'rejected', reason: 'released' };
-      if (state?.status === 'active') {
-        return state.containerId === containerId
-          ? { kind: 'assigned' }
-          : { kind: 'rejected', reason: 'conflict' };
-      }
-      if (activeOn(model, containerId) >= MAX_SESSIONS)
-        return { kind: 'rejected', reason: 'capacity' };
-      model.sessions.set(sessionId, { status: 'active', containerId });
-      return { kind: 'assigned' };
+      const decided = model.decided.get(delivery.command.commandId);
+      if (decided) return decided;
+      const expected = decideAssign(model, delivery.command);
+      model.decided.set(delivery.command.commandId, expected);
+      return expected;
     }
     case 'release':
       model.sessions.set(sessionId, { status: 'ended' });
@@ -83,6 +78,21 @@ function predict(model: Model, delivery: Delivery): Expected {
     case 'touch':
       return { kind: 'touched' };
   }
+}
+
+function decideAssign(model: Model, command: SessionAssign): Expected {
+  const sessionId = command.payload.sessionId;
+  const state = model.sessions.get(sessionId);
+  const containerId = containerIdOf(command.payload);
+  if (state?.status === 'ended') return { kind: 'rejected', reason: 'released' };
+  if (state?.status === 'active') {
+    return state.containerId === containerId
+      ? { kind: 'assigned' }
+      : { kind: 'rejected', reason: 'conflict' };
+  }
+  if (activeOn(model, containerId) >= MAX_SESSIONS) return { kind: 'rejected', reason: 'capacity' };
+  model.sessions.set(sessionId, { status: 'active', containerId });
+  return { kind: 'assigned' };
 }
 
 async function deliver(real: World, delivery: Delivery): Promise<Expected> {
@@ -190,7 +200,14 @@ class DeliverAllAtOnce implements fc.AsyncCommand<Model, World> {
   check = () => true;
   async run(model: Model, real: World): Promise<void> {
     real.deps.clock.advance('1s');
-    await Promise.all(this.deliveries.map((d) => deliver(real, d)));
+    const answers = await Promise.all(this.deliveries.map((d) => deliver(real, d)));
+    // Which of racing commands wins is up to the race; each answer is then final.
+    this.deliveries.forEach((d, index) => {
+      if (d.kind !== 'assign') return;
+      const decided = model.decided.get(d.command.commandId);
+      if (decided) expect(answers[index]).toEqual(decided);
+      else model.decided.set(d.command.commandId, answers[index]!);
+    });
     const released = new Set(
       this.deliveries.filter((d) => d.kind === 'release').map((d) => d.command.payload.sessionId),
     );
@@ -351,7 +368,11 @@ describe('SessionService against a model', () => {
     await fc.assert(
       fc.asyncProperty(commands, async (cmds) => {
         const setup = () => ({
-          model: { sessions: new Map<string, SessionState>(), history: [] } satisfies Model,
+          model: {
+            sessions: new Map<string, SessionState>(),
+            history: [],
+            decided: new Map(),
+          } satisfies Model,
           real: world({ settings: { maxSessions: MAX_SESSIONS } }),
         });
         await fc.asyncModelRun(setup, cmds);

@@ -58,6 +58,7 @@ export {
   toSessionJson,
 } from './model.ts';
 export type {
+  CommandOutcomeRecord,
   ContainerJson,
   ContainerRecord,
   KeptAliveReason,
@@ -114,6 +115,7 @@ export type {
   SessionGuardField,
   SessionWrite,
   StateStore,
+  StoreChange,
   TaskInfo,
   TaskSpec,
   TaskStatus,

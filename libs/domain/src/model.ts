@@ -65,6 +65,22 @@ export interface SessionRecord {
   releaseReason: string | null;
 }
 
+/**
+ * The decided outcome of a command that can be answered in more than one way (an assign:
+ * assigned, or rejected), stored under its commandId in the same write as its effect, or alone
+ * for a rejection. A redelivery finds it and publishes the same events again, so a command is
+ * never both rejected and assigned, whatever changed in between.
+ */
+export interface CommandOutcomeRecord {
+  commandId: string;
+  type: 'session.assign';
+  decision: 'assigned' | 'rejected';
+  sessionId: string;
+  /** The events that announced the decision, published again unchanged on a redelivery. */
+  events: BerthEvent[];
+  decidedAt: string;
+}
+
 export const KEPT_ALIVE_REASONS = ['sessions', 'messages_in_flight', 'starting'] as const;
 export type KeptAliveReason = (typeof KEPT_ALIVE_REASONS)[number];
 

@@ -6,7 +6,12 @@
 import type { BerthEvent } from './events.ts';
 import type { ContainerKey } from './identity.ts';
 import type { ContainerStatus } from './lifecycle.ts';
-import type { ContainerRecord, SessionRecord, SessionStatus } from './model.ts';
+import type {
+  CommandOutcomeRecord,
+  ContainerRecord,
+  SessionRecord,
+  SessionStatus,
+} from './model.ts';
 
 export interface Clock {
   now(): Date;
@@ -46,6 +51,14 @@ export interface SessionWrite {
   expect: SessionExpectation;
 }
 
+/** What one transaction may change; every write or none is applied. */
+export interface StoreChange {
+  containers?: ContainerWrite[];
+  sessions?: SessionWrite[];
+  /** Decided outcomes of commands: each written only if none is stored for its commandId. */
+  outcomes?: CommandOutcomeRecord[];
+}
+
 export interface ContainerFilter {
   clientId?: string;
   projectId?: string;
@@ -69,11 +82,13 @@ export interface ContainerGauges {
 export interface StateStore {
   getContainer(containerId: string): Promise<ContainerRecord | undefined>;
   getSession(sessionId: string): Promise<SessionRecord | undefined>;
+  /** The outcome stored for a command, if it was decided (one consistent read). */
+  getOutcome(commandId: string): Promise<CommandOutcomeRecord | undefined>;
   /**
    * Applies every write or none (one transaction). Throws StaleWriteError when any
    * expectation does not hold, UnavailableError when the store cannot be reached.
    */
-  write(change: { containers?: ContainerWrite[]; sessions?: SessionWrite[] }): Promise<void>;
+  write(change: StoreChange): Promise<void>;
   listContainers(
     filter: ContainerFilter,
     limit: number,

@@ -17,6 +17,7 @@ import {
   parseDuration,
   type BerthEvent,
   type Clock,
+  type CommandOutcomeRecord,
   type ContainerExpectation,
   type ContainerFilter,
   type ContainerGauges,
@@ -35,6 +36,7 @@ import {
   type SessionRecord,
   type SessionWrite,
   type StateStore,
+  type StoreChange,
   type TaskInfo,
   type TaskSpec,
   type TaskStateChange,
@@ -103,6 +105,7 @@ export type StoreMethod = keyof StateStore;
 export class InMemoryStateStore implements StateStore {
   readonly #containers = new Map<string, ContainerRecord>();
   readonly #sessions = new Map<string, SessionRecord>();
+  readonly #outcomes = new Map<string, CommandOutcomeRecord>();
   readonly #faults = new FaultPlan<StoreMethod>();
   /** Successful writes so far, for tests that assert that nothing changed. */
   writes = 0;
@@ -145,10 +148,26 @@ export class InMemoryStateStore implements StateStore {
     return record && copy(record);
   }
 
-  async write(change: { containers?: ContainerWrite[]; sessions?: SessionWrite[] }): Promise<void> {
+  async getOutcome(commandId: string): Promise<CommandOutcomeRecord | undefined> {
+    await this.#enter('getOutcome');
+    const record = this.#outcomes.get(commandId);
+    return record && copy(record);
+  }
+
+  async write(change: StoreChange): Promise<void> {
     await this.#enter('write');
     const containers = change.containers ?? [];
     const sessions = change.sessions ?? [];
+    const outcomes = change.outcomes ?? [];
+    assertDistinct(
+      outcomes.map((o) => o.commandId),
+      'commandId',
+    );
+    for (const outcome of outcomes) {
+      if (this.#outcomes.has(outcome.commandId)) {
+        throw new StaleWriteError(`command ${outcome.commandId}: its outcome is decided already`);
+      }
+    }
     // DynamoDB refuses a transaction that names one item twice.
     assertDistinct(
       containers.map((w) => w.record.containerId),
@@ -163,7 +182,8 @@ export class InMemoryStateStore implements StateStore {
     for (const write of containers)
       this.#containers.set(write.record.containerId, copy(write.record));
     for (const write of sessions) this.#sessions.set(write.record.sessionId, copy(write.record));
-    if (containers.length + sessions.length > 0) this.writes += 1;
+    for (const outcome of outcomes) this.#outcomes.set(outcome.commandId, copy(outcome));
+    if (containers.length + sessions.length + outcomes.length > 0) this.writes += 1;
   }
 
   async listContainers(

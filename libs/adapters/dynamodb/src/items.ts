@@ -7,6 +7,7 @@ import {
   CONTAINER_STATUSES,
   SESSION_STATUSES,
   UnavailableError,
+  type CommandOutcomeRecord,
   type ContainerRecord,
   type SessionRecord,
 } from '@berth/domain';
@@ -209,5 +210,54 @@ export function fromSessionItem(item: Item): SessionRecord {
     lastActivityAt: optional(item, 'lastActivityAt'),
     releasedAt: optional(item, 'releasedAt'),
     releaseReason: optional(item, 'releaseReason'),
+  };
+}
+
+/**
+ * Command outcomes live in the sessions table (one table less to provision, grant and back up)
+ * under a key no session can have: session ids never contain `/`. They carry none of the
+ * indexed attributes (`containerId`, `threadId`, `activeKey`), so no index ever lists them.
+ */
+export function outcomeKey(commandId: string): string {
+  return `command/${commandId}`;
+}
+
+const OUTCOME_RECORD_TYPE = 'command-outcome';
+
+export function toOutcomeItem(record: CommandOutcomeRecord, now: Date): Item {
+  return {
+    sessionId: outcomeKey(record.commandId),
+    recordType: OUTCOME_RECORD_TYPE,
+    commandId: record.commandId,
+    commandType: record.type,
+    decision: record.decision,
+    subjectSessionId: record.sessionId,
+    events: JSON.stringify(record.events),
+    decidedAt: record.decidedAt,
+    // As long as a released session's tombstone: a redelivery SQS still holds finds it.
+    expiresAt: epochSecondsAfter(record.decidedAt, SESSION_RETENTION_SECONDS, now),
+  };
+}
+
+export function fromOutcomeItem(item: Item): CommandOutcomeRecord {
+  const kind = 'command outcome';
+  const decision = requireString(kind, item, 'decision');
+  if (decision !== 'assigned' && decision !== 'rejected') throw malformed(kind, item, 'decision');
+  const type = requireString(kind, item, 'commandType');
+  if (type !== 'session.assign') throw malformed(kind, item, 'commandType');
+  let events: unknown;
+  try {
+    events = JSON.parse(requireString(kind, item, 'events'));
+  } catch {
+    throw malformed(kind, item, 'events');
+  }
+  if (!Array.isArray(events)) throw malformed(kind, item, 'events');
+  return {
+    commandId: requireString(kind, item, 'commandId'),
+    type,
+    decision,
+    sessionId: requireString(kind, item, 'subjectSessionId'),
+    events: events as CommandOutcomeRecord['events'],
+    decidedAt: requireString(kind, item, 'decidedAt'),
   };
 }

@@ -22,6 +22,7 @@ import {
   InvalidArgumentError,
   systemClock,
   type Clock,
+  type CommandOutcomeRecord,
   type ContainerExpectation,
   type ContainerFilter,
   type ContainerGauges,
@@ -31,15 +32,18 @@ import {
   type Page,
   type SessionExpectation,
   type SessionRecord,
-  type SessionWrite,
   type StateStore,
+  type StoreChange,
 } from '@berth/domain';
 import { toDomainError } from './errors.ts';
 import {
   ACTIVE_KEY,
   IDLE_KEY,
   fromContainerItem,
+  fromOutcomeItem,
   fromSessionItem,
+  outcomeKey,
+  toOutcomeItem,
   toContainerItem,
   toSessionItem,
   type Item,
@@ -186,7 +190,12 @@ export class DynamoStateStore implements StateStore {
     return item === undefined ? undefined : fromSessionItem(item);
   }
 
-  async write(change: { containers?: ContainerWrite[]; sessions?: SessionWrite[] }): Promise<void> {
+  async getOutcome(commandId: string): Promise<CommandOutcomeRecord | undefined> {
+    const item = await this.#get(this.#sessionTable, { sessionId: outcomeKey(commandId) });
+    return item === undefined ? undefined : fromOutcomeItem(item);
+  }
+
+  async write(change: StoreChange): Promise<void> {
     const now = this.#clock.now();
     const puts: ConditionalPut[] = [
       ...(change.containers ?? []).map((write) => ({
@@ -198,6 +207,11 @@ export class DynamoStateStore implements StateStore {
         TableName: this.#sessionTable,
         Item: toSessionItem(write.record, now),
         ...sessionCondition(write.expect),
+      })),
+      ...(change.outcomes ?? []).map((outcome) => ({
+        TableName: this.#sessionTable,
+        Item: toOutcomeItem(outcome, now),
+        ConditionExpression: 'attribute_not_exists(sessionId)',
       })),
     ];
     const [only] = puts;
