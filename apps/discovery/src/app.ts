@@ -13,6 +13,7 @@ import {
   UnauthenticatedError,
   containerIdOf,
   parseContainerId,
+  stopReason,
   toSessionJson,
   type ContainerQueues,
   type ContainerRecord,
@@ -371,8 +372,7 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
       const generation = request.body?.generation;
       const container = await lifecycle.containers.stop(
         request.params.containerId,
-        'manual',
-        request.body?.reason,
+        stopReason('manual', request.body?.reason),
         generation !== undefined ? { generation } : {},
       );
       return reply.code(202).send({ container: json(container) });

@@ -3,6 +3,7 @@ import {
   BerthError,
   makeEvent,
   parseCommand,
+  stopReason,
   type Clock,
   type Command,
   type EventPublisher,
@@ -63,8 +64,7 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       case 'container.stop':
         await lifecycle.containers.stop(
           command.payload.containerId,
-          'manual',
-          command.payload.reason,
+          stopReason('manual', command.payload.reason),
           {
             commandId: command.commandId,
             ...(command.payload.generation !== undefined

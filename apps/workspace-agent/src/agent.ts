@@ -1,7 +1,7 @@
 import { SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import { Consumer } from 'sqs-consumer';
-import { UnavailableError } from '@berth/domain';
+import { UnavailableError, formatStopReason } from '@berth/domain';
 import { isMissingQueue } from '@berth/messaging';
 import { saveReserveMs, type AgentEnv } from './env.ts';
 import {
@@ -475,7 +475,7 @@ export class WorkspaceAgent {
       }
       return 0;
     }
-    const reason = `save_failed:${saveFailureDetail(result)}`;
+    const reason = formatStopReason({ kind: 'save_failed', detail: saveFailureDetail(result) });
     this.#logger.error(
       { failures: result.failures, committed: result.committed, pushed: result.pushed, reason },
       'workspace could not be saved; keeping it for the next start',

@@ -6,10 +6,12 @@ import {
   containerIdOf,
   isLive,
   newContainerRecord,
+  formatStopReason,
+  parseStopReason,
   stopReason,
   type ContainerKey,
   type ContainerRecord,
-  type StopReasonKind,
+  type StopReason,
 } from '@berth/domain';
 import { ContainerRecords } from './container-records.ts';
 import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
@@ -94,7 +96,10 @@ export class ContainerService {
       if (existing && isLive(existing.status)) {
         if (existing.status === 'starting' && existing.stopReason && this.abandoned(existing)) {
           // Stopped while its starter was gone: no task will ever end it, so it ends here.
-          await this.closeAbandoned(existing, existing.stopReason);
+          await this.closeAbandoned(
+            existing,
+            parseStopReason(existing.stopReason) ?? stopReason('manual'),
+          );
           continue;
         }
         if (
@@ -202,7 +207,7 @@ export class ContainerService {
    */
   async closeAbandoned(
     container: ContainerRecord,
-    reason: string,
+    reason: StopReason,
   ): Promise<ContainerRecord | undefined> {
     const { containerId, generation } = container;
     const task = (await this.deps.runtime.listTasks()).find(
@@ -213,7 +218,7 @@ export class ContainerService {
     );
     if (!task) {
       this.log.warn({ containerId, generation }, 'start abandoned before RunTask; failing it');
-      return this.fail(containerId, generation, container.stopReason ?? reason);
+      return this.fail(containerId, generation, parseStopReason(container.stopReason) ?? reason);
     }
     this.log.warn(
       { containerId, generation, taskArn: task.taskArn },
@@ -226,11 +231,14 @@ export class ContainerService {
         : {
             ...current,
             taskArn: task.taskArn,
-            stopReason: current.stopReason ?? reason,
+            stopReason: current.stopReason ?? formatStopReason(reason),
             terminatingSince: current.terminatingSince ?? now,
           },
     );
-    await this.deps.runtime.stopTask(task.taskArn, adopted?.after.stopReason ?? reason);
+    await this.deps.runtime.stopTask(
+      task.taskArn,
+      adopted?.after.stopReason ?? formatStopReason(reason),
+    );
     return adopted?.after;
   }
 
@@ -316,7 +324,7 @@ export class ContainerService {
       );
       if (taskArn)
         await this.deps.runtime
-          .stopTask(taskArn, stopReason('start_failed', detail))
+          .stopTask(taskArn, formatStopReason(stopReason('start_failed', detail)))
           .catch(() => undefined);
       if (queues) await this.deps.queues.delete(queues).catch(() => undefined);
       throw new UnavailableError(`container ${containerId} failed to start: ${detail}`, {
@@ -338,7 +346,7 @@ export class ContainerService {
   async fail(
     containerId: string,
     generation: number,
-    reason: string,
+    reason: StopReason,
   ): Promise<ContainerRecord | undefined> {
     const now = this.now();
     const result = await this.records.transition(
@@ -350,7 +358,7 @@ export class ContainerService {
               ...current,
               status: 'failed',
               stoppedAt: now,
-              stopReason: reason,
+              stopReason: formatStopReason(reason),
               idleSince: null,
               sessions: [],
             },
@@ -378,8 +386,7 @@ export class ContainerService {
    */
   async stop(
     containerId: string,
-    kind: StopReasonKind,
-    detail?: string,
+    reason: StopReason,
     options: {
       commandId?: string;
       generation?: number;
@@ -387,7 +394,7 @@ export class ContainerService {
     } = {},
   ): Promise<ContainerRecord> {
     const now = this.now();
-    const reason = stopReason(kind, detail);
+    const text = formatStopReason(reason);
     const extra = options.commandId ? { commandId: options.commandId } : {};
     const { generation } = options;
     const result = await this.records.transition(
@@ -401,9 +408,9 @@ export class ContainerService {
         if (current.status === 'starting') {
           return current.stopReason
             ? undefined
-            : { ...current, stopReason: reason, terminatingSince: now };
+            : { ...current, stopReason: text, terminatingSince: now };
         }
-        return { ...current, status: 'terminating', terminatingSince: now, stopReason: reason };
+        return { ...current, status: 'terminating', terminatingSince: now, stopReason: text };
       },
       (after) =>
         after.status === 'terminating'
@@ -420,7 +427,7 @@ export class ContainerService {
     if (!result.changed) return result.after;
     const container = result.after;
     if (container.taskArn) {
-      await this.deps.runtime.stopTask(container.taskArn, reason);
+      await this.deps.runtime.stopTask(container.taskArn, text);
     } else if (container.status === 'terminating') {
       // No task was ever started (its starter died): nothing to save, so it is stopped now.
       return (
@@ -437,12 +444,11 @@ export class ContainerService {
   async stopGeneration(
     containerId: string,
     generation: number,
-    kind: StopReasonKind,
-    detail?: string,
+    reason: StopReason,
     options: { stillWanted?: (current: ContainerRecord) => boolean } = {},
   ): Promise<ContainerRecord | undefined> {
     try {
-      return await this.stop(containerId, kind, detail, { ...options, generation });
+      return await this.stop(containerId, reason, { ...options, generation });
     } catch (error) {
       if (error instanceof ConflictError && error.field === 'generation') return undefined;
       throw error;
@@ -453,7 +459,7 @@ export class ContainerService {
   async markStopped(
     containerId: string,
     generation: number,
-    reason: string,
+    reason: StopReason,
     /** Extra fields of the `container.stopped` payload (`savedElsewhere`). */
     payload?: Record<string, unknown>,
   ): Promise<ContainerRecord | undefined> {
@@ -467,7 +473,7 @@ export class ContainerService {
               ...current,
               status: 'stopped',
               stoppedAt: now,
-              stopReason: reason,
+              stopReason: formatStopReason(reason),
               idleSince: null,
               sessions: [],
             },

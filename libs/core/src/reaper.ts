@@ -1,4 +1,10 @@
-import { isLive, stopReason, stopReasonKind, type ContainerRecord } from '@berth/domain';
+import {
+  formatStopReason,
+  isLive,
+  parseStopReason,
+  stopReason,
+  type ContainerRecord,
+} from '@berth/domain';
 import type { ContainerRecords } from './container-records.ts';
 import type { ContainerService } from './containers.ts';
 import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
@@ -88,13 +94,12 @@ export class Reaper {
       const result = await this.containers.stopGeneration(
         container.containerId,
         container.generation,
-        'idle',
-        undefined,
+        stopReason('idle'),
         { stillWanted: stillIdle },
       );
       if (
         result?.status === 'terminating' &&
-        result.stopReason === 'idle' &&
+        result.stopReason === formatStopReason(stopReason('idle')) &&
         result.terminatingSince
       ) {
         stopped += 1;
@@ -132,7 +137,7 @@ export class Reaper {
       if (!task || task.lastStatus === 'STOPPED' || task.desiredStatus === 'STOPPED') continue;
       await this.deps.runtime.stopTask(
         container.taskArn,
-        container.stopReason ?? stopReason('manual'),
+        container.stopReason ?? formatStopReason(stopReason('manual')),
       );
       asked += 1;
     }
@@ -179,8 +184,7 @@ export class Reaper {
       const asked = await this.containers.stopGeneration(
         container.containerId,
         container.generation,
-        'start_failed',
-        detail,
+        stopReason('start_failed', detail),
         { stillWanted: (current) => current.stopReason === null },
       );
       if (asked && asked.stopReason !== null) failed += 1;
@@ -206,24 +210,28 @@ export class Reaper {
         const forced = await this.records.update(container.containerId, (current) =>
           current.generation !== container.generation ||
           current.status !== 'terminating' ||
-          stopReasonKind(current.stopReason) === 'forced'
+          parseStopReason(current.stopReason)?.kind === 'forced'
             ? undefined
             : {
                 ...current,
-                stopReason: stopReason(
-                  'forced',
-                  `${stopReasonKind(current.stopReason) ?? 'stop'} did not finish within the grace period`,
+                stopReason: formatStopReason(
+                  stopReason(
+                    'forced',
+                    `${parseStopReason(current.stopReason)?.kind ?? 'stop'} did not finish within the grace period`,
+                  ),
                 ),
               },
         );
-        const reason = forced?.after.stopReason ?? stopReason('forced', 'grace period over');
+        const reason =
+          forced?.after.stopReason ?? formatStopReason(stopReason('forced', 'grace period over'));
         await this.deps.runtime.stopTask(task.taskArn, reason);
         continue;
       }
+      const reported = parseStopReason(task?.stoppedReason);
       const reason =
-        task?.stoppedReason && /^save_failed/.test(task.stoppedReason)
-          ? task.stoppedReason
-          : (container.stopReason ?? stopReason('forced'));
+        reported?.kind === 'save_failed'
+          ? reported
+          : (parseStopReason(container.stopReason) ?? stopReason('forced'));
       const done = await this.containers.markStopped(
         container.containerId,
         container.generation,

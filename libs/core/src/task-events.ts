@@ -5,7 +5,7 @@ import {
   canTransition,
   isLive,
   stopReason,
-  stopReasonKind,
+  parseStopReason,
   tagValue,
   type ContainerRecord,
   type TaskStateChange,
@@ -27,8 +27,6 @@ export type TaskEventOutcome =
   | 'orphan-stopped'
   | 'unprovisioned-stopped';
 
-/** The agent's own word on why it stopped (e.g. `save_failed:...`) wins over ours. */
-const AGENT_REASON = /^(save_failed)(:.*)?$/;
 /**
  * The workspace agent's exit code (EX_TEMPFAIL) when it could not save; on ECS, where the agent
  * has no channel to tell its reason, this is all the task's end says about it.
@@ -169,15 +167,10 @@ export class TaskEventHandler {
     const pendingStop = result.after.stopReason;
     if (pendingStop) {
       // A stop asked for while it was starting: now that it runs, it stops gracefully.
-      const kind = stopReasonKind(pendingStop) ?? 'manual';
-      const detail = pendingStop.includes(':')
-        ? pendingStop.slice(pendingStop.indexOf(':') + 1)
-        : undefined;
       await this.containers.stopGeneration(
         container.containerId,
         container.generation,
-        kind,
-        detail,
+        parseStopReason(pendingStop) ?? stopReason('manual'),
       );
     }
     return 'running';
@@ -223,10 +216,9 @@ export class TaskEventHandler {
   ): Promise<TaskEventOutcome> {
     const { detail } = event;
     const exitCode = detail.containers?.find((c) => c.exitCode !== undefined)?.exitCode;
-    const agentReason =
-      detail.stoppedReason && AGENT_REASON.test(detail.stoppedReason)
-        ? detail.stoppedReason
-        : undefined;
+    // The agent's own word on why it stopped (`save_failed:...`) wins over ours.
+    const reported = parseStopReason(detail.stoppedReason);
+    const agentReason = reported?.kind === 'save_failed' ? reported : undefined;
     const savedElsewhere = parseSavedElsewhere(detail.stoppedReason);
     const stoppedPayload = savedElsewhere ? { savedElsewhere } : undefined;
     // The runtime echoes our own stop reason back, and its free-text detail may say anything.
@@ -241,14 +233,17 @@ export class TaskEventHandler {
           /forced|SIGKILL|grace/i.test(detail.stoppedReason)));
 
     if (container.status === 'terminating') {
-      let reason = container.stopReason ?? stopReason('manual');
+      const recorded = container.stopReason
+        ? parseStopReason(container.stopReason)
+        : stopReason('manual');
+      let reason = recorded ?? stopReason('manual');
       if (agentReason) reason = agentReason;
-      else if (stopReasonKind(reason) === 'forced') {
+      else if (recorded?.kind === 'forced') {
         // The reaper already forced it past the grace period and said so in the record.
       } else if (forced)
         reason = stopReason(
           'forced',
-          `${stopReasonKind(reason) ?? 'stop'} did not finish within the grace period`,
+          `${recorded?.kind ?? 'stop'} did not finish within the grace period`,
         );
       else if (exitCode !== undefined && exitCode !== 0)
         reason = stopReason('save_failed', `agent exited with code ${exitCode}`);
@@ -269,8 +264,7 @@ export class TaskEventHandler {
       await this.containers.stopGeneration(
         container.containerId,
         container.generation,
-        'save_failed',
-        reason.slice('save_failed:'.length) || undefined,
+        stopReason('save_failed', reason.detail),
       );
       const stopped = await this.announced(
         this.containers.markStopped(container.containerId, container.generation, reason),
@@ -286,12 +280,7 @@ export class TaskEventHandler {
           ? (detail.stoppedReason ?? 'stopped outside berth')
           : `the agent saved and exited (${[detail.stopCode, detail.stoppedReason].filter(Boolean).join(': ') || 'stopped outside berth'})`;
       const reason = stopReason('manual', detailText);
-      await this.containers.stopGeneration(
-        container.containerId,
-        container.generation,
-        'manual',
-        detailText,
-      );
+      await this.containers.stopGeneration(container.containerId, container.generation, reason);
       const stopped = await this.announced(
         this.containers.markStopped(
           container.containerId,
@@ -307,7 +296,7 @@ export class TaskEventHandler {
       const reason =
         container.status === 'starting'
           ? // A stop asked for while it was starting ended it: that is its reason.
-            (container.stopReason ?? stopReason('start_failed', what))
+            (parseStopReason(container.stopReason) ?? stopReason('start_failed', what))
           : stopReason('crashed', what);
       const failed = await this.announced(
         this.containers.fail(container.containerId, container.generation, reason),
@@ -319,7 +308,7 @@ export class TaskEventHandler {
       this.containers.markStopped(
         container.containerId,
         container.generation,
-        container.stopReason ?? 'stopped',
+        parseStopReason(container.stopReason) ?? stopReason('manual'),
       ),
     );
     return 'ignored:stale';

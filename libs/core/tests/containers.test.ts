@@ -5,6 +5,7 @@ import {
   UnavailableError,
   newContainerRecord,
   type ContainerRecord,
+  stopReason,
 } from '@berth/domain';
 import {
   CONTAINER_ID,
@@ -179,7 +180,7 @@ describe('ContainerService.findOrStart, later requests', () => {
     // Prepare
     const w = world();
     await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
 
     // Act
     const { error } = await settle(w.lifecycle.containers.findOrStart(KEY));
@@ -194,7 +195,7 @@ describe('ContainerService.findOrStart, later requests', () => {
     // Prepare
     const w = world();
     const first = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
     await w.lifecycle.taskEvents.handle(
       w.deps.runtime.change(first.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
     );
@@ -217,7 +218,11 @@ describe('ContainerService.findOrStart, later requests', () => {
     // Prepare
     const w = world();
     const first = await runningContainer(w);
-    await w.lifecycle.containers.fail(CONTAINER_ID, first.generation, 'crashed:test');
+    await w.lifecycle.containers.fail(
+      CONTAINER_ID,
+      first.generation,
+      stopReason('crashed', 'test'),
+    );
 
     // Act
     const found = await w.lifecycle.containers.findOrStart(KEY);
@@ -256,7 +261,7 @@ describe('ContainerService.findOrStart under concurrency', () => {
     // Prepare
     const w = world();
     const first = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
     await w.lifecycle.taskEvents.handle(
       w.deps.runtime.change(first.taskArn!, { lastStatus: 'STOPPED' }),
     );
@@ -352,9 +357,13 @@ describe('ContainerService.stop', () => {
     const running = await runningContainer(w);
 
     // Act
-    const result = await w.lifecycle.containers.stop(CONTAINER_ID, 'manual', 'maintenance', {
-      commandId: 'c-stop',
-    });
+    const result = await w.lifecycle.containers.stop(
+      CONTAINER_ID,
+      stopReason('manual', 'maintenance'),
+      {
+        commandId: 'c-stop',
+      },
+    );
 
     // Assess
     expect(result).toMatchObject({ status: 'terminating', stopReason: 'manual:maintenance' });
@@ -371,12 +380,12 @@ describe('ContainerService.stop', () => {
     // Prepare
     const w = world();
     await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
     const before = await stored(w.deps);
     const published = w.deps.publisher.events.length;
 
     // Act
-    const again = await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+    const again = await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
 
     // Assess
     expect(again).toEqual(before);
@@ -390,7 +399,7 @@ describe('ContainerService.stop', () => {
     const { container } = await lifecycle.containers.findOrStart(KEY);
 
     // Act
-    const result = await lifecycle.containers.stop(CONTAINER_ID, 'manual');
+    const result = await lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
     const meanwhile = await settle(lifecycle.containers.findOrStart(KEY));
     const outcome = await lifecycle.taskEvents.handle(
       deps.runtime.change(container.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
@@ -415,7 +424,7 @@ describe('ContainerService.stop', () => {
     // Prepare
     const { deps, lifecycle } = world();
     const { container } = await lifecycle.containers.findOrStart(KEY);
-    await lifecycle.containers.stop(CONTAINER_ID, 'manual', 'changed my mind');
+    await lifecycle.containers.stop(CONTAINER_ID, stopReason('manual', 'changed my mind'));
 
     // Act
     await lifecycle.taskEvents.handle(
@@ -440,7 +449,7 @@ describe('ContainerService.stop', () => {
     const startTask = deps.runtime.startTask.bind(deps.runtime);
     jest.spyOn(deps.runtime, 'startTask').mockImplementationOnce(async (spec) => {
       const task = await startTask(spec);
-      await lifecycle.containers.stop(CONTAINER_ID, 'manual');
+      await lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
       return task;
     });
 
@@ -458,9 +467,9 @@ describe('ContainerService.stop', () => {
 
   it('answers NotFoundError for a container that does not exist', async () => {
     const { lifecycle } = world();
-    await expect(lifecycle.containers.stop('no.such.container', 'manual')).rejects.toBeInstanceOf(
-      NotFoundError,
-    );
+    await expect(
+      lifecycle.containers.stop('no.such.container', stopReason('manual')),
+    ).rejects.toBeInstanceOf(NotFoundError);
   });
 });
 

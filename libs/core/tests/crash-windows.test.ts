@@ -3,7 +3,12 @@
  * Each test names the window it opens; the fakes fail or stop exactly there.
  */
 import { jest } from '@jest/globals';
-import { UnavailableError, newContainerRecord, type ContainerRecord } from '@berth/domain';
+import {
+  UnavailableError,
+  newContainerRecord,
+  type ContainerRecord,
+  stopReason,
+} from '@berth/domain';
 import {
   CONTAINER_ID,
   KEY,
@@ -33,7 +38,7 @@ describe('case 1: a starter died before RunTask, then an operator stopped the co
     // Prepare
     const w = world({ settings: { startTimeoutMs: 5 * 60_000 } });
     await abandonedStart(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual', 'operator');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual', 'operator'));
     w.deps.clock.advance('5m');
 
     // Act
@@ -53,7 +58,7 @@ describe('case 1: a starter died before RunTask, then an operator stopped the co
     // Prepare
     const w = world();
     await abandonedStart(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
     w.deps.clock.advance('2m');
 
     // Act
@@ -84,7 +89,7 @@ describe('case 1 (and 9): a starter died after RunTask, before recording its tas
       },
       'PENDING',
     );
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
     w.deps.clock.advance('5m');
 
     // Act
@@ -204,7 +209,7 @@ describe('case 6: a late or duplicated stop never hits the next generation', () 
     // Prepare
     const w = world();
     const first = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual', undefined, { generation: 1 });
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'), { generation: 1 });
     await w.lifecycle.taskEvents.handle(
       w.deps.runtime.change(first.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
     );
@@ -212,7 +217,7 @@ describe('case 6: a late or duplicated stop never hits the next generation', () 
 
     // Act: the same stop delivered again
     const again = await settle(
-      w.lifecycle.containers.stop(CONTAINER_ID, 'manual', undefined, { generation: 1 }),
+      w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'), { generation: 1 }),
     );
 
     // Assess
@@ -226,7 +231,7 @@ describe('case 10: smaller windows', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle', undefined, { generation: 1 });
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'), { generation: 1 });
 
     // Act: ECS sent SIGTERM, waited stopTimeout and sent SIGKILL; it reports our reason
     await w.lifecycle.taskEvents.handle(

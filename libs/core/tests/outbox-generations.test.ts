@@ -1,4 +1,4 @@
-import { UnavailableError } from '@berth/domain';
+import { UnavailableError, stopReason } from '@berth/domain';
 import { CONTAINER_ID, KEY, runningContainer, stored, world } from './support.ts';
 
 describe('the outbox across generations', () => {
@@ -7,7 +7,7 @@ describe('the outbox across generations', () => {
     // and still down when the next request reads the record
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
     w.deps.publisher.failNext(2);
     // The task event is left for redelivery (its handling fails while the event is unpublished).
     await expect(

@@ -1,6 +1,6 @@
 import { jest } from '@jest/globals';
 import { Lifecycle, noMetrics } from '../src/index.ts';
-import { containerIdOf } from '@berth/domain';
+import { containerIdOf, stopReason } from '@berth/domain';
 import {
   CONTAINER_ID,
   KEY,
@@ -194,7 +194,7 @@ describe('Reaper.sweep', () => {
     // Prepare
     const w = world({ settings: { shutdownGraceMs: 60_000 } });
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
     w.deps.clock.advance('2m');
 
     // Act
@@ -219,7 +219,7 @@ describe('Reaper.sweep', () => {
     // Prepare
     const w = world({ settings: { shutdownGraceMs: 60_000 } });
     await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
     w.deps.clock.advance('30s');
 
     // Act
@@ -234,7 +234,7 @@ describe('Reaper.sweep', () => {
     // Prepare
     const w = world({ settings: { shutdownGraceMs: 60_000 } });
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
     w.deps.runtime.vanish(running.taskArn!);
     w.deps.clock.advance('2m');
 
@@ -305,7 +305,7 @@ describe('Reaper.reconcile', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.fail(CONTAINER_ID, 1, 'crashed:test');
+    await w.lifecycle.containers.fail(CONTAINER_ID, 1, stopReason('crashed', 'test'));
 
     // Act
     const result = await w.lifecycle.reaper.reconcile();
@@ -357,7 +357,7 @@ describe('Reaper.reconcile and the outbox', () => {
     const w = world();
     const running = await runningContainer(w);
     w.deps.publisher.failNext(1);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual', 'left pending');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual', 'left pending'));
     expect((await stored(w.deps)).pendingEvents.map((e) => e.type)).toEqual([
       'container.terminating',
     ]);
@@ -380,8 +380,7 @@ describe('Reaper.carryOutStops', () => {
     const stopTask = jest.spyOn(w.deps.runtime, 'stopTask').mockResolvedValueOnce(undefined);
     await w.lifecycle.containers.stop(
       CONTAINER_ID,
-      'manual',
-      'from a service that may not stop tasks',
+      stopReason('manual', 'from a service that may not stop tasks'),
     );
     stopTask.mockRestore();
 

@@ -1,3 +1,4 @@
+import { stopReason } from '@berth/domain';
 /**
  * Work the agent could not put on its branch (the remote moved and the two do not merge) is
  * on fallback refs: the stop is not a failed save, and its event says where the work went.
@@ -11,7 +12,7 @@ describe('TaskEventHandler, STOPPED with work saved to fallback refs (issue 12, 
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
 
     // Act
     const outcome = await w.lifecycle.taskEvents.handle(
@@ -63,7 +64,7 @@ describe('TaskEventHandler, STOPPED with work saved to fallback refs (issue 12, 
   it('publishes no savedElsewhere on an ordinary stop', async () => {
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
 
     await w.lifecycle.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),

@@ -13,6 +13,7 @@ import {
   type SessionAssign,
   type SessionRelease,
   type SessionTouch,
+  stopReason,
 } from '@berth/domain';
 import {
   KEY,
@@ -286,7 +287,9 @@ class Stop implements fc.AsyncCommand<Model, World> {
     const before = await real.deps.store.getContainer(containerId);
     const outcomes = [];
     for (let i = 0; i < this.copies; i += 1) {
-      outcomes.push(await settle(real.lifecycle.containers.stop(containerId, 'manual')));
+      outcomes.push(
+        await settle(real.lifecycle.containers.stop(containerId, stopReason('manual'))),
+      );
     }
     if (!before) {
       for (const { error } of outcomes) expect(error).toBeInstanceOf(NotFoundError);

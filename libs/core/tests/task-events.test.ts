@@ -1,4 +1,4 @@
-import type { TaskStateChange } from '@berth/domain';
+import { stopReason, type TaskStateChange } from '@berth/domain';
 import { CONTAINER_ID, KEY, assignCommand, runningContainer, stored, world } from './support.ts';
 
 /** Everything observable of the store and the bus, to assert that nothing changed. */
@@ -90,7 +90,7 @@ describe('TaskEventHandler, RUNNING', () => {
     const w = world();
     const running = await runningContainer(w);
     const runningEvent = w.deps.runtime.eventFor(running.taskArn!);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'manual');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
     await w.lifecycle.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED' }),
     );
@@ -110,7 +110,7 @@ describe('TaskEventHandler, STOPPED', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
     w.deps.clock.advance('10s');
 
     // Act
@@ -134,7 +134,7 @@ describe('TaskEventHandler, STOPPED', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
 
     // Act
     await w.lifecycle.taskEvents.handle(
@@ -156,7 +156,7 @@ describe('TaskEventHandler, STOPPED', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
 
     // Act
     await w.lifecycle.taskEvents.handle(
@@ -171,7 +171,7 @@ describe('TaskEventHandler, STOPPED', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
 
     // Act
     await w.lifecycle.taskEvents.handle(
@@ -192,8 +192,7 @@ describe('TaskEventHandler, STOPPED', () => {
     const running = await runningContainer(w);
     await w.lifecycle.containers.stop(
       CONTAINER_ID,
-      'manual',
-      'forced restart requested by the operator',
+      stopReason('manual', 'forced restart requested by the operator'),
     );
 
     // Act
@@ -381,7 +380,7 @@ describe('TaskEventHandler, STOPPED', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, 'idle');
+    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
     const stoppedEvent = w.deps.runtime.change(running.taskArn!, {
       lastStatus: 'STOPPED',
       exitCode: 0,
@@ -420,7 +419,7 @@ describe('TaskEventHandler, events that are not for the current container', () =
     // Prepare
     const w = world();
     const first = await runningContainer(w);
-    await w.lifecycle.containers.fail(CONTAINER_ID, 1, 'crashed:test');
+    await w.lifecycle.containers.fail(CONTAINER_ID, 1, stopReason('crashed', 'test'));
     const oldStopped = w.deps.runtime.change(first.taskArn!, { lastStatus: 'STOPPED' });
     await runningContainer(w);
     const before = snapshot(w);
@@ -437,7 +436,7 @@ describe('TaskEventHandler, events that are not for the current container', () =
     // Prepare
     const w = world();
     const first = await runningContainer(w);
-    await w.lifecycle.containers.fail(CONTAINER_ID, 1, 'lost:test');
+    await w.lifecycle.containers.fail(CONTAINER_ID, 1, stopReason('lost', 'test'));
     await runningContainer(w);
     const before = snapshot(w);
 

@@ -12,6 +12,7 @@ import {
   canTransition,
   isLive,
   type ContainerStatus,
+  stopReason,
 } from '@berth/domain';
 import {
   CONTAINER_ID,
@@ -79,7 +80,7 @@ async function run({ deps, lifecycle }: World, action: Step): Promise<void> {
       await lifecycle.containers.findOrStart(KEY);
       return;
     case 'stop':
-      await lifecycle.containers.stop(CONTAINER_ID, 'manual');
+      await lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
       return;
     case 'task': {
       if (!current?.taskArn || !deps.runtime.task(current.taskArn)) return;

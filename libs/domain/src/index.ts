@@ -36,16 +36,15 @@ export {
   CONTAINER_STATUSES,
   FINAL_STATUSES,
   LIVE_STATUSES,
-  STOP_REASON_KINDS,
   TRANSITIONS,
   acceptsSessions,
   assertTransition,
   canTransition,
   isLive,
-  stopReason,
-  stopReasonKind,
 } from './lifecycle.ts';
-export type { ContainerStatus, StopReasonKind } from './lifecycle.ts';
+export type { ContainerStatus } from './lifecycle.ts';
+export { STOP_REASON_KINDS, formatStopReason, parseStopReason, stopReason } from './stop-reason.ts';
+export type { StopReason, StopReasonKind } from './stop-reason.ts';
 export {
   ContainerJsonSchema,
   KEPT_ALIVE_REASONS,

@@ -49,29 +49,3 @@ export function isLive(status: ContainerStatus): boolean {
 export function acceptsSessions(status: ContainerStatus): boolean {
   return status === 'starting' || status === 'running';
 }
-
-export const STOP_REASON_KINDS = [
-  'idle',
-  'manual',
-  'save_failed',
-  'forced',
-  'crashed',
-  'lost',
-  'start_failed',
-] as const;
-export type StopReasonKind = (typeof STOP_REASON_KINDS)[number];
-
-/** `kind` or `kind:detail`. Detail is free text, trimmed to keep records small. */
-export function stopReason(kind: StopReasonKind, detail?: string): string {
-  const clean = detail
-    ?.replace(/[\r\n]+/g, ' ')
-    .trim()
-    .slice(0, 200);
-  return clean ? `${kind}:${clean}` : kind;
-}
-
-export function stopReasonKind(reason: string | null | undefined): StopReasonKind | undefined {
-  if (!reason) return undefined;
-  const kind = reason.split(':', 1)[0] as StopReasonKind;
-  return STOP_REASON_KINDS.includes(kind) ? kind : undefined;
-}

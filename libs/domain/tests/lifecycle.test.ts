@@ -7,7 +7,9 @@ import {
   canTransition,
   isLive,
   stopReason,
-  stopReasonKind,
+  STOP_REASON_KINDS,
+  formatStopReason,
+  parseStopReason,
   type ContainerStatus,
 } from '../src/index.ts';
 
@@ -70,13 +72,16 @@ describe('status predicates', () => {
 
 describe('stop reasons', () => {
   it('is the kind alone without detail', () => {
-    expect(stopReason('idle')).toBe('idle');
-    expect(stopReason('manual', '   ')).toBe('manual');
+    expect(formatStopReason(stopReason('idle'))).toBe('idle');
+    expect(formatStopReason(stopReason('manual', '   '))).toBe('manual');
+    expect(stopReason('manual', '   ')).toEqual({ kind: 'manual' });
   });
 
   it('adds detail after a colon, on one line, at most 200 characters', () => {
     // Act
-    const reason = stopReason('crashed', `exit code 137\r\nkilled ${'x'.repeat(500)}`);
+    const reason = formatStopReason(
+      stopReason('crashed', `exit code 137\r\nkilled ${'x'.repeat(500)}`),
+    );
 
     // Assess
     expect(reason.startsWith('crashed:exit code 137 killed ')).toBe(true);
@@ -84,10 +89,29 @@ describe('stop reasons', () => {
     expect(reason.length).toBe('crashed:'.length + 200);
   });
 
-  it('reads the kind back', () => {
-    expect(stopReasonKind('save_failed:push rejected')).toBe('save_failed');
-    expect(stopReasonKind('lost')).toBe('lost');
-    expect(stopReasonKind('exploded:boom')).toBeUndefined();
-    expect(stopReasonKind(null)).toBeUndefined();
+  it('reads the kind and detail back', () => {
+    expect(parseStopReason('save_failed:push rejected')).toEqual({
+      kind: 'save_failed',
+      detail: 'push rejected',
+    });
+    expect(parseStopReason('manual:at 10:30: maintenance')).toEqual({
+      kind: 'manual',
+      detail: 'at 10:30: maintenance',
+    });
+    expect(parseStopReason('lost')).toEqual({ kind: 'lost' });
+    expect(parseStopReason('exploded:boom')).toBeUndefined();
+    expect(parseStopReason(null)).toBeUndefined();
+    expect(parseStopReason('')).toBeUndefined();
+  });
+
+  it('parses what it formats, and formats what it parses, unchanged', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...STOP_REASON_KINDS), fc.string(), (kind, detail) => {
+        const reason = stopReason(kind, detail);
+        expect(parseStopReason(formatStopReason(reason))).toEqual(reason);
+        const text = detail ? `${kind}:${detail}` : kind;
+        expect(formatStopReason(parseStopReason(text) ?? { kind: 'manual' })).toBe(text);
+      }),
+    );
   });
 });

@@ -1,4 +1,5 @@
 import type { CoreMetrics } from '@berth/core';
+import { parseStopReason } from '@berth/domain';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
@@ -116,7 +117,7 @@ export function createMetrics(service: string, options: { emf?: boolean } = {}):
       emf('ContainerStartFailures', 1);
     },
     containerStopped(reason, lifetimeSeconds) {
-      stops.inc({ reason: reason.split(':', 1)[0] ?? 'unknown' });
+      stops.inc({ reason: parseStopReason(reason)?.kind ?? 'unknown' });
       if (lifetimeSeconds !== undefined) {
         lifetime.observe(lifetimeSeconds);
         emf('ContainerLifetimeSeconds', lifetimeSeconds, 'Seconds');

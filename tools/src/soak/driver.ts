@@ -22,7 +22,7 @@ import {
   LIVE_STATUSES,
   containerIdOf,
   isLive,
-  stopReasonKind,
+  parseStopReason,
   threadBranch,
   type BerthEvent,
   type ContainerJson,
@@ -1299,7 +1299,7 @@ export class SoakRun {
     const toRecover = new Set(
       missing.flatMap((violation) => {
         const marker = this.#markers.get(violation.subject);
-        const kind = stopReasonKind(marker ? endOf(marker)?.stopReason : undefined);
+        const kind = parseStopReason(marker ? endOf(marker)?.stopReason : undefined)?.kind;
         return marker && !cleanKinds.includes(kind ?? '') ? [marker.containerId] : [];
       }),
     );
@@ -1388,7 +1388,7 @@ export class SoakRun {
     for (const event of this.#history) {
       if (event.type !== 'container.stopped' && event.type !== 'container.failed') continue;
       const reason = (event.payload as { container?: ContainerJson }).container?.stopReason;
-      increment(figures.stopReasons, stopReasonKind(reason) ?? reason ?? 'none');
+      increment(figures.stopReasons, parseStopReason(reason)?.kind ?? reason ?? 'none');
     }
     const crashes = chaos?.crashes ?? [];
     figures.crashesInjected = crashes.length;
