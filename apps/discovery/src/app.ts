@@ -1,7 +1,7 @@
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Lifecycle } from '@berth/core';
+import type { UseCases } from '@berth/core';
 import {
   CONTAINER_ID_PATTERN,
   CONTAINER_STATUSES,
@@ -35,7 +35,7 @@ import { ContainerCache } from './cache.ts';
 import { errorBody, handleClientError, handleError, handleFrameworkError } from './errors.ts';
 
 export interface DiscoveryOptions {
-  lifecycle: Lifecycle;
+  useCases: UseCases;
   store: StateStore;
   queues: ContainerQueues;
   publisher: EventPublisher;
@@ -79,7 +79,7 @@ const BEARER = /^Bearer\s+(\S+)$/i;
 const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', '/metrics', '/docs']);
 
 export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<FastifyInstance> {
-  const { lifecycle, store, queues, publisher } = options;
+  const { useCases, store, queues, publisher } = options;
   const maxWaitSeconds = options.maxWaitSeconds ?? 60;
   const waitPollMs = options.waitPollMs ?? 100;
   const cache = options.cache ?? new ContainerCache({ ttlMs: options.cacheTtlMs });
@@ -193,7 +193,7 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
   });
 
   const json = (container: ContainerRecord, messagesInFlight = 0) =>
-    lifecycle.containers.json(container, messagesInFlight);
+    useCases.containers.json(container, messagesInFlight);
 
   const inFlight = async (container: ContainerRecord): Promise<number> =>
     container.inputQueueUrl && (container.status === 'running' || container.status === 'starting')
@@ -260,7 +260,7 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
           .type(JSON_UTF8)
           .send(cached as unknown as { container: unknown; source: string });
       }
-      const found = await lifecycle.containers.findOrStart(key);
+      const found = await useCases.containers.findOrStart(key);
       const container = wait > 0 ? await awaitSettled(found.container, wait) : found.container;
       cache.put(container);
       discoveries.inc({ source: found.source });
@@ -370,7 +370,7 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
       assertMayAct(request.principal, key);
       cache.invalidate(request.params.containerId);
       const generation = request.body?.generation;
-      const container = await lifecycle.containers.stop(
+      const container = await useCases.containers.stop(
         request.params.containerId,
         stopReason('manual', request.body?.reason),
         generation !== undefined ? { generation } : {},

@@ -22,7 +22,7 @@ const invalidations =
 
 const app = await buildDiscoveryApp({
   cache,
-  lifecycle: wiring.lifecycle,
+  useCases: wiring.useCases,
   store: wiring.deps.store,
   queues: wiring.deps.queues,
   publisher: wiring.deps.publisher,

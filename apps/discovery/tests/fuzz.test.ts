@@ -11,7 +11,7 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
-import { Lifecycle } from '@berth/core';
+import { UseCases } from '@berth/core';
 import {
   CONTAINER_STATUSES,
   ContainerJsonSchema,
@@ -119,7 +119,7 @@ const names = {
   sessionTable: `fuzz-sessions-${randomUUID().slice(0, 8)}`,
 };
 let deps: FakeCoreDeps;
-let lifecycle: Lifecycle;
+let useCases: UseCases;
 let app: FastifyInstance;
 /** Ids that exist, so generated requests also reach the found-and-allowed paths. */
 const existing = {
@@ -132,9 +132,9 @@ beforeAll(async () => {
   await ensureTables(dynamodb, names);
   const store = new DynamoStateStore({ client: dynamodb, ...names });
   deps = makeCoreDeps({ store, clock: systemClock as FakeCoreDeps['clock'] });
-  lifecycle = new Lifecycle(deps);
+  useCases = new UseCases(deps);
   app = await buildDiscoveryApp({
-    lifecycle,
+    useCases,
     store,
     queues: deps.queues,
     publisher: deps.publisher,
@@ -145,12 +145,12 @@ beforeAll(async () => {
     maxWaitSeconds: 0.05,
     waitPollMs: 10,
   });
-  await lifecycle.sessions.assign({
+  await useCases.sessions.assign({
     type: 'session.assign',
     commandId: 'c-seed',
     payload: { sessionId: existing.sessionId, clientId: 'acme', projectId: 'web', userId: 'john' },
   });
-  await lifecycle.containers.findOrStart({ clientId: 'acme', projectId: 'web', userId: 'mary' });
+  await useCases.containers.findOrStart({ clientId: 'acme', projectId: 'web', userId: 'mary' });
 });
 
 afterAll(async () => {

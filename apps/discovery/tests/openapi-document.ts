@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Lifecycle } from '@berth/core';
+import { UseCases } from '@berth/core';
 import { makeCoreDeps } from '@berth/testing';
 import { Registry } from 'prom-client';
 import { buildDiscoveryApp } from '../src/app.ts';
@@ -17,7 +17,7 @@ export const OPENAPI_FILE = fileURLToPath(new URL('../../../docs/openapi.json', 
 export async function renderOpenApi(): Promise<string> {
   const deps = makeCoreDeps();
   const app = await buildDiscoveryApp({
-    lifecycle: new Lifecycle(deps),
+    useCases: new UseCases(deps),
     store: deps.store,
     queues: deps.queues,
     publisher: deps.publisher,

@@ -1,5 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { Lifecycle } from '@berth/core';
+import { UseCases } from '@berth/core';
 import { systemClock, type ContainerJson } from '@berth/domain';
 import { DynamoStateStore, ensureTables } from '@berth/dynamodb';
 import { makeCoreDeps, type FakeCoreDeps } from '@berth/testing';
@@ -39,9 +39,9 @@ async function build(
   rateLimitPerMinute = 0,
 ) {
   deps = makeCoreDeps({ store, clock: systemClock as FakeCoreDeps['clock'] });
-  const lifecycle = new Lifecycle(deps);
+  const useCases = new UseCases(deps);
   return buildDiscoveryApp({
-    lifecycle,
+    useCases,
     store,
     queues: deps.queues,
     publisher: deps.publisher,

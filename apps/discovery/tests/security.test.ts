@@ -6,7 +6,7 @@
  * test can prove a refused request never reached it. See docs/security.md.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { Lifecycle } from '@berth/core';
+import { UseCases } from '@berth/core';
 import { systemClock, type StateStore } from '@berth/domain';
 import { DynamoStateStore, ensureTables } from '@berth/dynamodb';
 import { makeCoreDeps, type FakeCoreDeps } from '@berth/testing';
@@ -72,7 +72,7 @@ const names = {
   sessionTable: `security-sessions-${suffix}`,
 };
 let deps: FakeCoreDeps;
-let lifecycle: Lifecycle;
+let useCases: UseCases;
 let calls: StoreCall[];
 let app: FastifyInstance;
 
@@ -85,9 +85,9 @@ async function build(
     calls,
   );
   deps = makeCoreDeps({ store, clock: systemClock as FakeCoreDeps['clock'] });
-  lifecycle = new Lifecycle(deps);
+  useCases = new UseCases(deps);
   return buildDiscoveryApp({
-    lifecycle,
+    useCases,
     store,
     queues: deps.queues,
     publisher: deps.publisher,
@@ -114,7 +114,7 @@ beforeAll(async () => {
     ['john', 's-john'],
     ['mary', 's-mary'],
   ] as const) {
-    await lifecycle.sessions.assign({
+    await useCases.sessions.assign({
       type: 'session.assign',
       commandId: `c-${sessionId}`,
       payload: { sessionId, clientId: 'acme', projectId: 'web', userId },

@@ -7,7 +7,7 @@ const config = loadConfigOrExit('reaper');
 const log = createLogger('reaper', config.logLevel);
 const metrics = createMetrics('reaper');
 const wiring = await wire(config, { service: 'reaper', log, metrics });
-const reaper = wiring.lifecycle.reaper;
+const reaper = wiring.useCases.reaper;
 
 const scheduler = new Scheduler(log, () => metrics.emf('ReaperErrors', 1));
 // The idle check is one query of the sparse idle index: cheap enough to run every tick, so

@@ -1,4 +1,4 @@
-import type { Lifecycle } from '@berth/core';
+import type { UseCases } from '@berth/core';
 import {
   BerthError,
   makeEvent,
@@ -12,7 +12,7 @@ import {
 export type CommandOutcome = 'done' | 'retry';
 
 export interface CommandHandlerDeps {
-  lifecycle: Lifecycle;
+  useCases: UseCases;
   publisher: EventPublisher;
   clock: Clock;
   log: {
@@ -28,7 +28,7 @@ export interface CommandHandlerDeps {
  * runtime is left on the queue to be retried, and reaches the DLQ after 5 receives.
  */
 export function createCommandHandler(deps: CommandHandlerDeps) {
-  const { lifecycle, publisher, clock, log } = deps;
+  const { useCases, publisher, clock, log } = deps;
 
   const reject = async (
     messageId: string,
@@ -53,16 +53,16 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
   const apply = async (command: Command): Promise<void> => {
     switch (command.type) {
       case 'session.assign':
-        await lifecycle.sessions.assign(command);
+        await useCases.sessions.assign(command);
         return;
       case 'session.release':
-        await lifecycle.sessions.release(command);
+        await useCases.sessions.release(command);
         return;
       case 'session.touch':
-        await lifecycle.sessions.touch(command);
+        await useCases.sessions.touch(command);
         return;
       case 'container.stop':
-        await lifecycle.containers.stop(
+        await useCases.containers.stop(
           command.payload.containerId,
           stopReason('manual', command.payload.reason),
           {

@@ -9,7 +9,7 @@ const metrics = createMetrics('session');
 const wiring = await wire(config, { service: 'session', log, metrics, mayStopTasks: false });
 
 const handle = createCommandHandler({
-  lifecycle: wiring.lifecycle,
+  useCases: wiring.useCases,
   publisher: wiring.deps.publisher,
   clock: wiring.deps.clock,
   log,

@@ -370,7 +370,7 @@ async function settle(real: Real, model: Model): Promise<void> {
     for (const containerId of allContainerIds(real)) {
       const container = await real.store.getContainer(containerId);
       if (container && container.status !== 'stopped' && container.status !== 'failed') {
-        await real.service.lifecycle.records.flush(container);
+        await real.service.useCases.records.flush(container);
       }
     }
   }

@@ -7,7 +7,7 @@
  * Reproduce a failure with the seed fast-check prints: BERTH_FUZZ_SEED=<seed> (and
  * BERTH_FUZZ_RUNS=<n> to run longer).
  */
-import { Lifecycle } from '@berth/core';
+import { UseCases } from '@berth/core';
 import { COMMAND_TYPES, EventSchema, validator, type BerthEvent } from '@berth/domain';
 import { makeCoreDeps, type FakeCoreDeps, type InMemoryStateStore } from '@berth/testing';
 import fc from 'fast-check';
@@ -196,7 +196,7 @@ beforeEach(() => {
   deps = makeCoreDeps();
   const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
   handle = createCommandHandler({
-    lifecycle: new Lifecycle({ ...deps, log: quiet }),
+    useCases: new UseCases({ ...deps, log: quiet }),
     publisher: deps.publisher,
     clock: deps.clock,
     log: quiet,

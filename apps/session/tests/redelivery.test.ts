@@ -185,8 +185,8 @@ describe('known gaps', () => {
       // Act: the task dies while starting and the bus fails once; then the reaper sweeps
       await taskEvent(service, taskArn ?? '', 'STOPPED');
       clock.advance('1m');
-      await service.lifecycle.reaper.sweep();
-      await service.lifecycle.reaper.sweep();
+      await service.useCases.reaper.sweep();
+      await service.useCases.reaper.sweep();
 
       // Assess
       expect(await own.store.getContainer(containerId)).toMatchObject({ status: 'failed' });

@@ -1,5 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { Lifecycle, type CoreDeps } from '@berth/core';
+import { UseCases, type CoreDeps } from '@berth/core';
 import type {
   BerthEvent,
   Clock,
@@ -45,7 +45,7 @@ export function memoryLog() {
 }
 
 export interface SessionServiceUnderTest {
-  lifecycle: Lifecycle;
+  useCases: UseCases;
   runtime: FakeRuntime;
   handle: ReturnType<typeof createCommandHandler>;
   log: ReturnType<typeof memoryLog>;
@@ -75,19 +75,19 @@ export function sessionService(options: {
       maxSessions: options.maxSessions ?? DEFAULT_FAKE_SETTINGS.maxSessions,
     },
   };
-  const lifecycle = new Lifecycle(deps);
+  const useCases = new UseCases(deps);
   const handle = createCommandHandler({
-    lifecycle,
+    useCases,
     publisher: options.publisher,
     clock: options.clock,
     log,
   });
-  return { lifecycle, runtime, handle, log };
+  return { useCases, runtime, handle, log };
 }
 
 /**
  * What the local runtime and the task watcher do together once a task is up or has ended:
- * the task changes state and its `ECS Task State Change` reaches the lifecycle.
+ * the task changes state and its `ECS Task State Change` reaches the use cases.
  */
 export async function taskEvent(
   service: SessionServiceUnderTest,
@@ -103,7 +103,7 @@ export async function taskEvent(
 }
 
 /**
- * Hands a task event to the lifecycle as the task watcher's queue would: a failed handling
+ * Hands a task event to the use cases as the task watcher's queue would: a failed handling
  * is delivered again, up to the 5 receives after which SQS gives up and rethrows.
  */
 export async function deliverTaskEvent(
@@ -112,7 +112,7 @@ export async function deliverTaskEvent(
 ): Promise<void> {
   for (let receive = 1; ; receive += 1) {
     try {
-      await service.lifecycle.taskEvents.handle(event);
+      await service.useCases.taskEvents.handle(event);
       return;
     } catch (error) {
       if (receive >= 5) throw error;

@@ -1,4 +1,4 @@
-import type { Lifecycle } from '@berth/core';
+import type { UseCases } from '@berth/core';
 import { BerthError, validator, TaskStateChangeSchema, type TaskStateChange } from '@berth/domain';
 
 const taskEvent = validator<TaskStateChange>(TaskStateChangeSchema);
@@ -11,7 +11,7 @@ export interface TaskEventLog {
 
 /** One `ECS Task State Change` message. Malformed ones are dropped with a log line. */
 export function createTaskEventHandler(
-  lifecycle: Lifecycle,
+  useCases: UseCases,
   log: TaskEventLog,
   onError: () => void = () => {},
 ) {
@@ -27,7 +27,7 @@ export function createTaskEventHandler(
       return 'done';
     }
     try {
-      const outcome = await lifecycle.taskEvents.handle(event);
+      const outcome = await useCases.taskEvents.handle(event);
       log.info(
         { taskArn: event.detail.taskArn, lastStatus: event.detail.lastStatus, outcome },
         'task event',

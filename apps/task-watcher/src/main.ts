@@ -7,7 +7,7 @@ const log = createLogger('task-watcher', config.logLevel);
 const metrics = createMetrics('task-watcher');
 const wiring = await wire(config, { service: 'task-watcher', log, metrics });
 
-const handle = createTaskEventHandler(wiring.lifecycle, log, () => metrics.emf('WatcherErrors', 1));
+const handle = createTaskEventHandler(wiring.useCases, log, () => metrics.emf('WatcherErrors', 1));
 const consumer = startQueueConsumer({
   sqs: wiring.clients.sqs,
   queueUrl: wiring.messaging.taskEventsUrl,
@@ -25,7 +25,7 @@ let reconciling = false;
 const timer = setInterval(() => {
   if (reconciling) return;
   reconciling = true;
-  wiring.lifecycle.reaper
+  wiring.useCases.reaper
     .reconcile()
     .then((result) => {
       // A zero on every good round: the watcher-errors alarm evaluates data, not silence.

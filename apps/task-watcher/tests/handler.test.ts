@@ -1,5 +1,5 @@
 import { jest } from '@jest/globals';
-import { Lifecycle } from '@berth/core';
+import { UseCases } from '@berth/core';
 import { UnavailableError } from '@berth/domain';
 import { makeCoreDeps } from '@berth/testing';
 import { createTaskEventHandler } from '../src/handler.ts';
@@ -9,17 +9,17 @@ const KEY = { clientId: 'acme', projectId: 'web', userId: 'ann' };
 
 function world() {
   const deps = makeCoreDeps();
-  const lifecycle = new Lifecycle(deps);
+  const useCases = new UseCases(deps);
   const errors: number[] = [];
-  const handle = createTaskEventHandler(lifecycle, log, () => errors.push(1));
-  return { deps, lifecycle, handle, errors };
+  const handle = createTaskEventHandler(useCases, log, () => errors.push(1));
+  return { deps, useCases, handle, errors };
 }
 
 describe('task-watcher message handler', () => {
   it('applies an ECS Task State Change and removes the message', async () => {
     // Prepare
-    const { deps, lifecycle, handle } = world();
-    const { container } = await lifecycle.containers.findOrStart(KEY);
+    const { deps, useCases, handle } = world();
+    const { container } = await useCases.containers.findOrStart(KEY);
     const event = deps.runtime.change(container.taskArn!, { lastStatus: 'RUNNING' });
 
     // Act
@@ -42,8 +42,8 @@ describe('task-watcher message handler', () => {
 
   it('leaves the message for a retry when the store fails, and counts the error', async () => {
     // Prepare
-    const { deps, lifecycle, handle, errors } = world();
-    const { container } = await lifecycle.containers.findOrStart(KEY);
+    const { deps, useCases, handle, errors } = world();
+    const { container } = await useCases.containers.findOrStart(KEY);
     const event = deps.runtime.change(container.taskArn!, { lastStatus: 'RUNNING' });
     jest
       .spyOn(deps.store, 'getContainer')

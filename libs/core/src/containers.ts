@@ -13,8 +13,9 @@ import {
   type ContainerRecord,
   type StopReason,
 } from '@berth/domain';
-import { ContainerRecords } from './container-records.ts';
+import type { ContainerRecords } from './container-records.ts';
 import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
+import type { SessionEndings } from './session-endings.ts';
 
 export type DiscoverySource = 'store' | 'created';
 
@@ -43,12 +44,13 @@ const PROVISION_ABANDONED_MS = 60_000;
 export class ContainerService {
   private readonly deps: CoreDeps;
   private readonly records: ContainerRecords;
-  /** Runs after a container reached a final status (set by Lifecycle: ends its sessions). */
-  onFinal: (container: ContainerRecord) => Promise<unknown> = () => Promise.resolve(undefined);
+  /** Ends the sessions of a container that reached a final status. */
+  private readonly endings: SessionEndings;
 
-  constructor(deps: CoreDeps, records = new ContainerRecords(deps)) {
+  constructor(deps: CoreDeps, records: ContainerRecords, endings: SessionEndings) {
     this.deps = deps;
     this.records = records;
+    this.endings = endings;
   }
 
   private get log() {
@@ -490,7 +492,7 @@ export class ContainerService {
    */
   private async repairFinal(container: ContainerRecord | undefined, generation: number) {
     if (container && container.generation === generation && !isLive(container.status)) {
-      await this.onFinal(container);
+      await this.endings.endSessionsOf(container);
       await this.deleteQueues(container);
       return this.records.flush(container);
     }
@@ -499,7 +501,7 @@ export class ContainerService {
 
   /** Ends its sessions (the final write already took them off the record) and its queues. */
   private async afterFinal(container: ContainerRecord): Promise<void> {
-    await this.onFinal(container);
+    await this.endings.endSessionsOf(container);
     const lifetime = container.startedAt
       ? (Date.parse(container.stoppedAt ?? this.now()) - Date.parse(container.startedAt)) / 1000
       : undefined;

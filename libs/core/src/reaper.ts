@@ -8,7 +8,7 @@ import {
 import type { ContainerRecords } from './container-records.ts';
 import type { ContainerService } from './containers.ts';
 import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
-import type { SessionService } from './sessions.ts';
+import type { SessionEndings } from './session-endings.ts';
 
 export interface SweepReport {
   idleStopped: number;
@@ -30,19 +30,19 @@ const PAGE = 100;
 export class Reaper {
   private readonly deps: CoreDeps;
   private readonly containers: ContainerService;
-  private readonly sessions: SessionService;
+  private readonly endings: SessionEndings;
   private readonly records: ContainerRecords;
 
   constructor(
     deps: CoreDeps,
-    containers: ContainerService,
-    sessions: SessionService,
     records: ContainerRecords,
+    endings: SessionEndings,
+    containers: ContainerService,
   ) {
     this.deps = deps;
-    this.containers = containers;
-    this.sessions = sessions;
     this.records = records;
+    this.endings = endings;
+    this.containers = containers;
   }
 
   private get log() {
@@ -150,7 +150,7 @@ export class Reaper {
     const report: SweepReport = {
       idleStopped: idle.stopped,
       keptAliveByMessages: idle.keptAliveByMessages,
-      sessionsExpired: await this.sessions.expireStale(PAGE),
+      sessionsExpired: await this.endings.expireStale(PAGE),
       startTimedOut: await this.failStuckStarting(),
       terminatingResolved: await this.resolveStuckTerminating(),
       lostRecords: 0,

@@ -39,7 +39,7 @@ const PROVISION_RACE_MS = 1_500;
 
 /**
  * Keeps container records true to their tasks. Events come at least once, possibly out of
- * order and late: status only ever moves forward along the lifecycle, and events of another
+ * order and late: status only ever moves forward along the transition table, and events of another
  * generation's task never touch the current record, so duplicates and stale events change
  * nothing.
  */
@@ -48,7 +48,7 @@ export class TaskEventHandler {
   private readonly containers: ContainerService;
   private readonly records: ContainerRecords;
 
-  constructor(deps: CoreDeps, containers: ContainerService, records: ContainerRecords) {
+  constructor(deps: CoreDeps, records: ContainerRecords, containers: ContainerService) {
     this.deps = deps;
     this.containers = containers;
     this.records = records;

@@ -47,7 +47,7 @@ describe('the command path', () => {
     ]);
 
     // Act
-    const outcome = await w.lifecycle.sessions.assign(assignCommand('s1'));
+    const outcome = await w.useCases.sessions.assign(assignCommand('s1'));
 
     // Assess
     expect(outcome.kind).toBe('assigned');
@@ -64,14 +64,14 @@ describe('the command path', () => {
     // Prepare
     const w = world();
     await runningContainer(w);
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
     const calls = rounds([
       [w.deps.store, ['getSession', 'getContainer', 'write']],
       [w.deps.publisher, ['publish']],
     ]);
 
     // Act
-    await w.lifecycle.sessions.release(releaseCommand('s1'));
+    await w.useCases.sessions.release(releaseCommand('s1'));
 
     // Assess
     expect(calls.slice(0, 5)).toEqual([

@@ -20,12 +20,12 @@ import {
 describe('ContainerService.findOrStart, first request', () => {
   it('creates generation 1 with its record, queues and task, and publishes container.created', async () => {
     // Prepare
-    const { deps, lifecycle } = world({
+    const { deps, useCases } = world({
       settings: { agentEnvironment: { BERTH_WORKLOAD_COMMAND: 'cat' } },
     });
 
     // Act
-    const found = await lifecycle.containers.findOrStart(KEY, { commandId: 'cmd-1' });
+    const found = await useCases.containers.findOrStart(KEY, { commandId: 'cmd-1' });
 
     // Assess
     expect(found.source).toBe('created');
@@ -66,12 +66,12 @@ describe('ContainerService.findOrStart, first request', () => {
 
   it('passes the repository URL when settings know one', async () => {
     // Prepare
-    const { deps, lifecycle } = world({
+    const { deps, useCases } = world({
       settings: { repoUrlFor: (key) => `file:///repos/${key.clientId}/${key.projectId}.git` },
     });
 
     // Act
-    await lifecycle.containers.findOrStart(KEY);
+    await useCases.containers.findOrStart(KEY);
 
     // Assess
     expect(deps.runtime.tasks()[0]!.spec.environment.BERTH_REPO_URL).toBe(
@@ -83,11 +83,11 @@ describe('ContainerService.findOrStart, first request', () => {
 describe('ContainerService.findOrStart, later requests', () => {
   it('finds a starting container again in the store without starting another', async () => {
     // Prepare
-    const { deps, lifecycle } = world();
-    const first = await lifecycle.containers.findOrStart(KEY);
+    const { deps, useCases } = world();
+    const first = await useCases.containers.findOrStart(KEY);
 
     // Act
-    const again = await lifecycle.containers.findOrStart(KEY);
+    const again = await useCases.containers.findOrStart(KEY);
 
     // Assess
     expect(again).toEqual({ container: first.container, source: 'store' });
@@ -100,7 +100,7 @@ describe('ContainerService.findOrStart, later requests', () => {
     const running = await runningContainer(w);
 
     // Act
-    const again = await w.lifecycle.containers.findOrStart(KEY);
+    const again = await w.useCases.containers.findOrStart(KEY);
 
     // Assess
     expect(again).toEqual({ container: running, source: 'store' });
@@ -118,7 +118,7 @@ describe('ContainerService.findOrStart, later requests', () => {
     const inFlight = jest.spyOn(w.deps.queues, 'messagesInFlight');
 
     // Act
-    const again = await w.lifecycle.containers.findOrStart(KEY);
+    const again = await w.useCases.containers.findOrStart(KEY);
 
     // Assess
     expect(again).toEqual({ container: running, source: 'store' });
@@ -134,10 +134,10 @@ describe('ContainerService.findOrStart, later requests', () => {
     const w = world();
     const running = await runningContainer(w);
     w.deps.runtime.vanish(running.taskArn!);
-    await w.lifecycle.reaper.reconcile();
+    await w.useCases.reaper.reconcile();
 
     // Act
-    const found = await w.lifecycle.containers.findOrStart(KEY);
+    const found = await w.useCases.containers.findOrStart(KEY);
 
     // Assess
     expect(found.source).toBe('created');
@@ -158,12 +158,12 @@ describe('ContainerService.findOrStart, later requests', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 137 }),
     );
 
     // Act
-    const found = await w.lifecycle.containers.findOrStart(KEY);
+    const found = await w.useCases.containers.findOrStart(KEY);
 
     // Assess
     expect(found).toMatchObject({
@@ -180,10 +180,10 @@ describe('ContainerService.findOrStart, later requests', () => {
     // Prepare
     const w = world();
     await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('manual'));
 
     // Act
-    const { error } = await settle(w.lifecycle.containers.findOrStart(KEY));
+    const { error } = await settle(w.useCases.containers.findOrStart(KEY));
 
     // Assess
     expect(error).toBeInstanceOf(ConflictError);
@@ -195,14 +195,14 @@ describe('ContainerService.findOrStart, later requests', () => {
     // Prepare
     const w = world();
     const first = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('manual'));
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(first.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
     );
     expect((await stored(w.deps)).status).toBe('stopped');
 
     // Act
-    const found = await w.lifecycle.containers.findOrStart(KEY);
+    const found = await w.useCases.containers.findOrStart(KEY);
 
     // Assess
     expect(found).toMatchObject({
@@ -218,14 +218,10 @@ describe('ContainerService.findOrStart, later requests', () => {
     // Prepare
     const w = world();
     const first = await runningContainer(w);
-    await w.lifecycle.containers.fail(
-      CONTAINER_ID,
-      first.generation,
-      stopReason('crashed', 'test'),
-    );
+    await w.useCases.containers.fail(CONTAINER_ID, first.generation, stopReason('crashed', 'test'));
 
     // Act
-    const found = await w.lifecycle.containers.findOrStart(KEY);
+    const found = await w.useCases.containers.findOrStart(KEY);
 
     // Assess
     expect(found.container.generation).toBe(2);
@@ -235,10 +231,10 @@ describe('ContainerService.findOrStart, later requests', () => {
 describe('ContainerService.findOrStart under concurrency', () => {
   it('starts exactly one task for 20 concurrent requests, and all name the same generation', async () => {
     // Prepare
-    const { deps, lifecycle } = world();
+    const { deps, useCases } = world();
 
     // Act
-    const answers = await concurrently(20, () => lifecycle.containers.findOrStart(KEY));
+    const answers = await concurrently(20, () => useCases.containers.findOrStart(KEY));
 
     // Assess
     expect(deps.runtime.startCalls).toHaveLength(1);
@@ -261,13 +257,13 @@ describe('ContainerService.findOrStart under concurrency', () => {
     // Prepare
     const w = world();
     const first = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('idle'));
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(first.taskArn!, { lastStatus: 'STOPPED' }),
     );
 
     // Act
-    const answers = await concurrently(20, () => w.lifecycle.containers.findOrStart(KEY));
+    const answers = await concurrently(20, () => w.useCases.containers.findOrStart(KEY));
 
     // Assess
     expect(new Set(answers.map((a) => a.container.generation))).toEqual(new Set([2]));
@@ -278,11 +274,11 @@ describe('ContainerService.findOrStart under concurrency', () => {
 describe('ContainerService.findOrStart when the start fails', () => {
   it('records failed with start_failed, deletes the queues and answers UnavailableError', async () => {
     // Prepare
-    const { deps, lifecycle } = world();
+    const { deps, useCases } = world();
     deps.runtime.failNext('startTask', new UnavailableError('no capacity in the cluster'));
 
     // Act
-    const { error } = await settle(lifecycle.containers.findOrStart(KEY));
+    const { error } = await settle(useCases.containers.findOrStart(KEY));
 
     // Assess
     expect(error).toBeInstanceOf(UnavailableError);
@@ -299,12 +295,12 @@ describe('ContainerService.findOrStart when the start fails', () => {
 
   it('lets the retry start generation 2', async () => {
     // Prepare
-    const { deps, lifecycle } = world();
+    const { deps, useCases } = world();
     deps.runtime.failNext('startTask');
-    await settle(lifecycle.containers.findOrStart(KEY));
+    await settle(useCases.containers.findOrStart(KEY));
 
     // Act
-    const found = await lifecycle.containers.findOrStart(KEY);
+    const found = await useCases.containers.findOrStart(KEY);
 
     // Assess
     expect(found.container).toMatchObject({ generation: 2, status: 'starting' });
@@ -312,11 +308,11 @@ describe('ContainerService.findOrStart when the start fails', () => {
 
   it('answers every concurrent waiter with UnavailableError instead of starting again', async () => {
     // Prepare
-    const { deps, lifecycle } = world();
+    const { deps, useCases } = world();
     deps.runtime.failNext('startTask');
 
     // Act
-    const outcomes = await concurrently(5, () => settle(lifecycle.containers.findOrStart(KEY)));
+    const outcomes = await concurrently(5, () => settle(useCases.containers.findOrStart(KEY)));
 
     // Assess
     for (const { error } of outcomes) expect(error).toBeInstanceOf(UnavailableError);
@@ -326,13 +322,13 @@ describe('ContainerService.findOrStart when the start fails', () => {
 
   it('does not fail a started container when only publishing container.created fails: the event waits in the outbox', async () => {
     // Prepare
-    const { deps, lifecycle } = world();
+    const { deps, useCases } = world();
     deps.publisher.failNext(1);
 
     // Act
-    const first = await lifecycle.containers.findOrStart(KEY);
+    const first = await useCases.containers.findOrStart(KEY);
     const pending = (await stored(deps)).pendingEvents.map((e) => e.type);
-    const retry = await lifecycle.containers.findOrStart(KEY);
+    const retry = await useCases.containers.findOrStart(KEY);
 
     // Assess
     expect(first).toMatchObject({
@@ -357,7 +353,7 @@ describe('ContainerService.stop', () => {
     const running = await runningContainer(w);
 
     // Act
-    const result = await w.lifecycle.containers.stop(
+    const result = await w.useCases.containers.stop(
       CONTAINER_ID,
       stopReason('manual', 'maintenance'),
       {
@@ -380,12 +376,12 @@ describe('ContainerService.stop', () => {
     // Prepare
     const w = world();
     await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('manual'));
     const before = await stored(w.deps);
     const published = w.deps.publisher.events.length;
 
     // Act
-    const again = await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
+    const again = await w.useCases.containers.stop(CONTAINER_ID, stopReason('idle'));
 
     // Assess
     expect(again).toEqual(before);
@@ -395,13 +391,13 @@ describe('ContainerService.stop', () => {
 
   it('records a stop of a starting container and stops its task; the container fails only once the task has ended', async () => {
     // Prepare
-    const { deps, lifecycle } = world();
-    const { container } = await lifecycle.containers.findOrStart(KEY);
+    const { deps, useCases } = world();
+    const { container } = await useCases.containers.findOrStart(KEY);
 
     // Act
-    const result = await lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
-    const meanwhile = await settle(lifecycle.containers.findOrStart(KEY));
-    const outcome = await lifecycle.taskEvents.handle(
+    const result = await useCases.containers.stop(CONTAINER_ID, stopReason('manual'));
+    const meanwhile = await settle(useCases.containers.findOrStart(KEY));
+    const outcome = await useCases.taskEvents.handle(
       deps.runtime.change(container.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
     );
 
@@ -422,12 +418,12 @@ describe('ContainerService.stop', () => {
 
   it('terminates a container stopped while starting as soon as it runs', async () => {
     // Prepare
-    const { deps, lifecycle } = world();
-    const { container } = await lifecycle.containers.findOrStart(KEY);
-    await lifecycle.containers.stop(CONTAINER_ID, stopReason('manual', 'changed my mind'));
+    const { deps, useCases } = world();
+    const { container } = await useCases.containers.findOrStart(KEY);
+    await useCases.containers.stop(CONTAINER_ID, stopReason('manual', 'changed my mind'));
 
     // Act
-    await lifecycle.taskEvents.handle(
+    await useCases.taskEvents.handle(
       deps.runtime.change(container.taskArn!, { lastStatus: 'RUNNING' }),
     );
 
@@ -445,16 +441,16 @@ describe('ContainerService.stop', () => {
 
   it('stops the task of a container stopped while it was being provisioned, and keeps it starting until that task ends', async () => {
     // Prepare
-    const { deps, lifecycle } = world();
+    const { deps, useCases } = world();
     const startTask = deps.runtime.startTask.bind(deps.runtime);
     jest.spyOn(deps.runtime, 'startTask').mockImplementationOnce(async (spec) => {
       const task = await startTask(spec);
-      await lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
+      await useCases.containers.stop(CONTAINER_ID, stopReason('manual'));
       return task;
     });
 
     // Act
-    const { error } = await settle(lifecycle.containers.findOrStart(KEY));
+    const { error } = await settle(useCases.containers.findOrStart(KEY));
 
     // Assess
     expect(error).toBeInstanceOf(ConflictError);
@@ -466,9 +462,9 @@ describe('ContainerService.stop', () => {
   });
 
   it('answers NotFoundError for a container that does not exist', async () => {
-    const { lifecycle } = world();
+    const { useCases } = world();
     await expect(
-      lifecycle.containers.stop('no.such.container', stopReason('manual')),
+      useCases.containers.stop('no.such.container', stopReason('manual')),
     ).rejects.toBeInstanceOf(NotFoundError);
   });
 });
@@ -482,7 +478,7 @@ describe('ContainerRecords.update', () => {
     let interfered = false;
 
     // Act
-    await w.lifecycle.records.update(CONTAINER_ID, (current): ContainerRecord => {
+    await w.useCases.records.update(CONTAINER_ID, (current): ContainerRecord => {
       seen.push(current.version);
       if (!interfered) {
         interfered = true;
@@ -500,7 +496,7 @@ describe('ContainerRecords.update', () => {
 describe('ContainerService.findOrStart after a starter died', () => {
   it('fails a record its starter abandoned before provisioning and starts the next generation', async () => {
     // Prepare
-    const { deps, lifecycle } = world();
+    const { deps, useCases } = world();
     const now = deps.clock.iso();
     await deps.store.write({
       containers: [
@@ -516,7 +512,7 @@ describe('ContainerService.findOrStart after a starter died', () => {
     deps.clock.advance('2m');
 
     // Act
-    const found = await lifecycle.containers.findOrStart(KEY);
+    const found = await useCases.containers.findOrStart(KEY);
 
     // Assess
     expect(found).toMatchObject({ source: 'created', container: { generation: 2 } });

@@ -38,11 +38,11 @@ describe('case 1: a starter died before RunTask, then an operator stopped the co
     // Prepare
     const w = world({ settings: { startTimeoutMs: 5 * 60_000 } });
     await abandonedStart(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual', 'operator'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('manual', 'operator'));
     w.deps.clock.advance('5m');
 
     // Act
-    const report = await w.lifecycle.reaper.sweep();
+    const report = await w.useCases.reaper.sweep();
 
     // Assess
     expect(report.startTimedOut).toBe(1);
@@ -58,11 +58,11 @@ describe('case 1: a starter died before RunTask, then an operator stopped the co
     // Prepare
     const w = world();
     await abandonedStart(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('manual'));
     w.deps.clock.advance('2m');
 
     // Act
-    const found = await w.lifecycle.containers.findOrStart(KEY);
+    const found = await w.useCases.containers.findOrStart(KEY);
 
     // Assess
     expect(found).toMatchObject({ source: 'created', container: { generation: 2 } });
@@ -89,15 +89,15 @@ describe('case 1 (and 9): a starter died after RunTask, before recording its tas
       },
       'PENDING',
     );
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('manual'));
     w.deps.clock.advance('5m');
 
     // Act
-    await w.lifecycle.reaper.sweep();
+    await w.useCases.reaper.sweep();
     const meanwhile = await stored(w.deps);
-    const discover = w.lifecycle.containers.findOrStart(KEY);
+    const discover = w.useCases.containers.findOrStart(KEY);
     await expect(discover).rejects.toMatchObject({ code: 'conflict' });
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(task.taskArn, { lastStatus: 'STOPPED', exitCode: 0 }),
     );
 
@@ -119,7 +119,7 @@ describe('case 2: RunTask succeeded, the record write failed and so did the comp
       w.deps.runtime.failNext('stopTask');
       return task;
     });
-    await expect(w.lifecycle.containers.findOrStart(KEY)).rejects.toBeInstanceOf(UnavailableError);
+    await expect(w.useCases.containers.findOrStart(KEY)).rejects.toBeInstanceOf(UnavailableError);
     const [task] = w.deps.runtime.liveTasks();
     if (!task) throw new Error('the task should still be alive');
     return task;
@@ -133,16 +133,16 @@ describe('case 2: RunTask succeeded, the record write failed and so did the comp
 
     // Act: RUNNING while its starter might still be writing, then once it is evidently gone
     const early = await settle(
-      w.lifecycle.taskEvents.handle(w.deps.runtime.change(task.taskArn, { lastStatus: 'RUNNING' })),
+      w.useCases.taskEvents.handle(w.deps.runtime.change(task.taskArn, { lastStatus: 'RUNNING' })),
     );
     const afterEarly = await stored(w.deps);
     w.deps.clock.advance('2m');
-    const late = await w.lifecycle.taskEvents.handle(w.deps.runtime.eventFor(task.taskArn));
-    const assign = await settle(w.lifecycle.sessions.assign(assignCommand('s-1')));
-    await w.lifecycle.taskEvents.handle(
+    const late = await w.useCases.taskEvents.handle(w.deps.runtime.eventFor(task.taskArn));
+    const assign = await settle(w.useCases.sessions.assign(assignCommand('s-1')));
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(task.taskArn, { lastStatus: 'STOPPED', exitCode: 0 }),
     );
-    const next = await w.lifecycle.containers.findOrStart(KEY);
+    const next = await w.useCases.containers.findOrStart(KEY);
 
     // Assess
     expect(early.error).toBeInstanceOf(UnavailableError);
@@ -167,7 +167,7 @@ describe('case 2: RunTask succeeded, the record write failed and so did the comp
     });
 
     // Act
-    const found = await w.lifecycle.containers.findOrStart(KEY);
+    const found = await w.useCases.containers.findOrStart(KEY);
 
     // Assess
     expect(found).toMatchObject({ source: 'created', container: { generation: 2 } });
@@ -188,12 +188,12 @@ describe('case 6: a late or duplicated stop never hits the next generation', () 
       exitCode: 0,
     });
     const readBeforeFirstDelivery = await stored(w.deps);
-    await w.lifecycle.taskEvents.handle(stoppedEvent);
+    await w.useCases.taskEvents.handle(stoppedEvent);
     const second = await runningContainer(w);
 
     // Act: the other delivery, which read the record while generation 1 was still running
     jest.spyOn(w.deps.store, 'getContainer').mockResolvedValueOnce(readBeforeFirstDelivery);
-    await w.lifecycle.taskEvents.handle(stoppedEvent);
+    await w.useCases.taskEvents.handle(stoppedEvent);
 
     // Assess
     expect(second.generation).toBe(2);
@@ -209,15 +209,15 @@ describe('case 6: a late or duplicated stop never hits the next generation', () 
     // Prepare
     const w = world();
     const first = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'), { generation: 1 });
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('manual'), { generation: 1 });
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(first.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
     );
     await runningContainer(w);
 
     // Act: the same stop delivered again
     const again = await settle(
-      w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'), { generation: 1 }),
+      w.useCases.containers.stop(CONTAINER_ID, stopReason('manual'), { generation: 1 }),
     );
 
     // Assess
@@ -231,10 +231,10 @@ describe('case 10: smaller windows', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'), { generation: 1 });
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('idle'), { generation: 1 });
 
     // Act: ECS sent SIGTERM, waited stopTimeout and sent SIGKILL; it reports our reason
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, {
         lastStatus: 'STOPPED',
         exitCode: 137,
@@ -255,19 +255,19 @@ describe('case 10: an expiry never overwrites a concurrent touch', () => {
     // Prepare
     const w = world({ settings: { sessionTtlMs: 2 * 3_600_000 } });
     await runningContainer(w);
-    await w.lifecycle.sessions.assign(assignCommand('s-1'));
+    await w.useCases.sessions.assign(assignCommand('s-1'));
     w.deps.clock.advance('2h');
     w.deps.clock.advance('1m');
     const getSession = w.deps.store.getSession.bind(w.deps.store);
     jest.spyOn(w.deps.store, 'getSession').mockImplementationOnce(async (sessionId) => {
       const read = await getSession(sessionId);
       // The client touches the session right after the expiry read it.
-      await w.lifecycle.sessions.touch(touchCommand('s-1'));
+      await w.useCases.sessions.touch(touchCommand('s-1'));
       return read;
     });
 
     // Act
-    const expired = await w.lifecycle.sessions.expireStale();
+    const expired = await w.useCases.sessionEndings.expireStale();
 
     // Assess
     expect(expired).toBe(0);

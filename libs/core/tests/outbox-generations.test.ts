@@ -7,11 +7,11 @@ describe('the outbox across generations', () => {
     // and still down when the next request reads the record
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('manual'));
     w.deps.publisher.failNext(2);
     // The task event is left for redelivery (its handling fails while the event is unpublished).
     await expect(
-      w.lifecycle.taskEvents.handle(
+      w.useCases.taskEvents.handle(
         w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
       ),
     ).rejects.toBeInstanceOf(UnavailableError);
@@ -24,7 +24,7 @@ describe('the outbox across generations', () => {
 
     // Act: the next request starts generation 2 (the soak test met this after a task watcher
     // failed to publish while SQS refused connections)
-    const next = await w.lifecycle.containers.findOrStart(KEY);
+    const next = await w.useCases.containers.findOrStart(KEY);
 
     // Assess: generation 1's container.stopped went out after all, once
     expect(next.container.generation).toBe(2);

@@ -1,5 +1,5 @@
 import { jest } from '@jest/globals';
-import { Lifecycle, noMetrics } from '../src/index.ts';
+import { UseCases, noMetrics } from '../src/index.ts';
 import { containerIdOf, stopReason } from '@berth/domain';
 import {
   CONTAINER_ID,
@@ -25,7 +25,7 @@ describe('Reaper.stopIdle', () => {
     w.deps.clock.advance('15m');
 
     // Act
-    const result = await w.lifecycle.reaper.stopIdle();
+    const result = await w.useCases.reaper.stopIdle();
 
     // Assess
     expect(result).toEqual({ stopped: 1, keptAliveByMessages: 0 });
@@ -40,7 +40,7 @@ describe('Reaper.stopIdle', () => {
     // Prepare
     const w = world({ settings: { idleTimeoutMs: IDLE_TIMEOUT } });
     const idleStops: number[] = [];
-    const lifecycle = new Lifecycle({
+    const useCases = new UseCases({
       ...w.deps,
       metrics: { ...noMetrics, idleStop: (seconds: number) => idleStops.push(seconds) },
     });
@@ -48,7 +48,7 @@ describe('Reaper.stopIdle', () => {
     w.deps.clock.advance(IDLE_TIMEOUT);
 
     // Act
-    await Promise.all([lifecycle.reaper.stopIdle(), lifecycle.reaper.sweep()]);
+    await Promise.all([useCases.reaper.stopIdle(), useCases.reaper.sweep()]);
 
     // Assess
     expect(idleStops).toHaveLength(1);
@@ -63,7 +63,7 @@ describe('Reaper.stopIdle', () => {
     w.deps.clock.advance(IDLE_TIMEOUT - 1);
 
     // Act
-    const result = await w.lifecycle.reaper.stopIdle();
+    const result = await w.useCases.reaper.stopIdle();
 
     // Assess
     expect(result.stopped).toBe(0);
@@ -74,15 +74,15 @@ describe('Reaper.stopIdle', () => {
     // Prepare
     const w = world({ settings: { idleTimeoutMs: IDLE_TIMEOUT } });
     await runningContainer(w);
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
     w.deps.clock.advance('1h');
-    await w.lifecycle.sessions.release(releaseCommand('s1'));
+    await w.useCases.sessions.release(releaseCommand('s1'));
     w.deps.clock.advance('19m');
 
     // Act
-    const early = await w.lifecycle.reaper.stopIdle();
+    const early = await w.useCases.reaper.stopIdle();
     w.deps.clock.advance('1m');
-    const due = await w.lifecycle.reaper.stopIdle();
+    const due = await w.useCases.reaper.stopIdle();
 
     // Assess
     expect([early.stopped, due.stopped]).toEqual([0, 1]);
@@ -92,11 +92,11 @@ describe('Reaper.stopIdle', () => {
     // Prepare
     const w = world({ settings: { idleTimeoutMs: IDLE_TIMEOUT } });
     await runningContainer(w);
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
     w.deps.clock.advance('3h');
 
     // Act
-    const result = await w.lifecycle.reaper.stopIdle();
+    const result = await w.useCases.reaper.stopIdle();
 
     // Assess
     expect(result.stopped).toBe(0);
@@ -112,7 +112,7 @@ describe('Reaper.stopIdle', () => {
     w.deps.clock.advance('1h');
 
     // Act
-    const result = await w.lifecycle.reaper.stopIdle();
+    const result = await w.useCases.reaper.stopIdle();
 
     // Assess
     expect(result).toEqual({ stopped: 0, keptAliveByMessages: 1 });
@@ -127,12 +127,12 @@ describe('Reaper.stopIdle', () => {
     const listIdle = w.deps.store.listIdleContainers.bind(w.deps.store);
     jest.spyOn(w.deps.store, 'listIdleContainers').mockImplementationOnce(async (before, limit) => {
       const due = await listIdle(before, limit);
-      await w.lifecycle.sessions.assign(assignCommand('late'));
+      await w.useCases.sessions.assign(assignCommand('late'));
       return due;
     });
 
     // Act
-    const result = await w.lifecycle.reaper.stopIdle();
+    const result = await w.useCases.reaper.stopIdle();
 
     // Assess
     expect(result.stopped).toBe(0);
@@ -146,10 +146,10 @@ describe('Reaper.stopIdle', () => {
     const w = world({ settings: { idleTimeoutMs: IDLE_TIMEOUT } });
     const running = await runningContainer(w);
     w.deps.clock.advance(IDLE_TIMEOUT);
-    await w.lifecycle.reaper.stopIdle();
+    await w.useCases.reaper.stopIdle();
 
     // Act
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
     );
 
@@ -163,15 +163,15 @@ describe('Reaper.sweep', () => {
   it('fails a container stuck starting past the start timeout and stops its task', async () => {
     // Prepare
     const w = world({ settings: { startTimeoutMs: 5 * 60_000 } });
-    const { container } = await w.lifecycle.containers.findOrStart(KEY);
+    const { container } = await w.useCases.containers.findOrStart(KEY);
     w.deps.clock.advance('4m');
-    await w.lifecycle.containers.findOrStart(OTHER_KEY);
+    await w.useCases.containers.findOrStart(OTHER_KEY);
     w.deps.clock.advance('1m');
 
     // Act
-    const report = await w.lifecycle.reaper.sweep();
+    const report = await w.useCases.reaper.sweep();
     const meanwhile = await stored(w.deps, CONTAINER_ID);
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(container.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
     );
 
@@ -194,12 +194,12 @@ describe('Reaper.sweep', () => {
     // Prepare
     const w = world({ settings: { shutdownGraceMs: 60_000 } });
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('idle'));
     w.deps.clock.advance('2m');
 
     // Act
-    const report = await w.lifecycle.reaper.sweep();
-    await w.lifecycle.taskEvents.handle(
+    const report = await w.useCases.reaper.sweep();
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 137 }),
     );
 
@@ -219,11 +219,11 @@ describe('Reaper.sweep', () => {
     // Prepare
     const w = world({ settings: { shutdownGraceMs: 60_000 } });
     await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('idle'));
     w.deps.clock.advance('30s');
 
     // Act
-    await w.lifecycle.reaper.sweep();
+    await w.useCases.reaper.sweep();
 
     // Assess
     expect(w.deps.runtime.stopCalls).toHaveLength(1);
@@ -234,12 +234,12 @@ describe('Reaper.sweep', () => {
     // Prepare
     const w = world({ settings: { shutdownGraceMs: 60_000 } });
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('manual'));
     w.deps.runtime.vanish(running.taskArn!);
     w.deps.clock.advance('2m');
 
     // Act
-    const report = await w.lifecycle.reaper.sweep();
+    const report = await w.useCases.reaper.sweep();
 
     // Assess
     expect(report.terminatingResolved).toBe(1);
@@ -251,11 +251,11 @@ describe('Reaper.sweep', () => {
     // Prepare
     const w = world({ settings: { sessionTtlMs: 60 * 60_000 } });
     await runningContainer(w);
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
     w.deps.clock.advance('61m');
 
     // Act
-    const report = await w.lifecycle.reaper.sweep();
+    const report = await w.useCases.reaper.sweep();
 
     // Assess
     expect(report.sessionsExpired).toBe(1);
@@ -271,7 +271,7 @@ describe('Reaper.reconcile', () => {
     w.deps.runtime.vanish(running.taskArn!);
 
     // Act
-    const result = await w.lifecycle.reaper.reconcile();
+    const result = await w.useCases.reaper.reconcile();
 
     // Assess
     expect(result).toEqual({ lostRecords: 1, orphanTasksStopped: 0 });
@@ -294,7 +294,7 @@ describe('Reaper.reconcile', () => {
     });
 
     // Act
-    const result = await w.lifecycle.reaper.reconcile();
+    const result = await w.useCases.reaper.reconcile();
 
     // Assess
     expect(result).toEqual({ lostRecords: 0, orphanTasksStopped: 1 });
@@ -305,10 +305,10 @@ describe('Reaper.reconcile', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.fail(CONTAINER_ID, 1, stopReason('crashed', 'test'));
+    await w.useCases.containers.fail(CONTAINER_ID, 1, stopReason('crashed', 'test'));
 
     // Act
-    const result = await w.lifecycle.reaper.reconcile();
+    const result = await w.useCases.reaper.reconcile();
 
     // Assess
     expect(result.orphanTasksStopped).toBe(1);
@@ -323,7 +323,7 @@ describe('Reaper.reconcile', () => {
     }
 
     // Act
-    const result = await w.lifecycle.reaper.reconcile();
+    const result = await w.useCases.reaper.reconcile();
 
     // Assess
     expect(result).toEqual({ lostRecords: 0, orphanTasksStopped: 0 });
@@ -337,13 +337,13 @@ describe('Reaper.reconcile', () => {
     let reconciled: Promise<{ lostRecords: number; orphanTasksStopped: number }> | undefined;
     jest.spyOn(w.deps.runtime, 'startTask').mockImplementationOnce(async (spec) => {
       const task = await startTask(spec);
-      reconciled = w.lifecycle.reaper.reconcile();
+      reconciled = w.useCases.reaper.reconcile();
       await reconciled;
       return task;
     });
 
     // Act
-    await w.lifecycle.containers.findOrStart(KEY);
+    await w.useCases.containers.findOrStart(KEY);
 
     // Assess
     expect(await reconciled).toEqual({ lostRecords: 0, orphanTasksStopped: 0 });
@@ -357,13 +357,13 @@ describe('Reaper.reconcile and the outbox', () => {
     const w = world();
     const running = await runningContainer(w);
     w.deps.publisher.failNext(1);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual', 'left pending'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('manual', 'left pending'));
     expect((await stored(w.deps)).pendingEvents.map((e) => e.type)).toEqual([
       'container.terminating',
     ]);
 
     // Act
-    await w.lifecycle.reaper.reconcile();
+    await w.useCases.reaper.reconcile();
 
     // Assess
     expect(w.deps.publisher.ofType('container.terminating')).toHaveLength(1);
@@ -378,15 +378,15 @@ describe('Reaper.carryOutStops', () => {
     const w = world();
     const running = await runningContainer(w);
     const stopTask = jest.spyOn(w.deps.runtime, 'stopTask').mockResolvedValueOnce(undefined);
-    await w.lifecycle.containers.stop(
+    await w.useCases.containers.stop(
       CONTAINER_ID,
       stopReason('manual', 'from a service that may not stop tasks'),
     );
     stopTask.mockRestore();
 
     // Act
-    const first = await w.lifecycle.reaper.carryOutStops();
-    const second = await w.lifecycle.reaper.carryOutStops();
+    const first = await w.useCases.reaper.carryOutStops();
+    const second = await w.useCases.reaper.carryOutStops();
 
     // Assess
     expect(first).toBe(1);

@@ -12,10 +12,10 @@ describe('TaskEventHandler, STOPPED with work saved to fallback refs (issue 12, 
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('idle'));
 
     // Act
-    const outcome = await w.lifecycle.taskEvents.handle(
+    const outcome = await w.useCases.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, {
         lastStatus: 'STOPPED',
         exitCode: 0,
@@ -41,7 +41,7 @@ describe('TaskEventHandler, STOPPED with work saved to fallback refs (issue 12, 
     const running = await runningContainer(w);
 
     // Act
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, {
         lastStatus: 'STOPPED',
         exitCode: 0,
@@ -64,9 +64,9 @@ describe('TaskEventHandler, STOPPED with work saved to fallback refs (issue 12, 
   it('publishes no savedElsewhere on an ordinary stop', async () => {
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('idle'));
 
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
     );
 

@@ -99,18 +99,18 @@ function decideAssign(model: Model, command: SessionAssign): Expected {
 async function deliver(real: World, delivery: Delivery): Promise<Expected> {
   switch (delivery.kind) {
     case 'assign': {
-      const outcome = await real.lifecycle.sessions.assign(delivery.command);
+      const outcome = await real.useCases.sessions.assign(delivery.command);
       return outcome.kind === 'assigned'
         ? { kind: 'assigned' }
         : { kind: 'rejected', reason: outcome.reason };
     }
     case 'release': {
-      const ended = await real.lifecycle.sessions.release(delivery.command);
+      const ended = await real.useCases.sessions.release(delivery.command);
       expect(ended.status).not.toBe('active');
       return { kind: 'ended' };
     }
     case 'touch':
-      await real.lifecycle.sessions.touch(delivery.command);
+      await real.useCases.sessions.touch(delivery.command);
       return { kind: 'touched' };
   }
 }
@@ -267,7 +267,7 @@ class MarkRunning implements fc.AsyncCommand<Model, World> {
     const container = await real.deps.store.getContainer(containerIdOf(KEYS[this.keyIndex]!));
     if (container?.status !== 'starting' || !container.taskArn) return;
     const event = real.deps.runtime.change(container.taskArn, { lastStatus: 'RUNNING' });
-    for (let i = 0; i < this.copies; i += 1) await real.lifecycle.taskEvents.handle(event);
+    for (let i = 0; i < this.copies; i += 1) await real.useCases.taskEvents.handle(event);
     expect((await real.deps.store.getContainer(container.containerId))?.status).toBe('running');
     checkInvariants(model, real);
   }
@@ -287,9 +287,7 @@ class Stop implements fc.AsyncCommand<Model, World> {
     const before = await real.deps.store.getContainer(containerId);
     const outcomes = [];
     for (let i = 0; i < this.copies; i += 1) {
-      outcomes.push(
-        await settle(real.lifecycle.containers.stop(containerId, stopReason('manual'))),
-      );
+      outcomes.push(await settle(real.useCases.containers.stop(containerId, stopReason('manual'))));
     }
     if (!before) {
       for (const { error } of outcomes) expect(error).toBeInstanceOf(NotFoundError);
@@ -299,7 +297,7 @@ class Stop implements fc.AsyncCommand<Model, World> {
     if (before && isLive(before.status)) {
       const taskArn = before.taskArn!;
       const stopped = real.deps.runtime.change(taskArn, { lastStatus: 'STOPPED', exitCode: 0 });
-      for (let i = 0; i < this.copies; i += 1) await real.lifecycle.taskEvents.handle(stopped);
+      for (let i = 0; i < this.copies; i += 1) await real.useCases.taskEvents.handle(stopped);
       const after = await real.deps.store.getContainer(containerId);
       expect(isLive(after!.status)).toBe(false);
       for (const [sessionId, state] of model.sessions) {

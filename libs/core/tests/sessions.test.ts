@@ -30,7 +30,7 @@ describe('SessionService.assign', () => {
     w.deps.clock.advance('1m');
 
     // Act
-    const outcome = await w.lifecycle.sessions.assign(
+    const outcome = await w.useCases.sessions.assign(
       assignCommand('s1', KEY, { threadId: 'slack:t1' }),
     );
 
@@ -64,7 +64,7 @@ describe('SessionService.assign', () => {
     const running = await runningContainer(w);
 
     // Act
-    await w.lifecycle.sessions.assign(assignCommand('s1', KEY, { commandId: 'c-1' }));
+    await w.useCases.sessions.assign(assignCommand('s1', KEY, { commandId: 'c-1' }));
 
     // Assess
     expect(w.deps.publisher.ofType('session.assigned')).toEqual([
@@ -92,7 +92,7 @@ describe('SessionService.assign', () => {
     const w = world();
 
     // Act
-    const outcome = await w.lifecycle.sessions.assign(assignCommand('s1'));
+    const outcome = await w.useCases.sessions.assign(assignCommand('s1'));
 
     // Assess
     expect(outcome).toMatchObject({ kind: 'assigned', reused: false });
@@ -103,13 +103,13 @@ describe('SessionService.assign', () => {
     // Prepare
     const w = world();
     await runningContainer(w);
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
     const writes = w.deps.store.writes;
     const before = { container: await stored(w.deps), session: await session(w, 's1') };
     w.deps.clock.advance('5s');
 
     // Act
-    const outcome = await w.lifecycle.sessions.assign(assignCommand('s1'));
+    const outcome = await w.useCases.sessions.assign(assignCommand('s1'));
 
     // Assess
     expect(outcome).toMatchObject({ kind: 'assigned', duplicate: true });
@@ -128,7 +128,7 @@ describe('SessionService.assign', () => {
     const command = assignCommand('s1');
 
     // Act
-    const outcomes = await concurrently(10, () => w.lifecycle.sessions.assign(command));
+    const outcomes = await concurrently(10, () => w.useCases.sessions.assign(command));
 
     // Assess
     expect(outcomes.every((o) => o.kind === 'assigned')).toBe(true);
@@ -140,10 +140,10 @@ describe('SessionService.assign', () => {
   it('rejects a session already active on another container, with reason conflict', async () => {
     // Prepare
     const w = world();
-    await w.lifecycle.sessions.assign(assignCommand('s1', KEY));
+    await w.useCases.sessions.assign(assignCommand('s1', KEY));
 
     // Act
-    const outcome = await w.lifecycle.sessions.assign(assignCommand('s1', OTHER_KEY));
+    const outcome = await w.useCases.sessions.assign(assignCommand('s1', OTHER_KEY));
 
     // Assess
     expect(outcome).toMatchObject({ kind: 'rejected', reason: 'conflict' });
@@ -155,11 +155,11 @@ describe('SessionService.assign capacity', () => {
   it('rejects the (max+1)-th distinct session with reason capacity', async () => {
     // Prepare
     const w = world({ settings: { maxSessions: 2 } });
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
-    await w.lifecycle.sessions.assign(assignCommand('s2'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s2'));
 
     // Act
-    const outcome = await w.lifecycle.sessions.assign(
+    const outcome = await w.useCases.sessions.assign(
       assignCommand('s3', KEY, { commandId: 'c-3' }),
     );
 
@@ -183,7 +183,7 @@ describe('SessionService.assign capacity', () => {
 
     // Act
     const outcomes = await concurrently(30, (i) =>
-      w.lifecycle.sessions.assign(assignCommand(`s${i}`)),
+      w.useCases.sessions.assign(assignCommand(`s${i}`)),
     );
 
     // Assess
@@ -201,11 +201,11 @@ describe('SessionService.assign capacity', () => {
   it('takes a session again once one has left', async () => {
     // Prepare
     const w = world({ settings: { maxSessions: 1 } });
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
-    await w.lifecycle.sessions.release(releaseCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.release(releaseCommand('s1'));
 
     // Act
-    const outcome = await w.lifecycle.sessions.assign(assignCommand('s2'));
+    const outcome = await w.useCases.sessions.assign(assignCommand('s2'));
 
     // Assess
     expect(outcome).toMatchObject({ kind: 'assigned' });
@@ -217,11 +217,11 @@ describe('SessionService.release', () => {
     // Prepare
     const w = world();
     await runningContainer(w);
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
     w.deps.clock.advance('3m');
 
     // Act
-    const released = await w.lifecycle.sessions.release(releaseCommand('s1', 'c-rel'));
+    const released = await w.useCases.sessions.release(releaseCommand('s1', 'c-rel'));
 
     // Assess
     expect(released).toMatchObject({
@@ -241,11 +241,11 @@ describe('SessionService.release', () => {
     // Prepare
     const w = world();
     await runningContainer(w);
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
-    await w.lifecycle.sessions.assign(assignCommand('s2'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s2'));
 
     // Act
-    await w.lifecycle.sessions.release(releaseCommand('s1'));
+    await w.useCases.sessions.release(releaseCommand('s1'));
 
     // Assess
     expect(await stored(w.deps)).toMatchObject({ sessions: ['s2'], idleSince: null });
@@ -257,8 +257,8 @@ describe('SessionService.release', () => {
     const w = world();
 
     // Act
-    const tombstone = await w.lifecycle.sessions.release(releaseCommand('s1'));
-    const outcome = await w.lifecycle.sessions.assign(assignCommand('s1'));
+    const tombstone = await w.useCases.sessions.release(releaseCommand('s1'));
+    const outcome = await w.useCases.sessions.assign(assignCommand('s1'));
 
     // Assess
     expect(tombstone).toMatchObject({ sessionId: 's1', status: 'released', containerId: null });
@@ -274,14 +274,14 @@ describe('SessionService.release', () => {
     // Prepare
     const w = world();
     await runningContainer(w);
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
-    await w.lifecycle.sessions.release(releaseCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.release(releaseCommand('s1'));
     const writes = w.deps.store.writes;
     const before = { container: await stored(w.deps), session: await session(w, 's1') };
     w.deps.clock.advance('1m');
 
     // Act
-    const again = await w.lifecycle.sessions.release(releaseCommand('s1'));
+    const again = await w.useCases.sessions.release(releaseCommand('s1'));
 
     // Assess
     expect(again).toEqual(before.session);
@@ -297,11 +297,11 @@ describe('SessionService.release', () => {
   it('never revives a released session, whatever arrives later', async () => {
     // Prepare
     const w = world();
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
-    await w.lifecycle.sessions.release(releaseCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.release(releaseCommand('s1'));
 
     // Act
-    const outcome = await w.lifecycle.sessions.assign(assignCommand('s1'));
+    const outcome = await w.useCases.sessions.assign(assignCommand('s1'));
 
     // Assess
     expect(outcome).toMatchObject({ kind: 'rejected', reason: 'released' });
@@ -313,11 +313,11 @@ describe('SessionService.touch', () => {
   it('updates lastActivityAt of an active session', async () => {
     // Prepare
     const w = world();
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
     w.deps.clock.advance('10m');
 
     // Act
-    const touched = await w.lifecycle.sessions.touch(touchCommand('s1'));
+    const touched = await w.useCases.sessions.touch(touchCommand('s1'));
 
     // Assess
     expect(touched?.lastActivityAt).toBe(w.deps.clock.iso());
@@ -327,13 +327,13 @@ describe('SessionService.touch', () => {
   it('leaves a released session as it is', async () => {
     // Prepare
     const w = world();
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
-    await w.lifecycle.sessions.release(releaseCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.release(releaseCommand('s1'));
     const before = await session(w, 's1');
     w.deps.clock.advance('10m');
 
     // Act
-    await w.lifecycle.sessions.touch(touchCommand('s1'));
+    await w.useCases.sessions.touch(touchCommand('s1'));
 
     // Assess
     expect(await session(w, 's1')).toEqual(before);
@@ -345,13 +345,13 @@ describe('SessionService.expireStale', () => {
     // Prepare
     const w = world({ settings: { sessionTtlMs: 60 * 60_000 } });
     await runningContainer(w);
-    await w.lifecycle.sessions.assign(assignCommand('old'));
+    await w.useCases.sessions.assign(assignCommand('old'));
     w.deps.clock.advance('30m');
-    await w.lifecycle.sessions.assign(assignCommand('recent'));
+    await w.useCases.sessions.assign(assignCommand('recent'));
     w.deps.clock.advance('31m');
 
     // Act
-    const expired = await w.lifecycle.sessions.expireStale();
+    const expired = await w.useCases.sessionEndings.expireStale();
 
     // Assess
     expect(expired).toBe(1);
@@ -366,17 +366,17 @@ describe('SessionService.expireStale', () => {
   it('keeps a session touched after the query found it stale', async () => {
     // Prepare
     const w = world({ settings: { sessionTtlMs: 60 * 60_000 } });
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
     w.deps.clock.advance('2h');
     const list = w.deps.store.listStaleSessions.bind(w.deps.store);
     jest.spyOn(w.deps.store, 'listStaleSessions').mockImplementationOnce(async (before, limit) => {
       const stale = await list(before, limit);
-      await w.lifecycle.sessions.touch(touchCommand('s1'));
+      await w.useCases.sessions.touch(touchCommand('s1'));
       return stale;
     });
 
     // Act
-    const expired = await w.lifecycle.sessions.expireStale();
+    const expired = await w.useCases.sessionEndings.expireStale();
 
     // Assess
     expect(expired).toBe(0);
@@ -391,12 +391,12 @@ describe('SessionService with a failing bus', () => {
     await runningContainer(w);
     const command = assignCommand('s1');
     w.deps.publisher.failNext(1);
-    const first = await settle(w.lifecycle.sessions.assign(command));
+    const first = await settle(w.useCases.sessions.assign(command));
     expect(first.error).toBeDefined();
     const afterFirst = await stored(w.deps);
 
     // Act
-    const redelivered = await w.lifecycle.sessions.assign(command);
+    const redelivered = await w.useCases.sessions.assign(command);
 
     // Assess
     expect(redelivered).toMatchObject({ kind: 'assigned', duplicate: true });
@@ -411,14 +411,14 @@ describe('SessionService with a failing bus', () => {
     // Prepare
     const w = world();
     await runningContainer(w);
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
     const command = releaseCommand('s1');
     w.deps.publisher.failNext(1);
-    expect((await settle(w.lifecycle.sessions.release(command))).error).toBeDefined();
+    expect((await settle(w.useCases.sessions.release(command))).error).toBeDefined();
     const afterFirst = await stored(w.deps);
 
     // Act
-    await w.lifecycle.sessions.release(command);
+    await w.useCases.sessions.release(command);
 
     // Assess
     expect(await stored(w.deps)).toEqual(afterFirst);

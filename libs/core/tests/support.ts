@@ -18,7 +18,7 @@ import {
   type SessionRelease,
   type SessionTouch,
 } from '@berth/domain';
-import { Lifecycle } from '../src/index.ts';
+import { UseCases } from '../src/index.ts';
 
 /** The fakes, the store included. */
 export type FakeCoreDeps = AnyStoreDeps<InMemoryStateStore>;
@@ -56,23 +56,23 @@ export function touchCommand(sessionId: string, commandId = nextCommandId()): Se
 
 export interface World {
   deps: FakeCoreDeps;
-  lifecycle: Lifecycle;
+  useCases: UseCases;
 }
 
 /** Fresh fakes and the core wired on them, as each process wires it. */
 export function world(overrides: FakeCoreDepsOverrides = {}): World {
   const deps = makeCoreDeps(overrides);
-  return { deps, lifecycle: new Lifecycle(deps) };
+  return { deps, useCases: new UseCases(deps) };
 }
 
 /** A container that has started and whose task reported RUNNING. */
 export async function runningContainer(
-  { deps, lifecycle }: World,
+  { deps, useCases }: World,
   key: ContainerKey = KEY,
 ): Promise<ContainerRecord> {
-  const { container } = await lifecycle.containers.findOrStart(key);
+  const { container } = await useCases.containers.findOrStart(key);
   if (!container.taskArn) throw new Error('the container has no task');
-  await lifecycle.taskEvents.handle(
+  await useCases.taskEvents.handle(
     deps.runtime.change(container.taskArn, { lastStatus: 'RUNNING' }),
   );
   return stored(deps, containerIdOf(key));

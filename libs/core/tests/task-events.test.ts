@@ -14,11 +14,11 @@ describe('TaskEventHandler, RUNNING', () => {
   it('moves starting → running, records startedAt, and starts the idle clock without sessions', async () => {
     // Prepare
     const w = world();
-    const { container } = await w.lifecycle.containers.findOrStart(KEY);
+    const { container } = await w.useCases.containers.findOrStart(KEY);
     w.deps.clock.advance('40s');
 
     // Act
-    const outcome = await w.lifecycle.taskEvents.handle(
+    const outcome = await w.useCases.taskEvents.handle(
       w.deps.runtime.change(container.taskArn!, { lastStatus: 'RUNNING' }),
     );
 
@@ -37,11 +37,11 @@ describe('TaskEventHandler, RUNNING', () => {
   it('leaves idleSince unset when a session joined while it was starting', async () => {
     // Prepare
     const w = world();
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
     const { taskArn } = await stored(w.deps);
 
     // Act
-    await w.lifecycle.taskEvents.handle(w.deps.runtime.change(taskArn!, { lastStatus: 'RUNNING' }));
+    await w.useCases.taskEvents.handle(w.deps.runtime.change(taskArn!, { lastStatus: 'RUNNING' }));
 
     // Assess
     expect(await stored(w.deps)).toMatchObject({
@@ -58,7 +58,7 @@ describe('TaskEventHandler, RUNNING', () => {
     const before = snapshot(w);
 
     // Act
-    const outcome = await w.lifecycle.taskEvents.handle(w.deps.runtime.eventFor(running.taskArn!));
+    const outcome = await w.useCases.taskEvents.handle(w.deps.runtime.eventFor(running.taskArn!));
 
     // Assess
     expect(outcome).toBe('ignored:stale');
@@ -68,15 +68,15 @@ describe('TaskEventHandler, RUNNING', () => {
   it('keeps container.running in the outbox when the bus fails, and publishes it on the redelivery', async () => {
     // Prepare
     const w = world();
-    const { container } = await w.lifecycle.containers.findOrStart(KEY);
+    const { container } = await w.useCases.containers.findOrStart(KEY);
     const event = w.deps.runtime.change(container.taskArn!, { lastStatus: 'RUNNING' });
     w.deps.publisher.failNext(1);
-    expect(await w.lifecycle.taskEvents.handle(event)).toBe('running');
+    expect(await w.useCases.taskEvents.handle(event)).toBe('running');
     expect(w.deps.publisher.ofType('container.running')).toHaveLength(0);
     expect((await stored(w.deps)).pendingEvents.map((e) => e.type)).toEqual(['container.running']);
 
     // Act
-    await w.lifecycle.taskEvents.handle(event);
+    await w.useCases.taskEvents.handle(event);
 
     // Assess
     expect(w.deps.publisher.ofType('container.running')).toHaveLength(1);
@@ -90,14 +90,14 @@ describe('TaskEventHandler, RUNNING', () => {
     const w = world();
     const running = await runningContainer(w);
     const runningEvent = w.deps.runtime.eventFor(running.taskArn!);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('manual'));
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED' }),
     );
     const before = snapshot(w);
 
     // Act
-    await w.lifecycle.taskEvents.handle(runningEvent);
+    await w.useCases.taskEvents.handle(runningEvent);
 
     // Assess
     expect(snapshot(w)).toEqual(before);
@@ -110,11 +110,11 @@ describe('TaskEventHandler, STOPPED', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('idle'));
     w.deps.clock.advance('10s');
 
     // Act
-    const outcome = await w.lifecycle.taskEvents.handle(
+    const outcome = await w.useCases.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
     );
 
@@ -134,10 +134,10 @@ describe('TaskEventHandler, STOPPED', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('idle'));
 
     // Act
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, {
         lastStatus: 'STOPPED',
         exitCode: 1,
@@ -156,10 +156,10 @@ describe('TaskEventHandler, STOPPED', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('idle'));
 
     // Act
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 3 }),
     );
 
@@ -171,10 +171,10 @@ describe('TaskEventHandler, STOPPED', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('idle'));
 
     // Act
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, {
         lastStatus: 'STOPPED',
         exitCode: 137,
@@ -190,13 +190,13 @@ describe('TaskEventHandler, STOPPED', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(
+    await w.useCases.containers.stop(
       CONTAINER_ID,
       stopReason('manual', 'forced restart requested by the operator'),
     );
 
     // Act
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
     );
 
@@ -210,11 +210,11 @@ describe('TaskEventHandler, STOPPED', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
-    await w.lifecycle.sessions.assign(assignCommand('s2'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s2'));
 
     // Act
-    const outcome = await w.lifecycle.taskEvents.handle(
+    const outcome = await w.useCases.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, {
         lastStatus: 'STOPPED',
         exitCode: 137,
@@ -238,10 +238,10 @@ describe('TaskEventHandler, STOPPED', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
 
     // Act
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(running.taskArn!, {
         lastStatus: 'STOPPED',
         exitCode: 137,
@@ -274,7 +274,7 @@ describe('TaskEventHandler, STOPPED', () => {
     };
 
     // Act
-    const outcome = await w.lifecycle.taskEvents.handle(outside);
+    const outcome = await w.useCases.taskEvents.handle(outside);
 
     // Assess
     expect(outcome).toBe('stopped');
@@ -316,7 +316,7 @@ describe('TaskEventHandler, STOPPED', () => {
       };
 
       // Act
-      const outcome = await w.lifecycle.taskEvents.handle(onItsOwn);
+      const outcome = await w.useCases.taskEvents.handle(onItsOwn);
 
       // Assess
       expect(outcome).toBe('stopped');
@@ -331,7 +331,7 @@ describe('TaskEventHandler, STOPPED', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
     const event = w.deps.runtime.change(running.taskArn!, {
       lastStatus: 'STOPPED',
       exitCode: 0,
@@ -343,7 +343,7 @@ describe('TaskEventHandler, STOPPED', () => {
     };
 
     // Act
-    const outcome = await w.lifecycle.taskEvents.handle(onItsOwn);
+    const outcome = await w.useCases.taskEvents.handle(onItsOwn);
 
     // Assess: a clean save is no crash
     expect(outcome).toBe('stopped');
@@ -359,10 +359,10 @@ describe('TaskEventHandler, STOPPED', () => {
   it('fails a starting container whose task stopped as start_failed', async () => {
     // Prepare
     const w = world();
-    const { container } = await w.lifecycle.containers.findOrStart(KEY);
+    const { container } = await w.useCases.containers.findOrStart(KEY);
 
     // Act
-    await w.lifecycle.taskEvents.handle(
+    await w.useCases.taskEvents.handle(
       w.deps.runtime.change(container.taskArn!, {
         lastStatus: 'STOPPED',
         exitCode: 1,
@@ -380,16 +380,16 @@ describe('TaskEventHandler, STOPPED', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.containers.stop(CONTAINER_ID, stopReason('idle'));
+    await w.useCases.containers.stop(CONTAINER_ID, stopReason('idle'));
     const stoppedEvent = w.deps.runtime.change(running.taskArn!, {
       lastStatus: 'STOPPED',
       exitCode: 0,
     });
-    await w.lifecycle.taskEvents.handle(stoppedEvent);
+    await w.useCases.taskEvents.handle(stoppedEvent);
     const before = snapshot(w);
 
     // Act
-    await w.lifecycle.taskEvents.handle(stoppedEvent);
+    await w.useCases.taskEvents.handle(stoppedEvent);
 
     // Assess
     expect(snapshot(w)).toEqual(before);
@@ -399,14 +399,14 @@ describe('TaskEventHandler, STOPPED', () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
-    await w.lifecycle.sessions.assign(assignCommand('s1'));
+    await w.useCases.sessions.assign(assignCommand('s1'));
     const event = w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 137 });
     w.deps.store.failNext('listSessionsByContainer');
-    await expect(w.lifecycle.taskEvents.handle(event)).rejects.toThrow();
+    await expect(w.useCases.taskEvents.handle(event)).rejects.toThrow();
     expect((await stored(w.deps)).status).toBe('failed');
 
     // Act
-    await w.lifecycle.taskEvents.handle(event);
+    await w.useCases.taskEvents.handle(event);
 
     // Assess
     expect(await w.deps.store.getSession('s1')).toMatchObject({ status: 'released' });
@@ -419,13 +419,13 @@ describe('TaskEventHandler, events that are not for the current container', () =
     // Prepare
     const w = world();
     const first = await runningContainer(w);
-    await w.lifecycle.containers.fail(CONTAINER_ID, 1, stopReason('crashed', 'test'));
+    await w.useCases.containers.fail(CONTAINER_ID, 1, stopReason('crashed', 'test'));
     const oldStopped = w.deps.runtime.change(first.taskArn!, { lastStatus: 'STOPPED' });
     await runningContainer(w);
     const before = snapshot(w);
 
     // Act
-    const outcome = await w.lifecycle.taskEvents.handle(oldStopped);
+    const outcome = await w.useCases.taskEvents.handle(oldStopped);
 
     // Assess
     expect(outcome).toBe('ignored:stale');
@@ -436,12 +436,12 @@ describe('TaskEventHandler, events that are not for the current container', () =
     // Prepare
     const w = world();
     const first = await runningContainer(w);
-    await w.lifecycle.containers.fail(CONTAINER_ID, 1, stopReason('lost', 'test'));
+    await w.useCases.containers.fail(CONTAINER_ID, 1, stopReason('lost', 'test'));
     await runningContainer(w);
     const before = snapshot(w);
 
     // Act
-    const outcome = await w.lifecycle.taskEvents.handle(w.deps.runtime.eventFor(first.taskArn!));
+    const outcome = await w.useCases.taskEvents.handle(w.deps.runtime.eventFor(first.taskArn!));
 
     // Assess
     expect(outcome).toBe('orphan-stopped');
@@ -474,11 +474,11 @@ describe('TaskEventHandler, events that are not for the current container', () =
   ])('ignores an event with %s', async (_, rewrite) => {
     // Prepare
     const w = world();
-    const { container } = await w.lifecycle.containers.findOrStart(KEY);
+    const { container } = await w.useCases.containers.findOrStart(KEY);
     const before = snapshot(w);
 
     // Act
-    const outcome = await w.lifecycle.taskEvents.handle(
+    const outcome = await w.useCases.taskEvents.handle(
       rewrite(w.deps.runtime.change(container.taskArn!, { lastStatus: 'RUNNING' })),
     );
 
@@ -500,7 +500,7 @@ describe('TaskEventHandler, events that are not for the current container', () =
     });
 
     // Act
-    const outcome = await w.lifecycle.taskEvents.handle(w.deps.runtime.eventFor(task.taskArn));
+    const outcome = await w.useCases.taskEvents.handle(w.deps.runtime.eventFor(task.taskArn));
 
     // Assess
     expect(outcome).toBe('orphan-stopped');
@@ -510,11 +510,11 @@ describe('TaskEventHandler, events that are not for the current container', () =
   it('ignores intermediate statuses', async () => {
     // Prepare
     const w = world();
-    const { container } = await w.lifecycle.containers.findOrStart(KEY);
+    const { container } = await w.useCases.containers.findOrStart(KEY);
     const before = snapshot(w);
 
     // Act
-    const outcome = await w.lifecycle.taskEvents.handle(
+    const outcome = await w.useCases.taskEvents.handle(
       w.deps.runtime.change(container.taskArn!, { lastStatus: 'PROVISIONING' }),
     );
 

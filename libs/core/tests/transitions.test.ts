@@ -73,30 +73,30 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   fc.record({ kind: fc.constant('reap' as const), advance: fc.constantFrom('1m', '30m', '2h') }),
 );
 
-async function run({ deps, lifecycle }: World, action: Step): Promise<void> {
+async function run({ deps, useCases }: World, action: Step): Promise<void> {
   const current = await deps.store.getContainer(CONTAINER_ID);
   switch (action.kind) {
     case 'start':
-      await lifecycle.containers.findOrStart(KEY);
+      await useCases.containers.findOrStart(KEY);
       return;
     case 'stop':
-      await lifecycle.containers.stop(CONTAINER_ID, stopReason('manual'));
+      await useCases.containers.stop(CONTAINER_ID, stopReason('manual'));
       return;
     case 'task': {
       if (!current?.taskArn || !deps.runtime.task(current.taskArn)) return;
       const { kind: _kind, ...change } = action;
-      await lifecycle.taskEvents.handle(deps.runtime.change(current.taskArn, change));
+      await useCases.taskEvents.handle(deps.runtime.change(current.taskArn, change));
       return;
     }
     case 'assign':
-      await lifecycle.sessions.assign(assignCommand(action.sessionId));
+      await useCases.sessions.assign(assignCommand(action.sessionId));
       return;
     case 'release':
-      await lifecycle.sessions.release(releaseCommand(action.sessionId));
+      await useCases.sessions.release(releaseCommand(action.sessionId));
       return;
     case 'reap':
       deps.clock.advance(action.advance);
-      await lifecycle.reaper.sweep();
+      await useCases.reaper.sweep();
       return;
   }
 }

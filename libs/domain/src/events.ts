@@ -38,6 +38,11 @@ export function eventIdFor(cause: string, type: EventType): string {
   return `${cause}/${type}`;
 }
 
+/** Session ids are the cause of their own events: a session is assigned and released once. */
+export function sessionCause(sessionId: string): string {
+  return `session/${sessionId}`;
+}
+
 export function containerCause(
   container: Pick<ContainerRecord, 'containerId' | 'generation'>,
 ): string {

@@ -91,6 +91,7 @@ export {
   EVENT_TYPES,
   EventSchema,
   containerCause,
+  sessionCause,
   containerEvent,
   eventIdFor,
   makeEvent,

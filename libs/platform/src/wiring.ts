@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { Lifecycle, type CoreDeps, type CoreLogger } from '@berth/core';
+import { UseCases, type CoreDeps, type CoreLogger } from '@berth/core';
 import {
   ConfigError,
   InvalidArgumentError,
@@ -29,7 +29,7 @@ import type { ServiceMetrics } from './metrics.ts';
 
 export interface Wiring {
   deps: CoreDeps;
-  lifecycle: Lifecycle;
+  useCases: UseCases;
   messaging: MessagingResources;
   clients: {
     dynamodb: DynamoDBClient;
@@ -175,7 +175,7 @@ export async function wire(
   };
   return {
     deps,
-    lifecycle: new Lifecycle(deps),
+    useCases: new UseCases(deps),
     messaging,
     clients: { dynamodb, sqs, sns },
     close() {

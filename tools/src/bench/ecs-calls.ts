@@ -19,7 +19,7 @@ import {
   StopTaskCommand,
   type Task,
 } from '@aws-sdk/client-ecs';
-import { Lifecycle } from '@berth/core';
+import { UseCases } from '@berth/core';
 import { MANAGED_BY, TASK_TAGS, newContainerRecord, type ContainerRecord } from '@berth/domain';
 import { EcsRuntime } from '@berth/ecs';
 import { FakeQueues, InMemoryStateStore, ManualClock, RecordingPublisher } from '@berth/testing';
@@ -121,7 +121,7 @@ async function world(liveContainers: number) {
     workspaceRoot: '/workspaces',
     launchType: undefined,
   });
-  const lifecycle = new Lifecycle({
+  const useCases = new UseCases({
     store,
     runtime,
     queues: new FakeQueues(),
@@ -147,7 +147,7 @@ async function world(liveContainers: number) {
     }
     return byCommand;
   };
-  return { clock, lifecycle, keys, counts, reset: () => ecs.resetHistory() };
+  return { clock, useCases, keys, counts, reset: () => ecs.resetHistory() };
 }
 
 const total = (byCommand: Record<string, number>) =>
@@ -170,13 +170,13 @@ export async function runEcsCallsBenchmark(
         { length: rate },
         (_, index) => w.keys[(second * rate + index) % w.keys.length] ?? w.keys[0],
       ).filter((key) => key !== undefined);
-      await Promise.all(keys.map((key) => w.lifecycle.containers.findOrStart(key)));
+      await Promise.all(keys.map((key) => w.useCases.containers.findOrStart(key)));
       discovers += keys.length;
       w.clock.advance(1000);
-      await w.lifecycle.reaper.stopIdle();
-      await w.lifecycle.reaper.carryOutStops();
+      await w.useCases.reaper.stopIdle();
+      await w.useCases.reaper.carryOutStops();
     }
-    await w.lifecycle.reaper.reconcile();
+    await w.useCases.reaper.reconcile();
     const byCommand = w.counts();
     const perMinute = total(byCommand);
     rows.push({
@@ -189,7 +189,7 @@ export async function runEcsCallsBenchmark(
   }
   progress('ecs-calls: one backstop sweep');
   const w = await world(liveContainers);
-  await w.lifecycle.reaper.sweep();
+  await w.useCases.reaper.sweep();
   const pages = Math.ceil(liveContainers / PAGE);
   return {
     benchmark: 'ecs-calls',

@@ -14,7 +14,7 @@
  *     stopped; delay = stoppedAt - (idleSince + timeout), split at `terminatingSince`.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { Lifecycle, type CoreDeps } from '@berth/core';
+import { UseCases, type CoreDeps } from '@berth/core';
 import {
   containerIdOf,
   newContainerRecord,
@@ -303,7 +303,7 @@ async function sweepCostCase(
   idleTimeoutMs: number,
   repeats = 3,
 ): Promise<SweepCostCase> {
-  const reaper = new Lifecycle(coreDeps(seeded, idleTimeoutMs)).reaper;
+  const reaper = new UseCases(coreDeps(seeded, idleTimeoutMs)).reaper;
   const cutoff = new Date(Date.now() - idleTimeoutMs).toISOString();
   const queries = [];
   for (let run = 0; run < 5; run += 1) {
@@ -435,7 +435,7 @@ async function sweepCost(
 
     const backstopSweep = [];
     for (const seeded of [smallSeed, largeSeed]) {
-      const reaper = new Lifecycle(coreDeps(seeded, idleTimeoutMs)).reaper;
+      const reaper = new UseCases(coreDeps(seeded, idleTimeoutMs)).reaper;
       const result = await measure(seeded, () => reaper.sweep());
       backstopSweep.push({
         containers: seeded.containers,

@@ -1,0 +1,253 @@
+import {
+  StaleWriteError,
+  UnavailableError,
+  containerCause,
+  makeEvent,
+  sessionCause,
+  type BerthEvent,
+  type ContainerRecord,
+  type SessionRecord,
+} from '@berth/domain';
+import { withEvents, type ContainerRecords } from './container-records.ts';
+import { noMetrics, type CoreDeps } from './deps.ts';
+
+const MAX_ATTEMPTS = 10;
+
+/**
+ * How sessions end: released by a command, expired after BERTH_SESSION_TTL, or released with
+ * their container when it reaches a final status. Each end is one transaction over the
+ * session and its container's session set (the container's `idle` rides in its outbox), so a
+ * repeated end finds it done and only publishes its events again, under the same ids.
+ */
+export class SessionEndings {
+  private readonly deps: CoreDeps;
+  private readonly records: ContainerRecords;
+
+  constructor(deps: CoreDeps, records: ContainerRecords) {
+    this.deps = deps;
+    this.records = records;
+  }
+
+  private now(): string {
+    return this.deps.clock.now().toISOString();
+  }
+
+  /**
+   * Ends a session (release or expiry). A session not seen yet is stored as released, so
+   * an assign that arrives after its release cannot revive it.
+   */
+  async end(
+    sessionId: string,
+    status: 'released' | 'expired',
+    reason: string,
+    commandId?: string,
+  ): Promise<SessionRecord> {
+    return this.endIf(sessionId, status, reason, commandId, () => true);
+  }
+
+  /** `end`, but an active session is left alone unless `wanted` still holds for it. */
+  private async endIf(
+    sessionId: string,
+    status: 'released' | 'expired',
+    reason: string,
+    commandId: string | undefined,
+    wanted: (active: SessionRecord) => boolean,
+  ): Promise<SessionRecord> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+      const now = this.now();
+      const existing = await this.deps.store.getSession(sessionId);
+      if (!existing) {
+        const tombstone: SessionRecord = {
+          sessionId,
+          containerId: null,
+          generation: null,
+          threadId: null,
+          status,
+          inputQueueUrl: null,
+          outputQueueUrl: null,
+          worktreePath: null,
+          assignedAt: null,
+          lastActivityAt: null,
+          releasedAt: now,
+          releaseReason: reason,
+        };
+        try {
+          await this.deps.store.write({
+            sessions: [{ record: tombstone, expect: { kind: 'absent' } }],
+          });
+        } catch (error) {
+          if (error instanceof StaleWriteError) continue;
+          throw error;
+        }
+        await this.deps.publisher.publish([this.endedEvent(tombstone, 0, commandId)]);
+        return tombstone;
+      }
+      if (existing.status !== 'active') {
+        // A redelivery after a crash between the write and the publish: publish again, same
+        // ids, including the container's `idle` if this release left it idle.
+        const events = [this.endedEvent(existing, undefined, commandId)];
+        const idle = await this.idleEventOf(existing);
+        if (idle) events.push(idle);
+        await this.deps.publisher.publish(events);
+        return existing;
+      }
+      if (!wanted(existing)) return existing;
+      const ended: SessionRecord = { ...existing, status, releasedAt: now, releaseReason: reason };
+      const container = existing.containerId
+        ? await this.deps.store.getContainer(existing.containerId)
+        : undefined;
+      const attached =
+        container !== undefined &&
+        container.generation === existing.generation &&
+        container.sessions.includes(sessionId);
+      const nextContainer: ContainerRecord | undefined = attached
+        ? (() => {
+            const sessions = container.sessions.filter((id) => id !== sessionId);
+            const next: ContainerRecord = {
+              ...container,
+              sessions,
+              idleSince:
+                sessions.length === 0 && container.status === 'running' ? now : container.idleSince,
+              lastActivityAt: now,
+              version: container.version + 1,
+            };
+            // The container's own event rides in its outbox, in the same transaction.
+            return isIdle(next)
+              ? withEvents(container, next, (after) => [this.idleEvent(after)])
+              : next;
+          })()
+        : undefined;
+      try {
+        await this.deps.store.write({
+          sessions: [
+            {
+              record: ended,
+              // Decided on this read: a touch since (which an expiry must not overwrite) or any
+              // other change makes it decide again.
+              expect: {
+                kind: 'status',
+                status: 'active',
+                unchanged: { lastActivityAt: existing.lastActivityAt },
+              },
+            },
+          ],
+          ...(nextContainer && container
+            ? {
+                containers: [
+                  {
+                    record: nextContainer,
+                    expect: { kind: 'version' as const, version: container.version },
+                  },
+                ],
+              }
+            : {}),
+        });
+      } catch (error) {
+        if (error instanceof StaleWriteError) continue;
+        throw error;
+      }
+      // The session's event and the container's outbox (its `idle`) go out at once; both
+      // settle before the command answers, and a failed publish of the former is retried
+      // with the command (flush never throws: what it could not publish stays in the outbox).
+      const [published] = await Promise.allSettled([
+        this.deps.publisher.publish([
+          this.endedEvent(ended, nextContainer?.sessions.length, commandId),
+        ]),
+        nextContainer ? this.records.flush(nextContainer) : undefined,
+      ]);
+      if (published.status === 'rejected') throw published.reason;
+      if (status === 'expired') (this.deps.metrics ?? noMetrics).sessionsExpired(1);
+      return ended;
+    }
+    throw new UnavailableError(
+      `could not end session ${sessionId}: too much contention; try again`,
+    );
+  }
+
+  /** The container's `idle` event, one id per idle period. */
+  private idleEvent(container: ContainerRecord): BerthEvent {
+    return this.records.event('container.idle', container, {
+      cause: `${containerCause(container)}/idle@${container.idleSince ?? ''}`,
+    });
+  }
+
+  /** The `idle` event of the ended session's container, while that container is still idle. */
+  private async idleEventOf(session: SessionRecord): Promise<BerthEvent | undefined> {
+    if (!session.containerId) return undefined;
+    const container = await this.deps.store.getContainer(session.containerId);
+    return container && container.generation === session.generation && isIdle(container)
+      ? this.idleEvent(container)
+      : undefined;
+  }
+
+  /** Expires sessions idle longer than BERTH_SESSION_TTL. Returns how many it expired. */
+  async expireStale(limit = 100): Promise<number> {
+    const cutoff = new Date(
+      this.deps.clock.now().getTime() - this.deps.settings.sessionTtlMs,
+    ).toISOString();
+    const stale = await this.deps.store.listStaleSessions(cutoff, limit);
+    let expired = 0;
+    for (const session of stale) {
+      // Touched since the query: not stale any more.
+      const ended = await this.endIf(
+        session.sessionId,
+        'expired',
+        'expired',
+        undefined,
+        (active) => active.lastActivityAt === null || active.lastActivityAt <= cutoff,
+      );
+      if (ended.status === 'expired') expired += 1;
+    }
+    return expired;
+  }
+
+  /**
+   * Ends the sessions still attached to a container that reached a final status. Safe to
+   * run again: sessions already ended are left alone.
+   */
+  async endSessionsOf(container: ContainerRecord): Promise<number> {
+    const sessions = await this.deps.store.listSessionsByContainer(container.containerId);
+    let ended = 0;
+    const reason = `container ${container.status}: ${container.stopReason ?? 'unknown'}`;
+    for (const session of sessions) {
+      if (session.generation !== container.generation) continue;
+      if (session.status === 'active') {
+        await this.end(session.sessionId, 'released', reason);
+        ended += 1;
+      } else if (session.releaseReason === reason) {
+        // Ended by this container's stop before, maybe by a delivery that died before its
+        // publish: publish again, same id.
+        await this.deps.publisher.publish([this.endedEvent(session, undefined, undefined)]);
+      }
+    }
+    return ended;
+  }
+
+  private endedEvent(
+    session: SessionRecord,
+    sessionCount: number | undefined,
+    commandId: string | undefined,
+  ): BerthEvent {
+    return makeEvent({
+      type: session.status === 'expired' ? 'session.expired' : 'session.released',
+      cause: sessionCause(session.sessionId),
+      occurredAt: session.releasedAt ?? this.now(),
+      containerId: session.containerId,
+      sessionId: session.sessionId,
+      commandId: commandId ?? null,
+      payload: {
+        containerId: session.containerId,
+        reason: session.releaseReason ?? session.status,
+        ...(sessionCount !== undefined ? { sessionCount } : {}),
+      },
+    });
+  }
+}
+
+function isIdle(container: ContainerRecord): boolean {
+  return (
+    container.status === 'running' &&
+    container.sessions.length === 0 &&
+    container.idleSince !== null
+  );
+}

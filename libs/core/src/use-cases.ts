@@ -1,0 +1,32 @@
+import { ContainerRecords } from './container-records.ts';
+import { ContainerService } from './containers.ts';
+import type { CoreDeps } from './deps.ts';
+import { Reaper } from './reaper.ts';
+import { SessionEndings } from './session-endings.ts';
+import { SessionService } from './sessions.ts';
+import { TaskEventHandler } from './task-events.ts';
+
+/**
+ * The application's use cases, wired together once per process. Each takes the ones it
+ * calls in its constructor, so the order below is the dependency order: records first, then
+ * how sessions end (which a container's final status triggers), then containers, and the
+ * use cases built on them.
+ */
+export class UseCases {
+  /** The container records' writes and outbox, shared by every use case. */
+  readonly records: ContainerRecords;
+  readonly sessionEndings: SessionEndings;
+  readonly containers: ContainerService;
+  readonly sessions: SessionService;
+  readonly taskEvents: TaskEventHandler;
+  readonly reaper: Reaper;
+
+  constructor(deps: CoreDeps) {
+    this.records = new ContainerRecords(deps);
+    this.sessionEndings = new SessionEndings(deps, this.records);
+    this.containers = new ContainerService(deps, this.records, this.sessionEndings);
+    this.sessions = new SessionService(deps, this.containers, this.sessionEndings);
+    this.taskEvents = new TaskEventHandler(deps, this.records, this.containers);
+    this.reaper = new Reaper(deps, this.records, this.sessionEndings, this.containers);
+  }
+}
