@@ -27,6 +27,7 @@ interface GsiSpec {
 
 /** The contract's indexes; `idle-index` and `active-index` are sparse (keys set only while it applies). */
 export const CONTAINER_INDEXES: readonly GsiSpec[] = [
+  { indexName: 'clientId-index', partitionKey: 'clientId', sortKey: 'containerId' },
   { indexName: 'userId-index', partitionKey: 'userId', sortKey: 'containerId' },
   { indexName: 'clientProject-index', partitionKey: 'clientProject', sortKey: 'userId' },
   { indexName: 'status-index', partitionKey: 'status', sortKey: 'containerId' },

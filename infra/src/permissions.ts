@@ -23,13 +23,17 @@ import type { ServiceName } from './names.ts';
  *   task-watcher  follows task events, reconciles, stops orphans; never starts them
  */
 
-/** What a consumer of one queue does with it (sqs-consumer: receive, extend, delete). */
+/**
+ * What a consumer of one queue does with it (libs/adapters/messaging queue-consumer.ts on
+ * sqs-consumer: receive, extend a long handler's visibility, delete). It is given the queue's
+ * URL (a shared queue's through FindSharedQueues), so it neither looks it up nor reads its
+ * attributes: no sqs:GetQueueUrl or sqs:GetQueueAttributes here (the IAM proof found both
+ * unused).
+ */
 export const CONSUMER_ACTIONS = [
   'sqs:ReceiveMessage',
   'sqs:ChangeMessageVisibility',
   'sqs:DeleteMessage',
-  'sqs:GetQueueAttributes',
-  'sqs:GetQueueUrl',
 ] as const;
 
 /** The workspace agent: read its input queue, write its output queue. */
@@ -37,11 +41,12 @@ export const WORKSPACE_QUEUE_ACTIONS = [...CONSUMER_ACTIONS, 'sqs:SendMessage'] 
 
 /**
  * Store access: conditional puts (alone or in transactions, which IAM authorizes item by item
- * as PutItem), reads and the readiness check (DescribeTable). Every query goes to an index
- * (QueryBerthIndexes). Nothing updates in place or condition-checks another item, and nothing
- * deletes (TTL does).
+ * as PutItem) and reads. Every query goes to an index (QueryBerthIndexes), listings included
+ * (no Scan: one client's containers are read from `clientId-index`). Nothing updates in place
+ * or condition-checks another item, and nothing deletes (TTL does). Only discovery has a
+ * readiness check (`GET /readyz`, DescribeTable).
  */
-const STORE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DescribeTable'] as const;
+const STORE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem'] as const;
 
 export interface ServicePolicyContext {
   /** The lifecycle topic's key, published by the data stack in SSM. */
@@ -239,8 +244,8 @@ const statement = {
 
 const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory[]>> = {
   discovery: [
-    // Scan: listing containers with no filter at all (an admin's `GET /v1/containers`).
-    statement.readWriteTables(['dynamodb:Scan']),
+    // DescribeTable: `GET /readyz` checks the store.
+    statement.readWriteTables(['dynamodb:DescribeTable']),
     statement.queryIndexes(),
     statement.publishEvents(),
     statement.encryptEvents(),
@@ -253,13 +258,13 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.passWorkspaceRoles(),
     statement.describeTasks(),
     statement.stopTasks(),
-    // A new generation's queues (tagged), their liveness and backlog, the agent's first
-    // message of a thread, and their removal once the container is final.
+    // A new generation's queues (tagged), their liveness and backlog, and their removal once
+    // the container is final. Discovery assigns no session, so it never writes to them (the
+    // session service sends a thread's first message).
     statement.containerQueues('ManageContainerQueues', [
       'sqs:CreateQueue',
       'sqs:TagQueue',
       'sqs:GetQueueAttributes',
-      'sqs:SendMessage',
       'sqs:DeleteQueue',
     ]),
     statement.neverDeleteSharedQueues(),

@@ -38,6 +38,7 @@ describe('BerthDataStack', () => {
       'berth-containers',
       'containerId',
       [
+        ['clientId-index', 'clientId', 'containerId'],
         ['userId-index', 'userId', 'containerId'],
         ['clientProject-index', 'clientProject', 'userId'],
         ['status-index', 'status', 'containerId'],

@@ -235,8 +235,6 @@ describe('BerthPlatformStack: workspaces', () => {
       'sqs:ReceiveMessage',
       'sqs:ChangeMessageVisibility',
       'sqs:DeleteMessage',
-      'sqs:GetQueueAttributes',
-      'sqs:GetQueueUrl',
       'sqs:SendMessage',
     ];
     expect(renderStatements(policies[0]!.PolicyDocument.Statement)).toEqual([

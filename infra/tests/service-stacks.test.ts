@@ -33,14 +33,8 @@ const SHARED_QUEUES = [
   'berth-task-events',
   'berth-task-events-dlq',
 ];
-const CONSUMER = [
-  'sqs:ReceiveMessage',
-  'sqs:ChangeMessageVisibility',
-  'sqs:DeleteMessage',
-  'sqs:GetQueueAttributes',
-  'sqs:GetQueueUrl',
-];
-const STORE = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DescribeTable'];
+const CONSUMER = ['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage'];
+const STORE = ['dynamodb:GetItem', 'dynamodb:PutItem'];
 
 /** The CloudFormation parameter that reads an SSM parameter, by the parameter's name. */
 const allow = (
@@ -166,10 +160,10 @@ const stacks = (): [string, Stack][] => [
 ];
 
 describe('task roles: the exact statements of each service', () => {
-  test('discovery: starts, checks and stops containers, manages their queues, lists with Scan', () => {
+  test('discovery: starts, checks and stops containers, manages their queues, lists by index, checks readiness', () => {
     const template = app.template(app.stacks.discovery);
     expect(taskRoleStatements(template)).toEqual([
-      ...common(template, ['dynamodb:Scan']),
+      ...common(template, ['dynamodb:DescribeTable']),
       ...start,
       describeTasks,
       stopTasks,
@@ -177,7 +171,6 @@ describe('task roles: the exact statements of each service', () => {
         'sqs:CreateQueue',
         'sqs:TagQueue',
         'sqs:GetQueueAttributes',
-        'sqs:SendMessage',
         'sqs:DeleteQueue',
       ]),
       neverDeleteShared,

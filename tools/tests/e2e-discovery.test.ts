@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { ContainerJson } from '@berth/domain';
 import type { RunningStack } from '../src/stack/harness.ts';
 import { eventually, http, runtimeOf, startStackRetrying, tokenFor } from './stack-helpers.ts';
@@ -94,4 +95,95 @@ describe('discovery on the local stack', () => {
     expect(otherUserDiscover.status).toBe(403);
     expect(own.status).toBe(200);
   });
+
+  it('is ready once its store and its topic answer', async () => {
+    // Act
+    const ready = await http(stack, 'GET', '/readyz', { token: null });
+
+    // Assess
+    expect(ready.status).toBe(200);
+    expect(ready.body).toEqual({ status: 'ready', checks: { store: 'ok', bus: 'ok' } });
+  });
+
+  it("lists one client's containers to that client, and every container to an admin", async () => {
+    // Prepare: two containers of one client, one of another (names unique to this run: the
+    // rehearsal's stack is shared with other suites).
+    const run = randomUUID().slice(0, 6);
+    const keys = [
+      { clientId: `lista${run}`, projectId: 'site', userId: 'ann' },
+      { clientId: `lista${run}`, projectId: 'shop', userId: 'bob' },
+      { clientId: `listb${run}`, projectId: 'site', userId: 'cat' },
+    ];
+    for (const key of keys) {
+      const answer = await http<Discovered>(stack, 'POST', '/v1/containers/discover?wait=30', {
+        body: key,
+      });
+      expect(answer.status).toBe(201);
+    }
+    const [ann, bob, cat] = keys.map((k) => `${k.clientId}.${k.projectId}.${k.userId}`);
+    const ids = (answer: { body: { containers: ContainerJson[] } }): string[] =>
+      answer.body.containers.map((container) => container.containerId).sort();
+
+    // Act
+    const ofClient = await http<{ containers: ContainerJson[] }>(stack, 'GET', '/v1/containers', {
+      token: tokenFor(stack, `lista${run}`, 'backend', 'service'),
+    });
+    const all = await http<{ containers: ContainerJson[] }>(
+      stack,
+      'GET',
+      '/v1/containers?limit=100',
+    );
+    const byProject = await http<{ containers: ContainerJson[] }>(
+      stack,
+      'GET',
+      '/v1/containers?projectId=site&limit=100',
+    );
+
+    // Assess
+    expect(ofClient.status).toBe(200);
+    expect(ids(ofClient)).toEqual([ann, bob].sort());
+    expect(all.status).toBe(200);
+    expect(ids(all)).toEqual(expect.arrayContaining([ann, bob, cat]));
+    expect(ids(byProject)).toEqual(expect.arrayContaining([ann, cat]));
+    expect(ids(byProject)).not.toContain(bob);
+  }, 120_000);
+
+  it('stops a container on request: terminating at once, then stopped with its task gone', async () => {
+    // Prepare
+    const key = { clientId: `stop${randomUUID().slice(0, 6)}`, projectId: 'site', userId: 'dan' };
+    const containerId = `${key.clientId}.${key.projectId}.${key.userId}`;
+    const started = await http<Discovered>(stack, 'POST', '/v1/containers/discover?wait=30', {
+      body: key,
+    });
+    expect(started.body.container.status).toBe('running');
+
+    // Act
+    const stop = await http<{ container: ContainerJson }>(
+      stack,
+      'POST',
+      `/v1/containers/${containerId}/stop`,
+      { body: { reason: 'e2e' } },
+    );
+
+    // Assess
+    expect(stop.status).toBe(202);
+    expect(['terminating', 'stopped']).toContain(stop.body.container.status);
+    const stopped = await eventually(
+      'the container to be stopped',
+      async () => {
+        const answer = await http<{ container: ContainerJson }>(
+          stack,
+          'GET',
+          `/v1/containers/${containerId}`,
+        );
+        return answer.body.container.status === 'stopped' ? answer.body.container : undefined;
+      },
+      60_000,
+    );
+    expect(stopped.generation).toBe(1);
+    const tasks = (await runtimeOf(stack).listTasks()).filter(
+      (t) => t.containerId === containerId && t.lastStatus !== 'STOPPED',
+    );
+    expect(tasks).toEqual([]);
+  }, 120_000);
 });

@@ -15,7 +15,9 @@ import {
   isProcessAlive,
   onHost,
   queueDepth,
+  receiveAnswer,
   runtimeOf,
+  sendToContainer,
   startStackRetrying,
   workspaceRootOf,
   type StackClients,
@@ -89,6 +91,22 @@ describe('sessions on the local stack', () => {
       sessions: [sessionId],
       idleSince: null,
     });
+    // The agent answers the thread's messages on the container's output queue.
+    const stored = await clients.store.getSession(sessionId);
+    expect(stored?.inputQueueUrl).toEqual(expect.any(String));
+    expect(stored?.outputQueueUrl).toEqual(expect.any(String));
+    await sendToContainer(clients.sqs, stored?.inputQueueUrl ?? '', {
+      sessionId,
+      threadId: 'thread-1',
+      text: 'hello from the e2e test',
+    });
+    const answer = await receiveAnswer(
+      clients.sqs,
+      stored?.outputQueueUrl ?? '',
+      (a) => a.sessionId === sessionId,
+      60_000,
+    );
+    expect(answer).toMatchObject({ text: 'hello from the e2e test', exitCode: 0 });
   }, 180_000);
 
   it('applies every command of a burst exactly once although the session service is killed in the middle of it', async () => {

@@ -7,6 +7,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TTL_ATTRIBUTE, tableDefinitions } from '@berth/dynamodb';
+import { QUEUE_NAMES, TOPIC_NAME } from '@berth/messaging';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const STACK = 'RehearsalFixtureStack';
@@ -48,9 +50,65 @@ export function workspaceContainer(): FixtureContainer {
   };
 }
 
-export function writeAssembly(containers: FixtureContainer[]): string {
-  const dir = mkdtempSync(join(tmpdir(), 'berth-assembly-'));
+const path = (id: string): { 'aws:cdk:path': string } => ({
+  'aws:cdk:path': `${STACK}/${id}/Resource`,
+});
+
+/**
+ * The data stack's tables, queues and topic as CloudFormation resources, shaped as
+ * infra/src/data-stack.ts synthesizes them (the tables from the adapter's definitions).
+ */
+export function dataResources(): Record<string, unknown> {
+  const tables = tableDefinitions({
+    containerTable: 'berth-containers',
+    sessionTable: 'berth-sessions',
+  });
   const resources: Record<string, unknown> = {};
+  for (const [id, table] of Object.entries(tables)) {
+    resources[id] = {
+      Type: 'AWS::DynamoDB::Table',
+      Properties: {
+        ...table,
+        TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
+        DeletionProtectionEnabled: true,
+      },
+      Metadata: path(id),
+    };
+  }
+  for (const [id, name, dlq] of [
+    ['LifecycleQueue', QUEUE_NAMES.lifecycleCommands, 'LifecycleDlq'],
+    ['TaskEventsQueue', QUEUE_NAMES.taskEvents, 'TaskEventsDlq'],
+  ] as const) {
+    resources[dlq] = {
+      Type: 'AWS::SQS::Queue',
+      Properties: { QueueName: `${name}-dlq`, SqsManagedSseEnabled: true },
+      Metadata: path(dlq),
+    };
+    resources[id] = {
+      Type: 'AWS::SQS::Queue',
+      Properties: {
+        QueueName: name,
+        VisibilityTimeout: 60,
+        RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [dlq, 'Arn'] }, maxReceiveCount: 5 },
+      },
+      Metadata: path(id),
+    };
+  }
+  resources['LifecycleTopic'] = {
+    Type: 'AWS::SNS::Topic',
+    Properties: { TopicName: TOPIC_NAME },
+    Metadata: path('LifecycleTopic'),
+  };
+  return resources;
+}
+
+/** The assembly of the given task definitions, with `data` (dataResources() unless given). */
+export function writeAssembly(
+  containers: FixtureContainer[],
+  data: Record<string, unknown> = dataResources(),
+): string {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-assembly-'));
+  const resources: Record<string, unknown> = { ...data };
   const dockerImages: Record<string, unknown> = {};
   containers.forEach((container, index) => {
     let image: unknown;

@@ -113,7 +113,7 @@ interface LoadedStack extends StackTemplate {
 
 const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T;
 
-function loadStacks(assemblyDir: string): LoadedStack[] {
+export function loadStacks(assemblyDir: string): LoadedStack[] {
   const manifestPath = join(assemblyDir, 'manifest.json');
   if (!existsSync(manifestPath))
     throw new Error(`${assemblyDir} is not a cloud assembly (no manifest.json)`);

@@ -1,7 +1,8 @@
 /**
  * `npm run rehearse`: synthesizes the CDK app, runs every service of the cloud assembly on
  * this machine as ECS would run it (tools/src/rehearse/rehearsal.ts), checks the load-balanced
- * ones as their target groups would, drives the end-to-end tests through it, then hands the
+ * ones as their target groups would, drives the end-to-end tests through it, releases every
+ * session and waits for the reaper to stop every container (wind-down.ts), then hands the
  * recorded AWS calls and service output to the checks that judge them (checks.ts).
  *
  *   npm run rehearse [-- --assembly <cdk.out>] [--data <dir>] [--no-e2e] [--keep]
@@ -15,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { runChecks } from './checks.ts';
 import { RehearsalError, startRehearsal } from './rehearsal.ts';
+import { windDown } from './wind-down.ts';
 import { synthesizeApp } from '../synth.ts';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -22,6 +24,13 @@ const say = (line: string): void => void process.stdout.write(`${line}\n`);
 
 /** The end-to-end files that run against a stack whose configuration is the deployed one. */
 export const E2E_FILES = ['tests/e2e-discovery.test.ts', 'tests/e2e-sessions.test.ts'];
+
+/**
+ * The one lifecycle setting the rehearsal tunes (a deployment may too: `berth.lifecycle` in
+ * the CDK context): idle containers are stopped after seconds, not twenty minutes, so the
+ * wind-down sees the reaper save and stop every container within the run.
+ */
+export const REHEARSAL_IDLE_TIMEOUT_MS = 15_000;
 
 const { values } = parseArgs({
   options: {
@@ -57,6 +66,7 @@ async function synthesize(): Promise<string> {
     await synthesizeApp(out, {
       context: {
         workspace: { repoUrlTemplate: join(dataDir, 'repos/{clientId}/{projectId}.git') },
+        lifecycle: { idleTimeout: `${REHEARSAL_IDLE_TIMEOUT_MS / 1000}s` },
       },
     });
   } catch (error) {
@@ -89,6 +99,17 @@ async function main(): Promise<number> {
       if (code !== 0) failures.push(`the end-to-end tests failed (jest exited with code ${code})`);
       say(`rehearsal: end-to-end tests done (${seconds()})`);
     }
+    failures.push(
+      ...(await windDown({
+        url: rehearsal.descriptor.url,
+        adminToken: rehearsal.descriptor.adminToken,
+        lifecycleCommandsUrl: rehearsal.lifecycleCommandsUrl,
+        // Idle timeout, a reaper tick, the agent's save and the task's end, with room for load.
+        timeoutMs: REHEARSAL_IDLE_TIMEOUT_MS + 90_000,
+        say,
+      })),
+    );
+    say(`rehearsal: wound down (${seconds()})`);
     failures.push(...rehearsal.crashes());
   } finally {
     await rehearsal.stop();

@@ -1,6 +1,7 @@
 /**
  * Runs a synthesized berth on this machine as ECS would run it: DynamoDB Local and fauxqs in
- * place of the data stack's tables, queues and topic, the local runtime in place of ECS (with
+ * place of the data stack's tables, queues and topic (created from the templates, data.ts),
+ * the local runtime in place of ECS (with
  * the workspace task definition's command and environment), and every ECS service as a process
  * with its task definition's command, working directory and environment. Then checks each
  * load-balanced service the way its target group would.
@@ -10,8 +11,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { setTimeout as delay } from 'node:timers/promises';
 import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { ensureTables } from '@berth/dynamodb';
-import { createSnsClient, createSqsClient, ensureMessaging } from '@berth/messaging';
+import { QUEUE_NAMES, createSnsClient, createSqsClient } from '@berth/messaging';
 import { mintToken } from '@berth/platform';
 import {
   freePort,
@@ -21,8 +21,10 @@ import {
   type Engine,
 } from '@berth/testing';
 import { ServiceProcess } from '../stack/service-process.ts';
+import { createData, planData } from './data.ts';
 import {
   UnmappableTaskDefinitionError,
+  loadStacks,
   readAssembly,
   type ContainerPlan,
   type ServicePlan,
@@ -57,6 +59,8 @@ export interface RunningRehearsal {
   /** `<dir>/<service>.log` (stdout) and `<dir>/<service>.jsonl` (AWS calls) of every process. */
   serviceDir: string;
   services: string[];
+  /** The lifecycle command queue as the templates made it. */
+  lifecycleCommandsUrl: string;
   /** Exits nobody asked for since the start (a kill by signal from a test is not one). */
   crashes(): string[];
   stop(): Promise<void>;
@@ -128,12 +132,19 @@ export async function startRehearsal(options: RehearsalOptions): Promise<Running
   const say = options.say ?? (() => undefined);
   const dataDir = resolve(options.dataDir);
   const serviceDir = join(dataDir, 'services');
+  // The data is created as the templates define it, so the engines must start empty.
+  for (const engineDir of ['dynamodb', 'sqs'])
+    if (existsSync(join(dataDir, engineDir)))
+      throw new RehearsalError([
+        `${dataDir} holds a previous run's ${engineDir} data; give the rehearsal an empty --data directory`,
+      ]);
   for (const dir of ['logs', 'run', 'services', 'volumes', 'home'])
     mkdirSync(join(dataDir, dir), { recursive: true });
 
   // Map everything before starting anything: a task definition the rehearsal cannot run is
   // an error naming its construct path, whatever else would have worked.
   const assembly = readAssembly(options.assemblyDir, options.repoRoot);
+  const data = planData(loadStacks(options.assemblyDir));
   if (assembly.runTaskDefinitions.length !== 1) {
     const paths = assembly.runTaskDefinitions.map((plan) => plan.constructPath);
     throw new UnmappableTaskDefinitionError(
@@ -205,19 +216,24 @@ export async function startRehearsal(options: RehearsalOptions): Promise<Running
     // What the task role's credentials are on ECS; the emulators accept any.
     const credentials = { AWS_ACCESS_KEY_ID: 'rehearsal', AWS_SECRET_ACCESS_KEY: 'rehearsal' };
 
-    // The data stack's tables, queues and topic (their names are the contract's).
+    // The tables, queues and topics exactly as the templates define them.
     Object.assign(process.env, aws);
-    const dynamodbClient = new DynamoDBClient({});
-    await ensureTables(dynamodbClient, {
-      containerTable: 'berth-containers',
-      sessionTable: 'berth-sessions',
+    const clients = {
+      dynamodb: new DynamoDBClient({}),
+      sqs: createSqsClient(),
+      sns: createSnsClient(),
+    };
+    const created = await createData(data, clients).finally(() => {
+      for (const client of Object.values(clients)) client.destroy();
     });
-    dynamodbClient.destroy();
-    const sqs = createSqsClient();
-    const sns = createSnsClient();
-    const messaging = await ensureMessaging({ sqs, sns });
-    sqs.destroy();
-    sns.destroy();
+    say(
+      `rehearsal: created from the templates ${data.tables.length} tables, ${data.queues.length} queues, ${data.topics.length} topics, ${data.subscriptions.length} subscriptions`,
+    );
+    const taskEventsUrl = created.queueUrls.get(QUEUE_NAMES.taskEvents);
+    if (taskEventsUrl === undefined)
+      throw new RehearsalError([
+        `no template creates the queue ${QUEUE_NAMES.taskEvents}, where ECS task state changes go`,
+      ]);
 
     // Secrets: one random stand-in per secret, whoever reads it.
     const secretValues = new Map<string, string>();
@@ -312,7 +328,7 @@ export async function startRehearsal(options: RehearsalOptions): Promise<Running
         ...aws,
         BERTH_DATA_DIR: dataDir,
         BERTH_RUNTIME_PORT: String(runtimePort),
-        BERTH_TASK_EVENTS_QUEUE_URL: messaging.taskEventsUrl,
+        BERTH_TASK_EVENTS_QUEUE_URL: taskEventsUrl,
         BERTH_AGENT_TASK_DEFINITION: agentTaskFile,
         BERTH_LOG_LEVEL: 'info',
         ...(stopTimeout === undefined ? {} : { BERTH_SHUTDOWN_GRACE: `${stopTimeout}s` }),
@@ -401,6 +417,7 @@ export async function startRehearsal(options: RehearsalOptions): Promise<Running
       descriptorFile,
       serviceDir,
       services: [...planned.map((entry) => entry.name), workspaceName],
+      lifecycleCommandsUrl: created.queueUrls.get(QUEUE_NAMES.lifecycleCommands) ?? '',
       crashes: () => [...crashes, ...givenUp.values()],
       stop,
     };

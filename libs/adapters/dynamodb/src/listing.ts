@@ -2,10 +2,12 @@
  * How `listContainers` reads: which index answers a filter best, what it still has to
  * filter, and the opaque cursor that resumes it. A containerId is `client.project.user`
  * and no part holds a dot, so a `begins_with` on containerId narrows by client (and
- * project) exactly.
+ * project) exactly. Every listing is a Query: one client's containers come from
+ * `clientId-index`, and a listing with neither client, user nor status (an admin's) reads
+ * `status-index` one status after the other, so no role needs dynamodb:Scan.
  */
 import { createHash } from 'node:crypto';
-import { InvalidArgumentError, type ContainerFilter } from '@berth/domain';
+import { CONTAINER_STATUSES, InvalidArgumentError, type ContainerFilter } from '@berth/domain';
 import { clientProjectKey, type Item } from './items.ts';
 import { CONTAINER_INDEXES } from './tables.ts';
 
@@ -17,11 +19,12 @@ export interface KeyCondition {
 }
 
 export interface ContainerQueryPlan {
-  /** Undefined: a Scan of the table. */
-  index: string | undefined;
+  index: string;
   /** The attributes of a LastEvaluatedKey: the table key plus the index keys. */
   keyAttributes: readonly string[];
-  partition: KeyCondition | undefined;
+  /** The index partitions read, one after the other, in this order (always `equals`). */
+  partitions: readonly KeyCondition[];
+  /** Only with a single partition. */
   sort: KeyCondition | undefined;
   /** Equality conditions the key cannot express, applied as a FilterExpression. */
   filters: ReadonlyArray<{ name: string; value: string }>;
@@ -41,11 +44,13 @@ export function planContainerQuery(filter: ContainerFilter): ContainerQueryPlan 
     return {
       index: CONTAINER_INDEXES.byClientProject,
       keyAttributes: [TABLE_KEY, 'clientProject', 'userId'],
-      partition: {
-        name: 'clientProject',
-        value: clientProjectKey(clientId, projectId),
-        match: 'equals',
-      },
+      partitions: [
+        {
+          name: 'clientProject',
+          value: clientProjectKey(clientId, projectId),
+          match: 'equals',
+        },
+      ],
       sort: userId === undefined ? undefined : { name: 'userId', value: userId, match: 'equals' },
       filters: residual(['clientId', 'projectId', 'userId']),
     };
@@ -54,7 +59,7 @@ export function planContainerQuery(filter: ContainerFilter): ContainerQueryPlan 
     return {
       index: CONTAINER_INDEXES.byUser,
       keyAttributes: [TABLE_KEY, 'userId'],
-      partition: { name: 'userId', value: userId, match: 'equals' },
+      partitions: [{ name: 'userId', value: userId, match: 'equals' }],
       sort:
         clientId === undefined
           ? undefined
@@ -66,7 +71,7 @@ export function planContainerQuery(filter: ContainerFilter): ContainerQueryPlan 
     return {
       index: CONTAINER_INDEXES.byStatus,
       keyAttributes: [TABLE_KEY, 'status'],
-      partition: { name: 'status', value: status, match: 'equals' },
+      partitions: [{ name: 'status', value: status, match: 'equals' }],
       sort:
         clientId === undefined
           ? undefined
@@ -74,10 +79,20 @@ export function planContainerQuery(filter: ContainerFilter): ContainerQueryPlan 
       filters: residual(['status', 'clientId']),
     };
   }
+  if (clientId !== undefined) {
+    return {
+      index: CONTAINER_INDEXES.byClient,
+      keyAttributes: [TABLE_KEY, 'clientId'],
+      partitions: [{ name: 'clientId', value: clientId, match: 'equals' }],
+      sort: undefined,
+      filters: residual(['clientId']),
+    };
+  }
+  // Every container has a status: reading each status's partition reads every container once.
   return {
-    index: undefined,
-    keyAttributes: [TABLE_KEY],
-    partition: undefined,
+    index: CONTAINER_INDEXES.byStatus,
+    keyAttributes: [TABLE_KEY, 'status'],
+    partitions: CONTAINER_STATUSES.map((value) => ({ name: 'status', value, match: 'equals' })),
     sort: undefined,
     filters: residual([]),
   };
@@ -85,12 +100,7 @@ export function planContainerQuery(filter: ContainerFilter): ContainerQueryPlan 
 
 /** Binds a cursor to the query that made it, so it cannot resume a different one. */
 function fingerprint(plan: ContainerQueryPlan): string {
-  const identity = JSON.stringify([
-    plan.index ?? null,
-    plan.partition ?? null,
-    plan.sort ?? null,
-    plan.filters,
-  ]);
+  const identity = JSON.stringify([plan.index, plan.partitions, plan.sort ?? null, plan.filters]);
   return createHash('sha256').update(identity).digest('base64url').slice(0, 16);
 }
 
@@ -137,9 +147,16 @@ export function decodeCursor(plan: ContainerQueryPlan, cursor: string): Record<s
     throw badCursor('wrong key');
   }
   const typed = key as Record<string, string>;
-  for (const condition of [plan.partition, plan.sort]) {
-    if (condition && !matches(condition, typed[condition.name] ?? ''))
-      throw badCursor('key outside the query');
-  }
+  if (partitionOf(plan, typed) === -1) throw badCursor('key outside the query');
+  if (plan.sort && !matches(plan.sort, typed[plan.sort.name] ?? ''))
+    throw badCursor('key outside the query');
   return typed;
+}
+
+/** Which of the plan's partitions a key (a cursor's, an item's) lies in; -1 for none. */
+export function partitionOf(plan: ContainerQueryPlan, key: Record<string, unknown>): number {
+  return plan.partitions.findIndex((partition) => {
+    const value = key[partition.name];
+    return typeof value === 'string' && matches(partition, value);
+  });
 }

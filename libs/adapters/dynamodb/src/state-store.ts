@@ -13,10 +13,8 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
-  ScanCommand,
   TransactWriteCommand,
   type QueryCommandInput,
-  type ScanCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import {
   InvalidArgumentError,
@@ -52,13 +50,15 @@ import {
   decodeCursor,
   encodeCursor,
   keyOf,
+  partitionOf,
   planContainerQuery,
   type ContainerQueryPlan,
+  type KeyCondition,
 } from './listing.ts';
 import { CONTAINER_INDEXES, SESSION_INDEXES } from './tables.ts';
 
 export interface ConsumedCapacityDetail {
-  operation: 'get' | 'put' | 'transact-write' | 'query' | 'scan';
+  operation: 'get' | 'put' | 'transact-write' | 'query';
   table: string;
   index: string | undefined;
 }
@@ -252,12 +252,29 @@ export class DynamoStateStore implements StateStore {
     assertLimit(limit);
     const plan = planContainerQuery(filter);
     const startKey = cursor === undefined ? undefined : decodeCursor(plan, cursor);
-    const { items, lastKey } = await this.#readPages(
-      this.#containerRequest(plan),
-      limit,
-      plan,
-      startKey,
-    );
+    // A plan of several partitions reads them in order; a cursor resumes in its key's one.
+    const first = startKey === undefined ? 0 : partitionOf(plan, startKey);
+    const items: Item[] = [];
+    let lastKey: Record<string, unknown> | undefined;
+    for (let position = first; position < plan.partitions.length; position += 1) {
+      const partition = plan.partitions[position] as KeyCondition;
+      const page = await this.#readPages(
+        this.#containerRequest(plan, partition),
+        limit - items.length,
+        plan,
+        position === first ? startKey : undefined,
+      );
+      items.push(...page.items);
+      lastKey = page.lastKey;
+      if (lastKey !== undefined) break;
+      if (items.length >= limit) {
+        // This partition ended with the page full: the next page starts after its last item
+        // (an empty read there, then the next partition).
+        const last = items[items.length - 1];
+        if (position < plan.partitions.length - 1 && last) lastKey = keyOf(last, plan);
+        break;
+      }
+    }
     return {
       items: items.map(fromContainerItem),
       nextCursor: lastKey === undefined ? null : encodeCursor(plan, lastKey),
@@ -409,7 +426,7 @@ export class DynamoStateStore implements StateStore {
     }
   }
 
-  #containerRequest(plan: ContainerQueryPlan): ReadRequest {
+  #containerRequest(plan: ContainerQueryPlan, partition: KeyCondition): ReadRequest {
     const names: Record<string, string> = {};
     const values: Record<string, unknown> = {};
     const term = (name: string, value: string, slot: string) => {
@@ -423,23 +440,8 @@ export class DynamoStateStore implements StateStore {
         return `${name} = ${value}`;
       })
       .join(' AND ');
-    const common = {
-      TableName: this.#containerTable,
-      ...(filterExpression ? { FilterExpression: filterExpression } : {}),
-    };
-    if (plan.index === undefined || plan.partition === undefined) {
-      return {
-        kind: 'scan',
-        input: {
-          ...common,
-          ...(filterExpression
-            ? { ExpressionAttributeNames: names, ExpressionAttributeValues: values }
-            : {}),
-        },
-      };
-    }
-    const partition = term(plan.partition.name, plan.partition.value, 'pk');
-    let keyCondition = `${partition.name} = ${partition.value}`;
+    const key = term(partition.name, partition.value, 'pk');
+    let keyCondition = `${key.name} = ${key.value}`;
     if (plan.sort) {
       const sort = term(plan.sort.name, plan.sort.value, 'sk');
       keyCondition +=
@@ -450,9 +452,10 @@ export class DynamoStateStore implements StateStore {
     return {
       kind: 'query',
       input: {
-        ...common,
+        TableName: this.#containerTable,
         IndexName: plan.index,
         KeyConditionExpression: keyCondition,
+        ...(filterExpression ? { FilterExpression: filterExpression } : {}),
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: values,
       },
@@ -493,13 +496,10 @@ export class DynamoStateStore implements StateStore {
         ConsumedCapacity?: ConsumedCapacity;
       };
       try {
-        page =
-          request.kind === 'query'
-            ? await this.#documents.send(new QueryCommand(input as QueryCommandInput))
-            : await this.#documents.send(new ScanCommand(input as ScanCommandInput));
+        page = await this.#documents.send(new QueryCommand(input as QueryCommandInput));
       } catch (error) {
         throw toDomainError(error, {
-          operation: request.kind === 'query' ? `Query(${index ?? 'table'})` : 'Scan',
+          operation: `Query(${index ?? 'table'})`,
           table: table ?? '',
         });
       }
@@ -531,6 +531,8 @@ export class DynamoStateStore implements StateStore {
   }
 }
 
-type ReadRequest =
-  | { kind: 'query'; input: Omit<QueryCommandInput, 'Limit' | 'ExclusiveStartKey'> }
-  | { kind: 'scan'; input: Omit<ScanCommandInput, 'Limit' | 'ExclusiveStartKey'> };
+/** Every read is a Query: no role is granted dynamodb:Scan (infra/src/permissions.ts). */
+interface ReadRequest {
+  kind: 'query';
+  input: Omit<QueryCommandInput, 'Limit' | 'ExclusiveStartKey'>;
+}

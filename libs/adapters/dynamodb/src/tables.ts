@@ -23,6 +23,7 @@ export interface TableNames {
 }
 
 export const CONTAINER_INDEXES = {
+  byClient: 'clientId-index',
   byUser: 'userId-index',
   byClientProject: 'clientProject-index',
   byStatus: 'status-index',
@@ -67,6 +68,7 @@ export function tableDefinitions(names: TableNames): {
       KeySchema: [{ AttributeName: 'containerId', KeyType: 'HASH' }],
       AttributeDefinitions: stringAttributes([
         'containerId',
+        'clientId',
         'userId',
         'clientProject',
         'status',
@@ -74,6 +76,7 @@ export function tableDefinitions(names: TableNames): {
         'idleSince',
       ]),
       GlobalSecondaryIndexes: [
+        index(CONTAINER_INDEXES.byClient, 'clientId', 'containerId'),
         index(CONTAINER_INDEXES.byUser, 'userId', 'containerId'),
         index(CONTAINER_INDEXES.byClientProject, 'clientProject', 'userId'),
         index(CONTAINER_INDEXES.byStatus, 'status', 'containerId'),

@@ -120,8 +120,10 @@ describe('listContainers', () => {
     [{ clientId: 'acme', projectId: 'site' }, 'query', 'clientProject-index'],
     [{ clientId: 'acme', projectId: 'site', userId: 'u1' }, 'query', 'clientProject-index'],
     [{ status: 'running', clientId: 'acme' }, 'query', 'status-index'],
-    [{ clientId: 'acme' }, 'scan', undefined],
-    [{}, 'scan', undefined],
+    [{ clientId: 'acme' }, 'query', 'clientId-index'],
+    [{ clientId: 'acme', status: 'stopped' }, 'query', 'status-index'],
+    [{}, 'query', 'status-index'],
+    [{ projectId: 'app' }, 'query', 'status-index'],
   ] as const)('answers %j with a %s of %s', async (filter, operation, index) => {
     reads.length = 0;
     await store.listContainers(filter, 10);
@@ -213,23 +215,29 @@ describe('listContainers past the first page DynamoDB reads', () => {
     );
     rare.push(
       ...['a', 'b', 'c'].map((userId) =>
-        containerFixture({ clientId: 'rare', projectId: 'p', userId }),
+        containerFixture({ clientId: 'rare', projectId: 'rare-project', userId }),
       ),
     );
     await createAll(store, [...bulk, ...rare]);
   });
 
   it('keeps reading until it has the limit or reaches the end', async () => {
-    // A scan filtered on clientId: DynamoDB evaluates pages of items before filtering.
-    const page = await store.listContainers({ clientId: 'rare' }, 3);
+    // A query of status-index filtered on projectId: DynamoDB evaluates pages of items
+    // before filtering.
+    const page = await store.listContainers({ projectId: 'rare-project' }, 3);
     expect(ids(page.items)).toEqual(ids(rare));
 
-    const { items, pageSizes } = await listAll(store, { clientId: 'rare' }, 2);
+    const { items, pageSizes } = await listAll(store, { projectId: 'rare-project' }, 2);
     expect(ids(items)).toEqual(ids(rare));
     expect(pageSizes[0]).toBe(2);
   });
 
-  it('pages an unfiltered scan of many items without losing or repeating one', async () => {
+  it("reads one client's containers from its own index partition", async () => {
+    const { items } = await listAll(store, { clientId: 'rare' }, 2);
+    expect(ids(items)).toEqual(ids(rare));
+  });
+
+  it('pages an unfiltered listing of many items without losing or repeating one', async () => {
     const { items } = await listAll(store, {}, 37);
     expect(items).toHaveLength(243);
     expect(new Set(items.map((record) => record.containerId)).size).toBe(243);

@@ -36,6 +36,7 @@ async function assertReady(names: TableNames): Promise<void> {
   expect(containers.KeySchema).toEqual([{ AttributeName: 'containerId', KeyType: 'HASH' }]);
   expect(sessions.KeySchema).toEqual([{ AttributeName: 'sessionId', KeyType: 'HASH' }]);
   expect(indexKeys(containers)).toEqual({
+    'clientId-index': ['HASH:clientId', 'RANGE:containerId'],
     'userId-index': ['HASH:userId', 'RANGE:containerId'],
     'clientProject-index': ['HASH:clientProject', 'RANGE:userId'],
     'status-index': ['HASH:status', 'RANGE:containerId'],
