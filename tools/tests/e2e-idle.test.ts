@@ -159,8 +159,8 @@ describe('idle shutdown on the local stack (default workload)', () => {
     });
     await expectStoppedOnTime(clients, terminating);
     const bare = bareRepoOf(stack, key.clientId, key.projectId);
-    expect(fileOnBranch(bare, 'thread/plan', 'notes.txt')).toBe('remember the milk\n');
-    expect(fileOnBranch(bare, 'thread/plan', 'CHAT.md')).toContain('hello from ann');
+    expect(fileOnBranch(bare, 'thread/ann/plan', 'notes.txt')).toBe('remember the milk\n');
+    expect(fileOnBranch(bare, 'thread/ann/plan', 'CHAT.md')).toContain('hello from ann');
 
     // Act: the next session of the same user and thread. The workspace directory is removed
     // first, as a new Fargate task starts with empty storage: what it finds came from git.
@@ -279,8 +279,8 @@ describe('idle shutdown on the local stack (default workload)', () => {
 
     // Assess: the work is on the thread's branch and the record no longer claims it runs
     const bare = bareRepoOf(stack, key.clientId, key.projectId);
-    expect(fileOnBranch(bare, 'thread/draft', 'draft.txt')).toBe('first draft\n');
-    expect(fileOnBranch(bare, 'thread/draft', 'CHAT.md')).toContain('signal me');
+    expect(fileOnBranch(bare, 'thread/sam/draft', 'draft.txt')).toBe('first draft\n');
+    expect(fileOnBranch(bare, 'thread/sam/draft', 'CHAT.md')).toContain('signal me');
     expect(isProcessAlive(pid ?? 0)).toBe(false);
     // A clean save is no crash: stopped (not failed), and the reason says it was stopped from outside.
     expect(containerOf(ended)).toMatchObject({ status: 'stopped' });
@@ -319,7 +319,7 @@ describe('idle shutdown on the local stack (default workload)', () => {
     expect(containerOf(ended)).toMatchObject({ status: 'stopped' });
     expect(containerOf(ended).stopReason).toMatch(/^save_failed:/);
     expect(readFileSync(join(session.worktreePath, 'memo.txt'), 'utf8')).toBe('do not lose me\n');
-    expect(fileOnBranch(bare, 'thread/memo', 'memo.txt')).toBeUndefined();
+    expect(fileOnBranch(bare, 'thread/cy/memo', 'memo.txt')).toBeUndefined();
   }, 180_000);
 
   it('keeps the workspace when the push fails, says save_failed, and pushes it first in the next generation', async () => {
@@ -346,7 +346,7 @@ describe('idle shutdown on the local stack (default workload)', () => {
 
     // Act: the remote is back; the next generation starts
     renameSync(away, bare);
-    expect(fileOnBranch(bare, threadBranch('essay'), 'essay.txt')).toBeUndefined();
+    expect(fileOnBranch(bare, threadBranch('fay', 'essay'), 'essay.txt')).toBeUndefined();
     const next = await assignSession(clients, key, 'fay-s2', 'other');
     const running = await clients.events.waitFor(
       (event) =>
@@ -359,8 +359,8 @@ describe('idle shutdown on the local stack (default workload)', () => {
 
     // Assess: pushed while preparing, before the container reported it runs
     expect(containerOf(running).generation).toBe(2);
-    expect(fileOnBranch(bare, 'thread/essay', 'essay.txt')).toBe('chapter one\n');
-    expect(fileOnBranch(bare, 'thread/essay', 'CHAT.md')).toContain('keep this');
+    expect(fileOnBranch(bare, 'thread/fay/essay', 'essay.txt')).toBe('chapter one\n');
+    expect(fileOnBranch(bare, 'thread/fay/essay', 'CHAT.md')).toContain('keep this');
     await release(clients, next.sessionId);
   }, 240_000);
 });

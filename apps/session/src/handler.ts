@@ -61,6 +61,9 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       case 'session.touch':
         await useCases.sessions.touch(command);
         return;
+      case 'thread.ready':
+        await useCases.readiness.threadReady(command);
+        return;
       case 'container.stop':
         await useCases.containers.stop(
           command.payload.containerId,

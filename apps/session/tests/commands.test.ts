@@ -576,6 +576,101 @@ describe('bad commands', () => {
   );
 });
 
+describe('session.ready (issue 15)', () => {
+  const HEAD = 'a'.repeat(40);
+  const readyBody = (
+    sessionId: string,
+    containerId: string,
+    threadId: string,
+    worktreePath: string,
+  ) => ({
+    type: 'thread.ready',
+    commandId: `ready-${sessionId}`,
+    payload: { sessionId, threadId, containerId, generation: 1, worktreePath, head: HEAD },
+  });
+
+  it('comes only once the worktree exists and the container is running, whichever is last', async () => {
+    // Prepare: two sessions of one starting container.
+    const key = freshKey();
+    const containerId = containerIdOf(key);
+    await send(assignBody('ready-1', key, undefined, 'plan'));
+    await send(assignBody('ready-2', key, undefined, 'notes'));
+    const assigned = await events.waitFor(
+      { type: 'session.assigned', sessionId: 'ready-1' },
+      30_000,
+    );
+    await events.waitFor({ type: 'session.assigned', sessionId: 'ready-2' }, 30_000);
+    const worktreePath = String(assigned.payload.worktreePath);
+
+    // Act 1: the agent made the first worktree while the container is still starting.
+    const early = await send(readyBody('ready-1', containerId, 'plan', worktreePath));
+    await deliveries.handledOnce(early.messageId);
+
+    // Assess 1: recorded, not ready.
+    expect(await store.getSession('ready-1')).toMatchObject({ head: HEAD });
+    expect((await store.getSession('ready-1'))?.readyAt).toBeUndefined();
+
+    // Act 2: the container becomes running.
+    const container = await store.getContainer(containerId);
+    await taskEvent(service, container?.taskArn ?? '', 'RUNNING');
+    const first = await events.waitFor({ type: 'session.ready', sessionId: 'ready-1' }, 30_000);
+
+    // Act 3: the second worktree is announced after the container runs.
+    await send(readyBody('ready-2', containerId, 'notes', `${worktreePath}-2`));
+    const second = await events.waitFor({ type: 'session.ready', sessionId: 'ready-2' }, 30_000);
+
+    // Assess
+    expect(first).toMatchObject({
+      eventId: 'session/ready-1/session.ready',
+      containerId,
+      payload: { containerId, generation: 1, threadId: 'plan', worktreePath, head: HEAD },
+    });
+    expect(second.payload).toMatchObject({ threadId: 'notes', worktreePath: `${worktreePath}-2` });
+    const stored = await store.getSession('ready-1');
+    expect(stored?.readyAt).toBe(first.occurredAt);
+    expect(Date.parse(stored?.readyAt ?? '')).toBeGreaterThanOrEqual(
+      Date.parse((await store.getContainer(containerId))?.startedAt ?? ''),
+    );
+  });
+
+  it('ignores an announcement for a session that is not active on that container', async () => {
+    const key = freshKey();
+    const containerId = containerIdOf(key);
+    await send(assignBody('ready-3', key));
+    await events.waitFor({ type: 'session.assigned', sessionId: 'ready-3' }, 30_000);
+
+    const sent = await send(readyBody('ready-3', `${containerId}x`, 'ready-3', '/w'));
+    const [delivery] = await deliveries.handledOnce(sent.messageId);
+
+    expect(delivery?.outcome).toBe('done');
+    expect((await store.getSession('ready-3'))?.head).toBeUndefined();
+  });
+
+  it('tells the agent on release that the session left its thread', async () => {
+    const key = freshKey();
+    await send(assignBody('close-1', key, undefined, 'doc'));
+    await events.waitFor({ type: 'session.assigned', sessionId: 'close-1' }, 30_000);
+    const container = await store.getContainer(containerIdOf(key));
+
+    await send(releaseBody('close-1'));
+    await events.waitFor({ type: 'session.released', sessionId: 'close-1' }, 30_000);
+
+    const bodies: Record<string, unknown>[] = [];
+    for (let i = 0; i < 5 && !bodies.some((b) => b.type === 'thread.close'); i += 1) {
+      const received = await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: container?.inputQueueUrl ?? '',
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: 1,
+        }),
+      );
+      for (const m of received.Messages ?? [])
+        bodies.push(JSON.parse(m.Body ?? '{}') as Record<string, unknown>);
+    }
+    expect(bodies).toContainEqual({ type: 'thread.close', threadId: 'doc', sessionId: 'close-1' });
+  });
+});
+
 describe('store failures', () => {
   it('retries a command whose store is unavailable and moves it to the dead-letter queue after 5 receives', async () => {
     // Prepare: the same service, but its store points at tables that do not exist.

@@ -31,7 +31,7 @@ const opaqueId = fc.stringMatching(/^[A-Za-z0-9._:-]{1,128}$/);
 /** Valid payload fields by command type; optional ones may be left out. */
 const FIELDS: Record<
   CommandType,
-  Record<string, { valid: fc.Arbitrary<string>; optional?: boolean }>
+  Record<string, { valid: fc.Arbitrary<unknown>; optional?: boolean }>
 > = {
   'session.assign': {
     sessionId: { valid: opaqueId },
@@ -45,6 +45,14 @@ const FIELDS: Record<
   'container.stop': {
     containerId: { valid: fc.tuple(idPart, idPart, idPart).map((parts) => parts.join('.')) },
     reason: { valid: fc.string({ minLength: 1, maxLength: 50 }), optional: true },
+  },
+  'thread.ready': {
+    sessionId: { valid: opaqueId },
+    threadId: { valid: opaqueId },
+    containerId: { valid: fc.tuple(idPart, idPart, idPart).map((parts) => parts.join('.')) },
+    generation: { valid: fc.integer({ min: 1, max: 1000 }) },
+    worktreePath: { valid: fc.string({ minLength: 1, maxLength: 50 }) },
+    head: { valid: fc.stringMatching(/^[0-9a-f]{40}$/) },
   },
 };
 
@@ -114,6 +122,10 @@ const VALID: Record<string, (value: unknown) => boolean> = {
     v.split('.').length === 3 &&
     v.split('.').every((p) => ID_PART.test(p)),
   'payload.reason': (v) => typeof v === 'string' && [...v].length >= 1 && [...v].length <= 200,
+  'payload.generation': (v) => Number.isInteger(v) && (v as number) >= 1,
+  'payload.worktreePath': (v) =>
+    typeof v === 'string' && [...v].length >= 1 && [...v].length <= 4096,
+  'payload.head': (v) => typeof v === 'string' && /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(v),
 };
 
 /** A valid command with exactly one field broken, and that field as a rejection names it. */

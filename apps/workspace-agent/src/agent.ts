@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import { Consumer } from 'sqs-consumer';
@@ -16,6 +17,7 @@ import {
   outputBody,
   parseInputMessage,
   type OutputMessage,
+  type ThreadCloseMessage,
   type ThreadOpenMessage,
   type WorkMessage,
 } from './messages.ts';
@@ -119,6 +121,8 @@ export class WorkspaceAgent {
   readonly #onInputQueueGone: () => void;
   readonly #tuning: ConsumerTuning;
   readonly #threads = new KeyedSerialQueue();
+  /** The sessions of this container that have each thread open (from thread.open / thread.close). */
+  readonly #openSessions = new Map<string, Set<string>>();
   /** Messages received and not yet settled: `handling` in the handler, `acking` being deleted. */
   readonly #inFlight = new Map<string, 'handling' | 'acking'>();
   #idleWaiters: (() => void)[] = [];
@@ -288,6 +292,12 @@ export class WorkspaceAgent {
           return this.#openThread(input, message, log);
         });
         return;
+      case 'thread.close':
+        await this.#threads.run(input.threadId, () => {
+          this.#refuseWhenStopping();
+          return this.#closeThread(input, message, log);
+        });
+        return;
       case 'work':
         await this.#threads.run(input.threadId, () => {
           this.#refuseWhenStopping();
@@ -315,16 +325,98 @@ export class WorkspaceAgent {
   async #openThread(input: ThreadOpenMessage, message: Message, log: Logger): Promise<void> {
     try {
       const worktreePath = await this.#workspace.ensureWorktree(input.threadId);
+      if (input.sessionId !== undefined) {
+        const open = this.#openSessions.get(input.threadId) ?? new Set<string>();
+        open.add(input.sessionId);
+        this.#openSessions.set(input.threadId, open);
+      }
       log.info(
         { threadId: input.threadId, sessionId: input.sessionId, worktreePath },
         'thread opened',
       );
+      if (input.sessionId !== undefined) {
+        const head = await this.#workspace.head(input.threadId);
+        await this.#announce('thread.ready', `ready:${input.sessionId}`, {
+          sessionId: input.sessionId,
+          threadId: input.threadId,
+          containerId: this.#env.containerId,
+          generation: this.#env.generation,
+          worktreePath,
+          head,
+        });
+      }
     } catch (error) {
       if (this.#attempt(message) < MAX_ATTEMPTS) throw error;
       log.error(
         { threadId: input.threadId, err: error },
         'could not open the thread; giving up on this message',
       );
+    }
+  }
+
+  /**
+   * A session left the thread. Once no session of this container has it open, its work is
+   * saved and its worktree removed from disk; a failed save keeps it for the stop's save.
+   */
+  async #closeThread(input: ThreadCloseMessage, message: Message, log: Logger): Promise<void> {
+    const open = this.#openSessions.get(input.threadId);
+    if (input.sessionId !== undefined) open?.delete(input.sessionId);
+    if (open !== undefined && open.size > 0) {
+      log.info(
+        { threadId: input.threadId, sessionId: input.sessionId, stillOpenBy: open.size },
+        'session left the thread; other sessions keep it open',
+      );
+      return;
+    }
+    this.#openSessions.delete(input.threadId);
+    try {
+      const { removed, save } = await this.#workspace.closeThread(input.threadId);
+      if (!removed && !save.ok) {
+        log.warn(
+          { threadId: input.threadId, failures: save.failures },
+          'could not save the closed thread; its worktree is kept for the stop',
+        );
+      }
+    } catch (error) {
+      if (this.#attempt(message) < MAX_ATTEMPTS) throw error;
+      log.error(
+        { threadId: input.threadId, err: error },
+        'could not close the thread; its worktree is kept for the stop',
+      );
+    }
+  }
+
+  /**
+   * Tells berth (the session service, through the lifecycle commands queue) what happened in
+   * the workspace. The commandId is derived from what is announced, so a repeat changes
+   * nothing. Skipped, with a log line, when the runtime gave no queue or generation.
+   */
+  async #announce(type: string, key: string, payload: Record<string, unknown>): Promise<void> {
+    const queueUrl = this.#env.lifecycleCommandsUrl;
+    if (queueUrl === undefined || this.#env.generation === undefined) {
+      this.#logger.debug({ type }, 'no lifecycle commands queue or generation; not announced');
+      return;
+    }
+    const digest = createHash('sha256')
+      .update(`${this.#env.containerId}#${this.#env.generation}/${key}`)
+      .digest('hex')
+      .slice(0, 40);
+    try {
+      await this.#sqs.send(
+        new SendMessageCommand({
+          QueueUrl: queueUrl,
+          MessageBody: JSON.stringify({
+            type,
+            commandId: `agent-${type}-${digest}`,
+            payload,
+          }),
+        }),
+      );
+    } catch (error) {
+      const name = error instanceof Error ? error.name : 'Error';
+      throw new UnavailableError(`could not announce ${type} to berth (${name})`, {
+        cause: error,
+      });
     }
   }
 

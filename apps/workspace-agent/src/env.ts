@@ -26,10 +26,18 @@ export interface AgentEnv {
   workloadCommand: string | undefined;
   shutdownGraceMs: number;
   logLevel: string;
+  /**
+   * The lifecycle commands queue, where the agent announces its worktrees (`thread.ready`) and
+   * checkpoints (`checkpoint.record`); undefined: it announces nothing (a bare agent in tests).
+   */
+  lifecycleCommandsUrl: string | undefined;
+  /** How soon a checkpoint commit is pushed; pushes within one interval coalesce. */
+  checkpointPushIntervalMs: number;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const DEFAULT_SHUTDOWN_GRACE = '60s';
+const DEFAULT_CHECKPOINT_PUSH_INTERVAL = '5s';
 
 /**
  * Reads the agent's environment. Throws ConfigError listing every bad variable, so a runtime
@@ -112,6 +120,17 @@ export function parseAgentEnv(env: Env): AgentEnv {
     return ms;
   });
 
+  const lifecycleCommandsUrl =
+    value('BERTH_LIFECYCLE_COMMANDS_URL') === undefined
+      ? undefined
+      : queueUrl('BERTH_LIFECYCLE_COMMANDS_URL');
+  const checkpointPushIntervalMs = check(() =>
+    parseDuration(
+      value('BERTH_CHECKPOINT_PUSH_INTERVAL') ?? DEFAULT_CHECKPOINT_PUSH_INTERVAL,
+      'BERTH_CHECKPOINT_PUSH_INTERVAL',
+    ),
+  );
+
   const logLevel = value('BERTH_LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) {
     problems.push(
@@ -130,7 +149,8 @@ export function parseAgentEnv(env: Env): AgentEnv {
     repoUrl === undefined ||
     inputQueueUrl === undefined ||
     outputQueueUrl === undefined ||
-    shutdownGraceMs === undefined
+    shutdownGraceMs === undefined ||
+    checkpointPushIntervalMs === undefined
   ) {
     throw new ConfigError(problems);
   }
@@ -148,6 +168,8 @@ export function parseAgentEnv(env: Env): AgentEnv {
     workloadCommand: value('BERTH_WORKLOAD_COMMAND'),
     shutdownGraceMs,
     logLevel,
+    lifecycleCommandsUrl,
+    checkpointPushIntervalMs,
   };
 }
 

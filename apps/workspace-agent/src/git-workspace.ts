@@ -5,9 +5,11 @@ import { simpleGit, type SimpleGit } from 'simple-git';
 import type { Logger } from 'pino';
 import {
   UnavailableError,
+  legacyThreadBranch,
   systemClock,
   threadBranch,
   worktreePathFor,
+  WORKTREES_DIR,
   type Clock,
 } from '@berth/domain';
 import { gitProcessEnv, redactKnownSecrets, type GitCredentials } from './git-credentials.ts';
@@ -148,6 +150,7 @@ export class GitWorkspace {
   readonly #path: string;
   readonly #repoUrl: string;
   readonly #workspaceBranch: string;
+  readonly #userId: string;
   readonly #fallbackRefPrefix: string;
   readonly #logger: Logger;
   readonly #clock: Clock;
@@ -159,6 +162,7 @@ export class GitWorkspace {
     this.#path = resolve(options.workspacePath);
     this.#repoUrl = options.repoUrl;
     this.#workspaceBranch = `workspace/${options.userId}`;
+    this.#userId = options.userId;
     this.#fallbackRefPrefix = options.fallbackRefPrefix;
     this.#logger = options.logger;
     this.#clock = options.clock ?? systemClock;
@@ -179,6 +183,11 @@ export class GitWorkspace {
 
   worktreePath(threadId: string): string {
     return worktreePathFor(this.#path, threadId);
+  }
+
+  /** The thread's branch: its user's own (`thread/<userId>/<threadRef>`). */
+  branchOf(threadId: string): string {
+    return threadBranch(this.#userId, threadId);
   }
 
   /**
@@ -267,19 +276,11 @@ export class GitWorkspace {
     }
     await this.#excludeBerthDir();
 
+    // Threads are restored when a session of this container opens them (thread.open), never
+    // all at start: the worktrees an earlier generation left are removed once saved.
     const restoreFailures: PrepareResult['restoreFailures'] = [];
     const threads: string[] = [];
-    for (const refName of await this.#threadRefNames()) {
-      const threadId = threadIdOfRef(refName);
-      try {
-        await this.ensureWorktree(threadId);
-        threads.push(threadId);
-      } catch (error) {
-        const detail = gitErrorDetail(error);
-        restoreFailures.push({ threadId, detail });
-        this.#logger.error({ threadId, detail }, 'could not restore the worktree of a thread');
-      }
-    }
+    if (existing && recovery?.ok) await this.#removeThreadWorktrees();
     return { mode: existing ? 'existing' : 'cloned', recovery, threads, restoreFailures };
   }
 
@@ -346,22 +347,46 @@ export class GitWorkspace {
     return out.trim() !== '';
   }
 
-  /** Thread branches known locally or on the remote, as ref names (`thread/<ref>` without the prefix). */
-  async #threadRefNames(): Promise<string[]> {
-    const out = await this.#git().raw([
-      'for-each-ref',
-      '--format=%(refname)',
-      `refs/heads/${THREAD_PREFIX}`,
-      `refs/remotes/${REMOTE}/${THREAD_PREFIX}`,
-    ]);
-    const names = new Set<string>();
-    for (const ref of out.split('\n').map((l) => l.trim())) {
-      const local = `refs/heads/${THREAD_PREFIX}`;
-      const remote = `refs/remotes/${REMOTE}/${THREAD_PREFIX}`;
-      if (ref.startsWith(local)) names.add(ref.slice(local.length));
-      else if (ref.startsWith(remote)) names.add(ref.slice(remote.length));
-    }
-    return [...names].sort();
+  /** Thread worktrees on disk (the main checkout's excluded), by path. */
+  async #threadWorktrees(): Promise<WorktreeEntry[]> {
+    const entries = parseWorktrees(await this.#git().raw(['worktree', 'list', '--porcelain']));
+    const root = join(this.#path, WORKTREES_DIR);
+    return entries.filter((e) => !e.bare && resolve(e.path).startsWith(`${root}/`));
+  }
+
+  /** Removes every thread worktree from disk (their branches stay); only after a good save. */
+  async #removeThreadWorktrees(): Promise<void> {
+    await this.#exclusive(async () => {
+      for (const worktree of await this.#threadWorktrees()) {
+        await this.#git().raw(['worktree', 'remove', '--force', worktree.path]);
+      }
+      await this.#git().raw(['worktree', 'prune']);
+      this.#knownWorktrees.clear();
+    });
+  }
+
+  /**
+   * A thread no session of this container has open any more: its work is saved, then its
+   * worktree is removed from disk (its branch stays, locally and on the remote). When the save
+   * fails, the worktree is kept for the stop's save to try again.
+   */
+  async closeThread(threadId: string): Promise<{ removed: boolean; save: SaveResult }> {
+    const path = this.worktreePath(threadId);
+    const save = await this.save();
+    const branch = this.branchOf(threadId);
+    const failed = save.failures.some((f) => f.target === path || f.target === branch);
+    if (failed || !save.ok || !existsSync(path)) return { removed: false, save };
+    await this.#exclusive(async () => {
+      await this.#git().raw(['worktree', 'remove', '--force', path]);
+      this.#knownWorktrees.delete(threadId);
+    });
+    this.#logger.info({ threadId, branch }, 'thread closed: saved and worktree removed');
+    return { removed: true, save };
+  }
+
+  /** The commit the thread's worktree is at. */
+  async head(threadId: string): Promise<string> {
+    return (await this.#git(this.worktreePath(threadId)).raw(['rev-parse', 'HEAD'])).trim();
   }
 
   /** The commit a new thread starts from: the remote's default branch, when there is one. */
@@ -395,11 +420,15 @@ export class GitWorkspace {
       const git = this.#git();
       // A worktree whose directory was removed still holds its branch until pruned.
       await git.raw(['worktree', 'prune']);
-      const branch = threadBranch(threadId);
+      const branch = this.branchOf(threadId);
+      const legacy = legacyThreadBranch(threadId);
       if (await this.#refExists(`refs/heads/${branch}`)) {
         await git.raw(['worktree', 'add', path, branch]);
       } else if (await this.#refExists(`refs/remotes/${REMOTE}/${branch}`)) {
         await git.raw(['worktree', 'add', '--track', '-b', branch, path, `${REMOTE}/${branch}`]);
+      } else if (await this.#refExists(`refs/remotes/${REMOTE}/${legacy}`)) {
+        // A thread from before branches belonged to their user: read once, never written.
+        await git.raw(['worktree', 'add', '--no-track', '-b', branch, path, `${REMOTE}/${legacy}`]);
       } else {
         const base = await this.#defaultBase();
         if (base !== undefined) {
@@ -540,7 +569,9 @@ export class GitWorkspace {
     if (!(await this.#isDirty(git))) return false;
     const at = this.#clock.now().toISOString();
     if (worktree.branch?.startsWith(THREAD_PREFIX)) {
-      const threadId = threadIdOfRef(worktree.branch.slice(THREAD_PREFIX.length));
+      const ref = worktree.branch.slice(THREAD_PREFIX.length);
+      const own = `${this.#userId}/`;
+      const threadId = threadIdOfRef(ref.startsWith(own) ? ref.slice(own.length) : ref);
       await this.#commitAll(git, `berth: save thread ${threadId} at ${at}`);
       return true;
     }

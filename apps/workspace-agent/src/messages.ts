@@ -15,6 +15,13 @@ export interface ThreadOpenMessage {
   sessionId: string | undefined;
 }
 
+/** `{"type": "thread.close", "threadId", "sessionId"?}`: a session left the thread. */
+export interface ThreadCloseMessage {
+  kind: 'thread.close';
+  threadId: string;
+  sessionId: string | undefined;
+}
+
 /** A body the agent will never be able to handle; answered once with exit code 2. */
 export interface InvalidMessage {
   kind: 'invalid';
@@ -25,7 +32,7 @@ export interface InvalidMessage {
   threadId: string | undefined;
 }
 
-export type InputMessage = WorkMessage | ThreadOpenMessage | InvalidMessage;
+export type InputMessage = WorkMessage | ThreadOpenMessage | ThreadCloseMessage | InvalidMessage;
 
 /** What goes to the output queue, for every input message. */
 export interface OutputMessage {
@@ -78,10 +85,10 @@ export function parseInputMessage(rawBody: string | undefined): InputMessage {
   const body = parsed as Record<string, unknown>;
 
   if (body.type !== undefined) {
-    if (body.type !== 'thread.open') {
+    if (body.type !== 'thread.open' && body.type !== 'thread.close') {
       return invalid(
         'type',
-        `type must be "thread.open" or absent; got ${JSON.stringify(body.type)}`,
+        `type must be "thread.open", "thread.close" or absent; got ${JSON.stringify(body.type)}`,
         body,
       );
     }
@@ -91,7 +98,7 @@ export function parseInputMessage(rawBody: string | undefined): InputMessage {
       return invalid('sessionId', `sessionId must be ${ID_RULE}`, body);
     }
     return {
-      kind: 'thread.open',
+      kind: body.type,
       threadId: body.threadId as string,
       sessionId: body.sessionId,
     };

@@ -108,7 +108,7 @@ describe('its input queue deleted behind its back', () => {
       // Assess
       expect(code).toBe(1);
       expect(a.logs.some((line) => /input queue is gone/.test(String(line.msg)))).toBe(true);
-      expect(await showInBare(fx.bare, threadBranch('kept'), 'CHAT.md')).toBe('unsaved\n');
+      expect(await showInBare(fx.bare, threadBranch('john', 'kept'), 'CHAT.md')).toBe('unsaved\n');
     },
     TIMEOUT,
   );
@@ -138,7 +138,7 @@ describe('messages', () => {
       const worktree = worktreePathFor(workspace, 'thread-1');
       expect(await readFile(join(worktree, 'CHAT.md'), 'utf8')).toBe('hello berth\n');
       expect((await git(worktree, 'rev-parse', '--abbrev-ref', 'HEAD')).trim()).toBe(
-        threadBranch('thread-1'),
+        threadBranch('john', 'thread-1'),
       );
       // New threads start from the default branch's head.
       expect(await readFile(join(worktree, 'README.md'), 'utf8')).toBe('# project\n');
@@ -200,7 +200,7 @@ describe('messages', () => {
       const worktree = worktreePathFor(workspace, 'opened');
       await eventually('the worktree to exist', () => existsSync(join(worktree, '.git')));
       expect((await git(worktree, 'rev-parse', '--abbrev-ref', 'HEAD')).trim()).toBe(
-        'thread/opened',
+        'thread/john/opened',
       );
       await eventually(
         'the control message to be deleted',
@@ -227,7 +227,7 @@ describe('messages', () => {
       });
       await sendInput(fx.sqs, fx.queues.input, { sessionId: 'bad-3', threadId: 't', text: 42 });
       await sendInput(fx.sqs, fx.queues.input, {
-        type: 'thread.close',
+        type: 'thread.delete',
         threadId: 't',
         sessionId: 'bad-4',
       });
@@ -249,7 +249,9 @@ describe('messages', () => {
         text: 'invalid message: text must be a string',
         exitCode: 2,
       });
-      expect(bySession.get('bad-4')?.text).toMatch(/^invalid message: type must be "thread.open"/);
+      expect(bySession.get('bad-4')?.text).toMatch(
+        /^invalid message: type must be "thread.open", "thread.close" or absent/,
+      );
       await eventually(
         'the invalid messages to be deleted',
         async () => (await messagesOnQueue(fx.sqs, fx.queues.input)) === 0,
@@ -323,8 +325,8 @@ describe('saving state', () => {
       const exit = await a.stop();
 
       expect(exit).toEqual({ code: 0, signal: null });
-      const branch = threadBranch('chat:1');
-      expect(branch).toBe('thread/chat%3A1');
+      const branch = threadBranch('john', 'chat:1');
+      expect(branch).toBe('thread/john/chat%3A1');
       expect(await showInBare(fx.bare, branch, 'CHAT.md')).toBe('first line\n');
       expect(await showInBare(fx.bare, branch, 'notes.txt')).toBe('written directly\n');
       expect(await showInBare(fx.bare, 'workspace/john', 'scratch.txt')).toBe('main checkout\n');
@@ -337,12 +339,20 @@ describe('saving state', () => {
       );
       expect(author).toBe('berth <berth@localhost>');
 
-      // A new generation, with a fresh workspace and queues of its own, gets every thread back.
+      // A new generation, with a fresh workspace and queues of its own, gets a thread back when
+      // one of its sessions opens it, and not before.
       const fresh = join(fx.root, 'workspace-gen2');
       fx.queues = await createQueues(fx.sqs);
       const b = fx.agent({ workspacePath: fresh, generation: 2, queues: fx.queues });
       await b.ready;
       const restored = worktreePathFor(fresh, 'chat:1');
+      expect(existsSync(restored)).toBe(false);
+      await sendInput(fx.sqs, fx.queues.input, {
+        type: 'thread.open',
+        threadId: 'chat:1',
+        sessionId: 's',
+      });
+      await eventually('the restored worktree', () => existsSync(join(restored, 'notes.txt')));
       expect(await readFile(join(restored, 'CHAT.md'), 'utf8')).toBe('first line\n');
       expect(await readFile(join(restored, 'notes.txt'), 'utf8')).toBe('written directly\n');
       expect((await git(restored, 'rev-parse', '--abbrev-ref', 'HEAD')).trim()).toBe(branch);
@@ -384,7 +394,7 @@ describe('saving state', () => {
 
       expect(exit.code).toBe(0);
       expect(output).toEqual({ sessionId: 's', threadId: 'slow', text: 'done\n', exitCode: 0 });
-      expect(await showInBare(fx.bare, 'thread/slow', 'CHAT.md')).toBe('long taskfinished\n');
+      expect(await showInBare(fx.bare, 'thread/john/slow', 'CHAT.md')).toBe('long taskfinished\n');
       expect(await messagesOnQueue(fx.sqs, fx.queues.input)).toBe(0);
     },
     TIMEOUT,
@@ -413,7 +423,7 @@ describe('saving state', () => {
       expect(Date.now() - startedStop).toBeLessThan(12_000);
       expect(output?.text).toBe('before\n');
       expect(output?.exitCode).toBe(143);
-      expect(await showInBare(fx.bare, 'thread/stuck', 'partial.txt')).toBe('partial\n');
+      expect(await showInBare(fx.bare, 'thread/john/stuck', 'partial.txt')).toBe('partial\n');
     },
     TIMEOUT,
   );
@@ -454,8 +464,8 @@ describe('saving state', () => {
       });
       await b.ready;
 
-      expect(await showInBare(fx.bare, 'thread/keep-me', 'CHAT.md')).toBe('precious\n');
-      expect(await showInBare(fx.bare, 'thread/keep-me', 'later.txt')).toBe(
+      expect(await showInBare(fx.bare, 'thread/john/keep-me', 'CHAT.md')).toBe('precious\n');
+      expect(await showInBare(fx.bare, 'thread/john/keep-me', 'later.txt')).toBe(
         'after the failed save\n',
       );
       const readyAt = b.logs.findIndex((l) => l.msg === 'ready');

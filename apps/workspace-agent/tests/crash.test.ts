@@ -64,22 +64,25 @@ describe('case 3: git locks left by a killed process', () => {
       expect(existsSync(join(workspace, '.git', 'index.lock'))).toBe(true);
       // Killed between writing a ref's lock and renaming it into place.
       const head = (await git(worktree, 'rev-parse', 'HEAD')).trim();
-      await writeFile(join(workspace, '.git', 'refs', 'heads', 'thread', 't1.lock'), `${head}\n`);
-      await writeFile(join(worktreeGitDir, 'HEAD.lock'), 'ref: refs/heads/thread/t1\n');
+      await writeFile(
+        join(workspace, '.git', 'refs', 'heads', 'thread', 'john', 't1.lock'),
+        `${head}\n`,
+      );
+      await writeFile(join(worktreeGitDir, 'HEAD.lock'), 'ref: refs/heads/thread/john/t1\n');
       await writeFile(join(workspace, '.git', 'config.lock'), '');
 
       fx.queues = await createQueues(fx.sqs);
       const second = fx.agent({ workspacePath: workspace, generation: 2, queues: fx.queues });
       await second.ready;
 
-      expect(await showInBare(fx.bare, 'thread/t1', 'CHAT.md')).toBe('one\nleft behind\n');
+      expect(await showInBare(fx.bare, 'thread/john/t1', 'CHAT.md')).toBe('one\nleft behind\n');
       expect(await showInBare(fx.bare, 'workspace/john', 'README.md')).toBe('# project\nedited\n');
       const cleared = second.logs.find((l) => l.msg === 'cleared stale git locks');
       expect(cleared?.locks).toEqual(
         expect.arrayContaining([
           'config.lock',
           'index.lock',
-          'refs/heads/thread/t1.lock',
+          'refs/heads/thread/john/t1.lock',
           expect.stringMatching(/^worktrees\/[^/]+\/index\.lock$/),
           expect.stringMatching(/^worktrees\/[^/]+\/HEAD\.lock$/),
         ]),
@@ -87,7 +90,9 @@ describe('case 3: git locks left by a killed process', () => {
       await sendInput(fx.sqs, fx.queues.input, { sessionId: 's', threadId: 't1', text: 'two' });
       await receiveOutputs(fx.sqs, fx.queues.output, 1);
       expect((await second.stop()).code).toBe(0);
-      expect(await showInBare(fx.bare, 'thread/t1', 'CHAT.md')).toBe('one\nleft behind\ntwo\n');
+      expect(await showInBare(fx.bare, 'thread/john/t1', 'CHAT.md')).toBe(
+        'one\nleft behind\ntwo\n',
+      );
     },
     TIMEOUT,
   );
@@ -108,7 +113,7 @@ describe('case 3: git locks left by a killed process', () => {
       const exit = await a.stop();
 
       expect(exit.code).toBe(0);
-      expect(await showInBare(fx.bare, 'thread/w', 'notes.txt')).toBe('mine');
+      expect(await showInBare(fx.bare, 'thread/john/w', 'notes.txt')).toBe('mine');
     },
     TIMEOUT,
   );
@@ -159,7 +164,7 @@ describe('case 5: the order of the shutdown', () => {
       expect(existsSync(join(signals, 'second-ran'))).toBe(false);
       const outputs = await receiveOutputs(fx.sqs, fx.queues.output, 1);
       expect(outputs.map((o) => o.text)).toEqual(['first\n']);
-      expect(await showInBare(fx.bare, 'thread/busy', 'CHAT.md')).toBe('first\n');
+      expect(await showInBare(fx.bare, 'thread/john/busy', 'CHAT.md')).toBe('first\n');
       // Not acknowledged: it is on the queue, as a message not yet received would be.
       expect(await messagesOnQueue(fx.sqs, fx.queues.input)).toBe(1);
     },
@@ -188,7 +193,7 @@ describe('case 5: the order of the shutdown', () => {
       const exit = await a.stop();
 
       expect(exit.code).toBe(0);
-      expect(await showInBare(fx.bare, 'thread/bg', 'late.txt')).toBe('terminated\n');
+      expect(await showInBare(fx.bare, 'thread/john/bg', 'late.txt')).toBe('terminated\n');
       expect(await readFile(join(worktreePathFor(workspace, 'bg'), 'late.txt'), 'utf8')).toBe(
         'terminated\n',
       );
@@ -238,14 +243,14 @@ describe('case 4: the remote moved under a branch', () => {
       await a.ready;
       await sendInput(fx.sqs, fx.queues.input, { sessionId: 's', threadId: 't', text: 'mine' });
       await receiveOutputs(fx.sqs, fx.queues.output, 1);
-      await pushFromElsewhere('thread/t', { 'theirs.txt': 'theirs\n' });
+      await pushFromElsewhere('thread/john/t', { 'theirs.txt': 'theirs\n' });
 
       const exit = await a.stop();
 
       expect(exit.code).toBe(0);
-      expect(await showInBare(fx.bare, 'thread/t', 'CHAT.md')).toBe('mine\n');
-      expect(await showInBare(fx.bare, 'thread/t', 'theirs.txt')).toBe('theirs\n');
-      const subjects = await git(fx.bare, 'log', '--format=%s', 'thread/t');
+      expect(await showInBare(fx.bare, 'thread/john/t', 'CHAT.md')).toBe('mine\n');
+      expect(await showInBare(fx.bare, 'thread/john/t', 'theirs.txt')).toBe('theirs\n');
+      const subjects = await git(fx.bare, 'log', '--format=%s', 'thread/john/t');
       expect(subjects).toContain('from elsewhere');
       expect(subjects).toMatch(/^berth: save thread t at /m);
       expect(a.notices.filter((n) => n.type === 'stopping')).toEqual([]);
@@ -261,17 +266,17 @@ describe('case 4: the remote moved under a branch', () => {
       await a.ready;
       await sendInput(fx.sqs, fx.queues.input, { sessionId: 's', threadId: 't', text: 'mine' });
       await receiveOutputs(fx.sqs, fx.queues.output, 1);
-      await pushFromElsewhere('thread/t', { 'CHAT.md': 'theirs\n' });
+      await pushFromElsewhere('thread/john/t', { 'CHAT.md': 'theirs\n' });
 
       const exit = await a.stop();
 
       expect(exit.code).toBe(0);
-      const fallback = 'refs/berth/conflicts/acme.website.john/7/thread/t';
+      const fallback = 'refs/berth/conflicts/acme.website.john/7/thread/john/t';
       expect(await showInBare(fx.bare, fallback, 'CHAT.md')).toBe('mine\n');
-      expect(await showInBare(fx.bare, 'thread/t', 'CHAT.md')).toBe('theirs\n');
+      expect(await showInBare(fx.bare, 'thread/john/t', 'CHAT.md')).toBe('theirs\n');
       expect(a.notices).toContainEqual({
         type: 'stopping',
-        reason: 'saved_elsewhere:refs/berth/conflicts/acme.website.john/7/ thread/t',
+        reason: 'saved_elsewhere:refs/berth/conflicts/acme.website.john/7/ thread/john/t',
       });
       // The failed merge left nothing half-done in the worktree.
       const worktree = worktreePathFor(workspace, 't');

@@ -177,7 +177,7 @@ describe('an HTTP remote that requires authentication (git http-backend behind b
       expect(await agent.stop()).toEqual({ code: 0, signal: null });
 
       // Pushed through the authenticating server.
-      expect(await showInBare(bare, threadBranch('auth-1'), 'CHAT.md')).toBe('pushed\n');
+      expect(await showInBare(bare, threadBranch('john', 'auth-1'), 'CHAT.md')).toBe('pushed\n');
       expect(
         server.requests.some(
           (r) => r.url.includes('git-receive-pack') && r.method === 'POST' && r.user === USERNAME,
@@ -261,7 +261,7 @@ describe('an HTTP remote that requires authentication (git http-backend behind b
         expect(await readFile(join(workspace, '.git', 'config'), 'utf8')).not.toContain(secret);
       }
       // The work is kept for the next start.
-      expect(await showInBare(bare, threadBranch('kept'), 'CHAT.md')).toBeUndefined();
+      expect(await showInBare(bare, threadBranch('john', 'kept'), 'CHAT.md')).toBeUndefined();
       expect(
         server.requests
           .filter((r) => r.url.includes('git-receive-pack'))

@@ -7,6 +7,7 @@ export type { CoreDeps, CoreLogger, CoreMetrics, CoreSettings } from './deps.ts'
 export { Reaper } from './reaper.ts';
 export type { SweepReport } from './reaper.ts';
 export { SessionEndings } from './session-endings.ts';
+export { SessionReadiness } from './session-readiness.ts';
 export { SessionService } from './sessions.ts';
 export type { AssignOutcome } from './sessions.ts';
 export { parseSavedElsewhere } from './saved-elsewhere.ts';

@@ -9,7 +9,7 @@ import {
   type SessionRecord,
 } from '@berth/domain';
 import { withEvents, type ContainerRecords } from './container-records.ts';
-import { noMetrics, type CoreDeps } from './deps.ts';
+import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
 
 const MAX_ATTEMPTS = 10;
 
@@ -30,6 +30,30 @@ export class SessionEndings {
 
   private now(): string {
     return this.deps.clock.now().toISOString();
+  }
+
+  private get log() {
+    return this.deps.log ?? silentLogger;
+  }
+
+  /**
+   * Tells the agent the session left its thread: once no session of its own has the thread
+   * open, it saves the worktree and removes it from disk (the branch stays). Never throws.
+   */
+  private async closeThread(session: SessionRecord): Promise<void> {
+    if (!session.inputQueueUrl || !session.threadId) return;
+    await this.deps.queues
+      .send(session.inputQueueUrl, {
+        type: 'thread.close',
+        threadId: session.threadId,
+        sessionId: session.sessionId,
+      })
+      .catch((error: unknown) =>
+        this.log.warn(
+          { sessionId: session.sessionId, err: error },
+          'could not tell the agent the thread was closed',
+        ),
+      );
   }
 
   /**
@@ -154,6 +178,7 @@ export class SessionEndings {
           this.endedEvent(ended, nextContainer?.sessions.length, commandId),
         ]),
         nextContainer ? this.records.flush(nextContainer) : undefined,
+        attached ? this.closeThread(ended) : undefined,
       ]);
       if (published.status === 'rejected') throw published.reason;
       if (status === 'expired') (this.deps.metrics ?? noMetrics).sessionsExpired(1);

@@ -11,6 +11,7 @@ import {
   type TaskStateChange,
 } from '@berth/domain';
 import type { ContainerRecords } from './container-records.ts';
+import type { SessionReadiness } from './session-readiness.ts';
 import type { ContainerService } from './containers.ts';
 import { silentLogger, type CoreDeps } from './deps.ts';
 import { parseSavedElsewhere } from './saved-elsewhere.ts';
@@ -48,10 +49,18 @@ export class TaskEventHandler {
   private readonly containers: ContainerService;
   private readonly records: ContainerRecords;
 
-  constructor(deps: CoreDeps, records: ContainerRecords, containers: ContainerService) {
+  private readonly readiness: SessionReadiness;
+
+  constructor(
+    deps: CoreDeps,
+    records: ContainerRecords,
+    containers: ContainerService,
+    readiness: SessionReadiness,
+  ) {
     this.deps = deps;
     this.containers = containers;
     this.records = records;
+    this.readiness = readiness;
   }
 
   private get log() {
@@ -162,8 +171,11 @@ export class TaskEventHandler {
     if (!result?.changed) {
       // A redelivery: anything a crash left in the outbox goes out now, same ids.
       if (result?.after) await this.records.flush(result.after);
+      if (result?.after.status === 'running' && result.after.generation === container.generation)
+        await this.readiness.announceReady(result.after);
       return 'ignored:stale';
     }
+    await this.readiness.announceReady(result.after);
     const pendingStop = result.after.stopReason;
     if (pendingStop) {
       // A stop asked for while it was starting: now that it runs, it stops gracefully.

@@ -3,6 +3,7 @@ import { ContainerService } from './containers.ts';
 import type { CoreDeps } from './deps.ts';
 import { Reaper } from './reaper.ts';
 import { SessionEndings } from './session-endings.ts';
+import { SessionReadiness } from './session-readiness.ts';
 import { SessionService } from './sessions.ts';
 import { TaskEventHandler } from './task-events.ts';
 
@@ -18,6 +19,8 @@ export class UseCases {
   readonly sessionEndings: SessionEndings;
   readonly containers: ContainerService;
   readonly sessions: SessionService;
+  /** When sessions are ready (the agent's thread.ready and the container's running). */
+  readonly readiness: SessionReadiness;
   readonly taskEvents: TaskEventHandler;
   readonly reaper: Reaper;
 
@@ -26,7 +29,8 @@ export class UseCases {
     this.sessionEndings = new SessionEndings(deps, this.records);
     this.containers = new ContainerService(deps, this.records, this.sessionEndings);
     this.sessions = new SessionService(deps, this.containers, this.sessionEndings);
-    this.taskEvents = new TaskEventHandler(deps, this.records, this.containers);
+    this.readiness = new SessionReadiness(deps);
+    this.taskEvents = new TaskEventHandler(deps, this.records, this.containers, this.readiness);
     this.reaper = new Reaper(deps, this.records, this.sessionEndings, this.containers);
   }
 }

@@ -32,6 +32,21 @@ export const ContainerStopPayload = Type.Object(
   closed,
 );
 
+const Commit = Type.String({ pattern: '^[0-9a-f]{40}([0-9a-f]{24})?$' });
+
+/** The workspace agent's word that a session's worktree exists (it follows `thread.open`). */
+export const ThreadReadyPayload = Type.Object(
+  {
+    sessionId: OpaqueId,
+    threadId: OpaqueId,
+    containerId: Type.String({ pattern: CONTAINER_ID_PATTERN }),
+    generation: Type.Integer({ minimum: 1 }),
+    worktreePath: Type.String({ minLength: 1, maxLength: 4096 }),
+    head: Commit,
+  },
+  closed,
+);
+
 const command = <K extends string, P extends Type.TSchema>(type: K, payload: P) =>
   Type.Object({ type: Type.Literal(type), commandId: CommandId, payload }, closed);
 
@@ -39,9 +54,16 @@ export const SessionAssignCommand = command('session.assign', SessionAssignPaylo
 export const SessionReleaseCommand = command('session.release', SessionReleasePayload);
 export const SessionTouchCommand = command('session.touch', SessionTouchPayload);
 export const ContainerStopCommand = command('container.stop', ContainerStopPayload);
+export const ThreadReadyCommand = command('thread.ready', ThreadReadyPayload);
 
 export const CommandSchema = Type.Union(
-  [SessionAssignCommand, SessionReleaseCommand, SessionTouchCommand, ContainerStopCommand],
+  [
+    SessionAssignCommand,
+    SessionReleaseCommand,
+    SessionTouchCommand,
+    ContainerStopCommand,
+    ThreadReadyCommand,
+  ],
   { $id: 'Command' },
 );
 
@@ -49,7 +71,8 @@ export type SessionAssign = Static<typeof SessionAssignCommand>;
 export type SessionRelease = Static<typeof SessionReleaseCommand>;
 export type SessionTouch = Static<typeof SessionTouchCommand>;
 export type ContainerStop = Static<typeof ContainerStopCommand>;
-export type Command = SessionAssign | SessionRelease | SessionTouch | ContainerStop;
+export type ThreadReady = Static<typeof ThreadReadyCommand>;
+export type Command = SessionAssign | SessionRelease | SessionTouch | ContainerStop | ThreadReady;
 export type CommandType = Command['type'];
 
 export const COMMAND_TYPES: readonly CommandType[] = [
@@ -57,6 +80,7 @@ export const COMMAND_TYPES: readonly CommandType[] = [
   'session.release',
   'session.touch',
   'container.stop',
+  'thread.ready',
 ];
 
 const byType = {
@@ -64,6 +88,7 @@ const byType = {
   'session.release': validator<SessionRelease>(SessionReleaseCommand),
   'session.touch': validator<SessionTouch>(SessionTouchCommand),
   'container.stop': validator<ContainerStop>(ContainerStopCommand),
+  'thread.ready': validator<ThreadReady>(ThreadReadyCommand),
 } as const;
 
 export interface RejectedCommand {

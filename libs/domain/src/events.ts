@@ -12,6 +12,9 @@ export const EVENT_TYPES = [
   'session.released',
   'session.rejected',
   'session.expired',
+  'session.ready',
+  'session.checkpointed',
+  'session.reverted',
   'command.rejected',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

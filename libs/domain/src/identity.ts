@@ -102,7 +102,16 @@ export function threadRefName(threadId: string): string {
   return encoded;
 }
 
-export function threadBranch(threadId: string): string {
+/** A thread's branch belongs to its user: `thread/<userId>/<threadRef>`. */
+export function threadBranch(userId: string, threadId: string): string {
+  return `thread/${userId}/${threadRefName(threadId)}`;
+}
+
+/**
+ * The project-wide branch threads had before they belonged to their user. It is read once,
+ * when a user's thread branch does not exist yet, and never written again.
+ */
+export function legacyThreadBranch(threadId: string): string {
   return `thread/${threadRefName(threadId)}`;
 }
 

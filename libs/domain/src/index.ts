@@ -25,6 +25,7 @@ export {
   isOpaqueId,
   parseContainerId,
   threadBranch,
+  legacyThreadBranch,
   threadRefName,
   worktreePathFor,
 } from './identity.ts';
@@ -75,6 +76,7 @@ export {
   SessionAssignCommand,
   SessionReleaseCommand,
   SessionTouchCommand,
+  ThreadReadyCommand,
   parseCommand,
 } from './commands.ts';
 export type {
@@ -86,6 +88,7 @@ export type {
   SessionAssign,
   SessionRelease,
   SessionTouch,
+  ThreadReady,
 } from './commands.ts';
 export {
   EVENT_TYPES,

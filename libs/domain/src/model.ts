@@ -63,6 +63,10 @@ export interface SessionRecord {
   releasedAt: string | null;
   /** Why it left: `released`, `expired`, or the container's stop reason. */
   releaseReason: string | null;
+  /** When the container was running and the thread's worktree existed (`session.ready`). */
+  readyAt?: string | null;
+  /** The worktree's head commit the agent announced when it made the worktree. */
+  head?: string | null;
 }
 
 /**
@@ -124,6 +128,7 @@ export const SessionJsonSchema = Type.Object(
     assignedAt: Timestamp,
     lastActivityAt: Timestamp,
     releasedAt: Timestamp,
+    readyAt: Timestamp,
   },
   { $id: 'Session', additionalProperties: false },
 );
@@ -195,6 +200,7 @@ export function toSessionJson(session: SessionRecord): SessionJson {
     assignedAt: session.assignedAt,
     lastActivityAt: session.lastActivityAt,
     releasedAt: session.releasedAt,
+    readyAt: session.readyAt ?? null,
   };
 }
 

@@ -116,6 +116,23 @@ const PAYLOADS: Record<(typeof COMMAND_TYPES)[number], Record<string, FieldSpec>
     containerId: { valid: containerId, isValid: isContainerId },
     reason: { valid: reason, isValid: isReason, optional: true },
   },
+  'thread.ready': {
+    sessionId: { valid: opaqueId, isValid: isOpaque },
+    threadId: { valid: opaqueId, isValid: isOpaque },
+    containerId: { valid: containerId, isValid: isContainerId },
+    generation: {
+      valid: fc.integer({ min: 1, max: 1_000_000 }),
+      isValid: (v) => Number.isInteger(v) && (v as number) >= 1,
+    },
+    worktreePath: {
+      valid: fc.string({ minLength: 1, maxLength: 50 }),
+      isValid: (v) => typeof v === 'string' && [...v].length >= 1 && [...v].length <= 4096,
+    },
+    head: {
+      valid: fc.stringMatching(/^[0-9a-f]{40}$/),
+      isValid: (v) => typeof v === 'string' && /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(v),
+    },
+  },
 };
 
 /** Mostly valid, so a body usually breaks one or two fields and the parser must find which. */

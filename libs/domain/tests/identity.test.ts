@@ -10,6 +10,7 @@ import {
   isOpaqueId,
   parseContainerId,
   threadBranch,
+  legacyThreadBranch,
   threadRefName,
   worktreePathFor,
 } from '../src/index.ts';
@@ -164,7 +165,8 @@ describe('the git rules used to check thread refs', () => {
 
 describe('threadRefName and threadBranch', () => {
   it('keeps ordinary ids readable', () => {
-    expect(threadBranch('thread-42')).toBe('thread/thread-42');
+    expect(threadBranch('john', 'thread-42')).toBe('thread/john/thread-42');
+    expect(legacyThreadBranch('thread-42')).toBe('thread/thread-42');
     expect(threadRefName('slack:C01')).toBe('slack%3AC01');
   });
 
@@ -181,15 +183,15 @@ describe('threadRefName and threadBranch', () => {
     'a:b:c',
     '.lock',
   ])('makes a valid branch of the awkward id %j', (id) => {
-    expect(isValidGitRefName(threadBranch(id))).toBe(true);
-    expect(isValidGitRefName(`refs/heads/${threadBranch(id)}`)).toBe(true);
+    expect(isValidGitRefName(threadBranch('john', id))).toBe(true);
+    expect(isValidGitRefName(`refs/heads/${threadBranch('john', id)}`)).toBe(true);
   });
 
   it('gives a valid git ref for every threadId of the contract', () => {
     fc.assert(
       fc.property(threadId, (id) => {
-        expect(isValidGitRefName(threadBranch(id))).toBe(true);
-        expect(isValidGitRefName(`refs/heads/${threadBranch(id)}`)).toBe(true);
+        expect(isValidGitRefName(threadBranch('john', id))).toBe(true);
+        expect(isValidGitRefName(`refs/heads/${threadBranch('john', id)}`)).toBe(true);
         expect(threadRefName(id)).not.toContain('/');
       }),
       { numRuns: 1000 },
@@ -209,7 +211,7 @@ describe('threadRefName and threadBranch', () => {
     fc.assert(
       fc.property(threadId, threadId, (a, b) => {
         fc.pre(a !== b);
-        expect(threadBranch(a)).not.toBe(threadBranch(b));
+        expect(threadBranch('john', a)).not.toBe(threadBranch('john', b));
       }),
       { numRuns: 1000 },
     );

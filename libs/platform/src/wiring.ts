@@ -165,6 +165,8 @@ export async function wire(
       startTimeoutMs: config.startTimeoutMs,
       agentEnvironment: {
         BERTH_SHUTDOWN_GRACE: formatDuration(config.shutdownGraceMs),
+        // Where the agent announces its worktrees and checkpoints (thread.ready, checkpoint.record).
+        BERTH_LIFECYCLE_COMMANDS_URL: messaging.lifecycleCommandsUrl,
         ...(config.workloadCommand ? { BERTH_WORKLOAD_COMMAND: config.workloadCommand } : {}),
       },
       repoUrlFor: (key) =>

@@ -549,6 +549,9 @@ export class SoakRun {
         if (session?.state === 'pending') session.state = 'rejected';
         return;
       case 'command.rejected':
+      case 'session.ready':
+      case 'session.checkpointed':
+      case 'session.reverted':
         return;
       case 'container.created':
       case 'container.running':
@@ -1245,7 +1248,7 @@ export class SoakRun {
     for (const marker of markers) {
       const key = markerFileKey(marker);
       const repo = join(this.#stack.dataDir, 'repos', marker.clientId, `${marker.projectId}.git`);
-      const branch = threadBranch(marker.threadId);
+      const branch = threadBranch(marker.containerId.split('.')[2] ?? '', marker.threadId);
       if (!files.has(key)) {
         const onBranch = await show(repo, branch);
         files.set(key, onBranch);

@@ -51,6 +51,8 @@ const SESSION_FIELDS = [
   'lastActivityAt',
   'releasedAt',
   'releaseReason',
+  'readyAt',
+  'head',
 ] as const satisfies readonly (keyof SessionRecord)[];
 
 // A field added to a record but not to the lists above would silently be lost on write.
@@ -210,6 +212,9 @@ export function fromSessionItem(item: Item): SessionRecord {
     lastActivityAt: optional(item, 'lastActivityAt'),
     releasedAt: optional(item, 'releasedAt'),
     releaseReason: optional(item, 'releaseReason'),
+    // Absent rather than null when never set, so records read back equal records written.
+    ...(typeof item.readyAt === 'string' ? { readyAt: item.readyAt } : {}),
+    ...(typeof item.head === 'string' ? { head: item.head } : {}),
   };
 }
 
