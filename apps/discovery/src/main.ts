@@ -6,7 +6,7 @@ import { followInvalidations } from './invalidation.ts';
 
 const config = loadConfigOrExit('discovery');
 const log = createLogger('discovery', config.logLevel);
-const metrics = createMetrics('discovery');
+const metrics = createMetrics('discovery', { emf: config.emf });
 const wiring = await wire(config, { service: 'discovery', log, metrics });
 
 let authSecret = config.authSecret;
@@ -33,9 +33,8 @@ const app = await buildDiscoveryApp({
   logger: log,
 });
 
-const host = process.env.BERTH_HTTP_HOST ?? '127.0.0.1';
-await app.listen({ host, port: config.httpPort });
-log.info({ url: `http://${host}:${config.httpPort}` }, 'discovery listening');
+await app.listen({ host: config.httpHost, port: config.httpPort });
+log.info({ url: `http://${config.httpHost}:${config.httpPort}` }, 'discovery listening');
 
 onShutdown(log, async () => {
   await app.close();

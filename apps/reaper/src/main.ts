@@ -5,7 +5,7 @@ import { Scheduler } from './scheduler.ts';
 
 const config = loadConfigOrExit('reaper');
 const log = createLogger('reaper', config.logLevel);
-const metrics = createMetrics('reaper');
+const metrics = createMetrics('reaper', { emf: config.emf });
 const wiring = await wire(config, { service: 'reaper', log, metrics });
 const reaper = wiring.useCases.reaper;
 

@@ -7,19 +7,15 @@ import {
   type Clock,
   type Command,
   type EventPublisher,
+  type HandleOutcome,
+  type Logger,
 } from '@berth/domain';
-
-export type CommandOutcome = 'done' | 'retry';
 
 export interface CommandHandlerDeps {
   useCases: UseCases;
   publisher: EventPublisher;
   clock: Clock;
-  log: {
-    info(o: object, m: string): void;
-    warn(o: object, m: string): void;
-    error(o: object, m: string): void;
-  };
+  log: Logger;
 }
 
 /**
@@ -83,7 +79,7 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
     body: string;
     messageId: string;
     receiveCount: number;
-  }): Promise<CommandOutcome> => {
+  }): Promise<HandleOutcome> => {
     const parsed = parseCommand(message.body);
     if (!parsed.ok) {
       log.warn({ messageId: message.messageId, ...parsed.rejection }, 'command rejected');

@@ -4,7 +4,7 @@ import { createCommandHandler } from './handler.ts';
 
 const config = loadConfigOrExit('session');
 const log = createLogger('session', config.logLevel);
-const metrics = createMetrics('session');
+const metrics = createMetrics('session', { emf: config.emf });
 // The session service's role may not stop tasks: its stops are carried out by the reaper.
 const wiring = await wire(config, { service: 'session', log, metrics, mayStopTasks: false });
 
@@ -19,7 +19,7 @@ const consumer = startQueueConsumer({
   sqs: wiring.clients.sqs,
   queueUrl: wiring.messaging.lifecycleCommandsUrl,
   batchSize: 10,
-  concurrency: Number(process.env.BERTH_SESSION_CONCURRENCY ?? '8'),
+  concurrency: config.sessionConcurrency,
   visibilityTimeoutSeconds: 30,
   heartbeatIntervalSeconds: 10,
   handle,

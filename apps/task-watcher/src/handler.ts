@@ -1,21 +1,22 @@
 import type { UseCases } from '@berth/core';
-import { BerthError, validator, TaskStateChangeSchema, type TaskStateChange } from '@berth/domain';
+import {
+  BerthError,
+  validator,
+  TaskStateChangeSchema,
+  type HandleOutcome,
+  type Logger,
+  type TaskStateChange,
+} from '@berth/domain';
 
 const taskEvent = validator<TaskStateChange>(TaskStateChangeSchema);
-
-export interface TaskEventLog {
-  info(o: object, m: string): void;
-  warn(o: object, m: string): void;
-  error(o: object, m: string): void;
-}
 
 /** One `ECS Task State Change` message. Malformed ones are dropped with a log line. */
 export function createTaskEventHandler(
   useCases: UseCases,
-  log: TaskEventLog,
+  log: Logger,
   onError: () => void = () => {},
 ) {
-  return async (message: { body: string; messageId: string }): Promise<'done' | 'retry'> => {
+  return async (message: { body: string; messageId: string }): Promise<HandleOutcome> => {
     let event: TaskStateChange;
     try {
       event = taskEvent.parse(JSON.parse(message.body));

@@ -3,6 +3,7 @@ import type {
   ContainerKey,
   ContainerQueues,
   EventPublisher,
+  Logger,
   Runtime,
   StateStore,
 } from '@berth/domain';
@@ -19,14 +20,7 @@ export interface CoreSettings {
   repoUrlFor?: (key: ContainerKey) => string | undefined;
 }
 
-/** Structured logging as the core needs it; pino satisfies it. */
-export interface CoreLogger {
-  info(fields: object, message: string): void;
-  warn(fields: object, message: string): void;
-  error(fields: object, message: string): void;
-}
-
-export const silentLogger: CoreLogger = { info: () => {}, warn: () => {}, error: () => {} };
+export const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} };
 
 /** Counters the core reports; apps back them with prom-client and CloudWatch EMF. */
 export interface CoreMetrics {
@@ -54,6 +48,6 @@ export interface CoreDeps {
   publisher: EventPublisher;
   clock: Clock;
   settings: CoreSettings;
-  log?: CoreLogger;
+  log?: Logger;
   metrics?: CoreMetrics;
 }

@@ -3,7 +3,7 @@ export type { ContainerEventType, RecordChange, RecordDecision } from './contain
 export { ContainerService } from './containers.ts';
 export type { DiscoverySource, FoundContainer } from './containers.ts';
 export { noMetrics, silentLogger } from './deps.ts';
-export type { CoreDeps, CoreLogger, CoreMetrics, CoreSettings } from './deps.ts';
+export type { CoreDeps, CoreMetrics, CoreSettings } from './deps.ts';
 export { Reaper } from './reaper.ts';
 export type { SweepReport } from './reaper.ts';
 export { SessionEndings } from './session-endings.ts';

@@ -28,6 +28,14 @@ export interface BerthConfig {
   workloadCommand: string | undefined;
   dataDir: string;
   httpPort: number;
+  /** The address discovery listens on. */
+  httpHost: string;
+  /** Session commands handled at once. */
+  sessionConcurrency: number;
+  /** Also write each metric as a CloudWatch embedded-metric log line. */
+  emf: boolean;
+  /** The lifecycle topic's ARN; required where the topic is not created (the ECS runtime). */
+  lifecycleTopicArn: string | undefined;
   sqsPort: number;
   dynamodbPort: number;
   runtimePort: number;
@@ -183,6 +191,10 @@ export function loadConfig(env: Env): BerthConfig {
     workloadCommand: value('BERTH_WORKLOAD_COMMAND'),
     dataDir: value('BERTH_DATA_DIR') ?? './.berth',
     httpPort: integer('BERTH_HTTP_PORT', 8080, 0, 65535),
+    httpHost: value('BERTH_HTTP_HOST') ?? '127.0.0.1',
+    sessionConcurrency: integer('BERTH_SESSION_CONCURRENCY', 8, 1, 1000),
+    emf: value('BERTH_EMF') === 'true',
+    lifecycleTopicArn: value('BERTH_LIFECYCLE_TOPIC_ARN'),
     sqsPort: integer('BERTH_SQS_PORT', 4566, 0, 65535),
     dynamodbPort: integer('BERTH_DYNAMODB_PORT', 8000, 0, 65535),
     runtimePort: integer('BERTH_RUNTIME_PORT', 4599, 0, 65535),

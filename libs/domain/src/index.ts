@@ -112,6 +112,8 @@ export type {
   ContainerQueues,
   ContainerWrite,
   EventPublisher,
+  HandleOutcome,
+  Logger,
   Page,
   Runtime,
   SessionExpectation,

@@ -19,6 +19,19 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => new Date() };
 
+/** Structured logging as berth's code uses it; pino's logger satisfies it. */
+export interface Logger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+/**
+ * What a queue message's handler answers: `done` deletes the message, `retry` leaves it to
+ * come back after its visibility timeout (and reach the dead-letter queue after the 5th).
+ */
+export type HandleOutcome = 'done' | 'retry';
+
 /** How a container write is guarded. */
 export type ContainerExpectation =
   /** A new generation: no item yet (`previousGeneration` null), or the given final one. */

@@ -36,6 +36,10 @@ describe('loadConfig defaults', () => {
       awsEndpointUrl: undefined,
       poolSize: 0,
       poolMaxAgeMs: 3_600_000,
+      httpHost: '127.0.0.1',
+      sessionConcurrency: 8,
+      emf: false,
+      lifecycleTopicArn: undefined,
     });
   });
 
@@ -71,6 +75,10 @@ describe('loadConfig variables', () => {
       AWS_ENDPOINT_URL: 'http://127.0.0.1:4566',
       BERTH_POOL_SIZE: '5',
       BERTH_POOL_MAX_AGE: '30m',
+      BERTH_HTTP_HOST: '0.0.0.0',
+      BERTH_SESSION_CONCURRENCY: '16',
+      BERTH_EMF: 'true',
+      BERTH_LIFECYCLE_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:berth-lifecycle',
     };
 
     // Act
@@ -96,6 +104,10 @@ describe('loadConfig variables', () => {
       awsEndpointUrl: 'http://127.0.0.1:4566',
       poolSize: 5,
       poolMaxAgeMs: 1_800_000,
+      httpHost: '0.0.0.0',
+      sessionConcurrency: 16,
+      emf: true,
+      lifecycleTopicArn: 'arn:aws:sns:eu-west-1:123456789012:berth-lifecycle',
       ecs: expect.objectContaining({
         cluster: 'cluster',
         taskDefinition: 'workspace:3',
@@ -164,6 +176,7 @@ describe('loadConfig problems', () => {
       BERTH_LOG_LEVEL: 'loud',
       BERTH_POOL_SIZE: '101',
       BERTH_POOL_MAX_AGE: '0s',
+      BERTH_SESSION_CONCURRENCY: '0',
     };
 
     // Act
@@ -187,6 +200,7 @@ describe('loadConfig problems', () => {
         'BERTH_LOG_LEVEL',
         'BERTH_POOL_SIZE',
         'BERTH_POOL_MAX_AGE',
+        'BERTH_SESSION_CONCURRENCY',
       ].sort(),
     );
   });

@@ -1,5 +1,4 @@
 export { createLogger } from './logger.ts';
-export type { Logger } from './logger.ts';
 export { createMetrics } from './metrics.ts';
 export type { ServiceMetrics } from './metrics.ts';
 export { loadConfigOrExit, onShutdown } from './service.ts';

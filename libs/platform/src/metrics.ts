@@ -22,11 +22,12 @@ export interface ServiceMetrics {
 /** The most values one EMF line may carry for one metric. */
 export const EMF_MAX_VALUES = 100;
 
-export function createMetrics(service: string, options: { emf?: boolean } = {}): ServiceMetrics {
+/** `emf`: BERTH_EMF, as the configuration read it (`BerthConfig.emf`). */
+export function createMetrics(service: string, options: { emf: boolean }): ServiceMetrics {
   const registry = new Registry();
   registry.setDefaultLabels({ service });
   collectDefaultMetrics({ register: registry });
-  const emfEnabled = options.emf ?? process.env.BERTH_EMF === 'true';
+  const emfEnabled = options.emf;
 
   const emfLine = (
     name: string,

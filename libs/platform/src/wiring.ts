@@ -1,11 +1,12 @@
 import { resolve } from 'node:path';
-import { UseCases, type CoreDeps, type CoreLogger } from '@berth/core';
+import { UseCases, type CoreDeps } from '@berth/core';
 import {
   ConfigError,
   InvalidArgumentError,
   formatDuration,
   systemClock,
   type BerthConfig,
+  type Logger,
   type Runtime,
 } from '@berth/domain';
 import { DynamoStateStore, ensureTables } from '@berth/dynamodb';
@@ -40,7 +41,7 @@ export interface Wiring {
 }
 
 /** A runtime whose stopTask only logs: the reaper carries the recorded stop out. */
-function recordOnlyStops(runtime: Runtime, log: CoreLogger): Runtime {
+function recordOnlyStops(runtime: Runtime, log: Logger): Runtime {
   return {
     workspacePathFor: (key) => runtime.workspacePathFor(key),
     startTask: (spec) => runtime.startTask(spec),
@@ -101,8 +102,8 @@ export function createRuntime(config: BerthConfig, recording?: CallRecording): E
 }
 
 /** The lifecycle topic of a service that does not set up messaging itself: its environment's. */
-function lifecycleTopicArn(env: NodeJS.ProcessEnv): string {
-  const arn = env.BERTH_LIFECYCLE_TOPIC_ARN?.trim();
+function lifecycleTopicArn(config: BerthConfig): string {
+  const arn = config.lifecycleTopicArn;
   if (!arn) {
     throw new ConfigError([
       new InvalidArgumentError(
@@ -124,7 +125,7 @@ export async function wire(
   options: {
     /** The service's name as its task role knows it; names its recorded AWS calls. */
     service: string;
-    log: CoreLogger;
+    log: Logger;
     metrics?: ServiceMetrics;
     bootstrap?: boolean;
     /**
@@ -144,7 +145,7 @@ export async function wire(
   if (bootstrap) await ensureTables(dynamodb, names);
   const messaging = bootstrap
     ? await ensureMessaging({ sqs, sns })
-    : await resolveMessaging({ sqs, sns, topicArn: lifecycleTopicArn(process.env) });
+    : await resolveMessaging({ sqs, sns, topicArn: lifecycleTopicArn(config) });
 
   const deps: CoreDeps = {
     store: new DynamoStateStore({ client: dynamodb, ...names }),

@@ -22,6 +22,7 @@ import {
   LIVE_STATUSES,
   containerIdOf,
   isLive,
+  loadConfig,
   parseStopReason,
   threadBranch,
   type BerthEvent,
@@ -434,10 +435,11 @@ export class SoakRun {
     this.#pollSqs = createSqsClient();
     this.#sns = createSnsClient();
     this.#dynamodb = new DynamoDBClient({});
+    const tables = loadConfig(process.env);
     this.#store = new DynamoStateStore({
       client: this.#dynamodb,
-      containerTable: process.env.CONTAINER_TABLE?.trim() || 'berth-containers',
-      sessionTable: process.env.SESSION_TABLE?.trim() || 'berth-sessions',
+      containerTable: tables.containerTable,
+      sessionTable: tables.sessionTable,
     });
     this.#messaging = await resolveMessaging({
       sqs: this.#sqs,

@@ -4,7 +4,7 @@
  * the handlers in flight finish before it resolves.
  */
 import { ChangeMessageVisibilityCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
-import { InvalidArgumentError, UnavailableError } from '@berth/domain';
+import { InvalidArgumentError, UnavailableError, type HandleOutcome } from '@berth/domain';
 import { Consumer, SQSError } from 'sqs-consumer';
 import { createSqsClient } from './clients.ts';
 import { errorCodes, queueNameOf, toMessagingError } from './errors.ts';
@@ -16,8 +16,7 @@ export interface QueueMessage {
   receiveCount: number;
 }
 
-/** 'done' deletes the message; 'retry' leaves it to come back after its visibility timeout. */
-export type HandleOutcome = 'done' | 'retry';
+export type { HandleOutcome };
 
 export interface QueueConsumerOptions {
   sqs?: SQSClient;
