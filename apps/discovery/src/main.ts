@@ -24,7 +24,6 @@ const app = await buildDiscoveryApp({
   cache,
   useCases: wiring.useCases,
   store: wiring.deps.store,
-  queues: wiring.deps.queues,
   publisher: wiring.deps.publisher,
   authSecret,
   cacheTtlMs: config.cacheTtlMs,

@@ -136,7 +136,6 @@ beforeAll(async () => {
   app = await buildDiscoveryApp({
     useCases,
     store,
-    queues: deps.queues,
     publisher: deps.publisher,
     authSecret: SECRET,
     cacheTtlMs: 1000,

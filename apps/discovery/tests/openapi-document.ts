@@ -19,7 +19,6 @@ export async function renderOpenApi(): Promise<string> {
   const app = await buildDiscoveryApp({
     useCases: new UseCases(deps),
     store: deps.store,
-    queues: deps.queues,
     publisher: deps.publisher,
     authSecret: 'only-used-to-build-the-app-not-to-sign-anything',
     cacheTtlMs: 0,

@@ -89,7 +89,6 @@ async function build(
   return buildDiscoveryApp({
     useCases,
     store,
-    queues: deps.queues,
     publisher: deps.publisher,
     authSecret: SECRET,
     cacheTtlMs: 0,

@@ -9,8 +9,10 @@ import {
   formatStopReason,
   parseStopReason,
   stopReason,
+  type ContainerFilter,
   type ContainerKey,
   type ContainerRecord,
+  type Page,
   type StopReason,
 } from '@berth/domain';
 import type { ContainerRecords } from './container-records.ts';
@@ -69,10 +71,50 @@ export class ContainerService {
     return this.records.json(container, messagesInFlight);
   }
 
+  /** The container as the store has it; a NotFoundError when there is none. */
   async get(containerId: string): Promise<ContainerRecord> {
     const container = await this.deps.store.getContainer(containerId);
     if (!container) throw new NotFoundError(`container ${containerId} does not exist`);
     return container;
+  }
+
+  /** One page of containers, as the store lists them. */
+  list(filter: ContainerFilter, limit: number, cursor?: string): Promise<Page<ContainerRecord>> {
+    return this.deps.store.listContainers(filter, limit, cursor);
+  }
+
+  /**
+   * Messages on a live container's input queue not yet finished; 0 when it has none or the
+   * queue does not answer (the figure is advisory: it only delays an idle stop).
+   */
+  async messagesInFlight(container: ContainerRecord): Promise<number> {
+    return container.inputQueueUrl &&
+      (container.status === 'running' || container.status === 'starting')
+      ? this.deps.queues.messagesInFlight(container.inputQueueUrl).catch(() => 0)
+      : 0;
+  }
+
+  /**
+   * Waits up to `waitMs` for a `starting` container to leave that status (running, or failed),
+   * re-reading the store every `pollMs`; the record as last read. It stops waiting early when
+   * the record moved to another generation.
+   */
+  async awaitSettled(
+    container: ContainerRecord,
+    waitMs: number,
+    pollMs: number,
+  ): Promise<ContainerRecord> {
+    const deadline = Date.now() + waitMs;
+    let current = container;
+    while (current.status === 'starting' && Date.now() < deadline) {
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.min(pollMs, Math.max(0, deadline - Date.now()))),
+      );
+      const fresh = await this.deps.store.getContainer(container.containerId);
+      if (!fresh || fresh.generation !== container.generation) break;
+      current = fresh;
+    }
+    return current;
   }
 
   /**

@@ -62,8 +62,15 @@ export class SessionService {
     return this.deps.log ?? silentLogger;
   }
 
+  /** The session as the store has it, or undefined. */
   async get(sessionId: string): Promise<SessionRecord | undefined> {
     return this.deps.store.getSession(sessionId);
+  }
+
+  /** The sessions of a container; a NotFoundError when the container does not exist. */
+  async ofContainer(containerId: string): Promise<SessionRecord[]> {
+    await this.containers.get(containerId);
+    return this.deps.store.listSessionsByContainer(containerId);
   }
 
   /**

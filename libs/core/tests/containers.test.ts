@@ -522,3 +522,46 @@ describe('ContainerService.findOrStart after a starter died', () => {
     });
   });
 });
+
+describe('ContainerService reads for the API', () => {
+  it('answers NotFoundError for a container that does not exist, and for its sessions', async () => {
+    // Prepare
+    const { useCases } = world();
+
+    // Act
+    const read = settle(useCases.containers.get('no.such.container'));
+    const sessions = settle(useCases.sessions.ofContainer('no.such.container'));
+
+    // Assess
+    expect((await read).error).toBeInstanceOf(NotFoundError);
+    expect((await sessions).error).toBeInstanceOf(NotFoundError);
+  });
+
+  it('waits for a starting container to settle, and returns it as the store has it then', async () => {
+    // Prepare
+    const w = world();
+    const { container } = await w.useCases.containers.findOrStart(KEY);
+    expect(container.status).toBe('starting');
+    const settled = w.useCases.containers.awaitSettled(container, 5_000, 5);
+
+    // Act: the task comes up while the caller waits.
+    await w.useCases.taskEvents.handle(
+      w.deps.runtime.change(container.taskArn ?? '', { lastStatus: 'RUNNING' }),
+    );
+
+    // Assess
+    expect(await settled).toMatchObject({ status: 'running', generation: container.generation });
+  });
+
+  it('stops waiting when the wait is over, with the container still starting', async () => {
+    // Prepare
+    const w = world();
+    const { container } = await w.useCases.containers.findOrStart(KEY);
+
+    // Act
+    const settled = await w.useCases.containers.awaitSettled(container, 20, 5);
+
+    // Assess
+    expect(settled.status).toBe('starting');
+  });
+});

@@ -1,0 +1,227 @@
+import type { UseCases } from '@berth/core';
+import {
+  CONTAINER_ID_PATTERN,
+  CONTAINER_STATUSES,
+  containerIdOf,
+  parseContainerId,
+  stopReason,
+  toSessionJson,
+  type ContainerRecord,
+} from '@berth/domain';
+import { Counter, type Registry } from 'prom-client';
+import Type from 'typebox';
+import { assertMayAct, scopeListFilter } from '../auth.ts';
+import type { ContainerCache } from '../cache.ts';
+import { IdPart, errors, type DiscoveryServer } from './schemas.ts';
+
+const JSON_UTF8 = 'application/json; charset=utf-8';
+
+export interface ContainerRoutesOptions {
+  useCases: UseCases;
+  cache: ContainerCache;
+  registry: Registry;
+  /** Longest `?wait=` honoured, in seconds. */
+  maxWaitSeconds: number;
+  /** How often a waiting discover re-reads the store. */
+  waitPollMs: number;
+}
+
+/**
+ * `/v1/containers...`: discover, read, list and stop containers, and a container's sessions.
+ * Each handler checks the caller may act on the container, calls the core and shapes the answer.
+ */
+export function registerContainerRoutes(app: DiscoveryServer, options: ContainerRoutesOptions) {
+  const { useCases, cache, maxWaitSeconds, waitPollMs } = options;
+  const { containers } = useCases;
+  const json = (container: ContainerRecord, messagesInFlight = 0) =>
+    containers.json(container, messagesInFlight);
+  const discoveries = new Counter({
+    name: 'berth_discoveries_total',
+    help: 'Discover answers by source (cache, store, created)',
+    labelNames: ['source'],
+    registers: [options.registry],
+  });
+
+  app.post(
+    '/v1/containers/discover',
+    {
+      schema: {
+        summary: 'Find the live container of a (client, project, user), or start one',
+        body: Type.Object(
+          { clientId: IdPart, projectId: IdPart, userId: IdPart },
+          { additionalProperties: false },
+        ),
+        querystring: Type.Object(
+          {
+            wait: Type.Optional(
+              Type.String({ pattern: '^([0-9]|[1-5][0-9]|60)$', description: 'seconds, 0-60' }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({ container: Type.Ref('Container'), source: Type.String() }),
+          201: Type.Object({ container: Type.Ref('Container'), source: Type.String() }),
+          ...errors(400, 401, 403, 409, 429, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const key = request.body;
+      assertMayAct(request.principal, key);
+      const containerId = containerIdOf(key);
+      const wait = Math.min(Number(request.query.wait ?? '0'), maxWaitSeconds);
+      reply.code(200);
+      const cached = cache.answer(
+        containerId,
+        (container) =>
+          // The route's own serializer (its response schema) always yields a string.
+          reply.serialize({ container: json(container), source: 'cache' }) as string,
+      );
+      if (cached !== undefined) {
+        discoveries.inc({ source: 'cache' });
+        // Already serialized by the route's schema: a JSON string is sent as it is.
+        return reply
+          .type(JSON_UTF8)
+          .send(cached as unknown as { container: unknown; source: string });
+      }
+      const found = await containers.findOrStart(key);
+      const container =
+        wait > 0
+          ? await containers.awaitSettled(found.container, wait * 1000, waitPollMs)
+          : found.container;
+      cache.put(container);
+      discoveries.inc({ source: found.source });
+      return reply
+        .code(found.source === 'created' ? 201 : 200)
+        .send({ container: json(container), source: found.source });
+    },
+  );
+
+  const ContainerIdParams = Type.Object({
+    containerId: Type.String({ pattern: CONTAINER_ID_PATTERN }),
+  });
+
+  app.get(
+    '/v1/containers/:containerId',
+    {
+      schema: {
+        summary: 'One container',
+        params: ContainerIdParams,
+        response: {
+          200: Type.Object({ container: Type.Ref('Container') }),
+          ...errors(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request) => {
+      const key = parseContainerId(request.params.containerId);
+      assertMayAct(request.principal, key);
+      const container = await containers.get(request.params.containerId);
+      return { container: json(container, await containers.messagesInFlight(container)) };
+    },
+  );
+
+  app.get(
+    '/v1/containers',
+    {
+      schema: {
+        summary: 'Containers, filtered and paged',
+        querystring: Type.Object(
+          {
+            clientId: Type.Optional(IdPart),
+            projectId: Type.Optional(IdPart),
+            userId: Type.Optional(IdPart),
+            status: Type.Optional(Type.Enum(CONTAINER_STATUSES)),
+            limit: Type.Optional(
+              Type.String({ pattern: '^([1-9][0-9]?|100)$', description: '1-100, default 50' }),
+            ),
+            cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            containers: Type.Array(Type.Ref('Container')),
+            nextCursor: Type.Union([Type.String(), Type.Null()]),
+          }),
+          ...errors(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const { limit, cursor, ...rest } = request.query;
+      const filter = scopeListFilter(request.principal, rest);
+      const page = await containers.list(filter, Number(limit ?? '50'), cursor);
+      return {
+        containers: page.items.map((container) => json(container)),
+        nextCursor: page.nextCursor,
+      };
+    },
+  );
+
+  app.post(
+    '/v1/containers/:containerId/stop',
+    {
+      schema: {
+        summary: 'Begin a graceful stop',
+        params: ContainerIdParams,
+        body: Type.Optional(
+          Type.Object(
+            {
+              reason: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+              generation: Type.Optional(
+                Type.Integer({
+                  minimum: 1,
+                  description: 'the generation meant; another one in the store answers 409',
+                }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+        response: {
+          202: Type.Object({ container: Type.Ref('Container') }),
+          ...errors(400, 401, 403, 404, 409),
+        },
+      },
+      // `{reason?, generation?}`: a stop with no body at all is a stop without a reason, not a bad body.
+      preValidation: (request, _reply, done) => {
+        if (request.body === undefined) request.body = {};
+        done();
+      },
+    },
+    async (request, reply) => {
+      const key = parseContainerId(request.params.containerId);
+      assertMayAct(request.principal, key);
+      cache.invalidate(request.params.containerId);
+      const generation = request.body?.generation;
+      const container = await containers.stop(
+        request.params.containerId,
+        stopReason('manual', request.body?.reason),
+        generation !== undefined ? { generation } : {},
+      );
+      return reply.code(202).send({ container: json(container) });
+    },
+  );
+
+  app.get(
+    '/v1/containers/:containerId/sessions',
+    {
+      schema: {
+        summary: "A container's sessions",
+        params: ContainerIdParams,
+        response: {
+          200: Type.Object({ sessions: Type.Array(Type.Ref('Session')) }),
+          ...errors(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request) => {
+      const key = parseContainerId(request.params.containerId);
+      assertMayAct(request.principal, key);
+      const sessions = await useCases.sessions.ofContainer(request.params.containerId);
+      return { sessions: sessions.map(toSessionJson) };
+    },
+  );
+}
