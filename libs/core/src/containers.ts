@@ -405,6 +405,7 @@ export class ContainerService {
               stopReason: formatStopReason(reason),
               idleSince: null,
               sessions: [],
+              ...endingSessionsOf(current),
             },
       (after) => [this.records.event('container.failed', after)],
     );
@@ -520,6 +521,7 @@ export class ContainerService {
               stopReason: formatStopReason(reason),
               idleSince: null,
               sessions: [],
+              ...endingSessionsOf(current),
             },
       (after) => [this.records.event('container.stopped', after, payload ? { payload } : {})],
     );
@@ -534,8 +536,11 @@ export class ContainerService {
    */
   private async repairFinal(container: ContainerRecord | undefined, generation: number) {
     if (container && container.generation === generation && !isLive(container.status)) {
-      await this.endings.endSessionsOf(container);
-      await this.deleteQueues(container);
+      try {
+        await this.endings.endSessionsOf(container);
+      } finally {
+        await this.deleteQueues(container);
+      }
       return this.records.flush(container);
     }
     return container;
@@ -543,12 +548,17 @@ export class ContainerService {
 
   /** Ends its sessions (the final write already took them off the record) and its queues. */
   private async afterFinal(container: ContainerRecord): Promise<void> {
-    await this.endings.endSessionsOf(container);
     const lifetime = container.startedAt
       ? (Date.parse(container.stoppedAt ?? this.now()) - Date.parse(container.startedAt)) / 1000
       : undefined;
     this.metrics.containerStopped(container.stopReason ?? 'unknown', lifetime);
-    await this.deleteQueues(container);
+    // The queues go whatever happens to the sessions' endings: those are in their outboxes
+    // or retried with the task event, and nothing else would ever delete the queues.
+    try {
+      await this.endings.endSessionsOf(container);
+    } finally {
+      await this.deleteQueues(container);
+    }
   }
 
   private async deleteQueues(container: ContainerRecord): Promise<void> {
@@ -566,4 +576,9 @@ export class ContainerService {
         );
     }
   }
+}
+
+/** The sessions a final write takes off the record, kept on it for its ending to end. */
+function endingSessionsOf(current: ContainerRecord): Pick<ContainerRecord, 'endingSessions'> {
+  return current.sessions.length > 0 ? { endingSessions: [...current.sessions] } : {};
 }

@@ -14,6 +14,8 @@ export interface SweepReport {
   idleStopped: number;
   keptAliveByMessages: number;
   sessionsExpired: number;
+  /** Ended sessions whose outbox (an ending's event a failure left behind) was published. */
+  sessionEndingsPublished: number;
   startTimedOut: number;
   terminatingResolved: number;
   lostRecords: number;
@@ -151,6 +153,7 @@ export class Reaper {
       idleStopped: idle.stopped,
       keptAliveByMessages: idle.keptAliveByMessages,
       sessionsExpired: await this.endings.expireStale(PAGE),
+      sessionEndingsPublished: await this.endings.flushPendingSessions(PAGE),
       startTimedOut: await this.failStuckStarting(),
       terminatingResolved: await this.resolveStuckTerminating(),
       lostRecords: 0,

@@ -107,6 +107,8 @@ export class SessionEndings {
         return tombstone;
       }
       if (existing.status !== 'active') {
+        // An ending no command retries keeps its event in the session's outbox until published.
+        if (existing.pendingEvents?.length) return this.flushSession(existing);
         // A redelivery after a crash between the write and the publish: publish again, same
         // ids, including the container's `idle` if this release left it idle.
         const events = [this.endedEvent(existing, undefined, commandId)];
@@ -116,7 +118,12 @@ export class SessionEndings {
         return existing;
       }
       if (!wanted(existing)) return existing;
-      const ended: SessionRecord = { ...existing, status, releasedAt: now, releaseReason: reason };
+      const endedNow: SessionRecord = {
+        ...existing,
+        status,
+        releasedAt: now,
+        releaseReason: reason,
+      };
       const container = existing.containerId
         ? await this.deps.store.getContainer(existing.containerId)
         : undefined;
@@ -141,6 +148,12 @@ export class SessionEndings {
               : next;
           })()
         : undefined;
+      const event = this.endedEvent(endedNow, nextContainer?.sessions.length, commandId);
+      // A command's ending is retried with its command until its event is out; an expiry or a
+      // container's end has nobody to retry it, so its event is stored with it (the session's
+      // outbox) and the reaper's sweep publishes whatever a failure left there.
+      const outboxed = commandId === undefined;
+      const ended: SessionRecord = outboxed ? { ...endedNow, pendingEvents: [event] } : endedNow;
       try {
         await this.deps.store.write({
           sessions: [
@@ -174,15 +187,13 @@ export class SessionEndings {
       // settle before the command answers, and a failed publish of the former is retried
       // with the command (flush never throws: what it could not publish stays in the outbox).
       const [published] = await Promise.allSettled([
-        this.deps.publisher.publish([
-          this.endedEvent(ended, nextContainer?.sessions.length, commandId),
-        ]),
+        outboxed ? this.flushSession(ended) : this.deps.publisher.publish([event]),
         nextContainer ? this.records.flush(nextContainer) : undefined,
         attached ? this.closeThread(ended) : undefined,
       ]);
       if (published.status === 'rejected') throw published.reason;
       if (status === 'expired') (this.deps.metrics ?? noMetrics).sessionsExpired(1);
-      return ended;
+      return published.value ?? ended;
     }
     throw new UnavailableError(
       `could not end session ${sessionId}: too much contention; try again`,
@@ -227,23 +238,95 @@ export class SessionEndings {
   }
 
   /**
+   * Publishes a session's outbox and clears what went out. Never throws: what could not be
+   * published stays for the next sweep, and what was published but not cleared goes out once
+   * more, under the same id.
+   */
+  async flushSession(session: SessionRecord): Promise<SessionRecord> {
+    const pending = session.pendingEvents ?? [];
+    if (pending.length === 0) return session;
+    try {
+      await this.deps.publisher.publish(pending);
+    } catch (error) {
+      this.log.warn(
+        { sessionId: session.sessionId, err: error },
+        "the session's ending stays in its outbox until the bus answers",
+      );
+      return session;
+    }
+    const { pendingEvents: _published, ...cleared } = session;
+    try {
+      await this.deps.store.write({
+        sessions: [
+          {
+            record: cleared,
+            expect: {
+              kind: 'status',
+              status: session.status,
+              unchanged: { releaseReason: session.releaseReason },
+            },
+          },
+        ],
+      });
+      return cleared;
+    } catch (error) {
+      this.log.warn({ sessionId: session.sessionId, err: error }, 'could not clear its outbox');
+      return session;
+    }
+  }
+
+  /** The sweep's part: publishes the outboxes of ended sessions. Returns how many it emptied. */
+  async flushPendingSessions(limit = 100): Promise<number> {
+    const pending = await this.deps.store.listSessionsWithPendingEvents(limit);
+    let flushed = 0;
+    for (const session of pending) {
+      const after = await this.flushSession(session);
+      if (!after.pendingEvents?.length) flushed += 1;
+    }
+    return flushed;
+  }
+
+  /**
    * Ends the sessions still attached to a container that reached a final status. Safe to
-   * run again: sessions already ended are left alone.
+   * run again: sessions already ended are left alone. Which sessions: the ones its final write
+   * took off the record (`endingSessions`, read with the record, so one assigned a moment
+   * before is among them) and any the container index lists for its generation; each is read
+   * again, consistently, before it is ended. Throws when an ending's event could not be
+   * published yet (it waits in that session's outbox), so a task event is delivered again.
    */
   async endSessionsOf(container: ContainerRecord): Promise<number> {
-    const sessions = await this.deps.store.listSessionsByContainer(container.containerId);
+    const listed = await this.deps.store.listSessionsByContainer(container.containerId);
+    const ids = new Set([
+      ...(container.endingSessions ?? []),
+      ...listed.filter((s) => s.generation === container.generation).map((s) => s.sessionId),
+    ]);
     let ended = 0;
+    let waiting = 0;
     const reason = `container ${container.status}: ${container.stopReason ?? 'unknown'}`;
-    for (const session of sessions) {
-      if (session.generation !== container.generation) continue;
+    for (const sessionId of ids) {
+      const session = await this.deps.store.getSession(sessionId);
+      if (
+        !session ||
+        session.containerId !== container.containerId ||
+        session.generation !== container.generation
+      ) {
+        continue;
+      }
       if (session.status === 'active') {
-        await this.end(session.sessionId, 'released', reason);
+        const after = await this.end(session.sessionId, 'released', reason);
         ended += 1;
+        if (after.pendingEvents?.length) waiting += 1;
+      } else if (session.pendingEvents?.length) {
+        if ((await this.flushSession(session)).pendingEvents?.length) waiting += 1;
       } else if (session.releaseReason === reason) {
-        // Ended by this container's stop before, maybe by a delivery that died before its
-        // publish: publish again, same id.
+        // Ended by this container's stop before: publish again, same id.
         await this.deps.publisher.publish([this.endedEvent(session, undefined, undefined)]);
       }
+    }
+    if (waiting > 0) {
+      throw new UnavailableError(
+        `${waiting} session ending(s) of container ${container.containerId} wait in their outboxes until the bus answers`,
+      );
     }
     return ended;
   }

@@ -43,6 +43,12 @@ export interface ContainerRecord extends ContainerKey {
    * left behind by a crash (under the same event ids, so consumers drop duplicates).
    */
   pendingEvents: BerthEvent[];
+  /**
+   * The sessions a final write took off the record (its `sessions` are then empty): the ones
+   * its ending must still end, read with the record itself rather than from an eventually
+   * consistent index that may not list a session assigned a moment before.
+   */
+  endingSessions?: string[];
 }
 
 export const SESSION_STATUSES = ['active', 'released', 'expired'] as const;
@@ -67,6 +73,12 @@ export interface SessionRecord {
   readyAt?: string | null;
   /** The worktree's head commit the agent announced when it made the worktree. */
   head?: string | null;
+  /**
+   * The session's outbox: the event of an ending that no command will retry (an expiry, the
+   * end of its container), written with the ending and cleared once published; the reaper's
+   * sweep publishes what a failed publish or a crash left here. Absent when empty.
+   */
+  pendingEvents?: BerthEvent[];
 }
 
 /**

@@ -116,6 +116,8 @@ export interface StateStore {
    */
   containerGauges(statuses: readonly ContainerStatus[]): Promise<ContainerGauges>;
   listSessionsByContainer(containerId: string): Promise<SessionRecord[]>;
+  /** Ended sessions whose outbox still holds events (`pendingEvents`), oldest activity first. */
+  listSessionsWithPendingEvents(limit: number): Promise<SessionRecord[]>;
   /** Active sessions whose last activity is at or before the given time. */
   listStaleSessions(lastActivityAtOrBefore: string, limit: number): Promise<SessionRecord[]>;
   /** Answers when the store is reachable (readiness). */

@@ -263,6 +263,15 @@ export class InMemoryStateStore implements StateStore {
       .map(copy);
   }
 
+  async listSessionsWithPendingEvents(limit: number): Promise<SessionRecord[]> {
+    await this.#enter('listSessionsWithPendingEvents');
+    return [...this.#sessions.values()]
+      .filter((s) => s.status !== 'active' && (s.pendingEvents?.length ?? 0) > 0)
+      .sort((a, b) => compare(a.lastActivityAt ?? '', b.lastActivityAt ?? ''))
+      .slice(0, limit)
+      .map(copy);
+  }
+
   async listStaleSessions(lastActivityAtOrBefore: string, limit: number): Promise<SessionRecord[]> {
     await this.#enter('listStaleSessions');
     assertLimit(limit);
@@ -670,10 +679,16 @@ export class RecordingPublisher implements EventPublisher {
   attempts = 0;
   #failures: Error[] = [];
   #pingFails = false;
+  #typedFailures: EventType[] = [];
 
   /** The next `count` publish calls throw (by default an UnavailableError) and publish nothing. */
   failNext(count = 1, error: Error = new UnavailableError('bus: publish failed')): void {
     for (let i = 0; i < count; i += 1) this.#failures.push(error);
+  }
+
+  /** The next `count` publish calls that carry an event of this type throw and publish nothing. */
+  failNextOf(type: EventType, count = 1): void {
+    this.#typedFailures.push(...Array.from({ length: count }, () => type));
   }
 
   set pingFails(value: boolean) {
@@ -685,6 +700,11 @@ export class RecordingPublisher implements EventPublisher {
     this.attempts += 1;
     const failure = this.#failures.shift();
     if (failure) throw failure;
+    const typed = this.#typedFailures.findIndex((type) => events.some((e) => e.type === type));
+    if (typed >= 0) {
+      const [type] = this.#typedFailures.splice(typed, 1);
+      throw new UnavailableError(`bus: publish of ${String(type)} failed`);
+    }
     this.events.push(...events.map(copy));
   }
 

@@ -36,6 +36,7 @@ const CONTAINER_FIELDS = [
   'stopReason',
   'version',
   'pendingEvents',
+  'endingSessions',
 ] as const satisfies readonly (keyof ContainerRecord)[];
 
 const SESSION_FIELDS = [
@@ -53,6 +54,7 @@ const SESSION_FIELDS = [
   'releaseReason',
   'readyAt',
   'head',
+  'pendingEvents',
 ] as const satisfies readonly (keyof SessionRecord)[];
 
 // A field added to a record but not to the lists above would silently be lost on write.
@@ -71,6 +73,11 @@ const _everySessionField: [Exclude<keyof SessionRecord, (typeof SESSION_FIELDS)[
 export const IDLE_KEY = 'idle';
 /** Partition value of `active-index`, present only on active sessions. */
 export const ACTIVE_KEY = 'active';
+/**
+ * The other partition of `active-index`: ended sessions whose outbox is not empty, so the
+ * sweep reads only those (an index of their own would cost a table update for a handful).
+ */
+export const PENDING_KEY = 'pending';
 
 const DAY_SECONDS = 24 * 60 * 60;
 /**
@@ -106,6 +113,7 @@ export function isIdle(record: ContainerRecord): boolean {
 export function toContainerItem(record: ContainerRecord, _now: Date): Item {
   const item = copyPresent(record, CONTAINER_FIELDS);
   item.sessions = [...record.sessions];
+  if (!record.endingSessions?.length) delete item.endingSessions;
   // Events are stored as one JSON string: their payloads hold nulls and nested objects that
   // need no index, and an absent attribute (no pending events) costs nothing.
   delete item.pendingEvents;
@@ -120,9 +128,13 @@ export function toContainerItem(record: ContainerRecord, _now: Date): Item {
 
 export function toSessionItem(record: SessionRecord, now: Date): Item {
   const item = copyPresent(record, SESSION_FIELDS);
+  delete item.pendingEvents;
+  const pending = record.pendingEvents ?? [];
+  if (pending.length > 0) item.pendingEvents = JSON.stringify(pending);
   if (record.status === 'active') {
     item.activeKey = ACTIVE_KEY;
   } else {
+    if (pending.length > 0) item.activeKey = PENDING_KEY;
     item.expiresAt = epochSecondsAfter(record.releasedAt, SESSION_RETENTION_SECONDS, now);
   }
   return item;
@@ -180,6 +192,9 @@ export function fromContainerItem(item: Item): ContainerRecord {
     stopReason: optional(item, 'stopReason'),
     version: requireInteger('container', item, 'version'),
     pendingEvents: pendingEventsOf(item),
+    ...(Array.isArray(item.endingSessions) && item.endingSessions.length > 0
+      ? { endingSessions: item.endingSessions.filter((id) => typeof id === 'string') }
+      : {}),
   };
 }
 
@@ -215,6 +230,9 @@ export function fromSessionItem(item: Item): SessionRecord {
     // Absent rather than null when never set, so records read back equal records written.
     ...(typeof item.readyAt === 'string' ? { readyAt: item.readyAt } : {}),
     ...(typeof item.head === 'string' ? { head: item.head } : {}),
+    ...(item.pendingEvents === undefined
+      ? {}
+      : { pendingEvents: pendingEventsOf({ ...item, containerId: item.sessionId }) }),
   };
 }
 

@@ -37,6 +37,7 @@ import { toDomainError } from './errors.ts';
 import {
   ACTIVE_KEY,
   IDLE_KEY,
+  PENDING_KEY,
   fromContainerItem,
   fromOutcomeItem,
   fromSessionItem,
@@ -380,6 +381,23 @@ export class DynamoStateStore implements StateStore {
         },
       },
       Number.POSITIVE_INFINITY,
+    );
+    return items.map(fromSessionItem);
+  }
+
+  async listSessionsWithPendingEvents(limit: number): Promise<SessionRecord[]> {
+    assertLimit(limit);
+    const { items } = await this.#readPages(
+      {
+        kind: 'query',
+        input: {
+          TableName: this.#sessionTable,
+          IndexName: SESSION_INDEXES.active,
+          KeyConditionExpression: 'activeKey = :pending',
+          ExpressionAttributeValues: { ':pending': PENDING_KEY },
+        },
+      },
+      limit,
     );
     return items.map(fromSessionItem);
   }
