@@ -64,7 +64,7 @@ function wildcardReasons(stack: Stack): Map<string, string> {
 const STAR_RESOURCE_ACTIONS: ReadonlyMap<string, string> = new Map([
   [
     'ecs:ListTasks',
-    'ecs:ListTasks (reconciliation) has no resource-level permissions; the ecs:cluster condition binds it to the berth cluster.',
+    'ecs:ListTasks (reconciliation, and closing a start whose starter vanished) has no resource-level permissions; the ecs:cluster condition binds it to the berth cluster.',
   ],
   [
     'sqs:ListQueues',

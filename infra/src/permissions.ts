@@ -256,7 +256,11 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.neverResizeWorkspaceMemory(),
     statement.tagAtLaunch(),
     statement.passWorkspaceRoles(),
+    // A `starting` record whose starter vanished is closed by the next discover
+    // (ContainerService.closeAbandoned): it lists berth's tasks for one of that generation,
+    // stops it if there is one, and deletes the queues.
     statement.describeTasks(),
+    statement.listTasks(),
     statement.stopTasks(),
     // A new generation's queues (tagged), their liveness and backlog, and their removal once
     // the container is final. Discovery assigns no session, so it never writes to them (the
@@ -293,11 +297,16 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.neverResizeWorkspaceMemory(),
     statement.tagAtLaunch(),
     statement.passWorkspaceRoles(),
+    // An abandoned `starting` record met by a `session.assign` is closed as discovery closes
+    // one (ContainerService.closeAbandoned); adopting a live task there would need StopTask,
+    // which the session service never gets: that call fails and the reaper's sweep closes it.
     statement.describeTasks(),
+    statement.listTasks(),
+    // A new generation's queues (tagged), the thread's first message, and their removal when
+    // the start fails. Nothing here reads a queue's attributes (no backlog check).
     statement.containerQueues('ManageContainerQueues', [
       'sqs:CreateQueue',
       'sqs:TagQueue',
-      'sqs:GetQueueAttributes',
       'sqs:SendMessage',
       'sqs:DeleteQueue',
     ]),
@@ -337,11 +346,9 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.listTasks(),
     // Orphans: a task no live record knows is stopped.
     statement.stopTasks(),
-    // A stopped container's queues are deleted once its task is gone.
-    statement.containerQueues('InspectAndRetireContainerQueues', [
-      'sqs:GetQueueAttributes',
-      'sqs:DeleteQueue',
-    ]),
+    // A stopped container's queues are deleted once its task is gone (no backlog check: the
+    // reaper's idle decision reads that, not the watcher).
+    statement.containerQueues('RetireContainerQueues', ['sqs:DeleteQueue']),
     statement.neverDeleteSharedQueues(),
   ],
 };

@@ -166,6 +166,7 @@ describe('task roles: the exact statements of each service', () => {
       ...common(template, ['dynamodb:DescribeTable']),
       ...start,
       describeTasks,
+      listTasks,
       stopTasks,
       containerQueues('ManageContainerQueues', [
         'sqs:CreateQueue',
@@ -198,10 +199,10 @@ describe('task roles: the exact statements of each service', () => {
       allow('ConsumeLifecycleCommands', CONSUMER, [queue('berth-lifecycle-commands')]),
       ...start,
       describeTasks,
+      listTasks,
       containerQueues('ManageContainerQueues', [
         'sqs:CreateQueue',
         'sqs:TagQueue',
-        'sqs:GetQueueAttributes',
         'sqs:SendMessage',
         'sqs:DeleteQueue',
       ]),
@@ -238,10 +239,7 @@ describe('task roles: the exact statements of each service', () => {
       describeTasks,
       listTasks,
       stopTasks,
-      containerQueues('InspectAndRetireContainerQueues', [
-        'sqs:GetQueueAttributes',
-        'sqs:DeleteQueue',
-      ]),
+      containerQueues('RetireContainerQueues', ['sqs:DeleteQueue']),
       neverDeleteShared,
     ]);
   });

@@ -199,6 +199,39 @@ describe('proving recorded calls against the synthesized policies', () => {
     );
   });
 
+  it("allows closing an abandoned start as discovery and session do it, and denies the session's StopTask", async () => {
+    // ContainerService.closeAbandoned lists berth's tasks (ListTasks, then DescribeTasks) and
+    // stops a live one of that generation; a rehearsal never leaves a start abandoned.
+    const target = { partition: 'aws', region: REGION, account: ACCOUNT };
+    const task = 'arn:aws:ecs:us-east-1:000000000000:task/berth/abc123';
+    const call = (service: string, commandName: string, input: Record<string, unknown>) =>
+      JSON.stringify(
+        describeAwsCall({ service, clientName: 'ECSClient', commandName, input }, target),
+      );
+    const closing = (service: string): string[] => [
+      call(service, 'ListTasksCommand', {
+        cluster: 'berth',
+        startedBy: 'berth',
+        desiredStatus: 'RUNNING',
+      }),
+      call(service, 'DescribeTasksCommand', { cluster: 'berth', tasks: [task], include: ['TAGS'] }),
+      call(service, 'StopTaskCommand', { cluster: 'berth', task, reason: 'berth: start_failed' }),
+    ];
+    const log = join(work, 'close-abandoned.jsonl');
+    writeFileSync(log, `${[...closing('discovery'), ...closing('session')].join('\n')}\n`);
+
+    const report = await proveCalls({ assemblyDir, callLogFiles: [log] });
+
+    expect(report.services.find((s) => s.service === 'discovery')?.actions).toEqual([
+      'ecs:DescribeTasks',
+      'ecs:ListTasks',
+      'ecs:StopTask',
+    ]);
+    expect(report.denied.map((d) => [d.service, d.action, d.resource])).toEqual([
+      ['session', 'ecs:StopTask', `arn:aws:ecs:${REGION}:${ACCOUNT}:task/berth/abc123`],
+    ]);
+  });
+
   it('fails and names the service, action, resource and missing statement when a grant is removed', async () => {
     const broken = withoutStatement(assemblyDir, 'BerthSessionStack', 'QueryBerthIndexes');
     const report = await proveCalls({ assemblyDir: broken, callLogFiles: [sessionLog] });

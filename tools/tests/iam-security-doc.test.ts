@@ -43,6 +43,13 @@ const report: IamReport = {
         },
         {
           service: 'reaper',
+          action: 'sqs:ListQueueTags',
+          resource: 'arn:aws:sqs:us-east-1:123456789012:discovery-invalidations-vm-4242',
+          operations: ['sqs:ListQueueTags'],
+          count: 1,
+        },
+        {
+          service: 'reaper',
           action: 'dynamodb:Query',
           resource:
             'arn:aws:dynamodb:us-east-1:123456789012:table/berth-containers/index/status-index',
@@ -62,6 +69,9 @@ describe('the generated action list of docs/security.md', () => {
     );
     expect(section).toContain(
       '| `dynamodb:Query` | `arn:aws:dynamodb:us-east-1:<account>:table/berth-containers/index/status-index` | dynamodb:Query |',
+    );
+    expect(section).toContain(
+      '| `sqs:ListQueueTags` | `arn:aws:sqs:us-east-1:<account>:discovery-invalidations-<replica>` | sqs:ListQueueTags |',
     );
     expect(section).toContain('`ecs:StopTask` (StopClusterTasks)');
     expect(section).not.toMatch(/123456789012/);

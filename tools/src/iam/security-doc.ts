@@ -7,6 +7,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { format, resolveConfig } from 'prettier';
 import { proveCalls, type IamReport } from './prove.ts';
 
 export const SECTION_START =
@@ -18,11 +19,13 @@ function generic(text: string): string {
   return text.replace(/(arn:[^:]+:[^:]*:[^:]*:)\d{12}(?=:)/g, '$1<account>');
 }
 
-/** Resources of one action, wildcards for the per-container and per-task names. */
+/** Resources of one action, wildcards for the per-container, per-replica and per-task names. */
 function summarizeResources(resources: readonly string[]): string[] {
   const patterns = resources.map((resource) =>
     generic(resource)
       .replace(/:berth-(?!lifecycle|task-events|reaper-sweeps)[^:/]+$/, ':berth-<container queue>')
+      // A discovery replica's own subscription queue is named after its host and process.
+      .replace(/:discovery-invalidations-[^:/]+$/, ':discovery-invalidations-<replica>')
       .replace(/(task\/[^/]+\/)[^/]+$/, '$1<task>'),
   );
   return [...new Set(patterns)].sort();
@@ -92,6 +95,9 @@ if (import.meta.filename === resolve(process.argv[1] ?? '')) {
   }
   const report = await proveCalls({ assemblyDir, callLogFiles });
   const file = resolve(import.meta.dirname, '../../../docs/security.md');
-  writeFileSync(file, replaceSection(readFileSync(file, 'utf8'), renderActionSection(report)));
+  const document = replaceSection(readFileSync(file, 'utf8'), renderActionSection(report));
+  // Formatted as the repository's format check wants it, so a regeneration is its only diff.
+  const options = (await resolveConfig(file)) ?? {};
+  writeFileSync(file, await format(document, { ...options, filepath: file }));
   console.error(`docs/security.md: ${report.services.length} services written`);
 }

@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { runChecks } from './checks.ts';
 import { RehearsalError, startRehearsal } from './rehearsal.ts';
-import { windDown } from './wind-down.ts';
+import { strayTaskIsStopped, windDown } from './wind-down.ts';
 import { synthesizeApp } from '../synth.ts';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -99,6 +99,17 @@ async function main(): Promise<number> {
       if (code !== 0) failures.push(`the end-to-end tests failed (jest exited with code ${code})`);
       say(`rehearsal: end-to-end tests done (${seconds()})`);
     }
+    failures.push(
+      ...(await strayTaskIsStopped({
+        ecsEndpoint: rehearsal.ecs.endpoint,
+        cluster: rehearsal.ecs.cluster,
+        taskDefinition: rehearsal.ecs.taskDefinition,
+        containerName: rehearsal.ecs.containerName,
+        workspaceRoot: rehearsal.descriptor.mounts[0]?.containerPath ?? join(dataDir, 'workspaces'),
+        timeoutMs: 60_000,
+        say,
+      })),
+    );
     failures.push(
       ...(await windDown({
         url: rehearsal.descriptor.url,

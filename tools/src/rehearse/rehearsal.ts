@@ -61,6 +61,8 @@ export interface RunningRehearsal {
   services: string[];
   /** The lifecycle command queue as the templates made it. */
   lifecycleCommandsUrl: string;
+  /** ECS as the services address it: the local runtime's endpoint and the task definitions' names. */
+  ecs: { endpoint: string; cluster: string; taskDefinition: string; containerName: string };
   /** Exits nobody asked for since the start (a kill by signal from a test is not one). */
   crashes(): string[];
   stop(): Promise<void>;
@@ -410,6 +412,9 @@ export async function startRehearsal(options: RehearsalOptions): Promise<Running
       env: { ...aws, BERTH_RUNTIME_PORT: String(runtimePort), BERTH_DATA_DIR: dataDir },
       mounts,
     };
+    const ecsSetting = (name: string): string =>
+      planned.map((entry) => entry.plan.environment[name]).find((value) => value !== undefined) ??
+      '';
     const descriptorFile = join(dataDir, 'e2e-stack.json');
     writeFileSync(descriptorFile, JSON.stringify(descriptor, null, 2), { mode: 0o600 });
     return {
@@ -418,6 +423,12 @@ export async function startRehearsal(options: RehearsalOptions): Promise<Running
       serviceDir,
       services: [...planned.map((entry) => entry.name), workspaceName],
       lifecycleCommandsUrl: created.queueUrls.get(QUEUE_NAMES.lifecycleCommands) ?? '',
+      ecs: {
+        endpoint: endpoints.AWS_ENDPOINT_URL_ECS ?? '',
+        cluster: ecsSetting('BERTH_ECS_CLUSTER'),
+        taskDefinition: ecsSetting('BERTH_ECS_TASK_DEFINITION'),
+        containerName: ecsSetting('BERTH_ECS_CONTAINER_NAME'),
+      },
       crashes: () => [...crashes, ...givenUp.values()],
       stop,
     };

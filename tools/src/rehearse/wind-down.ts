@@ -2,12 +2,18 @@
  * The rehearsal's last act before it stops: every session still active is released through
  * the lifecycle command queue (as a chat front end would), and then every live container must
  * be saved and stopped by the deployed reaper once idle, its final task event handled by the
- * task watcher. This drives the code paths the end-to-end suites leave to `npm test`'s own
- * stacks (idle stop, queue retirement, session release), so the IAM proof sees their calls.
+ * task watcher. Before that, a stray task (started through the ECS API with berth's tags but
+ * owned by no record, as a crashed starter or a hand-run task leaves one) must be stopped by
+ * the task watcher as an orphan. This drives the code paths the end-to-end suites leave to
+ * `npm test`'s own stacks (idle stop, orphan stop, queue retirement, session release), so the
+ * IAM proof sees their calls.
  */
+import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { ContainerJson, SessionJson } from '@berth/domain';
-import { CommandSender, createSqsClient } from '@berth/messaging';
+import { DescribeTasksCommand, RunTaskCommand } from '@aws-sdk/client-ecs';
+import { MANAGED_BY, TASK_TAGS, type ContainerJson, type SessionJson } from '@berth/domain';
+import { createEcsClient } from '@berth/ecs';
+import { CommandSender, SqsContainerQueues, createSqsClient } from '@berth/messaging';
 
 export interface WindDownOptions {
   /** Discovery's URL, as the load balancer reaches it. */
@@ -20,6 +26,92 @@ export interface WindDownOptions {
 }
 
 const LIVE = new Set(['starting', 'running', 'terminating']);
+
+export interface StrayTaskOptions {
+  /** The ECS endpoint the services use (the local runtime playing ECS). */
+  ecsEndpoint: string;
+  /** As the services' task definitions name them (BERTH_ECS_*). */
+  cluster: string;
+  taskDefinition: string;
+  containerName: string;
+  /** The workspace volume's path inside the task. */
+  workspaceRoot: string;
+  timeoutMs: number;
+  say: (line: string) => void;
+}
+
+/**
+ * Starts a task no record owns, with berth's tags and queues of its own so that its agent runs
+ * as a real one would, and waits for the task watcher to stop it as an orphan. Failures found.
+ */
+export async function strayTaskIsStopped(options: StrayTaskOptions): Promise<string[]> {
+  const containerId = `stray.rehearsal.${randomUUID().slice(0, 8)}`;
+  const [clientId = '', projectId = '', userId = ''] = containerId.split('.');
+  const sqs = createSqsClient();
+  const ecs = createEcsClient({ endpoint: options.ecsEndpoint });
+  const queues = new SqsContainerQueues({ sqs });
+  const urls = await queues.create(containerId, 1);
+  try {
+    const answer = await ecs.send(
+      new RunTaskCommand({
+        cluster: options.cluster,
+        taskDefinition: options.taskDefinition,
+        count: 1,
+        startedBy: 'berth',
+        group: 'berth',
+        clientToken: randomUUID(),
+        overrides: {
+          containerOverrides: [
+            {
+              name: options.containerName,
+              environment: Object.entries({
+                CONTAINER_ID: containerId,
+                WORKSPACE_PATH: `${options.workspaceRoot}/strays/${containerId}`,
+                BERTH_GENERATION: '1',
+                BERTH_INPUT_QUEUE_URL: urls.inputQueueUrl,
+                BERTH_OUTPUT_QUEUE_URL: urls.outputQueueUrl,
+              }).map(([name, value]) => ({ name, value })),
+            },
+          ],
+        },
+        tags: [
+          { key: TASK_TAGS.containerId, value: containerId },
+          { key: TASK_TAGS.clientId, value: clientId },
+          { key: TASK_TAGS.projectId, value: projectId },
+          { key: TASK_TAGS.userId, value: userId },
+          { key: TASK_TAGS.managedBy, value: MANAGED_BY },
+          { key: TASK_TAGS.generation, value: '1' },
+        ],
+      }),
+    );
+    const taskArn = answer.tasks?.[0]?.taskArn;
+    if (!taskArn) return [`a stray task could not be started: ${JSON.stringify(answer.failures)}`];
+    const deadline = Date.now() + options.timeoutMs;
+    for (;;) {
+      const { tasks = [] } = await ecs.send(
+        new DescribeTasksCommand({ cluster: options.cluster, tasks: [taskArn] }),
+      );
+      const task = tasks[0];
+      if (task?.lastStatus === 'STOPPED') {
+        options.say(`rehearsal: a stray task was stopped: ${task.stoppedReason ?? 'no reason'}`);
+        return /orphan/.test(task.stoppedReason ?? '')
+          ? []
+          : [
+              `the stray task ${taskArn} stopped, but not as an orphan: ${task.stoppedReason ?? 'no reason'}`,
+            ];
+      }
+      if (Date.now() > deadline)
+        return [
+          `the stray task ${taskArn}, owned by no record, was not stopped within ${Math.round(options.timeoutMs / 1000)} s`,
+        ];
+      await delay(500);
+    }
+  } finally {
+    await queues.delete(urls).catch(() => undefined);
+    sqs.destroy();
+    ecs.destroy();
+  }
+}
 
 /** Failures found; empty when every container ended stopped. */
 export async function windDown(options: WindDownOptions): Promise<string[]> {
