@@ -33,6 +33,7 @@ import {
   type StateStore,
   type StoreChange,
 } from '@berth/domain';
+import { isDeepStrictEqual } from 'node:util';
 import { toDomainError } from './errors.ts';
 import {
   ACTIVE_KEY,
@@ -92,6 +93,13 @@ type Condition = Pick<
 
 /** With a FilterExpression DynamoDB counts items before filtering, so read a bit further per page. */
 const MIN_FILTERED_PAGE = 100;
+
+/** A condition that failed on a retried attempt of the SDK (`$metadata.attempts` above 1). */
+function retriedConditionFailure(error: unknown): boolean {
+  if (!(error instanceof Error) || error.name !== 'ConditionalCheckFailedException') return false;
+  const metadata = (error as { $metadata?: { attempts?: number } }).$metadata;
+  return (metadata?.attempts ?? 1) > 1;
+}
 
 function assertLimit(limit: number): void {
   if (!Number.isInteger(limit) || limit < 1) {
@@ -225,6 +233,7 @@ export class DynamoStateStore implements StateStore {
         );
         this.#record('put', output.ConsumedCapacity);
       } catch (error) {
+        if (retriedConditionFailure(error) && (await this.#holds(only))) return;
         throw toDomainError(error, { operation: 'PutItem', table: tables });
       }
       return;
@@ -425,6 +434,21 @@ export class DynamoStateStore implements StateStore {
     } catch (error) {
       throw toDomainError(error, { operation: 'DescribeTable', table: this.#containerTable });
     }
+  }
+
+  /**
+   * Whether the table holds exactly the item this put writes. A put's condition failing on
+   * the SDK's second attempt may be the first attempt's own success whose response was lost
+   * (a timeout, a reset connection): then the write is done, not lost to a competitor. A
+   * competitor's item differs (its version, its times, its task), so only our own matches.
+   */
+  async #holds(put: ConditionalPut): Promise<boolean> {
+    const key =
+      put.TableName === this.#containerTable
+        ? { containerId: put.Item.containerId }
+        : { sessionId: put.Item.sessionId };
+    const stored = await this.#get(put.TableName, key);
+    return stored !== undefined && isDeepStrictEqual(stored, put.Item);
   }
 
   async #get(table: string, key: Item): Promise<Item | undefined> {
