@@ -6,6 +6,8 @@
  * service-specific condition keys are checked against the ones the action has.
  */
 import { allowedContextKeysForRequest, runSimulation } from '@cloud-copilot/iam-simulate';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { describeAwsCall, type DeployTarget, type IamCheck } from '../src/index.ts';
 
 const target: DeployTarget = { partition: 'aws', region: 'eu-west-1', account: '123456789012' };
@@ -168,6 +170,25 @@ const CASES: Case[] = [
     input: { QueueUrl: FAUXQS_QUEUE('berth-lifecycle-commands') },
     expected: [{ action, resource: queue('berth-lifecycle-commands') }],
   })),
+  // Discovery renews its subscription queue's heartbeat tag (owned-subscriptions.ts).
+  {
+    client: 'SQSClient',
+    command: 'TagQueueCommand',
+    input: {
+      QueueUrl: FAUXQS_QUEUE('discovery-invalidations-vm-1'),
+      Tags: { BerthHeartbeat: '2026-12-01T10:00:00.000Z' },
+    },
+    expected: [
+      {
+        action: 'sqs:TagQueue',
+        resource: queue('discovery-invalidations-vm-1'),
+        context: {
+          'aws:TagKeys': ['BerthHeartbeat'],
+          'aws:RequestTag/BerthHeartbeat': '2026-12-01T10:00:00.000Z',
+        },
+      },
+    ],
+  },
   {
     client: 'SQSClient',
     command: 'ListQueuesCommand',
@@ -391,6 +412,32 @@ describe('SDK command → IAM authorizations', () => {
         .map((key) => key.toLowerCase());
       expect(serviceKeys.filter((key) => !allowed.includes(key))).toEqual([]);
     }
+  });
+
+  it('has a case for every SDK command the source of apps/ and libs/ sends', () => {
+    // The document client's commands reach the recorder as the low-level ones they become.
+    const DOCUMENT_COMMANDS: Record<string, string> = {
+      GetCommand: 'GetItemCommand',
+      PutCommand: 'PutItemCommand',
+      QueryCommand: 'QueryCommand',
+      TransactWriteCommand: 'TransactWriteItemsCommand',
+    };
+    const root = resolve(import.meta.dirname, '../../..');
+    const sources = ['apps', 'libs'].flatMap((top) =>
+      readdirSync(join(root, top), { recursive: true, encoding: 'utf8' })
+        .filter((file) => /(^|\/)src\/.*\.ts$/.test(file) && !file.includes('node_modules'))
+        .map((file) => join(root, top, file)),
+    );
+    const sent = new Set(
+      sources.flatMap((file) =>
+        [...readFileSync(file, 'utf8').matchAll(/new ([A-Z][A-Za-z]+Command)\(/g)].map(
+          ([, name = '']) => DOCUMENT_COMMANDS[name] ?? name,
+        ),
+      ),
+    );
+    const covered = new Set(CASES.map((c) => c.command));
+    expect(sent.size).toBeGreaterThan(20);
+    expect([...sent].filter((command) => !covered.has(command)).sort()).toEqual([]);
   });
 
   it('records an operation it has no mapping for as unmapped, never as an empty success', () => {
