@@ -73,8 +73,12 @@ describe('sessions on the local stack', () => {
       containerId: 'acme.site.zoe',
       threadId: 'thread-1',
       status: 'active',
-      worktreePath,
     });
+    // The same directory: once ready, the path is the one the agent reports, which in the
+    // deploy rehearsal (agents run on the host, the task's volume a directory) is the host's.
+    expect(onHost(stack, String(session.body.session.worktreePath))).toBe(
+      onHost(stack, worktreePath),
+    );
     const listed = await http<{ sessions: SessionJson[] }>(
       stack,
       'GET',

@@ -140,9 +140,10 @@ export function decodeCursor(plan: ContainerQueryPlan, cursor: string): Record<s
   if (typeof k !== 'object' || k === null || Array.isArray(k)) throw badCursor('no key');
   const key = k as Record<string, unknown>;
   const names = Object.keys(key);
+  // No stored key is empty (DynamoDB refuses an empty key attribute, so it would answer 503).
   if (
     names.length !== plan.keyAttributes.length ||
-    !plan.keyAttributes.every((name) => typeof key[name] === 'string')
+    !plan.keyAttributes.every((name) => typeof key[name] === 'string' && key[name] !== '')
   ) {
     throw badCursor('wrong key');
   }

@@ -186,6 +186,7 @@ describe('listContainers', () => {
       { containerId: decoded.k.containerId },
       { ...decoded.k, extra: 'x' },
       { ...decoded.k, containerId: 7 },
+      { ...decoded.k, containerId: '' },
     ]) {
       await expect(store.listContainers({ userId: 'u1' }, 1, forged(key))).rejects.toMatchObject({
         code: 'invalid_argument',
