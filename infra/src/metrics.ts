@@ -24,6 +24,14 @@ export const METRICS = {
   orphanedSessions: { name: 'OrphanedSessions' },
   reaperErrors: { name: 'ReaperErrors' },
   watcherErrors: { name: 'WatcherErrors' },
+  /** Gauges, every BERTH_GAUGE_INTERVAL while the warm pool is on: members, and free ones. */
+  poolSize: { name: 'PoolSize' },
+  poolFree: { name: 'PoolFree' },
+  /** Count per miss served by the pool, and per miss that found no free member. */
+  poolClaims: { name: 'PoolClaims' },
+  poolMisses: { name: 'PoolMisses' },
+  /** One sample per claim: milliseconds from the miss to the stored claim. */
+  poolClaimLatency: { name: 'PoolClaimLatency' },
 } as const;
 
 export const REUSE_OUTCOMES = ['reused', 'created'] as const;

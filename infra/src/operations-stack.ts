@@ -109,6 +109,23 @@ export class BerthOperationsStack extends Stack {
       description: 'The task watcher failed to apply a task event or to reconcile',
     });
 
+    if (props.config.pool.size > 0) {
+      // The warm pool empty for 5 minutes: every miss waits for a cold start. No data (the
+      // reaper, which writes the gauge, is down) counts as empty.
+      const poolEmpty = new cloudwatch.Alarm(this, 'PoolEmpty', {
+        alarmName: 'berth-PoolEmpty',
+        alarmDescription: `No free warm-pool member for 5 minutes (pool size ${props.config.pool.size}): misses start cold`,
+        metric: this.berth(METRICS.poolFree.name, 'Maximum').with({ period: Duration.minutes(5) }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      });
+      poolEmpty.addAlarmAction(new actions.SnsAction(this.alarmTopic));
+      poolEmpty.addOkAction(new actions.SnsAction(this.alarmTopic));
+      this.alarms.push(poolEmpty);
+    }
+
     const deadLetterQueues = [NAMES.lifecycleDlq, NAMES.taskEventsDlq].map((name) =>
       sqs.Queue.fromQueueArn(this, `Queue-${name}`, arns.queue(name)),
     );
@@ -242,6 +259,27 @@ export class BerthOperationsStack extends Stack {
         ...wide,
       }),
     );
+    if (props.config.pool.size > 0) {
+      this.dashboard.addWidgets(
+        new cloudwatch.GraphWidget({
+          title: 'Warm pool: members and free',
+          left: [
+            this.berth(METRICS.poolSize.name, 'Maximum'),
+            this.berth(METRICS.poolFree.name, 'Minimum'),
+          ],
+          ...wide,
+        }),
+        new cloudwatch.GraphWidget({
+          title: 'Warm pool: claims, misses, claim latency (ms)',
+          left: [
+            this.berth(METRICS.poolClaims.name, 'Sum'),
+            this.berth(METRICS.poolMisses.name, 'Sum'),
+          ],
+          right: [this.berth(METRICS.poolClaimLatency.name, 'p99')],
+          ...wide,
+        }),
+      );
+    }
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
         title: 'DynamoDB capacity used',

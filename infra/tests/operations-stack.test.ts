@@ -216,3 +216,39 @@ describe('BerthOperationsStack dashboard', () => {
       expect(body).toContain(queueName);
   });
 });
+
+describe('BerthOperationsStack with the warm pool on', () => {
+  let pooled: Synthesized;
+  let pooledTemplate: Template;
+
+  beforeAll(() => {
+    pooled = synthesize({ pool: { size: 3 } });
+    pooledTemplate = pooled.template(pooled.stacks.operations);
+  });
+  afterAll(() => pooled.cleanup());
+
+  test('alarms when no pool member is free for 5 minutes (no data counts as empty)', () => {
+    const found = resourcesOf(pooledTemplate, 'AWS::CloudWatch::Alarm').find(
+      ([, props]) => props['AlarmName'] === 'berth-PoolEmpty',
+    );
+    expect(found?.[1]).toMatchObject({
+      Namespace: 'Berth',
+      MetricName: 'PoolFree',
+      Statistic: 'Maximum',
+      Period: 300,
+      Threshold: 1,
+      ComparisonOperator: 'LessThanThreshold',
+      EvaluationPeriods: 1,
+      TreatMissingData: 'breaching',
+    });
+  });
+
+  test('shows the pool metrics; without the pool (the default) neither alarm nor widget exists', () => {
+    const body = JSON.stringify(renderDeep(pooledTemplate.toJSON()));
+    for (const name of ['PoolSize', 'PoolFree', 'PoolClaims', 'PoolMisses', 'PoolClaimLatency'])
+      expect(body).toContain(name);
+    const names = resourcesOf(template, 'AWS::CloudWatch::Alarm').map(([, p]) => p['AlarmName']);
+    expect(names).not.toContain('berth-PoolEmpty');
+    expect(JSON.stringify(renderDeep(template.toJSON()))).not.toContain('PoolFree');
+  });
+});

@@ -185,6 +185,55 @@ describe('POST /v1/containers/discover', () => {
   });
 });
 
+describe('POST /v1/containers/prewarm', () => {
+  const prewarm = (body: unknown, token = admin) =>
+    app.inject({
+      method: 'POST',
+      url: '/v1/containers/prewarm',
+      headers: { authorization: `Bearer ${token}` },
+      payload: body as Record<string, unknown>,
+    });
+
+  it('answers 202 at once and starts the container behind it; a discover then finds it', async () => {
+    // Act
+    const hint = await prewarm({ clientId: 'acme', projectId: 'warm', userId: 'john' }, john);
+    const started = await (async () => {
+      for (let waited = 0; waited < 10_000; waited += 50) {
+        if (deps.runtime.startCalls.length > 0) return true;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return false;
+    })();
+    const found = await discover({ clientId: 'acme', projectId: 'warm', userId: 'john' }, john);
+
+    // Assess
+    expect(hint.statusCode).toBe(202);
+    expect(hint.json()).toEqual({ containerId: 'acme.warm.john' });
+    expect(started).toBe(true);
+    expect(found.statusCode).toBe(200);
+    expect(['cache', 'store']).toContain(found.json().source);
+    expect(deps.runtime.startCalls).toHaveLength(1);
+  });
+
+  it("follows discover's rules: 401 without a token, 403 for another user, 400 naming a bad field", async () => {
+    // Act
+    const anonymous = await app.inject({
+      method: 'POST',
+      url: '/v1/containers/prewarm',
+      payload: { clientId: 'acme', projectId: 'warm', userId: 'john' },
+    });
+    const other = await prewarm({ clientId: 'acme', projectId: 'warm', userId: 'mary' }, john);
+    const bad = await prewarm({ clientId: 'acme', projectId: 'Warm!', userId: 'john' }, john);
+
+    // Assess
+    expect(anonymous.statusCode).toBe(401);
+    expect(other.statusCode).toBe(403);
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.field).toBe('projectId');
+    expect(deps.runtime.startCalls).toHaveLength(0);
+  });
+});
+
 describe('authentication and authorization', () => {
   const target = '/v1/containers/acme.web.john';
 
@@ -322,6 +371,7 @@ describe('container and session routes', () => {
         'keptAliveBy',
         'stoppedAt',
         'stopReason',
+        'fromPool',
       ].sort(),
     );
     expect(absent.statusCode).toBe(404);

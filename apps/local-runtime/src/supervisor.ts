@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   CONTAINER_ID_PATTERN,
+  POOL_SLOT_TAG,
   TASK_TAGS,
   formatDuration,
   isIdPart,
@@ -134,6 +135,52 @@ function trimReason(reason: string): string {
     .replace(/[\r\n]+/g, ' ')
     .trim()
     .slice(0, REASON_LIMIT);
+}
+
+/** The contract's tags of a container's task; they become paths, so they are checked exactly. */
+function parseContainerTags(tags: Tag[]): {
+  containerId: string;
+  clientId: string;
+  projectId: string;
+  generation: number;
+  pool: false;
+} {
+  const containerId = tagValue(tags, TASK_TAGS.containerId) ?? '';
+  const clientId = tagValue(tags, TASK_TAGS.clientId) ?? '';
+  const projectId = tagValue(tags, TASK_TAGS.projectId) ?? '';
+  const generationTag = tagValue(tags, TASK_TAGS.generation) ?? '';
+  if (!CONTAINER_ID.test(containerId)) {
+    throw invalidParameter(
+      `tag ${TASK_TAGS.containerId} must be a containerId (client.project.user)`,
+    );
+  }
+  if (!isIdPart(clientId))
+    throw invalidParameter(`tag ${TASK_TAGS.clientId} is missing or not a valid id`);
+  if (!isIdPart(projectId))
+    throw invalidParameter(`tag ${TASK_TAGS.projectId} is missing or not a valid id`);
+  if (!/^[1-9]\d{0,9}$/.test(generationTag)) {
+    throw invalidParameter(`tag ${TASK_TAGS.generation} must be a positive whole number`);
+  }
+  return { containerId, clientId, projectId, generation: Number(generationTag), pool: false };
+}
+
+/** A warm-pool member's tags: its slot and generation, no container yet. */
+function parsePoolTags(
+  tags: Tag[],
+  slot: string,
+): { containerId: string; clientId: string; projectId: string; generation: number; pool: true } {
+  const generationTag = tagValue(tags, TASK_TAGS.generation) ?? '';
+  if (!/^\d{1,4}$/.test(slot)) throw invalidParameter(`tag ${POOL_SLOT_TAG} must be a slot number`);
+  if (!/^[1-9]\d{0,9}$/.test(generationTag)) {
+    throw invalidParameter(`tag ${TASK_TAGS.generation} must be a positive whole number`);
+  }
+  return {
+    containerId: `~pool#${slot}.${generationTag}`,
+    clientId: '',
+    projectId: '',
+    generation: Number(generationTag),
+    pool: true,
+  };
 }
 
 export class Supervisor {
@@ -325,32 +372,19 @@ export class Supervisor {
     const tags: Tag[] = (Array.isArray(request.tags) ? request.tags : []).flatMap((tag) =>
       typeof tag.key === 'string' ? [{ key: tag.key, value: String(tag.value ?? '') }] : [],
     );
-    // The tags become paths (repository, log file): they must match the contract exactly.
-    const containerId = tagValue(tags, TASK_TAGS.containerId) ?? '';
-    const clientId = tagValue(tags, TASK_TAGS.clientId) ?? '';
-    const projectId = tagValue(tags, TASK_TAGS.projectId) ?? '';
-    const generationTag = tagValue(tags, TASK_TAGS.generation) ?? '';
-    if (!CONTAINER_ID.test(containerId)) {
-      throw invalidParameter(
-        `tag ${TASK_TAGS.containerId} must be a containerId (client.project.user)`,
-      );
-    }
-    if (!isIdPart(clientId))
-      throw invalidParameter(`tag ${TASK_TAGS.clientId} is missing or not a valid id`);
-    if (!isIdPart(projectId))
-      throw invalidParameter(`tag ${TASK_TAGS.projectId} is missing or not a valid id`);
-    if (!/^[1-9]\d{0,9}$/.test(generationTag)) {
-      throw invalidParameter(`tag ${TASK_TAGS.generation} must be a positive whole number`);
-    }
-    const generation = Number(generationTag);
+    const poolSlot = tagValue(tags, POOL_SLOT_TAG);
+    const identity =
+      poolSlot === undefined ? parseContainerTags(tags) : parsePoolTags(tags, poolSlot);
+    const { containerId, clientId, projectId, generation } = identity;
     const override = request.overrides?.containerOverrides?.[0];
     const environment: Record<string, string> = {};
     for (const entry of override?.environment ?? []) {
       if (typeof entry.name === 'string') environment[entry.name] = String(entry.value ?? '');
     }
 
-    const repo = await this.#repos.ensure(clientId, projectId);
-    if (repo.created) this.logger.info({ repository: repo.path }, 'created project repository');
+    // A warm-pool member belongs to no project yet: its claim names the repository.
+    const repo = identity.pool ? undefined : await this.#repos.ensure(clientId, projectId);
+    if (repo?.created) this.logger.info({ repository: repo.path }, 'created project repository');
     const logsDir = join(this.#dataDir, 'logs');
     await mkdir(logsDir, { recursive: true });
 
@@ -388,10 +422,15 @@ export class Supervisor {
       stoppedReason: undefined,
       exitCode: undefined,
       version: 1,
-      logPath: join(logsDir, `${containerId}.g${generation}.log`),
+      logPath: join(
+        logsDir,
+        identity.pool
+          ? `pool.s${poolSlot}.g${generation}.log`
+          : `${containerId}.g${generation}.log`,
+      ),
     };
 
-    const child = this.spawnAgent(state, repo.path);
+    const child = this.spawnAgent(state, repo?.path);
     let markExited = (): void => {};
     const exited = new Promise<void>((resolveExit) => {
       markExited = resolveExit;
@@ -429,7 +468,7 @@ export class Supervisor {
     return task;
   }
 
-  private spawnAgent(state: TaskState, repoPath: string): ChildProcess {
+  private spawnAgent(state: TaskState, repoPath: string | undefined): ChildProcess {
     const log = openSync(state.logPath, 'a');
     const task = this.#options.agentTask;
     try {
@@ -447,7 +486,7 @@ export class Supervisor {
         env: {
           ...this.#options.baseEnv,
           ...state.environment,
-          BERTH_REPO_URL: repoPath,
+          ...(repoPath === undefined ? {} : { BERTH_REPO_URL: repoPath }),
           BERTH_SHUTDOWN_GRACE: formatDuration(this.#options.shutdownGraceMs),
         },
         // Its own process group: a Ctrl-C in the terminal reaches only this supervisor, which

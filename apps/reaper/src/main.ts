@@ -1,3 +1,4 @@
+import type { PoolTickReport } from '@berth/core';
 import { createLogger, createMetrics, loadConfigOrExit, onShutdown, wire } from '@berth/platform';
 import { DISCOVERY_SUBSCRIPTION_PREFIX, deleteAbandonedSubscriptions } from '@berth/messaging';
 import { emitGauges } from './gauges.ts';
@@ -36,16 +37,41 @@ scheduler.every(
   },
   { runAtStart: true },
 );
+// The warm pool (docs/design.md, "The warm pool"): filled, aged and repaired on its own tick,
+// so a slow RunTask never delays an idle stop.
+const pool = wiring.useCases.pool;
+let lastPoolReport: PoolTickReport | undefined;
+if (pool) {
+  scheduler.every(
+    'pool',
+    config.reaperTickMs,
+    async () => {
+      const report = await pool.tick();
+      lastPoolReport = report;
+      if (report.started > 0 || report.retired > 0 || report.handedOver > 0)
+        log.info(report, 'pool tended');
+    },
+    { runAtStart: true },
+  );
+}
 // Gauges for the dashboard and the "too many live containers" alarm (gauges.ts).
-scheduler.every('gauges', config.gaugeIntervalMs, () => emitGauges(wiring.deps.store, metrics), {
-  runAtStart: true,
-});
+scheduler.every(
+  'gauges',
+  config.gaugeIntervalMs,
+  async () => {
+    await emitGauges(wiring.deps.store, metrics);
+    // The pool's gauges (and its empty-pool alarm) from its last tick.
+    if (lastPoolReport) metrics.core.poolGauges?.(lastPoolReport.members, lastPoolReport.free);
+  },
+  { runAtStart: true },
+);
 log.info(
   {
     tickMs: config.reaperTickMs,
     gaugeMs: config.gaugeIntervalMs,
     sweepMs: config.sweepIntervalMs,
     idleTimeoutMs: config.idleTimeoutMs,
+    poolSize: config.poolSize,
   },
   'reaper running',
 );

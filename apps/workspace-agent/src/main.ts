@@ -4,7 +4,7 @@
  * is one (`ready`, `stopping`), and otherwise only through its exit code and logs.
  */
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { ConfigError, InvalidArgumentError } from '@berth/domain';
+import { ConfigError, InvalidArgumentError, parseDuration } from '@berth/domain';
 // The recorder alone: the agent starts in every container and needs none of the services' wiring.
 import { recordAwsCallsFromEnv } from '@berth/platform/aws-calls';
 import {
@@ -17,6 +17,12 @@ import { parseAgentEnv, type AgentEnv } from './env.ts';
 import { takeGitCredentials, type GitCredentials } from './git-credentials.ts';
 import { GitWorkspace, fallbackRefPrefix, gitErrorDetail } from './git-workspace.ts';
 import { createLogger } from './logger.ts';
+import {
+  POOL_CONTROL_QUEUE_VARIABLE,
+  applyIdentity,
+  awaitIdentity,
+  isPoolMember,
+} from './pool-member.ts';
 import { createWorkload } from './workload.ts';
 
 /** EX_CONFIG: the environment the runtime gave is unusable. */
@@ -55,7 +61,60 @@ function readEnv(): { env: AgentEnv; gitCredentials: GitCredentials | undefined 
   }
 }
 
+/**
+ * A warm-pool member waits here for the identity of the container it becomes; it says `ready`
+ * first (the runtime reports its task RUNNING: it is free to claim). False: stop now.
+ */
+async function becomeContainer(): Promise<boolean> {
+  const logger = createLogger({ level: process.env.BERTH_LOG_LEVEL?.trim() || 'info' });
+  const sqs = new SQSClient({ useQueueUrlAsEndpoint: false });
+  recordAwsCallsFromEnv('workspace-agent', [sqs]);
+  const stop = new AbortController();
+  const onStop = (): void => stop.abort();
+  process.once('SIGTERM', onStop);
+  process.once('SIGINT', onStop);
+  if (process.connected) process.once('disconnect', onStop);
+  await notify({ type: 'ready' });
+  logger.info({ slot: process.env.BERTH_POOL_SLOT }, 'pool member waiting for a claim');
+  const identity = await awaitIdentity({
+    sqs,
+    queueUrl: process.env[POOL_CONTROL_QUEUE_VARIABLE]?.trim() ?? '',
+    logger,
+    signal: stop.signal,
+  });
+  process.off('SIGTERM', onStop);
+  process.off('SIGINT', onStop);
+  process.off('disconnect', onStop);
+  sqs.destroy();
+  if (!identity) return false;
+  logger.info(
+    { containerId: identity.containerId, generation: identity.generation },
+    'claimed: becoming this container',
+  );
+  applyIdentity(process.env, identity);
+  return true;
+}
+
+/**
+ * BERTH_LOCAL_START_DELAY (local runtime only, for benchmarks): waits this long before doing
+ * anything, as a Fargate task spends provisioning and pulling its image before its process
+ * starts. A stop meanwhile ends it at once.
+ */
+async function simulatedStartDelay(): Promise<void> {
+  const raw = process.env.BERTH_LOCAL_START_DELAY?.trim();
+  if (!raw) return;
+  const ms = parseDuration(raw, 'BERTH_LOCAL_START_DELAY');
+  const stop = (): void => process.exit(0);
+  process.once('SIGTERM', stop);
+  if (process.connected) process.once('disconnect', stop);
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  process.off('SIGTERM', stop);
+  process.off('disconnect', stop);
+}
+
 async function main(): Promise<void> {
+  await simulatedStartDelay();
+  if (isPoolMember(process.env) && !(await becomeContainer())) process.exit(0);
   const read = readEnv();
   if (read instanceof ConfigError) {
     const variables = read.problems.map((p) => p.field ?? '?');

@@ -16,10 +16,11 @@ import {
   type StopReason,
 } from '@berth/domain';
 import type { ContainerRecords } from './container-records.ts';
+import type { PoolService } from './pool.ts';
 import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
 import type { SessionEndings } from './session-endings.ts';
 
-export type DiscoverySource = 'store' | 'created';
+export type DiscoverySource = 'store' | 'created' | 'pool';
 
 export interface FoundContainer {
   container: ContainerRecord;
@@ -48,11 +49,19 @@ export class ContainerService {
   private readonly records: ContainerRecords;
   /** Ends the sessions of a container that reached a final status. */
   private readonly endings: SessionEndings;
+  /** The warm pool a miss claims from first (when BERTH_POOL_SIZE > 0). */
+  private readonly pool: PoolService | undefined;
 
-  constructor(deps: CoreDeps, records: ContainerRecords, endings: SessionEndings) {
+  constructor(
+    deps: CoreDeps,
+    records: ContainerRecords,
+    endings: SessionEndings,
+    pool?: PoolService,
+  ) {
     this.deps = deps;
     this.records = records;
     this.endings = endings;
+    this.pool = pool;
   }
 
   private get log() {
@@ -161,6 +170,15 @@ export class ContainerService {
           return { container: verified, source: 'store' };
         }
         continue;
+      }
+      if (this.pool && this.pool.size > 0) {
+        // A miss: a warm-pool member if one is free (docs/design.md, "The warm pool").
+        const claimed = await this.pool.claim(key, existing, options.commandId);
+        if (claimed === 'lost') continue;
+        if (claimed !== 'none') {
+          this.metrics.containerStarted('created');
+          return { container: claimed.container, source: 'pool' };
+        }
       }
       const created = await this.create(key, existing, options.commandId);
       if (created) {

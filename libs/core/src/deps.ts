@@ -4,6 +4,9 @@ import type {
   ContainerQueues,
   EventPublisher,
   Logger,
+  PoolControlQueues,
+  PoolRuntime,
+  PoolStore,
   Runtime,
   StateStore,
 } from '@berth/domain';
@@ -30,6 +33,10 @@ export interface CoreMetrics {
   idleStop(idleSeconds: number): void;
   orphanRepaired(kind: 'record' | 'task'): void;
   sessionsExpired(count: number): void;
+  /** A miss served by the warm pool (with the claim's latency) or not (`miss`: no free member). */
+  poolClaim?(outcome: 'claimed' | 'miss', latencySeconds?: number): void;
+  /** The pool's members, and how many of them are free to claim (every reaper tick). */
+  poolGauges?(members: number, free: number): void;
 }
 
 export const noMetrics: CoreMetrics = {
@@ -41,6 +48,17 @@ export const noMetrics: CoreMetrics = {
   sessionsExpired: () => {},
 };
 
+/** The warm pool (docs/design.md, "The warm pool"); absent or size 0: no pool. */
+export interface PoolDeps {
+  size: number;
+  maxAgeMs: number;
+  store: PoolStore;
+  queues: PoolControlQueues;
+  runtime: PoolRuntime;
+  /** The project's repository for a claimed member (a local stack makes it on first use). */
+  repositoryFor?: (key: ContainerKey) => Promise<string | undefined>;
+}
+
 export interface CoreDeps {
   store: StateStore;
   runtime: Runtime;
@@ -50,4 +68,5 @@ export interface CoreDeps {
   settings: CoreSettings;
   log?: Logger;
   metrics?: CoreMetrics;
+  pool?: PoolDeps;
 }

@@ -3,7 +3,9 @@ export type { ContainerEventType, RecordChange, RecordDecision } from './contain
 export { ContainerService } from './containers.ts';
 export type { DiscoverySource, FoundContainer } from './containers.ts';
 export { noMetrics, silentLogger } from './deps.ts';
-export type { CoreDeps, CoreMetrics, CoreSettings } from './deps.ts';
+export type { CoreDeps, CoreMetrics, CoreSettings, PoolDeps } from './deps.ts';
+export { PoolService } from './pool.ts';
+export type { ClaimResult, PoolTaskRoute, PoolTickReport } from './pool.ts';
 export { Reaper } from './reaper.ts';
 export type { SweepReport } from './reaper.ts';
 export { SessionEndings } from './session-endings.ts';

@@ -289,6 +289,8 @@ export class Reaper {
     for (const task of tasks) {
       // Owned, or already asked to stop (a stop on its way is not an orphan to stop again).
       if (owned.has(task.taskArn) || task.desiredStatus === 'STOPPED') continue;
+      // A warm-pool member: the pool's tick and its task events look after it.
+      if (task.poolSlot !== undefined) continue;
       // A task started a moment ago may not be recorded yet: re-read its container first.
       const container = task.containerId
         ? await this.deps.store.getContainer(task.containerId)

@@ -1,5 +1,6 @@
 import {
   MANAGED_BY,
+  POOL_SLOT_TAG,
   UnavailableError,
   TASK_TAGS,
   canTransition,
@@ -12,6 +13,7 @@ import {
 } from '@berth/domain';
 import type { ContainerRecords } from './container-records.ts';
 import type { SessionReadiness } from './session-readiness.ts';
+import type { PoolService } from './pool.ts';
 import type { ContainerService } from './containers.ts';
 import { silentLogger, type CoreDeps } from './deps.ts';
 import { parseSavedElsewhere } from './saved-elsewhere.ts';
@@ -26,7 +28,8 @@ export type TaskEventOutcome =
   | 'ignored:stale'
   | 'ignored:intermediate'
   | 'orphan-stopped'
-  | 'unprovisioned-stopped';
+  | 'unprovisioned-stopped'
+  | 'pool';
 
 /**
  * The workspace agent's exit code (EX_TEMPFAIL) when it could not save; on ECS, where the agent
@@ -48,6 +51,8 @@ export class TaskEventHandler {
   private readonly deps: CoreDeps;
   private readonly containers: ContainerService;
   private readonly records: ContainerRecords;
+  /** The warm pool, whose members' tasks carry a PoolSlot tag instead of a ContainerId. */
+  private readonly pool: PoolService | undefined;
 
   private readonly readiness: SessionReadiness;
 
@@ -56,11 +61,13 @@ export class TaskEventHandler {
     records: ContainerRecords,
     containers: ContainerService,
     readiness: SessionReadiness,
+    pool?: PoolService,
   ) {
     this.deps = deps;
     this.containers = containers;
     this.records = records;
     this.readiness = readiness;
+    this.pool = pool;
   }
 
   private get log() {
@@ -71,8 +78,29 @@ export class TaskEventHandler {
     const { detail } = event;
     const tags = detail.tags;
     if (tagValue(tags, TASK_TAGS.managedBy) !== MANAGED_BY) return 'ignored:not-berth';
-    const containerId = tagValue(tags, TASK_TAGS.containerId);
-    const generation = Number(tagValue(tags, TASK_TAGS.generation));
+    let containerId = tagValue(tags, TASK_TAGS.containerId);
+    let generation = Number(tagValue(tags, TASK_TAGS.generation));
+    const poolSlot = tagValue(tags, POOL_SLOT_TAG);
+    if (poolSlot !== undefined && Number.isInteger(generation) && /^\d+$/.test(poolSlot)) {
+      // A warm-pool member's task: the pool's own, or the container it was claimed for.
+      if (!this.pool) {
+        return this.orphan(
+          detail.taskArn,
+          detail.lastStatus,
+          'a pool member while the pool is off',
+        );
+      }
+      const route = await this.pool.route(
+        Number(poolSlot),
+        generation,
+        detail.taskArn,
+        detail.lastStatus,
+        detail.stoppedReason,
+      );
+      if (route.kind === 'pool') return 'pool';
+      containerId = route.containerId;
+      generation = route.generation;
+    }
     if (!containerId || !Number.isInteger(generation)) return 'ignored:not-berth';
 
     const container = await this.deps.store.getContainer(containerId);

@@ -1,6 +1,7 @@
 import { ContainerRecords } from './container-records.ts';
 import { ContainerService } from './containers.ts';
 import type { CoreDeps } from './deps.ts';
+import { PoolService } from './pool.ts';
 import { Reaper } from './reaper.ts';
 import { SessionEndings } from './session-endings.ts';
 import { SessionReadiness } from './session-readiness.ts';
@@ -23,14 +24,24 @@ export class UseCases {
   readonly readiness: SessionReadiness;
   readonly taskEvents: TaskEventHandler;
   readonly reaper: Reaper;
+  /** The warm pool; undefined when BERTH_POOL_SIZE is 0. */
+  readonly pool: PoolService | undefined;
 
   constructor(deps: CoreDeps) {
     this.records = new ContainerRecords(deps);
     this.sessionEndings = new SessionEndings(deps, this.records);
-    this.containers = new ContainerService(deps, this.records, this.sessionEndings);
+    this.pool =
+      deps.pool && deps.pool.size > 0 ? new PoolService(deps, deps.pool, this.records) : undefined;
+    this.containers = new ContainerService(deps, this.records, this.sessionEndings, this.pool);
     this.sessions = new SessionService(deps, this.containers, this.sessionEndings);
     this.readiness = new SessionReadiness(deps);
-    this.taskEvents = new TaskEventHandler(deps, this.records, this.containers, this.readiness);
+    this.taskEvents = new TaskEventHandler(
+      deps,
+      this.records,
+      this.containers,
+      this.readiness,
+      this.pool,
+    );
     this.reaper = new Reaper(deps, this.records, this.sessionEndings, this.containers);
   }
 }

@@ -127,3 +127,24 @@ export type {
 } from './ports.ts';
 export { LOCAL_STACK_FILE, LocalStackSchema, parseLocalStack } from './local-stack.ts';
 export type { LocalStack } from './local-stack.ts';
+export {
+  POOL_MEMBER_STATES,
+  POOL_SLOT_TAG,
+  isPoolKey,
+  newPoolMember,
+  poolMemberKey,
+  poolSlotKey,
+} from './pool.ts';
+export type {
+  ClaimedContainer,
+  PoolControlQueues,
+  PoolIdentityMessage,
+  PoolMemberRecord,
+  PoolMemberState,
+  PoolMemberWrite,
+  PoolRuntime,
+  PoolSlotRecord,
+  PoolSlotWrite,
+  PoolStore,
+  PoolTaskSpec,
+} from './pool.ts';

@@ -49,6 +49,8 @@ export interface ContainerRecord extends ContainerKey {
    * consistent index that may not list a session assigned a moment before.
    */
   endingSessions?: string[];
+  /** This generation is a warm-pool member it claimed, not a task started for it. */
+  fromPool: boolean;
 }
 
 export const SESSION_STATUSES = ['active', 'released', 'expired'] as const;
@@ -123,6 +125,7 @@ export const ContainerJsonSchema = Type.Object(
     keptAliveBy: Type.Array(Type.Enum(KEPT_ALIVE_REASONS)),
     stoppedAt: Timestamp,
     stopReason: Nullable(Type.String()),
+    fromPool: Type.Boolean(),
   },
   { $id: 'Container', additionalProperties: false },
 );
@@ -197,6 +200,7 @@ export function toContainerJson(
     keptAliveBy: keptAliveBy(container, liveness.messagesInFlight),
     stoppedAt: container.stoppedAt,
     stopReason: container.stopReason,
+    fromPool: container.fromPool,
   };
 }
 
@@ -241,5 +245,6 @@ export function newContainerRecord(
     stopReason: null,
     version: 1,
     pendingEvents: [],
+    fromPool: false,
   };
 }

@@ -156,6 +156,8 @@ export interface TaskInfo {
   exitCode: number | undefined;
   /** Where the container can be reached (private IP, or 127.0.0.1:port locally). */
   endpoint: string | undefined;
+  /** A warm-pool member's slot (its `PoolSlot` tag); `generation` is then the member's. */
+  poolSlot?: number | undefined;
 }
 
 export interface Runtime {

@@ -1,6 +1,6 @@
 import type { CoreMetrics } from '@berth/core';
 import { parseStopReason } from '@berth/domain';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
  * One registry per process, exposed on /metrics by services that serve HTTP. When
@@ -107,7 +107,44 @@ export function createMetrics(service: string, options: { emf: boolean }): Servi
     registers: [registry],
   });
 
+  const poolClaims = new Counter({
+    name: 'berth_pool_claims_total',
+    help: 'Misses served by the warm pool (claimed) or not (miss: no free member)',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  const claimLatency = new Histogram({
+    name: 'berth_pool_claim_seconds',
+    help: 'From a miss to its claim of a pool member being stored',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const poolMembers = new Gauge({
+    name: 'berth_pool_members',
+    help: 'Warm-pool members starting or free',
+    registers: [registry],
+  });
+  const poolFree = new Gauge({
+    name: 'berth_pool_free',
+    help: 'Warm-pool members free to claim',
+    registers: [registry],
+  });
+
   const core: CoreMetrics = {
+    poolClaim(outcome, latencySeconds) {
+      poolClaims.inc({ outcome });
+      emf(outcome === 'claimed' ? 'PoolClaims' : 'PoolMisses', 1);
+      if (latencySeconds !== undefined) {
+        claimLatency.observe(latencySeconds);
+        emf('PoolClaimLatency', latencySeconds * 1000, 'Milliseconds');
+      }
+    },
+    poolGauges(members, free) {
+      poolMembers.set(members);
+      poolFree.set(free);
+      emf('PoolSize', members);
+      emf('PoolFree', free);
+    },
     containerStarted(outcome) {
       starts.inc({ outcome });
       emf('ContainerReused', 1, 'Count', { Outcome: outcome });

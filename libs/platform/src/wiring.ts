@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
-import { UseCases, type CoreDeps } from '@berth/core';
+import { UseCases, type CoreDeps, type PoolDeps } from '@berth/core';
+import { BareRepositories } from './local-repos.ts';
 import {
   ConfigError,
   InvalidArgumentError,
@@ -7,6 +8,7 @@ import {
   systemClock,
   type BerthConfig,
   type Logger,
+  type ContainerKey,
   type Runtime,
 } from '@berth/domain';
 import { DynamoStateStore, ensureTables } from '@berth/dynamodb';
@@ -101,6 +103,36 @@ export function createRuntime(config: BerthConfig, recording?: CallRecording): E
   });
 }
 
+/**
+ * The warm pool's parts. On the local stack a project's repository is a bare repository the
+ * local runtime makes when it starts a task for that project; a claimed member was started
+ * for no project, so the claim makes it (same place, same initial commit).
+ */
+function poolDeps(
+  config: BerthConfig,
+  store: DynamoStateStore,
+  queues: SqsContainerQueues,
+  runtime: EcsRuntime,
+): PoolDeps {
+  const repos =
+    config.runtime === 'local' && config.repoUrlTemplate === undefined
+      ? new BareRepositories(resolve(config.dataDir, 'repos'))
+      : undefined;
+  return {
+    size: config.poolSize,
+    maxAgeMs: config.poolMaxAgeMs,
+    store,
+    queues,
+    runtime,
+    ...(repos
+      ? {
+          repositoryFor: async (key: ContainerKey) =>
+            (await repos.ensure(key.clientId, key.projectId)).path,
+        }
+      : {}),
+  };
+}
+
 /** The lifecycle topic of a service that does not set up messaging itself: its environment's. */
 function lifecycleTopicArn(config: BerthConfig): string {
   const arn = config.lifecycleTopicArn;
@@ -147,17 +179,18 @@ export async function wire(
     ? await ensureMessaging({ sqs, sns })
     : await resolveMessaging({ sqs, sns, topicArn: lifecycleTopicArn(config) });
 
+  const store = new DynamoStateStore({ client: dynamodb, ...names });
+  const runtime = createRuntime(config, recording);
+  const queues = new SqsContainerQueues({ sqs });
   const deps: CoreDeps = {
-    store: new DynamoStateStore({ client: dynamodb, ...names }),
-    runtime:
-      options.mayStopTasks === false
-        ? recordOnlyStops(createRuntime(config, recording), options.log)
-        : createRuntime(config, recording),
-    queues: new SqsContainerQueues({ sqs }),
+    store,
+    runtime: options.mayStopTasks === false ? recordOnlyStops(runtime, options.log) : runtime,
+    queues,
     publisher: new SnsEventPublisher({ sns, topicArn: messaging.topicArn }),
     clock: systemClock,
     log: options.log,
     ...(options.metrics ? { metrics: options.metrics.core } : {}),
+    ...(config.poolSize > 0 ? { pool: poolDeps(config, store, queues, runtime) } : {}),
     settings: {
       maxSessions: config.maxSessions,
       idleTimeoutMs: config.idleTimeoutMs,

@@ -44,6 +44,9 @@ export async function startStack(
     BERTH_RUNTIME_PORT: String(runtime),
     BERTH_DATA_DIR: dataDir,
     BERTH_LOG_LEVEL: 'info',
+    // A harness stack runs without the warm pool unless asked (BERTH_POOL_SIZE): tests and
+    // benchmarks that count tasks or compare cold starts must not share the machine with it.
+    BERTH_POOL_SIZE: '0',
     ...overrides,
   };
   const child = spawn(process.execPath, [MAIN], {

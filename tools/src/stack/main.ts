@@ -127,6 +127,8 @@ try {
     BERTH_TASK_EVENTS_QUEUE_URL: messaging.taskEventsUrl,
     // As on AWS, every service is given the topic's ARN (it never looks the topic up).
     BERTH_LIFECYCLE_TOPIC_ARN: messaging.topicArn,
+    // The warm pool is on locally (2 members) unless the environment says otherwise.
+    BERTH_POOL_SIZE: process.env.BERTH_POOL_SIZE?.trim() || '2',
   };
   // Fault injection (the soak test, tools/src/soak): when these are set, the berth services
   // reach DynamoDB and SQS/SNS through them (fault proxies) instead of the engines, while the

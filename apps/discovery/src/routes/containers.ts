@@ -37,7 +37,7 @@ export function registerContainerRoutes(app: DiscoveryServer, options: Container
     containers.json(container, messagesInFlight);
   const discoveries = new Counter({
     name: 'berth_discoveries_total',
-    help: 'Discover answers by source (cache, store, created)',
+    help: 'Discover answers by source (cache, store, created, pool)',
     labelNames: ['source'],
     registers: [options.registry],
   });
@@ -93,8 +93,52 @@ export function registerContainerRoutes(app: DiscoveryServer, options: Container
       cache.put(container);
       discoveries.inc({ source: found.source });
       return reply
-        .code(found.source === 'created' ? 201 : 200)
+        .code(found.source === 'created' || found.source === 'pool' ? 201 : 200)
         .send({ container: json(container), source: found.source });
+    },
+  );
+
+  /** Pre-warm starts still running, so that closing the app waits for them. */
+  const prewarming = new Map<string, Promise<void>>();
+  app.addHook('onClose', async () => {
+    await Promise.allSettled([...prewarming.values()]);
+  });
+
+  app.post(
+    '/v1/containers/prewarm',
+    {
+      schema: {
+        summary:
+          'A hint that a discover will follow soon: finds, claims from the warm pool or starts the container without waiting for it',
+        body: Type.Object(
+          { clientId: IdPart, projectId: IdPart, userId: IdPart },
+          { additionalProperties: false },
+        ),
+        response: {
+          202: Type.Object({ containerId: Type.String() }),
+          ...errors(400, 401, 403, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      const key = request.body;
+      assertMayAct(request.principal, key);
+      const containerId = containerIdOf(key);
+      // One start per container in this replica at a time; others find it in the store.
+      if (!prewarming.has(containerId) && cache.get(containerId) === undefined) {
+        const started = containers
+          .findOrStart(key)
+          .then(
+            (found) => {
+              cache.put(found.container);
+              discoveries.inc({ source: found.source });
+            },
+            (error: unknown) => request.log.warn({ containerId, err: error }, 'prewarm failed'),
+          )
+          .finally(() => prewarming.delete(containerId));
+        prewarming.set(containerId, started);
+      }
+      return reply.code(202).send({ containerId });
     },
   );
 

@@ -37,6 +37,7 @@ const CONTAINER_FIELDS = [
   'version',
   'pendingEvents',
   'endingSessions',
+  'fromPool',
 ] as const satisfies readonly (keyof ContainerRecord)[];
 
 const SESSION_FIELDS = [
@@ -117,6 +118,9 @@ export function toContainerItem(record: ContainerRecord, _now: Date): Item {
   // Events are stored as one JSON string: their payloads hold nulls and nested objects that
   // need no index, and an absent attribute (no pending events) costs nothing.
   delete item.pendingEvents;
+  // Absent means false (as on records older than the pool): nothing stored for a cold start.
+  delete item.fromPool;
+  if (record.fromPool) item.fromPool = true;
   if (record.pendingEvents.length > 0) item.pendingEvents = JSON.stringify(record.pendingEvents);
   item.clientProject = clientProjectKey(record.clientId, record.projectId);
   if (isIdle(record)) item.idleKey = IDLE_KEY;
@@ -195,6 +199,8 @@ export function fromContainerItem(item: Item): ContainerRecord {
     ...(Array.isArray(item.endingSessions) && item.endingSessions.length > 0
       ? { endingSessions: item.endingSessions.filter((id) => typeof id === 'string') }
       : {}),
+    // Records written before the pool existed have no such attribute: not from the pool.
+    fromPool: item.fromPool === true,
   };
 }
 

@@ -28,13 +28,27 @@ import {
   type ContainerStatus,
   type ContainerWrite,
   type Page,
+  type PoolMemberRecord,
+  type PoolMemberWrite,
+  type PoolSlotRecord,
+  type PoolSlotWrite,
+  type PoolStore,
   type SessionExpectation,
   type SessionRecord,
   type StateStore,
   type StoreChange,
+  poolMemberKey,
+  poolSlotKey,
 } from '@berth/domain';
 import { isDeepStrictEqual } from 'node:util';
 import { toDomainError } from './errors.ts';
+import {
+  fromMemberItem,
+  fromSlotItem,
+  toMemberItem,
+  toSlotItem,
+  versionCondition,
+} from './pool-items.ts';
 import {
   ACTIVE_KEY,
   IDLE_KEY,
@@ -164,7 +178,7 @@ function sessionCondition(expect: SessionExpectation): Condition {
   }
 }
 
-export class DynamoStateStore implements StateStore {
+export class DynamoStateStore implements StateStore, PoolStore {
   readonly #client: DynamoDBClient;
   readonly #documents: DynamoDBDocumentClient;
   readonly #containerTable: string;
@@ -223,6 +237,10 @@ export class DynamoStateStore implements StateStore {
         ConditionExpression: 'attribute_not_exists(sessionId)',
       })),
     ];
+    await this.#put(puts);
+  }
+
+  async #put(puts: ConditionalPut[]): Promise<void> {
     const [only] = puts;
     if (only === undefined) return;
     const tables = [...new Set(puts.map((put) => put.TableName))];
@@ -252,6 +270,57 @@ export class DynamoStateStore implements StateStore {
     } catch (error) {
       throw toDomainError(error, { operation: 'TransactWriteItems', table: tables });
     }
+  }
+
+  async readPool(
+    size: number,
+  ): Promise<{ slot: PoolSlotRecord | undefined; member: PoolMemberRecord | undefined }[]> {
+    const slots = await Promise.all(
+      Array.from({ length: size }, (_, slot) =>
+        this.#get(this.#containerTable, { containerId: poolSlotKey(slot) }),
+      ),
+    );
+    return Promise.all(
+      slots.map(async (item) => {
+        const slot = item === undefined ? undefined : fromSlotItem(item);
+        const member = slot ? await this.getPoolMember(slot.slot, slot.generation) : undefined;
+        return { slot, member };
+      }),
+    );
+  }
+
+  async getPoolMember(slot: number, generation: number): Promise<PoolMemberRecord | undefined> {
+    const item = await this.#get(this.#containerTable, {
+      containerId: poolMemberKey(slot, generation),
+    });
+    return item === undefined ? undefined : fromMemberItem(item);
+  }
+
+  /** Slots, members and containers in one transaction (the claim: a member and its container). */
+  async writePool(change: {
+    slots?: PoolSlotWrite[];
+    members?: PoolMemberWrite[];
+    containers?: ContainerWrite[];
+  }): Promise<void> {
+    const now = this.#clock.now();
+    const puts: ConditionalPut[] = [
+      ...(change.slots ?? []).map((write) => ({
+        TableName: this.#containerTable,
+        Item: toSlotItem(write.record),
+        ...versionCondition(write.expectVersion),
+      })),
+      ...(change.members ?? []).map((write) => ({
+        TableName: this.#containerTable,
+        Item: toMemberItem(write.record, now),
+        ...versionCondition(write.expectVersion),
+      })),
+      ...(change.containers ?? []).map((write) => ({
+        TableName: this.#containerTable,
+        Item: toContainerItem(write.record, now),
+        ...containerCondition(write),
+      })),
+    ];
+    await this.#put(puts);
   }
 
   async listContainers(

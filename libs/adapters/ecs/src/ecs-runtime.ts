@@ -11,10 +11,13 @@ import {
 } from '@aws-sdk/client-ecs';
 import {
   MANAGED_BY,
+  POOL_SLOT_TAG,
   TASK_TAGS,
   UnavailableError,
   tagValue,
   type ContainerKey,
+  type PoolRuntime,
+  type PoolTaskSpec,
   type Runtime,
   type TaskInfo,
   type TaskSpec,
@@ -54,7 +57,12 @@ export function clientTokenFor(containerId: string, generation: number): string 
   return createHash('sha256').update(`${containerId}#${generation}`).digest('hex');
 }
 
-export class EcsRuntime implements Runtime {
+/** The clientToken of a warm-pool member: one task per (slot, member generation). */
+export function poolClientTokenFor(slot: number, generation: number): string {
+  return createHash('sha256').update(`~pool#${slot}#${generation}`).digest('hex');
+}
+
+export class EcsRuntime implements Runtime, PoolRuntime {
   readonly #client: ECSClient;
   readonly #options: Omit<EcsRuntimeOptions, 'client'>;
   readonly #workspaceRoot: string;
@@ -70,8 +78,53 @@ export class EcsRuntime implements Runtime {
     return `${this.#workspaceRoot}/${key.clientId}/${key.projectId}/${key.userId}`;
   }
 
+  get taskDefinition(): string {
+    return this.#options.taskDefinition;
+  }
+
+  /**
+   * A generic agent with no containerId (docs/design.md, "The warm pool"): tagged with its
+   * slot and generation, it waits on its control queue for the identity a claim gives it.
+   */
+  async startPoolMember(spec: PoolTaskSpec): Promise<{ taskArn: string }> {
+    const base = this.runTaskInput({
+      containerId: '',
+      clientId: '',
+      projectId: '',
+      userId: '',
+      generation: spec.generation,
+      workspacePath: '',
+      environment: {},
+    });
+    const input: RunTaskCommandInput = {
+      ...base,
+      overrides: {
+        containerOverrides: [
+          {
+            name: this.#options.containerName,
+            environment: Object.entries(spec.environment).map(([name, value]) => ({
+              name,
+              value,
+            })),
+          },
+        ],
+      },
+      tags: [
+        { key: TASK_TAGS.managedBy, value: MANAGED_BY },
+        { key: POOL_SLOT_TAG, value: String(spec.slot) },
+        { key: TASK_TAGS.generation, value: String(spec.generation) },
+      ],
+      clientToken: poolClientTokenFor(spec.slot, spec.generation),
+    };
+    const info = await this.run(input, `pool slot ${spec.slot} generation ${spec.generation}`);
+    return { taskArn: info.taskArn };
+  }
+
   async startTask(spec: TaskSpec): Promise<TaskInfo> {
-    const input = this.runTaskInput(spec);
+    return this.run(this.runTaskInput(spec), `${spec.containerId} generation ${spec.generation}`);
+  }
+
+  private async run(input: RunTaskCommandInput, what: string): Promise<TaskInfo> {
     let task: Task | undefined;
     try {
       const answer = await this.#client.send(new RunTaskCommand(input));
@@ -79,7 +132,7 @@ export class EcsRuntime implements Runtime {
       if (failure) {
         const detail = failure.detail ? ` (${failure.detail})` : '';
         throw new UnavailableError(
-          `ECS could not start the task of ${spec.containerId} generation ${spec.generation}: ${failure.reason ?? 'unknown reason'}${detail}`,
+          `ECS could not start the task of ${what}: ${failure.reason ?? 'unknown reason'}${detail}`,
         );
       }
       task = answer.tasks?.[0];
@@ -92,7 +145,7 @@ export class EcsRuntime implements Runtime {
       throw toDomainError(error, 'RunTask');
     }
     if (!task?.taskArn) {
-      throw new UnavailableError(`ECS RunTask answered without a task for ${spec.containerId}`);
+      throw new UnavailableError(`ECS RunTask answered without a task for ${what}`);
     }
     return toTaskInfo(task, this.#options.containerName);
   }

@@ -5,6 +5,7 @@ export {
   STOP_REASON_LIMIT,
   TASK_GROUP,
   clientTokenFor,
+  poolClientTokenFor,
 } from './ecs-runtime.ts';
 export type { EcsRuntimeOptions } from './ecs-runtime.ts';
 export { createEcsClient, ecsRetryStrategy, fullJitterBackoff } from './client.ts';

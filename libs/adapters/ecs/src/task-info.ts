@@ -1,5 +1,5 @@
 import type { Task } from '@aws-sdk/client-ecs';
-import { TASK_TAGS, tagValue, type TaskInfo } from '@berth/domain';
+import { POOL_SLOT_TAG, TASK_TAGS, tagValue, type TaskInfo } from '@berth/domain';
 
 /** The tags ECS returns, in the `{ key, value }` form berth's events use. */
 export function tagsOf(task: Task): { key: string; value: string }[] {
@@ -37,5 +37,8 @@ export function toTaskInfo(task: Task, containerName: string): TaskInfo {
     stoppedReason: task.stoppedReason,
     exitCode: container?.exitCode,
     endpoint: privateIpOf(task),
+    ...(tagValue(tags, POOL_SLOT_TAG) === undefined
+      ? {}
+      : { poolSlot: generationOf(tagValue(tags, POOL_SLOT_TAG)) }),
   };
 }

@@ -504,3 +504,84 @@ describe('EcsRuntime.listTasks', () => {
     await expect(runtime().listTasks()).rejects.toBeInstanceOf(UnavailableError);
   });
 });
+
+describe('EcsRuntime.startPoolMember', () => {
+  it('sends a RunTask with the pool tags, no ContainerId, its control queue and a token per (slot, generation)', async () => {
+    // Prepare
+    ecs.on(RunTaskCommand).resolves({
+      tasks: [
+        ecsTask({
+          tags: [
+            { key: 'ManagedBy', value: 'berth' },
+            { key: 'PoolSlot', value: '2' },
+            { key: 'Generation', value: '4' },
+          ],
+        }),
+      ],
+    });
+
+    // Act
+    const started = await runtime().startPoolMember({
+      slot: 2,
+      generation: 4,
+      environment: { BERTH_POOL_CONTROL_QUEUE_URL: 'https://sqs/ctl' },
+    });
+
+    // Assess
+    expect(started).toEqual({ taskArn: TASK_ARN });
+    const calls = ecs.commandCalls(RunTaskCommand);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.args[0].input).toEqual({
+      cluster: 'berth',
+      taskDefinition: 'berth-workspace:7',
+      launchType: 'FARGATE',
+      count: 1,
+      networkConfiguration: {
+        awsvpcConfiguration: {
+          subnets: ['subnet-a', 'subnet-b'],
+          securityGroups: ['sg-1'],
+          assignPublicIp: 'DISABLED',
+        },
+      },
+      overrides: {
+        containerOverrides: [
+          {
+            name: 'workspace',
+            environment: [{ name: 'BERTH_POOL_CONTROL_QUEUE_URL', value: 'https://sqs/ctl' }],
+          },
+        ],
+      },
+      tags: [
+        { key: 'ManagedBy', value: 'berth' },
+        { key: 'PoolSlot', value: '2' },
+        { key: 'Generation', value: '4' },
+      ],
+      propagateTags: 'TASK_DEFINITION',
+      enableECSManagedTags: true,
+      startedBy: 'berth',
+      group: 'berth',
+      clientToken: createHash('sha256').update('~pool#2#4').digest('hex'),
+    });
+  });
+
+  it('reads a pool task back with its slot and the member generation', async () => {
+    // Prepare
+    ecs.on(DescribeTasksCommand).resolves({
+      tasks: [
+        ecsTask({
+          tags: [
+            { key: 'ManagedBy', value: 'berth' },
+            { key: 'PoolSlot', value: '2' },
+            { key: 'Generation', value: '4' },
+          ],
+        }),
+      ],
+    });
+
+    // Act
+    const info = await runtime().describeTask(TASK_ARN);
+
+    // Assess
+    expect(info).toMatchObject({ containerId: undefined, generation: 4, poolSlot: 2 });
+  });
+});

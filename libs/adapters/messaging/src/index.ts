@@ -12,7 +12,11 @@ export {
 export type { MessagingClients, MessagingResources } from './resources.ts';
 export { SnsEventPublisher } from './sns-event-publisher.ts';
 export type { SnsEventPublisherOptions } from './sns-event-publisher.ts';
-export { SqsContainerQueues, containerQueueNames } from './sqs-container-queues.ts';
+export {
+  SqsContainerQueues,
+  containerQueueNames,
+  poolControlQueueName,
+} from './sqs-container-queues.ts';
 export type { SqsContainerQueuesOptions } from './sqs-container-queues.ts';
 export { CommandSender } from './command-sender.ts';
 export type { CommandSenderOptions } from './command-sender.ts';

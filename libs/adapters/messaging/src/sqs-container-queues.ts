@@ -14,6 +14,7 @@ import {
   parseContainerId,
   type ContainerQueueUrls,
   type ContainerQueues,
+  type PoolControlQueues,
 } from '@berth/domain';
 import { createSqsClient } from './clients.ts';
 import { isMissingQueue, queueNameOf, toMessagingError } from './errors.ts';
@@ -39,12 +40,25 @@ export function containerQueueNames(
   return { input: `${base}-in`, output: `${base}-out` };
 }
 
+/** A warm-pool member's control queue, on which it waits for the identity it is claimed for. */
+export function poolControlQueueName(slot: number, generation: number): string {
+  for (const [name, value] of [
+    ['slot', slot],
+    ['generation', generation],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new InvalidArgumentError(`${name} must be a whole number; got ${value}`, name);
+    }
+  }
+  return `berth-pool-s${slot}-g${generation}-ctl`;
+}
+
 export interface SqsContainerQueuesOptions {
   sqs?: SQSClient;
 }
 
 /** The input and output queue of each container generation. */
-export class SqsContainerQueues implements ContainerQueues {
+export class SqsContainerQueues implements ContainerQueues, PoolControlQueues {
   readonly #sqs: SQSClient;
 
   constructor(options: SqsContainerQueuesOptions = {}) {
@@ -76,6 +90,35 @@ export class SqsContainerQueues implements ContainerQueues {
       createQueue(names.output),
     ]);
     return { inputQueueUrl, outputQueueUrl };
+  }
+
+  async createControl(slot: number, generation: number): Promise<string> {
+    const name = poolControlQueueName(slot, generation);
+    try {
+      const { QueueUrl } = await this.#sqs.send(
+        new CreateQueueCommand({
+          QueueName: name,
+          tags: {
+            [TASK_TAGS.managedBy]: MANAGED_BY,
+            PoolSlot: String(slot),
+            [TASK_TAGS.generation]: String(generation),
+          },
+        }),
+      );
+      if (!QueueUrl) throw new UnavailableError(`creating queue ${name} returned no URL`);
+      return QueueUrl;
+    } catch (error) {
+      throw toMessagingError(error, `creating pool control queue ${name}`);
+    }
+  }
+
+  async deleteControl(queueUrl: string): Promise<void> {
+    try {
+      await this.#sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl }));
+    } catch (error) {
+      if (isMissingQueue(error)) return;
+      throw toMessagingError(error, `deleting queue ${queueNameOf(queueUrl)}`);
+    }
   }
 
   async delete(urls: ContainerQueueUrls): Promise<void> {

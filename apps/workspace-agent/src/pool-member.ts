@@ -1,0 +1,132 @@
+/**
+ * A warm-pool member (docs/design.md, "The warm pool"): started with no container, it waits on
+ * its own control queue for the identity a claim gives it, then becomes that container's agent
+ * exactly as if it had been started for it (the same environment variables, set from the
+ * identity). Until then there is no workspace: a stop ends it at once.
+ */
+import {
+  DeleteMessageCommand,
+  DeleteQueueCommand,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { isMissingQueue } from '@berth/messaging';
+import type { Logger } from 'pino';
+
+export const POOL_CONTROL_QUEUE_VARIABLE = 'BERTH_POOL_CONTROL_QUEUE_URL';
+
+/** The environment variables an identity sets, as the runtime would have for a cold start. */
+export interface PoolIdentity {
+  containerId: string;
+  generation: number;
+  workspacePath: string;
+  repoUrl: string | undefined;
+  inputQueueUrl: string;
+  outputQueueUrl: string;
+}
+
+export function isPoolMember(env: NodeJS.ProcessEnv): boolean {
+  return Boolean(env[POOL_CONTROL_QUEUE_VARIABLE]?.trim()) && !env.CONTAINER_ID?.trim();
+}
+
+/** An identity message as the claim sends it; undefined for anything else. */
+export function parseIdentity(body: string | undefined): PoolIdentity | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body ?? '');
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const message = parsed as Record<string, unknown>;
+  const text = (name: string) =>
+    typeof message[name] === 'string' && message[name] !== '' ? message[name] : undefined;
+  const containerId = text('containerId');
+  const workspacePath = text('workspacePath');
+  const inputQueueUrl = text('inputQueueUrl');
+  const outputQueueUrl = text('outputQueueUrl');
+  const generation = message.generation;
+  if (
+    message.type !== 'pool.identity' ||
+    !containerId ||
+    !workspacePath ||
+    !inputQueueUrl ||
+    !outputQueueUrl ||
+    typeof generation !== 'number' ||
+    !Number.isSafeInteger(generation) ||
+    generation < 1
+  ) {
+    return undefined;
+  }
+  return {
+    containerId,
+    generation,
+    workspacePath,
+    repoUrl: text('repoUrl'),
+    inputQueueUrl,
+    outputQueueUrl,
+  };
+}
+
+/** Sets the variables the agent reads, as the runtime sets them for a container it starts. */
+export function applyIdentity(env: NodeJS.ProcessEnv, identity: PoolIdentity): void {
+  env.CONTAINER_ID = identity.containerId;
+  env.WORKSPACE_PATH = identity.workspacePath;
+  env.BERTH_GENERATION = String(identity.generation);
+  env.BERTH_INPUT_QUEUE_URL = identity.inputQueueUrl;
+  env.BERTH_OUTPUT_QUEUE_URL = identity.outputQueueUrl;
+  if (identity.repoUrl !== undefined) env.BERTH_REPO_URL = identity.repoUrl;
+  delete env[POOL_CONTROL_QUEUE_VARIABLE];
+}
+
+/**
+ * Long-polls the control queue until an identity arrives; undefined when the queue is gone
+ * (the pool retired this member) or `signal` aborts (a stop before any claim).
+ */
+export async function awaitIdentity(options: {
+  sqs: SQSClient;
+  queueUrl: string;
+  logger: Logger;
+  signal: AbortSignal;
+}): Promise<PoolIdentity | undefined> {
+  const { sqs, queueUrl, logger, signal } = options;
+  let pause = 250;
+  while (!signal.aborted) {
+    try {
+      const { Messages = [] } = await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          MaxNumberOfMessages: 1,
+          WaitTimeSeconds: 20,
+        }),
+        { abortSignal: signal },
+      );
+      pause = 250;
+      for (const message of Messages) {
+        const identity = parseIdentity(message.Body);
+        await sqs
+          .send(
+            new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }),
+          )
+          .catch(() => undefined);
+        if (!identity) {
+          logger.warn({ messageId: message.MessageId }, 'not an identity; dropped');
+          continue;
+        }
+        // Nothing else will ever come on it: the member is a container now.
+        await sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl })).catch(() => undefined);
+        return identity;
+      }
+    } catch (error) {
+      if (signal.aborted) return undefined;
+      if (isMissingQueue(error)) {
+        logger.info('control queue gone: this pool member was retired');
+        return undefined;
+      }
+      logger.warn({ err: error, retryInMs: pause }, 'receiving from the control queue failed');
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(pause * 2, 5000);
+    }
+  }
+  return undefined;
+}
