@@ -12,13 +12,14 @@ import { describeAwsCall, wire } from '@berth/platform';
 import { synthesizeApp } from '../src/synth.ts';
 import { localAwsEnvironment, startDynamoDbLocal, startFauxqs, type Engine } from '@berth/testing';
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { AssemblyError } from '../src/iam/assembly.ts';
 import { CallLogError, proveCalls } from '../src/iam/prove.ts';
 import { formatIamReport } from '../src/iam/report.ts';
+import { runChecks } from '../src/rehearse/checks.ts';
 
 jest.setTimeout(900_000);
 
@@ -59,7 +60,17 @@ async function recordSessionScenario(log: string): Promise<void> {
     BERTH_LIFECYCLE_TOPIC_ARN: setup.messaging.topicArn,
   };
   try {
-    const wiring = await wire(config, { service: 'session', log: silentLogger, bootstrap: false });
+    // As on ECS: the topic's ARN comes from the task definition's environment.
+    const sessionConfig = loadConfig({
+      ...env,
+      BERTH_DATA_DIR: work,
+      BERTH_LIFECYCLE_TOPIC_ARN: setup.messaging.topicArn,
+    });
+    const wiring = await wire(sessionConfig, {
+      service: 'session',
+      log: silentLogger,
+      bootstrap: false,
+    });
     await wiring.deps.store.getContainer('acme.website.ann');
     await wiring.deps.store.listSessionsByContainer('acme.website.ann');
     await wiring.deps.publisher.ping();
@@ -260,6 +271,38 @@ describe('proving recorded calls against the synthesized policies', () => {
     expect(cli.code).toBe(1);
     expect(cli.stdout).toMatch(/DENIED:\n {2}session: dynamodb:Query on \S+index\/container-index/);
     expect(formatIamReport(report)).toMatch(/IAM proof FAILED: 1 denied/);
+  });
+
+  it("fails the rehearsal's checks naming service, action and resource when a grant is removed", async () => {
+    // Prepare: the rehearsal's service directory, with the session's recorded calls.
+    const serviceDir = join(work, 'services');
+    mkdirSync(serviceDir, { recursive: true });
+    cpSync(sessionLog, join(serviceDir, 'session.jsonl'));
+    const said: string[] = [];
+    const check = (dir: string) =>
+      runChecks({
+        serviceDir,
+        assemblyDir: dir,
+        services: ['session'],
+        say: (line) => said.push(line),
+      });
+
+    // Act
+    const intact = await check(assemblyDir);
+    const broken = await check(
+      withoutStatement(assemblyDir, 'BerthSessionStack', 'QueryBerthIndexes'),
+    );
+
+    // Assess
+    expect(intact).toEqual([]);
+    expect(broken).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^IAM denied: session dynamodb:Query on arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/berth-sessions/index/container-index`,
+        ),
+      ),
+    ]);
+    expect(said.join('\n')).toMatch(/IAM proof FAILED: 1 denied/);
   });
 
   it('refuses a log of a service no task definition runs, and a directory that is no assembly', async () => {
