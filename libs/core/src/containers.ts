@@ -14,6 +14,7 @@ import {
   type ContainerRecord,
   type Page,
   type StopReason,
+  type TaskInfo,
 } from '@berth/domain';
 import type { ContainerRecords } from './container-records.ts';
 import type { PoolService } from './pool.ts';
@@ -311,6 +312,17 @@ export class ContainerService {
   ): Promise<ContainerRecord | undefined> {
     const containerId = containerIdOf(key);
     const generation = (previous?.generation ?? 0) + 1;
+    const lingering = previous ? await this.lingeringTask(previous) : undefined;
+    if (previous && lingering) {
+      // Closed while its task may still write to the workspace (its queues lost, a failed
+      // start): the generation is over only once that task has ended. Whoever may stop tasks
+      // does (the reaper's and the watcher's reconciliation stop the task of a final record);
+      // the next generation starts after that.
+      throw new ConflictError(
+        `container ${containerId} generation ${previous.generation} still has a task (${lingering.taskArn}, ${lingering.lastStatus}); the next generation starts once it has ended, try again shortly`,
+        { retryable: true },
+      );
+    }
     const now = this.now();
     const record: ContainerRecord = {
       ...newContainerRecord({ ...key, containerId }, generation, now),
@@ -319,6 +331,24 @@ export class ContainerService {
     if (!(await this.records.createGeneration(record, previous))) return undefined;
     this.log.info({ containerId, generation }, 'container record created; provisioning');
     return this.provision(record, commandId);
+  }
+
+  /**
+   * The task of a final generation that has not ended yet, if any: its recorded task (one
+   * DescribeTasks, once per new generation, never per request) or, for a record closed without
+   * one (a start that failed around RunTask), a task of that generation the runtime still lists.
+   */
+  private async lingeringTask(previous: ContainerRecord): Promise<TaskInfo | undefined> {
+    if (previous.taskArn) {
+      const task = await this.deps.runtime.describeTask(previous.taskArn);
+      return task && task.lastStatus !== 'STOPPED' ? task : undefined;
+    }
+    return (await this.deps.runtime.listTasks()).find(
+      (task) =>
+        task.containerId === previous.containerId &&
+        task.generation === previous.generation &&
+        task.lastStatus !== 'STOPPED',
+    );
   }
 
   /** Only the replica that won the conditional create gets here, so this runs once. */

@@ -218,6 +218,7 @@ describe('ContainerService.findOrStart, later requests', () => {
     // Prepare
     const w = world();
     const first = await runningContainer(w);
+    w.deps.runtime.change(first.taskArn!, { lastStatus: 'STOPPED', exitCode: 1 });
     await w.useCases.containers.fail(CONTAINER_ID, first.generation, stopReason('crashed', 'test'));
 
     // Act
@@ -225,6 +226,21 @@ describe('ContainerService.findOrStart, later requests', () => {
 
     // Assess
     expect(found.container.generation).toBe(2);
+  });
+
+  it('starts no generation + 1 while the failed generation’s task still runs (issue 12, case 9)', async () => {
+    // Prepare: closed as lost, but its task has not ended
+    const w = world();
+    const first = await runningContainer(w);
+    await w.useCases.containers.fail(CONTAINER_ID, first.generation, stopReason('lost', 'test'));
+
+    // Act
+    const outcome = await settle(w.useCases.containers.findOrStart(KEY));
+
+    // Assess
+    expect(outcome.error).toMatchObject({ code: 'conflict', retryable: true });
+    expect(w.deps.runtime.liveTasks().map((t) => t.generation)).toEqual([1]);
+    expect((await stored(w.deps)).generation).toBe(1);
   });
 });
 

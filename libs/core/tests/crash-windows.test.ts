@@ -158,7 +158,7 @@ describe('case 2: RunTask succeeded, the record write failed and so did the comp
     expect(next).toMatchObject({ source: 'created', container: { generation: 2 } });
   });
 
-  it('a running record with null queue URLs is not live: discovery closes it and starts the next generation', async () => {
+  it('a running record with null queue URLs is not live: discovery closes it and starts the next generation once its task has ended', async () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
@@ -166,10 +166,13 @@ describe('case 2: RunTask succeeded, the record write failed and so did the comp
       containers: [{ ...running, inputQueueUrl: null, outputQueueUrl: null }],
     });
 
-    // Act
+    // Act: asked while its task still runs, then again once that task has ended (case 9)
+    const whileItRuns = await settle(w.useCases.containers.findOrStart(KEY));
+    w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 143 });
     const found = await w.useCases.containers.findOrStart(KEY);
 
     // Assess
+    expect(whileItRuns.error).toMatchObject({ code: 'conflict', retryable: true });
     expect(found).toMatchObject({ source: 'created', container: { generation: 2 } });
     expect(w.deps.publisher.ofType('container.failed')[0]?.payload.container).toMatchObject({
       generation: 1,

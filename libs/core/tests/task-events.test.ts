@@ -436,12 +436,14 @@ describe('TaskEventHandler, events that are not for the current container', () =
     // Prepare
     const w = world();
     const first = await runningContainer(w);
+    const lateRunning = w.deps.runtime.eventFor(first.taskArn!);
     await w.useCases.containers.fail(CONTAINER_ID, 1, stopReason('lost', 'test'));
+    w.deps.runtime.change(first.taskArn!, { lastStatus: 'STOPPED', exitCode: 1 });
     await runningContainer(w);
     const before = snapshot(w);
 
-    // Act
-    const outcome = await w.useCases.taskEvents.handle(w.deps.runtime.eventFor(first.taskArn!));
+    // Act: its RUNNING event arrives late, after generation 2 started
+    const outcome = await w.useCases.taskEvents.handle(lateRunning);
 
     // Assess
     expect(outcome).toBe('orphan-stopped');
