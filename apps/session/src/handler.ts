@@ -60,6 +60,9 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       case 'thread.ready':
         await useCases.readiness.threadReady(command);
         return;
+      case 'checkpoint.record':
+        await useCases.checkpoints.record(command);
+        return;
       case 'container.stop':
         await useCases.containers.stop(
           command.payload.containerId,

@@ -671,6 +671,91 @@ describe('session.ready (issue 15)', () => {
   });
 });
 
+describe('checkpoint.record (issue 15)', () => {
+  const commit = (n: number) => n.toString(16).padStart(40, '0');
+  const recordBody = (
+    sessionId: string,
+    containerId: string,
+    threadId: string,
+    n: number,
+    extra: Record<string, unknown> = {},
+  ) => ({
+    type: 'checkpoint.record',
+    commandId: `cp-${sessionId}-${n}`,
+    payload: {
+      sessionId,
+      threadId,
+      containerId,
+      generation: 1,
+      commit: commit(n),
+      messageId: `m-${n}`,
+      files: [`f${n}.txt`],
+      filesTotal: 1,
+      createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString(),
+      ...extra,
+    },
+  });
+
+  it('records each checkpoint once, lists them newest first with paging, and announces them', async () => {
+    const key = freshKey();
+    const containerId = containerIdOf(key);
+    await send(assignBody('cp-1', key, undefined, 'essay'));
+    await events.waitFor({ type: 'session.assigned', sessionId: 'cp-1' }, 30_000);
+
+    // Act: three checkpoints, the first announced twice, and a revert to it.
+    await send(recordBody('cp-1', containerId, 'essay', 1));
+    const first = await events.waitFor({ type: 'session.checkpointed', sessionId: 'cp-1' }, 30_000);
+    const again = await send(recordBody('cp-1', containerId, 'essay', 1));
+    await deliveries.handledOnce(again.messageId);
+    await send(recordBody('cp-1', containerId, 'essay', 2));
+    await send(recordBody('cp-1', containerId, 'essay', 3, { revertOf: commit(1) }));
+    const reverted = await events.waitFor({ type: 'session.reverted', sessionId: 'cp-1' }, 30_000);
+
+    // Assess
+    expect(first).toMatchObject({
+      containerId,
+      payload: {
+        sessionId: 'cp-1',
+        threadId: 'essay',
+        commit: commit(1),
+        messageId: 'm-1',
+        files: ['f1.txt'],
+      },
+    });
+    expect(reverted.payload).toMatchObject({
+      commit: commit(3),
+      revertOf: commit(1),
+      requestId: 'm-3',
+    });
+    const page1 = await store.listCheckpoints(containerId, 'essay', 2);
+    expect(page1.items.map((c) => c.commit)).toEqual([commit(3), commit(2)]);
+    expect(page1.nextCursor).not.toBeNull();
+    const page2 = await store.listCheckpoints(containerId, 'essay', 2, page1.nextCursor ?? '');
+    expect(page2.items.map((c) => c.commit)).toEqual([commit(1)]);
+    expect(page2.nextCursor).toBeNull();
+    expect(page1.items[0]?.revertOf).toBe(commit(1));
+    // Another thread's list is empty, and its cursor is refused for this one.
+    expect((await store.listCheckpoints(containerId, 'other', 10)).items).toEqual([]);
+    await expect(
+      store.listCheckpoints(containerId, 'other', 2, page1.nextCursor ?? ''),
+    ).rejects.toMatchObject({
+      field: 'cursor',
+    });
+  });
+
+  it('ignores a checkpoint that names a session of another container', async () => {
+    const key = freshKey();
+    await send(assignBody('cp-2', key, undefined, 'essay'));
+    await events.waitFor({ type: 'session.assigned', sessionId: 'cp-2' }, 30_000);
+
+    const sent = await send(recordBody('cp-2', containerIdOf(freshKey()), 'essay', 9));
+    const [delivery] = await deliveries.handledOnce(sent.messageId);
+
+    expect(delivery?.outcome).toBe('done');
+    expect((await store.listCheckpoints(containerIdOf(key), 'essay', 10)).items).toEqual([]);
+  });
+});
+
 describe('store failures', () => {
   it('retries a command whose store is unavailable and moves it to the dead-letter queue after 5 receives', async () => {
     // Prepare: the same service, but its store points at tables that do not exist.

@@ -54,6 +54,22 @@ const FIELDS: Record<
     worktreePath: { valid: fc.string({ minLength: 1, maxLength: 50 }) },
     head: { valid: fc.stringMatching(/^[0-9a-f]{40}$/) },
   },
+  'checkpoint.record': {
+    sessionId: { valid: opaqueId },
+    threadId: { valid: opaqueId },
+    containerId: { valid: fc.tuple(idPart, idPart, idPart).map((parts) => parts.join('.')) },
+    generation: { valid: fc.integer({ min: 1, max: 1000 }) },
+    commit: { valid: fc.stringMatching(/^[0-9a-f]{40}$/) },
+    messageId: { valid: opaqueId },
+    files: { valid: fc.array(fc.string({ maxLength: 20 }), { maxLength: 5 }) },
+    filesTotal: { valid: fc.integer({ min: 0, max: 1000 }) },
+    revertOf: { valid: fc.stringMatching(/^[0-9a-f]{40}$/), optional: true },
+    createdAt: {
+      valid: fc
+        .date({ min: new Date(0), max: new Date(4e12), noInvalidDate: true })
+        .map((d) => d.toISOString()),
+    },
+  },
 };
 
 /** Values no field of any command accepts: each is bad for whichever field it lands in. */
@@ -125,6 +141,16 @@ const VALID: Record<string, (value: unknown) => boolean> = {
   'payload.generation': (v) => Number.isInteger(v) && (v as number) >= 1,
   'payload.worktreePath': (v) =>
     typeof v === 'string' && [...v].length >= 1 && [...v].length <= 4096,
+  'payload.commit': (v) => typeof v === 'string' && /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(v),
+  'payload.revertOf': (v) => typeof v === 'string' && /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(v),
+  'payload.messageId': (v) => typeof v === 'string' && [...v].length >= 1 && [...v].length <= 128,
+  'payload.files': (v) =>
+    Array.isArray(v) &&
+    v.length <= 100 &&
+    v.every((f) => typeof f === 'string' && [...f].length <= 4096),
+  'payload.filesTotal': (v) => Number.isInteger(v) && (v as number) >= 0,
+  'payload.createdAt': (v) =>
+    typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/.test(v),
   'payload.head': (v) => typeof v === 'string' && /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(v),
 };
 
@@ -170,11 +196,14 @@ const oneFieldBroken: fc.Arbitrary<{ body: string; field: string }> = validComma
       const isExtra = key === 'extra';
       if (how === 'remove' && !isExtra && !optional) delete container[key];
       // An object in place of the payload is still "payload", only differently broken; a value
-      // that happens to be valid where it lands (".." is a fine sessionId) is made a number.
+      // that happens to be valid where it lands (".." is a fine sessionId) is made invalid.
       else if (target === 'payload')
         container[key] =
           typeof value === 'object' && value !== null && !Array.isArray(value) ? [value] : value;
-      else container[key] = VALID[target]?.(value) ? 12345 : value;
+      else if (VALID[target]?.(value))
+        // A number where numbers are fine (a generation, a count) is made a string instead.
+        container[key] = VALID[target]?.(12345) ? 'not a number' : 12345;
+      else container[key] = value;
       return { body: JSON.stringify(body), field: target };
     });
   },
@@ -262,7 +291,9 @@ describe('the command handler under generated messages', () => {
         const { outcome, events } = await deliver(body);
         expect(outcome).toBe('done');
         const payload = expectOneRejection(events);
-        expect(payload.field).toBe(field);
+        // A bad element of an array field (`payload.files.0`) names the element.
+        const named = String(payload.field);
+        expect(named.startsWith(`${field}.`) ? field : named).toBe(field);
         const sent = JSON.parse(body) as { commandId?: unknown };
         if (field !== 'commandId') expect(events[0]!.commandId).toBe(sent.commandId);
         expectNothingChanged(writes, starts);

@@ -11,6 +11,7 @@ import {
   type GitWorkspace,
   type SaveResult,
 } from './git-workspace.ts';
+import { CheckpointPusher, type Checkpoint } from './checkpoint-pusher.ts';
 import { KeyedSerialQueue } from './keyed-queue.ts';
 import {
   invalidAnswer,
@@ -19,6 +20,7 @@ import {
   type OutputMessage,
   type ThreadCloseMessage,
   type ThreadOpenMessage,
+  type ThreadRevertMessage,
   type WorkMessage,
 } from './messages.ts';
 import type { Workload } from './workload.ts';
@@ -131,6 +133,7 @@ export class WorkspaceAgent {
   #stopping = false;
   #shutdown: Promise<number> | undefined;
   #pollBackoffMs = 0;
+  readonly #checkpoints: CheckpointPusher;
 
   constructor(options: AgentOptions) {
     this.#env = options.env;
@@ -141,6 +144,12 @@ export class WorkspaceAgent {
     this.#notify = options.notify;
     this.#onInputQueueGone = options.onInputQueueGone ?? (() => {});
     this.#tuning = { ...DEFAULT_TUNING, ...options.tuning };
+    this.#checkpoints = new CheckpointPusher({
+      intervalMs: this.#env.checkpointPushIntervalMs,
+      push: (branches) => this.#workspace.pushBranches(branches),
+      announce: (checkpoint) => this.#announceCheckpoint(checkpoint),
+      logger: this.#logger,
+    });
   }
 
   get stopping(): boolean {
@@ -298,6 +307,12 @@ export class WorkspaceAgent {
           return this.#closeThread(input, message, log);
         });
         return;
+      case 'thread.revert':
+        await this.#threads.run(input.threadId, () => {
+          this.#refuseWhenStopping();
+          return this.#revert(input, message, log);
+        });
+        return;
       case 'work':
         await this.#threads.run(input.threadId, () => {
           this.#refuseWhenStopping();
@@ -427,6 +442,7 @@ export class WorkspaceAgent {
     try {
       const cwd = await this.#workspace.ensureWorktree(input.threadId);
       this.#refuseWhenStopping();
+      const before = await this.#workspace.head(input.threadId);
       const result = await this.#workload.run({
         cwd,
         text: input.text,
@@ -437,10 +453,12 @@ export class WorkspaceAgent {
           BERTH_THREAD_ID: input.threadId,
         },
       });
+      const checkpoint = await this.#checkpoint(input, message.MessageId ?? '', before, log);
       output = {
         ...ids,
         text: result.truncated ? `${result.stdout}\n[berth: output truncated]` : result.stdout,
         exitCode: result.exitCode,
+        checkpoint,
       };
       log.info(
         {
@@ -459,9 +477,109 @@ export class WorkspaceAgent {
         ...ids,
         text: `berth: could not run the workload: ${detail}`,
         exitCode: AGENT_FAILURE_EXIT_CODE,
+        checkpoint: null,
       };
     }
     await this.#send(output);
+  }
+
+  /**
+   * The run's checkpoint: what it changed, committed on the thread's branch and queued for the
+   * push; null when it changed nothing. A failure here does not fail the message (the stop's
+   * save still has the work): it is logged and the answer says null.
+   */
+  async #checkpoint(
+    input: WorkMessage,
+    messageId: string,
+    before: string,
+    log: Logger,
+  ): Promise<string | null> {
+    const endedAt = Date.now();
+    try {
+      const made = await this.#workspace.checkpoint(
+        input.threadId,
+        before,
+        `berth: checkpoint of message ${messageId} (session ${input.sessionId})`,
+      );
+      if (made === undefined) return null;
+      this.#checkpoints.add({
+        sessionId: input.sessionId,
+        threadId: input.threadId,
+        branch: this.#workspace.branchOf(input.threadId),
+        commit: made.commit,
+        messageId,
+        files: made.files,
+        filesTotal: made.filesTotal,
+        createdAt: new Date(endedAt).toISOString(),
+        endedAt,
+      });
+      return made.commit;
+    } catch (error) {
+      log.error(
+        { threadId: input.threadId, detail: gitErrorDetail(error) },
+        'could not make the checkpoint; the stop will save the work',
+      );
+      return null;
+    }
+  }
+
+  /** `thread.revert`: a new commit with the checkpoint's tree, announced with `revertOf`. */
+  async #revert(input: ThreadRevertMessage, message: Message, log: Logger): Promise<void> {
+    try {
+      await this.#workspace.ensureWorktree(input.threadId);
+      const made = await this.#workspace.revertTo(
+        input.threadId,
+        input.checkpoint,
+        `berth: revert to ${input.checkpoint} (request ${input.requestId}, session ${input.sessionId})`,
+      );
+      const endedAt = Date.now();
+      this.#checkpoints.add({
+        sessionId: input.sessionId,
+        threadId: input.threadId,
+        branch: this.#workspace.branchOf(input.threadId),
+        commit: made.commit,
+        messageId: input.requestId,
+        files: made.files,
+        filesTotal: made.filesTotal,
+        revertOf: input.checkpoint,
+        createdAt: new Date(endedAt).toISOString(),
+        endedAt,
+      });
+      log.info(
+        { threadId: input.threadId, revertOf: input.checkpoint, commit: made.commit },
+        'thread reverted to a checkpoint',
+      );
+    } catch (error) {
+      if (this.#attempt(message) < MAX_ATTEMPTS) throw error;
+      log.error(
+        { threadId: input.threadId, checkpoint: input.checkpoint, detail: gitErrorDetail(error) },
+        'could not revert the thread; giving up on this request',
+      );
+    }
+  }
+
+  async #announceCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    await this.#announce('checkpoint.record', `checkpoint:${checkpoint.commit}`, {
+      sessionId: checkpoint.sessionId,
+      threadId: checkpoint.threadId,
+      containerId: this.#env.containerId,
+      generation: this.#env.generation,
+      commit: checkpoint.commit,
+      messageId: checkpoint.messageId,
+      files: checkpoint.files,
+      filesTotal: checkpoint.filesTotal,
+      ...(checkpoint.revertOf ? { revertOf: checkpoint.revertOf } : {}),
+      createdAt: checkpoint.createdAt,
+    });
+    this.#logger.info(
+      {
+        threadId: checkpoint.threadId,
+        commit: checkpoint.commit,
+        messageId: checkpoint.messageId,
+        pushLatencyMs: Date.now() - checkpoint.endedAt,
+      },
+      'checkpoint pushed',
+    );
   }
 
   async #send(output: OutputMessage): Promise<void> {
@@ -542,8 +660,15 @@ export class WorkspaceAgent {
     await this.#workspace.clearStaleLocks().catch((error: unknown) => {
       this.#logger.error({ detail: gitErrorDetail(error) }, 'could not clear stale git locks');
     });
+    // Checkpoints made but not yet pushed go first (and are announced): the save then has only
+    // what came after them.
+    const flushStartedAt = Date.now();
+    await this.#checkpoints.flush();
+    this.#checkpoints.close();
+    const checkpointFlushMs = Date.now() - flushStartedAt;
     // Keep a little of the grace to report and exit before the runtime kills the process.
     const saveBudgetMs = Math.max(startedAt + graceMs - 300 - Date.now(), 1000);
+    const saveStartedAt = Date.now();
     const result = await this.#workspace.save(AbortSignal.timeout(saveBudgetMs));
     if (result.ok) {
       this.#logger.info(
@@ -553,6 +678,8 @@ export class WorkspaceAgent {
           merged: result.merged,
           fallbacks: result.fallbacks,
           durationMs: Date.now() - startedAt,
+          saveMs: Date.now() - saveStartedAt,
+          checkpointFlushMs,
         },
         'workspace saved; exiting',
       );

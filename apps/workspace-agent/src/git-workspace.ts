@@ -447,6 +447,109 @@ export class GitWorkspace {
     });
   }
 
+  /** Files a checkpoint names at most; the rest are counted, not listed. */
+  static readonly CHECKPOINT_FILES_LIMIT = 100;
+
+  /**
+   * After a workload run: commits what it left uncommitted in the thread's worktree (message
+   * naming the input message) and answers the checkpoint, the thread's head when it moved
+   * since `before` (a workload that commits by itself makes a checkpoint too), else undefined.
+   */
+  checkpoint(
+    threadId: string,
+    before: string,
+    message: string,
+  ): Promise<{ commit: string; files: string[]; filesTotal: number } | undefined> {
+    return this.#exclusive(async () => {
+      const git = this.#git(this.worktreePath(threadId));
+      if (await this.#isDirty(git)) await this.#commitAll(git, message);
+      const head = (await git.raw(['rev-parse', 'HEAD'])).trim();
+      if (head === before) return undefined;
+      const changed = (await git.raw(['diff', '--name-only', '-z', before, head]))
+        .split('\0')
+        .filter((name) => name !== '');
+      return {
+        commit: head,
+        files: changed.slice(0, GitWorkspace.CHECKPOINT_FILES_LIMIT),
+        filesTotal: changed.length,
+      };
+    });
+  }
+
+  /**
+   * A new commit on the thread's branch whose tree is `target`'s (history is kept: nothing is
+   * rewritten). Work left uncommitted is committed first, so it stays in the history too.
+   * Throws when `target` is not a commit of this repository.
+   */
+  revertTo(
+    threadId: string,
+    target: string,
+    message: string,
+  ): Promise<{ commit: string; files: string[]; filesTotal: number; before: string }> {
+    return this.#exclusive(async () => {
+      const git = this.#git(this.worktreePath(threadId));
+      if (await this.#isDirty(git)) await this.#commitAll(git, `${message} (work left before it)`);
+      const before = (await git.raw(['rev-parse', 'HEAD'])).trim();
+      const tree = (await git.raw(['rev-parse', '--verify', '--quiet', `${target}^{tree}`])).trim();
+      if (tree === '') throw new UnavailableError(`checkpoint ${target} is not in this workspace`);
+      const commit = (await git.raw(['commit-tree', tree, '-p', before, '-m', message])).trim();
+      await git.raw(['read-tree', '-u', '--reset', commit]);
+      await git.raw(['update-ref', '-m', message, 'HEAD', commit, before]);
+      const changed = (await git.raw(['diff', '--name-only', '-z', before, commit]))
+        .split('\0')
+        .filter((name) => name !== '');
+      return {
+        commit,
+        before,
+        files: changed.slice(0, GitWorkspace.CHECKPOINT_FILES_LIMIT),
+        filesTotal: changed.length,
+      };
+    });
+  }
+
+  /**
+   * Pushes the given branches now (a checkpoint's push). A branch the remote moved under is
+   * merged or sent to its fallback ref, as the stop's save does.
+   */
+  pushBranches(branches: readonly string[], signal?: AbortSignal): Promise<SaveResult> {
+    return this.#exclusive(async () => {
+      const result: SaveResult = {
+        ok: true,
+        committed: [],
+        pushed: [],
+        merged: [],
+        fallbacks: [],
+        failures: [],
+      };
+      const wanted = [...new Set(branches)].sort();
+      if (wanted.length === 0) return result;
+      const git = this.#git(this.#path, signal);
+      try {
+        await git.raw([
+          'push',
+          '--no-verify',
+          '--porcelain',
+          REMOTE,
+          ...wanted.map((b) => `refs/heads/${b}:refs/heads/${b}`),
+        ]);
+        result.pushed.push(...wanted);
+      } catch (error) {
+        const unpushed = await this.#unpushedBranches(signal).catch(() => wanted);
+        const left = wanted.filter((b) => unpushed.includes(b));
+        result.pushed.push(...wanted.filter((b) => !left.includes(b)));
+        let worktrees: WorktreeEntry[] = [];
+        try {
+          worktrees = parseWorktrees(await git.raw(['worktree', 'list', '--porcelain']));
+        } catch {
+          // Without the list a merge has no worktree to run in; landRejected says so.
+        }
+        await this.#landRejected(left, worktrees, result, error, signal);
+      }
+      result.ok = result.failures.length === 0;
+      return result;
+    });
+  }
+
   /**
    * Commits every worktree with changes (untracked files included), the main checkout onto
    * `workspace/<userId>`, and pushes every branch with unpushed commits. Goes as far as it can:

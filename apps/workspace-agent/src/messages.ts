@@ -22,6 +22,16 @@ export interface ThreadCloseMessage {
   sessionId: string | undefined;
 }
 
+/** `{"type": "thread.revert", "threadId", "sessionId", "checkpoint", "requestId"}`. */
+export interface ThreadRevertMessage {
+  kind: 'thread.revert';
+  threadId: string;
+  sessionId: string;
+  /** The checkpoint commit whose tree the thread gets back. */
+  checkpoint: string;
+  requestId: string;
+}
+
 /** A body the agent will never be able to handle; answered once with exit code 2. */
 export interface InvalidMessage {
   kind: 'invalid';
@@ -32,7 +42,8 @@ export interface InvalidMessage {
   threadId: string | undefined;
 }
 
-export type InputMessage = WorkMessage | ThreadOpenMessage | ThreadCloseMessage | InvalidMessage;
+export type InputMessage =
+  WorkMessage | ThreadOpenMessage | ThreadCloseMessage | ThreadRevertMessage | InvalidMessage;
 
 /** What goes to the output queue, for every input message. */
 export interface OutputMessage {
@@ -40,6 +51,8 @@ export interface OutputMessage {
   threadId?: string;
   text: string;
   exitCode: number;
+  /** The run's checkpoint commit, null when it changed nothing (absent on invalid messages). */
+  checkpoint?: string | null;
 }
 
 /** The exit code of an answer to a message that could not be understood (as a shell's usage error). */
@@ -85,10 +98,28 @@ export function parseInputMessage(rawBody: string | undefined): InputMessage {
   const body = parsed as Record<string, unknown>;
 
   if (body.type !== undefined) {
+    if (body.type === 'thread.revert') {
+      const problem = idProblem(body, 'threadId') ?? idProblem(body, 'sessionId');
+      if (problem) return problem;
+      if (
+        typeof body.checkpoint !== 'string' ||
+        !/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(body.checkpoint)
+      )
+        return invalid('checkpoint', 'checkpoint must be a full commit id', body);
+      if (!isOpaqueId(body.requestId))
+        return invalid('requestId', `requestId must be ${ID_RULE}`, body);
+      return {
+        kind: 'thread.revert',
+        threadId: body.threadId as string,
+        sessionId: body.sessionId as string,
+        checkpoint: body.checkpoint,
+        requestId: body.requestId,
+      };
+    }
     if (body.type !== 'thread.open' && body.type !== 'thread.close') {
       return invalid(
         'type',
-        `type must be "thread.open", "thread.close" or absent; got ${JSON.stringify(body.type)}`,
+        `type must be "thread.open", "thread.close", "thread.revert" or absent; got ${JSON.stringify(body.type)}`,
         body,
       );
     }

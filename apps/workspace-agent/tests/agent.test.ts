@@ -129,13 +129,15 @@ describe('messages', () => {
       });
       const [output] = await receiveOutputs(fx.sqs, fx.queues.output, 1);
 
+      const worktree = worktreePathFor(workspace, 'thread-1');
       expect(output).toEqual({
         sessionId: 'sess-1',
         threadId: 'thread-1',
         text: 'hello berth',
         exitCode: 0,
+        // The run changed CHAT.md: its checkpoint is the thread's head.
+        checkpoint: (await git(worktree, 'rev-parse', 'HEAD')).trim(),
       });
-      const worktree = worktreePathFor(workspace, 'thread-1');
       expect(await readFile(join(worktree, 'CHAT.md'), 'utf8')).toBe('hello berth\n');
       expect((await git(worktree, 'rev-parse', '--abbrev-ref', 'HEAD')).trim()).toBe(
         threadBranch('john', 'thread-1'),
@@ -250,7 +252,7 @@ describe('messages', () => {
         exitCode: 2,
       });
       expect(bySession.get('bad-4')?.text).toMatch(
-        /^invalid message: type must be "thread.open", "thread.close" or absent/,
+        /^invalid message: type must be "thread.open", "thread.close", "thread.revert" or absent/,
       );
       await eventually(
         'the invalid messages to be deleted',
@@ -393,7 +395,13 @@ describe('saving state', () => {
       const [output] = await receiveOutputs(fx.sqs, fx.queues.output, 1);
 
       expect(exit.code).toBe(0);
-      expect(output).toEqual({ sessionId: 's', threadId: 'slow', text: 'done\n', exitCode: 0 });
+      expect(output).toEqual({
+        sessionId: 's',
+        threadId: 'slow',
+        text: 'done\n',
+        exitCode: 0,
+        checkpoint: expect.stringMatching(/^[0-9a-f]{40}$/) as unknown as string,
+      });
       expect(await showInBare(fx.bare, 'thread/john/slow', 'CHAT.md')).toBe('long taskfinished\n');
       expect(await messagesOnQueue(fx.sqs, fx.queues.input)).toBe(0);
     },
@@ -442,13 +450,15 @@ describe('saving state', () => {
       await receiveOutputs(fx.sqs, fx.queues.output, 1);
       const away = `${fx.bare}-away`;
       await rename(fx.bare, away);
+      // Work after the last checkpoint: only the stop's save can push it.
+      const worktree = worktreePathFor(workspace, 'keep-me');
+      await writeFile(join(worktree, 'after.txt'), 'after the checkpoint\n');
 
       const exit = await a.stop();
 
       expect(exit.code).toBe(75);
       const stopping = a.notices.find((n) => n.type === 'stopping');
       expect(stopping?.reason).toMatch(/^save_failed:push: /);
-      const worktree = worktreePathFor(workspace, 'keep-me');
       expect(await readFile(join(worktree, 'CHAT.md'), 'utf8')).toBe('precious\n');
       expect(await git(worktree, 'log', '-1', '--format=%s')).toMatch(
         /^berth: save thread keep-me at /,
@@ -465,6 +475,9 @@ describe('saving state', () => {
       await b.ready;
 
       expect(await showInBare(fx.bare, 'thread/john/keep-me', 'CHAT.md')).toBe('precious\n');
+      expect(await showInBare(fx.bare, 'thread/john/keep-me', 'after.txt')).toBe(
+        'after the checkpoint\n',
+      );
       expect(await showInBare(fx.bare, 'thread/john/keep-me', 'later.txt')).toBe(
         'after the failed save\n',
       );

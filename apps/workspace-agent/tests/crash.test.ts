@@ -224,11 +224,14 @@ describe('case 5: the runtime knows every workload process group', () => {
 });
 
 describe('case 4: the remote moved under a branch', () => {
-  /** Another writer pushes `files` onto `branch`, starting from `main`. */
+  /**
+   * Another writer pushes `files` onto `branch`, on top of it as the remote has it (the
+   * agent's checkpoint is there already).
+   */
   async function pushFromElsewhere(branch: string, files: Record<string, string>): Promise<void> {
     const other = join(fx.root, `other-${Date.now()}`);
     await git(fx.root, 'clone', '--quiet', fx.bare, other);
-    await git(other, 'checkout', '--quiet', '-b', branch, 'origin/main');
+    await git(other, 'checkout', '--quiet', '-b', branch, `origin/${branch}`);
     for (const [name, text] of Object.entries(files)) await writeFile(join(other, name), text);
     await git(other, 'add', '-A');
     await git(other, 'commit', '--quiet', '-m', 'from elsewhere');
@@ -243,12 +246,18 @@ describe('case 4: the remote moved under a branch', () => {
       await a.ready;
       await sendInput(fx.sqs, fx.queues.input, { sessionId: 's', threadId: 't', text: 'mine' });
       await receiveOutputs(fx.sqs, fx.queues.output, 1);
+      await eventually('the checkpoint on the remote', async () =>
+        (await showInBare(fx.bare, 'thread/john/t', 'CHAT.md')) === 'mine\n' ? true : undefined,
+      );
       await pushFromElsewhere('thread/john/t', { 'theirs.txt': 'theirs\n' });
+      // Work after the checkpoint, which only the stop's save pushes.
+      await writeFile(join(worktreePathFor(workspace, 't'), 'more.txt'), 'more\n');
 
       const exit = await a.stop();
 
       expect(exit.code).toBe(0);
       expect(await showInBare(fx.bare, 'thread/john/t', 'CHAT.md')).toBe('mine\n');
+      expect(await showInBare(fx.bare, 'thread/john/t', 'more.txt')).toBe('more\n');
       expect(await showInBare(fx.bare, 'thread/john/t', 'theirs.txt')).toBe('theirs\n');
       const subjects = await git(fx.bare, 'log', '--format=%s', 'thread/john/t');
       expect(subjects).toContain('from elsewhere');
@@ -266,21 +275,25 @@ describe('case 4: the remote moved under a branch', () => {
       await a.ready;
       await sendInput(fx.sqs, fx.queues.input, { sessionId: 's', threadId: 't', text: 'mine' });
       await receiveOutputs(fx.sqs, fx.queues.output, 1);
+      await eventually('the checkpoint on the remote', async () =>
+        (await showInBare(fx.bare, 'thread/john/t', 'CHAT.md')) === 'mine\n' ? true : undefined,
+      );
       await pushFromElsewhere('thread/john/t', { 'CHAT.md': 'theirs\n' });
+      const worktree = worktreePathFor(workspace, 't');
+      await writeFile(join(worktree, 'CHAT.md'), 'mine\nmore\n');
 
       const exit = await a.stop();
 
       expect(exit.code).toBe(0);
       const fallback = 'refs/berth/conflicts/acme.website.john/7/thread/john/t';
-      expect(await showInBare(fx.bare, fallback, 'CHAT.md')).toBe('mine\n');
+      expect(await showInBare(fx.bare, fallback, 'CHAT.md')).toBe('mine\nmore\n');
       expect(await showInBare(fx.bare, 'thread/john/t', 'CHAT.md')).toBe('theirs\n');
       expect(a.notices).toContainEqual({
         type: 'stopping',
         reason: 'saved_elsewhere:refs/berth/conflicts/acme.website.john/7/ thread/john/t',
       });
       // The failed merge left nothing half-done in the worktree.
-      const worktree = worktreePathFor(workspace, 't');
-      expect(await readFile(join(worktree, 'CHAT.md'), 'utf8')).toBe('mine\n');
+      expect(await readFile(join(worktree, 'CHAT.md'), 'utf8')).toBe('mine\nmore\n');
       expect((await git(worktree, 'status', '--porcelain')).trim()).toBe('');
     },
     TIMEOUT,

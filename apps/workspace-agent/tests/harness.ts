@@ -106,6 +106,7 @@ export interface Output {
   threadId?: string;
   text: string;
   exitCode: number;
+  checkpoint?: string | null;
 }
 
 /** Reads (and deletes) output messages until `count` have arrived; throws after `timeoutMs`. */

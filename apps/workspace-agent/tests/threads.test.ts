@@ -259,3 +259,117 @@ describe('threads belong to their user', () => {
     TIMEOUT,
   );
 });
+
+describe('checkpoints', () => {
+  it(
+    'a message that writes a file yields a checkpoint on the bare repository before any stop, announced once pushed, and the file survives kill -9',
+    async () => {
+      const announce = await announcementsQueue(fx.sqs);
+      const workspace = join(fx.root, 'workspace');
+      const a = fx.agent({
+        workspacePath: workspace,
+        workloadCommand: 'read -r line; echo "$line" > "$line.txt"; echo wrote',
+        extra: {
+          BERTH_LIFECYCLE_COMMANDS_URL: announce,
+          BERTH_CHECKPOINT_PUSH_INTERVAL: '1s',
+        },
+      });
+      await a.ready;
+      const branch = threadBranch('john', 'cp');
+
+      // Act
+      await sendInput(fx.sqs, fx.queues.input, { sessionId: 's', threadId: 'cp', text: 'alpha' });
+      const [output] = await receiveOutputs(fx.sqs, fx.queues.output, 1);
+      const [recorded] = await receiveCommands(fx.sqs, announce, 1);
+
+      // Assess: on the bare repository's branch, with the agent still running.
+      expect(output?.checkpoint).toMatch(/^[0-9a-f]{40}$/);
+      expect(await showInBare(fx.bare, branch, 'alpha.txt')).toBe('alpha\n');
+      expect((await git(fx.bare, 'rev-parse', branch)).trim()).toBe(output?.checkpoint);
+      expect(a.child.exitCode).toBeNull();
+      expect(recorded).toMatchObject({
+        type: 'checkpoint.record',
+        payload: {
+          sessionId: 's',
+          threadId: 'cp',
+          containerId: 'acme.website.john',
+          generation: 1,
+          commit: output?.checkpoint,
+          files: ['alpha.txt'],
+          filesTotal: 1,
+        },
+      });
+      const messageId = String(recorded?.payload.messageId);
+      expect(await git(fx.bare, 'log', '-1', '--format=%s', branch)).toContain(
+        `berth: checkpoint of message ${messageId} (session s)`,
+      );
+
+      // A message that changes nothing makes no checkpoint.
+      await sendInput(fx.sqs, fx.queues.input, { sessionId: 's', threadId: 'cp', text: 'alpha' });
+      const [unchanged] = await receiveOutputs(fx.sqs, fx.queues.output, 1);
+      expect(unchanged?.checkpoint).toBeNull();
+
+      // kill -9: nothing saved at stop, the checkpoint is what keeps the work.
+      await sendInput(fx.sqs, fx.queues.input, { sessionId: 's', threadId: 'cp', text: 'beta' });
+      const [second] = await receiveOutputs(fx.sqs, fx.queues.output, 1);
+      await receiveCommands(fx.sqs, announce, 1);
+      a.child.kill('SIGKILL');
+      await a.exited;
+      expect(await showInBare(fx.bare, branch, 'beta.txt')).toBe('beta\n');
+      expect((await git(fx.bare, 'rev-parse', branch)).trim()).toBe(second?.checkpoint);
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'reverts a thread to a checkpoint as a new commit with its tree, announced with revertOf; the next message sees it',
+    async () => {
+      const announce = await announcementsQueue(fx.sqs);
+      const workspace = join(fx.root, 'workspace');
+      const a = fx.agent({
+        workspacePath: workspace,
+        workloadCommand: 'read -r line; echo "$line" > "$line.txt"; ls *.txt | tr "\\n" " "',
+        extra: { BERTH_LIFECYCLE_COMMANDS_URL: announce, BERTH_CHECKPOINT_PUSH_INTERVAL: '1s' },
+      });
+      await a.ready;
+      await sendInput(fx.sqs, fx.queues.input, { sessionId: 's', threadId: 'r', text: 'one' });
+      const [first] = await receiveOutputs(fx.sqs, fx.queues.output, 1);
+      await sendInput(fx.sqs, fx.queues.input, { sessionId: 's', threadId: 'r', text: 'two' });
+      const [second] = await receiveOutputs(fx.sqs, fx.queues.output, 1);
+      await receiveCommands(fx.sqs, announce, 2);
+
+      // Act
+      await sendInput(fx.sqs, fx.queues.input, {
+        type: 'thread.revert',
+        threadId: 'r',
+        sessionId: 's',
+        checkpoint: first?.checkpoint,
+        requestId: 'undo-1',
+      });
+      const [reverted] = await receiveCommands(fx.sqs, announce, 1);
+
+      // Assess
+      const branch = threadBranch('john', 'r');
+      const head = (await git(fx.bare, 'rev-parse', branch)).trim();
+      expect(reverted).toMatchObject({
+        type: 'checkpoint.record',
+        payload: {
+          commit: head,
+          revertOf: first?.checkpoint,
+          messageId: 'undo-1',
+          files: ['two.txt'],
+        },
+      });
+      expect((await git(fx.bare, 'rev-parse', `${head}^{tree}`)).trim()).toBe(
+        (await git(fx.bare, 'rev-parse', `${first?.checkpoint ?? ''}^{tree}`)).trim(),
+      );
+      // History is kept: the reverted work is the new commit's parent.
+      expect((await git(fx.bare, 'rev-parse', `${head}^`)).trim()).toBe(second?.checkpoint);
+      await sendInput(fx.sqs, fx.queues.input, { sessionId: 's', threadId: 'r', text: 'three' });
+      const [next] = await receiveOutputs(fx.sqs, fx.queues.output, 1);
+      expect(next?.text).toBe('one.txt three.txt ');
+      expect((await a.stop()).code).toBe(0);
+    },
+    TIMEOUT,
+  );
+});

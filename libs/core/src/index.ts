@@ -1,3 +1,4 @@
+export { Checkpoints, MAX_CHECKPOINT_PAGE } from './checkpoints.ts';
 export { ContainerRecords, withEvents } from './container-records.ts';
 export type { ContainerEventType, RecordChange, RecordDecision } from './container-records.ts';
 export { ContainerService } from './containers.ts';

@@ -1,3 +1,4 @@
+import { Checkpoints } from './checkpoints.ts';
 import { ContainerRecords } from './container-records.ts';
 import { ContainerService } from './containers.ts';
 import type { CoreDeps } from './deps.ts';
@@ -22,6 +23,8 @@ export class UseCases {
   readonly sessions: SessionService;
   /** When sessions are ready (the agent's thread.ready and the container's running). */
   readonly readiness: SessionReadiness;
+  /** Threads' checkpoints: recorded as announced, listed, reverted to. */
+  readonly checkpoints: Checkpoints;
   readonly taskEvents: TaskEventHandler;
   readonly reaper: Reaper;
   /** The warm pool; undefined when BERTH_POOL_SIZE is 0. */
@@ -35,6 +38,7 @@ export class UseCases {
     this.containers = new ContainerService(deps, this.records, this.sessionEndings, this.pool);
     this.sessions = new SessionService(deps, this.containers, this.sessionEndings);
     this.readiness = new SessionReadiness(deps);
+    this.checkpoints = new Checkpoints(deps);
     this.taskEvents = new TaskEventHandler(
       deps,
       this.records,

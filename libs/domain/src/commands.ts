@@ -32,6 +32,8 @@ export const ContainerStopPayload = Type.Object(
   closed,
 );
 
+/** An ISO-8601 UTC instant as `Date.toISOString` writes it. */
+const ISO_INSTANT = '^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d{1,9})?Z$';
 const Commit = Type.String({ pattern: '^[0-9a-f]{40}([0-9a-f]{24})?$' });
 
 /** The workspace agent's word that a session's worktree exists (it follows `thread.open`). */
@@ -47,6 +49,23 @@ export const ThreadReadyPayload = Type.Object(
   closed,
 );
 
+/** The workspace agent's word that a checkpoint (or a revert) is on the thread's branch. */
+export const CheckpointRecordPayload = Type.Object(
+  {
+    sessionId: OpaqueId,
+    threadId: OpaqueId,
+    containerId: Type.String({ pattern: CONTAINER_ID_PATTERN }),
+    generation: Type.Integer({ minimum: 1 }),
+    commit: Commit,
+    messageId: Type.String({ minLength: 1, maxLength: 128 }),
+    files: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 100 }),
+    filesTotal: Type.Integer({ minimum: 0 }),
+    revertOf: Type.Optional(Commit),
+    createdAt: Type.String({ pattern: ISO_INSTANT }),
+  },
+  closed,
+);
+
 const command = <K extends string, P extends Type.TSchema>(type: K, payload: P) =>
   Type.Object({ type: Type.Literal(type), commandId: CommandId, payload }, closed);
 
@@ -55,6 +74,7 @@ export const SessionReleaseCommand = command('session.release', SessionReleasePa
 export const SessionTouchCommand = command('session.touch', SessionTouchPayload);
 export const ContainerStopCommand = command('container.stop', ContainerStopPayload);
 export const ThreadReadyCommand = command('thread.ready', ThreadReadyPayload);
+export const CheckpointRecordCommand = command('checkpoint.record', CheckpointRecordPayload);
 
 export const CommandSchema = Type.Union(
   [
@@ -63,6 +83,7 @@ export const CommandSchema = Type.Union(
     SessionTouchCommand,
     ContainerStopCommand,
     ThreadReadyCommand,
+    CheckpointRecordCommand,
   ],
   { $id: 'Command' },
 );
@@ -72,7 +93,14 @@ export type SessionRelease = Static<typeof SessionReleaseCommand>;
 export type SessionTouch = Static<typeof SessionTouchCommand>;
 export type ContainerStop = Static<typeof ContainerStopCommand>;
 export type ThreadReady = Static<typeof ThreadReadyCommand>;
-export type Command = SessionAssign | SessionRelease | SessionTouch | ContainerStop | ThreadReady;
+export type CheckpointRecordCommandT = Static<typeof CheckpointRecordCommand>;
+export type Command =
+  | SessionAssign
+  | SessionRelease
+  | SessionTouch
+  | ContainerStop
+  | ThreadReady
+  | CheckpointRecordCommandT;
 export type CommandType = Command['type'];
 
 export const COMMAND_TYPES: readonly CommandType[] = [
@@ -81,6 +109,7 @@ export const COMMAND_TYPES: readonly CommandType[] = [
   'session.touch',
   'container.stop',
   'thread.ready',
+  'checkpoint.record',
 ];
 
 const byType = {
@@ -89,6 +118,7 @@ const byType = {
   'session.touch': validator<SessionTouch>(SessionTouchCommand),
   'container.stop': validator<ContainerStop>(ContainerStopCommand),
   'thread.ready': validator<ThreadReady>(ThreadReadyCommand),
+  'checkpoint.record': validator<CheckpointRecordCommandT>(CheckpointRecordCommand),
 } as const;
 
 export interface RejectedCommand {

@@ -10,6 +10,8 @@ export interface BerthConfig {
   maxSessions: number;
   sessionTtlMs: number;
   shutdownGraceMs: number;
+  /** Workspace agent: how soon a checkpoint commit is pushed (pushes within it coalesce). */
+  checkpointPushIntervalMs: number;
   /** A container still `starting` after this long is failed (`start_failed`). */
   startTimeoutMs: number;
   /** How often the reaper looks for containers whose idle time is up. */
@@ -180,6 +182,7 @@ export function loadConfig(env: Env): BerthConfig {
     maxSessions: integer('BERTH_MAX_SESSIONS', 10, 1, 1000),
     sessionTtlMs: duration('BERTH_SESSION_TTL', '2h'),
     shutdownGraceMs: duration('BERTH_SHUTDOWN_GRACE', '60s'),
+    checkpointPushIntervalMs: duration('BERTH_CHECKPOINT_PUSH_INTERVAL', '5s'),
     startTimeoutMs: duration('BERTH_START_TIMEOUT', '5m'),
     reaperTickMs: duration('BERTH_REAPER_TICK', '1s'),
     gaugeIntervalMs: duration('BERTH_GAUGE_INTERVAL', '60s'),

@@ -47,6 +47,7 @@ export type { ContainerStatus } from './lifecycle.ts';
 export { STOP_REASON_KINDS, formatStopReason, parseStopReason, stopReason } from './stop-reason.ts';
 export type { StopReason, StopReasonKind } from './stop-reason.ts';
 export {
+  CheckpointJsonSchema,
   ContainerJsonSchema,
   KEPT_ALIVE_REASONS,
   SESSION_STATUSES,
@@ -54,10 +55,13 @@ export {
   idleStopAt,
   keptAliveBy,
   newContainerRecord,
+  toCheckpointJson,
   toContainerJson,
   toSessionJson,
 } from './model.ts';
 export type {
+  CheckpointJson,
+  CheckpointRecord,
   CommandOutcomeRecord,
   ContainerJson,
   ContainerRecord,
@@ -77,6 +81,7 @@ export {
   SessionReleaseCommand,
   SessionTouchCommand,
   ThreadReadyCommand,
+  CheckpointRecordCommand,
   parseCommand,
 } from './commands.ts';
 export type {
@@ -89,6 +94,7 @@ export type {
   SessionRelease,
   SessionTouch,
   ThreadReady,
+  CheckpointRecordCommandT,
 } from './commands.ts';
 export {
   EVENT_TYPES,

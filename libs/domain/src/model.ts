@@ -99,6 +99,59 @@ export interface CommandOutcomeRecord {
   decidedAt: string;
 }
 
+/**
+ * A checkpoint of a thread: a commit the workspace agent pushed to the thread's branch after a
+ * workload run that changed files (or a revert), recorded as it was announced.
+ */
+export interface CheckpointRecord {
+  /** The thread's owner: checkpoints are listed per (container, thread). */
+  containerId: string;
+  threadId: string;
+  /** The session whose message made it. */
+  sessionId: string;
+  commit: string;
+  /** The input message (SQS MessageId) whose run made it, or the revert's request id. */
+  messageId: string;
+  /** Changed paths, at most 100; `filesTotal` counts them all. */
+  files: string[];
+  filesTotal: number;
+  /** For a revert: the checkpoint whose tree it restored. */
+  revertOf: string | null;
+  /** When the agent made it (orders a thread's checkpoints). */
+  createdAt: string;
+  recordedAt: string;
+}
+
+export const CheckpointJsonSchema = Type.Object(
+  {
+    commit: Type.String(),
+    threadId: Type.String(),
+    sessionId: Type.String(),
+    messageId: Type.String(),
+    files: Type.Array(Type.String()),
+    filesTotal: Type.Integer({ minimum: 0 }),
+    revertOf: Nullable(Type.String()),
+    createdAt: Type.String({ format: 'date-time' }),
+    recordedAt: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'Checkpoint', additionalProperties: false },
+);
+export type CheckpointJson = Static<typeof CheckpointJsonSchema>;
+
+export function toCheckpointJson(record: CheckpointRecord): CheckpointJson {
+  return {
+    commit: record.commit,
+    threadId: record.threadId,
+    sessionId: record.sessionId,
+    messageId: record.messageId,
+    files: [...record.files],
+    filesTotal: record.filesTotal,
+    revertOf: record.revertOf,
+    createdAt: record.createdAt,
+    recordedAt: record.recordedAt,
+  };
+}
+
 export const KEPT_ALIVE_REASONS = ['sessions', 'messages_in_flight', 'starting'] as const;
 export type KeptAliveReason = (typeof KEPT_ALIVE_REASONS)[number];
 

@@ -7,6 +7,7 @@ import type { BerthEvent } from './events.ts';
 import type { ContainerKey } from './identity.ts';
 import type { ContainerStatus } from './lifecycle.ts';
 import type {
+  CheckpointRecord,
   CommandOutcomeRecord,
   ContainerRecord,
   SessionRecord,
@@ -120,6 +121,23 @@ export interface StateStore {
   listSessionsWithPendingEvents(limit: number): Promise<SessionRecord[]>;
   /** Active sessions whose last activity is at or before the given time. */
   listStaleSessions(lastActivityAtOrBefore: string, limit: number): Promise<SessionRecord[]>;
+  /**
+   * Records a thread's checkpoint; true when it is new, false when that commit of that thread
+   * was recorded before (a repeated announcement).
+   */
+  recordCheckpoint(record: CheckpointRecord): Promise<boolean>;
+  getCheckpoint(
+    containerId: string,
+    threadId: string,
+    commit: string,
+  ): Promise<CheckpointRecord | undefined>;
+  /** A thread's checkpoints, newest first. */
+  listCheckpoints(
+    containerId: string,
+    threadId: string,
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<CheckpointRecord>>;
   /** Answers when the store is reachable (readiness). */
   ping(): Promise<void>;
 }

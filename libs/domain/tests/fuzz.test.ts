@@ -133,6 +133,46 @@ const PAYLOADS: Record<(typeof COMMAND_TYPES)[number], Record<string, FieldSpec>
       isValid: (v) => typeof v === 'string' && /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(v),
     },
   },
+  'checkpoint.record': {
+    sessionId: { valid: opaqueId, isValid: isOpaque },
+    threadId: { valid: opaqueId, isValid: isOpaque },
+    containerId: { valid: containerId, isValid: isContainerId },
+    generation: {
+      valid: fc.integer({ min: 1, max: 1_000_000 }),
+      isValid: (v) => Number.isInteger(v) && (v as number) >= 1,
+    },
+    commit: {
+      valid: fc.stringMatching(/^[0-9a-f]{40}$/),
+      isValid: (v) => typeof v === 'string' && /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(v),
+    },
+    messageId: {
+      valid: fc.string({ minLength: 1, maxLength: 64 }),
+      isValid: (v) => typeof v === 'string' && [...v].length >= 1 && [...v].length <= 128,
+    },
+    files: {
+      valid: fc.array(fc.string({ maxLength: 20 }), { maxLength: 5 }),
+      isValid: (v) =>
+        Array.isArray(v) &&
+        v.length <= 100 &&
+        v.every((f) => typeof f === 'string' && [...f].length <= 4096),
+    },
+    filesTotal: {
+      valid: fc.integer({ min: 0, max: 1000 }),
+      isValid: (v) => Number.isInteger(v) && (v as number) >= 0,
+    },
+    revertOf: {
+      valid: fc.stringMatching(/^[0-9a-f]{40}$/),
+      isValid: (v) => typeof v === 'string' && /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(v),
+      optional: true,
+    },
+    createdAt: {
+      valid: fc
+        .date({ min: new Date(0), max: new Date(4e12), noInvalidDate: true })
+        .map((d) => d.toISOString()),
+      isValid: (v) =>
+        typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/.test(v),
+    },
+  },
 };
 
 /** Mostly valid, so a body usually breaks one or two fields and the parser must find which. */
@@ -291,7 +331,10 @@ describe('parseCommand under generated commands', () => {
           return;
         }
         expectWellFormedRejection(parsed);
-        expect([...bad]).toContain(parsed.rejection.field);
+        // A bad element of an array field (`payload.files.0`) names the element.
+        const named = parsed.rejection.field ?? '';
+        const field = [...bad].find((f) => named === f || named.startsWith(`${f}.`)) ?? named;
+        expect([...bad]).toContain(field);
       }),
       runs(400),
     );

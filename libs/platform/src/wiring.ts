@@ -199,6 +199,7 @@ export async function wire(
       startTimeoutMs: config.startTimeoutMs,
       agentEnvironment: {
         BERTH_SHUTDOWN_GRACE: formatDuration(config.shutdownGraceMs),
+        BERTH_CHECKPOINT_PUSH_INTERVAL: formatDuration(config.checkpointPushIntervalMs),
         // Where the agent announces its worktrees and checkpoints (thread.ready, checkpoint.record).
         BERTH_LIFECYCLE_COMMANDS_URL: messaging.lifecycleCommandsUrl,
         ...(config.workloadCommand ? { BERTH_WORKLOAD_COMMAND: config.workloadCommand } : {}),

@@ -16,6 +16,7 @@ import {
   containerIdOf,
   parseDuration,
   type BerthEvent,
+  type CheckpointRecord,
   type Clock,
   type CommandOutcomeRecord,
   type ContainerExpectation,
@@ -106,6 +107,7 @@ export class InMemoryStateStore implements StateStore {
   readonly #containers = new Map<string, ContainerRecord>();
   readonly #sessions = new Map<string, SessionRecord>();
   readonly #outcomes = new Map<string, CommandOutcomeRecord>();
+  readonly #checkpoints = new Map<string, CheckpointRecord>();
   readonly #faults = new FaultPlan<StoreMethod>();
   /** Successful writes so far, for tests that assert that nothing changed. */
   writes = 0;
@@ -285,6 +287,42 @@ export class InMemoryStateStore implements StateStore {
       .sort((a, b) => compare(a.lastActivityAt ?? '', b.lastActivityAt ?? ''))
       .slice(0, limit)
       .map(copy);
+  }
+
+  async recordCheckpoint(record: CheckpointRecord): Promise<boolean> {
+    await this.#enter('recordCheckpoint');
+    const key = `${record.containerId}\u0000${record.threadId}\u0000${record.commit}`;
+    if (this.#checkpoints.has(key)) return false;
+    this.#checkpoints.set(key, copy(record));
+    this.writes += 1;
+    return true;
+  }
+
+  async getCheckpoint(
+    containerId: string,
+    threadId: string,
+    commit: string,
+  ): Promise<CheckpointRecord | undefined> {
+    await this.#enter('getCheckpoint');
+    const record = this.#checkpoints.get(`${containerId}\u0000${threadId}\u0000${commit}`);
+    return record && copy(record);
+  }
+
+  /** Newest first; the cursor is the index of the next item. */
+  async listCheckpoints(
+    containerId: string,
+    threadId: string,
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<CheckpointRecord>> {
+    await this.#enter('listCheckpoints');
+    const all = [...this.#checkpoints.values()]
+      .filter((c) => c.containerId === containerId && c.threadId === threadId)
+      .sort((a, b) => compare(`${b.createdAt}/${b.commit}`, `${a.createdAt}/${a.commit}`));
+    const start = cursor === undefined ? 0 : Number(cursor);
+    const items = all.slice(start, start + limit).map(copy);
+    const next = start + limit;
+    return { items, nextCursor: next < all.length ? String(next) : null };
   }
 
   async ping(): Promise<void> {

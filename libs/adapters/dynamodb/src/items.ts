@@ -7,6 +7,8 @@ import {
   CONTAINER_STATUSES,
   SESSION_STATUSES,
   UnavailableError,
+  threadRefName,
+  type CheckpointRecord,
   type CommandOutcomeRecord,
   type ContainerRecord,
   type SessionRecord,
@@ -288,5 +290,78 @@ export function fromOutcomeItem(item: Item): CommandOutcomeRecord {
     sessionId: requireString(kind, item, 'subjectSessionId'),
     events: events as CommandOutcomeRecord['events'],
     decidedAt: requireString(kind, item, 'decidedAt'),
+  };
+}
+
+/**
+ * Checkpoints live in the sessions table too, as two items written together, under keys no
+ * session can have (`/` is not in a session id): `checkpoint/<containerId>/<threadRef>/<commit>`
+ * answers "is this commit a checkpoint of that thread" with one GetItem, and
+ * `checkpoints/<containerId>/<threadRef>/<createdAt>/<commit>`, whose `threadId` attribute is
+ * `checkpoints/<containerId>/<threadRef>`, puts them in `thread-index` in time order (a thread
+ * id never contains `/`, so no session shares that partition). Neither carries `containerId`
+ * or `activeKey`, so no other index lists them.
+ */
+export function checkpointKey(containerId: string, threadId: string, commit: string): string {
+  return `checkpoint/${containerId}/${threadRefName(threadId)}/${commit}`;
+}
+
+export function checkpointLogPartition(containerId: string, threadId: string): string {
+  return `checkpoints/${containerId}/${threadRefName(threadId)}`;
+}
+
+const CHECKPOINT_RECORD_TYPE = 'checkpoint';
+
+export function toCheckpointItems(record: CheckpointRecord): { byCommit: Item; inLog: Item } {
+  const body: Item = {
+    recordType: CHECKPOINT_RECORD_TYPE,
+    ownerContainerId: record.containerId,
+    checkpointThreadId: record.threadId,
+    subjectSessionId: record.sessionId,
+    commit: record.commit,
+    messageId: record.messageId,
+    files: JSON.stringify(record.files),
+    filesTotal: record.filesTotal,
+    ...(record.revertOf === null ? {} : { revertOf: record.revertOf }),
+    createdAt: record.createdAt,
+    recordedAt: record.recordedAt,
+  };
+  const partition = checkpointLogPartition(record.containerId, record.threadId);
+  return {
+    byCommit: {
+      ...body,
+      sessionId: checkpointKey(record.containerId, record.threadId, record.commit),
+    },
+    inLog: {
+      ...body,
+      sessionId: `${partition}/${record.createdAt}/${record.commit}`,
+      threadId: partition,
+    },
+  };
+}
+
+export function fromCheckpointItem(item: Item): CheckpointRecord {
+  const kind = 'checkpoint';
+  let files: unknown;
+  try {
+    files = JSON.parse(requireString(kind, item, 'files'));
+  } catch {
+    throw malformed(kind, item, 'files');
+  }
+  if (!Array.isArray(files) || !files.every((f) => typeof f === 'string'))
+    throw malformed(kind, item, 'files');
+  const filesTotal = item.filesTotal;
+  if (typeof filesTotal !== 'number') throw malformed(kind, item, 'filesTotal');
+  return {
+    containerId: requireString(kind, item, 'ownerContainerId'),
+    threadId: requireString(kind, item, 'checkpointThreadId'),
+    sessionId: requireString(kind, item, 'subjectSessionId'),
+    commit: requireString(kind, item, 'commit'),
+    messageId: requireString(kind, item, 'messageId'),
+    files,
+    filesTotal,
+    revertOf: optional(item, 'revertOf'),
+    createdAt: requireString(kind, item, 'createdAt'),
+    recordedAt: requireString(kind, item, 'recordedAt'),
   };
 }

@@ -18,7 +18,9 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import {
   InvalidArgumentError,
+  StaleWriteError,
   systemClock,
+  type CheckpointRecord,
   type Clock,
   type CommandOutcomeRecord,
   type ContainerExpectation,
@@ -53,6 +55,10 @@ import {
   ACTIVE_KEY,
   IDLE_KEY,
   PENDING_KEY,
+  checkpointKey,
+  checkpointLogPartition,
+  fromCheckpointItem,
+  toCheckpointItems,
   fromContainerItem,
   fromOutcomeItem,
   fromSessionItem,
@@ -495,6 +501,105 @@ export class DynamoStateStore implements StateStore, PoolStore {
       limit,
     );
     return items.map(fromSessionItem);
+  }
+
+  async recordCheckpoint(record: CheckpointRecord): Promise<boolean> {
+    const { byCommit, inLog } = toCheckpointItems(record);
+    try {
+      const output = await this.#documents.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.#sessionTable,
+                Item: byCommit,
+                ConditionExpression: 'attribute_not_exists(sessionId)',
+              },
+            },
+            { Put: { TableName: this.#sessionTable, Item: inLog } },
+          ],
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      for (const consumed of output.ConsumedCapacity ?? [])
+        this.#record('transact-write', consumed);
+      return true;
+    } catch (error) {
+      const domain = toDomainError(error, {
+        operation: 'TransactWriteItems',
+        table: this.#sessionTable,
+      });
+      // Recorded before (a repeated announcement changes nothing), or a concurrent transaction
+      // on the same items, which the caller's retry settles.
+      if (
+        domain instanceof StaleWriteError &&
+        (await this.#get(this.#sessionTable, { sessionId: byCommit.sessionId })) !== undefined
+      )
+        return false;
+      throw domain;
+    }
+  }
+
+  async getCheckpoint(
+    containerId: string,
+    threadId: string,
+    commit: string,
+  ): Promise<CheckpointRecord | undefined> {
+    const item = await this.#get(this.#sessionTable, {
+      sessionId: checkpointKey(containerId, threadId, commit),
+    });
+    return item === undefined ? undefined : fromCheckpointItem(item);
+  }
+
+  async listCheckpoints(
+    containerId: string,
+    threadId: string,
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<CheckpointRecord>> {
+    const partition = checkpointLogPartition(containerId, threadId);
+    let startKey: Record<string, string> | undefined;
+    if (cursor !== undefined) {
+      let sortKey: unknown;
+      try {
+        sortKey = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+      } catch {
+        sortKey = undefined;
+      }
+      if (typeof sortKey !== 'string' || !sortKey.startsWith(`${partition}/`)) {
+        throw new InvalidArgumentError(
+          'cursor is not valid for this list: it belongs to another thread or is not a cursor',
+          'cursor',
+        );
+      }
+      startKey = { threadId: partition, sessionId: sortKey };
+    }
+    try {
+      const output = await this.#documents.send(
+        new QueryCommand({
+          TableName: this.#sessionTable,
+          IndexName: SESSION_INDEXES.byThread,
+          KeyConditionExpression: 'threadId = :partition',
+          ExpressionAttributeValues: { ':partition': partition },
+          ScanIndexForward: false,
+          Limit: limit,
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      this.#record('query', output.ConsumedCapacity);
+      const items = (output.Items ?? []).map(fromCheckpointItem);
+      const last: unknown = output.LastEvaluatedKey?.sessionId;
+      return {
+        items,
+        nextCursor:
+          typeof last === 'string' && items.length === limit
+            ? Buffer.from(JSON.stringify(last), 'utf8').toString('base64url')
+            : null,
+      };
+    } catch (error) {
+      throw toDomainError(error, { operation: 'Query', table: this.#sessionTable });
+    }
   }
 
   async ping(): Promise<void> {
