@@ -53,6 +53,8 @@ export interface ServicePolicyContext {
   eventsKeyArn: string;
   /** The workspace task definition's size: a RunTask may not override it. */
   workspaceSize: { cpu: number; memoryMiB: number };
+  /** The warm pool's size: above 0 its grants are added (POOL_STATEMENTS). */
+  poolSize?: number;
 }
 
 type StatementFactory = (arns: BerthArns, context: ServicePolicyContext) => iam.PolicyStatement;
@@ -353,12 +355,33 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
   ],
 };
 
+/**
+ * What the warm pool adds (docs/design.md, "The warm pool"), only when it is on: the reaper
+ * starts members (RunTask, bounded as for every start) and makes and removes their control
+ * queues; discovery sends a claimed member its identity (the session service may already send
+ * to container queues). The agent gets nothing new: it reads its control queue with the
+ * consumer actions it has on every berth queue, and the reaper deletes that queue later.
+ */
+const POOL_STATEMENTS: Partial<Record<ServiceName, StatementFactory[]>> = {
+  reaper: [
+    statement.startWorkspaces(),
+    statement.neverExecIntoWorkspaces(),
+    statement.neverResizeWorkspaces(),
+    statement.neverResizeWorkspaceMemory(),
+    statement.tagAtLaunch(),
+    statement.passWorkspaceRoles(),
+    statement.containerQueues('ManagePoolControlQueues', ['sqs:CreateQueue', 'sqs:TagQueue']),
+  ],
+  discovery: [statement.containerQueues('SendPoolIdentities', ['sqs:SendMessage'])],
+};
+
 export function servicePolicyStatements(
   service: ServiceName,
   arns: BerthArns,
   context: ServicePolicyContext,
 ): iam.PolicyStatement[] {
-  return SERVICE_STATEMENTS[service].map((make) => make(arns, context));
+  const pool = (context.poolSize ?? 0) > 0 ? (POOL_STATEMENTS[service] ?? []) : [];
+  return [...SERVICE_STATEMENTS[service], ...pool].map((make) => make(arns, context));
 }
 
 /**

@@ -76,6 +76,7 @@ export abstract class BerthServiceStack extends Stack {
     this.policyStatements = servicePolicyStatements(service, this.arns, {
       eventsKeyArn: this.ssmValue(PARAMS.eventsKeyArn),
       workspaceSize: props.config.workspace,
+      poolSize: props.config.pool.size,
     });
 
     this.taskRole = new iam.Role(this, 'TaskRole', {

@@ -608,3 +608,43 @@ describe('discovery behind its load balancer', () => {
     }
   });
 });
+
+describe('task roles with the warm pool on', () => {
+  let pooled: Synthesized;
+
+  beforeAll(() => {
+    pooled = synthesize({ pool: { size: 2 } });
+  });
+  afterAll(() => pooled.cleanup());
+
+  const statementsOf = (stack: Stack): RenderedStatement[] =>
+    taskRoleStatements(pooled.template(stack));
+  const sids = (stack: Stack): (string | undefined)[] => statementsOf(stack).map((s) => s.Sid);
+
+  test('the reaper starts members (bounded as every start) and makes their control queues', () => {
+    const reaper = statementsOf(pooled.stacks.reaper);
+    const start = reaper.find((s) => s.Sid === 'StartWorkspaceTasks');
+    expect(start?.Action).toEqual(['ecs:RunTask']);
+    expect(start?.Condition).toMatchObject({
+      StringEquals: { 'aws:RequestTag/ManagedBy': 'berth' },
+    });
+    for (const sid of [
+      'NeverExecIntoWorkspaceTasks',
+      'NeverResizeWorkspaceTasks',
+      'ManagePoolControlQueues',
+    ])
+      expect(sids(pooled.stacks.reaper)).toContain(sid);
+    expect(reaper.find((s) => s.Sid === 'ManagePoolControlQueues')?.Action).toEqual([
+      'sqs:CreateQueue',
+      'sqs:TagQueue',
+    ]);
+  });
+
+  test('discovery may send a claimed member its identity; without the pool nothing is added', () => {
+    expect(
+      statementsOf(pooled.stacks.discovery).find((s) => s.Sid === 'SendPoolIdentities')?.Action,
+    ).toEqual(['sqs:SendMessage']);
+    expect(sids(app.stacks.discovery)).not.toContain('SendPoolIdentities');
+    expect(sids(app.stacks.reaper)).not.toContain('StartWorkspaceTasks');
+  });
+});

@@ -9,6 +9,8 @@ const log = createLogger('reaper', config.logLevel);
 const metrics = createMetrics('reaper', { emf: config.emf });
 const wiring = await wire(config, { service: 'reaper', log, metrics });
 const reaper = wiring.useCases.reaper;
+/** The warm pool (docs/design.md, "The warm pool"); undefined when BERTH_POOL_SIZE is 0. */
+const pool = wiring.useCases.pool;
 
 const scheduler = new Scheduler(log, () => metrics.emf('ReaperErrors', 1));
 // The idle check is one query of the sparse idle index: cheap enough to run every tick, so
@@ -25,6 +27,10 @@ scheduler.every(
   config.sweepIntervalMs,
   async () => {
     log.info(await reaper.sweep(), 'sweep done');
+    if (pool) {
+      const controlQueues = await pool.retireControlQueues();
+      if (controlQueues > 0) log.info({ controlQueues }, 'pool control queues deleted');
+    }
     // Subscription queues of discovery replicas that died without closing them.
     const abandoned = await deleteAbandonedSubscriptions({
       sqs: wiring.clients.sqs,
@@ -39,7 +45,6 @@ scheduler.every(
 );
 // The warm pool (docs/design.md, "The warm pool"): filled, aged and repaired on its own tick,
 // so a slow RunTask never delays an idle stop.
-const pool = wiring.useCases.pool;
 let lastPoolReport: PoolTickReport | undefined;
 if (pool) {
   scheduler.every(

@@ -18,6 +18,10 @@ const HAND_OVER_GRACE_MS = 10_000;
 /** A member written `starting` whose task is still unknown this long after: start it again. */
 const START_RETRY_MS = 15_000;
 const MAX_ATTEMPTS = 8;
+/** A handed member's control queue is kept this long (its agent reads the identity at once). */
+const CONTROL_QUEUE_KEEP_MS = 5 * 60_000;
+/** How many earlier members of a slot one sweep looks at. */
+const SWEEP_GENERATIONS = 50;
 
 /** What a claim did: a container from the pool, no free member, or another writer won. */
 export type ClaimResult = { container: ContainerRecord } | 'none' | 'lost';
@@ -282,6 +286,33 @@ export class PoolService {
       }),
     );
     return report;
+  }
+
+  /**
+   * Deletes the control queues of members handed over more than 5 minutes ago. The agent
+   * deletes its own where it may (the local stack); on AWS its role may not delete queues (it
+   * could delete any container's), so this, on the reaper's sweep, does. Returns how many.
+   */
+  async retireControlQueues(): Promise<number> {
+    const cutoff = this.nowMs() - CONTROL_QUEUE_KEEP_MS;
+    let deleted = 0;
+    for (const { slot } of await this.pool.store.readPool(this.pool.size)) {
+      if (!slot) continue;
+      const oldest = Math.max(1, slot.generation - SWEEP_GENERATIONS);
+      for (let generation = slot.generation - 1; generation >= oldest; generation -= 1) {
+        const member = await this.pool.store.getPoolMember(slot.slot, generation);
+        // Members before one already swept were swept too.
+        if (!member || member.controlQueueUrl === null) break;
+        if (member.state !== 'handed' || !member.claimedAt) continue;
+        if (Date.parse(member.claimedAt) > cutoff) continue;
+        await this.pool.queues.deleteControl(member.controlQueueUrl);
+        await this.updateMember(slot.slot, generation, (current) =>
+          current.controlQueueUrl === null ? undefined : { ...current, controlQueueUrl: null },
+        );
+        deleted += 1;
+      }
+    }
+    return deleted;
   }
 
   /** Where a pool task's event goes: to the container it became, or to the pool. */
