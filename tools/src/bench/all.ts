@@ -18,10 +18,25 @@ import { renderSessions, runSessionsBenchmark } from './sessions.ts';
 
 const DOC = fileURLToPath(new URL('../../../docs/benchmarks.md', import.meta.url));
 
+/** Sections other benchmarks own (run on their own): kept as they are when the rest is rewritten. */
+const KEPT_SECTIONS = ['## Warm pool (`npm run bench:pool`'];
+
+function keptSections(): string {
+  let existing: string;
+  try {
+    existing = readFileSync(DOC, 'utf8');
+  } catch {
+    return '';
+  }
+  const starts = KEPT_SECTIONS.map((heading) => existing.indexOf(heading)).filter((i) => i >= 0);
+  return starts.length === 0 ? '' : `\n${existing.slice(Math.min(...starts))}`;
+}
+
 /** Written as the repository's Prettier would write it, so `npm run format:check` passes. */
 async function writeDoc(report: BenchReport): Promise<void> {
   const config = (await resolveConfig(DOC)) ?? {};
-  writeFileSync(DOC, await format(renderMarkdown(report), { ...config, parser: 'markdown' }));
+  const markdown = `${renderMarkdown(report)}${keptSections()}`;
+  writeFileSync(DOC, await format(markdown, { ...config, parser: 'markdown' }));
 }
 
 function option(name: string): string | undefined {
