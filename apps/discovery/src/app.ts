@@ -5,6 +5,7 @@ import type { UseCases } from '@berth/core';
 import {
   ContainerJsonSchema,
   SessionJsonSchema,
+  CheckpointJsonSchema,
   UnauthenticatedError,
   type EventPublisher,
   type StateStore,
@@ -69,6 +70,7 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
   app.addSchema(ErrorSchema);
   app.addSchema(ContainerJsonSchema);
   app.addSchema(SessionJsonSchema);
+  app.addSchema(CheckpointJsonSchema);
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request, reply) => {
     void reply

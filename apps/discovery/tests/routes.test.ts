@@ -531,3 +531,158 @@ describe('operational routes', () => {
     expect(ready.json().error.code).toBe('unavailable');
   });
 });
+
+describe('checkpoints and revert (issue 15)', () => {
+  const commit = (n: number) => n.toString(16).padStart(40, 'a');
+  const store = () => deps.store as DynamoStateStore;
+  const mary = sign({ client: 'acme', sub: 'mary', role: 'user' });
+  const as = (token: string) => ({ authorization: `Bearer ${token}` });
+
+  let generations = 0;
+
+  /** An active session of john's on thread `thread`, with `count` checkpoints recorded. */
+  async function sessionWithCheckpoints(sessionId: string, thread: string, count: number) {
+    const containerId = 'acme.cp.john';
+    const now = new Date().toISOString();
+    generations += 1;
+    const queues = await deps.queues.create(containerId, generations);
+    await store().write({
+      sessions: [
+        {
+          record: {
+            sessionId,
+            containerId,
+            generation: 1,
+            threadId: thread,
+            status: 'active',
+            inputQueueUrl: queues.inputQueueUrl,
+            outputQueueUrl: queues.outputQueueUrl,
+            worktreePath: `/w/${thread}`,
+            assignedAt: now,
+            lastActivityAt: now,
+            releasedAt: null,
+            releaseReason: null,
+          },
+          expect: { kind: 'absent' },
+        },
+      ],
+    });
+    for (let n = 1; n <= count; n += 1) {
+      await store().recordCheckpoint({
+        containerId,
+        threadId: thread,
+        sessionId,
+        commit: commit(n),
+        messageId: `m-${n}`,
+        files: [`f${n}.txt`],
+        filesTotal: 1,
+        revertOf: null,
+        createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString(),
+        recordedAt: now,
+      });
+    }
+  }
+
+  it("lists a thread's checkpoints newest first with a cursor; another user gets 404", async () => {
+    const sessionId = `cp-list-${randomUUID().slice(0, 6)}`;
+    await sessionWithCheckpoints(sessionId, `t-${sessionId}`, 3);
+
+    const first = await app.inject({
+      method: 'GET',
+      url: `/v1/sessions/${sessionId}/checkpoints?limit=2`,
+      headers: as(john),
+    });
+    const cursor = String(first.json().nextCursor);
+    const second = await app.inject({
+      method: 'GET',
+      url: `/v1/sessions/${sessionId}/checkpoints?limit=2&cursor=${encodeURIComponent(cursor)}`,
+      headers: as(john),
+    });
+    const marys = await app.inject({
+      method: 'GET',
+      url: `/v1/sessions/${sessionId}/checkpoints`,
+      headers: as(mary),
+    });
+    const badCursor = await app.inject({
+      method: 'GET',
+      url: `/v1/sessions/${sessionId}/checkpoints?cursor=bm9wZQ`,
+      headers: as(john),
+    });
+
+    expect(first.statusCode).toBe(200);
+    expect(first.json().checkpoints.map((c: { commit: string }) => c.commit)).toEqual([
+      commit(3),
+      commit(2),
+    ]);
+    expect(first.json().checkpoints[0]).toEqual({
+      commit: commit(3),
+      threadId: `t-${sessionId}`,
+      sessionId,
+      messageId: 'm-3',
+      files: ['f3.txt'],
+      filesTotal: 1,
+      revertOf: null,
+      createdAt: '2026-01-01T00:00:03.000Z',
+      recordedAt: expect.any(String) as unknown as string,
+    });
+    expect(second.json()).toMatchObject({ checkpoints: [{ commit: commit(1) }], nextCursor: null });
+    expect(marys.statusCode).toBe(404);
+    expect(marys.json().error.code).toBe('not_found');
+    expect(badCursor.statusCode).toBe(400);
+    expect(badCursor.json().error.field).toBe('cursor');
+  });
+
+  it('reverts to a checkpoint of the thread (202, sent to the agent); 400 naming checkpoint otherwise; 409 when the session is not active', async () => {
+    const sessionId = `cp-rev-${randomUUID().slice(0, 6)}`;
+    const thread = `t-${sessionId}`;
+    await sessionWithCheckpoints(sessionId, thread, 2);
+    const revert = (checkpoint: string, token = john) =>
+      app.inject({
+        method: 'POST',
+        url: `/v1/sessions/${sessionId}/revert`,
+        headers: as(token),
+        payload: { checkpoint },
+      });
+
+    const accepted = await revert(commit(1));
+    const unknown = await revert(commit(9));
+    const malformed = await revert('HEAD~1');
+    const marys = await revert(commit(1), mary);
+    const before = await store().getSession(sessionId);
+    if (!before) throw new Error('no session');
+    await store().write({
+      sessions: [
+        {
+          record: { ...before, status: 'released', releasedAt: new Date().toISOString() },
+          expect: { kind: 'status', status: 'active' },
+        },
+      ],
+    });
+    const inactive = await revert(commit(1));
+
+    expect(accepted.statusCode).toBe(202);
+    const { requestId } = accepted.json() as { requestId: string };
+    expect(accepted.json()).toEqual({
+      sessionId,
+      threadId: thread,
+      checkpoint: commit(1),
+      requestId,
+    });
+    expect(deps.queues.sent).toContainEqual({
+      queueUrl: before.inputQueueUrl,
+      body: {
+        type: 'thread.revert',
+        threadId: thread,
+        sessionId,
+        checkpoint: commit(1),
+        requestId,
+      },
+    });
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.json().error).toMatchObject({ code: 'invalid_argument', field: 'checkpoint' });
+    expect(malformed.statusCode).toBe(400);
+    expect(malformed.json().error.field).toBe('checkpoint');
+    expect(marys.statusCode).toBe(404);
+    expect(inactive.statusCode).toBe(409);
+  });
+});
