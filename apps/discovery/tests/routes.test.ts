@@ -623,7 +623,7 @@ describe('checkpoints and revert (issue 15)', () => {
       filesTotal: 1,
       revertOf: null,
       createdAt: '2026-01-01T00:00:03.000Z',
-      recordedAt: expect.any(String) as unknown as string,
+      recordedAt: expect.any(String),
     });
     expect(second.json()).toMatchObject({ checkpoints: [{ commit: commit(1) }], nextCursor: null });
     expect(marys.statusCode).toBe(404);
@@ -661,7 +661,7 @@ describe('checkpoints and revert (issue 15)', () => {
     const inactive = await revert(commit(1));
 
     expect(accepted.statusCode).toBe(202);
-    const { requestId } = accepted.json() as { requestId: string };
+    const { requestId } = accepted.json<{ requestId: string }>();
     expect(accepted.json()).toEqual({
       sessionId,
       threadId: thread,
