@@ -38,6 +38,10 @@ function wildcardReasons(stack: Stack): Map<string, string> {
       'Per-container queues are created at run time, one input and one output queue per container generation, all named berth-…; no name is known at deploy time. Destructive actions on the shared berth-* queues are denied explicitly in the same policy.',
     ],
     [
+      arns.poolControlQueues(),
+      'A warm pool member gets a control queue per slot and generation (berth-pool-s<slot>-g<generation>-ctl), made at run time; discovery may only send to them (the claimed member learns its identity there).',
+    ],
+    [
       arns.subscriptionQueues(),
       'Each discovery process makes its own subscription queue at start (discovery-invalidations-<host>-<pid>); no name is known at deploy time. The prefix is outside berth-*, so no workspace role can read them.',
     ],

@@ -108,6 +108,11 @@ export class BerthArns {
     return this.queue(`${NAMES.containerQueuePrefix}*`);
   }
 
+  /** The warm pool members' control queues (`berth-pool-s<slot>-g<generation>-ctl`). */
+  poolControlQueues(): string {
+    return this.queue(`${NAMES.containerQueuePrefix}pool-*`);
+  }
+
   /** Discovery's per-process subscription queues to the lifecycle topic. */
   subscriptionQueues(): string {
     return this.queue(`${NAMES.subscriptionQueuePrefix}*`);

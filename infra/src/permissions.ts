@@ -181,6 +181,13 @@ const statement = {
       resources: ['*'],
       conditions: clusterCondition(arns),
     }),
+  // A claim of a warm pool member hands it its identity on its control queue (PoolService).
+  handOverPoolMembers: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'HandOverPoolMembers',
+      actions: ['sqs:SendMessage'],
+      resources: [arns.poolControlQueues()],
+    }),
   containerQueues:
     (sid: string, actions: readonly string[]): StatementFactory =>
     (arns) =>
@@ -274,6 +281,7 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
       'sqs:DeleteQueue',
     ]),
     statement.neverDeleteSharedQueues(),
+    statement.handOverPoolMembers(),
     statement.subscribeOwnQueue(),
     statement.endSubscriptions('EndOwnSubscription'),
     statement.subscriptionQueues('UseOwnSubscriptionQueue', [

@@ -175,6 +175,7 @@ describe('task roles: the exact statements of each service', () => {
         'sqs:DeleteQueue',
       ]),
       neverDeleteShared,
+      allow('HandOverPoolMembers', ['sqs:SendMessage'], [queue('berth-pool-*')]),
       allow('SubscribeOwnQueueToLifecycleEvents', ['sns:Subscribe'], [TOPIC], {
         StringEquals: { 'sns:Protocol': 'sqs' },
         ArnLike: { 'sns:Endpoint': queue('discovery-invalidations-*') },

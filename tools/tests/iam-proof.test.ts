@@ -243,6 +243,33 @@ describe('proving recorded calls against the synthesized policies', () => {
     ]);
   });
 
+  it("lets discovery hand a claimed pool member its identity, and write to no container's queue", async () => {
+    const target = { partition: 'aws', region: REGION, account: ACCOUNT };
+    const send = (queueName: string): string =>
+      JSON.stringify(
+        describeAwsCall(
+          {
+            service: 'discovery',
+            clientName: 'SQSClient',
+            commandName: 'SendMessageCommand',
+            input: {
+              QueueUrl: `http://sqs.us-east-1.localhost:4566/000000000000/${queueName}`,
+              MessageBody: '{}',
+            },
+          },
+          target,
+        ),
+      );
+    const log = join(work, 'pool-hand-over.jsonl');
+    writeFileSync(log, `${send('berth-pool-s0-g1-ctl')}\n${send('berth-acme-site-ann-1-in')}\n`);
+
+    const report = await proveCalls({ assemblyDir, callLogFiles: [log] });
+
+    expect(report.denied.map((d) => [d.action, d.resource])).toEqual([
+      ['sqs:SendMessage', `arn:aws:sqs:${REGION}:${ACCOUNT}:berth-acme-site-ann-1-in`],
+    ]);
+  });
+
   it('fails and names the service, action, resource and missing statement when a grant is removed', async () => {
     const broken = withoutStatement(assemblyDir, 'BerthSessionStack', 'QueryBerthIndexes');
     const report = await proveCalls({ assemblyDir: broken, callLogFiles: [sessionLog] });

@@ -5,7 +5,7 @@
  * session and waits for the reaper to stop every container (wind-down.ts), then hands the
  * recorded AWS calls and service output to the checks that judge them (checks.ts).
  *
- *   npm run rehearse [-- --assembly <cdk.out>] [--data <dir>] [--no-e2e] [--keep]
+ *   npm run rehearse [-- --assembly <cdk.out>] [--data <dir>] [--no-e2e] [--keep] [--pool <n>]
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -38,6 +38,8 @@ const { values } = parseArgs({
     data: { type: 'string' },
     'no-e2e': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    // A deployment with a warm pool (pool.size): the pool's own paths run and are proven too.
+    pool: { type: 'string' },
   },
 });
 const dataDir = resolve(values.data ?? mkdtempSync(join(tmpdir(), 'berth-rehearsal-')));
@@ -67,6 +69,7 @@ async function synthesize(): Promise<string> {
       context: {
         workspace: { repoUrlTemplate: join(dataDir, 'repos/{clientId}/{projectId}.git') },
         lifecycle: { idleTimeout: `${REHEARSAL_IDLE_TIMEOUT_MS / 1000}s` },
+        ...(values.pool === undefined ? {} : { pool: { size: Number(values.pool) } }),
       },
     });
   } catch (error) {
