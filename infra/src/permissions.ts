@@ -181,13 +181,15 @@ const statement = {
       resources: ['*'],
       conditions: clusterCondition(arns),
     }),
-  // A claim of a warm pool member hands it its identity on its control queue (PoolService).
-  handOverPoolMembers: (): StatementFactory => (arns) =>
-    new iam.PolicyStatement({
-      sid: 'HandOverPoolMembers',
-      actions: ['sqs:SendMessage'],
-      resources: [arns.poolControlQueues()],
-    }),
+  // The warm pool members' control queues only (berth-pool-*), not every container's.
+  poolControlQueues:
+    (sid: string, actions: readonly string[]): StatementFactory =>
+    (arns) =>
+      new iam.PolicyStatement({
+        sid,
+        actions: [...actions],
+        resources: [arns.poolControlQueues()],
+      }),
   containerQueues:
     (sid: string, actions: readonly string[]): StatementFactory =>
     (arns) =>
@@ -281,7 +283,6 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
       'sqs:DeleteQueue',
     ]),
     statement.neverDeleteSharedQueues(),
-    statement.handOverPoolMembers(),
     statement.subscribeOwnQueue(),
     statement.endSubscriptions('EndOwnSubscription'),
     statement.subscriptionQueues('UseOwnSubscriptionQueue', [
@@ -378,9 +379,9 @@ const POOL_STATEMENTS: Partial<Record<ServiceName, StatementFactory[]>> = {
     statement.neverResizeWorkspaceMemory(),
     statement.tagAtLaunch(),
     statement.passWorkspaceRoles(),
-    statement.containerQueues('ManagePoolControlQueues', ['sqs:CreateQueue', 'sqs:TagQueue']),
+    statement.poolControlQueues('ManagePoolControlQueues', ['sqs:CreateQueue', 'sqs:TagQueue']),
   ],
-  discovery: [statement.containerQueues('SendPoolIdentities', ['sqs:SendMessage'])],
+  discovery: [statement.poolControlQueues('SendPoolIdentities', ['sqs:SendMessage'])],
 };
 
 export function servicePolicyStatements(

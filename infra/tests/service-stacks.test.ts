@@ -175,7 +175,6 @@ describe('task roles: the exact statements of each service', () => {
         'sqs:DeleteQueue',
       ]),
       neverDeleteShared,
-      allow('HandOverPoolMembers', ['sqs:SendMessage'], [queue('berth-pool-*')]),
       allow('SubscribeOwnQueueToLifecycleEvents', ['sns:Subscribe'], [TOPIC], {
         StringEquals: { 'sns:Protocol': 'sqs' },
         ArnLike: { 'sns:Endpoint': queue('discovery-invalidations-*') },
@@ -635,16 +634,17 @@ describe('task roles with the warm pool on', () => {
       'ManagePoolControlQueues',
     ])
       expect(sids(pooled.stacks.reaper)).toContain(sid);
-    expect(reaper.find((s) => s.Sid === 'ManagePoolControlQueues')?.Action).toEqual([
-      'sqs:CreateQueue',
-      'sqs:TagQueue',
-    ]);
+    expect(reaper.find((s) => s.Sid === 'ManagePoolControlQueues')).toMatchObject({
+      Action: ['sqs:CreateQueue', 'sqs:TagQueue'],
+      Resource: [queue('berth-pool-*')],
+    });
   });
 
   test('discovery may send a claimed member its identity; without the pool nothing is added', () => {
+    // Only the members' control queues: discovery writes to no container's queues.
     expect(
-      statementsOf(pooled.stacks.discovery).find((s) => s.Sid === 'SendPoolIdentities')?.Action,
-    ).toEqual(['sqs:SendMessage']);
+      statementsOf(pooled.stacks.discovery).find((s) => s.Sid === 'SendPoolIdentities'),
+    ).toMatchObject({ Action: ['sqs:SendMessage'], Resource: [queue('berth-pool-*')] });
     expect(sids(app.stacks.discovery)).not.toContain('SendPoolIdentities');
     expect(sids(app.stacks.reaper)).not.toContain('StartWorkspaceTasks');
   });
