@@ -243,7 +243,12 @@ describe('proving recorded calls against the synthesized policies', () => {
     ]);
   });
 
-  it("lets discovery hand a claimed pool member its identity, and write to no container's queue", async () => {
+  it("with the pool on, lets discovery hand a claimed member its identity, and write to no container's queue", async () => {
+    const pooled = join(work, 'cdk.out.pool');
+    await synthesizeApp(pooled, {
+      env: { CDK_DEFAULT_REGION: REGION },
+      context: { pool: { size: 1 } },
+    });
     const target = { partition: 'aws', region: REGION, account: ACCOUNT };
     const send = (queueName: string): string =>
       JSON.stringify(
@@ -263,11 +268,13 @@ describe('proving recorded calls against the synthesized policies', () => {
     const log = join(work, 'pool-hand-over.jsonl');
     writeFileSync(log, `${send('berth-pool-s0-g1-ctl')}\n${send('berth-acme-site-ann-1-in')}\n`);
 
-    const report = await proveCalls({ assemblyDir, callLogFiles: [log] });
+    const report = await proveCalls({ assemblyDir: pooled, callLogFiles: [log] });
+    const withoutPool = await proveCalls({ assemblyDir, callLogFiles: [log] });
 
     expect(report.denied.map((d) => [d.action, d.resource])).toEqual([
       ['sqs:SendMessage', `arn:aws:sqs:${REGION}:${ACCOUNT}:berth-acme-site-ann-1-in`],
     ]);
+    expect(withoutPool.denied).toHaveLength(2);
   });
 
   it('fails and names the service, action, resource and missing statement when a grant is removed', async () => {
