@@ -260,6 +260,43 @@ describe('the warm pool on the local stack', () => {
     expect(fromPool).toHaveLength(claimedHere);
   }, 180_000);
 
+  it('drains a free member of another task definition (after a deploy) and replaces it', async () => {
+    // Prepare: a member as if started before a deploy changed the task definition
+    const [member] = await poolFull();
+    if (!member) throw new Error('no free member');
+    const fromOldDeploy = {
+      ...member,
+      taskDefinition: 'berth-workspace:0',
+      version: member.version + 1,
+    };
+    await clients.store.writePool({
+      members: [{ record: fromOldDeploy, expectVersion: member.version }],
+    });
+
+    // Act: the reaper's next ticks
+    const drained = await eventually('the old member drained', async () => {
+      const current = await clients.store.getPoolMember(member.slot, member.generation);
+      return current?.state === 'retired' ? current : undefined;
+    });
+
+    // Assess
+    expect(drained.retiredReason).toBe('task_definition');
+    const replacement = await eventually(
+      'its slot refilled',
+      async () => {
+        const next = (await members()).find((m) => m.slot === member.slot);
+        return next && next.generation > member.generation && next.state === 'free'
+          ? next
+          : undefined;
+      },
+      60_000,
+    );
+    expect(replacement.taskDefinition).toBe('berth-workspace');
+    await eventually('its task stopped', () =>
+      Promise.resolve(isProcessAlive(pidOfTask(member.taskArn ?? '') ?? 0) ? undefined : true),
+    );
+  }, 120_000);
+
   it(`replaces a free member older than BERTH_POOL_MAX_AGE (${MAX_AGE_SECONDS}s)`, async () => {
     // Prepare
     const before = await poolFull();
@@ -295,4 +332,54 @@ describe('the warm pool on the local stack', () => {
         : undefined,
     );
   }, 180_000);
+});
+
+describe('a pool member that never starts', () => {
+  let slow: RunningStack;
+  let slowClients: StackClients;
+
+  beforeAll(async () => {
+    // Every agent waits a minute before it starts; a member must be running within 5 s.
+    slow = await startStackRetrying({
+      BERTH_POOL_SIZE: '1',
+      BERTH_START_TIMEOUT: '5s',
+      BERTH_LOCAL_START_DELAY: '60s',
+    });
+    slowClients = await connect(slow);
+  }, 180_000);
+
+  afterAll(async () => {
+    await slowClients?.close();
+    await slow?.stop();
+  }, 120_000);
+
+  it('is stopped and replaced once BERTH_START_TIMEOUT passes, and a miss meanwhile starts cold', async () => {
+    // Act
+    const timedOut = await eventually(
+      'the first member timed out',
+      async () => {
+        const member = await slowClients.store.getPoolMember(0, 1);
+        return member?.state === 'retired' ? member : undefined;
+      },
+      60_000,
+    );
+    const replacement = await eventually(
+      'a second member starting',
+      async () => {
+        const [entry] = await slowClients.store.readPool(1);
+        return entry?.member && entry.member.generation > 1 ? entry.member : undefined;
+      },
+      60_000,
+    );
+    const miss = await http<Discovered>(slow, 'POST', '/v1/containers/discover', {
+      body: { clientId: 'acme', projectId: 'slow', userId: 'sam' },
+    });
+
+    // Assess
+    expect(timedOut.retiredReason).toBe('start_timeout');
+    expect(replacement.state).toBe('starting');
+    expect(miss.status).toBe(201);
+    expect(miss.body.source).toBe('created');
+    expect(miss.body.container.fromPool).toBe(false);
+  }, 150_000);
 });
