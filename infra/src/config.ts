@@ -49,6 +49,11 @@ export interface InfraConfig {
     shutdownGrace: string;
     sessionTtl: string;
     maxSessions: number;
+    /** BERTH_POLICY_IDLE_TIMEOUT_MIN / _MAX: the bounds of a policy's idleTimeout. */
+    policyIdleTimeoutMin: string;
+    policyIdleTimeoutMax: string;
+    /** BERTH_EXPIRY_NOTICE: container.expiring comes this long before a maxLifetime stop. */
+    expiryNotice: string;
   };
   /** The warm pool (docs/design.md): generic agents kept running for a miss to claim. */
   pool: {
@@ -97,6 +102,9 @@ export const DEFAULT_INFRA_CONFIG: InfraConfig = {
     shutdownGrace: '60s',
     sessionTtl: '2h',
     maxSessions: 10,
+    policyIdleTimeoutMin: '1m',
+    policyIdleTimeoutMax: '8h',
+    expiryNotice: '5m',
   },
   pool: { size: 0, maxAge: '1h' },
   logLevel: 'info',
@@ -182,6 +190,9 @@ const LIFECYCLE_VARIABLES = [
   'BERTH_SHUTDOWN_GRACE',
   'BERTH_SESSION_TTL',
   'BERTH_MAX_SESSIONS',
+  'BERTH_POLICY_IDLE_TIMEOUT_MIN',
+  'BERTH_POLICY_IDLE_TIMEOUT_MAX',
+  'BERTH_EXPIRY_NOTICE',
   'BERTH_LOG_LEVEL',
   'BERTH_WORKLOAD_COMMAND',
   'BERTH_REPO_URL_TEMPLATE',
@@ -207,6 +218,9 @@ export function resolveInfraConfig(env: Env, context?: unknown): InfraConfig {
       shutdownGrace: formatDuration(runtime.shutdownGraceMs),
       sessionTtl: formatDuration(runtime.sessionTtlMs),
       maxSessions: runtime.maxSessions,
+      policyIdleTimeoutMin: formatDuration(runtime.policyIdleTimeoutMinMs),
+      policyIdleTimeoutMax: formatDuration(runtime.policyIdleTimeoutMaxMs),
+      expiryNotice: formatDuration(runtime.expiryNoticeMs),
     },
     pool: { size: runtime.poolSize, maxAge: formatDuration(runtime.poolMaxAgeMs) },
     logLevel: runtime.logLevel,
@@ -238,6 +252,15 @@ function validate(config: InfraConfig): void {
   for (const [key, value] of Object.entries(config.lifecycle)) {
     if (key === 'maxSessions') positiveInt(value as number, `lifecycle.${key}`, 1, 1000);
     else parseDuration(value as string, `lifecycle.${key}`);
+  }
+  if (
+    parseDuration(config.lifecycle.policyIdleTimeoutMin, 'lifecycle.policyIdleTimeoutMin') >
+    parseDuration(config.lifecycle.policyIdleTimeoutMax, 'lifecycle.policyIdleTimeoutMax')
+  ) {
+    throw new InvalidArgumentError(
+      'lifecycle.policyIdleTimeoutMin must not be greater than lifecycle.policyIdleTimeoutMax',
+      'lifecycle.policyIdleTimeoutMin',
+    );
   }
   const sweepMs = parseDuration(config.lifecycle.sweepInterval, 'lifecycle.sweepInterval');
   if (sweepMs % 60_000 !== 0) {

@@ -11,6 +11,9 @@ describe('resolveInfraConfig', () => {
       shutdownGrace: '1m',
       sessionTtl: '2h',
       maxSessions: 10,
+      policyIdleTimeoutMin: '1m',
+      policyIdleTimeoutMax: '8h',
+      expiryNotice: '5m',
     });
     expect(config.region).toBe('us-east-1');
     expect(config.alarms.maxLiveContainers).toBe(50);

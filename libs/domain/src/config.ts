@@ -6,6 +6,11 @@ export type RuntimeKind = 'local' | 'ecs';
 /** Everything berth reads from its environment, parsed and checked in one place. */
 export interface BerthConfig {
   idleTimeoutMs: number;
+  /** The bounds a policy's idleTimeout must lie within (docs/design.md, "Lifecycle policies"). */
+  policyIdleTimeoutMinMs: number;
+  policyIdleTimeoutMaxMs: number;
+  /** How long before a container's maxLifetime `container.expiring` is published. */
+  expiryNoticeMs: number;
   sweepIntervalMs: number;
   maxSessions: number;
   sessionTtlMs: number;
@@ -178,6 +183,9 @@ export function loadConfig(env: Env): BerthConfig {
       'AUTO_SHUTDOWN_MINUTES',
       'IDLE_THRESHOLD_MINUTES',
     ]),
+    policyIdleTimeoutMinMs: duration('BERTH_POLICY_IDLE_TIMEOUT_MIN', '1m'),
+    policyIdleTimeoutMaxMs: duration('BERTH_POLICY_IDLE_TIMEOUT_MAX', '8h'),
+    expiryNoticeMs: duration('BERTH_EXPIRY_NOTICE', '5m'),
     sweepIntervalMs: duration('BERTH_SWEEP_INTERVAL', '10m', ['CLEANUP_INTERVAL_MINUTES']),
     maxSessions: integer('BERTH_MAX_SESSIONS', 10, 1, 1000),
     sessionTtlMs: duration('BERTH_SESSION_TTL', '2h'),
@@ -223,6 +231,14 @@ export function loadConfig(env: Env): BerthConfig {
       new InvalidArgumentError(
         'BERTH_AUTH_SECRET must be at least 32 characters (HS256 needs 256 bits of key)',
         'BERTH_AUTH_SECRET',
+      ),
+    );
+  }
+  if (config.policyIdleTimeoutMinMs > config.policyIdleTimeoutMaxMs) {
+    problems.push(
+      new InvalidArgumentError(
+        'BERTH_POLICY_IDLE_TIMEOUT_MIN must not be greater than BERTH_POLICY_IDLE_TIMEOUT_MAX',
+        'BERTH_POLICY_IDLE_TIMEOUT_MIN',
       ),
     );
   }

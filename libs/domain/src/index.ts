@@ -154,3 +154,29 @@ export type {
   PoolStore,
   PoolTaskSpec,
 } from './pool.ts';
+export {
+  CLIENT_ONLY_FIELDS,
+  MAX_MAX_LIFETIME_MS,
+  MIN_MAX_LIFETIME_MS,
+  POLICY_FIELDS,
+  PolicySchema,
+  changedContainerPolicy,
+  containerPolicyOf,
+  idleDueAt,
+  lifetimeEndsAt,
+  parsePolicy,
+  policyKey,
+  resolvePolicy,
+  toEffectivePolicyJson,
+  toPolicyJson,
+} from './policy.ts';
+export type {
+  ContainerPolicy,
+  EffectivePolicy,
+  EffectiveValue,
+  Policy,
+  PolicyDefaults,
+  PolicyField,
+  PolicyJson,
+  PolicySource,
+} from './policy.ts';
