@@ -2,7 +2,13 @@
  * The rehearsal's tables, queues and topics come from the templates (tools/src/rehearse/
  * data.ts): what it maps, and the construct path it names for what it cannot.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { tableDefinitions } from '@berth/dynamodb';
+import { QUEUE_NAMES, TOPIC_NAME } from '@berth/messaging';
 import { UnmappableDataResourceError, planData } from '../src/rehearse/data.ts';
+import { synthesizeApp } from '../src/synth.ts';
 import { loadStacks } from '../src/rehearse/assembly.ts';
 import { STACK, dataResources, workspaceContainer, writeAssembly } from './rehearse-fixture.ts';
 
@@ -105,4 +111,42 @@ describe('the data the rehearsal creates from the templates', () => {
     expect(refusal(email)).toMatchObject({ constructPath: `${STACK}/Mail` });
     expect(refusal(email).message).toMatch(/protocol email/);
   });
+
+  it("maps the synthesized data stack to the local stack's own tables, queues and topic", async () => {
+    // Prepare: the app as a deployment synthesizes it.
+    const out = mkdtempSync(join(tmpdir(), 'berth-data-synth-'));
+    try {
+      await synthesizeApp(out, { env: { CDK_DEFAULT_REGION: 'us-east-1' } });
+
+      // Act
+      const plan = planData(loadStacks(out));
+
+      // Assess: the rehearsal's tables are the ones the local stack makes (ensureTables),
+      // index for index, so both run the services against the same schema.
+      const local = tableDefinitions({
+        containerTable: 'berth-containers',
+        sessionTable: 'berth-sessions',
+      });
+      const shape = (table: {
+        KeySchema?: unknown;
+        GlobalSecondaryIndexes?: { IndexName?: string; KeySchema?: unknown }[];
+      }) => ({
+        key: table.KeySchema,
+        indexes: Object.fromEntries(
+          (table.GlobalSecondaryIndexes ?? []).map((index) => [index.IndexName, index.KeySchema]),
+        ),
+      });
+      for (const definition of Object.values(local)) {
+        const synthesized = plan.tables.find((t) => t.create.TableName === definition.TableName);
+        expect(synthesized && shape(synthesized.create)).toEqual(shape(definition));
+        expect(synthesized?.ttlAttribute).toBe('expiresAt');
+      }
+      expect(plan.queues.map((queue) => queue.name).sort()).toEqual(
+        Object.values(QUEUE_NAMES).sort(),
+      );
+      expect(plan.topics.map((topic) => topic.name)).toContain(TOPIC_NAME);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
