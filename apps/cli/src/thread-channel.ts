@@ -18,6 +18,8 @@ export interface ThreadReply {
   threadId: string;
   text: string;
   exitCode: number;
+  /** The run's checkpoint commit, null when it changed nothing (absent from older agents). */
+  checkpoint?: string | null;
 }
 
 function parseReply(body: string | undefined): Partial<ThreadReply> | undefined {
@@ -112,6 +114,7 @@ export class ThreadChannel {
             threadId: this.threadId,
             text: typeof body.text === 'string' ? body.text : '',
             exitCode: typeof body.exitCode === 'number' ? body.exitCode : -1,
+            ...(body.checkpoint === undefined ? {} : { checkpoint: body.checkpoint }),
           };
       }
       if (reply) return reply;

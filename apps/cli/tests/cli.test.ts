@@ -3,7 +3,7 @@
  * prints, in human and JSON form, and its exit codes (0 ok, 2 bad input, 3 not found,
  * 4 not allowed, 5 unavailable).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { BerthEvent, ContainerJson, SessionJson } from '@berth/domain';
@@ -317,5 +317,105 @@ describe('containers stop', () => {
     const { container } = json<{ container: ContainerJson }>(after);
     expect(['terminating', 'stopped']).toContain(container.status);
     expect(container.stopReason).toBe('manual:cli test');
+  });
+});
+
+/** `berth` with `input` on its standard input (then closed), as a script drives `chat`. */
+function berthWithInput(input: string, ...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: stackEnv() });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
+describe('chat, checkpoints and revert (issue 15)', () => {
+  interface Reply {
+    text: string;
+    exitCode: number;
+    checkpoint: string | null;
+  }
+  interface Listed {
+    checkpoints: { commit: string; revertOf: string | null; files: string[] }[];
+    nextCursor: string | null;
+  }
+
+  /** The checkpoints once `count` are recorded (they are recorded as they are announced). */
+  async function checkpointsOnce(sessionId: string, count: number): Promise<Listed> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const listed = await berth('--json', 'checkpoints', sessionId);
+      if (listed.code === 0 && json<Listed>(listed).checkpoints.length >= count)
+        return json<Listed>(listed);
+      if (Date.now() > deadline)
+        throw new Error(`fewer than ${count} checkpoints: ${listed.stdout}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  it('chats line by line with a checkpoint per reply, lists them newest first, reverts, and hides them from another user', async () => {
+    const assigned = await berth(
+      'sessions',
+      'assign',
+      'cli-cp1',
+      'acme',
+      'notes',
+      'eve',
+      '--thread',
+      'diary',
+      '--wait',
+    );
+    expect(assigned.code).toBe(0);
+
+    // Act: two lines, two replies, each a checkpoint (the default workload appends to CHAT.md).
+    const chat = await berthWithInput('first entry\nsecond entry\n', '--json', 'chat', 'cli-cp1');
+    const replies = chat.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Reply);
+    const listed = await checkpointsOnce('cli-cp1', 2);
+    const first = replies[0]?.checkpoint ?? '';
+    const reverted = await berth('--json', 'revert', 'cli-cp1', first);
+    const after = await checkpointsOnce('cli-cp1', 3);
+    const again = await berthWithInput('third entry\n', '--json', 'chat', 'cli-cp1');
+    const notACheckpoint = await berth('revert', 'cli-cp1', 'f'.repeat(40));
+    const othersToken = await berth(
+      'token',
+      '--client',
+      'acme',
+      '--user',
+      'mallory',
+      '--role',
+      'user',
+    );
+    const others = await berth('--token', othersToken.stdout.trim(), 'checkpoints', 'cli-cp1');
+
+    // Assess
+    expect(chat.code).toBe(0);
+    expect(replies.map((r) => r.text)).toEqual(['first entry', 'second entry']);
+    expect(replies.every((r) => /^[0-9a-f]{40}$/.test(r.checkpoint ?? ''))).toBe(true);
+    expect(listed.checkpoints.map((c) => c.commit)).toEqual(
+      [...replies].reverse().map((r) => r.checkpoint),
+    );
+    expect(listed.checkpoints[0]?.files).toEqual(['CHAT.md']);
+    expect(reverted.code).toBe(0);
+    expect(after.checkpoints[0]?.revertOf).toBe(first);
+    // The thread's next message sees the earlier tree: CHAT.md has the first entry only.
+    expect((JSON.parse(again.stdout.trim()) as Reply).text).toBe('third entry');
+    const fourth = await checkpointsOnce('cli-cp1', 4);
+    expect(fourth.checkpoints[0]?.files).toEqual(['CHAT.md']);
+    // On the project's repository before any stop, on the user's own branch of the thread.
+    const onBranch = execFileSync('git', ['show', 'thread/eve/diary:CHAT.md'], {
+      cwd: `${stack.dataDir}/repos/acme/notes.git`,
+      encoding: 'utf8',
+    });
+    expect(onBranch).toBe('first entry\nthird entry\n');
+    expect(notACheckpoint.code).toBe(2);
+    expect(notACheckpoint.stderr).toContain('checkpoint');
+    expect(others.code).toBe(3);
   });
 });
