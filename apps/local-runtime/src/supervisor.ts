@@ -13,6 +13,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import {
   CONTAINER_ID_PATTERN,
   POOL_SLOT_TAG,
+  DEFAULT_AGENT_CONTAINER_NAME,
   TASK_TAGS,
   formatDuration,
   isIdPart,
@@ -392,7 +393,7 @@ export class Supervisor {
     const cluster = clusterName(request.cluster);
     const taskId = randomUUID();
     const taskArn = `arn:aws:ecs:${region}:${account}:task/${cluster}/${taskId}`;
-    const containerName = override?.name ?? 'workspace';
+    const containerName = override?.name ?? DEFAULT_AGENT_CONTAINER_NAME;
     const state: TaskState = {
       taskArn,
       taskId,

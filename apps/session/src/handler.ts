@@ -48,9 +48,20 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
 
   const apply = async (command: Command): Promise<void> => {
     switch (command.type) {
-      case 'session.assign':
-        await useCases.sessions.assign(command);
+      case 'session.assign': {
+        const outcome = await useCases.sessions.assign(command);
+        const { commandId } = command;
+        const { sessionId } = command.payload;
+        if (outcome.kind === 'assigned') {
+          const { containerId } = outcome.container;
+          const { reused, duplicate } = outcome;
+          log.info({ commandId, sessionId, containerId, reused, duplicate }, 'session assigned');
+        } else {
+          const { reason, message } = outcome;
+          log.info({ commandId, sessionId, reason, message }, 'session assign rejected');
+        }
         return;
+      }
       case 'session.release':
         await useCases.sessions.release(command);
         return;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import { Consumer } from 'sqs-consumer';
-import { UnavailableError, formatStopReason } from '@berth/domain';
+import { SAVE_FAILED_EXIT_CODE, UnavailableError, formatStopReason } from '@berth/domain';
 import { isMissingQueue } from '@berth/messaging';
 import { saveReserveMs, type AgentEnv } from './env.ts';
 import {
@@ -32,8 +32,6 @@ export type AgentNotice =
   /** A workload's process group: the local runtime ends it with the agent, however it ends. */
   | { type: 'workload'; pgid: number };
 
-/** EX_TEMPFAIL: the workspace could not be saved; it is kept for the next start to push. */
-export const SAVE_FAILED_EXIT_CODE = 75;
 /** The agent could not prepare its workspace (clone failed, unusable WORKSPACE_PATH). */
 export const START_FAILED_EXIT_CODE = 1;
 /** A message whose handling failed (not the workload: the agent itself) is tried this often. */

@@ -40,11 +40,6 @@ export interface GitWorkspaceOptions {
   credentials?: GitCredentials | undefined;
 }
 
-/** The ref prefix under which one container generation's unmergeable work is kept. */
-export function fallbackRefPrefix(containerId: string, generation: number | undefined): string {
-  return `refs/berth/conflicts/${containerId}/${generation ?? 0}/`;
-}
-
 export interface SaveFailure {
   step: 'inspect' | 'commit' | 'push';
   /** A worktree path, a branch, or `origin`. */

@@ -1,7 +1,8 @@
+/** The agent's exit code after a failed save, shared with the core that reads it. */
+export { SAVE_FAILED_EXIT_CODE } from '@berth/domain';
 export {
   AGENT_FAILURE_EXIT_CODE,
   MAX_ATTEMPTS,
-  SAVE_FAILED_EXIT_CODE,
   START_FAILED_EXIT_CODE,
   WorkspaceAgent,
   saveFailureDetail,

@@ -4,18 +4,19 @@
  * is one (`ready`, `stopping`), and otherwise only through its exit code and logs.
  */
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { ConfigError, InvalidArgumentError, parseDuration } from '@berth/domain';
+import {
+  ConfigError,
+  InvalidArgumentError,
+  SAVE_FAILED_EXIT_CODE,
+  fallbackRefPrefix,
+  parseDuration,
+} from '@berth/domain';
 // The recorder alone: the agent starts in every container and needs none of the services' wiring.
 import { recordAwsCallsFromEnv } from '@berth/platform/aws-calls';
-import {
-  SAVE_FAILED_EXIT_CODE,
-  START_FAILED_EXIT_CODE,
-  WorkspaceAgent,
-  type AgentNotice,
-} from './agent.ts';
+import { START_FAILED_EXIT_CODE, WorkspaceAgent, type AgentNotice } from './agent.ts';
 import { parseAgentEnv, type AgentEnv } from './env.ts';
 import { takeGitCredentials, type GitCredentials } from './git-credentials.ts';
-import { GitWorkspace, fallbackRefPrefix, gitErrorDetail } from './git-workspace.ts';
+import { GitWorkspace, gitErrorDetail } from './git-workspace.ts';
 import { createLogger } from './logger.ts';
 import {
   POOL_CONTROL_QUEUE_VARIABLE,

@@ -23,6 +23,12 @@ export interface CoreSettings {
   repoUrlFor?: (key: ContainerKey) => string | undefined;
 }
 
+/**
+ * How often a session write is tried against concurrent writers of the same items before the
+ * command is left to be retried (assign has its own, larger bound: its container is contended).
+ */
+export const SESSION_WRITE_ATTEMPTS = 10;
+
 export const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} };
 
 /** Counters the core reports; apps back them with prom-client and CloudWatch EMF. */

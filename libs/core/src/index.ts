@@ -1,8 +1,6 @@
 export { Checkpoints, MAX_CHECKPOINT_PAGE } from './checkpoints.ts';
-export { ContainerRecords, withEvents } from './container-records.ts';
-export type { ContainerEventType, RecordChange, RecordDecision } from './container-records.ts';
+export { ContainerRecords } from './container-records.ts';
 export { ContainerService } from './containers.ts';
-export type { DiscoverySource, FoundContainer } from './containers.ts';
 export { noMetrics, silentLogger } from './deps.ts';
 export type { CoreDeps, CoreMetrics, CoreSettings, PoolDeps } from './deps.ts';
 export { PoolService } from './pool.ts';
@@ -13,8 +11,6 @@ export { SessionEndings } from './session-endings.ts';
 export { SessionReadiness } from './session-readiness.ts';
 export { SessionService } from './sessions.ts';
 export type { AssignOutcome } from './sessions.ts';
-export { parseSavedElsewhere } from './saved-elsewhere.ts';
-export type { SavedElsewhere } from './saved-elsewhere.ts';
 export { TaskEventHandler } from './task-events.ts';
 export type { TaskEventOutcome } from './task-events.ts';
 export { UseCases } from './use-cases.ts';

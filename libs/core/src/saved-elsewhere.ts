@@ -1,3 +1,5 @@
+import { FALLBACK_REF_ROOT } from '@berth/domain';
+
 /**
  * `container.stopped`'s `savedElsewhere`: the branches whose work the agent pushed to fallback
  * refs (the remote had moved under them and the two did not merge), and where.
@@ -13,7 +15,8 @@ export interface SavedElsewhere {
   complete: boolean;
 }
 
-const SAVED_ELSEWHERE = /^saved_elsewhere:(refs\/berth\/conflicts\/\S+\/)((?: \S+)*)$/;
+// The root is letters and slashes only: nothing in it needs escaping in a pattern.
+const SAVED_ELSEWHERE = new RegExp(`^saved_elsewhere:(${FALLBACK_REF_ROOT}\\S+/)((?: \\S+)*)$`);
 
 /** Reads the agent's `saved_elsewhere:<prefix> <branch>... [+N more]`; undefined for any other reason. */
 export function parseSavedElsewhere(stoppedReason: string | undefined): SavedElsewhere | undefined {

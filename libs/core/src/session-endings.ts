@@ -9,9 +9,7 @@ import {
   type SessionRecord,
 } from '@berth/domain';
 import { withEvents, type ContainerRecords } from './container-records.ts';
-import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
-
-const MAX_ATTEMPTS = 10;
+import { SESSION_WRITE_ATTEMPTS, noMetrics, silentLogger, type CoreDeps } from './deps.ts';
 
 /**
  * How sessions end: released by a command, expired after BERTH_SESSION_TTL, or released with
@@ -77,7 +75,7 @@ export class SessionEndings {
     commandId: string | undefined,
     wanted: (active: SessionRecord) => boolean,
   ): Promise<SessionRecord> {
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+    for (let attempt = 0; attempt < SESSION_WRITE_ATTEMPTS; attempt += 1) {
       const now = this.now();
       const existing = await this.deps.store.getSession(sessionId);
       if (!existing) {

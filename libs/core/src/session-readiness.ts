@@ -8,9 +8,7 @@ import {
   type SessionRecord,
   type ThreadReady,
 } from '@berth/domain';
-import { silentLogger, type CoreDeps } from './deps.ts';
-
-const MAX_ATTEMPTS = 10;
+import { SESSION_WRITE_ATTEMPTS, silentLogger, type CoreDeps } from './deps.ts';
 
 /**
  * When a session is ready: its container is running and the agent announced its worktree
@@ -39,7 +37,7 @@ export class SessionReadiness {
    */
   async threadReady(command: ThreadReady): Promise<SessionRecord | undefined> {
     const { payload } = command;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+    for (let attempt = 0; attempt < SESSION_WRITE_ATTEMPTS; attempt += 1) {
       const existing = await this.deps.store.getSession(payload.sessionId);
       if (
         !existing ||
@@ -108,7 +106,7 @@ export class SessionReadiness {
    */
   async announceReady(container: ContainerRecord): Promise<void> {
     for (const sessionId of container.sessions) {
-      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+      for (let attempt = 0; attempt < SESSION_WRITE_ATTEMPTS; attempt += 1) {
         const session = await this.deps.store.getSession(sessionId);
         if (
           !session ||

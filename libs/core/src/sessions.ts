@@ -16,10 +16,9 @@ import {
   type SessionTouch,
 } from '@berth/domain';
 import type { ContainerService, FoundContainer } from './containers.ts';
-import { silentLogger, type CoreDeps } from './deps.ts';
+import { SESSION_WRITE_ATTEMPTS, silentLogger, type CoreDeps } from './deps.ts';
 import type { SessionEndings } from './session-endings.ts';
 
-const MAX_ATTEMPTS = 10;
 /**
  * Assigns to one container contend for its version: each lost write means another assign or
  * release won, so a loser needs at most one attempt per competitor. Enough for a burst of
@@ -331,7 +330,7 @@ export class SessionService {
   /** Records activity; keeps the session (and so its container) from expiring. */
   async touch(command: SessionTouch): Promise<SessionRecord | undefined> {
     const sessionId = command.payload.sessionId;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+    for (let attempt = 0; attempt < SESSION_WRITE_ATTEMPTS; attempt += 1) {
       const existing = await this.deps.store.getSession(sessionId);
       if (!existing || existing.status !== 'active') return existing;
       const now = this.now();

@@ -1,6 +1,8 @@
 import {
   MANAGED_BY,
   POOL_SLOT_TAG,
+  SAVE_FAILED_EXIT_CODE,
+  SIGKILL_EXIT_CODE,
   UnavailableError,
   TASK_TAGS,
   canTransition,
@@ -31,13 +33,6 @@ export type TaskEventOutcome =
   | 'unprovisioned-stopped'
   | 'pool';
 
-/**
- * The workspace agent's exit code (EX_TEMPFAIL) when it could not save; on ECS, where the agent
- * has no channel to tell its reason, this is all the task's end says about it.
- */
-const SAVE_FAILED_EXIT_CODE = 75;
-/** A process ended by SIGKILL, as a container runtime reports it (128 + 9). */
-const SIGKILL_EXIT_CODE = 137;
 /** How long a RUNNING event waits for its starter to record the task and queues. */
 const PROVISION_RACE_MS = 1_500;
 

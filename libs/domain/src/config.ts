@@ -66,6 +66,15 @@ export interface BerthConfig {
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
+/** The tables' names when CONTAINER_TABLE and SESSION_TABLE are not set. */
+export const DEFAULT_TABLES = {
+  containerTable: 'berth-containers',
+  sessionTable: 'berth-sessions',
+} as const;
+
+/** The agent's container in its task definition, when BERTH_ECS_CONTAINER_NAME is not set. */
+export const DEFAULT_AGENT_CONTAINER_NAME = 'workspace';
+
 /** Thrown with every problem found, not just the first, so one fix-and-retry is enough. */
 export class ConfigError extends InvalidArgumentError {
   readonly problems: readonly InvalidArgumentError[];
@@ -210,15 +219,15 @@ export function loadConfig(env: Env): BerthConfig {
     dynamodbPort: integer('BERTH_DYNAMODB_PORT', 8000, 0, 65535),
     runtimePort: integer('BERTH_RUNTIME_PORT', 4599, 0, 65535),
     authSecret: value('BERTH_AUTH_SECRET'),
-    containerTable: tableName('CONTAINER_TABLE', 'berth-containers'),
-    sessionTable: tableName('SESSION_TABLE', 'berth-sessions'),
+    containerTable: tableName('CONTAINER_TABLE', DEFAULT_TABLES.containerTable),
+    sessionTable: tableName('SESSION_TABLE', DEFAULT_TABLES.sessionTable),
     awsRegion: value('AWS_REGION') ?? value('AWS_DEFAULT_REGION') ?? 'us-east-1',
     awsEndpointUrl: value('AWS_ENDPOINT_URL'),
     logLevel: oneOf('BERTH_LOG_LEVEL', LOG_LEVELS, 'info'),
     ecs: {
       cluster: value('BERTH_ECS_CLUSTER'),
       taskDefinition: value('BERTH_ECS_TASK_DEFINITION'),
-      containerName: value('BERTH_ECS_CONTAINER_NAME') ?? 'workspace',
+      containerName: value('BERTH_ECS_CONTAINER_NAME') ?? DEFAULT_AGENT_CONTAINER_NAME,
       subnets: list('BERTH_ECS_SUBNETS'),
       securityGroups: list('BERTH_ECS_SECURITY_GROUPS'),
       assignPublicIp: value('BERTH_ECS_ASSIGN_PUBLIC_IP') === 'true',

@@ -67,13 +67,6 @@ export class ConflictError extends BerthError {
   }
 }
 
-export class CapacityExceededError extends BerthError {
-  constructor(message: string, options: BerthErrorOptions = {}) {
-    super('capacity_exceeded', message, options);
-    this.name = 'CapacityExceededError';
-  }
-}
-
 export class ForbiddenError extends BerthError {
   constructor(message: string, options: BerthErrorOptions = {}) {
     super('forbidden', message, options);

@@ -1,6 +1,5 @@
 export {
   BerthError,
-  CapacityExceededError,
   ConflictError,
   ERROR_STATUS,
   ForbiddenError,
@@ -31,7 +30,7 @@ export {
 } from './identity.ts';
 export type { ContainerKey, IdPartField } from './identity.ts';
 export { formatDuration, parseDuration } from './duration.ts';
-export { ConfigError, loadConfig } from './config.ts';
+export { ConfigError, DEFAULT_AGENT_CONTAINER_NAME, DEFAULT_TABLES, loadConfig } from './config.ts';
 export type { BerthConfig, Env, RuntimeKind } from './config.ts';
 export {
   CONTAINER_STATUSES,
@@ -44,7 +43,16 @@ export {
   isLive,
 } from './lifecycle.ts';
 export type { ContainerStatus } from './lifecycle.ts';
-export { STOP_REASON_KINDS, formatStopReason, parseStopReason, stopReason } from './stop-reason.ts';
+export {
+  FALLBACK_REF_ROOT,
+  SAVE_FAILED_EXIT_CODE,
+  SIGKILL_EXIT_CODE,
+  STOP_REASON_KINDS,
+  fallbackRefPrefix,
+  formatStopReason,
+  parseStopReason,
+  stopReason,
+} from './stop-reason.ts';
 export type { StopReason, StopReasonKind } from './stop-reason.ts';
 export {
   CheckpointJsonSchema,

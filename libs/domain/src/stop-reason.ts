@@ -52,3 +52,20 @@ export function parseStopReason(text: string | null | undefined): StopReason | u
 function isStopReasonKind(text: string): text is StopReasonKind {
   return (STOP_REASON_KINDS as readonly string[]).includes(text);
 }
+
+/**
+ * The workspace agent's exit code (EX_TEMPFAIL) when it could not save its workspace; on ECS,
+ * where the agent has no channel to tell its reason, the task's end says only this.
+ */
+export const SAVE_FAILED_EXIT_CODE = 75;
+
+/** A process ended by SIGKILL, as a container runtime reports it (128 + 9). */
+export const SIGKILL_EXIT_CODE = 137;
+
+/** Where the agent keeps work that could not merge with its remote: one folder per generation. */
+export const FALLBACK_REF_ROOT = 'refs/berth/conflicts/';
+
+/** The ref prefix under which one container generation's unmergeable work is kept. */
+export function fallbackRefPrefix(containerId: string, generation: number | undefined): string {
+  return `${FALLBACK_REF_ROOT}${containerId}/${generation ?? 0}/`;
+}

@@ -9,6 +9,7 @@
  * fauxqs and local runtime.
  */
 import autocannon, { type Result } from 'autocannon';
+import { DEFAULT_TABLES } from '@berth/domain';
 import { DynamoStateStore } from '@berth/dynamodb';
 import { mintToken } from '@berth/platform';
 import { freePort } from '@berth/testing';
@@ -415,8 +416,7 @@ export async function runDiscoveryBenchmark(
     progress('  the parts of a store hit, one by one');
     useStackAws(stack.env);
     const store = new DynamoStateStore({
-      containerTable: 'berth-containers',
-      sessionTable: 'berth-sessions',
+      ...DEFAULT_TABLES,
     });
     const probeSeconds = secondsPerRound;
     const storeHitParts = [

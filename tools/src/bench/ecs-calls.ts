@@ -20,14 +20,20 @@ import {
   type Task,
 } from '@aws-sdk/client-ecs';
 import { UseCases } from '@berth/core';
-import { MANAGED_BY, TASK_TAGS, newContainerRecord, type ContainerRecord } from '@berth/domain';
+import {
+  DEFAULT_AGENT_CONTAINER_NAME,
+  MANAGED_BY,
+  TASK_TAGS,
+  newContainerRecord,
+  type ContainerRecord,
+} from '@berth/domain';
 import { EcsRuntime } from '@berth/ecs';
 import { FakeQueues, InMemoryStateStore, ManualClock, RecordingPublisher } from '@berth/testing';
 import { mockClient } from 'aws-sdk-client-mock';
 import { fmt, machine, round, runMain, say, textTable, type MachineInfo } from './common.ts';
 
 const CLUSTER = 'berth';
-const CONTAINER_NAME = 'workspace';
+const CONTAINER_NAME = DEFAULT_AGENT_CONTAINER_NAME;
 const PAGE = 100;
 
 export interface EcsCallsRow {

@@ -16,6 +16,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { UseCases, type CoreDeps } from '@berth/core';
 import {
+  DEFAULT_TABLES,
   containerIdOf,
   newContainerRecord,
   parseDuration,
@@ -544,8 +545,7 @@ async function stopDelay(
 
     useStackAws(stack.env);
     const store = new DynamoStateStore({
-      containerTable: 'berth-containers',
-      sessionTable: 'berth-sessions',
+      ...DEFAULT_TABLES,
     });
     const toTerminating: number[] = [];
     const terminatingToStopped: number[] = [];

@@ -5,7 +5,12 @@ import { promisify } from 'node:util';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type SQSClient } from '@aws-sdk/client-sqs';
 import type { SNSClient } from '@aws-sdk/client-sns';
-import { loadConfig, type BerthEvent, type ContainerKey } from '@berth/domain';
+import {
+  DEFAULT_AGENT_CONTAINER_NAME,
+  loadConfig,
+  type BerthEvent,
+  type ContainerKey,
+} from '@berth/domain';
 import { DynamoStateStore } from '@berth/dynamodb';
 import { EcsRuntime, createEcsClient } from '@berth/ecs';
 import {
@@ -219,7 +224,7 @@ export class SoakState {
       client: createEcsClient({ endpoint: `http://127.0.0.1:${env.BERTH_RUNTIME_PORT}` }),
       cluster: 'berth-local',
       taskDefinition: 'berth-workspace',
-      containerName: 'workspace',
+      containerName: DEFAULT_AGENT_CONTAINER_NAME,
       subnets: [],
       securityGroups: [],
       workspaceRoot: join(this.stack.dataDir, 'workspaces'),
