@@ -11,6 +11,7 @@ import {
 import { planChaos } from '../src/soak/chaos.ts';
 import {
   checkCommands,
+  checkOneOutcome,
   checkEventsOfStore,
   checkGenerations,
   checkMarkers,
@@ -422,6 +423,31 @@ describe('sessionCountProblem', () => {
 
     // Assess
     expect(problem).toContain(expected);
+  });
+});
+
+describe('checkOneOutcome', () => {
+  it('finds an assign answered both assigned and rejected, and only that one', () => {
+    // Prepare
+    const sent = (commandId: string, sessionId: string): SentCommand => ({
+      commandId,
+      type: 'session.assign',
+      sessionId,
+      sentAt: T0,
+      copies: 2,
+    });
+    const events = [
+      sessionEvent('session.rejected', 's1', 'c1'),
+      sessionEvent('session.assigned', 's1', 'c1'),
+      sessionEvent('session.assigned', 's2', 'c2'),
+      sessionEvent('session.assigned', 's2', 'c2'),
+    ] as BerthEvent[];
+
+    // Act
+    const found = checkOneOutcome([sent('c1', 's1'), sent('c2', 's2')], events);
+
+    // Assess
+    expect(found.map((v) => [v.kind, v.subject])).toEqual([['command-two-outcomes', 'c1']]);
   });
 });
 

@@ -31,6 +31,12 @@ export interface BerthConfig {
   poolSize: number;
   /** A free pool member older than this is replaced, so image updates reach the pool. */
   poolMaxAgeMs: number;
+  /**
+   * Soak only: the probability that a side effect of the core (a store write, RunTask,
+   * StopTask, a queue created or deleted, a publish) faults: it fails or the process is killed,
+   * right before or right after the step. 0 (the default) is off.
+   */
+  stepFaultRate: number;
   runtime: RuntimeKind;
   workloadCommand: string | undefined;
   dataDir: string;
@@ -207,6 +213,17 @@ export function loadConfig(env: Env): BerthConfig {
     rateLimitPerMinute: integer('BERTH_RATE_LIMIT', 1200, 0, 1_000_000),
     poolSize: integer('BERTH_POOL_SIZE', 0, 0, 100),
     poolMaxAgeMs: duration('BERTH_POOL_MAX_AGE', '1h'),
+    stepFaultRate: attempt(() => {
+      const raw = value('BERTH_STEP_FAULT_RATE') ?? '0';
+      const rate = Number(raw);
+      if (!/^\d+(\.\d+)?$/.test(raw) || rate > 0.5) {
+        throw new InvalidArgumentError(
+          `BERTH_STEP_FAULT_RATE must be a probability from 0 to 0.5; got "${raw}"`,
+          'BERTH_STEP_FAULT_RATE',
+        );
+      }
+      return rate;
+    }, 0),
     runtime: oneOf('BERTH_RUNTIME', ['local', 'ecs'] as const, 'local'),
     workloadCommand: value('BERTH_WORKLOAD_COMMAND'),
     dataDir: value('BERTH_DATA_DIR') ?? './.berth',

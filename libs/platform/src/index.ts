@@ -15,3 +15,5 @@ export {
   writeLocalStack,
 } from './local-stack-file.ts';
 export type { LocalStackLookup } from './local-stack-file.ts';
+export { STEP_FAULT_KINDS, STEP_FAULT_MESSAGE, withStepFaults } from './step-faults.ts';
+export type { StepFaultKind, StepFaultOptions } from './step-faults.ts';

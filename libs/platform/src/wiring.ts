@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { UseCases, type CoreDeps, type PoolDeps } from '@berth/core';
+import { withStepFaults } from './step-faults.ts';
 import { BareRepositories } from './local-repos.ts';
 import {
   ConfigError,
@@ -210,9 +211,10 @@ export async function wire(
           .replaceAll('{projectId}', key.projectId),
     },
   };
+  const faulty = withStepFaults(deps, { rate: config.stepFaultRate, log: options.log });
   return {
-    deps,
-    useCases: new UseCases(deps),
+    deps: faulty,
+    useCases: new UseCases(faulty),
     messaging,
     clients: { dynamodb, sqs, sns },
     close() {

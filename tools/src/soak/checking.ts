@@ -15,6 +15,7 @@ import type { Chaos } from './chaos.ts';
 import { fallbackRefsFor, reportedFallbacks } from './fallback-refs.ts';
 import {
   checkCommands,
+  checkOneOutcome,
   checkEventsOfStore,
   checkGenerations,
   checkMarkers,
@@ -264,6 +265,7 @@ export class SoakChecks {
     this.state.violations.push(
       ...checkGenerations(this.state.history),
       ...checkCommands(commands, outcomes),
+      ...checkOneOutcome(commands, this.state.history),
       ...checkEventsOfStore(containers, sessions, this.state.history),
     );
   }

@@ -30,6 +30,8 @@ export const VIOLATION_KINDS = [
   'marker-missing',
   /** A command with neither its effect's event nor a rejection, and not in the DLQ. */
   'command-lost',
+  /** A command answered two ways (a `session.assign` both assigned and rejected). */
+  'command-two-outcomes',
   /** A change the store holds whose event never arrived. */
   'event-missing',
   /** Commands still on a queue after the settle time. */
@@ -410,6 +412,44 @@ export function checkCommands(
         `${command.type}${command.sessionId ? ` of session ${command.sessionId}` : ''} sent at ${new Date(command.sentAt).toISOString()}${command.copies > 1 ? ` (${command.copies} copies)` : ''}: no event and not in the dead-letter queue`,
       ),
     );
+}
+
+/**
+ * Every command has exactly one outcome: no `session.assign` is answered both
+ * `session.assigned` and `session.rejected` (events naming its commandId, over all its
+ * deliveries), and every event answering it with one id has one content (a redelivery repeats
+ * its decision, issue 12 case 7).
+ */
+export function checkOneOutcome(
+  commands: readonly SentCommand[],
+  events: readonly BerthEvent[],
+): Violation[] {
+  const byCommand = new Map<string, BerthEvent[]>();
+  for (const event of events) {
+    if (event.commandId)
+      byCommand.set(event.commandId, [...(byCommand.get(event.commandId) ?? []), event]);
+  }
+  const found: Violation[] = [];
+  for (const command of commands) {
+    if (command.type !== 'session.assign') continue;
+    const answers = (byCommand.get(command.commandId) ?? []).filter(
+      (e) => e.type === 'session.assigned' || e.type === 'session.rejected',
+    );
+    const types = new Set(answers.map((e) => e.type));
+    const rejections = new Set(
+      answers.filter((e) => e.type === 'session.rejected').map((e) => JSON.stringify(e.payload)),
+    );
+    if (types.size > 1 || rejections.size > 1) {
+      found.push(
+        violation(
+          'command-two-outcomes',
+          command.commandId,
+          `session.assign${command.sessionId ? ` of session ${command.sessionId}` : ''} answered ${answers.map((e) => (e.type === 'session.rejected' ? `rejected (${String(e.payload['reason'])})` : 'assigned')).join(', ')}`,
+        ),
+      );
+    }
+  }
+  return found;
 }
 
 /**

@@ -2,7 +2,10 @@
 import { AgentChaos, planAgentChaos, type AgentChaosPlanItem } from './agent-chaos.ts';
 import { Chaos, planChaos, type ChaosPlanItem } from './chaos.ts';
 import { FaultProxy } from './fault-proxy.ts';
-import type { FaultTarget } from './options.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { STEP_FAULT_MESSAGE } from '@berth/platform';
+import { SERVICES, type FaultTarget } from './options.ts';
 import type { Random } from './random.ts';
 import type { SoakState } from './state.ts';
 
@@ -111,10 +114,44 @@ export function countExits(
     kills.set(crash.service, (kills.get(crash.service) ?? 0) + 1);
   const runtimeKills = (agentChaos?.faults ?? []).filter((f) => f.kind === 'kill-runtime');
   if (runtimeKills.length > 0) kills.set('local-runtime', runtimeKills.length);
+  // Step faults (BERTH_STEP_FAULT_RATE): each service logs one before it strikes; its kills
+  // are the run's own doing too.
+  for (const service of SERVICES) {
+    for (const fault of stepFaultsLogged(state.stack.dataDir, service)) {
+      increment(state.figures.stepFaultsByKind, `${fault.kind}@${fault.step}`);
+      if (fault.kind.startsWith('kill')) kills.set(service, (kills.get(service) ?? 0) + 1);
+    }
+  }
   for (const [line, service = '', , signal] of exits) {
     const ours = kills.get(service) ?? 0;
     if (signal === 'SIGKILL' && ours > 0) kills.set(service, ours - 1);
     else state.unexpectedExits.push(line);
   }
   state.figures.unexpectedServiceExits = state.unexpectedExits.length;
+}
+
+/** The step faults a service logged, in order. */
+function stepFaultsLogged(dataDir: string, service: string): { kind: string; step: string }[] {
+  let text: string;
+  try {
+    text = readFileSync(join(dataDir, 'logs', `${service}.log`), 'utf8');
+  } catch {
+    return [];
+  }
+  const found: { kind: string; step: string }[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.includes(STEP_FAULT_MESSAGE)) continue;
+    try {
+      const entry = JSON.parse(line) as { msg?: string; stepFault?: string; step?: string };
+      if (entry.msg === STEP_FAULT_MESSAGE && entry.stepFault && entry.step)
+        found.push({ kind: entry.stepFault, step: entry.step });
+    } catch {
+      // a line cut short by a kill
+    }
+  }
+  return found;
+}
+
+function increment(counts: Record<string, number>, key: string): void {
+  counts[key] = (counts[key] ?? 0) + 1;
 }

@@ -311,9 +311,14 @@ export class SoakLoad {
         const sent = [...this.state.commands.values()].filter((c) => c.type !== 'invalid');
         const original = random.pick(sent.slice(-50));
         if (!original) return;
-        await this.state.sender.send(original.body);
-        original.copies += 1;
-        this.state.figures.duplicatesSent += 1;
+        // Half of them twice at once, so two deliveries may be handled at the same time.
+        const copies = random.next() < 0.5 ? 2 : 1;
+        await Promise.all(
+          Array.from({ length: copies }, () => this.state.sender.send(original.body)),
+        );
+        original.copies += copies;
+        this.state.figures.duplicatesSent += copies;
+        if (copies === 2) this.state.figures.duplicatesAtOnce += 1;
         return;
       }
       case 'invalid': {

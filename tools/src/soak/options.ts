@@ -78,6 +78,10 @@ export const USAGE = `npm run soak -- [options]   (each option also as an enviro
   --agent-fault-rate <n>  agent/runtime kills and git faults per minute SOAK_AGENT_FAULT_RATE (0)
   --agent-fault-kinds <l> kill-agent,kill-agent-saving,kill-runtime,   SOAK_AGENT_FAULT_KINDS (all)
                           remote-moved,stale-lock,refuse-pushes
+  --step-fault-rate <p> probability that a core side effect (store      SOAK_STEP_FAULT_RATE (0)
+                        write, RunTask, StopTask, queue create/delete,
+                        publish) fails or kills its service right
+                        before or after the step
   --settle-timeout <d>  bound of each wait after the load             SOAK_SETTLE_TIMEOUT (4m)
   --keep                keep the data directory even if the run passes
   --strict              fail on berth's known gaps too (lost events, overlapping tasks)
@@ -149,6 +153,7 @@ export function parseSoakOptions(
       'agent-fault-rate': { type: 'string' },
       'agent-fault-kinds': { type: 'string' },
       'settle-timeout': { type: 'string' },
+      'step-fault-rate': { type: 'string' },
       keep: { type: 'boolean' },
       strict: { type: 'boolean' },
       json: { type: 'boolean' },
@@ -189,6 +194,18 @@ export function parseSoakOptions(
     read('agent-fault-kinds', 'SOAK_AGENT_FAULT_KINDS') ?? AGENT_FAULT_KINDS.join(','),
     AGENT_FAULT_KINDS,
   );
+  const stepFaultRate = read('step-fault-rate', 'SOAK_STEP_FAULT_RATE');
+  if (stepFaultRate !== undefined) {
+    const probability = Number(stepFaultRate);
+    if (!/^\d+(\.\d+)?$/.test(stepFaultRate) || probability > 0.5) {
+      throw new InvalidArgumentError(
+        `--step-fault-rate must be a probability from 0 to 0.5; got "${stepFaultRate}"`,
+        '--step-fault-rate',
+      );
+    }
+    // Every service reads it (libs/platform/src/step-faults.ts).
+    stackEnv.BERTH_STEP_FAULT_RATE = stepFaultRate;
+  }
   const seedText = read('seed', 'SOAK_SEED');
   return {
     durationMs: parseDuration(read('duration', 'SOAK_DURATION') ?? '2m', '--duration'),

@@ -21,6 +21,10 @@ export interface SoakFigures {
   settleMs: number;
   commandsSent: Record<string, number>;
   duplicatesSent: number;
+  /** Duplicates sent as two copies at once. */
+  duplicatesAtOnce: number;
+  /** Step faults the services logged (BERTH_STEP_FAULT_RATE), by kind and step. */
+  stepFaultsByKind: Record<string, number>;
   commandOutcomes: Record<CommandOutcome, number>;
   httpDiscovers: Record<string, number>;
   httpStops: Record<string, number>;
@@ -196,7 +200,8 @@ export function formatReport(report: SoakReport): string[] {
     '',
     `soak ${report.ok ? 'PASSED' : 'FAILED'} (seed ${report.seed})`,
     `  load            ${Math.round(f.loadMs / 1000)} s, ${s.users} users, ${s.clients} clients x ${s.projects} projects; settle ${Math.round(f.settleMs / 1000)} s`,
-    `  commands sent   ${sum(f.commandsSent)} (${table(f.commandsSent)}), plus ${f.duplicatesSent} duplicates`,
+    `  commands sent   ${sum(f.commandsSent)} (${table(f.commandsSent)}), plus ${f.duplicatesSent} duplicates (${f.duplicatesAtOnce} pairs at once)`,
+    `  step faults     ${sum(f.stepFaultsByKind)} (${table(f.stepFaultsByKind)})`,
     `  outcomes        ${table(f.commandOutcomes)}`,
     `  sessions        ${f.sessions}`,
     `  HTTP            discover ${table(f.httpDiscovers)}; stop ${table(f.httpStops)}; connection errors ${f.httpErrors}`,

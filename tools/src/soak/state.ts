@@ -111,6 +111,8 @@ export class SoakState {
     settleMs: 0,
     commandsSent: {},
     duplicatesSent: 0,
+    duplicatesAtOnce: 0,
+    stepFaultsByKind: {},
     commandOutcomes: {
       effect: 0,
       rejected: 0,
