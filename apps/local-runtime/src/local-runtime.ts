@@ -52,17 +52,17 @@ export async function startLocalRuntime(
   const config = loadConfig(env);
   const logger =
     options.logger ?? pino({ level: config.logLevel, base: { service: 'local-runtime' } });
-  const queueUrl = env.BERTH_TASK_EVENTS_QUEUE_URL?.trim();
+  const queueUrl = config.taskEventsQueueUrl;
   const events =
     options.events ??
     (queueUrl
       ? new TaskEventSender({ queueUrl })
       : await findTaskEventQueue(logger, options.queueLookupTimeoutMs ?? 30_000));
-  const agentTaskFile = env.BERTH_AGENT_TASK_DEFINITION?.trim();
+  const agentTaskFile = config.agentTaskDefinitionFile;
   const agentTask = agentTaskFile ? readAgentTaskDefinition(agentTaskFile) : undefined;
   const supervisor = new Supervisor({
     dataDir: config.dataDir,
-    agentEntry: env.BERTH_AGENT_ENTRY?.trim() || DEFAULT_AGENT_ENTRY,
+    agentEntry: config.agentEntry ?? DEFAULT_AGENT_ENTRY,
     shutdownGraceMs: config.shutdownGraceMs,
     events,
     logger,

@@ -49,6 +49,12 @@ export interface BerthConfig {
   emf: boolean;
   /** The lifecycle topic's ARN; required where the topic is not created (the ECS runtime). */
   lifecycleTopicArn: string | undefined;
+  /** The local runtime's queue for task state changes; looked up by name when unset. */
+  taskEventsQueueUrl: string | undefined;
+  /** The local runtime's ECS-like mode: a task definition file it starts agents from. */
+  agentTaskDefinitionFile: string | undefined;
+  /** The agent program the local runtime runs per task; its own default when unset. */
+  agentEntry: string | undefined;
   sqsPort: number;
   dynamodbPort: number;
   runtimePort: number;
@@ -232,6 +238,9 @@ export function loadConfig(env: Env): BerthConfig {
     sessionConcurrency: integer('BERTH_SESSION_CONCURRENCY', 8, 1, 1000),
     emf: value('BERTH_EMF') === 'true',
     lifecycleTopicArn: value('BERTH_LIFECYCLE_TOPIC_ARN'),
+    taskEventsQueueUrl: value('BERTH_TASK_EVENTS_QUEUE_URL'),
+    agentTaskDefinitionFile: value('BERTH_AGENT_TASK_DEFINITION'),
+    agentEntry: value('BERTH_AGENT_ENTRY'),
     sqsPort: integer('BERTH_SQS_PORT', 4566, 0, 65535),
     dynamodbPort: integer('BERTH_DYNAMODB_PORT', 8000, 0, 65535),
     runtimePort: integer('BERTH_RUNTIME_PORT', 4599, 0, 65535),

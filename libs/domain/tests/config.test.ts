@@ -40,6 +40,9 @@ describe('loadConfig defaults', () => {
       sessionConcurrency: 8,
       emf: false,
       lifecycleTopicArn: undefined,
+      taskEventsQueueUrl: undefined,
+      agentTaskDefinitionFile: undefined,
+      agentEntry: undefined,
     });
   });
 
@@ -79,6 +82,9 @@ describe('loadConfig variables', () => {
       BERTH_SESSION_CONCURRENCY: '16',
       BERTH_EMF: 'true',
       BERTH_LIFECYCLE_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:berth-lifecycle',
+      BERTH_TASK_EVENTS_QUEUE_URL: 'http://127.0.0.1:4566/000000000000/berth-task-events',
+      BERTH_AGENT_TASK_DEFINITION: '/etc/berth/agent-task.json',
+      BERTH_AGENT_ENTRY: '/opt/agent/main.js',
     };
 
     // Act
@@ -108,6 +114,9 @@ describe('loadConfig variables', () => {
       sessionConcurrency: 16,
       emf: true,
       lifecycleTopicArn: 'arn:aws:sns:eu-west-1:123456789012:berth-lifecycle',
+      taskEventsQueueUrl: 'http://127.0.0.1:4566/000000000000/berth-task-events',
+      agentTaskDefinitionFile: '/etc/berth/agent-task.json',
+      agentEntry: '/opt/agent/main.js',
       ecs: expect.objectContaining({
         cluster: 'cluster',
         taskDefinition: 'workspace:3',
