@@ -121,6 +121,7 @@ describe('toContainerJson shape', () => {
         'keptAliveBy',
         'stoppedAt',
         'stopReason',
+        'fromPool',
       ].sort(),
     );
     expect(json).toMatchObject({
@@ -135,6 +136,7 @@ describe('toContainerJson shape', () => {
       stopReason: null,
       sessionCount: 0,
       createdAt: T0,
+      fromPool: false,
     });
     expect(containerJson.check(json)).toBe(true);
   });
