@@ -50,6 +50,8 @@ const THREADS = 4;
 const MESSAGES_PER_THREAD = 4;
 const FILE_KB = 64;
 const PUSH_INTERVAL = '1s';
+/** Old thread branches (project-wide and other users') in the second project of the start figure. */
+const OLD_BRANCHES = 200;
 
 interface AgentRun {
   child: ChildProcess;
@@ -136,6 +138,8 @@ interface Result {
   pushLatencyMs: LatencySummary;
   saveMs: { withCheckpoints: number[]; without: number[] };
   checkpointFlushMs: number[];
+  /** Agent start (clone, prepare) to ready, on a project without and with OLD_BRANCHES old thread branches. */
+  startMs: { none: number[]; oldBranches: number[]; branches: number };
   loadAverageAtEnd: [number, number, number];
 }
 
@@ -150,6 +154,8 @@ async function benchmark(): Promise<Result> {
   const saveWith: number[] = [];
   const saveWithout: number[] = [];
   const flushes: number[] = [];
+  const startNone: number[] = [];
+  const startOld: number[] = [];
   const payload = 'x'.repeat(FILE_KB * 1024);
   try {
     const bare = join(root, 'project.git');
@@ -172,8 +178,24 @@ async function benchmark(): Promise<Result> {
     ]);
     await run('git', ['-C', seed, 'push', '--quiet', 'origin', 'main']);
 
+    // The same project with OLD_BRANCHES thread branches: half from before branches belonged
+    // to their user, half other users' (one ref each, made with update-ref, no checkout).
+    const crowded = join(root, 'crowded.git');
+    await run('git', ['clone', '--quiet', '--bare', bare, crowded]);
+    const head = (await run('git', ['-C', crowded, 'rev-parse', 'main'])).stdout.trim();
+    const refs = Array.from({ length: OLD_BRANCHES }, (_, i) =>
+      i % 2 === 0 ? `refs/heads/thread/old-${i}` : `refs/heads/thread/other-user/t-${i}`,
+    );
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn('git', ['-C', crowded, 'update-ref', '--stdin'], {
+        stdio: ['pipe', 'ignore', 'inherit'],
+      });
+      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error('update-ref failed'))));
+      child.stdin.end(refs.map((ref) => `create ${ref} ${head}\n`).join(''));
+    });
+
     let generation = 0;
-    const agentFor = async (user: string, label: string) => {
+    const agentFor = async (user: string, label: string, repoUrl = bare) => {
       generation += 1;
       const id = `${label}-${generation}`;
       const queues = {
@@ -182,10 +204,11 @@ async function benchmark(): Promise<Result> {
         commands: await queue(sqs, `bench-cp-cmd-${id}`),
       };
       const workspace = join(root, `ws-${id}`);
+      const spawnedAt = Date.now();
       const agent = startAgent({
         CONTAINER_ID: `bench.cp.${user}`,
         WORKSPACE_PATH: workspace,
-        BERTH_REPO_URL: bare,
+        BERTH_REPO_URL: repoUrl,
         BERTH_GENERATION: String(generation),
         BERTH_INPUT_QUEUE_URL: queues.input,
         BERTH_OUTPUT_QUEUE_URL: queues.output,
@@ -201,7 +224,7 @@ async function benchmark(): Promise<Result> {
         () => Promise.resolve(agent.logs.some((l) => l.msg === 'ready') ? true : undefined),
         120_000,
       );
-      return { agent, queues, workspace };
+      return { agent, queues, workspace, readyMs: Date.now() - spawnedAt };
     };
     const send = (url: string, body: object) =>
       sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: JSON.stringify(body) }));
@@ -256,8 +279,22 @@ async function benchmark(): Promise<Result> {
       saveWithout.push(stopped.saveMs);
     };
 
+    const startFigure = async (round: number) => {
+      const order = round % 2 === 1 ? ['none', 'old'] : ['old', 'none'];
+      for (const which of order) {
+        const started = await agentFor(
+          `s${round}${which}`,
+          `start-${which}`,
+          which === 'old' ? crowded : bare,
+        );
+        (which === 'old' ? startOld : startNone).push(started.readyMs);
+        await stop(started.agent);
+      }
+    };
+
     for (let round = 1; round <= ROUNDS; round += 1) {
       say(`round ${round} of ${ROUNDS}`);
+      await startFigure(round);
       if (round % 2 === 1) {
         await without(round);
         await withCheckpoints(round);
@@ -285,6 +322,7 @@ async function benchmark(): Promise<Result> {
     pushLatencyMs: summarize(latencies),
     saveMs: { withCheckpoints: saveWith, without: saveWithout },
     checkpointFlushMs: flushes,
+    startMs: { none: startNone, oldBranches: startOld, branches: OLD_BRANCHES },
     loadAverageAtEnd: machine().loadAverage,
   };
 }
@@ -315,6 +353,22 @@ function render(result: Result): string {
           median(result.saveMs.withCheckpoints),
           result.saveMs.withCheckpoints.map((v) => fmt(v, 0)).join(' / '),
           result.checkpointFlushMs.map((v) => fmt(v, 0)).join(' / '),
+        ],
+      ],
+    ),
+    '',
+    textTable(
+      ['agent start → ready', 'median ms', 'by round'],
+      [
+        [
+          'project without old thread branches',
+          median(result.startMs.none),
+          result.startMs.none.map((v) => fmt(v, 0)).join(' / '),
+        ],
+        [
+          `project with ${result.startMs.branches} old thread branches`,
+          median(result.startMs.oldBranches),
+          result.startMs.oldBranches.map((v) => fmt(v, 0)).join(' / '),
         ],
       ],
     ),
