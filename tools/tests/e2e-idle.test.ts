@@ -80,7 +80,11 @@ async function release(clients: StackClients, sessionId: string): Promise<void> 
   await clients.events.waitFor({ type: 'session.released', sessionId }, 30_000);
 }
 
-/** Writes a file into the worktree and has the workload append a line to CHAT.md. */
+/**
+ * Has the workload append a line to CHAT.md (a checkpoint, pushed at once), then, once that
+ * checkpoint is announced, writes a file into the worktree: work since the last checkpoint,
+ * which only the stop's save (or the thread's close) can push.
+ */
 async function doSomeWork(
   clients: StackClients,
   session: Awaited<ReturnType<typeof assignSession>>,
@@ -88,7 +92,6 @@ async function doSomeWork(
   content: string,
   text: string,
 ): Promise<void> {
-  writeFileSync(join(session.worktreePath, file), content);
   await sendToContainer(clients.sqs, session.inputQueueUrl, {
     sessionId: session.sessionId,
     threadId: session.threadId ?? '',
@@ -101,6 +104,11 @@ async function doSomeWork(
     60_000,
   );
   expect(answer).toMatchObject({ text, exitCode: 0 });
+  await clients.events.waitFor(
+    { type: 'session.checkpointed', sessionId: session.sessionId },
+    60_000,
+  );
+  writeFileSync(join(session.worktreePath, file), content);
 }
 
 /**
