@@ -14,7 +14,8 @@ const FRAMEWORK_CLIENT_ERRORS: Readonly<Record<string, string>> = {
 };
 
 export function errorBody(code: ErrorCode, message: string, field?: string): ErrorBody {
-  return { error: { code, message, ...(field ? { field } : {}) } };
+  // An empty field name is still a name: a body `{"": 0}` is answered with `field: ""`.
+  return { error: { code, message, ...(field === undefined ? {} : { field }) } };
 }
 
 interface AjvError {
@@ -42,16 +43,19 @@ function describeValidation(error: FastifyError): { message: string; field?: str
         ? first.params.additionalProperty
         : undefined;
   const path = fieldOf(first.instancePath, extra);
-  const field = path ? `${prefix}${path}` : undefined;
+  const field = path === undefined ? undefined : `${prefix}${path}`;
   const where =
-    field ?? (error.validationContext === 'body' ? 'body' : (error.validationContext ?? 'request'));
+    field === ''
+      ? 'a field with an empty name'
+      : (field ??
+        (error.validationContext === 'body' ? 'body' : (error.validationContext ?? 'request')));
   const message =
     first.keyword === 'required'
       ? `${where} is required`
       : first.keyword === 'additionalProperties'
         ? `${where} is not a known field`
         : `${where} ${first.message ?? 'is invalid'}`;
-  return { message, ...(field ? { field } : {}) };
+  return { message, ...(field === undefined ? {} : { field }) };
 }
 
 /**

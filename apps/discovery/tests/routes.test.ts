@@ -417,6 +417,28 @@ describe('container and session routes', () => {
     expect(current.json().container).toMatchObject({ generation: 1, stopReason: 'manual:meant' });
   });
 
+  it('names an unknown body field even when its name is empty (400, field "")', async () => {
+    // Prepare
+    await discover({ clientId: 'acme', projectId: 'blank', userId: 'joe' });
+
+    // Act
+    const answer = await app.inject({
+      method: 'POST',
+      url: '/v1/containers/acme.blank.joe/stop',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      payload: '{"":0}',
+    });
+
+    // Assess
+    expect(answer.statusCode).toBe(400);
+    expect(answer.json().error).toEqual({
+      code: 'invalid_argument',
+      message: 'a field with an empty name is not a known field',
+      field: '',
+    });
+    expect(await deps.store.getContainer('acme.blank.joe')).toMatchObject({ stopReason: null });
+  });
+
   it("scopes a user's list to its own containers and refuses a filter beyond them", async () => {
     // Prepare
     await discover({ clientId: 'acme', projectId: 'scope', userId: 'john' }, john);
