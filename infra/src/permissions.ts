@@ -274,12 +274,14 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.listTasks(),
     statement.stopTasks(),
     // A new generation's queues (tagged), their liveness and backlog, and their removal once
-    // the container is final. Discovery assigns no session, so it never writes to them (the
-    // session service sends a thread's first message).
+    // the container is final. Discovery assigns no session (the session service sends a
+    // thread's first message); it writes to an input queue only for `POST
+    // /v1/sessions/{id}/revert`, which hands the agent a `thread.revert`.
     statement.containerQueues('ManageContainerQueues', [
       'sqs:CreateQueue',
       'sqs:TagQueue',
       'sqs:GetQueueAttributes',
+      'sqs:SendMessage',
       'sqs:DeleteQueue',
     ]),
     statement.neverDeleteSharedQueues(),

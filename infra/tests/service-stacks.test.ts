@@ -172,6 +172,7 @@ describe('task roles: the exact statements of each service', () => {
         'sqs:CreateQueue',
         'sqs:TagQueue',
         'sqs:GetQueueAttributes',
+        'sqs:SendMessage',
         'sqs:DeleteQueue',
       ]),
       neverDeleteShared,
