@@ -8,6 +8,7 @@ import {
   toContainerJson,
   type BerthEvent,
   type ContainerRecord,
+  type ContainerWrite,
 } from '@berth/domain';
 import { silentLogger, type CoreDeps } from './deps.ts';
 
@@ -124,28 +125,38 @@ export class ContainerRecords {
     record: ContainerRecord,
     previous: ContainerRecord | undefined,
   ): Promise<boolean> {
-    if (previous && isLive(previous.status)) {
-      throw new ConflictError(
-        `container ${record.containerId} is ${previous.status}; a new generation replaces only a final one`,
-      );
-    }
+    const write = this.newGeneration(record, previous);
     try {
-      await this.deps.store.write({
-        containers: [
-          {
-            // The one item per containerId is replaced, outbox and all: events the previous
-            // generation could not publish yet (e.g. its `stopped`) move to the new record,
-            // which publishes them with its own.
-            record: { ...record, pendingEvents: previous?.pendingEvents ?? [] },
-            expect: { kind: 'new-generation', previousGeneration: previous?.generation ?? null },
-          },
-        ],
-      });
+      await this.deps.store.write({ containers: [write] });
       return true;
     } catch (error) {
       if (error instanceof StaleWriteError) return false;
       throw error;
     }
+  }
+
+  /**
+   * The write of a new generation over a final (or absent) one, for a caller that must make it
+   * in one transaction with other items (the warm pool's claim, with the member it takes).
+   * Refuses to replace a live record; the previous record's outbox and `events` go along.
+   */
+  newGeneration(
+    record: ContainerRecord,
+    previous: ContainerRecord | undefined,
+    events: (created: ContainerRecord) => BerthEvent[] = () => [],
+  ): ContainerWrite {
+    if (previous && isLive(previous.status)) {
+      throw new ConflictError(
+        `container ${record.containerId} is ${previous.status}; a new generation replaces only a final one`,
+      );
+    }
+    return {
+      // The one item per containerId is replaced, outbox and all: events the previous
+      // generation could not publish yet (e.g. its `stopped`) move to the new record,
+      // which publishes them with its own.
+      record: { ...record, pendingEvents: [...(previous?.pendingEvents ?? []), ...events(record)] },
+      expect: { kind: 'new-generation', previousGeneration: previous?.generation ?? null },
+    };
   }
 
   /**

@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import {
   StaleWriteError,
+  canTransition,
   containerIdOf,
   newContainerRecord,
   newPoolMember,
@@ -120,13 +121,10 @@ export class PoolService {
       const member = free[(offset + index) % free.length];
       if (!member) continue;
       const container: ContainerRecord = { ...record, taskArn: member.taskArn };
-      const stored: ContainerRecord = {
-        ...container,
-        pendingEvents: [
-          ...(previous?.pendingEvents ?? []),
-          this.records.event('container.created', container, commandId ? { commandId } : {}),
-        ],
-      };
+      const created = this.records.newGeneration(container, previous, (created) => [
+        this.records.event('container.created', created, commandId ? { commandId } : {}),
+      ]);
+      const stored = created.record;
       const claimed: PoolMemberRecord = {
         ...member,
         state: 'claimed',
@@ -138,12 +136,7 @@ export class PoolService {
       try {
         await this.pool.store.writePool({
           members: [{ record: claimed, expectVersion: member.version }],
-          containers: [
-            {
-              record: stored,
-              expect: { kind: 'new-generation', previousGeneration: previous?.generation ?? null },
-            },
-          ],
+          containers: [created],
         });
       } catch (error) {
         if (!(error instanceof StaleWriteError)) throw error;
@@ -209,7 +202,7 @@ export class PoolService {
       containerId,
       (current) =>
         current.generation !== generation ||
-        current.status !== 'starting' ||
+        !canTransition(current.status, 'running') ||
         current.taskArn !== member.taskArn
           ? undefined
           : {
