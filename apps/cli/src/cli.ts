@@ -3,6 +3,7 @@ import { registerContainers } from './commands/containers.ts';
 import { registerDiscover } from './commands/discover.ts';
 import { registerEvents } from './commands/events.ts';
 import { registerMessages } from './commands/messages.ts';
+import { registerPolicy } from './commands/policy.ts';
 import { registerSend } from './commands/send.ts';
 import { registerSessions } from './commands/sessions.ts';
 import { registerToken } from './commands/token.ts';
@@ -34,6 +35,7 @@ export async function runCli(program: Command, argv: string[]): Promise<void> {
   registerSend(program, ctx);
   registerEvents(program, ctx);
   registerToken(program, ctx);
+  registerPolicy(program, ctx);
 
   try {
     await program.parseAsync(argv);

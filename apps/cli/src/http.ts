@@ -15,7 +15,7 @@ export class ApiError extends Error {
 
 export interface ApiClient {
   request<T>(
-    method: 'GET' | 'POST',
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
     path: string,
     body?: unknown,
   ): Promise<{ status: number; body: T }>;
@@ -23,7 +23,7 @@ export interface ApiClient {
 
 export function apiClient(baseUrl: string, token: string | undefined): ApiClient {
   return {
-    async request<T>(method: 'GET' | 'POST', path: string, body?: unknown) {
+    async request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown) {
       let response: Response;
       try {
         response = await fetch(new URL(path, baseUrl), {

@@ -419,3 +419,65 @@ describe('chat, checkpoints and revert (issue 15)', () => {
     expect(others.code).toBe(3);
   });
 });
+
+describe('policy', () => {
+  it('sets, reads and unsets a policy as an admin; a user token may not change it (exit code 4)', async () => {
+    // Arrange
+    const userToken = (
+      await berth('token', '--client', 'polco', '--user', 'ann', '--role', 'user')
+    ).stdout.trim();
+
+    // Act
+    const set = await berth(
+      '--json',
+      'policy',
+      'set',
+      'polco',
+      '--idle-timeout',
+      '30m',
+      '--max-sessions',
+      '3',
+    );
+    const merged = await berth('--json', 'policy', 'set', 'polco', '--max-lifetime', '2h');
+    const read = await berth('policy', 'get', 'polco');
+    const byUser = await berth(
+      '--token',
+      userToken,
+      'policy',
+      'set',
+      'polco',
+      '--max-sessions',
+      '9',
+    );
+    const fieldRemoved = await berth(
+      '--json',
+      'policy',
+      'unset',
+      'polco',
+      '--field',
+      'maxSessions',
+    );
+    const removed = await berth('policy', 'unset', 'polco');
+    const gone = await berth('policy', 'get', 'polco');
+    const bad = await berth('policy', 'set', 'polco', '--idle-timeout', '9h');
+
+    // Assess
+    expect(set.code).toBe(0);
+    expect(json<{ policy: object }>(set).policy).toEqual({ idleTimeout: '30m', maxSessions: 3 });
+    expect(json<{ policy: object }>(merged).policy).toEqual({
+      idleTimeout: '30m',
+      maxSessions: 3,
+      maxLifetime: '2h',
+    });
+    expect(read.stdout).toContain('maxLifetime: 2h');
+    expect(byUser.code).toBe(4);
+    expect(json<{ policy: object }>(fieldRemoved).policy).toEqual({
+      idleTimeout: '30m',
+      maxLifetime: '2h',
+    });
+    expect(removed.code).toBe(0);
+    expect(gone.code).toBe(3);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('BERTH_POLICY_IDLE_TIMEOUT_MAX');
+  });
+});

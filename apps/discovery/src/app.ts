@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { UseCases } from '@berth/core';
 import {
   ContainerJsonSchema,
+  PolicySchema,
   SessionJsonSchema,
   CheckpointJsonSchema,
   UnauthenticatedError,
@@ -18,6 +19,7 @@ import { ContainerCache } from './cache.ts';
 import { errorBody, handleClientError, handleError, handleFrameworkError } from './errors.ts';
 import { registerContainerRoutes } from './routes/containers.ts';
 import { registerOperationRoutes } from './routes/operations.ts';
+import { registerPolicyRoutes } from './routes/policies.ts';
 import { ErrorSchema } from './routes/schemas.ts';
 import { registerSessionRoutes } from './routes/sessions.ts';
 
@@ -71,6 +73,7 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
   app.addSchema(ContainerJsonSchema);
   app.addSchema(SessionJsonSchema);
   app.addSchema(CheckpointJsonSchema);
+  app.addSchema(PolicySchema);
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request, reply) => {
     void reply
@@ -162,6 +165,7 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
     waitPollMs: options.waitPollMs ?? 100,
   });
   registerSessionRoutes(app, { useCases: options.useCases });
+  registerPolicyRoutes(app, { useCases: options.useCases });
   registerOperationRoutes(app, {
     store: options.store,
     publisher: options.publisher,

@@ -17,6 +17,7 @@ import {
   type TaskInfo,
 } from '@berth/domain';
 import type { ContainerRecords } from './container-records.ts';
+import { policyForNewGeneration } from './policies.ts';
 import type { PoolService } from './pool.ts';
 import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
 import type { SessionEndings } from './session-endings.ts';
@@ -327,6 +328,7 @@ export class ContainerService {
     const record: ContainerRecord = {
       ...newContainerRecord({ ...key, containerId }, generation, now),
       workspacePath: this.deps.runtime.workspacePathFor(key),
+      ...(await policyForNewGeneration(this.deps, key)),
     };
     if (!(await this.records.createGeneration(record, previous))) return undefined;
     this.log.info({ containerId, generation }, 'container record created; provisioning');

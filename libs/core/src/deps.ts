@@ -7,6 +7,7 @@ import type {
   PoolControlQueues,
   PoolRuntime,
   PoolStore,
+  PolicyStore,
   Runtime,
   StateStore,
 } from '@berth/domain';
@@ -17,6 +18,11 @@ export interface CoreSettings {
   sessionTtlMs: number;
   shutdownGraceMs: number;
   startTimeoutMs: number;
+  /** Bounds of a policy's idle timeout (BERTH_POLICY_IDLE_TIMEOUT_MIN/_MAX); 1m and 8h when absent. */
+  policyIdleTimeoutMinMs?: number;
+  policyIdleTimeoutMaxMs?: number;
+  /** BERTH_EXPIRY_NOTICE (5m when absent). */
+  expiryNoticeMs?: number;
   /** Extra environment for every workspace agent (workload command, grace period, ...). */
   agentEnvironment: Record<string, string>;
   /** The project's repository for the agent, when the runtime does not supply one itself. */
@@ -75,4 +81,6 @@ export interface CoreDeps {
   log?: Logger;
   metrics?: CoreMetrics;
   pool?: PoolDeps;
+  /** Where lifecycle policies are kept; absent: every container has the deployment's defaults. */
+  policies?: PolicyStore;
 }

@@ -3,6 +3,7 @@ export { ContainerRecords } from './container-records.ts';
 export { ContainerService } from './containers.ts';
 export { noMetrics, silentLogger } from './deps.ts';
 export type { CoreDeps, CoreMetrics, CoreSettings, PoolDeps } from './deps.ts';
+export { PolicyService } from './policies.ts';
 export { PoolService } from './pool.ts';
 export type { ClaimResult, PoolTaskRoute, PoolTickReport } from './pool.ts';
 export { Reaper } from './reaper.ts';

@@ -12,6 +12,7 @@ import {
   type PoolSlotRecord,
 } from '@berth/domain';
 import type { ContainerRecords } from './container-records.ts';
+import { policyForNewGeneration } from './policies.ts';
 import { noMetrics, silentLogger, type CoreDeps, type PoolDeps } from './deps.ts';
 
 /** A claimed member whose hand-over is not finished this long after: its claimer is gone. */
@@ -114,6 +115,7 @@ export class PoolService {
       inputQueueUrl: queues.inputQueueUrl,
       outputQueueUrl: queues.outputQueueUrl,
       fromPool: true,
+      ...(await policyForNewGeneration(this.deps, key)),
     };
     // Concurrent misses start at different members, so they rarely race for the same one.
     const offset = randomInt(free.length);

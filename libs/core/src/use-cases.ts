@@ -2,6 +2,7 @@ import { Checkpoints } from './checkpoints.ts';
 import { ContainerRecords } from './container-records.ts';
 import { ContainerService } from './containers.ts';
 import type { CoreDeps } from './deps.ts';
+import { PolicyService } from './policies.ts';
 import { PoolService } from './pool.ts';
 import { Reaper } from './reaper.ts';
 import { SessionEndings } from './session-endings.ts';
@@ -18,6 +19,8 @@ import { TaskEventHandler } from './task-events.ts';
 export class UseCases {
   /** The container records' writes and outbox, shared by every use case. */
   readonly records: ContainerRecords;
+  /** Lifecycle policies: read, written, resolved and applied to live containers. */
+  readonly policies: PolicyService;
   readonly sessionEndings: SessionEndings;
   readonly containers: ContainerService;
   readonly sessions: SessionService;
@@ -32,6 +35,7 @@ export class UseCases {
 
   constructor(deps: CoreDeps) {
     this.records = new ContainerRecords(deps);
+    this.policies = new PolicyService(deps, this.records);
     this.sessionEndings = new SessionEndings(deps, this.records);
     this.pool =
       deps.pool && deps.pool.size > 0 ? new PoolService(deps, deps.pool, this.records) : undefined;

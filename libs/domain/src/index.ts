@@ -187,4 +187,6 @@ export type {
   PolicyField,
   PolicyJson,
   PolicySource,
+  PolicyStore,
+  StoredPolicy,
 } from './policy.ts';

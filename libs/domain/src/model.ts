@@ -6,6 +6,7 @@ import {
   type ContainerKey,
 } from './identity.ts';
 import type { BerthEvent } from './events.ts';
+import type { ContainerPolicy } from './policy.ts';
 import { CONTAINER_STATUSES, type ContainerStatus } from './lifecycle.ts';
 
 const Nullable = <T extends Type.TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
@@ -51,6 +52,14 @@ export interface ContainerRecord extends ContainerKey {
   endingSessions?: string[];
   /** This generation is a warm-pool member it claimed, not a task started for it. */
   fromPool: boolean;
+  /**
+   * Its effective lifecycle policy (docs/design.md, "Lifecycle policies and quotas"), kept on
+   * the record so the hot path and the reaper need no policy read; absent on records from
+   * before policies: the deployment's defaults.
+   */
+  policy?: ContainerPolicy;
+  /** When `container.expiring` was stored (its maxLifetime is near); absent before. */
+  expiryNoticeAt?: string;
 }
 
 export const SESSION_STATUSES = ['active', 'released', 'expired'] as const;

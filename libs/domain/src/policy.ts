@@ -195,14 +195,20 @@ export interface ContainerPolicy {
   idleTimeoutSince: string | null;
   maxLifetimeMs: number | null;
   maxSessions: number;
+  /** BERTH_EXPIRY_NOTICE when the policy was resolved: container.expiring comes this early. */
+  expiryNoticeMs: number;
 }
 
-export function containerPolicyOf(effective: EffectivePolicy): ContainerPolicy {
+export function containerPolicyOf(
+  effective: EffectivePolicy,
+  expiryNoticeMs: number,
+): ContainerPolicy {
   return {
     idleTimeoutMs: effective.idleTimeoutMs.value,
     idleTimeoutSince: null,
     maxLifetimeMs: effective.maxLifetimeMs.value,
     maxSessions: effective.maxSessions.value,
+    expiryNoticeMs,
   };
 }
 
@@ -215,7 +221,7 @@ export function changedContainerPolicy(
   effective: EffectivePolicy,
   now: string,
 ): ContainerPolicy {
-  const next = containerPolicyOf(effective);
+  const next = containerPolicyOf(effective, before.expiryNoticeMs);
   if (next.idleTimeoutMs < before.idleTimeoutMs) next.idleTimeoutSince = now;
   else if (next.idleTimeoutMs === before.idleTimeoutMs)
     next.idleTimeoutSince = before.idleTimeoutSince;
@@ -259,4 +265,25 @@ export function toEffectivePolicyJson(
 /** Keys of policy items in the containers table (`~` is not in the id alphabet). */
 export function policyKey(clientId: string, projectId?: string): string {
   return projectId === undefined ? `~policy#${clientId}` : `~policy#${clientId}#${projectId}`;
+}
+
+/** A stored policy with when it was last written. */
+export interface StoredPolicy {
+  clientId: string;
+  projectId: string | null;
+  policy: Policy;
+  updatedAt: string;
+}
+
+/** Where policies are kept (docs/design.md: items of the containers table under `~policy#`). */
+export interface PolicyStore {
+  getPolicy(clientId: string, projectId: string | null): Promise<StoredPolicy | undefined>;
+  /** The client's and the project's policy at once (one batch read). */
+  getPolicies(
+    clientId: string,
+    projectId: string,
+  ): Promise<{ client: Policy | undefined; project: Policy | undefined }>;
+  putPolicy(stored: StoredPolicy): Promise<void>;
+  /** True when there was one to delete. */
+  deletePolicy(clientId: string, projectId: string | null): Promise<boolean>;
 }

@@ -188,6 +188,7 @@ describe('idle timeout changes', () => {
           const changedAt = new Date(Date.parse(idleSince) + idleForMinutes * MINUTE).toISOString();
           const before = containerPolicyOf(
             resolvePolicy({ idleTimeoutMs: beforeMinutes * MINUTE }, undefined, defaults),
+            5 * MINUTE,
           );
 
           // Act

@@ -189,6 +189,7 @@ export async function wire(
     queues,
     publisher: new SnsEventPublisher({ sns, topicArn: messaging.topicArn }),
     clock: systemClock,
+    policies: store,
     log: options.log,
     ...(options.metrics ? { metrics: options.metrics.core } : {}),
     ...(config.poolSize > 0 ? { pool: poolDeps(config, store, queues, runtime) } : {}),
@@ -198,6 +199,9 @@ export async function wire(
       sessionTtlMs: config.sessionTtlMs,
       shutdownGraceMs: config.shutdownGraceMs,
       startTimeoutMs: config.startTimeoutMs,
+      policyIdleTimeoutMinMs: config.policyIdleTimeoutMinMs,
+      policyIdleTimeoutMaxMs: config.policyIdleTimeoutMaxMs,
+      expiryNoticeMs: config.expiryNoticeMs,
       agentEnvironment: {
         BERTH_SHUTDOWN_GRACE: formatDuration(config.shutdownGraceMs),
         BERTH_CHECKPOINT_PUSH_INTERVAL: formatDuration(config.checkpointPushIntervalMs),

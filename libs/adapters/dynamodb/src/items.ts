@@ -10,6 +10,7 @@ import {
   threadRefName,
   type CheckpointRecord,
   type CommandOutcomeRecord,
+  type ContainerPolicy,
   type ContainerRecord,
   type SessionRecord,
 } from '@berth/domain';
@@ -40,6 +41,8 @@ const CONTAINER_FIELDS = [
   'pendingEvents',
   'endingSessions',
   'fromPool',
+  'policy',
+  'expiryNoticeAt',
 ] as const satisfies readonly (keyof ContainerRecord)[];
 
 const SESSION_FIELDS = [
@@ -124,6 +127,9 @@ export function toContainerItem(record: ContainerRecord, _now: Date): Item {
   delete item.fromPool;
   if (record.fromPool) item.fromPool = true;
   if (record.pendingEvents.length > 0) item.pendingEvents = JSON.stringify(record.pendingEvents);
+  // The policy as one JSON string: it holds nulls and needs no index.
+  delete item.policy;
+  if (record.policy) item.policy = JSON.stringify(record.policy);
   item.clientProject = clientProjectKey(record.clientId, record.projectId);
   if (isIdle(record)) item.idleKey = IDLE_KEY;
   // A container item is never expired: it carries the last generation, and the contract
@@ -203,7 +209,31 @@ export function fromContainerItem(item: Item): ContainerRecord {
       : {}),
     // Records written before the pool existed have no such attribute: not from the pool.
     fromPool: item.fromPool === true,
+    ...(typeof item.policy === 'string' ? { policy: policyOf(item) } : {}),
+    ...(typeof item.expiryNoticeAt === 'string' ? { expiryNoticeAt: item.expiryNoticeAt } : {}),
   };
+}
+
+function policyOf(item: Item): ContainerPolicy {
+  try {
+    const parsed = JSON.parse(item.policy as string) as Partial<ContainerPolicy> | null;
+    if (
+      parsed &&
+      typeof parsed.idleTimeoutMs === 'number' &&
+      typeof parsed.maxSessions === 'number'
+    ) {
+      return {
+        idleTimeoutMs: parsed.idleTimeoutMs,
+        idleTimeoutSince: parsed.idleTimeoutSince ?? null,
+        maxLifetimeMs: parsed.maxLifetimeMs ?? null,
+        maxSessions: parsed.maxSessions,
+        expiryNoticeMs: parsed.expiryNoticeMs ?? 0,
+      };
+    }
+  } catch {
+    // fall through: reported below
+  }
+  throw malformed('container', item, 'policy');
 }
 
 function pendingEventsOf(item: Item): ContainerRecord['pendingEvents'] {

@@ -35,6 +35,10 @@ import {
   type PoolSlotRecord,
   type PoolSlotWrite,
   type PoolStore,
+  type Policy,
+  type PolicyStore,
+  type StoredPolicy,
+  policyKey,
   type SessionExpectation,
   type SessionRecord,
   type StateStore,
@@ -44,6 +48,7 @@ import {
 } from '@berth/domain';
 import { isDeepStrictEqual } from 'node:util';
 import { toDomainError } from './errors.ts';
+import { fromPolicyItem, toPolicyItem } from './policy-items.ts';
 import {
   fromMemberItem,
   fromSlotItem,
@@ -184,7 +189,7 @@ function sessionCondition(expect: SessionExpectation): Condition {
   }
 }
 
-export class DynamoStateStore implements StateStore, PoolStore {
+export class DynamoStateStore implements StateStore, PoolStore, PolicyStore {
   readonly #client: DynamoDBClient;
   readonly #documents: DynamoDBDocumentClient;
   readonly #containerTable: string;
@@ -275,6 +280,66 @@ export class DynamoStateStore implements StateStore, PoolStore {
         this.#record('transact-write', consumed);
     } catch (error) {
       throw toDomainError(error, { operation: 'TransactWriteItems', table: tables });
+    }
+  }
+
+  async getPolicy(clientId: string, projectId: string | null): Promise<StoredPolicy | undefined> {
+    const item = await this.#get(this.#containerTable, {
+      containerId: policyKey(clientId, projectId ?? undefined),
+    });
+    // A deleted policy is kept as a tombstone (PutItem only: no DeleteItem grant for a policy).
+    return item === undefined || item.deleted === true ? undefined : fromPolicyItem(item);
+  }
+
+  async getPolicies(
+    clientId: string,
+    projectId: string,
+  ): Promise<{ client: Policy | undefined; project: Policy | undefined }> {
+    const [client, project] = await Promise.all([
+      this.getPolicy(clientId, null),
+      this.getPolicy(clientId, projectId),
+    ]);
+    return { client: client?.policy, project: project?.policy };
+  }
+
+  async putPolicy(stored: StoredPolicy): Promise<void> {
+    try {
+      const output = await this.#documents.send(
+        new PutCommand({
+          TableName: this.#containerTable,
+          Item: toPolicyItem(stored),
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      this.#record('put', output.ConsumedCapacity);
+    } catch (error) {
+      throw toDomainError(error, { operation: 'PutItem', table: this.#containerTable });
+    }
+  }
+
+  async deletePolicy(clientId: string, projectId: string | null): Promise<boolean> {
+    try {
+      const output = await this.#documents.send(
+        new PutCommand({
+          TableName: this.#containerTable,
+          Item: {
+            ...toPolicyItem({
+              clientId,
+              projectId,
+              policy: {},
+              updatedAt: this.#clock.now().toISOString(),
+            }),
+            deleted: true,
+          },
+          ReturnValues: 'ALL_OLD',
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      this.#record('put', output.ConsumedCapacity);
+      const old = output.Attributes;
+      return old !== undefined && old.deleted !== true;
+    } catch (error) {
+      throw toDomainError(error, { operation: 'PutItem', table: this.#containerTable });
     }
   }
 

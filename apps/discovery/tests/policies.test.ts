@@ -1,0 +1,182 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { UseCases } from '@berth/core';
+import { systemClock } from '@berth/domain';
+import { DynamoStateStore, ensureTables } from '@berth/dynamodb';
+import { makeCoreDeps, type FakeCoreDeps } from '@berth/testing';
+import type { FastifyInstance } from 'fastify';
+import { createSigner } from 'fast-jwt';
+import { randomUUID } from 'node:crypto';
+import { Registry } from 'prom-client';
+import { buildDiscoveryApp } from '../src/app.ts';
+
+const SECRET = 'a-test-secret-that-is-long-enough-for-hs256!';
+const sign = (claims: Record<string, unknown>) =>
+  createSigner({ key: SECRET, algorithm: 'HS256' })(claims);
+const admin = sign({ client: 'admin', sub: 'root', role: 'admin' });
+const john = sign({ client: 'acme', sub: 'john', role: 'user' });
+const acmeService = sign({ client: 'acme', sub: 'svc', role: 'service' });
+const otherService = sign({ client: 'globex', sub: 'svc', role: 'service' });
+
+const dynamodb = new DynamoDBClient({});
+const suffix = randomUUID().slice(0, 8);
+const names = {
+  containerTable: `policy-containers-${suffix}`,
+  sessionTable: `policy-sessions-${suffix}`,
+};
+
+let deps: FakeCoreDeps;
+let app: FastifyInstance;
+
+beforeAll(async () => {
+  await ensureTables(dynamodb, names);
+});
+
+beforeEach(async () => {
+  const store = new DynamoStateStore({ client: dynamodb, ...names });
+  deps = makeCoreDeps({ store, clock: systemClock as FakeCoreDeps['clock'] });
+  const useCases = new UseCases({ ...deps, policies: store });
+  app = await buildDiscoveryApp({
+    useCases,
+    store,
+    publisher: deps.publisher,
+    authSecret: SECRET,
+    cacheTtlMs: 0,
+    rateLimitPerMinute: 0,
+    registry: new Registry(),
+  });
+});
+
+afterEach(async () => {
+  await app.close();
+});
+
+afterAll(() => {
+  dynamodb.destroy();
+});
+
+const call = (
+  method: 'GET' | 'PUT' | 'DELETE' | 'POST',
+  url: string,
+  token: string,
+  payload?: object,
+) =>
+  app.inject({
+    method,
+    url,
+    headers: { authorization: `Bearer ${token}` },
+    ...(payload ? { payload } : {}),
+  });
+
+describe('policy routes', () => {
+  it('an admin sets, reads and removes a client policy; its service token reads it', async () => {
+    // Arrange
+    const client = `c-${randomUUID().slice(0, 8)}`;
+    const serviceOf = sign({ client, sub: 'svc', role: 'service' });
+
+    // Act
+    const put = await call('PUT', `/v1/policies/${client}`, admin, {
+      idleTimeout: '30m',
+      maxLifetime: '8h',
+      maxLiveContainersPerClient: 5,
+    });
+    const readByService = await call('GET', `/v1/policies/${client}`, serviceOf);
+    const removed = await call('DELETE', `/v1/policies/${client}`, admin);
+    const afterRemoval = await call('GET', `/v1/policies/${client}`, admin);
+
+    // Assess
+    expect(put.statusCode).toBe(200);
+    expect(readByService.statusCode).toBe(200);
+    expect(readByService.json()).toMatchObject({
+      clientId: client,
+      projectId: null,
+      policy: { idleTimeout: '30m', maxLifetime: '8h', maxLiveContainersPerClient: 5 },
+    });
+    expect(removed.statusCode).toBe(204);
+    expect(afterRemoval.statusCode).toBe(404);
+  });
+
+  it('refuses a change by anyone but an admin (403), and a read by another client or a user (403)', async () => {
+    // Act
+    const byService = await call('PUT', '/v1/policies/acme', acmeService, { maxSessions: 2 });
+    const byUser = await call('PUT', '/v1/policies/acme/web', john, { maxSessions: 2 });
+    const deleteByService = await call('DELETE', '/v1/policies/acme', acmeService);
+    const readByOther = await call('GET', '/v1/policies/acme', otherService);
+    const readByUser = await call('GET', '/v1/policies/acme', john);
+
+    // Assess
+    for (const answer of [byService, byUser, deleteByService, readByOther, readByUser]) {
+      expect(answer.statusCode).toBe(403);
+      expect(answer.json()).toMatchObject({ error: { code: 'forbidden' } });
+    }
+  });
+
+  it.each([
+    [{ idleTimeout: '10s' }, 'idleTimeout', '1m'],
+    [{ idleTimeout: '9h' }, 'idleTimeout', '8h'],
+    [{ maxSessions: 0 }, 'maxSessions', '1'],
+    [{ maxLifetime: 'soon' }, 'maxLifetime', '(ms|s|m|h|d)'],
+  ])('answers 400 for %j naming the field %s and the bound %s', async (body, field, bound) => {
+    // Act
+    const answer = await call('PUT', '/v1/policies/acme', admin, body);
+
+    // Assess
+    expect(answer.statusCode).toBe(400);
+    const error = answer.json<{ error: { code: string; field: string; message: string } }>().error;
+    expect(error.code).toBe('invalid_argument');
+    expect(error.field).toBe(field);
+    expect(error.message).toContain(bound);
+  });
+
+  it("refuses a client's quota on a project's policy, naming the field", async () => {
+    // Act
+    const answer = await call('PUT', '/v1/policies/acme/web', admin, { maxProjectsPerClient: 3 });
+
+    // Assess
+    expect(answer.statusCode).toBe(400);
+    expect(answer.json()).toMatchObject({
+      error: { code: 'invalid_argument', field: 'maxProjectsPerClient' },
+    });
+  });
+
+  it("shows a container's effective policy with the source of each value, and applies a change to it at once", async () => {
+    // Arrange
+    const client = `c-${randomUUID().slice(0, 8)}`;
+    await call('PUT', `/v1/policies/${client}`, admin, { idleTimeout: '30m', maxSessions: 4 });
+    await call('PUT', `/v1/policies/${client}/web`, admin, { idleTimeout: '5m' });
+    const discovered = await call('POST', '/v1/containers/discover', admin, {
+      clientId: client,
+      projectId: 'web',
+      userId: 'ann',
+    });
+    expect(discovered.statusCode).toBe(201);
+
+    // Act
+    const before = await call('GET', `/v1/containers/${client}.web.ann/policy`, admin);
+    await call('PUT', `/v1/policies/${client}/web`, admin, {
+      idleTimeout: '2m',
+      maxLifetime: '1h',
+    });
+    const after = await call('GET', `/v1/containers/${client}.web.ann/policy`, admin);
+    const byOtherUser = await call('GET', `/v1/containers/${client}.web.ann/policy`, john);
+
+    // Assess
+    expect(before.statusCode).toBe(200);
+    expect(before.json()).toMatchObject({
+      policy: {
+        idleTimeout: { value: '5m', source: 'project' },
+        maxSessions: { value: 4, source: 'client' },
+        maxLifetime: { value: null, source: 'default' },
+      },
+      applied: { idleTimeout: '5m', expiresAt: null },
+    });
+    expect(after.json()).toMatchObject({
+      policy: { idleTimeout: { value: '2m', source: 'project' }, maxLifetime: { value: '1h' } },
+      applied: { idleTimeout: '2m' },
+    });
+    const applied = after.json<{ applied: { idleTimeoutSince: string; expiresAt: string } }>()
+      .applied;
+    expect(applied.idleTimeoutSince).not.toBeNull();
+    expect(applied.expiresAt).not.toBeNull();
+    expect(byOtherUser.statusCode).toBe(403);
+  });
+});
