@@ -15,6 +15,7 @@ import {
   checkEventsOfStore,
   checkGenerations,
   checkMarkers,
+  checkStuckTransitional,
   checkTaskOverlap,
   commandOutcomes,
   isKnownGap,
@@ -331,6 +332,50 @@ describe('checkGenerations', () => {
   });
 });
 
+describe('checkStuckTransitional', () => {
+  it('finds a starting or terminating record older than its timeout, and only those', () => {
+    // Prepare: a start timeout of 60 s, a stop timeout of 13 s, 5 s of slack; read at 100 s.
+    const timeouts = { startTimeoutMs: 60_000, stopTimeoutMs: 13_000, slackMs: 5_000 };
+    const now = T0 + 100_000;
+    const containers = [
+      // Its starter died before RunTask and an operator stopped it (issue 12, case 1).
+      container({
+        containerId: 'old.start',
+        status: 'starting',
+        createdAt: iso(0),
+        taskArn: null,
+        stopReason: 'manual:operator',
+      }),
+      container({ containerId: 'young.start', status: 'starting', createdAt: iso(50_000) }),
+      container({
+        containerId: 'old.stop',
+        status: 'terminating',
+        createdAt: iso(0),
+        terminatingSince: iso(70_000),
+      }),
+      container({
+        containerId: 'young.stop',
+        status: 'terminating',
+        createdAt: iso(0),
+        terminatingSince: iso(90_000),
+      }),
+      container({ containerId: 'old.running', status: 'running', createdAt: iso(0) }),
+      container({ containerId: 'old.stopped', status: 'stopped', createdAt: iso(0) }),
+    ];
+
+    // Act
+    const found = checkStuckTransitional(containers, now, timeouts);
+
+    // Assess
+    expect(found.map((v) => [v.kind, v.subject])).toEqual([
+      ['stuck-transitional', 'old.start#2'],
+      ['stuck-transitional', 'old.stop#2'],
+    ]);
+    expect(found[0]!.detail).toContain('task none, stop manual:operator');
+    expect(found.some(isKnownGap)).toBe(false);
+  });
+});
+
 describe('task spans', () => {
   it('reads the local runtime log and finds two tasks of one container alive at once', () => {
     // Prepare
@@ -362,6 +407,34 @@ describe('task spans', () => {
     expect(spans.find((s) => s.taskArn === 't3')?.stoppedAt).toBeUndefined();
     expect(found).toEqual([expect.objectContaining({ kind: 'task-overlap', subject: 'a.b.c' })]);
     expect(found[0]!.detail).toContain('overlap 300 ms');
+    expect(isKnownGap(found[0]!)).toBe(false);
+  });
+
+  it("takes an orphaned agent's end from the runtime started after the one that died", () => {
+    // Prepare: runtime A started t1 and was SIGKILLed; runtime B logged t1's end before it
+    // answered anything, and only then did generation 2 start.
+    const line = (msg: string, taskArn: string, time: number, extra: object = {}) =>
+      JSON.stringify({ level: 30, time: T0 + time, taskArn, containerId: 'a.b.c', msg, ...extra });
+    const log = [
+      line('task started', 't1', 0, { generation: 1 }),
+      line('task running', 't1', 10),
+      JSON.stringify({ level: 40, time: T0 + 2000, msg: 'agents of a runtime that died ...' }),
+      line('task stopped', 't1', 4000, { generation: 1, orphaned: true }),
+      line('task started', 't2', 4500, { generation: 2 }),
+      line('task stopped', 't2', 9000),
+    ].join('\n');
+
+    // Act
+    const spans = taskSpansFromLog(log);
+
+    // Assess
+    expect(spans.find((s) => s.taskArn === 't1')?.stoppedAt).toBe(T0 + 4000);
+    expect(checkTaskOverlap(spans)).toEqual([]);
+    // Without that line, t1 would count as alive to the end: a violation, on by default.
+    const unseen = taskSpansFromLog(log.replace(/.*"orphaned":true.*\n/, ''));
+    expect(checkTaskOverlap(unseen).map((v) => [v.kind, isKnownGap(v)])).toEqual([
+      ['task-overlap', false],
+    ]);
   });
 });
 

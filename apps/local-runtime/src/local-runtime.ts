@@ -69,6 +69,9 @@ export async function startLocalRuntime(
     region: agentTask?.region ?? 'local',
     ...(agentTask ? { agentTask } : {}),
   });
+  // Nothing is answered (no RunTask, no DescribeTasks saying a task is gone) while an agent of
+  // a runtime that died may still write to its workspace.
+  await supervisor.settleOrphans();
   const server = buildServer(supervisor);
   await server.listen({ host: '127.0.0.1', port: config.runtimePort });
   const address = server.server.address();

@@ -5,8 +5,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -119,6 +127,31 @@ function isGroupAlive(pgid: number): boolean {
   }
 }
 
+/**
+ * What the runtime keeps on disk about each task while it runs (`<data>/run/tasks/`), so that
+ * a runtime started after one that died (SIGKILL) knows the agents it left behind.
+ */
+interface TaskRegistryEntry {
+  taskArn: string;
+  containerId: string;
+  generation: number;
+  pid: number;
+  workloadGroups: number[];
+}
+
+/** Whether `pid` is a live process started for `containerId` (its environment names it). */
+function runsFor(pid: number, containerId: string): boolean {
+  if (!isGroupAlive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .includes(`CONTAINER_ID=${containerId}`);
+  } catch {
+    // No /proc (macOS): the group is alive, and pids are not reused that fast.
+    return !existsSync('/proc/self');
+  }
+}
+
 /** Every process of the task: the agent's group and the groups of its workloads. */
 function killTaskProcesses(task: Supervised): void {
   signalGroup(task.child.pid, 'SIGKILL');
@@ -211,6 +244,96 @@ export class Supervisor {
     };
     this.#dataDir = resolve(options.dataDir);
     this.#repos = new BareRepositories(join(this.#dataDir, 'repos'));
+  }
+
+  get #registryDir(): string {
+    return join(this.#dataDir, 'run', 'tasks');
+  }
+
+  #register(task: Supervised): void {
+    const pid = task.child.pid;
+    if (pid === undefined) return;
+    const entry: TaskRegistryEntry = {
+      taskArn: task.state.taskArn,
+      containerId: task.state.containerId,
+      generation: task.state.generation,
+      pid,
+      workloadGroups: [...task.workloadGroups],
+    };
+    try {
+      mkdirSync(this.#registryDir, { recursive: true });
+      writeFileSync(join(this.#registryDir, `${task.state.taskId}.json`), JSON.stringify(entry));
+    } catch (error) {
+      this.logger.warn({ taskArn: task.state.taskArn, err: error }, 'could not register the task');
+    }
+  }
+
+  #unregister(task: Supervised): void {
+    rmSync(join(this.#registryDir, `${task.state.taskId}.json`), { force: true });
+  }
+
+  /**
+   * The agents a runtime that died left behind (issue 12): on disconnect they save and exit
+   * on their own, but until they have, a new generation of their container must not start
+   * on the same workspace, and nothing else would ever tell that they ended. So before this
+   * runtime answers any request, it waits up to the grace period for each to exit, kills
+   * whatever of it is left, and logs each as `task stopped` like the tasks it ran itself.
+   * Returns how many there were.
+   */
+  async settleOrphans(): Promise<number> {
+    let names: string[];
+    try {
+      names = (await readdir(this.#registryDir)).filter((name) => name.endsWith('.json'));
+    } catch {
+      return 0;
+    }
+    const orphans: { file: string; entry: TaskRegistryEntry }[] = [];
+    for (const name of names) {
+      const file = join(this.#registryDir, name);
+      try {
+        orphans.push({
+          file,
+          entry: JSON.parse(await readFile(file, 'utf8')) as TaskRegistryEntry,
+        });
+      } catch {
+        await rm(file, { force: true });
+      }
+    }
+    if (orphans.length === 0) return 0;
+    // Only groups whose leader is still this task's process: a pid reused since by an
+    // unrelated process (a registry left from an earlier run) is never signalled.
+    const groupsOf = (entry: TaskRegistryEntry): number[] =>
+      [entry.pid, ...entry.workloadGroups].filter((pgid) => runsFor(pgid, entry.containerId));
+    const anyAlive = (entry: TaskRegistryEntry): boolean => groupsOf(entry).some(isGroupAlive);
+    this.logger.warn(
+      { tasks: orphans.map((o) => o.entry.taskArn) },
+      'agents of a runtime that died are still registered; waiting for them to end',
+    );
+    const deadline = Date.now() + this.#options.shutdownGraceMs;
+    while (Date.now() < deadline && orphans.some((o) => anyAlive(o.entry))) {
+      await delay(100);
+    }
+    for (const { file, entry } of orphans) {
+      const forced = anyAlive(entry);
+      for (const pgid of groupsOf(entry)) signalGroup(pgid, 'SIGKILL');
+      // A SIGKILLed group takes a moment to be reaped by init.
+      const killedBy = Date.now() + 5_000;
+      while (Date.now() < killedBy && anyAlive(entry)) await delay(50);
+      this.logger.info(
+        {
+          taskArn: entry.taskArn,
+          containerId: entry.containerId,
+          generation: entry.generation,
+          orphaned: true,
+          stoppedReason: forced
+            ? `forced:killed by SIGKILL after the ${formatDuration(this.#options.shutdownGraceMs)} grace period (its runtime died)`
+            : 'its runtime died; the agent exited',
+        },
+        'task stopped',
+      );
+      await rm(file, { force: true });
+    }
+    return orphans.length;
   }
 
   get logger(): Logger {
@@ -448,6 +571,7 @@ export class Supervisor {
       eventChain: Promise.resolve(),
     };
     this.#tasks.set(taskArn, task);
+    this.#register(task);
     child.on('message', (message: unknown) => this.onAgentMessage(task, message));
     child.on('error', (error) => {
       this.logger.error({ taskArn, containerId, err: error }, 'agent process error');
@@ -510,6 +634,7 @@ export class Supervisor {
       for (const known of task.workloadGroups)
         if (!isGroupAlive(known)) task.workloadGroups.delete(known);
       task.workloadGroups.add(pgid as number);
+      this.#register(task);
     } else if (type === 'ready') {
       if (state.lastStatus !== 'PENDING' || state.desiredStatus !== 'RUNNING') return;
       state.lastStatus = 'RUNNING';
@@ -533,6 +658,7 @@ export class Supervisor {
     // Whatever the agent left behind, in its group or its workloads', goes with it: no
     // process of a task outlives it to write into the workspace the next generation uses.
     killTaskProcesses(task);
+    this.#unregister(task);
     state.exitCode = code ?? (signal ? 128 + signalNumber(signal) : undefined);
     state.lastStatus = 'STOPPED';
     state.desiredStatus = 'STOPPED';

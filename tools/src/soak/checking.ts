@@ -6,6 +6,7 @@ import { GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/clien
 import {
   LIVE_STATUSES,
   isLive,
+  parseDuration,
   parseStopReason,
   threadBranch,
   type ContainerRecord,
@@ -19,6 +20,7 @@ import {
   checkEventsOfStore,
   checkGenerations,
   checkMarkers,
+  checkStuckTransitional,
   checkTaskOverlap,
   commandOutcomes,
   generationSpans,
@@ -267,7 +269,22 @@ export class SoakChecks {
       ...checkCommands(commands, outcomes),
       ...checkOneOutcome(commands, this.state.history),
       ...checkEventsOfStore(containers, sessions, this.state.history),
+      ...checkStuckTransitional(containers, Date.now(), this.#transitionalTimeouts()),
     );
+  }
+
+  /** The stack's own timeouts, as the reaper applies them (libs/core/src/reaper.ts). */
+  #transitionalTimeouts(): { startTimeoutMs: number; stopTimeoutMs: number; slackMs: number } {
+    const env = this.state.options.stackEnv;
+    const read = (name: string, fallback: string): number =>
+      parseDuration(env[name] ?? fallback, name);
+    return {
+      startTimeoutMs: read('BERTH_START_TIMEOUT', '5m'),
+      // The reaper forces a stop once the grace period and 5 s more have gone by.
+      stopTimeoutMs: read('BERTH_SHUTDOWN_GRACE', '60s') + 5_000,
+      // A few reaper ticks, and the forced stop's own grace.
+      slackMs: 4 * read('BERTH_REAPER_TICK', '1s') + read('BERTH_SHUTDOWN_GRACE', '60s'),
+    };
   }
 
   /** Everything in both dead-letter queues, with the reason the consumer logged. */

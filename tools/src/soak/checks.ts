@@ -24,6 +24,8 @@ export const VIOLATION_KINDS = [
   'session-not-released',
   /** A container still live after the load stopped and every session was released. */
   'container-not-stopped',
+  /** A `starting` or `terminating` record older than its timeout after the settle. */
+  'stuck-transitional',
   /** A task still running after every container stopped. */
   'task-left',
   /** A line a message wrote, answered with exit code 0, missing from its thread's branch. */
@@ -42,13 +44,14 @@ export const VIOLATION_KINDS = [
 export type ViolationKind = (typeof VIOLATION_KINDS)[number];
 
 /**
- * Kinds that berth is known to break today, each with an `it.failing` test in
- * apps/session/tests/core-gaps.test.ts: an event lost when its publish failed after the store
- * write and nothing published it again, and a new generation's task starting while the task
- * of a generation failed during its start is still stopping. The soak reports them with their
- * details but fails on them only with `--strict`, so that it guards the promises that hold.
+ * Kinds that berth is known to break today: an event lost when its publish failed after the
+ * store write and nothing published it again. The soak reports them with their details but
+ * fails on them only with `--strict`, so that it guards the promises that hold.
+ * (`task-overlap` was one until the local runtime waited, on its start, for the agents of a
+ * runtime that died: the overlaps seen were those agents, still saving, which no log showed
+ * ending while the next generation started; issue 12.)
  */
-export const KNOWN_GAP_KINDS: readonly ViolationKind[] = ['event-missing', 'task-overlap'];
+export const KNOWN_GAP_KINDS: readonly ViolationKind[] = ['event-missing'];
 
 export function isKnownGap(violation: Violation): boolean {
   return KNOWN_GAP_KINDS.includes(violation.kind);
@@ -190,6 +193,60 @@ export function checkGenerations(events: readonly BerthEvent[]): Violation[] {
             'one-live',
             subject,
             `generation ${after.generation} was created at ${after.createdAt}, before generation ${before.generation} ended at ${before.finalAt}`,
+          ),
+        );
+      }
+    }
+  }
+  return found;
+}
+
+/** How long a record may stay in each passing status before the reaper must have moved it. */
+export interface TransitionalTimeouts {
+  /** BERTH_START_TIMEOUT: a `starting` record older than this (from createdAt) is failed. */
+  startTimeoutMs: number;
+  /**
+   * BERTH_SHUTDOWN_GRACE plus the reaper's margin: a `terminating` record older than this
+   * (from terminatingSince) has its task forced or, with no task left, is closed.
+   */
+  stopTimeoutMs: number;
+  /** Allowance for the reaper's tick and the time its repair takes. */
+  slackMs: number;
+}
+
+/**
+ * No record stays `starting` or `terminating` past its timeout (issue 12, case 1): whatever
+ * died on the way, the reaper fails a start that never ran and closes or forces a stop that
+ * never ended. Judged on the records read after the settle, at `now`.
+ */
+export function checkStuckTransitional(
+  containers: readonly ContainerRecord[],
+  now: number,
+  timeouts: TransitionalTimeouts,
+): Violation[] {
+  const found: Violation[] = [];
+  for (const container of containers) {
+    const subject = `${container.containerId}#${container.generation}`;
+    if (container.status === 'starting') {
+      const age = now - Date.parse(container.createdAt);
+      if (age > timeouts.startTimeoutMs + timeouts.slackMs) {
+        found.push(
+          violation(
+            'stuck-transitional',
+            subject,
+            `starting since ${container.createdAt} (${Math.round(age / 1000)} s, start timeout ${Math.round(timeouts.startTimeoutMs / 1000)} s), task ${container.taskArn ?? 'none'}, stop ${container.stopReason ?? 'not recorded'}`,
+          ),
+        );
+      }
+    } else if (container.status === 'terminating') {
+      const since = container.terminatingSince ?? container.lastActivityAt;
+      const age = now - Date.parse(since);
+      if (age > timeouts.stopTimeoutMs + timeouts.slackMs) {
+        found.push(
+          violation(
+            'stuck-transitional',
+            subject,
+            `terminating since ${since} (${Math.round(age / 1000)} s, stop timeout ${Math.round(timeouts.stopTimeoutMs / 1000)} s), task ${container.taskArn ?? 'none'}, stop ${container.stopReason ?? 'not recorded'}`,
           ),
         );
       }

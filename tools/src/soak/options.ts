@@ -84,7 +84,7 @@ export const USAGE = `npm run soak -- [options]   (each option also as an enviro
                         before or after the step
   --settle-timeout <d>  bound of each wait after the load             SOAK_SETTLE_TIMEOUT (4m)
   --keep                keep the data directory even if the run passes
-  --strict              fail on berth's known gaps too (lost events, overlapping tasks)
+  --strict              fail on berth's known gaps too (lost events)
   --json                print the report as one JSON line at the end
   --quiet               no progress lines
   --help

@@ -215,7 +215,7 @@ export function formatReport(report: SoakReport): string[] {
     `  dead letters    ${f.deadLettered}`,
     `  action errors   ${f.actionErrors}`,
     `  violations      ${f.violations}`,
-    `  known gaps      ${f.knownGaps}${f.knownGaps > 0 ? ' (lost events / overlapping tasks; see docs/soak.md; --strict fails on them)' : ''}`,
+    `  known gaps      ${f.knownGaps}${f.knownGaps > 0 ? ' (lost events; see docs/soak.md; --strict fails on them)' : ''}`,
   ];
   for (const letter of report.deadLetters) {
     lines.push(
