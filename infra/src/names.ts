@@ -72,6 +72,8 @@ export const PARAMS = {
   clusterArn: '/berth/platform/cluster-arn',
   workspaceSecurityGroupId: '/berth/platform/workspace-security-group-id',
   workspaceTaskDefinitionFamily: '/berth/platform/workspace-task-definition-family',
+  /** The revision a deploy registered (family:revision ARN); services start exactly this one. */
+  workspaceTaskDefinitionArn: '/berth/platform/workspace-task-definition-arn',
   workspaceTaskRoleArn: '/berth/platform/workspace-task-role-arn',
   workspaceExecutionRoleArn: '/berth/platform/workspace-execution-role-arn',
   workspaceFileSystemId: '/berth/platform/workspace-file-system-id',

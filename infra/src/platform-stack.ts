@@ -252,6 +252,10 @@ export class BerthPlatformStack extends Stack {
         },
       ],
     });
+    // A deploy that changes it registers a new revision; the services name the revision they
+    // were deployed with (PARAMS.workspaceTaskDefinitionArn), so the old one must stay ACTIVE
+    // until they are redeployed after this stack: RunTask refuses an INACTIVE revision.
+    this.workspaceTaskDefinition.applyRemovalPolicy(RemovalPolicy.RETAIN);
     const container = this.workspaceTaskDefinition.addContainer('Workspace', {
       containerName: NAMES.workspaceContainer,
       ...appContainer('workspace-agent'),
@@ -280,6 +284,7 @@ export class BerthPlatformStack extends Stack {
       [PARAMS.clusterArn, this.cluster.clusterArn],
       [PARAMS.workspaceSecurityGroupId, this.workspaceSecurityGroup.securityGroupId],
       [PARAMS.workspaceTaskDefinitionFamily, NAMES.workspaceFamily],
+      [PARAMS.workspaceTaskDefinitionArn, this.workspaceTaskDefinition.taskDefinitionArn],
       [PARAMS.workspaceTaskRoleArn, this.workspaceTaskRole.roleArn],
       [PARAMS.workspaceExecutionRoleArn, this.workspaceExecutionRole.roleArn],
       [PARAMS.workspaceFileSystemId, this.fileSystem.fileSystemId],

@@ -188,7 +188,9 @@ export abstract class BerthServiceStack extends Stack {
       AWS_REGION: config.region,
       BERTH_RUNTIME: 'ecs',
       BERTH_ECS_CLUSTER: NAMES.cluster,
-      BERTH_ECS_TASK_DEFINITION: NAMES.workspaceFamily,
+      // The revision this deploy registered, not the family: a warm-pool member of an older
+      // revision is then drained on the next reaper tick after a deploy (docs/design.md).
+      BERTH_ECS_TASK_DEFINITION: this.ssmValue(PARAMS.workspaceTaskDefinitionArn),
       BERTH_ECS_CONTAINER_NAME: NAMES.workspaceContainer,
       BERTH_ECS_SUBNETS: network.privateSubnets.map((subnet) => subnet.subnetId).join(','),
       BERTH_ECS_SECURITY_GROUPS: this.ssmValue(PARAMS.workspaceSecurityGroupId),

@@ -278,6 +278,18 @@ describe('BerthPlatformStack: workspaces', () => {
     });
   });
 
+  test('publishes the revision each deploy registers, and keeps older revisions ACTIVE for the services not yet redeployed', () => {
+    const [taskDefinitionId] = Object.keys(template.findResources('AWS::ECS::TaskDefinition'));
+    const parameter = resourcesOf(template, 'AWS::SSM::Parameter').find(
+      ([, props]) => props['Name'] === '/berth/platform/workspace-task-definition-arn',
+    );
+    expect(parameter?.[1]['Value']).toEqual({ Ref: taskDefinitionId });
+    template.hasResource('AWS::ECS::TaskDefinition', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+  });
+
   test('publishes network and workspace ids in SSM, under /berth/platform/', () => {
     const names = resourcesOf(template, 'AWS::SSM::Parameter').map(([, props]) => props['Name']);
     expect(names.sort()).toEqual(
@@ -287,6 +299,7 @@ describe('BerthPlatformStack: workspaces', () => {
         '/berth/platform/cluster-arn',
         '/berth/platform/workspace-security-group-id',
         '/berth/platform/workspace-task-definition-family',
+        '/berth/platform/workspace-task-definition-arn',
         '/berth/platform/workspace-task-role-arn',
         '/berth/platform/workspace-execution-role-arn',
         '/berth/platform/workspace-file-system-id',

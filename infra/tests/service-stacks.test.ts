@@ -390,7 +390,11 @@ describe('services', () => {
         BERTH_RUNTIME: 'ecs',
         BERTH_EMF: 'true',
         BERTH_ECS_CLUSTER: 'berth',
-        BERTH_ECS_TASK_DEFINITION: 'berth-workspace',
+        // The revision the platform's deploy registered, so old pool members are drained.
+        BERTH_ECS_TASK_DEFINITION: ssmParameter(
+          template,
+          '/berth/platform/workspace-task-definition-arn',
+        ),
         BERTH_ECS_CONTAINER_NAME: 'workspace',
         BERTH_ECS_SUBNETS: `${ssmParameter(template, '/berth/platform/private-subnet-1-id')},${ssmParameter(template, '/berth/platform/private-subnet-2-id')}`,
         BERTH_ECS_SECURITY_GROUPS: ssmParameter(

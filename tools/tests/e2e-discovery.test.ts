@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { ContainerJson } from '@berth/domain';
 import type { RunningStack } from '../src/stack/harness.ts';
-import { eventually, http, runtimeOf, startStackRetrying, tokenFor } from './stack-helpers.ts';
+import {
+  eventually,
+  http,
+  projectRepository,
+  startStackRetrying,
+  tasksOf,
+  tokenFor,
+} from './stack-helpers.ts';
 
 type Discovered = { container: ContainerJson; source: string };
 
@@ -17,6 +24,9 @@ afterAll(async () => {
 
 describe('discovery on the local stack', () => {
   it('starts exactly one container process, then finds the same one again', async () => {
+    // Prepare
+    await projectRepository(stack, { clientId: 'acme', projectId: 'website' });
+
     // Act
     const first = await http<Discovered>(stack, 'POST', '/v1/containers/discover?wait=30', {
       body: { clientId: 'acme', projectId: 'website', userId: 'john' },
@@ -39,13 +49,15 @@ describe('discovery on the local stack', () => {
     expect(['cache', 'store']).toContain(second.body.source);
     expect(second.body.container.containerId).toBe('acme.website.john');
     expect(second.body.container.generation).toBe(1);
-    const tasks = (await runtimeOf(stack).listTasks()).filter(
-      (t) => t.containerId === 'acme.website.john',
-    );
-    expect(tasks).toHaveLength(1);
+    // One task, the one its record names (a claimed pool member's is tagged with its slot only).
+    const tasks = await tasksOf(stack, second.body.container);
+    expect(tasks.map((t) => t.taskArn)).toEqual([second.body.container.taskArn]);
   });
 
   it('starts one container for many simultaneous discovers of a new triple, and every answer names it', async () => {
+    // Prepare
+    await projectRepository(stack, { clientId: 'acme', projectId: 'shop' });
+
     // Act
     const answers = await Promise.all(
       Array.from({ length: 25 }, () =>
@@ -63,12 +75,16 @@ describe('discovery on the local stack', () => {
       expect(answer.body.container.generation).toBe(1);
     }
     const tasks = await eventually('the task to be listed', async () => {
-      const list = (await runtimeOf(stack).listTasks()).filter(
-        (t) => t.containerId === 'acme.shop.mary',
+      const { body } = await http<{ container: ContainerJson }>(
+        stack,
+        'GET',
+        '/v1/containers/acme.shop.mary',
       );
-      return list.length > 0 ? list : undefined;
+      if (body.container.taskArn === null) return undefined;
+      const list = await tasksOf(stack, body.container);
+      return list.length > 0 ? { list, taskArn: body.container.taskArn } : undefined;
     });
-    expect(tasks).toHaveLength(1);
+    expect(tasks.list.map((t) => t.taskArn)).toEqual([tasks.taskArn]);
   });
 
   it("refuses a bad token and another user's container", async () => {
@@ -116,6 +132,7 @@ describe('discovery on the local stack', () => {
       { clientId: `listb${run}`, projectId: 'site', userId: 'cat' },
     ];
     for (const key of keys) {
+      await projectRepository(stack, key);
       const answer = await http<Discovered>(stack, 'POST', '/v1/containers/discover?wait=30', {
         body: key,
       });
@@ -153,6 +170,7 @@ describe('discovery on the local stack', () => {
     // Prepare
     const key = { clientId: `stop${randomUUID().slice(0, 6)}`, projectId: 'site', userId: 'dan' };
     const containerId = `${key.clientId}.${key.projectId}.${key.userId}`;
+    await projectRepository(stack, key);
     const started = await http<Discovered>(stack, 'POST', '/v1/containers/discover?wait=30', {
       body: key,
     });
@@ -182,8 +200,9 @@ describe('discovery on the local stack', () => {
       60_000,
     );
     expect(stopped.generation).toBe(1);
-    const tasks = (await runtimeOf(stack).listTasks()).filter(
-      (t) => t.containerId === containerId && t.lastStatus !== 'STOPPED',
+    expect(started.body.container.taskArn).toEqual(expect.any(String));
+    const tasks = (await tasksOf(stack, started.body.container)).filter(
+      (t) => t.lastStatus !== 'STOPPED',
     );
     expect(tasks).toEqual([]);
   }, 120_000);

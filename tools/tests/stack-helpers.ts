@@ -22,6 +22,8 @@ import {
   type MessagingResources,
 } from '@berth/messaging';
 import { mintToken } from '@berth/platform';
+import { BareRepositories } from '@berth/platform/local-repos';
+import type { ContainerJson, TaskInfo } from '@berth/domain';
 import { attachStack, startStack, type RunningStack } from '../src/stack/harness.ts';
 
 export interface HttpAnswer<T = Record<string, unknown>> {
@@ -163,6 +165,36 @@ export function workspaceRootOf(stack: RunningStack): string {
 /** `<data>/repos/<clientId>/<projectId>.git`, the local stack's bare repository of a project. */
 export function bareRepoOf(stack: RunningStack, clientId: string, projectId: string): string {
   return join(stack.dataDir, 'repos', clientId, `${projectId}.git`);
+}
+
+/**
+ * Makes the project's repository where the stack's containers clone it from, as a deployment's
+ * repositories exist before anyone discovers a container of theirs. The local runtime makes it
+ * when it starts a task for the project; a warm-pool member is started for no project, so in
+ * the deploy rehearsal (`--pool`, agents cloning from the data directory) a miss it serves
+ * would find none. Idempotent, the same initial commit as the local runtime's.
+ */
+export async function projectRepository(
+  stack: RunningStack,
+  key: { clientId: string; projectId: string },
+): Promise<string> {
+  const repos = new BareRepositories(join(stack.dataDir, 'repos'));
+  return (await repos.ensure(key.clientId, key.projectId)).path;
+}
+
+/**
+ * The runtime's tasks that are this container's: tagged with its containerId (a cold start)
+ * or the task its record names (a warm-pool member it claimed, tagged with its slot only).
+ */
+export async function tasksOf(
+  stack: RunningStack,
+  container: Pick<ContainerJson, 'containerId' | 'taskArn'>,
+): Promise<TaskInfo[]> {
+  return (await runtimeOf(stack).listTasks()).filter(
+    (task) =>
+      task.containerId === container.containerId ||
+      (container.taskArn !== null && task.taskArn === container.taskArn),
+  );
 }
 
 export function git(args: string[]): string {

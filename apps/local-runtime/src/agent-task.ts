@@ -54,6 +54,12 @@ export function readAgentTaskDefinition(path: string): AgentTaskDefinition {
   };
 }
 
+/**
+ * What the local runtime gives an agent it runs from a task definition with volumes: the
+ * volumes as JSON `[{containerPath, hostPath}]` (see BERTH_LOCAL_MOUNTS in docs/contract.md).
+ */
+export const LOCAL_MOUNTS_VARIABLE = 'BERTH_LOCAL_MOUNTS';
+
 /** A path inside a mount point, as the directory standing in for the volume has it. */
 export function onHost(value: string, mounts: AgentTaskDefinition['mounts']): string {
   for (const { containerPath, hostPath } of mounts) {

@@ -29,7 +29,11 @@ import {
   type TaskStateChange,
 } from '@berth/domain';
 import type { Logger } from 'pino';
-import { translateEnvironment, type AgentTaskDefinition } from './agent-task.ts';
+import {
+  LOCAL_MOUNTS_VARIABLE,
+  translateEnvironment,
+  type AgentTaskDefinition,
+} from './agent-task.ts';
 import { taskStateChange } from './events.ts';
 import {
   EcsApiError,
@@ -602,7 +606,14 @@ export class Supervisor {
         const [command = '', ...args] = task.command;
         return spawn(command, args, {
           cwd: task.workingDirectory,
-          env: translateEnvironment({ ...task.environment, ...state.environment }, task.mounts),
+          env: {
+            ...translateEnvironment({ ...task.environment, ...state.environment }, task.mounts),
+            // A warm-pool member learns its workspace path from its claim, after this
+            // translation: it maps that path through the same volumes itself.
+            ...(task.mounts.length > 0
+              ? { [LOCAL_MOUNTS_VARIABLE]: JSON.stringify(task.mounts) }
+              : {}),
+          },
           detached: true,
           stdio: ['ignore', log, log, 'ipc'],
         });

@@ -4,12 +4,7 @@
  * exactly as if it had been started for it (the same environment variables, set from the
  * identity). Until then there is no workspace: a stop ends it at once.
  */
-import {
-  DeleteMessageCommand,
-  DeleteQueueCommand,
-  ReceiveMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
+import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { isMissingQueue } from '@berth/messaging';
 import type { Logger } from 'pino';
 
@@ -68,10 +63,29 @@ export function parseIdentity(body: string | undefined): PoolIdentity | undefine
   };
 }
 
+/** Set by the local runtime only, when it plays a task definition with volumes (a rehearsal). */
+export const LOCAL_MOUNTS_VARIABLE = 'BERTH_LOCAL_MOUNTS';
+
+/**
+ * The workspace path as this process sees it: on ECS the volume is mounted at the path the
+ * claim names; under the local runtime playing a task definition, the volume is a directory
+ * of the machine (BERTH_LOCAL_MOUNTS), which a cold start's variables are translated to.
+ */
+export function localPath(path: string, mountsJson: string | undefined): string {
+  if (!mountsJson?.trim()) return path;
+  const mounts = JSON.parse(mountsJson) as { containerPath: string; hostPath: string }[];
+  for (const { containerPath, hostPath } of mounts) {
+    const root = containerPath.replace(/\/+$/, '');
+    if (path === root) return hostPath;
+    if (path.startsWith(`${root}/`)) return `${hostPath}${path.slice(root.length)}`;
+  }
+  return path;
+}
+
 /** Sets the variables the agent reads, as the runtime sets them for a container it starts. */
 export function applyIdentity(env: NodeJS.ProcessEnv, identity: PoolIdentity): void {
   env.CONTAINER_ID = identity.containerId;
-  env.WORKSPACE_PATH = identity.workspacePath;
+  env.WORKSPACE_PATH = localPath(identity.workspacePath, env[LOCAL_MOUNTS_VARIABLE]);
   env.BERTH_GENERATION = String(identity.generation);
   env.BERTH_INPUT_QUEUE_URL = identity.inputQueueUrl;
   env.BERTH_OUTPUT_QUEUE_URL = identity.outputQueueUrl;
@@ -80,7 +94,8 @@ export function applyIdentity(env: NodeJS.ProcessEnv, identity: PoolIdentity): v
 }
 
 /**
- * Long-polls the control queue until an identity arrives; undefined when the queue is gone
+ * Long-polls the control queue until an identity arrives (the only calls it makes on that
+ * queue are ReceiveMessage and DeleteMessage); undefined when the queue is gone
  * (the pool retired this member) or `signal` aborts (a stop before any claim).
  */
 export async function awaitIdentity(options: {
@@ -113,8 +128,8 @@ export async function awaitIdentity(options: {
           logger.warn({ messageId: message.MessageId }, 'not an identity; dropped');
           continue;
         }
-        // Nothing else will ever come on it: the member is a container now.
-        await sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl })).catch(() => undefined);
+        // The queue stays: the agent's role may not delete queues (it could delete any
+        // container's), so the reaper's sweep deletes it once the member is handed over.
         return identity;
       }
     } catch (error) {

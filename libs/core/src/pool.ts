@@ -3,6 +3,7 @@ import {
   StaleWriteError,
   canTransition,
   containerIdOf,
+  isSupersededTaskDefinition,
   newContainerRecord,
   newPoolMember,
   type ContainerKey,
@@ -170,7 +171,7 @@ export class PoolService {
       member.taskArn !== null &&
       member.controlQueueUrl !== null &&
       this.nowMs() - Date.parse(member.createdAt) < this.pool.maxAgeMs &&
-      (member.taskDefinition === null || member.taskDefinition === this.pool.runtime.taskDefinition)
+      !isSupersededTaskDefinition(member.taskDefinition, this.pool.runtime.taskDefinition)
     );
   }
 
@@ -258,8 +259,7 @@ export class PoolService {
             if (now - Date.parse(member.createdAt) >= this.pool.maxAgeMs) {
               if (await this.retire(member, 'max_age')) report.retired += 1;
             } else if (
-              member.taskDefinition !== null &&
-              member.taskDefinition !== this.pool.runtime.taskDefinition
+              isSupersededTaskDefinition(member.taskDefinition, this.pool.runtime.taskDefinition)
             ) {
               if (await this.retire(member, 'task_definition')) report.retired += 1;
             } else {

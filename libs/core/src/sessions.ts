@@ -148,7 +148,9 @@ export class SessionService {
         lastActivityAt: now,
         version: container.version + 1,
       };
-      const assigned = this.assignedEvent(session, next, source !== 'created', commandId);
+      // A container claimed from the warm pool is a new generation this assign started too.
+      const reused = source !== 'created' && source !== 'pool';
+      const assigned = this.assignedEvent(session, next, reused, commandId);
       try {
         await this.deps.store.write({
           containers: [{ record: next, expect: { kind: 'version', version: container.version } }],
@@ -172,7 +174,7 @@ export class SessionService {
         kind: 'assigned',
         session,
         container: next,
-        reused: source !== 'created',
+        reused,
         duplicate: false,
       };
     }

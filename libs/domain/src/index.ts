@@ -145,6 +145,7 @@ export {
   POOL_MEMBER_STATES,
   POOL_SLOT_TAG,
   isPoolKey,
+  isSupersededTaskDefinition,
   newPoolMember,
   poolMemberKey,
   poolSlotKey,

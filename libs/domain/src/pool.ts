@@ -44,6 +44,29 @@ export interface PoolMemberRecord {
   version: number;
 }
 
+/** `family:revision` of a task definition ARN or name; undefined for a bare family name. */
+function revisionOf(taskDefinition: string): { family: string; revision: number } | undefined {
+  const marker = 'task-definition/';
+  const at = taskDefinition.indexOf(marker);
+  const name = at >= 0 ? taskDefinition.slice(at + marker.length) : taskDefinition;
+  const match = /^(.+):(\d+)$/.exec(name);
+  return match ? { family: match[1] ?? '', revision: Number(match[2]) } : undefined;
+}
+
+/**
+ * Whether a member started from `member`'s task definition is to be drained now that new
+ * tasks start from `current`: of the same family, when its revision is older; otherwise when
+ * it is another one. A newer revision is kept: during a rolling deploy a service not yet
+ * redeployed must not retire the members an already redeployed one started (and vice versa
+ * would ping-pong). A member with no recorded task definition is never drained for it.
+ */
+export function isSupersededTaskDefinition(member: string | null, current: string): boolean {
+  if (member === null || member === current) return false;
+  const [of, now] = [revisionOf(member), revisionOf(current)];
+  if (of && now && of.family === now.family) return of.revision < now.revision;
+  return true;
+}
+
 /** The message a claimed member receives on its control queue: who it is from now on. */
 export interface PoolIdentityMessage {
   type: 'pool.identity';

@@ -237,6 +237,10 @@ function namedAs(resource: CfnResource): string | undefined {
 function physicalId(stack: StackTemplate, logicalId: string, resource: CfnResource): string {
   const name = namedAs(resource);
   const region = stack.region;
+  const family = resource.Properties?.['Family'];
+  // A task definition's Ref is the ARN of the revision the deploy registered (the first here).
+  if (resource.Type === 'AWS::ECS::TaskDefinition' && typeof family === 'string')
+    return `arn:aws:ecs:${region}:${STAND_IN_ACCOUNT}:task-definition/${family}:1`;
   if (name !== undefined) {
     switch (resource.Type) {
       case 'AWS::SQS::Queue':
