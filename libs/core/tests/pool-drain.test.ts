@@ -76,7 +76,10 @@ class RecordingControlQueues implements PoolControlQueues {
 
 class DeployedRuntime implements PoolRuntime {
   readonly started: PoolTaskSpec[] = [];
-  constructor(readonly taskDefinition: string) {}
+  readonly taskDefinition: string;
+  constructor(taskDefinition: string) {
+    this.taskDefinition = taskDefinition;
+  }
   startPoolMember(spec: PoolTaskSpec) {
     this.started.push(spec);
     return Promise.resolve({ taskArn: `task-s${spec.slot}-g${spec.generation}` });

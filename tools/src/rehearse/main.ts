@@ -5,7 +5,7 @@
  * session and waits for the reaper to stop every container (wind-down.ts), then hands the
  * recorded AWS calls and service output to the checks that judge them (checks.ts).
  *
- *   npm run rehearse [-- --assembly <cdk.out>] [--data <dir>] [--no-e2e] [--keep] [--pool <n>]
+ *   npm run rehearse [-- --assembly <cdk.out>] [--data <dir>] [--no-e2e] [--keep] [--pool <n>, default 1]
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -38,10 +38,16 @@ const { values } = parseArgs({
     data: { type: 'string' },
     'no-e2e': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
-    // A deployment with a warm pool (pool.size): the pool's own paths run and are proven too.
-    pool: { type: 'string' },
+    // The warm pool's size (pool.size): with a member, the pool's own paths run and their
+    // grants are proven by recorded calls too (docs/deploy.md); 0 for a deployment without.
+    pool: { type: 'string', default: '1' },
   },
 });
+const poolSize = Number(values.pool);
+if (!Number.isInteger(poolSize) || poolSize < 0) {
+  console.error(`--pool must be a whole number of members (0 for none), got ${values.pool}`);
+  process.exit(2);
+}
 const dataDir = resolve(values.data ?? mkdtempSync(join(tmpdir(), 'berth-rehearsal-')));
 const started = Date.now();
 const seconds = (): string => `${Math.round((Date.now() - started) / 1000)} s`;
@@ -69,7 +75,7 @@ async function synthesize(): Promise<string> {
       context: {
         workspace: { repoUrlTemplate: join(dataDir, 'repos/{clientId}/{projectId}.git') },
         lifecycle: { idleTimeout: `${REHEARSAL_IDLE_TIMEOUT_MS / 1000}s` },
-        ...(values.pool === undefined ? {} : { pool: { size: Number(values.pool) } }),
+        pool: { size: poolSize },
       },
     });
   } catch (error) {
