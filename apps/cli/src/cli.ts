@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerContainers } from './commands/containers.ts';
 import { registerDiscover } from './commands/discover.ts';
+import { registerPrewarm } from './commands/prewarm.ts';
 import { registerEvents } from './commands/events.ts';
 import { registerMessages } from './commands/messages.ts';
 import { registerPolicy } from './commands/policy.ts';
@@ -29,6 +30,7 @@ export async function runCli(program: Command, argv: string[]): Promise<void> {
 
   const ctx = cliContext(program);
   registerDiscover(program, ctx);
+  registerPrewarm(program, ctx);
   registerContainers(program, ctx);
   registerSessions(program, ctx);
   registerMessages(program, ctx);

@@ -71,7 +71,15 @@ describe('berth --help', () => {
 
     // Assess
     expect(top.code).toBe(0);
-    for (const command of ['discover', 'containers', 'sessions', 'send', 'events', 'token'])
+    for (const command of [
+      'discover',
+      'prewarm',
+      'containers',
+      'sessions',
+      'send',
+      'events',
+      'token',
+    ])
       expect(top.stdout).toContain(command);
     for (const command of ['ls', 'get', 'stop'])
       expect(containers.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
@@ -99,6 +107,33 @@ describe('containers', () => {
       generation: 1,
       status: 'running',
     });
+  });
+
+  it('prewarms a container without waiting: a discover then finds that one, and a second prewarm starts nothing', async () => {
+    // Act
+    const hinted = await berth('prewarm', 'acme', 'web', 'pat');
+    const found = await berth('--json', 'discover', 'acme', 'web', 'pat', '--wait', '30');
+    const again = await berth('--json', 'prewarm', 'acme', 'web', 'pat');
+    const badArgument = await berth('prewarm', 'acme', 'Web', 'pat');
+
+    // Assess
+    expect(hinted.code).toBe(0);
+    expect(hinted.stdout).toMatch(/^prewarming acme\.web\.pat\b/);
+    expect(found.code).toBe(0);
+    expect(json<{ container: ContainerJson }>(found).container).toMatchObject({
+      containerId: 'acme.web.pat',
+      generation: 1,
+      status: 'running',
+    });
+    expect(again.code).toBe(0);
+    expect(json<{ containerId: string }>(again)).toEqual({ containerId: 'acme.web.pat' });
+    const shown = await berth('--json', 'containers', 'get', 'acme.web.pat');
+    expect(json<{ container: ContainerJson }>(shown).container).toMatchObject({
+      generation: 1,
+      status: 'running',
+    });
+    expect(badArgument.code).toBe(2);
+    expect(badArgument.stderr).toContain('projectId');
   });
 
   it('lists and shows containers', async () => {
