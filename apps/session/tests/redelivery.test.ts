@@ -201,7 +201,7 @@ describe('starting containers', () => {
   it('takes over a container whose starter died before it had queues', async () => {
     // Prepare: what a session service killed between the conditional create and the
     // provisioning leaves behind: a `starting` record without task or queues, an hour old
-    const { clock, service, key, containerId, deliver, eventIds } = world();
+    const { clock, service, key, containerId, receive, eventIds } = world();
     const createdAt = new Date(clock.now().getTime() - 3_600_000).toISOString();
     await store.write({
       containers: [
@@ -215,12 +215,21 @@ describe('starting containers', () => {
       ],
     });
     const sessionId = `s-${key.clientId}`;
+    const body = assignBody(sessionId, key);
 
-    // Act
-    const outcomes = await deliver(assignBody(sessionId, key));
+    // Act: the first receive stops what the dead starter may have started (asked for by the
+    // generation's start token); once that task has ended, the next receive assigns.
+    const first = await receive(body, 'm-takeover', 1);
+    const abandoned = service.runtime
+      .liveTasks()
+      .filter((t) => t.containerId === containerId && t.generation === 1);
+    for (const task of abandoned) await taskEvent(service, task.taskArn, 'STOPPED');
+    const second = await receive(body, 'm-takeover', 2);
 
     // Assess: answered within the receives SQS allows, in one container
-    expect(outcomes.at(-1)).toBe('done');
+    expect(first).toBe('retry');
+    expect(abandoned.map((t) => t.lastStatus)).toEqual(['STOPPING']);
+    expect(second).toBe('done');
     expect(eventIds()).toContain(`session/${sessionId}/session.assigned`);
     expect(service.runtime.liveTasks().filter((t) => t.containerId === containerId)).toHaveLength(
       1,

@@ -14,7 +14,9 @@ import {
   type ContainerRecord,
   type Page,
   type StopReason,
+  type ContainerQueueUrls,
   type TaskInfo,
+  type TaskSpec,
 } from '@berth/domain';
 import type { ContainerRecords } from './container-records.ts';
 import { policyForNewGeneration } from './policies.ts';
@@ -263,30 +265,37 @@ export class ContainerService {
 
   /**
    * Closes a `starting` record whose starter is gone before it recorded a task. That starter
-   * may have died right after RunTask, so the runtime is asked first: a live task of this
-   * generation is recorded (adopted) and asked to stop, and its end fails the record — no
-   * next generation starts on the workspace while it may still write there. Without one,
-   * nothing can end the record but this: it is failed now (with the stop already asked for,
-   * if any, as its reason).
+   * may have died right after RunTask, and its task may already be stopping (no longer listed
+   * as running), so the runtime is asked again with the generation's idempotent start token
+   * and the same spec: it answers with that task, or starts it now. Either way the task is
+   * recorded (adopted) and asked to stop, and its end fails the record — the generation is
+   * final only once its task is known to have ended, and no next generation starts on the
+   * workspace while it may still write there. A task already stopped fails the record now.
    */
   async closeAbandoned(
     container: ContainerRecord,
     reason: StopReason,
   ): Promise<ContainerRecord | undefined> {
     const { containerId, generation } = container;
-    const task = (await this.deps.runtime.listTasks()).find(
-      (candidate) =>
-        candidate.containerId === containerId &&
-        candidate.generation === generation &&
-        candidate.lastStatus !== 'STOPPED',
-    );
-    if (!task) {
-      this.log.warn({ containerId, generation }, 'start abandoned before RunTask; failing it');
-      return this.fail(containerId, generation, parseStopReason(container.stopReason) ?? reason);
+    const queues = await this.deps.queues.create(containerId, generation);
+    const task = await this.deps.runtime.startTask(this.taskSpecFor(container, queues));
+    if (task.lastStatus === 'STOPPED') {
+      this.log.warn(
+        { containerId, generation, taskArn: task.taskArn },
+        'start abandoned; its task has ended: failing it',
+      );
+      const failed = await this.fail(
+        containerId,
+        generation,
+        parseStopReason(container.stopReason) ?? reason,
+        task.taskArn,
+      );
+      await this.deps.queues.delete(queues).catch(() => undefined);
+      return failed;
     }
     this.log.warn(
       { containerId, generation, taskArn: task.taskArn },
-      'start abandoned after RunTask; adopting its task to stop it',
+      'start abandoned; adopting its task through the start token to stop it',
     );
     const now = this.now();
     const adopted = await this.records.update(containerId, (current) =>
@@ -303,6 +312,9 @@ export class ContainerService {
       task.taskArn,
       adopted?.after.stopReason ?? formatStopReason(reason),
     );
+    // Not recorded (a record never gets its queues but from its starter, so no RUNNING makes
+    // this one running); nobody reaches them, and the stopping task needs none to save.
+    await this.deps.queues.delete(queues).catch(() => undefined);
     return adopted?.after;
   }
 
@@ -353,36 +365,46 @@ export class ContainerService {
     );
   }
 
+  /**
+   * What RunTask is asked for a generation: always the same for one record and its queues, so
+   * that asking again with the generation's start token (clientTokenFor) answers with the task
+   * a starter that died may have started, instead of a second one.
+   */
+  private taskSpecFor(record: ContainerRecord, queues: ContainerQueueUrls): TaskSpec {
+    const { containerId, generation } = record;
+    const workspacePath = record.workspacePath ?? this.deps.runtime.workspacePathFor(record);
+    const repoUrl = this.deps.settings.repoUrlFor?.(record);
+    return {
+      containerId,
+      clientId: record.clientId,
+      projectId: record.projectId,
+      userId: record.userId,
+      generation,
+      workspacePath,
+      environment: {
+        ...this.deps.settings.agentEnvironment,
+        // The contract promises these to every agent, whichever runtime starts it.
+        CONTAINER_ID: containerId,
+        WORKSPACE_PATH: workspacePath,
+        BERTH_INPUT_QUEUE_URL: queues.inputQueueUrl,
+        BERTH_OUTPUT_QUEUE_URL: queues.outputQueueUrl,
+        ...(repoUrl ? { BERTH_REPO_URL: repoUrl } : {}),
+      },
+    };
+  }
+
   /** Only the replica that won the conditional create gets here, so this runs once. */
   private async provision(
     record: ContainerRecord,
     commandId: string | undefined,
   ): Promise<ContainerRecord> {
     const { containerId, generation } = record;
-    const workspacePath = record.workspacePath ?? this.deps.runtime.workspacePathFor(record);
     let queues: { inputQueueUrl: string; outputQueueUrl: string } | undefined;
     let taskArn: string | undefined;
     let container: ContainerRecord | undefined;
     try {
       queues = await this.deps.queues.create(containerId, generation);
-      const repoUrl = this.deps.settings.repoUrlFor?.(record);
-      const task = await this.deps.runtime.startTask({
-        containerId,
-        clientId: record.clientId,
-        projectId: record.projectId,
-        userId: record.userId,
-        generation,
-        workspacePath,
-        environment: {
-          ...this.deps.settings.agentEnvironment,
-          // The contract promises these to every agent, whichever runtime starts it.
-          CONTAINER_ID: containerId,
-          WORKSPACE_PATH: workspacePath,
-          BERTH_INPUT_QUEUE_URL: queues.inputQueueUrl,
-          BERTH_OUTPUT_QUEUE_URL: queues.outputQueueUrl,
-          ...(repoUrl ? { BERTH_REPO_URL: repoUrl } : {}),
-        },
-      });
+      const task = await this.deps.runtime.startTask(this.taskSpecFor(record, queues));
       taskArn = task.taskArn;
       const urls = queues;
       const provisioned = await this.records.transition(
@@ -413,7 +435,9 @@ export class ContainerService {
       this.metrics.containerStartFailed();
       const detail = error instanceof Error ? error.message : String(error);
       this.log.error({ containerId, generation, err: error }, 'container failed to start');
-      await this.fail(containerId, generation, stopReason('start_failed', detail)).catch(
+      // With its task recorded, the next generation asks about that very task (DescribeTasks)
+      // and waits for its end, even once it is stopping and no longer listed as running.
+      await this.fail(containerId, generation, stopReason('start_failed', detail), taskArn).catch(
         () => undefined,
       );
       if (taskArn)
@@ -441,6 +465,8 @@ export class ContainerService {
     containerId: string,
     generation: number,
     reason: StopReason,
+    /** The generation's task, when its starter knows one the record does not hold yet. */
+    taskArn?: string,
   ): Promise<ContainerRecord | undefined> {
     const now = this.now();
     const result = await this.records.transition(
@@ -451,6 +477,7 @@ export class ContainerService {
           : {
               ...current,
               status: 'failed',
+              taskArn: current.taskArn ?? taskArn ?? null,
               stoppedAt: now,
               stopReason: formatStopReason(reason),
               idleSince: null,

@@ -510,7 +510,7 @@ describe('ContainerRecords.update', () => {
 });
 
 describe('ContainerService.findOrStart after a starter died', () => {
-  it('fails a record its starter abandoned before provisioning and starts the next generation', async () => {
+  it('stops what its abandoned start may have left through the start token, fails it once that task ended, then starts the next generation', async () => {
     // Prepare
     const { deps, useCases } = world();
     const now = deps.clock.iso();
@@ -527,10 +527,21 @@ describe('ContainerService.findOrStart after a starter died', () => {
     });
     deps.clock.advance('2m');
 
-    // Act
+    // Act: the first discover adopts (or starts) generation 1's task by its token and stops it;
+    // the next one, after that task's end, starts generation 2.
+    const whileItStops = await useCases.containers.findOrStart(KEY).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    const [task] = deps.runtime.liveTasks();
+    await useCases.taskEvents.handle(
+      deps.runtime.change(task!.taskArn, { lastStatus: 'STOPPED', exitCode: 0 }),
+    );
     const found = await useCases.containers.findOrStart(KEY);
 
     // Assess
+    expect(whileItStops).toMatchObject({ code: 'conflict' });
+    expect(deps.runtime.stopCalls.map((c) => c.taskArn)).toEqual([task!.taskArn]);
     expect(found).toMatchObject({ source: 'created', container: { generation: 2 } });
     expect(deps.publisher.ofType('container.failed')[0]?.payload.container).toMatchObject({
       generation: 1,

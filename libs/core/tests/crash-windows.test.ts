@@ -41,11 +41,18 @@ describe('case 1: a starter died before RunTask, then an operator stopped the co
     await w.useCases.containers.stop(CONTAINER_ID, stopReason('manual', 'operator'));
     w.deps.clock.advance('5m');
 
-    // Act
-    const report = await w.useCases.reaper.sweep();
+    // Act: the sweep asks for the generation's task by its start token and stops it; that
+    // task's end fails the record.
+    await w.useCases.reaper.sweep();
+    const [task] = w.deps.runtime.liveTasks();
+    await w.useCases.taskEvents.handle(
+      w.deps.runtime.change(task!.taskArn, { lastStatus: 'STOPPED', exitCode: 0 }),
+    );
 
     // Assess
-    expect(report.startTimedOut).toBe(1);
+    expect(w.deps.runtime.stopCalls).toEqual([
+      { taskArn: task!.taskArn, reason: 'manual:operator' },
+    ]);
     expect(await stored(w.deps)).toMatchObject({
       status: 'failed',
       generation: 1,
@@ -61,10 +68,17 @@ describe('case 1: a starter died before RunTask, then an operator stopped the co
     await w.useCases.containers.stop(CONTAINER_ID, stopReason('manual'));
     w.deps.clock.advance('2m');
 
-    // Act
+    // Act: generation 1's task (adopted or started by its token) is stopped first; the next
+    // generation starts once it has ended.
+    const whileItStops = await settle(w.useCases.containers.findOrStart(KEY));
+    const [task] = w.deps.runtime.liveTasks();
+    await w.useCases.taskEvents.handle(
+      w.deps.runtime.change(task!.taskArn, { lastStatus: 'STOPPED', exitCode: 0 }),
+    );
     const found = await w.useCases.containers.findOrStart(KEY);
 
     // Assess
+    expect(whileItStops.error).toMatchObject({ code: 'conflict' });
     expect(found).toMatchObject({ source: 'created', container: { generation: 2 } });
     expect(w.deps.publisher.ofType('container.failed')[0]?.payload.container).toMatchObject({
       generation: 1,
@@ -106,6 +120,52 @@ describe('case 1 (and 9): a starter died after RunTask, before recording its tas
     expect(w.deps.runtime.stopCalls).toEqual([{ taskArn: task.taskArn, reason: 'manual' }]);
     expect(await stored(w.deps)).toMatchObject({ status: 'failed', stopReason: 'manual' });
     expect(w.deps.runtime.liveTasks()).toEqual([]);
+  });
+});
+
+describe('case 9: a starter died after RunTask, and its task is already stopping', () => {
+  it('adopts that task through the start token although ECS no longer lists it, and starts no generation 2 until it has ended', async () => {
+    // Prepare: the starter's RunTask went through, its clean-up StopTask too, and every
+    // record write after them failed; then it died. ECS lists only tasks desired RUNNING.
+    const w = world({ settings: { startTimeoutMs: 5 * 60_000 } });
+    const record = await abandonedStart(w);
+    const task = w.deps.runtime.adopt({
+      ...KEY,
+      containerId: CONTAINER_ID,
+      generation: 1,
+      workspacePath: record.workspacePath ?? '',
+      environment: {},
+    });
+    await w.deps.runtime.stopTask(task.taskArn, 'start_failed:store unavailable');
+    const listTasks = w.deps.runtime.listTasks.bind(w.deps.runtime);
+    jest
+      .spyOn(w.deps.runtime, 'listTasks')
+      .mockImplementation(async () =>
+        (await listTasks()).filter((t) => t.desiredStatus === 'RUNNING'),
+      );
+    w.deps.clock.advance('5m');
+
+    // Act
+    await w.useCases.reaper.sweep();
+    const meanwhile = await stored(w.deps);
+    const discover = await settle(w.useCases.containers.findOrStart(KEY));
+    const liveWhileSaving = w.deps.runtime.liveTasks().length;
+    await w.useCases.taskEvents.handle(
+      w.deps.runtime.change(task.taskArn, { lastStatus: 'STOPPED', exitCode: 0 }),
+    );
+    const next = await w.useCases.containers.findOrStart(KEY);
+
+    // Assess
+    expect(meanwhile).toMatchObject({ status: 'starting', generation: 1, taskArn: task.taskArn });
+    expect(discover.error).toMatchObject({ code: 'conflict' });
+    expect(liveWhileSaving).toBe(1);
+    expect(next).toMatchObject({ source: 'created', container: { generation: 2 } });
+    expect(w.deps.publisher.ofType('container.failed')[0]?.payload.container).toMatchObject({
+      generation: 1,
+      taskArn: task.taskArn,
+    });
+    // The queues its token's spec named are gone with it.
+    expect(w.deps.queues.deleted).toContainEqual(w.deps.queues.created[0]);
   });
 });
 
