@@ -32,6 +32,8 @@ export const CONTAINER_INDEXES: readonly GsiSpec[] = [
   { indexName: 'clientProject-index', partitionKey: 'clientProject', sortKey: 'userId' },
   { indexName: 'status-index', partitionKey: 'status', sortKey: 'containerId' },
   { indexName: 'idle-index', partitionKey: 'idleKey', sortKey: 'idleSince' },
+  // Lifecycle policies (docs/design.md): when a running container with a policy is next due.
+  { indexName: 'due-index', partitionKey: 'dueKey', sortKey: 'dueAt' },
 ];
 export const SESSION_INDEXES: readonly GsiSpec[] = [
   { indexName: 'container-index', partitionKey: 'containerId', sortKey: 'sessionId' },

@@ -47,7 +47,7 @@ function wildcardReasons(stack: Stack): Map<string, string> {
     ],
     [
       arns.tableIndexes(NAMES.containerTable),
-      'Query on the berth-containers indexes (userId-index, clientProject-index, status-index, idle-index): one table, its own indexes only.',
+      'Query on the berth-containers indexes (userId-index, clientProject-index, status-index, idle-index, due-index): one table, its own indexes only.',
     ],
     [
       arns.tableIndexes(NAMES.sessionTable),

@@ -43,6 +43,7 @@ describe('BerthDataStack', () => {
         ['clientProject-index', 'clientProject', 'userId'],
         ['status-index', 'status', 'containerId'],
         ['idle-index', 'idleKey', 'idleSince'],
+        ['due-index', 'dueKey', 'dueAt'],
       ],
     ],
     [

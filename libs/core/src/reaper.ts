@@ -1,5 +1,9 @@
 import {
+  expiryNoticeDueAt,
+  formatDuration,
   formatStopReason,
+  idleStopAt,
+  lifetimeEndsAt,
   isLive,
   parseStopReason,
   stopReason,
@@ -77,9 +81,12 @@ export class Reaper {
   private async stopIdlePass(): Promise<{ stopped: number; keptAliveByMessages: number }> {
     const { idleTimeoutMs } = this.deps.settings;
     const cutoff = this.isoBefore(idleTimeoutMs);
-    const due = await this.deps.store.listIdleContainers(cutoff, PAGE);
-    let stopped = 0;
-    let keptAliveByMessages = 0;
+    // Records from before policies (no `policy`): the deployment's timeout, through the idle
+    // index. Those with a policy are found through the due index, each by its own timeout.
+    const due = (await this.deps.store.listIdleContainers(cutoff, PAGE)).filter((c) => !c.policy);
+    const byPolicy = await this.applyPolicies();
+    let stopped = byPolicy.stopped;
+    let keptAliveByMessages = byPolicy.keptAliveByMessages;
     for (const container of due) {
       if (
         container.inputQueueUrl &&
@@ -90,6 +97,7 @@ export class Reaper {
       }
       const stillIdle = (current: ContainerRecord) =>
         current.status === 'running' &&
+        !current.policy &&
         current.sessions.length === 0 &&
         current.idleSince !== null &&
         current.idleSince <= cutoff;
@@ -113,6 +121,107 @@ export class Reaper {
         this.log.info(
           { containerId: container.containerId, idleSince: container.idleSince },
           'stopping idle container',
+        );
+      }
+    }
+    return { stopped, keptAliveByMessages };
+  }
+
+  /**
+   * What each running container's own policy makes due now (docs/design.md, "Lifecycle policies
+   * and quotas"): one query of the sparse due index, so the cost follows what is due, not the
+   * number of containers or policies. In order: the expiry notice (`container.expiring`, once,
+   * through the record's outbox), the lifetime stop (graceful, even when busy), the idle stop
+   * (skipped while a message is in flight). Each decision is re-checked in its conditional
+   * write, so a session that joins or a policy that changes meanwhile wins.
+   */
+  private async applyPolicies(): Promise<{ stopped: number; keptAliveByMessages: number }> {
+    const now = this.deps.clock.now().toISOString();
+    let stopped = 0;
+    let keptAliveByMessages = 0;
+    for (const container of await this.deps.store.listDueContainers(now, PAGE)) {
+      const policy = container.policy;
+      if (!policy) continue;
+      const sameGeneration = (current: ContainerRecord) =>
+        current.generation === container.generation && current.status === 'running';
+      const end = lifetimeEndsAt(container.createdAt, policy);
+      if (
+        end &&
+        !container.expiryNoticeAt &&
+        expiryNoticeDueAt(container.createdAt, end, policy) <= now
+      ) {
+        await this.records.transition(
+          container.containerId,
+          (current) =>
+            sameGeneration(current) && !current.expiryNoticeAt
+              ? { ...current, expiryNoticeAt: now }
+              : undefined,
+          (after) => [
+            this.records.event('container.expiring', after, { payload: { expiresAt: end } }),
+          ],
+        );
+        this.log.info({ containerId: container.containerId, expiresAt: end }, 'container expiring');
+      }
+      if (end && end <= now) {
+        const result = await this.containers.stopGeneration(
+          container.containerId,
+          container.generation,
+          stopReason(
+            'max_lifetime',
+            `${formatDuration(policy.maxLifetimeMs ?? 0)} after its start`,
+          ),
+          {
+            stillWanted: (current) =>
+              sameGeneration(current) && current.policy?.maxLifetimeMs === policy.maxLifetimeMs,
+          },
+        );
+        if (result?.status === 'terminating') {
+          stopped += 1;
+          this.log.info(
+            { containerId: container.containerId },
+            'stopping container at its maxLifetime',
+          );
+        }
+        continue;
+      }
+      const idleDue = idleStopAt(container, policy.idleTimeoutMs);
+      if (idleDue === null || idleDue > now) continue;
+      if (
+        container.inputQueueUrl &&
+        (await this.deps.queues.messagesInFlight(container.inputQueueUrl)) > 0
+      ) {
+        keptAliveByMessages += 1;
+        continue;
+      }
+      const result = await this.containers.stopGeneration(
+        container.containerId,
+        container.generation,
+        stopReason('idle'),
+        {
+          stillWanted: (current) => {
+            const due = idleStopAt(current, current.policy?.idleTimeoutMs ?? 0);
+            return (
+              sameGeneration(current) && current.policy !== undefined && due !== null && due <= now
+            );
+          },
+        },
+      );
+      if (
+        result?.status === 'terminating' &&
+        result.stopReason === formatStopReason(stopReason('idle'))
+      ) {
+        stopped += 1;
+        this.metrics.idleStop(
+          (Date.parse(result.terminatingSince ?? now) - Date.parse(container.idleSince ?? now)) /
+            1000,
+        );
+        this.log.info(
+          {
+            containerId: container.containerId,
+            idleSince: container.idleSince,
+            idleTimeoutMs: policy.idleTimeoutMs,
+          },
+          'stopping idle container (its policy)',
         );
       }
     }

@@ -108,8 +108,10 @@ export class SessionService {
         prefetched: { record: prefetched },
       });
       const { container, source } = found;
-      if (container.sessions.length >= this.deps.settings.maxSessions) {
-        const message = `container ${container.containerId} already has ${container.sessions.length} sessions (limit ${this.deps.settings.maxSessions})`;
+      // The container's own policy (docs/design.md, "Lifecycle policies"), else the deployment's.
+      const maxSessions = container.policy?.maxSessions ?? this.deps.settings.maxSessions;
+      if (container.sessions.length >= maxSessions) {
+        const message = `container ${container.containerId} already has ${container.sessions.length} sessions (limit ${maxSessions}, maxSessions)`;
         const rejected = await this.decide(
           command,
           this.rejectedEvent(

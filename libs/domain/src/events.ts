@@ -5,6 +5,7 @@ export const EVENT_TYPES = [
   'container.created',
   'container.running',
   'container.idle',
+  'container.expiring',
   'container.terminating',
   'container.stopped',
   'container.failed',

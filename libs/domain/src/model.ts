@@ -6,7 +6,7 @@ import {
   type ContainerKey,
 } from './identity.ts';
 import type { BerthEvent } from './events.ts';
-import type { ContainerPolicy } from './policy.ts';
+import { idleDueAt, lifetimeEndsAt, type ContainerPolicy } from './policy.ts';
 import { CONTAINER_STATUSES, type ContainerStatus } from './lifecycle.ts';
 
 const Nullable = <T extends Type.TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
@@ -184,6 +184,7 @@ export const ContainerJsonSchema = Type.Object(
     lastActivityAt: Timestamp,
     idleSince: Timestamp,
     idleStopAt: Timestamp,
+    expiresAt: Timestamp,
     keptAliveBy: Type.Array(Type.Enum(KEPT_ALIVE_REASONS)),
     stoppedAt: Timestamp,
     stopReason: Nullable(Type.String()),
@@ -222,7 +223,44 @@ export function idleStopAt(container: ContainerRecord, idleTimeoutMs: number): s
   if (container.status !== 'running' || container.sessions.length > 0 || !container.idleSince) {
     return null;
   }
+  // A container's own policy (docs/design.md, "Lifecycle policies") wins over the deployment's.
+  if (container.policy) return idleDueAt(container.idleSince, container.policy);
   return new Date(Date.parse(container.idleSince) + idleTimeoutMs).toISOString();
+}
+
+/** When a live container will be stopped for its policy's maxLifetime, even if busy; else null. */
+export function expiresAt(container: ContainerRecord): string | null {
+  if (!container.policy || !isLiveStatus(container.status)) return null;
+  return lifetimeEndsAt(container.createdAt, container.policy);
+}
+
+const isLiveStatus = (status: ContainerStatus) =>
+  status === 'starting' || status === 'running' || status === 'terminating';
+
+/**
+ * The earliest moment the reaper has something to do for this container under its own policy
+ * (its idle stop, its expiry notice, its lifetime stop), the sort key of the sparse due index;
+ * null when nothing is due (not running, or a record from before policies: those are found
+ * through the idle index with the deployment's timeout).
+ */
+export function containerDueAt(container: ContainerRecord): string | null {
+  const policy = container.policy;
+  if (!policy || container.status !== 'running') return null;
+  const due: string[] = [];
+  const idle = idleStopAt(container, policy.idleTimeoutMs);
+  if (idle) due.push(idle);
+  const end = lifetimeEndsAt(container.createdAt, policy);
+  if (end) {
+    due.push(end);
+    if (!container.expiryNoticeAt) due.push(expiryNoticeDueAt(container.createdAt, end, policy));
+  }
+  return due.length === 0 ? null : due.reduce((a, b) => (a < b ? a : b));
+}
+
+/** When `container.expiring` is due: BERTH_EXPIRY_NOTICE before the end, never before the start. */
+export function expiryNoticeDueAt(createdAt: string, end: string, policy: ContainerPolicy): string {
+  const at = Math.max(Date.parse(createdAt), Date.parse(end) - policy.expiryNoticeMs);
+  return new Date(at).toISOString();
 }
 
 /** What keeps the container alive now, so an operator can always see why it still runs. */
@@ -259,6 +297,7 @@ export function toContainerJson(
     idleSince: container.idleSince,
     idleStopAt:
       (liveness.messagesInFlight ?? 0) > 0 ? null : idleStopAt(container, liveness.idleTimeoutMs),
+    expiresAt: expiresAt(container),
     keptAliveBy: keptAliveBy(container, liveness.messagesInFlight),
     stoppedAt: container.stoppedAt,
     stopReason: container.stopReason,

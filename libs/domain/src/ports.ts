@@ -110,6 +110,11 @@ export interface StateStore {
   ): Promise<Page<ContainerRecord>>;
   /** Running containers with no session whose `idleSince` is at or before the given time. */
   listIdleContainers(idleSinceAtOrBefore: string, limit: number): Promise<ContainerRecord[]>;
+  /**
+   * Running containers with a lifecycle policy whose next due moment (idle stop, expiry notice,
+   * lifetime stop: `containerDueAt`) is at or before the given time, earliest first.
+   */
+  listDueContainers(atOrBefore: string, limit: number): Promise<ContainerRecord[]>;
   listContainersByStatus(status: ContainerStatus, limit: number): Promise<ContainerRecord[]>;
   /**
    * Counts the containers of each given status and the session counts of running ones, page by

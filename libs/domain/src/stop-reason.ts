@@ -6,6 +6,7 @@ export const STOP_REASON_KINDS = [
   'crashed',
   'lost',
   'start_failed',
+  'max_lifetime',
 ] as const;
 export type StopReasonKind = (typeof STOP_REASON_KINDS)[number];
 

@@ -7,6 +7,7 @@
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
+  containerDueAt,
   InvalidArgumentError,
   MANAGED_BY,
   NotFoundError,
@@ -228,6 +229,17 @@ export class InMemoryStateStore implements StateStore {
       .sort((a, b) => compare(a.idleSince ?? '', b.idleSince ?? ''))
       .slice(0, limit)
       .map(copy);
+  }
+
+  async listDueContainers(atOrBefore: string, limit: number): Promise<ContainerRecord[]> {
+    await this.#enter('listDueContainers');
+    assertLimit(limit);
+    return [...this.#containers.values()]
+      .map((c) => ({ c, due: containerDueAt(c) }))
+      .filter(({ due }) => due !== null && due <= atOrBefore)
+      .sort((a, b) => compare(a.due ?? '', b.due ?? ''))
+      .slice(0, limit)
+      .map(({ c }) => copy(c));
   }
 
   async listContainersByStatus(status: ContainerStatus, limit: number): Promise<ContainerRecord[]> {

@@ -118,6 +118,7 @@ export class SoakLoad {
       case 'container.created':
       case 'container.running':
       case 'container.idle':
+      case 'container.expiring':
       case 'container.terminating':
       case 'container.stopped':
       case 'container.failed': {

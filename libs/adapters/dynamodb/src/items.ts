@@ -8,6 +8,7 @@ import {
   SESSION_STATUSES,
   UnavailableError,
   threadRefName,
+  containerDueAt,
   type CheckpointRecord,
   type CommandOutcomeRecord,
   type ContainerPolicy,
@@ -77,6 +78,8 @@ const _everySessionField: [Exclude<keyof SessionRecord, (typeof SESSION_FIELDS)[
 
 /** Partition value of `idle-index`, present only on containers the reaper may stop. */
 export const IDLE_KEY = 'idle';
+/** Partition value of `due-index`: running containers with a policy (its sort key `dueAt`). */
+export const DUE_KEY = 'due';
 /** Partition value of `active-index`, present only on active sessions. */
 export const ACTIVE_KEY = 'active';
 /**
@@ -132,6 +135,12 @@ export function toContainerItem(record: ContainerRecord, _now: Date): Item {
   if (record.policy) item.policy = JSON.stringify(record.policy);
   item.clientProject = clientProjectKey(record.clientId, record.projectId);
   if (isIdle(record)) item.idleKey = IDLE_KEY;
+  // The sparse due index: when the reaper next has something to do for it under its policy.
+  const dueAt = containerDueAt(record);
+  if (dueAt !== null) {
+    item.dueKey = DUE_KEY;
+    item.dueAt = dueAt;
+  }
   // A container item is never expired: it carries the last generation, and the contract
   // wants the next start one higher, however long after. One small item per
   // (client, project, user) is the whole cost.

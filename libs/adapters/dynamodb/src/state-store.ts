@@ -58,6 +58,7 @@ import {
 } from './pool-items.ts';
 import {
   ACTIVE_KEY,
+  DUE_KEY,
   IDLE_KEY,
   PENDING_KEY,
   checkpointKey,
@@ -441,6 +442,23 @@ export class DynamoStateStore implements StateStore, PoolStore, PolicyStore {
           IndexName: CONTAINER_INDEXES.idle,
           KeyConditionExpression: 'idleKey = :idle AND idleSince <= :before',
           ExpressionAttributeValues: { ':idle': IDLE_KEY, ':before': idleSinceAtOrBefore },
+        },
+      },
+      limit,
+    );
+    return items.map(fromContainerItem);
+  }
+
+  async listDueContainers(atOrBefore: string, limit: number): Promise<ContainerRecord[]> {
+    assertLimit(limit);
+    const { items } = await this.#readPages(
+      {
+        kind: 'query',
+        input: {
+          TableName: this.#containerTable,
+          IndexName: CONTAINER_INDEXES.due,
+          KeyConditionExpression: 'dueKey = :due AND dueAt <= :before',
+          ExpressionAttributeValues: { ':due': DUE_KEY, ':before': atOrBefore },
         },
       },
       limit,

@@ -28,6 +28,7 @@ export const CONTAINER_INDEXES = {
   byClientProject: 'clientProject-index',
   byStatus: 'status-index',
   idle: 'idle-index',
+  due: 'due-index',
 } as const;
 
 export const SESSION_INDEXES = {
@@ -74,6 +75,8 @@ export function tableDefinitions(names: TableNames): {
         'status',
         'idleKey',
         'idleSince',
+        'dueKey',
+        'dueAt',
       ]),
       GlobalSecondaryIndexes: [
         index(CONTAINER_INDEXES.byClient, 'clientId', 'containerId'),
@@ -81,6 +84,7 @@ export function tableDefinitions(names: TableNames): {
         index(CONTAINER_INDEXES.byClientProject, 'clientProject', 'userId'),
         index(CONTAINER_INDEXES.byStatus, 'status', 'containerId'),
         index(CONTAINER_INDEXES.idle, 'idleKey', 'idleSince'),
+        index(CONTAINER_INDEXES.due, 'dueKey', 'dueAt'),
       ],
     },
     sessionTable: {

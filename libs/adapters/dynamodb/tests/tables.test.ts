@@ -41,6 +41,7 @@ async function assertReady(names: TableNames): Promise<void> {
     'clientProject-index': ['HASH:clientProject', 'RANGE:userId'],
     'status-index': ['HASH:status', 'RANGE:containerId'],
     'idle-index': ['HASH:idleKey', 'RANGE:idleSince'],
+    'due-index': ['HASH:dueKey', 'RANGE:dueAt'],
   });
   expect(indexKeys(sessions)).toEqual({
     'container-index': ['HASH:containerId', 'RANGE:sessionId'],
