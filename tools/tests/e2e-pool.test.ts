@@ -94,7 +94,9 @@ describe('the warm pool on the local stack', () => {
       fromPool: true,
     });
     expect(freeTasks.has(answer.body.container.taskArn)).toBe(true);
-    const claimed = (await members()).find((m) => m.taskArn === answer.body.container.taskArn);
+    // Read by its own key: the reaper may already have refilled its slot with the next member.
+    const taken = free.find((m) => m.taskArn === answer.body.container.taskArn);
+    const claimed = taken && (await clients.store.getPoolMember(taken.slot, taken.generation));
     expect(claimed).toMatchObject({ claimedBy: 'acme.site.ann', claimedGeneration: 1 });
     expect(['claimed', 'handed']).toContain(claimed?.state);
     // A message reaches the agent, which works in the project's checkout.

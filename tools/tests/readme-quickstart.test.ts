@@ -134,7 +134,7 @@ describe("the README's quick start", () => {
       runs.find((run) => run.line.includes(fragment))?.stdout ?? '';
     expect(output('--wait 30')).toMatch(/started \(source: created\)/);
     expect(output('finds it again')).toMatch(/found \(source: (cache|store)\)/);
-    expect(output('berth -- prewarm')).toMatch(/^prewarming acme\.website\.bob\b/);
+    expect(output('berth -- prewarm')).toMatch(/^prewarming acme\.website\.bob\b/m);
     expect(output('sessions assign')).toMatch(/session\.assigned: /);
     expect(output('send-message')).toContain('hello, berth');
     expect(output('containers ls')).toMatch(/acme\.website\.alice\s+running/);
