@@ -3,13 +3,18 @@ import { NAMES } from './names.ts';
 import { BerthServiceStack } from './service-stack.ts';
 import type { BerthServiceStackProps } from './service-stack.ts';
 
-/** Takes lifecycle commands from `berth-lifecycle-commands`; scales on that queue's backlog. */
+/**
+ * Takes lifecycle commands from `berth-lifecycle-commands` (scales on that queue's backlog) and
+ * the agents' reports from `berth-agent-reports`, each accepted only from the task of the
+ * record it names (BERTH_AGENT_REPORT_SENDER_CHECK=task).
+ */
 export class BerthSessionStack extends BerthServiceStack {
   constructor(scope: Construct, id: string, props: BerthServiceStackProps) {
     super(scope, id, props, {
       service: 'session',
       sizing: props.config.session,
       scaling: { queueName: NAMES.lifecycleQueue, settings: props.config.session.scaling },
+      environment: { BERTH_AGENT_REPORT_SENDER_CHECK: 'task' },
     });
   }
 }

@@ -51,6 +51,8 @@ export class BerthDataStack extends Stack {
   readonly sessionTable: dynamodb.Table;
   readonly lifecycleQueue: sqs.Queue;
   readonly lifecycleDlq: sqs.Queue;
+  readonly agentReportsQueue: sqs.Queue;
+  readonly agentReportsDlq: sqs.Queue;
   readonly taskEventsQueue: sqs.Queue;
   readonly taskEventsDlq: sqs.Queue;
   readonly lifecycleTopic: sns.Topic;
@@ -79,6 +81,12 @@ export class BerthDataStack extends Stack {
       'Lifecycle',
       NAMES.lifecycleQueue,
       NAMES.lifecycleDlq,
+    );
+    // Workspace agents report here (they may only send); the session service reads it.
+    [this.agentReportsQueue, this.agentReportsDlq] = this.queueWithDlq(
+      'AgentReports',
+      NAMES.agentReportsQueue,
+      NAMES.agentReportsDlq,
     );
     [this.taskEventsQueue, this.taskEventsDlq] = this.queueWithDlq(
       'TaskEvents',
@@ -148,6 +156,8 @@ export class BerthDataStack extends Stack {
       [PARAMS.sessionTableName, this.sessionTable.tableName],
       [PARAMS.lifecycleQueueArn, this.lifecycleQueue.queueArn],
       [PARAMS.lifecycleQueueUrl, this.lifecycleQueue.queueUrl],
+      [PARAMS.agentReportsQueueArn, this.agentReportsQueue.queueArn],
+      [PARAMS.agentReportsQueueUrl, this.agentReportsQueue.queueUrl],
       [PARAMS.taskEventsQueueArn, this.taskEventsQueue.queueArn],
       [PARAMS.taskEventsQueueUrl, this.taskEventsQueue.queueUrl],
       [PARAMS.lifecycleTopicArn, this.lifecycleTopic.topicArn],

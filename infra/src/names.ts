@@ -11,6 +11,9 @@ export const NAMES = {
   sessionTable: 'berth-sessions',
   lifecycleQueue: 'berth-lifecycle-commands',
   lifecycleDlq: 'berth-lifecycle-commands-dlq',
+  /** What workspace agents report (thread.ready, checkpoint.record): the only queue they may send to. */
+  agentReportsQueue: 'berth-agent-reports',
+  agentReportsDlq: 'berth-agent-reports-dlq',
   taskEventsQueue: 'berth-task-events',
   taskEventsDlq: 'berth-task-events-dlq',
   lifecycleTopic: 'berth-lifecycle-events',
@@ -36,6 +39,8 @@ export const NAMES = {
 export const SHARED_QUEUES = [
   NAMES.lifecycleQueue,
   NAMES.lifecycleDlq,
+  NAMES.agentReportsQueue,
+  NAMES.agentReportsDlq,
   NAMES.taskEventsQueue,
   NAMES.taskEventsDlq,
 ] as const;
@@ -59,6 +64,8 @@ export const PARAMS = {
   sessionTableName: '/berth/data/sessions-table-name',
   lifecycleQueueArn: '/berth/data/lifecycle-commands-queue-arn',
   lifecycleQueueUrl: '/berth/data/lifecycle-commands-queue-url',
+  agentReportsQueueArn: '/berth/data/agent-reports-queue-arn',
+  agentReportsQueueUrl: '/berth/data/agent-reports-queue-url',
   taskEventsQueueArn: '/berth/data/task-events-queue-arn',
   taskEventsQueueUrl: '/berth/data/task-events-queue-url',
   lifecycleTopicArn: '/berth/data/lifecycle-topic-arn',

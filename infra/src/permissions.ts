@@ -202,6 +202,8 @@ const statement = {
       resources: [
         NAMES.lifecycleQueue,
         NAMES.lifecycleDlq,
+        NAMES.agentReportsQueue,
+        NAMES.agentReportsDlq,
         NAMES.taskEventsQueue,
         NAMES.taskEventsDlq,
       ].map((name) => arns.queue(name)),
@@ -304,6 +306,8 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.encryptEvents(),
     statement.findSharedQueues(),
     statement.consume('ConsumeLifecycleCommands', NAMES.lifecycleQueue),
+    // What workspace agents report; each report is checked against the store and its sender.
+    statement.consume('ConsumeAgentReports', NAMES.agentReportsQueue),
     statement.startWorkspaces(),
     statement.neverExecIntoWorkspaces(),
     statement.neverResizeWorkspaces(),

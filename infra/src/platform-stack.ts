@@ -190,12 +190,28 @@ export class BerthPlatformStack extends Stack {
         actions: [...WORKSPACE_QUEUE_ACTIONS],
         resources: [arns.containerQueues()],
       }),
-      // The prefix also matches the shared queues; an agent must never read or feed them.
+      // The prefix also matches the shared queues; an agent must never read or feed them, with
+      // one exception: it sends its reports (thread.ready, checkpoint.record) to
+      // berth-agent-reports, where the session service checks each against the store and the
+      // sending task (docs/security.md). It may not read that queue.
       new iam.PolicyStatement({
         sid: 'NeverTheSharedQueues',
         effect: iam.Effect.DENY,
         actions: [...WORKSPACE_QUEUE_ACTIONS],
-        resources: SHARED_QUEUES.map((name) => arns.queue(name)),
+        resources: SHARED_QUEUES.filter((name) => name !== NAMES.agentReportsQueue).map((name) =>
+          arns.queue(name),
+        ),
+      }),
+      new iam.PolicyStatement({
+        sid: 'NeverReadAgentReports',
+        effect: iam.Effect.DENY,
+        actions: WORKSPACE_QUEUE_ACTIONS.filter((action) => action !== 'sqs:SendMessage'),
+        resources: [arns.queue(NAMES.agentReportsQueue)],
+      }),
+      new iam.PolicyStatement({
+        sid: 'SendAgentReports',
+        actions: ['sqs:SendMessage'],
+        resources: [arns.queue(NAMES.agentReportsQueue)],
       }),
       new iam.PolicyStatement({
         sid: 'MountWorkspacesThroughAccessPoint',

@@ -22,7 +22,7 @@ function logicalIdOf(type: string, name: string, nameProperty: string): string {
 describe('BerthDataStack', () => {
   test('holds exactly the stateful resources', () => {
     template.resourceCountIs('AWS::DynamoDB::Table', 2);
-    template.resourceCountIs('AWS::SQS::Queue', 4);
+    template.resourceCountIs('AWS::SQS::Queue', 6);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     template.resourceCountIs('AWS::KMS::Key', 1);
     template.resourceCountIs('AWS::SecretsManager::Secret', 2);
@@ -98,6 +98,7 @@ describe('BerthDataStack', () => {
 
   test.each([
     ['berth-lifecycle-commands', 'berth-lifecycle-commands-dlq'],
+    ['berth-agent-reports', 'berth-agent-reports-dlq'],
     ['berth-task-events', 'berth-task-events-dlq'],
   ])(
     'queue %s: dead letters to %s after 5 receives, encrypted, TLS only, retained',
@@ -144,6 +145,8 @@ describe('BerthDataStack', () => {
       ([, props]) => props['QueueName'],
     );
     expect(queueNames.sort()).toEqual([
+      'berth-agent-reports',
+      'berth-agent-reports-dlq',
       'berth-lifecycle-commands',
       'berth-lifecycle-commands-dlq',
       'berth-task-events',

@@ -60,6 +60,7 @@ describe('BerthOperationsStack alarms', () => {
         'berth-ReaperErrors',
         'berth-WatcherErrors',
         'berth-DeadLetters-berth-lifecycle-commands-dlq',
+        'berth-DeadLetters-berth-agent-reports-dlq',
         'berth-DeadLetters-berth-task-events-dlq',
         'berth-Throttling-berth-containers',
         'berth-Throttling-berth-sessions',
@@ -129,7 +130,7 @@ describe('BerthOperationsStack alarms', () => {
     });
   });
 
-  test.each(['berth-lifecycle-commands-dlq', 'berth-task-events-dlq'])(
+  test.each(['berth-lifecycle-commands-dlq', 'berth-agent-reports-dlq', 'berth-task-events-dlq'])(
     'any message in %s',
     (queueName) => {
       expect(alarm(`berth-DeadLetters-${queueName}`)).toMatchObject({

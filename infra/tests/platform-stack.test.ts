@@ -13,12 +13,6 @@ beforeAll(() => {
 afterAll(() => app.cleanup());
 
 const ACCOUNT = '<AWS::AccountId>';
-const SHARED_QUEUES = [
-  'berth-lifecycle-commands',
-  'berth-lifecycle-commands-dlq',
-  'berth-task-events',
-  'berth-task-events-dlq',
-];
 const queueArn = (name: string): string => `arn:aws:sqs:us-east-1:${ACCOUNT}:${name}`;
 
 function onlyResource(type: string): [string, Record<string, unknown>] {
@@ -248,7 +242,26 @@ describe('BerthPlatformStack: workspaces', () => {
         Sid: 'NeverTheSharedQueues',
         Effect: 'Deny',
         Action: queueActions,
-        Resource: SHARED_QUEUES.map(queueArn),
+        Resource: [
+          'berth-lifecycle-commands',
+          'berth-lifecycle-commands-dlq',
+          'berth-agent-reports-dlq',
+          'berth-task-events',
+          'berth-task-events-dlq',
+        ].map(queueArn),
+      },
+      // Its reports: send only, never read (open item 9 of docs/security.md).
+      {
+        Sid: 'NeverReadAgentReports',
+        Effect: 'Deny',
+        Action: queueActions.filter((action) => action !== 'sqs:SendMessage'),
+        Resource: [queueArn('berth-agent-reports')],
+      },
+      {
+        Sid: 'SendAgentReports',
+        Effect: 'Allow',
+        Action: ['sqs:SendMessage'],
+        Resource: [queueArn('berth-agent-reports')],
       },
       {
         Sid: 'MountWorkspacesThroughAccessPoint',

@@ -30,6 +30,8 @@ const ON_CLUSTER = { ArnEquals: { 'ecs:cluster': CLUSTER } };
 const SHARED_QUEUES = [
   'berth-lifecycle-commands',
   'berth-lifecycle-commands-dlq',
+  'berth-agent-reports',
+  'berth-agent-reports-dlq',
   'berth-task-events',
   'berth-task-events-dlq',
 ];
@@ -79,6 +81,8 @@ function common(template: Template, extraStoreActions: string[] = []): RenderedS
       [
         'berth-lifecycle-commands',
         'berth-lifecycle-commands-dlq',
+        'berth-agent-reports',
+        'berth-agent-reports-dlq',
         'berth-task-events',
         'berth-task-events-dlq',
       ].map(queue),
@@ -193,11 +197,12 @@ describe('task roles: the exact statements of each service', () => {
     ]);
   });
 
-  test('session: consumes commands, starts containers, never stops a task', () => {
+  test('session: consumes commands and agent reports, starts containers, never stops a task', () => {
     const template = app.template(app.stacks.session);
     expect(taskRoleStatements(template)).toEqual([
       ...common(template),
       allow('ConsumeLifecycleCommands', CONSUMER, [queue('berth-lifecycle-commands')]),
+      allow('ConsumeAgentReports', CONSUMER, [queue('berth-agent-reports')]),
       ...start,
       describeTasks,
       listTasks,

@@ -51,7 +51,9 @@ describe('the data the rehearsal creates from the templates', () => {
       deadLetterTargetArn: 'arn:aws:sqs:us-east-1:000000000000:berth-lifecycle-commands-dlq',
       maxReceiveCount: 5,
     });
-    expect(plan.queues).toHaveLength(4);
+    const reports = plan.queues.find((q) => q.name === 'berth-agent-reports');
+    expect(reports).toMatchObject({ deadLetterQueue: 'berth-agent-reports-dlq' });
+    expect(plan.queues).toHaveLength(6);
     expect(plan.topics).toEqual([
       { constructPath: `${STACK}/LifecycleTopic`, name: 'berth-lifecycle-events' },
     ]);

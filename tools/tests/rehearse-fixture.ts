@@ -77,6 +77,7 @@ export function dataResources(): Record<string, unknown> {
   }
   for (const [id, name, dlq] of [
     ['LifecycleQueue', QUEUE_NAMES.lifecycleCommands, 'LifecycleDlq'],
+    ['AgentReportsQueue', QUEUE_NAMES.agentReports, 'AgentReportsDlq'],
     ['TaskEventsQueue', QUEUE_NAMES.taskEvents, 'TaskEventsDlq'],
   ] as const) {
     resources[dlq] = {

@@ -1,6 +1,7 @@
 import type { UseCases } from '@berth/core';
 import {
   BerthError,
+  isAgentReportType,
   makeEvent,
   parseCommand,
   stopReason,
@@ -69,10 +70,9 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
         await useCases.sessions.touch(command);
         return;
       case 'thread.ready':
-        await useCases.readiness.threadReady(command);
-        return;
       case 'checkpoint.record':
-        await useCases.checkpoints.record(command);
+        // Agent reports travel on berth-agent-reports only (createAgentReportHandler); refused
+        // before apply.
         return;
       case 'container.stop':
         await useCases.containers.stop(
@@ -101,6 +101,22 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
       return 'done';
     }
     const { command } = parsed;
+    if (isAgentReportType(command.type)) {
+      // Whoever can send here is no workspace agent: reports are checked against the store and
+      // their sender on their own queue, never taken from the commands queue.
+      const reason = `${command.type} is an agent report: workspace agents send it to berth-agent-reports, not to the lifecycle commands queue`;
+      log.warn(
+        { messageId: message.messageId, commandId: command.commandId, type: command.type },
+        reason,
+      );
+      await reject(message.messageId, {
+        reason,
+        commandId: command.commandId,
+        type: command.type,
+        field: 'type',
+      });
+      return 'done';
+    }
     try {
       await apply(command);
       return 'done';

@@ -1,6 +1,7 @@
 /**
  * The session service's handler behind the real queue consumer, against fauxqs and DynamoDB
- * Local: commands go onto `berth-lifecycle-commands`, events are read back from the
+ * Local: commands go onto `berth-lifecycle-commands` (agent reports onto
+ * `berth-agent-reports`, through the reports handler), events are read back from the
  * `berth-lifecycle-events` topic through a subscription, state from the real store. Only
  * the compute runtime is a fake (ECS has no local engine; FakeRuntime keeps its semantics).
  */
@@ -104,9 +105,12 @@ let messaging: MessagingResources;
 let queues: SqsContainerQueues;
 let service: SessionServiceUnderTest;
 let consumer: QueueConsumer | undefined;
+let reportsConsumer: QueueConsumer | undefined;
+let reportSender: CommandSender;
 let events: EventSubscription;
 let sender: CommandSender;
 const deliveries = new Deliveries();
+const reportDeliveries = new Deliveries();
 
 let keys = 0;
 /** A container key no other test uses. */
@@ -144,9 +148,22 @@ beforeAll(async () => {
     handle: deliveries.wrap(service.handle),
     onError: () => {},
   });
+  reportSender = new CommandSender({ sqs, queueUrl: messaging.agentReportsUrl });
+  reportsConsumer = startQueueConsumer({
+    sqs,
+    queueUrl: messaging.agentReportsUrl,
+    batchSize: 10,
+    concurrency: 8,
+    visibilityTimeoutSeconds: 10,
+    heartbeatIntervalSeconds: 4,
+    waitTimeSeconds: 1,
+    handle: reportDeliveries.wrap(service.reports),
+    onError: () => {},
+  });
 }, 120_000);
 
 afterAll(async () => {
+  await reportsConsumer?.stop();
   await consumer?.stop();
   await events?.close();
   sqs?.destroy();
@@ -155,6 +172,8 @@ afterAll(async () => {
 });
 
 const send = (body: object | string) => sender.send(body);
+/** What a workspace agent does: a report onto berth-agent-reports. */
+const report = (body: object | string) => reportSender.send(body);
 
 describe('session.assign', () => {
   it('starts the container, adds the session and announces it with containerId, sessionCount, reused and worktreePath', async () => {
@@ -603,8 +622,8 @@ describe('session.ready (issue 15)', () => {
     const worktreePath = String(assigned.payload.worktreePath);
 
     // Act 1: the agent made the first worktree while the container is still starting.
-    const early = await send(readyBody('ready-1', containerId, 'plan', worktreePath));
-    await deliveries.handledOnce(early.messageId);
+    const early = await report(readyBody('ready-1', containerId, 'plan', worktreePath));
+    await reportDeliveries.handledOnce(early.messageId);
 
     // Assess 1: recorded, not ready.
     expect(await store.getSession('ready-1')).toMatchObject({ head: HEAD });
@@ -616,7 +635,7 @@ describe('session.ready (issue 15)', () => {
     const first = await events.waitFor({ type: 'session.ready', sessionId: 'ready-1' }, 30_000);
 
     // Act 3: the second worktree is announced after the container runs.
-    await send(readyBody('ready-2', containerId, 'notes', `${worktreePath}-2`));
+    await report(readyBody('ready-2', containerId, 'notes', `${worktreePath}-2`));
     const second = await events.waitFor({ type: 'session.ready', sessionId: 'ready-2' }, 30_000);
 
     // Assess
@@ -639,11 +658,94 @@ describe('session.ready (issue 15)', () => {
     await send(assignBody('ready-3', key));
     await events.waitFor({ type: 'session.assigned', sessionId: 'ready-3' }, 30_000);
 
-    const sent = await send(readyBody('ready-3', `${containerId}x`, 'ready-3', '/w'));
-    const [delivery] = await deliveries.handledOnce(sent.messageId);
+    const sent = await report(readyBody('ready-3', `${containerId}x`, 'ready-3', '/w'));
+    const [delivery] = await reportDeliveries.handledOnce(sent.messageId);
 
     expect(delivery?.outcome).toBe('done');
     expect((await store.getSession('ready-3'))?.head).toBeUndefined();
+  });
+
+  it("does not act on a forged report: a generation that is not the record's", async () => {
+    // Prepare: a session of a running generation-1 container.
+    const key = freshKey();
+    const containerId = containerIdOf(key);
+    await send(assignBody('forged-1', key, undefined, 'plan'));
+    const assigned = await events.waitFor(
+      { type: 'session.assigned', sessionId: 'forged-1' },
+      30_000,
+    );
+    const container = await store.getContainer(containerId);
+    await taskEvent(service, container?.taskArn ?? '', 'RUNNING');
+    const refusedBefore = service.refusals.length;
+
+    // Act: a thread.ready naming generation 2 of that container.
+    const forged = {
+      ...readyBody('forged-1', containerId, 'plan', String(assigned.payload.worktreePath)),
+    };
+    forged.payload = { ...forged.payload, generation: 2 };
+    forged.commandId = 'forged-generation';
+    const sent = await report(forged);
+    const [delivery] = await reportDeliveries.handledOnce(sent.messageId);
+
+    // Assess: dropped (not retried), counted, logged, nothing written.
+    expect(delivery?.outcome).toBe('done');
+    expect(service.refusals.slice(refusedBefore)).toEqual(['stale_generation']);
+    expect(service.log.lines).toContainEqual(
+      expect.objectContaining({
+        level: 'warn',
+        message: expect.stringMatching(/agent report refused/) as unknown,
+        fields: expect.objectContaining({
+          commandId: 'forged-generation',
+          reason: 'stale_generation',
+        }) as unknown,
+      }),
+    );
+    const stored = await store.getSession('forged-1');
+    expect(stored?.head).toBeUndefined();
+    expect(stored?.readyAt).toBeUndefined();
+  });
+
+  it('refuses a command that is not an agent report on the reports queue, and never carries it out', async () => {
+    const key = freshKey();
+    const body = assignBody('not-a-report-1', key);
+
+    const sent = await report(body);
+    const [delivery] = await reportDeliveries.handledOnce(sent.messageId);
+    const rejected = await events.waitFor(
+      { type: 'command.rejected', commandId: body.commandId },
+      30_000,
+    );
+
+    expect(delivery?.outcome).toBe('done');
+    expect(rejected.payload).toMatchObject({
+      type: 'session.assign',
+      field: 'type',
+      messageId: sent.messageId,
+    });
+    expect(String(rejected.payload.reason)).toMatch(/not an agent report/);
+    expect(await store.getSession('not-a-report-1')).toBeUndefined();
+    expect(await store.getContainer(containerIdOf(key))).toBeUndefined();
+  });
+
+  it('refuses an agent report sent to the lifecycle commands queue', async () => {
+    const key = freshKey();
+    const containerId = containerIdOf(key);
+    await send(assignBody('wrong-queue-1', key, undefined, 'plan'));
+    await events.waitFor({ type: 'session.assigned', sessionId: 'wrong-queue-1' }, 30_000);
+    const body = {
+      ...readyBody('wrong-queue-1', containerId, 'plan', '/w'),
+      commandId: 'wrong-queue',
+    };
+
+    const sent = await send(body);
+    const rejected = await events.waitFor(
+      { type: 'command.rejected', commandId: 'wrong-queue' },
+      30_000,
+    );
+
+    expect(rejected.payload).toMatchObject({ type: 'thread.ready', messageId: sent.messageId });
+    expect(String(rejected.payload.reason)).toMatch(/berth-agent-reports/);
+    expect((await store.getSession('wrong-queue-1'))?.head).toBeUndefined();
   });
 
   it('tells the agent on release that the session left its thread', async () => {
@@ -703,12 +805,12 @@ describe('checkpoint.record (issue 15)', () => {
     await events.waitFor({ type: 'session.assigned', sessionId: 'cp-1' }, 30_000);
 
     // Act: three checkpoints, the first announced twice, and a revert to it.
-    await send(recordBody('cp-1', containerId, 'essay', 1));
+    await report(recordBody('cp-1', containerId, 'essay', 1));
     const first = await events.waitFor({ type: 'session.checkpointed', sessionId: 'cp-1' }, 30_000);
-    const again = await send(recordBody('cp-1', containerId, 'essay', 1));
-    await deliveries.handledOnce(again.messageId);
-    await send(recordBody('cp-1', containerId, 'essay', 2));
-    await send(recordBody('cp-1', containerId, 'essay', 3, { revertOf: commit(1) }));
+    const again = await report(recordBody('cp-1', containerId, 'essay', 1));
+    await reportDeliveries.handledOnce(again.messageId);
+    await report(recordBody('cp-1', containerId, 'essay', 2));
+    await report(recordBody('cp-1', containerId, 'essay', 3, { revertOf: commit(1) }));
     const reverted = await events.waitFor({ type: 'session.reverted', sessionId: 'cp-1' }, 30_000);
 
     // Assess
@@ -743,16 +845,25 @@ describe('checkpoint.record (issue 15)', () => {
     });
   });
 
-  it('ignores a checkpoint that names a session of another container', async () => {
+  it("does not act on a forged checkpoint: a live container naming another container's session", async () => {
+    // Prepare: two users' containers, each with a session.
     const key = freshKey();
+    const other = { ...freshKey(), userId: 'mallory' };
     await send(assignBody('cp-2', key, undefined, 'essay'));
+    await send(assignBody('cp-2-other', other, undefined, 'essay'));
     await events.waitFor({ type: 'session.assigned', sessionId: 'cp-2' }, 30_000);
+    await events.waitFor({ type: 'session.assigned', sessionId: 'cp-2-other' }, 30_000);
+    const refusedBefore = service.refusals.length;
 
-    const sent = await send(recordBody('cp-2', containerIdOf(freshKey()), 'essay', 9));
-    const [delivery] = await deliveries.handledOnce(sent.messageId);
+    // Act: the other container (its own id and generation, both right) names cp-2.
+    const sent = await report(recordBody('cp-2', containerIdOf(other), 'essay', 9));
+    const [delivery] = await reportDeliveries.handledOnce(sent.messageId);
 
+    // Assess
     expect(delivery?.outcome).toBe('done');
+    expect(service.refusals.slice(refusedBefore)).toEqual(['foreign_session']);
     expect((await store.listCheckpoints(containerIdOf(key), 'essay', 10)).items).toEqual([]);
+    expect((await store.listCheckpoints(containerIdOf(other), 'essay', 10)).items).toEqual([]);
   });
 });
 

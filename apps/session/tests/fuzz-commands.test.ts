@@ -8,7 +8,13 @@
  * BERTH_FUZZ_RUNS=<n> to run longer).
  */
 import { UseCases } from '@berth/core';
-import { COMMAND_TYPES, EventSchema, validator, type BerthEvent } from '@berth/domain';
+import {
+  COMMAND_TYPES,
+  EventSchema,
+  isAgentReportType,
+  validator,
+  type BerthEvent,
+} from '@berth/domain';
 import { makeCoreDeps, type FakeCoreDeps, type InMemoryStateStore } from '@berth/testing';
 import fc from 'fast-check';
 import { createCommandHandler } from '../src/handler.ts';
@@ -302,7 +308,7 @@ describe('the command handler under generated messages', () => {
     );
   });
 
-  it('carries out every valid command without a retry, rejecting only a stop of a container that does not exist', async () => {
+  it('carries out every valid command without a retry, rejecting only a stop of a container that does not exist and agent reports (they have their own queue)', async () => {
     await fc.assert(
       fc.asyncProperty(validCommand, async (command) => {
         const { outcome, events } = await deliver(JSON.stringify(command));
@@ -314,6 +320,9 @@ describe('the command handler under generated messages', () => {
         if (stoppingMissing) {
           expect(rejected).toHaveLength(1);
           expect(rejected[0]!.payload.reason).toMatch(/^not_found: /);
+        } else if (isAgentReportType(command.type)) {
+          expect(rejected).toHaveLength(1);
+          expect(rejected[0]!.payload.reason).toMatch(/berth-agent-reports/);
         } else {
           expect(rejected).toEqual([]);
         }

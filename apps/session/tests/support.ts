@@ -12,6 +12,7 @@ import { DynamoStateStore, ensureTables, type TableNames } from '@berth/dynamodb
 import { DEFAULT_FAKE_SETTINGS, FakeRuntime } from '@berth/testing';
 import { randomUUID } from 'node:crypto';
 import { createCommandHandler } from '../src/handler.ts';
+import { createAgentReportHandler, type ReportRefusal } from '../src/reports.ts';
 
 /** Table names of their own for each test file, so files can share one DynamoDB Local. */
 export function uniqueTableNames(prefix: string): TableNames {
@@ -48,6 +49,10 @@ export interface SessionServiceUnderTest {
   useCases: UseCases;
   runtime: FakeRuntime;
   handle: ReturnType<typeof createCommandHandler>;
+  /** The handler of berth-agent-reports (sender check off: fauxqs gives one SenderId to all). */
+  reports: ReturnType<typeof createAgentReportHandler>;
+  /** Every report the reports handler did not act on, in order, with why. */
+  refusals: ReportRefusal[];
   log: ReturnType<typeof memoryLog>;
 }
 
@@ -82,7 +87,17 @@ export function sessionService(options: {
     clock: options.clock,
     log,
   });
-  return { useCases, runtime, handle, log };
+  const refusals: ReportRefusal[] = [];
+  const reports = createAgentReportHandler({
+    useCases,
+    store: options.store,
+    publisher: options.publisher,
+    clock: options.clock,
+    log,
+    senderCheck: 'off',
+    refused: (reason) => void refusals.push(reason),
+  });
+  return { useCases, runtime, handle, reports, refusals, log };
 }
 
 /**

@@ -400,14 +400,14 @@ export class WorkspaceAgent {
   }
 
   /**
-   * Tells berth (the session service, through the lifecycle commands queue) what happened in
-   * the workspace. The commandId is derived from what is announced, so a repeat changes
+   * Tells berth (the session service, through the agent reports queue) what happened in the
+   * workspace. The commandId is derived from what is announced, so a repeat changes
    * nothing. Skipped, with a log line, when the runtime gave no queue or generation.
    */
   async #announce(type: string, key: string, payload: Record<string, unknown>): Promise<void> {
-    const queueUrl = this.#env.lifecycleCommandsUrl;
+    const queueUrl = this.#env.agentReportsUrl;
     if (queueUrl === undefined || this.#env.generation === undefined) {
-      this.#logger.debug({ type }, 'no lifecycle commands queue or generation; not announced');
+      this.#logger.debug({ type }, 'no agent reports queue or generation; not announced');
       return;
     }
     const digest = createHash('sha256')

@@ -27,10 +27,11 @@ export interface AgentEnv {
   shutdownGraceMs: number;
   logLevel: string;
   /**
-   * The lifecycle commands queue, where the agent announces its worktrees (`thread.ready`) and
-   * checkpoints (`checkpoint.record`); undefined: it announces nothing (a bare agent in tests).
+   * The agent reports queue (`berth-agent-reports`), where the agent announces its worktrees
+   * (`thread.ready`) and checkpoints (`checkpoint.record`); the workspace role may only send
+   * there. Undefined: it announces nothing (a bare agent in tests).
    */
-  lifecycleCommandsUrl: string | undefined;
+  agentReportsUrl: string | undefined;
   /** How soon a checkpoint commit is pushed; pushes within one interval coalesce. */
   checkpointPushIntervalMs: number;
 }
@@ -120,10 +121,10 @@ export function parseAgentEnv(env: Env): AgentEnv {
     return ms;
   });
 
-  const lifecycleCommandsUrl =
-    value('BERTH_LIFECYCLE_COMMANDS_URL') === undefined
+  const agentReportsUrl =
+    value('BERTH_AGENT_REPORTS_URL') === undefined
       ? undefined
-      : queueUrl('BERTH_LIFECYCLE_COMMANDS_URL');
+      : queueUrl('BERTH_AGENT_REPORTS_URL');
   const checkpointPushIntervalMs = check(() =>
     parseDuration(
       value('BERTH_CHECKPOINT_PUSH_INTERVAL') ?? DEFAULT_CHECKPOINT_PUSH_INTERVAL,
@@ -168,7 +169,7 @@ export function parseAgentEnv(env: Env): AgentEnv {
     workloadCommand: value('BERTH_WORKLOAD_COMMAND'),
     shutdownGraceMs,
     logLevel,
-    lifecycleCommandsUrl,
+    agentReportsUrl,
     checkpointPushIntervalMs,
   };
 }

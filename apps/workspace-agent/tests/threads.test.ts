@@ -153,7 +153,7 @@ describe('threads belong to their user', () => {
       const a = fx.agent({
         workspacePath: workspace,
         generation: 3,
-        extra: { BERTH_LIFECYCLE_COMMANDS_URL: announce },
+        extra: { BERTH_AGENT_REPORTS_URL: announce },
       });
       await a.ready;
 
@@ -270,7 +270,7 @@ describe('checkpoints', () => {
         workspacePath: workspace,
         workloadCommand: 'read -r line; echo "$line" > "$line.txt"; echo wrote',
         extra: {
-          BERTH_LIFECYCLE_COMMANDS_URL: announce,
+          BERTH_AGENT_REPORTS_URL: announce,
           BERTH_CHECKPOINT_PUSH_INTERVAL: '1s',
         },
       });
@@ -329,7 +329,7 @@ describe('checkpoints', () => {
       const a = fx.agent({
         workspacePath: workspace,
         workloadCommand: 'read -r line; echo "$line" > "$line.txt"; ls *.txt | tr "\\n" " "',
-        extra: { BERTH_LIFECYCLE_COMMANDS_URL: announce, BERTH_CHECKPOINT_PUSH_INTERVAL: '1s' },
+        extra: { BERTH_AGENT_REPORTS_URL: announce, BERTH_CHECKPOINT_PUSH_INTERVAL: '1s' },
       });
       await a.ready;
       await sendInput(fx.sqs, fx.queues.input, { sessionId: 's', threadId: 'r', text: 'one' });

@@ -26,7 +26,7 @@ describe('parseAgentEnv', () => {
       ...VALID_ENV,
       BERTH_SHUTDOWN_GRACE: '90s',
       BERTH_WORKLOAD_COMMAND: 'claude -p',
-      BERTH_LIFECYCLE_COMMANDS_URL: 'http://sqs.us-east-1.localhost:4566/000000000000/cmds',
+      BERTH_AGENT_REPORTS_URL: 'http://sqs.us-east-1.localhost:4566/000000000000/cmds',
       BERTH_CHECKPOINT_PUSH_INTERVAL: '2s',
     });
 
@@ -41,7 +41,7 @@ describe('parseAgentEnv', () => {
       workloadCommand: 'claude -p',
       shutdownGraceMs: 90_000,
       logLevel: 'info',
-      lifecycleCommandsUrl: 'http://sqs.us-east-1.localhost:4566/000000000000/cmds',
+      agentReportsUrl: 'http://sqs.us-east-1.localhost:4566/000000000000/cmds',
       checkpointPushIntervalMs: 2000,
     });
   });
@@ -53,7 +53,7 @@ describe('parseAgentEnv', () => {
     expect(env.generation).toBeUndefined();
     expect(env.shutdownGraceMs).toBe(60_000);
     expect(env.workloadCommand).toBeUndefined();
-    expect(env.lifecycleCommandsUrl).toBeUndefined();
+    expect(env.agentReportsUrl).toBeUndefined();
     expect(env.checkpointPushIntervalMs).toBe(5000);
   });
 

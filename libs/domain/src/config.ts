@@ -1,3 +1,4 @@
+import { AGENT_REPORT_SENDER_CHECKS, type AgentReportSenderCheck } from './agent-reports.ts';
 import { parseDuration } from './duration.ts';
 import { InvalidArgumentError, isBerthError } from './errors.ts';
 
@@ -45,6 +46,12 @@ export interface BerthConfig {
   httpHost: string;
   /** Session commands handled at once. */
   sessionConcurrency: number;
+  /**
+   * Session service: `task` accepts an agent report only from the task of the record it names
+   * (SQS SenderId's role session name is the ECS task id); `off` (the local default) does not
+   * look at the sender. Every report is checked against the store either way.
+   */
+  agentReportSenderCheck: AgentReportSenderCheck;
   /** Also write each metric as a CloudWatch embedded-metric log line. */
   emf: boolean;
   /** The lifecycle topic's ARN; required where the topic is not created (the ECS runtime). */
@@ -236,6 +243,11 @@ export function loadConfig(env: Env): BerthConfig {
     httpPort: integer('BERTH_HTTP_PORT', 8080, 0, 65535),
     httpHost: value('BERTH_HTTP_HOST') ?? '127.0.0.1',
     sessionConcurrency: integer('BERTH_SESSION_CONCURRENCY', 8, 1, 1000),
+    agentReportSenderCheck: oneOf(
+      'BERTH_AGENT_REPORT_SENDER_CHECK',
+      AGENT_REPORT_SENDER_CHECKS,
+      'off',
+    ),
     emf: value('BERTH_EMF') === 'true',
     lifecycleTopicArn: value('BERTH_LIFECYCLE_TOPIC_ARN'),
     taskEventsQueueUrl: value('BERTH_TASK_EVENTS_QUEUE_URL'),

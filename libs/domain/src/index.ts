@@ -108,6 +108,22 @@ export type {
   CheckpointRecordCommandT,
 } from './commands.ts';
 export {
+  AGENT_REPORT_SENDER_CHECKS,
+  AGENT_REPORT_TYPES,
+  checkAgentReport,
+  isAgentReportType,
+  parseAgentReport,
+  senderSessionName,
+  taskIdOf,
+} from './agent-reports.ts';
+export type {
+  AgentReport,
+  AgentReportSenderCheck,
+  AgentReportType,
+  ParsedAgentReport,
+  ReportCheck,
+} from './agent-reports.ts';
+export {
   EVENT_TYPES,
   EventSchema,
   containerCause,

@@ -205,8 +205,9 @@ export async function wire(
       agentEnvironment: {
         BERTH_SHUTDOWN_GRACE: formatDuration(config.shutdownGraceMs),
         BERTH_CHECKPOINT_PUSH_INTERVAL: formatDuration(config.checkpointPushIntervalMs),
-        // Where the agent announces its worktrees and checkpoints (thread.ready, checkpoint.record).
-        BERTH_LIFECYCLE_COMMANDS_URL: messaging.lifecycleCommandsUrl,
+        // Where the agent reports its worktrees and checkpoints (thread.ready, checkpoint.record):
+        // a queue of its own, never the lifecycle commands queue (docs/security.md).
+        BERTH_AGENT_REPORTS_URL: messaging.agentReportsUrl,
         ...(config.workloadCommand ? { BERTH_WORKLOAD_COMMAND: config.workloadCommand } : {}),
       },
       repoUrlFor: (key) =>

@@ -23,7 +23,10 @@ function generic(text: string): string {
 function summarizeResources(resources: readonly string[]): string[] {
   const patterns = resources.map((resource) =>
     generic(resource)
-      .replace(/:berth-(?!lifecycle|task-events|reaper-sweeps)[^:/]+$/, ':berth-<container queue>')
+      .replace(
+        /:berth-(?!lifecycle|agent-reports|task-events|reaper-sweeps)[^:/]+$/,
+        ':berth-<container queue>',
+      )
       // A discovery replica's own subscription queue is named after its host and process.
       .replace(/:discovery-invalidations-[^:/]+$/, ':discovery-invalidations-<replica>')
       .replace(/(task\/[^/]+\/)[^/]+$/, '$1<task>'),

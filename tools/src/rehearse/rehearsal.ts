@@ -258,6 +258,12 @@ export async function startRehearsal(options: RehearsalOptions): Promise<Running
       BERTH_AWS_CALL_LOG: join(serviceDir, `${name}.jsonl`),
       BERTH_REHEARSAL_ACCOUNT: STAND_IN_ACCOUNT,
       BERTH_REHEARSAL_REGION: plan.environment['AWS_REGION'] ?? 'us-east-1',
+      // fauxqs gives every message the same SenderId (no role, no task): the session service's
+      // check that a report comes from the task it names cannot hold here, so it is off, and
+      // proven by unit tests against crafted SenderIds instead (docs/security.md).
+      ...(plan.environment['BERTH_AGENT_REPORT_SENDER_CHECK'] === 'task'
+        ? { BERTH_AGENT_REPORT_SENDER_CHECK: 'off' }
+        : {}),
     });
 
     // The local runtime plays ECS with the workspace task definition.

@@ -287,11 +287,12 @@ export class SoakChecks {
     };
   }
 
-  /** Everything in both dead-letter queues, with the reason the consumer logged. */
+  /** Everything in the dead-letter queues, with the reason the consumer logged. */
   async #deadLetters(): Promise<DeadLetter[]> {
     const letters: DeadLetter[] = [];
     for (const [queue, url, log] of [
       ['berth-lifecycle-commands-dlq', this.state.messaging.lifecycleCommandsDlqUrl, 'session.log'],
+      ['berth-agent-reports-dlq', this.state.messaging.agentReportsDlqUrl, 'session.log'],
       ['berth-task-events-dlq', this.state.messaging.taskEventsDlqUrl, 'task-watcher.log'],
     ] as const) {
       const seen = new Set<string>();

@@ -14,6 +14,11 @@ export interface QueueMessage {
   messageId: string;
   /** 1 on the first delivery; the message moves to the dead-letter queue after the 5th. */
   receiveCount: number;
+  /**
+   * SQS's `SenderId` system attribute: who sent it (for an assumed role, as an ECS task's,
+   * `<role unique id>:<role session name>`). Undefined when the queue gave none.
+   */
+  senderId?: string;
 }
 
 export type { HandleOutcome };
@@ -171,10 +176,12 @@ class Slots {
 
 function toQueueMessage(message: Message): QueueMessage {
   const receiveCount = Number(message.Attributes?.ApproximateReceiveCount ?? '1');
+  const senderId = message.Attributes?.SenderId;
   return {
     body: message.Body ?? '',
     messageId: message.MessageId ?? '',
     receiveCount: Number.isInteger(receiveCount) && receiveCount > 0 ? receiveCount : 1,
+    ...(senderId ? { senderId } : {}),
   };
 }
 
@@ -273,7 +280,7 @@ export function startQueueConsumer(options: QueueConsumerOptions): QueueConsumer
           : {}),
         waitTimeSeconds: settings.waitTimeSeconds,
         pollingCompleteWaitTimeMs: settings.stopTimeoutMs,
-        messageSystemAttributeNames: ['ApproximateReceiveCount'],
+        messageSystemAttributeNames: ['ApproximateReceiveCount', 'SenderId'],
         strictReturn: true,
         handleMessage,
       });

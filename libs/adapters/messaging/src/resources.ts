@@ -1,6 +1,7 @@
 /**
- * The shared messaging resources of the contract: the lifecycle command queue, the task
- * event queue (each with a dead-letter queue) and the lifecycle event topic.
+ * The shared messaging resources of the contract: the lifecycle command queue, the agent
+ * reports queue, the task event queue (each with a dead-letter queue) and the lifecycle event
+ * topic.
  */
 import { CreateTopicCommand, GetTopicAttributesCommand, type SNSClient } from '@aws-sdk/client-sns';
 import {
@@ -16,6 +17,8 @@ import { hasCode, isMissingQueue, isMissingTopic, toMessagingError } from './err
 export const QUEUE_NAMES = {
   lifecycleCommands: 'berth-lifecycle-commands',
   lifecycleCommandsDlq: 'berth-lifecycle-commands-dlq',
+  agentReports: 'berth-agent-reports',
+  agentReportsDlq: 'berth-agent-reports-dlq',
   taskEvents: 'berth-task-events',
   taskEventsDlq: 'berth-task-events-dlq',
 } as const;
@@ -31,6 +34,9 @@ const DLQ_RETENTION_SECONDS = 14 * 24 * 60 * 60;
 export interface MessagingResources {
   lifecycleCommandsUrl: string;
   lifecycleCommandsDlqUrl: string;
+  /** Where workspace agents report their worktrees and checkpoints (never commands). */
+  agentReportsUrl: string;
+  agentReportsDlqUrl: string;
   taskEventsUrl: string;
   taskEventsDlqUrl: string;
   topicArn: string;
@@ -48,6 +54,7 @@ export interface MessagingClients {
 export async function ensureMessaging({ sqs, sns }: MessagingClients): Promise<MessagingResources> {
   const [
     [lifecycleCommandsUrl, lifecycleCommandsDlqUrl],
+    [agentReportsUrl, agentReportsDlqUrl],
     [taskEventsUrl, taskEventsDlqUrl],
     topicArn,
   ] = await Promise.all([
@@ -56,12 +63,15 @@ export async function ensureMessaging({ sqs, sns }: MessagingClients): Promise<M
       QUEUE_NAMES.lifecycleCommands,
       QUEUE_NAMES.lifecycleCommandsDlq,
     ),
+    ensureQueueWithDeadLetters(sqs, QUEUE_NAMES.agentReports, QUEUE_NAMES.agentReportsDlq),
     ensureQueueWithDeadLetters(sqs, QUEUE_NAMES.taskEvents, QUEUE_NAMES.taskEventsDlq),
     createTopic(sns),
   ]);
   return {
     lifecycleCommandsUrl,
     lifecycleCommandsDlqUrl,
+    agentReportsUrl,
+    agentReportsDlqUrl,
     taskEventsUrl,
     taskEventsDlqUrl,
     topicArn,
@@ -111,20 +121,30 @@ export async function resolveMessaging({
       missing.push(`topic ${topicArn}`);
     }
   };
-  const [lifecycleCommandsUrl, lifecycleCommandsDlqUrl, taskEventsUrl, taskEventsDlqUrl] =
-    await Promise.all([
-      urlOf(QUEUE_NAMES.lifecycleCommands),
-      urlOf(QUEUE_NAMES.lifecycleCommandsDlq),
-      urlOf(QUEUE_NAMES.taskEvents),
-      urlOf(QUEUE_NAMES.taskEventsDlq),
-      topicExists(),
-    ]);
+  const [
+    lifecycleCommandsUrl,
+    lifecycleCommandsDlqUrl,
+    agentReportsUrl,
+    agentReportsDlqUrl,
+    taskEventsUrl,
+    taskEventsDlqUrl,
+  ] = await Promise.all([
+    urlOf(QUEUE_NAMES.lifecycleCommands),
+    urlOf(QUEUE_NAMES.lifecycleCommandsDlq),
+    urlOf(QUEUE_NAMES.agentReports),
+    urlOf(QUEUE_NAMES.agentReportsDlq),
+    urlOf(QUEUE_NAMES.taskEvents),
+    urlOf(QUEUE_NAMES.taskEventsDlq),
+    topicExists(),
+  ]);
   if (missing.length > 0) {
     throw new UnavailableError(`messaging is not set up: missing ${missing.sort().join(', ')}`);
   }
   return {
     lifecycleCommandsUrl,
     lifecycleCommandsDlqUrl,
+    agentReportsUrl,
+    agentReportsDlqUrl,
     taskEventsUrl,
     taskEventsDlqUrl,
     topicArn,

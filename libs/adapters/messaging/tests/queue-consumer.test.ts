@@ -85,6 +85,24 @@ describe('startQueueConsumer', () => {
     },
   );
 
+  it('hands the handler the SenderId SQS gives the message (fauxqs: one fixed account id)', async () => {
+    const received = deferred();
+    let seen: QueueMessage | undefined;
+    start({
+      batchSize: 1,
+      handle: (message) => {
+        seen = message;
+        received.resolve();
+        return Promise.resolve('done');
+      },
+    });
+
+    await new CommandSender({ sqs, queueUrl }).send({ type: 'thread.ready' });
+    await received.promise;
+
+    expect(seen?.senderId).toBe('000000000000');
+  });
+
   it("leaves a message answered 'retry' (or failing) on the queue, and it comes back", async () => {
     const deliveries: QueueMessage[] = [];
     const errors: { error: Error; message: QueueMessage | undefined }[] = [];

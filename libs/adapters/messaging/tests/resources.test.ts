@@ -49,6 +49,8 @@ describe('ensureMessaging / resolveMessaging', () => {
     expect(first.lifecycleCommandsDlqUrl).toMatch(
       new RegExp(`/${QUEUE_NAMES.lifecycleCommandsDlq}$`),
     );
+    expect(first.agentReportsUrl).toMatch(new RegExp(`/${QUEUE_NAMES.agentReports}$`));
+    expect(first.agentReportsDlqUrl).toMatch(new RegExp(`/${QUEUE_NAMES.agentReportsDlq}$`));
     expect(first.taskEventsUrl).toMatch(new RegExp(`/${QUEUE_NAMES.taskEvents}$`));
     expect(first.taskEventsDlqUrl).toMatch(new RegExp(`/${QUEUE_NAMES.taskEventsDlq}$`));
     expect(first.topicArn).toMatch(
@@ -58,6 +60,7 @@ describe('ensureMessaging / resolveMessaging', () => {
 
     for (const [queueUrl, dlqUrl] of [
       [first.lifecycleCommandsUrl, first.lifecycleCommandsDlqUrl],
+      [first.agentReportsUrl, first.agentReportsDlqUrl],
       [first.taskEventsUrl, first.taskEventsDlqUrl],
     ] as const) {
       const queue = await attributes(queueUrl);
@@ -93,7 +96,8 @@ describe('ensureMessaging / resolveMessaging', () => {
       const failure = resolveMessaging({ sqs: emptySqs, sns: emptySns, topicArn });
       await expect(failure).rejects.toBeInstanceOf(UnavailableError);
       await expect(failure).rejects.toThrow(
-        'messaging is not set up: missing queue berth-lifecycle-commands, queue berth-lifecycle-commands-dlq, ' +
+        'messaging is not set up: missing queue berth-agent-reports, queue berth-agent-reports-dlq, ' +
+          'queue berth-lifecycle-commands, queue berth-lifecycle-commands-dlq, ' +
           `queue berth-task-events, queue berth-task-events-dlq, topic ${topicArn}`,
       );
       await expect(resolveMessaging({ sqs: emptySqs, sns: emptySns, topicArn })).rejects.toThrow(
