@@ -180,3 +180,76 @@ describe('policy routes', () => {
     expect(byOtherUser.statusCode).toBe(403);
   });
 });
+
+describe('quotas', () => {
+  it('creates exactly 5 of 20 simultaneous discovers for new projects under maxProjectsPerClient 5; the rest are 429 naming the quota', async () => {
+    // Arrange
+    const client = `q-${randomUUID().slice(0, 8)}`;
+    expect(
+      (await call('PUT', `/v1/policies/${client}`, admin, { maxProjectsPerClient: 5 })).statusCode,
+    ).toBe(200);
+
+    // Act
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, index) =>
+        call('POST', '/v1/containers/discover', admin, {
+          clientId: client,
+          projectId: `p${index}`,
+          userId: 'ann',
+        }),
+      ),
+    );
+
+    // Assess
+    const created = answers.filter((answer) => answer.statusCode === 201);
+    const refused = answers.filter((answer) => answer.statusCode === 429);
+    expect(created).toHaveLength(5);
+    expect(refused).toHaveLength(15);
+    for (const answer of refused) {
+      expect(answer.json()).toMatchObject({
+        error: { code: 'capacity_exceeded', field: 'maxProjectsPerClient' },
+      });
+    }
+    const again = await call('POST', '/v1/containers/discover', admin, {
+      clientId: client,
+      projectId: created[0]?.json<{ container: { projectId: string } }>().container.projectId,
+      userId: 'bob',
+    });
+    expect(again.statusCode).toBe(201);
+  });
+
+  it("refuses a user's (N+1)th live container, and counts it again once one is final", async () => {
+    // Arrange
+    const client = `q-${randomUUID().slice(0, 8)}`;
+    await call('PUT', `/v1/policies/${client}`, admin, { maxLiveContainersPerUser: 2 });
+    const discover = (projectId: string) =>
+      call('POST', '/v1/containers/discover', admin, {
+        clientId: client,
+        projectId,
+        userId: 'ann',
+      });
+    const first = await discover('a');
+    await discover('b');
+
+    // Act
+    const third = await discover('c');
+    const { generation } = first.json<{ container: { generation: number } }>().container;
+    await deps.runtime.stopTask(
+      first.json<{ container: { taskArn: string } }>().container.taskArn,
+      'test',
+    );
+    const failed = await new UseCases({
+      ...deps,
+      policies: new DynamoStateStore({ client: dynamodb, ...names }),
+    }).containers.fail(`${client}.a.ann`, generation, { kind: 'crashed', detail: 'test' });
+    const fourth = await discover('c');
+
+    // Assess
+    expect(third.statusCode).toBe(429);
+    expect(third.json()).toMatchObject({
+      error: { code: 'capacity_exceeded', field: 'maxLiveContainersPerUser' },
+    });
+    expect(failed?.status).toBe('failed');
+    expect(fourth.statusCode).toBe(201);
+  });
+});

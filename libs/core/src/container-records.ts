@@ -9,6 +9,7 @@ import {
   type BerthEvent,
   type ContainerRecord,
   type ContainerWrite,
+  type QuotaCharge,
 } from '@berth/domain';
 import { silentLogger, type CoreDeps } from './deps.ts';
 
@@ -84,10 +85,18 @@ export class ContainerRecords {
       const next = decide(current);
       if (!next) return { before: current, after: current, changed: false };
       if (next.status !== current.status) assertTransition(current.status, next.status);
-      const written = { ...next, version: current.version + 1 };
+      // A counted generation that reaches a final status is uncounted in the same write.
+      const release =
+        current.quotaCounted === true && isLive(current.status) && !isLive(next.status);
+      const written = release
+        ? { ...next, quotaCounted: false, version: current.version + 1 }
+        : { ...next, version: current.version + 1 };
       try {
         await this.deps.store.write({
           containers: [{ record: written, expect: { kind: 'version', version: current.version } }],
+          ...(release
+            ? { quota: { release: { clientId: current.clientId, userId: current.userId } } }
+            : {}),
         });
         return { before: current, after: written, changed: true };
       } catch (error) {
@@ -124,10 +133,15 @@ export class ContainerRecords {
   async createGeneration(
     record: ContainerRecord,
     previous: ContainerRecord | undefined,
+    /** Counted in the client's quota counters in the same transaction (a full one refuses it). */
+    charge?: QuotaCharge,
   ): Promise<boolean> {
-    const write = this.newGeneration(record, previous);
+    const write = this.newGeneration(charge ? { ...record, quotaCounted: true } : record, previous);
     try {
-      await this.deps.store.write({ containers: [write] });
+      await this.deps.store.write({
+        containers: [write],
+        ...(charge ? { quota: { charge } } : {}),
+      });
       return true;
     } catch (error) {
       if (error instanceof StaleWriteError) return false;

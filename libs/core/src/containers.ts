@@ -19,7 +19,7 @@ import {
   type TaskSpec,
 } from '@berth/domain';
 import type { ContainerRecords } from './container-records.ts';
-import { policyForNewGeneration } from './policies.ts';
+import { policyForNewGeneration, quotaChargeFor } from './policies.ts';
 import type { PoolService } from './pool.ts';
 import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
 import type { SessionEndings } from './session-endings.ts';
@@ -342,7 +342,8 @@ export class ContainerService {
       workspacePath: this.deps.runtime.workspacePathFor(key),
       ...(await policyForNewGeneration(this.deps, key)),
     };
-    if (!(await this.records.createGeneration(record, previous))) return undefined;
+    const charge = await quotaChargeFor(this.deps, key);
+    if (!(await this.records.createGeneration(record, previous, charge))) return undefined;
     this.log.info({ containerId, generation }, 'container record created; provisioning');
     return this.provision(record, commandId);
   }

@@ -13,6 +13,7 @@ import {
   type EffectivePolicy,
   type PolicyDefaults,
   type PolicyStore,
+  type QuotaCharge,
   type StoredPolicy,
 } from '@berth/domain';
 import type { ContainerRecords } from './container-records.ts';
@@ -28,6 +29,33 @@ function defaultsOf(deps: CoreDeps): PolicyDefaults {
     maxSessions: settings.maxSessions,
     idleTimeoutMinMs: settings.policyIdleTimeoutMinMs ?? MINUTE,
     idleTimeoutMaxMs: settings.policyIdleTimeoutMaxMs ?? 8 * 60 * MINUTE,
+  };
+}
+
+/**
+ * What a new generation adds to its client's quota counters, or undefined when its client has
+ * no quota (nothing is counted then). A project is new when its marker is not stored yet.
+ */
+export async function quotaChargeFor(
+  deps: CoreDeps,
+  key: ContainerKey,
+): Promise<QuotaCharge | undefined> {
+  if (!deps.policies || !deps.store.isKnownProject) return undefined;
+  const { client } = await deps.policies.getPolicies(key.clientId, key.projectId);
+  const perUser = client?.maxLiveContainersPerUser ?? null;
+  const perClient = client?.maxLiveContainersPerClient ?? null;
+  const projects = client?.maxProjectsPerClient ?? null;
+  if (perUser === null && perClient === null && projects === null) return undefined;
+  const newProject =
+    projects !== null && !(await deps.store.isKnownProject(key.clientId, key.projectId));
+  return {
+    clientId: key.clientId,
+    userId: key.userId,
+    projectId: key.projectId,
+    maxLiveContainersPerUser: perUser,
+    maxLiveContainersPerClient: perClient,
+    newProjectLimit: projects,
+    newProject,
   };
 }
 

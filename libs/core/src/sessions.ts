@@ -1,4 +1,5 @@
 import {
+  CapacityExceededError,
   ConflictError,
   StaleWriteError,
   UnavailableError,
@@ -34,7 +35,7 @@ export type AssignOutcome =
       reused: boolean;
       duplicate: boolean;
     }
-  | { kind: 'rejected'; reason: 'capacity' | 'released' | 'conflict'; message: string };
+  | { kind: 'rejected'; reason: 'capacity' | 'released' | 'conflict' | 'quota'; message: string };
 
 /**
  * Session commands with exactly-once effects. Each effect is one DynamoDB transaction over
@@ -103,10 +104,22 @@ export class SessionService {
         continue;
       }
 
-      found ??= await this.containers.findOrStart(key, {
-        commandId,
-        prefetched: { record: prefetched },
-      });
+      try {
+        found ??= await this.containers.findOrStart(key, {
+          commandId,
+          prefetched: { record: prefetched },
+        });
+      } catch (error) {
+        // A quota of the client's policy is full: refused, naming the quota, like a full container.
+        if (!(error instanceof CapacityExceededError)) throw error;
+        const message = `${error.message} (${error.field ?? 'quota'})`;
+        const rejected = await this.decide(
+          command,
+          this.rejectedEvent(payload.sessionId, commandId, 'quota', message, containerIdOf(key)),
+        );
+        if (rejected) return { kind: 'rejected', reason: 'quota', message };
+        continue;
+      }
       const { container, source } = found;
       // The container's own policy (docs/design.md, "Lifecycle policies"), else the deployment's.
       const maxSessions = container.policy?.maxSessions ?? this.deps.settings.maxSessions;
@@ -246,7 +259,10 @@ export class SessionService {
       const { reason, message } = event?.payload ?? {};
       return {
         kind: 'rejected',
-        reason: reason === 'capacity' || reason === 'conflict' ? reason : 'released',
+        reason:
+          reason === 'capacity' || reason === 'conflict' || reason === 'quota'
+            ? reason
+            : 'released',
         message: typeof message === 'string' ? message : '',
       };
     }

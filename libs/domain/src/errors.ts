@@ -60,6 +60,14 @@ export class NotFoundError extends BerthError {
   }
 }
 
+/** A quota of a client's policy is full (429 `capacity_exceeded`; `field` names the quota). */
+export class CapacityExceededError extends BerthError {
+  constructor(message: string, options: BerthErrorOptions = {}) {
+    super('capacity_exceeded', message, options);
+    this.name = 'CapacityExceededError';
+  }
+}
+
 export class ConflictError extends BerthError {
   constructor(message: string, options: BerthErrorOptions = {}) {
     super('conflict', message, options);

@@ -1,5 +1,6 @@
 export {
   BerthError,
+  CapacityExceededError,
   ConflictError,
   ERROR_STATUS,
   ForbiddenError,
@@ -148,6 +149,7 @@ export type {
   HandleOutcome,
   Logger,
   Page,
+  QuotaCharge,
   Runtime,
   SessionExpectation,
   SessionGuardField,

@@ -60,6 +60,8 @@ export interface ContainerRecord extends ContainerKey {
   policy?: ContainerPolicy;
   /** When `container.expiring` was stored (its maxLifetime is near); absent before. */
   expiryNoticeAt?: string;
+  /** This generation was counted in its client's quota counters, and is uncounted once final. */
+  quotaCounted?: boolean;
 }
 
 export const SESSION_STATUSES = ['active', 'released', 'expired'] as const;

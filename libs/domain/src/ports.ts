@@ -71,6 +71,24 @@ export interface StoreChange {
   sessions?: SessionWrite[];
   /** Decided outcomes of commands: each written only if none is stored for its commandId. */
   outcomes?: CommandOutcomeRecord[];
+  /**
+   * Quota counters changed in the same transaction (docs/design.md, "Lifecycle policies and
+   * quotas"): `charge` counts a new generation (refused with CapacityExceededError naming the
+   * quota when one is full), `release` uncounts a generation that reached a final status.
+   */
+  quota?: { charge?: QuotaCharge; release?: { clientId: string; userId: string } };
+}
+
+/** What a new generation adds to its client's quota counters, and the limits they must stay within. */
+export interface QuotaCharge {
+  clientId: string;
+  userId: string;
+  projectId: string;
+  maxLiveContainersPerUser: number | null;
+  maxLiveContainersPerClient: number | null;
+  /** Set when the project was never seen: its marker is written and counted under this limit. */
+  newProjectLimit: number | null;
+  newProject: boolean;
 }
 
 export interface ContainerFilter {
@@ -143,6 +161,8 @@ export interface StateStore {
     limit: number,
     cursor?: string,
   ): Promise<Page<CheckpointRecord>>;
+  /** Whether a container of this project was ever counted (its quota marker exists). */
+  isKnownProject?(clientId: string, projectId: string): Promise<boolean>;
   /** Answers when the store is reachable (readiness). */
   ping(): Promise<void>;
 }

@@ -44,6 +44,7 @@ const CONTAINER_FIELDS = [
   'fromPool',
   'policy',
   'expiryNoticeAt',
+  'quotaCounted',
 ] as const satisfies readonly (keyof ContainerRecord)[];
 
 const SESSION_FIELDS = [
@@ -129,6 +130,8 @@ export function toContainerItem(record: ContainerRecord, _now: Date): Item {
   // Absent means false (as on records older than the pool): nothing stored for a cold start.
   delete item.fromPool;
   if (record.fromPool) item.fromPool = true;
+  delete item.quotaCounted;
+  if (record.quotaCounted) item.quotaCounted = true;
   if (record.pendingEvents.length > 0) item.pendingEvents = JSON.stringify(record.pendingEvents);
   // The policy as one JSON string: it holds nulls and needs no index.
   delete item.policy;
@@ -220,6 +223,7 @@ export function fromContainerItem(item: Item): ContainerRecord {
     fromPool: item.fromPool === true,
     ...(typeof item.policy === 'string' ? { policy: policyOf(item) } : {}),
     ...(typeof item.expiryNoticeAt === 'string' ? { expiryNoticeAt: item.expiryNoticeAt } : {}),
+    ...(item.quotaCounted === true ? { quotaCounted: true } : {}),
   };
 }
 

@@ -17,6 +17,7 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import {
+  CapacityExceededError,
   InvalidArgumentError,
   StaleWriteError,
   systemClock,
@@ -48,6 +49,16 @@ import {
 } from '@berth/domain';
 import { isDeepStrictEqual } from 'node:util';
 import { toDomainError } from './errors.ts';
+
+/** Quota counter items (no indexed attribute; `~` is not in the id alphabet). */
+function quotaKeys(clientId: string, userId: string, projectId: string) {
+  return {
+    client: `~quota#${clientId}`,
+    user: `~quota#${clientId}#user#${userId}`,
+    projects: `~quota#${clientId}#projects`,
+    project: `~project#${clientId}#${projectId}`,
+  };
+}
 import { fromPolicyItem, toPolicyItem } from './policy-items.ts';
 import {
   fromMemberItem,
@@ -249,7 +260,99 @@ export class DynamoStateStore implements StateStore, PoolStore, PolicyStore {
         ConditionExpression: 'attribute_not_exists(sessionId)',
       })),
     ];
+    if (change.quota) {
+      await this.#writeWithQuota(puts, change.quota);
+      return;
+    }
     await this.#put(puts);
+  }
+
+  async isKnownProject(clientId: string, projectId: string): Promise<boolean> {
+    return (
+      (await this.#get(this.#containerTable, {
+        containerId: quotaKeys(clientId, '', projectId).project,
+      })) !== undefined
+    );
+  }
+
+  /**
+   * The writes and the quota counters in ONE transaction: a full counter cancels it all, and
+   * is reported as the quota it broke (docs/design.md, "Lifecycle policies and quotas").
+   */
+  async #writeWithQuota(
+    puts: ConditionalPut[],
+    quota: NonNullable<StoreChange['quota']>,
+  ): Promise<void> {
+    const table = this.#containerTable;
+    const items: NonNullable<
+      ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']
+    > = puts.map((put) => ({ Put: put }));
+    const quotaAt = new Map<number, string>();
+    const counter = (
+      key: string,
+      attribute: string,
+      delta: number,
+      max: number | null,
+      name: string,
+    ) => {
+      if (max !== null) quotaAt.set(items.length, `${name} (${max})`);
+      items.push({
+        Update: {
+          TableName: table,
+          Key: { containerId: key },
+          UpdateExpression: 'ADD #n :delta',
+          ExpressionAttributeNames: { '#n': attribute },
+          ExpressionAttributeValues: {
+            ':delta': delta,
+            ...(max !== null ? { ':max': max } : {}),
+          },
+          ...(max !== null ? { ConditionExpression: 'attribute_not_exists(#n) OR #n < :max' } : {}),
+        },
+      });
+    };
+    const { charge, release } = quota;
+    if (charge) {
+      const keys = quotaKeys(charge.clientId, charge.userId, charge.projectId);
+      counter(
+        keys.client,
+        'live',
+        1,
+        charge.maxLiveContainersPerClient,
+        'maxLiveContainersPerClient',
+      );
+      counter(keys.user, 'live', 1, charge.maxLiveContainersPerUser, 'maxLiveContainersPerUser');
+      if (charge.newProject) {
+        items.push({
+          Put: {
+            TableName: table,
+            Item: { containerId: keys.project, quotaProjectId: charge.projectId },
+            ConditionExpression: 'attribute_not_exists(containerId)',
+          },
+        });
+        counter(keys.projects, 'projects', 1, charge.newProjectLimit, 'maxProjectsPerClient');
+      }
+    }
+    if (release) {
+      const keys = quotaKeys(release.clientId, release.userId, '');
+      counter(keys.client, 'live', -1, null, '');
+      counter(keys.user, 'live', -1, null, '');
+    }
+    try {
+      await this.#documents.send(new TransactWriteCommand({ TransactItems: items }));
+    } catch (error) {
+      const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
+      const broken = (reasons ?? [])
+        .map((reason, index) =>
+          reason.Code === 'ConditionalCheckFailed' ? quotaAt.get(index) : undefined,
+        )
+        .find((name) => name !== undefined);
+      if (broken && charge) {
+        throw new CapacityExceededError(`client ${charge.clientId} is at its quota ${broken}`, {
+          field: broken.split(' ')[0],
+        });
+      }
+      throw toDomainError(error, { operation: 'TransactWriteItems', table });
+    }
   }
 
   async #put(puts: ConditionalPut[]): Promise<void> {
