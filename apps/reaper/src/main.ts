@@ -7,7 +7,7 @@ import { Scheduler } from './scheduler.ts';
 const config = loadConfigOrExit('reaper');
 const log = createLogger('reaper', config.logLevel);
 const metrics = createMetrics('reaper', { emf: config.emf });
-const wiring = await wire(config, { service: 'reaper', log, metrics });
+const wiring = await wire(config, { service: 'reaper', log, metrics, mayStartTasks: false });
 const reaper = wiring.useCases.reaper;
 /** The warm pool (docs/design.md, "The warm pool"); undefined when BERTH_POOL_SIZE is 0. */
 const pool = wiring.useCases.pool;

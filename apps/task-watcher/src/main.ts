@@ -5,7 +5,7 @@ import { createTaskEventHandler } from './handler.ts';
 const config = loadConfigOrExit('task-watcher');
 const log = createLogger('task-watcher', config.logLevel);
 const metrics = createMetrics('task-watcher', { emf: config.emf });
-const wiring = await wire(config, { service: 'task-watcher', log, metrics });
+const wiring = await wire(config, { service: 'task-watcher', log, metrics, mayStartTasks: false });
 
 const handle = createTaskEventHandler(wiring.useCases, log, () => metrics.emf('WatcherErrors', 1));
 const consumer = startQueueConsumer({

@@ -277,8 +277,12 @@ export class ContainerService {
     reason: StopReason,
   ): Promise<ContainerRecord | undefined> {
     const { containerId, generation } = container;
-    const queues = await this.deps.queues.create(containerId, generation);
-    const task = await this.deps.runtime.startTask(this.taskSpecFor(container, queues));
+    const found = await this.abandonedTask(container);
+    if (!found) {
+      this.log.warn({ containerId, generation }, 'start abandoned before RunTask; failing it');
+      return this.fail(containerId, generation, parseStopReason(container.stopReason) ?? reason);
+    }
+    const { task, queues } = found;
     if (task.lastStatus === 'STOPPED') {
       this.log.warn(
         { containerId, generation, taskArn: task.taskArn },
@@ -290,7 +294,7 @@ export class ContainerService {
         parseStopReason(container.stopReason) ?? reason,
         task.taskArn,
       );
-      await this.deps.queues.delete(queues).catch(() => undefined);
+      if (queues) await this.deps.queues.delete(queues).catch(() => undefined);
       return failed;
     }
     this.log.warn(
@@ -314,8 +318,31 @@ export class ContainerService {
     );
     // Not recorded (a record never gets its queues but from its starter, so no RUNNING makes
     // this one running); nobody reaches them, and the stopping task needs none to save.
-    await this.deps.queues.delete(queues).catch(() => undefined);
+    if (queues) await this.deps.queues.delete(queues).catch(() => undefined);
     return adopted?.after;
+  }
+
+  /**
+   * The task an abandoned start may have left: asked for with the generation's start token
+   * (the same spec and queues: the runtime answers with that task, or starts it now), or,
+   * where this service may not start tasks, looked for in the runtime's list of live tasks
+   * (which on ECS no longer shows a task already stopping).
+   */
+  private async abandonedTask(
+    container: ContainerRecord,
+  ): Promise<{ task: TaskInfo; queues: ContainerQueueUrls | undefined } | undefined> {
+    const { containerId, generation } = container;
+    if (this.deps.settings.mayStartTasks === false) {
+      const task = (await this.deps.runtime.listTasks()).find(
+        (candidate) =>
+          candidate.containerId === containerId &&
+          candidate.generation === generation &&
+          candidate.lastStatus !== 'STOPPED',
+      );
+      return task && { task, queues: undefined };
+    }
+    const queues = await this.deps.queues.create(containerId, generation);
+    return { task: await this.deps.runtime.startTask(this.taskSpecFor(container, queues)), queues };
   }
 
   private async create(

@@ -27,6 +27,12 @@ export interface CoreSettings {
   agentEnvironment: Record<string, string>;
   /** The project's repository for the agent, when the runtime does not supply one itself. */
   repoUrlFor?: (key: ContainerKey) => string | undefined;
+  /**
+   * False where the service's role may not start tasks nor create queues (the reaper, the
+   * task watcher): an abandoned start is closed from the runtime's task list instead of
+   * through its start token. True when absent.
+   */
+  mayStartTasks?: boolean;
 }
 
 /**

@@ -124,10 +124,8 @@ describe('case 1 (and 9): a starter died after RunTask, before recording its tas
 });
 
 describe('case 9: a starter died after RunTask, and its task is already stopping', () => {
-  it('adopts that task through the start token although ECS no longer lists it, and starts no generation 2 until it has ended', async () => {
-    // Prepare: the starter's RunTask went through, its clean-up StopTask too, and every
-    // record write after them failed; then it died. ECS lists only tasks desired RUNNING.
-    const w = world({ settings: { startTimeoutMs: 5 * 60_000 } });
+  /** The starter's RunTask and its clean-up StopTask went through; every record write failed. */
+  async function stoppingUnrecordedTask(w: World) {
     const record = await abandonedStart(w);
     const task = w.deps.runtime.adopt({
       ...KEY,
@@ -137,18 +135,25 @@ describe('case 9: a starter died after RunTask, and its task is already stopping
       environment: {},
     });
     await w.deps.runtime.stopTask(task.taskArn, 'start_failed:store unavailable');
+    // ECS lists only tasks desired RUNNING.
     const listTasks = w.deps.runtime.listTasks.bind(w.deps.runtime);
     jest
       .spyOn(w.deps.runtime, 'listTasks')
       .mockImplementation(async () =>
         (await listTasks()).filter((t) => t.desiredStatus === 'RUNNING'),
       );
-    w.deps.clock.advance('5m');
+    return task;
+  }
 
-    // Act
-    await w.useCases.reaper.sweep();
-    const meanwhile = await stored(w.deps);
+  it('adopts that task through the start token although ECS no longer lists it, and starts no generation 2 until it has ended', async () => {
+    // Prepare
+    const w = world();
+    const task = await stoppingUnrecordedTask(w);
+    w.deps.clock.advance('2m');
+
+    // Act: a discover after the provisioning window closes the abandoned start
     const discover = await settle(w.useCases.containers.findOrStart(KEY));
+    const meanwhile = await stored(w.deps);
     const liveWhileSaving = w.deps.runtime.liveTasks().length;
     await w.useCases.taskEvents.handle(
       w.deps.runtime.change(task.taskArn, { lastStatus: 'STOPPED', exitCode: 0 }),
@@ -156,8 +161,8 @@ describe('case 9: a starter died after RunTask, and its task is already stopping
     const next = await w.useCases.containers.findOrStart(KEY);
 
     // Assess
-    expect(meanwhile).toMatchObject({ status: 'starting', generation: 1, taskArn: task.taskArn });
     expect(discover.error).toMatchObject({ code: 'conflict' });
+    expect(meanwhile).toMatchObject({ status: 'starting', generation: 1, taskArn: task.taskArn });
     expect(liveWhileSaving).toBe(1);
     expect(next).toMatchObject({ source: 'created', container: { generation: 2 } });
     expect(w.deps.publisher.ofType('container.failed')[0]?.payload.container).toMatchObject({
@@ -166,6 +171,22 @@ describe('case 9: a starter died after RunTask, and its task is already stopping
     });
     // The queues its token's spec named are gone with it.
     expect(w.deps.queues.deleted).toContainEqual(w.deps.queues.created[0]);
+  });
+
+  it('makes no RunTask where the service may not start tasks (the reaper): it looks in the task list', async () => {
+    // Prepare
+    const w = world({ settings: { startTimeoutMs: 5 * 60_000, mayStartTasks: false } });
+    await stoppingUnrecordedTask(w);
+    const startsBefore = w.deps.runtime.startCalls.length;
+    w.deps.clock.advance('5m');
+
+    // Act
+    await w.useCases.reaper.sweep();
+
+    // Assess
+    expect(w.deps.runtime.startCalls).toHaveLength(startsBefore);
+    expect(w.deps.queues.created).toEqual([]);
+    expect(await stored(w.deps)).toMatchObject({ status: 'failed', generation: 1 });
   });
 });
 

@@ -166,6 +166,12 @@ export async function wire(
      * are recorded in the store and carried out by the reaper's next tick.
      */
     mayStopTasks?: boolean;
+    /**
+     * False for services whose role may not start tasks or create queues (the reaper, the
+     * task watcher): an abandoned start is closed from the runtime's task list there, instead
+     * of through the generation's start token (which may start its task).
+     */
+    mayStartTasks?: boolean;
   },
 ): Promise<Wiring> {
   const recordingFromEnv = awsCallRecordingFromEnv();
@@ -194,6 +200,7 @@ export async function wire(
     ...(options.metrics ? { metrics: options.metrics.core } : {}),
     ...(config.poolSize > 0 ? { pool: poolDeps(config, store, queues, runtime) } : {}),
     settings: {
+      ...(options.mayStartTasks === false ? { mayStartTasks: false } : {}),
       maxSessions: config.maxSessions,
       idleTimeoutMs: config.idleTimeoutMs,
       sessionTtlMs: config.sessionTtlMs,

@@ -812,6 +812,8 @@ export interface FakeCoreSettings {
   startTimeoutMs: number;
   agentEnvironment: Record<string, string>;
   repoUrlFor?: (key: ContainerKey) => string | undefined;
+  /** False: the service may not start tasks (the reaper, the task watcher). */
+  mayStartTasks?: boolean;
 }
 
 /**
