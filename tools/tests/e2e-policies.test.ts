@@ -176,4 +176,44 @@ describe('lifecycle policies on the local stack', () => {
     expect(readByService.status).toBe(200);
     expect(readByService.body).toMatchObject({ policy: { idleTimeout: '3s' } });
   });
+
+  it('refuses the 6th..20th of 20 simultaneous discovers for new projects under a quota of 5, and an assign beyond a quota with reason quota', async () => {
+    // Arrange
+    expect((await setPolicy('quotaco', { maxProjectsPerClient: 5 })).status).toBe(200);
+    expect((await setPolicy('userquota', { maxLiveContainersPerUser: 1 })).status).toBe(200);
+    await discoverRunning('userquota');
+
+    // Act
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, index) =>
+        http<{ container?: ContainerJson; error?: { code: string; field?: string } }>(
+          stack,
+          'POST',
+          '/v1/containers/discover',
+          { body: { clientId: 'quotaco', projectId: `p${index}`, userId: 'ann' } },
+        ),
+      ),
+    );
+    const sessionId = 'quota-session-1';
+    await clients.commands.sendCommand('session.assign', {
+      clientId: 'userquota',
+      projectId: 'other',
+      userId: 'ann',
+      sessionId,
+    });
+    const rejected = await clients.events.waitFor({ type: 'session.rejected', sessionId }, 60_000);
+
+    // Assess
+    expect(answers.filter((answer) => answer.status === 201)).toHaveLength(5);
+    const refused = answers.filter((answer) => answer.status === 429);
+    expect(refused).toHaveLength(15);
+    for (const answer of refused) {
+      expect(answer.body.error).toMatchObject({
+        code: 'capacity_exceeded',
+        field: 'maxProjectsPerClient',
+      });
+    }
+    expect(rejected.payload.reason).toBe('quota');
+    expect(rejected.payload.message).toContain('maxLiveContainersPerUser');
+  }, 180_000);
 });
