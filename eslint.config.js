@@ -71,6 +71,41 @@ function boundaries(inTests) {
   };
 }
 
+const FOCUSED_TESTS = [
+  { object: 'it', property: 'only', message: 'No focused tests.' },
+  { object: 'it', property: 'skip', message: 'No skipped tests.' },
+  { object: 'describe', property: 'only', message: 'No focused tests.' },
+  { object: 'describe', property: 'skip', message: 'No skipped tests.' },
+  { object: 'test', property: 'only', message: 'No focused tests.' },
+  { object: 'test', property: 'skip', message: 'No skipped tests.' },
+];
+
+const PROCESS_ENV = {
+  object: 'process',
+  property: 'env',
+  message:
+    'Read variables through libs/domain/src/config.ts (loadConfig, loadAgentConfig, loadClientConfig...); only the entry points that hand it the environment touch process.env.',
+};
+
+/**
+ * Where `process.env` may appear: the entry points that hand the environment to the domain's
+ * config module (a service's, the local runtime's, the CDK app's, the CLI's context, the
+ * agent's env.ts), and the tools, test support and tests, which set up environments for the
+ * processes they start. A child's environment built from this one is allowed inline, with a
+ * reason, where it is made.
+ */
+const PROCESS_ENV_ALLOWED = [
+  'libs/platform/src/service.ts',
+  'apps/local-runtime/src/main.ts',
+  'infra/src/main.ts',
+  'apps/cli/src/context.ts',
+  'apps/workspace-agent/src/env.ts',
+  'tools/**/*.ts',
+  'libs/testing/**/*.ts',
+  '**/*.test.ts',
+  '**/tests/**/*.ts',
+];
+
 export default tseslint.config(
   {
     ignores: [
@@ -98,17 +133,13 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/switch-exhaustiveness-check': 'error',
       'no-console': ['error', { allow: ['error'] }],
-      'no-restricted-properties': [
-        'error',
-        { object: 'it', property: 'only', message: 'No focused tests.' },
-        { object: 'it', property: 'skip', message: 'No skipped tests.' },
-        { object: 'describe', property: 'only', message: 'No focused tests.' },
-        { object: 'describe', property: 'skip', message: 'No skipped tests.' },
-        { object: 'test', property: 'only', message: 'No focused tests.' },
-        { object: 'test', property: 'skip', message: 'No skipped tests.' },
-      ],
+      'no-restricted-properties': ['error', ...FOCUSED_TESTS, PROCESS_ENV],
       '@nx/enforce-module-boundaries': ['error', boundaries(false)],
     },
+  },
+  {
+    files: PROCESS_ENV_ALLOWED,
+    rules: { 'no-restricted-properties': ['error', ...FOCUSED_TESTS] },
   },
   {
     files: ['**/*.test.ts', '**/tests/**/*.ts'],

@@ -62,9 +62,8 @@ async function recordSessionScenario(log: string): Promise<void> {
   try {
     // As on ECS: the topic's ARN comes from the task definition's environment.
     const sessionConfig = loadConfig({
-      ...env,
+      ...process.env,
       BERTH_DATA_DIR: work,
-      BERTH_LIFECYCLE_TOPIC_ARN: setup.messaging.topicArn,
     });
     const wiring = await wire(sessionConfig, {
       service: 'session',

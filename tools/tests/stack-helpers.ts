@@ -10,6 +10,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { loadConfig } from '@berth/domain';
 import { DynamoStateStore } from '@berth/dynamodb';
 import { EcsRuntime, createEcsClient } from '@berth/ecs';
 import {
@@ -123,7 +124,7 @@ export async function connect(stack: RunningStack): Promise<StackClients> {
   const messaging = await resolveMessaging({
     sqs,
     sns,
-    topicArn: await localLifecycleTopicArn(sns),
+    topicArn: await localLifecycleTopicArn(sns, loadConfig(process.env).lifecycleTopicArn),
   });
   const events = await EventSubscription.open({ sqs, sns, topicArn: messaging.topicArn });
   return {

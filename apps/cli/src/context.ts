@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, type BerthConfig } from '@berth/domain';
+import { ConfigError, loadClientConfig, loadConfig, type BerthConfig } from '@berth/domain';
 import { createSnsClient, createSqsClient } from '@berth/messaging';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
@@ -32,6 +32,11 @@ export interface CliContext {
   out(): Output;
 }
 
+/**
+ * The CLI's one read of its environment: berth's settings (loadConfig) and the client's own
+ * (loadClientConfig: BERTH_URL, BERTH_TOKEN, which AWS variables are set), both parsed in the
+ * domain's config module.
+ */
 function configFromEnv(): BerthConfig {
   try {
     return loadConfig(process.env);
@@ -55,6 +60,7 @@ export function cliContext(program: Command): CliContext {
         ...(options.token !== undefined ? { token: options.token } : {}),
       },
       configOnce(),
+      loadClientConfig(process.env),
     );
     if (options.verbose)
       for (const line of target.explain) process.stderr.write(`berth: ${line}\n`);

@@ -25,7 +25,7 @@ export async function withMessaging<T>(
       resources = await resolveMessaging({
         sqs: messaging.sqs,
         sns: messaging.sns,
-        topicArn: await localLifecycleTopicArn(messaging.sns),
+        topicArn: await localLifecycleTopicArn(messaging.sns, ctx.config().lifecycleTopicArn),
       });
     } catch (error) {
       throw new CliError(

@@ -9,19 +9,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { SNSClientConfig } from '@aws-sdk/client-sns';
 import type { SQSClientConfig } from '@aws-sdk/client-sqs';
-import type { BerthConfig } from '@berth/domain';
+import type { BerthConfig, ClientConfig } from '@berth/domain';
 import { readLocalStack } from '@berth/platform';
-
-/** The variables through which the AWS SDK is configured from the environment. */
-export const AWS_VARIABLES = [
-  'AWS_REGION',
-  'AWS_DEFAULT_REGION',
-  'AWS_PROFILE',
-  'AWS_ACCESS_KEY_ID',
-  'AWS_ENDPOINT_URL',
-  'AWS_ENDPOINT_URL_SQS',
-  'AWS_ENDPOINT_URL_SNS',
-] as const;
 
 export interface TargetOptions {
   url?: string;
@@ -53,16 +42,16 @@ function readToken(path: string): string | undefined {
 export function resolveTarget(
   options: TargetOptions,
   config: BerthConfig,
-  env: NodeJS.ProcessEnv = process.env,
+  client: ClientConfig,
 ): Target {
-  const awsSet = AWS_VARIABLES.filter((name) => env[name]?.trim());
-  const urlSet = options.url !== undefined ? '--url' : env.BERTH_URL?.trim() ? '$BERTH_URL' : '';
+  const awsSet = client.awsVariablesSet;
+  const urlSet = options.url !== undefined ? '--url' : client.url ? '$BERTH_URL' : '';
   const dataDir = resolve(config.dataDir);
   const explicitToken =
     options.token !== undefined
       ? { token: options.token, from: '--token' }
-      : env.BERTH_TOKEN
-        ? { token: env.BERTH_TOKEN, from: '$BERTH_TOKEN' }
+      : client.token
+        ? { token: client.token, from: '$BERTH_TOKEN' }
         : undefined;
 
   const lookup = awsSet.length === 0 && !urlSet ? readLocalStack(dataDir) : undefined;
@@ -94,8 +83,7 @@ export function resolveTarget(
     lookup === undefined
       ? `not the local stack: ${[urlSet, ...awsSet].filter(Boolean).join(', ')} given`
       : `no local stack: ${lookup.why}`;
-  const discoveryUrl =
-    options.url ?? (env.BERTH_URL?.trim() || `http://127.0.0.1:${config.httpPort}`);
+  const discoveryUrl = options.url ?? (client.url || `http://127.0.0.1:${config.httpPort}`);
   const tokenPath = resolve(dataDir, 'admin-token');
   const token = explicitToken ?? { token: readToken(tokenPath), from: tokenPath };
   const messagingFrom =

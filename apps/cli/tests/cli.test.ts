@@ -298,7 +298,7 @@ describe('events', () => {
     const { lifecycleCommandsUrl } = await resolveMessaging({
       sqs,
       sns,
-      topicArn: await localLifecycleTopicArn(sns),
+      topicArn: await localLifecycleTopicArn(sns, process.env.BERTH_LIFECYCLE_TOPIC_ARN),
     });
     const sender = new CommandSender({ sqs, queueUrl: lifecycleCommandsUrl });
     const child = spawn(

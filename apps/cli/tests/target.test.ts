@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, type LocalStack } from '@berth/domain';
+import { loadClientConfig, loadConfig, type LocalStack } from '@berth/domain';
 import { writeLocalStack } from '@berth/platform';
 import { resolveTarget } from '../src/target.ts';
 
@@ -45,7 +45,7 @@ describe('resolveTarget', () => {
     stackFile();
 
     // Act
-    const target = resolveTarget({}, config(), { BERTH_DATA_DIR: dataDir });
+    const target = resolveTarget({}, config(), loadClientConfig({ BERTH_DATA_DIR: dataDir }));
 
     // Assess
     expect(target.discoveryUrl).toBe('http://127.0.0.1:18080');
@@ -66,7 +66,7 @@ describe('resolveTarget', () => {
     stackFile(2 ** 30);
 
     // Act
-    const target = resolveTarget({}, config(), { BERTH_DATA_DIR: dataDir });
+    const target = resolveTarget({}, config(), loadClientConfig({ BERTH_DATA_DIR: dataDir }));
 
     // Assess
     expect(target.discoveryUrl).toBe('http://127.0.0.1:8080');
@@ -83,7 +83,11 @@ describe('resolveTarget', () => {
     stackFile();
 
     // Act
-    const target = resolveTarget({}, config(), { BERTH_DATA_DIR: dataDir, ...env });
+    const target = resolveTarget(
+      {},
+      config(),
+      loadClientConfig({ BERTH_DATA_DIR: dataDir, ...env }),
+    );
 
     // Assess
     expect(target.sqs).toEqual({});
@@ -95,9 +99,11 @@ describe('resolveTarget', () => {
     stackFile();
 
     // Act
-    const target = resolveTarget({ url: 'http://elsewhere:1', token: 't' }, config(), {
-      BERTH_TOKEN: 'other',
-    });
+    const target = resolveTarget(
+      { url: 'http://elsewhere:1', token: 't' },
+      config(),
+      loadClientConfig({ BERTH_TOKEN: 'other' }),
+    );
 
     // Assess
     expect(target.discoveryUrl).toBe('http://elsewhere:1');
@@ -110,7 +116,7 @@ describe('resolveTarget', () => {
     writeFileSync(join(dataDir, 'stack.json'), '{"version": 1}');
 
     // Act
-    const target = resolveTarget({}, config(), {});
+    const target = resolveTarget({}, config(), loadClientConfig({}));
 
     // Assess
     expect(target.explain[0]).toMatch(/stack\.json is unusable: .*pid/);

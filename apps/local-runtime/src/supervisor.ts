@@ -243,6 +243,7 @@ export class Supervisor {
       eventRetryDelayMs: 250,
       stoppedRetentionMs: 60 * 60 * 1000,
       ...options,
+      // eslint-disable-next-line no-restricted-properties -- an agent inherits the runtime's environment, as a task would its definition's
       baseEnv: options.baseEnv ?? process.env,
       agentTask: options.agentTask,
     };

@@ -1,177 +1,77 @@
-import { isAbsolute, resolve } from 'node:path';
+/**
+ * The agent's side of its environment: the one module of the agent that touches
+ * `process.env`. Every variable is parsed in the domain's config module (loadAgentConfig,
+ * loadAgentStartConfig); this module hands it the process's environment, takes the git
+ * credentials out of it (so no child inherits them) and sets a pool member's identity in it.
+ */
+import { resolve } from 'node:path';
 import {
   ConfigError,
   InvalidArgumentError,
-  parseContainerId,
-  parseDuration,
-  type ContainerKey,
+  loadAgentConfig,
+  loadAgentStartConfig,
+  type AgentConfig,
+  type AgentStartConfig,
   type Env,
 } from '@berth/domain';
+import { takeGitCredentials, type GitCredentials } from './git-credentials.ts';
+import { applyIdentity, type PoolIdentity } from './pool-member.ts';
 
-/** What the runtime hands the agent, parsed and checked once at start. */
-export interface AgentEnv {
-  containerId: string;
-  key: ContainerKey;
-  /** Absolute: a relative WORKSPACE_PATH is resolved against the agent's working directory. */
-  workspacePath: string;
-  repoUrl: string;
-  /**
-   * Which generation of the container this is; only for logs, so a runtime that does not
-   * pass BERTH_GENERATION still gets a working agent (a malformed value is refused).
-   */
-  generation: number | undefined;
-  inputQueueUrl: string;
-  outputQueueUrl: string;
-  /** Undefined: the built-in workload (append to CHAT.md, print the text back). */
-  workloadCommand: string | undefined;
-  shutdownGraceMs: number;
-  logLevel: string;
-  /**
-   * The agent reports queue (`berth-agent-reports`), where the agent announces its worktrees
-   * (`thread.ready`) and checkpoints (`checkpoint.record`); the workspace role may only send
-   * there. Undefined: it announces nothing (a bare agent in tests).
-   */
-  agentReportsUrl: string | undefined;
-  /** How soon a checkpoint commit is pushed; pushes within one interval coalesce. */
-  checkpointPushIntervalMs: number;
-}
-
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-const DEFAULT_SHUTDOWN_GRACE = '60s';
-const DEFAULT_CHECKPOINT_PUSH_INTERVAL = '5s';
+/** The agent's configuration, its workspace path made absolute. */
+export type AgentEnv = AgentConfig;
 
 /**
  * Reads the agent's environment. Throws ConfigError listing every bad variable, so a runtime
- * that misconfigures the agent learns all of it from one failed start.
+ * that misconfigures the agent learns all of it from one failed start. A relative
+ * WORKSPACE_PATH is resolved against the agent's working directory.
  */
 export function parseAgentEnv(env: Env): AgentEnv {
+  const config = loadAgentConfig(env);
+  return { ...config, workspacePath: resolve(config.workspacePath) };
+}
+
+/** What the agent reads before it knows which container it is. */
+export function readStartConfig(): AgentStartConfig {
+  return loadAgentStartConfig(process.env);
+}
+
+/**
+ * The container's configuration and git credentials, or every problem with them. The
+ * credentials are taken out of the environment first, so that no child (a workload, git's
+ * hooks) inherits them.
+ */
+export function readAgentEnv():
+  { env: AgentEnv; gitCredentials: GitCredentials | undefined } | ConfigError {
+  let gitCredentials: GitCredentials | undefined;
   const problems: InvalidArgumentError[] = [];
-  const value = (name: string): string | undefined => {
-    const raw = env[name];
-    return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
-  };
-  const required = (name: string, what: string): string | undefined => {
-    const raw = value(name);
-    if (raw === undefined)
-      problems.push(new InvalidArgumentError(`${name} is required (${what})`, name));
-    return raw;
-  };
-  const check = <T>(read: () => T): T | undefined => {
-    try {
-      return read();
-    } catch (error) {
-      if (error instanceof InvalidArgumentError) {
-        problems.push(error);
-        return undefined;
-      }
-      throw error;
-    }
-  };
-  const queueUrl = (name: string): string | undefined => {
-    const raw = required(name, 'the SQS queue URL');
-    if (raw === undefined) return undefined;
-    return check(() => {
-      const url = URL.parse(raw);
-      if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-        throw new InvalidArgumentError(
-          `${name} must be an http(s) SQS queue URL; got "${raw}"`,
-          name,
-        );
-      }
-      return raw;
-    });
-  };
-
-  const containerIdRaw = required('CONTAINER_ID', 'clientId.projectId.userId');
-  const key =
-    containerIdRaw === undefined
-      ? undefined
-      : check(() => parseContainerId(containerIdRaw, 'CONTAINER_ID'));
-  const workspaceRaw = required('WORKSPACE_PATH', 'where the git checkout lives');
-  const repoUrl = required('BERTH_REPO_URL', "the project's git remote");
-
-  const generationRaw = value('BERTH_GENERATION');
-  const generation =
-    generationRaw === undefined
-      ? undefined
-      : check(() => {
-          const n = Number(generationRaw);
-          if (!/^\d+$/.test(generationRaw) || !Number.isSafeInteger(n) || n < 1) {
-            throw new InvalidArgumentError(
-              `BERTH_GENERATION must be a whole number from 1; got "${generationRaw}"`,
-              'BERTH_GENERATION',
-            );
-          }
-          return n;
-        });
-
-  const inputQueueUrl = queueUrl('BERTH_INPUT_QUEUE_URL');
-  const outputQueueUrl = queueUrl('BERTH_OUTPUT_QUEUE_URL');
-
-  const shutdownGraceMs = check(() => {
-    const ms = parseDuration(
-      value('BERTH_SHUTDOWN_GRACE') ?? DEFAULT_SHUTDOWN_GRACE,
-      'BERTH_SHUTDOWN_GRACE',
-    );
-    if (ms <= 0)
-      throw new InvalidArgumentError(
-        'BERTH_SHUTDOWN_GRACE must be greater than zero',
-        'BERTH_SHUTDOWN_GRACE',
-      );
-    return ms;
-  });
-
-  const agentReportsUrl =
-    value('BERTH_AGENT_REPORTS_URL') === undefined
-      ? undefined
-      : queueUrl('BERTH_AGENT_REPORTS_URL');
-  const checkpointPushIntervalMs = check(() =>
-    parseDuration(
-      value('BERTH_CHECKPOINT_PUSH_INTERVAL') ?? DEFAULT_CHECKPOINT_PUSH_INTERVAL,
-      'BERTH_CHECKPOINT_PUSH_INTERVAL',
-    ),
-  );
-
-  const logLevel = value('BERTH_LOG_LEVEL') ?? 'info';
-  if (!LOG_LEVELS.includes(logLevel)) {
-    problems.push(
-      new InvalidArgumentError(
-        `BERTH_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}; got "${logLevel}"`,
-        'BERTH_LOG_LEVEL',
-      ),
-    );
+  try {
+    gitCredentials = takeGitCredentials(process.env);
+  } catch (error) {
+    if (!(error instanceof InvalidArgumentError)) throw error;
+    problems.push(error);
   }
-
-  if (
-    problems.length > 0 ||
-    containerIdRaw === undefined ||
-    key === undefined ||
-    workspaceRaw === undefined ||
-    repoUrl === undefined ||
-    inputQueueUrl === undefined ||
-    outputQueueUrl === undefined ||
-    shutdownGraceMs === undefined ||
-    checkpointPushIntervalMs === undefined
-  ) {
-    throw new ConfigError(problems);
+  try {
+    const env = parseAgentEnv(process.env);
+    return problems.length > 0 ? new ConfigError(problems) : { env, gitCredentials };
+  } catch (error) {
+    if (error instanceof ConfigError) return new ConfigError([...error.problems, ...problems]);
+    throw error;
   }
+}
 
-  return {
-    containerId: containerIdRaw,
-    key,
-    workspacePath: isAbsolute(workspaceRaw)
-      ? resolve(workspaceRaw)
-      : resolve(process.cwd(), workspaceRaw),
-    repoUrl,
-    generation,
-    inputQueueUrl,
-    outputQueueUrl,
-    workloadCommand: value('BERTH_WORKLOAD_COMMAND'),
-    shutdownGraceMs,
-    logLevel,
-    agentReportsUrl,
-    checkpointPushIntervalMs,
-  };
+/** A claimed pool member becomes its container: the variables a cold start would have had. */
+export function becomeIdentity(identity: PoolIdentity): void {
+  applyIdentity(process.env, identity);
+}
+
+/** No git command may wait for a password on a terminal: a container has no one to type it. */
+export function forbidGitPrompts(): void {
+  process.env.GIT_TERMINAL_PROMPT ??= '0';
+}
+
+/** The environment the AWS call recorder reads (BERTH_AWS_CALL_LOG and the deployed target). */
+export function recorderEnv(): Env {
+  return process.env;
 }
 
 /**

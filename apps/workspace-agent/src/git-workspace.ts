@@ -217,7 +217,10 @@ export class GitWorkspace {
           }
         : {}),
     });
-    return credentials === undefined ? git : git.env(gitProcessEnv(process.env, credentials.env));
+    return credentials === undefined
+      ? git
+      : // eslint-disable-next-line no-restricted-properties -- git inherits the agent's environment, plus its credentials
+        git.env(gitProcessEnv(process.env, credentials.env));
   }
 
   #exclusive<T>(task: () => Promise<T>): Promise<T> {

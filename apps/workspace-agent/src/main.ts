@@ -6,24 +6,23 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import {
   ConfigError,
-  InvalidArgumentError,
   SAVE_FAILED_EXIT_CODE,
   fallbackRefPrefix,
-  parseDuration,
+  type AgentStartConfig,
 } from '@berth/domain';
 // The recorder alone: the agent starts in every container and needs none of the services' wiring.
 import { recordAwsCallsFromEnv } from '@berth/platform/aws-calls';
 import { START_FAILED_EXIT_CODE, WorkspaceAgent, type AgentNotice } from './agent.ts';
-import { parseAgentEnv, type AgentEnv } from './env.ts';
-import { takeGitCredentials, type GitCredentials } from './git-credentials.ts';
+import {
+  becomeIdentity,
+  forbidGitPrompts,
+  readAgentEnv,
+  readStartConfig,
+  recorderEnv,
+} from './env.ts';
 import { GitWorkspace, gitErrorDetail } from './git-workspace.ts';
 import { createLogger } from './logger.ts';
-import {
-  POOL_CONTROL_QUEUE_VARIABLE,
-  applyIdentity,
-  awaitIdentity,
-  isPoolMember,
-} from './pool-member.ts';
+import { awaitIdentity } from './pool-member.ts';
 import { createWorkload } from './workload.ts';
 
 /** EX_CONFIG: the environment the runtime gave is unusable. */
@@ -43,43 +42,24 @@ function notify(notice: AgentNotice): Promise<void> {
   });
 }
 
-function readEnv(): { env: AgentEnv; gitCredentials: GitCredentials | undefined } | ConfigError {
-  // Taken out of process.env first, so that no child (a workload, git's hooks) inherits them.
-  let gitCredentials: GitCredentials | undefined;
-  const problems: InvalidArgumentError[] = [];
-  try {
-    gitCredentials = takeGitCredentials(process.env);
-  } catch (error) {
-    if (!(error instanceof InvalidArgumentError)) throw error;
-    problems.push(error);
-  }
-  try {
-    const env = parseAgentEnv(process.env);
-    return problems.length > 0 ? new ConfigError(problems) : { env, gitCredentials };
-  } catch (error) {
-    if (error instanceof ConfigError) return new ConfigError([...error.problems, ...problems]);
-    throw error;
-  }
-}
-
 /**
  * A warm-pool member waits here for the identity of the container it becomes; it says `ready`
  * first (the runtime reports its task RUNNING: it is free to claim). False: stop now.
  */
-async function becomeContainer(): Promise<boolean> {
-  const logger = createLogger({ level: process.env.BERTH_LOG_LEVEL?.trim() || 'info' });
+async function becomeContainer(start: AgentStartConfig): Promise<boolean> {
+  const logger = createLogger({ level: start.logLevel });
   const sqs = new SQSClient({ useQueueUrlAsEndpoint: false });
-  recordAwsCallsFromEnv('workspace-agent', [sqs]);
+  recordAwsCallsFromEnv('workspace-agent', [sqs], recorderEnv());
   const stop = new AbortController();
   const onStop = (): void => stop.abort();
   process.once('SIGTERM', onStop);
   process.once('SIGINT', onStop);
   if (process.connected) process.once('disconnect', onStop);
   await notify({ type: 'ready' });
-  logger.info({ slot: process.env.BERTH_POOL_SLOT }, 'pool member waiting for a claim');
+  logger.info({ slot: start.poolSlot }, 'pool member waiting for a claim');
   const identity = await awaitIdentity({
     sqs,
-    queueUrl: process.env[POOL_CONTROL_QUEUE_VARIABLE]?.trim() ?? '',
+    queueUrl: start.poolControlQueueUrl ?? '',
     logger,
     signal: stop.signal,
   });
@@ -92,7 +72,7 @@ async function becomeContainer(): Promise<boolean> {
     { containerId: identity.containerId, generation: identity.generation },
     'claimed: becoming this container',
   );
-  applyIdentity(process.env, identity);
+  becomeIdentity(identity);
   return true;
 }
 
@@ -101,10 +81,8 @@ async function becomeContainer(): Promise<boolean> {
  * anything, as a Fargate task spends provisioning and pulling its image before its process
  * starts. A stop meanwhile ends it at once.
  */
-async function simulatedStartDelay(): Promise<void> {
-  const raw = process.env.BERTH_LOCAL_START_DELAY?.trim();
-  if (!raw) return;
-  const ms = parseDuration(raw, 'BERTH_LOCAL_START_DELAY');
+async function simulatedStartDelay(ms: number | undefined): Promise<void> {
+  if (ms === undefined) return;
   const stop = (): void => process.exit(0);
   process.once('SIGTERM', stop);
   if (process.connected) process.once('disconnect', stop);
@@ -114,9 +92,10 @@ async function simulatedStartDelay(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  await simulatedStartDelay();
-  if (isPoolMember(process.env) && !(await becomeContainer())) process.exit(0);
-  const read = readEnv();
+  const start = readStartConfig();
+  await simulatedStartDelay(start.localStartDelayMs);
+  if (start.poolMember && !(await becomeContainer(start))) process.exit(0);
+  const read = readAgentEnv();
   if (read instanceof ConfigError) {
     const variables = read.problems.map((p) => p.field ?? '?');
     createLogger({ level: 'info' }).fatal(
@@ -132,8 +111,7 @@ async function main(): Promise<void> {
   }
   const { env, gitCredentials } = read;
 
-  // No git command may wait for a password on a terminal: a container has no one to type it.
-  process.env.GIT_TERMINAL_PROMPT ??= '0';
+  forbidGitPrompts();
 
   const logger = createLogger({
     level: env.logLevel,
@@ -141,7 +119,7 @@ async function main(): Promise<void> {
     generation: env.generation,
   });
   const sqs = new SQSClient({ useQueueUrlAsEndpoint: false });
-  recordAwsCallsFromEnv('workspace-agent', [sqs]);
+  recordAwsCallsFromEnv('workspace-agent', [sqs], recorderEnv());
   const agent = new WorkspaceAgent({
     env,
     logger,

@@ -5,10 +5,9 @@
  * identity). Until then there is no workspace: a stop ends it at once.
  */
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { POOL_CONTROL_QUEUE_VARIABLE } from '@berth/domain';
 import { isMissingQueue } from '@berth/messaging';
 import type { Logger } from 'pino';
-
-export const POOL_CONTROL_QUEUE_VARIABLE = 'BERTH_POOL_CONTROL_QUEUE_URL';
 
 /** The environment variables an identity sets, as the runtime would have for a cold start. */
 export interface PoolIdentity {
@@ -18,10 +17,6 @@ export interface PoolIdentity {
   repoUrl: string | undefined;
   inputQueueUrl: string;
   outputQueueUrl: string;
-}
-
-export function isPoolMember(env: NodeJS.ProcessEnv): boolean {
-  return Boolean(env[POOL_CONTROL_QUEUE_VARIABLE]?.trim()) && !env.CONTAINER_ID?.trim();
 }
 
 /** An identity message as the claim sends it; undefined for anything else. */

@@ -97,6 +97,7 @@ export class ShellWorkload implements Workload {
   run(request: WorkloadRequest): Promise<WorkloadResult> {
     const child = spawn('/bin/sh', ['-c', this.#command], {
       cwd: request.cwd,
+      // eslint-disable-next-line no-restricted-properties -- a workload inherits the agent's environment (credentials already taken out)
       env: { ...process.env, ...request.env },
       stdio: ['pipe', 'pipe', 'inherit'],
       detached: true,

@@ -1,6 +1,7 @@
 import { AGENT_REPORT_SENDER_CHECKS, type AgentReportSenderCheck } from './agent-reports.ts';
 import { parseDuration } from './duration.ts';
 import { InvalidArgumentError, isBerthError } from './errors.ts';
+import { parseContainerId, type ContainerKey } from './identity.ts';
 
 export type RuntimeKind = 'local' | 'ecs';
 
@@ -81,6 +82,10 @@ export interface BerthConfig {
   };
   /** Where a project's repository lives; `{clientId}` and `{projectId}` are filled in. */
   repoUrlTemplate: string | undefined;
+  /** BERTH_AWS_CALL_LOG: where each AWS call is recorded (the rehearsal); undefined: none. */
+  awsCallLogPath: string | undefined;
+  /** The deployed stack the recorded calls' ARNs name. */
+  rehearsalTarget: RehearsalTargetConfig;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -271,6 +276,8 @@ export function loadConfig(env: Env): BerthConfig {
       assignPublicIp: value('BERTH_ECS_ASSIGN_PUBLIC_IP') === 'true',
     },
     repoUrlTemplate: value('BERTH_REPO_URL_TEMPLATE'),
+    awsCallLogPath: loadAwsCallLogPath(env),
+    rehearsalTarget: loadRehearsalTarget(env),
   };
 
   if (config.authSecret !== undefined && config.authSecret.length < 32) {
@@ -307,4 +314,256 @@ export function loadConfig(env: Env): BerthConfig {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/** What the runtime hands the agent, parsed and checked once at start. */
+export interface AgentConfig {
+  containerId: string;
+  key: ContainerKey;
+  /** As given: the agent resolves a relative WORKSPACE_PATH against its working directory. */
+  workspacePath: string;
+  repoUrl: string;
+  /**
+   * Which generation of the container this is; only for logs, so a runtime that does not
+   * pass BERTH_GENERATION still gets a working agent (a malformed value is refused).
+   */
+  generation: number | undefined;
+  inputQueueUrl: string;
+  outputQueueUrl: string;
+  /** Undefined: the built-in workload (append to CHAT.md, print the text back). */
+  workloadCommand: string | undefined;
+  shutdownGraceMs: number;
+  logLevel: string;
+  /**
+   * The agent reports queue (`berth-agent-reports`), where the agent announces its worktrees
+   * (`thread.ready`) and checkpoints (`checkpoint.record`); the workspace role may only send
+   * there. Undefined: it announces nothing (a bare agent in tests).
+   */
+  agentReportsUrl: string | undefined;
+  /** How soon a checkpoint commit is pushed; pushes within one interval coalesce. */
+  checkpointPushIntervalMs: number;
+}
+
+const DEFAULT_AGENT_SHUTDOWN_GRACE = '60s';
+const DEFAULT_AGENT_CHECKPOINT_PUSH_INTERVAL = '5s';
+
+/**
+ * Reads the agent's environment. Throws ConfigError listing every bad variable, so a runtime
+ * that misconfigures the agent learns all of it from one failed start.
+ */
+export function loadAgentConfig(env: Env): AgentConfig {
+  const problems: InvalidArgumentError[] = [];
+  const value = (name: string): string | undefined => {
+    const raw = env[name];
+    return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
+  };
+  const required = (name: string, what: string): string | undefined => {
+    const raw = value(name);
+    if (raw === undefined)
+      problems.push(new InvalidArgumentError(`${name} is required (${what})`, name));
+    return raw;
+  };
+  const check = <T>(read: () => T): T | undefined => {
+    try {
+      return read();
+    } catch (error) {
+      if (error instanceof InvalidArgumentError) {
+        problems.push(error);
+        return undefined;
+      }
+      throw error;
+    }
+  };
+  const queueUrl = (name: string): string | undefined => {
+    const raw = required(name, 'the SQS queue URL');
+    if (raw === undefined) return undefined;
+    return check(() => {
+      const url = URL.parse(raw);
+      if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+        throw new InvalidArgumentError(
+          `${name} must be an http(s) SQS queue URL; got "${raw}"`,
+          name,
+        );
+      }
+      return raw;
+    });
+  };
+
+  const containerIdRaw = required('CONTAINER_ID', 'clientId.projectId.userId');
+  const key =
+    containerIdRaw === undefined
+      ? undefined
+      : check(() => parseContainerId(containerIdRaw, 'CONTAINER_ID'));
+  const workspaceRaw = required('WORKSPACE_PATH', 'where the git checkout lives');
+  const repoUrl = required('BERTH_REPO_URL', "the project's git remote");
+
+  const generationRaw = value('BERTH_GENERATION');
+  const generation =
+    generationRaw === undefined
+      ? undefined
+      : check(() => {
+          const n = Number(generationRaw);
+          if (!/^\d+$/.test(generationRaw) || !Number.isSafeInteger(n) || n < 1) {
+            throw new InvalidArgumentError(
+              `BERTH_GENERATION must be a whole number from 1; got "${generationRaw}"`,
+              'BERTH_GENERATION',
+            );
+          }
+          return n;
+        });
+
+  const inputQueueUrl = queueUrl('BERTH_INPUT_QUEUE_URL');
+  const outputQueueUrl = queueUrl('BERTH_OUTPUT_QUEUE_URL');
+
+  const shutdownGraceMs = check(() => {
+    const ms = parseDuration(
+      value('BERTH_SHUTDOWN_GRACE') ?? DEFAULT_AGENT_SHUTDOWN_GRACE,
+      'BERTH_SHUTDOWN_GRACE',
+    );
+    if (ms <= 0)
+      throw new InvalidArgumentError(
+        'BERTH_SHUTDOWN_GRACE must be greater than zero',
+        'BERTH_SHUTDOWN_GRACE',
+      );
+    return ms;
+  });
+
+  const agentReportsUrl =
+    value('BERTH_AGENT_REPORTS_URL') === undefined
+      ? undefined
+      : queueUrl('BERTH_AGENT_REPORTS_URL');
+  const checkpointPushIntervalMs = check(() =>
+    parseDuration(
+      value('BERTH_CHECKPOINT_PUSH_INTERVAL') ?? DEFAULT_AGENT_CHECKPOINT_PUSH_INTERVAL,
+      'BERTH_CHECKPOINT_PUSH_INTERVAL',
+    ),
+  );
+
+  const logLevel = value('BERTH_LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) {
+    problems.push(
+      new InvalidArgumentError(
+        `BERTH_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}; got "${logLevel}"`,
+        'BERTH_LOG_LEVEL',
+      ),
+    );
+  }
+
+  if (
+    problems.length > 0 ||
+    containerIdRaw === undefined ||
+    key === undefined ||
+    workspaceRaw === undefined ||
+    repoUrl === undefined ||
+    inputQueueUrl === undefined ||
+    outputQueueUrl === undefined ||
+    shutdownGraceMs === undefined ||
+    checkpointPushIntervalMs === undefined
+  ) {
+    throw new ConfigError(problems);
+  }
+
+  return {
+    containerId: containerIdRaw,
+    key,
+    workspacePath: workspaceRaw,
+    repoUrl,
+    generation,
+    inputQueueUrl,
+    outputQueueUrl,
+    workloadCommand: value('BERTH_WORKLOAD_COMMAND'),
+    shutdownGraceMs,
+    logLevel,
+    agentReportsUrl,
+    checkpointPushIntervalMs,
+  };
+}
+
+/** The variable that makes an agent a warm-pool member: its control queue's URL. */
+export const POOL_CONTROL_QUEUE_VARIABLE = 'BERTH_POOL_CONTROL_QUEUE_URL';
+
+/** What the agent reads before it knows which container it is (docs/design.md, "The warm pool"). */
+export interface AgentStartConfig {
+  /** Started with a control queue and no container: it waits there for its identity. */
+  poolMember: boolean;
+  poolControlQueueUrl: string | undefined;
+  /** The member's slot, only for logs. */
+  poolSlot: string | undefined;
+  /** BERTH_LOCAL_START_DELAY (local runtime only, for benchmarks); undefined: none. */
+  localStartDelayMs: number | undefined;
+  /** For the pool member's own logs, before the container's configuration is read. */
+  logLevel: string;
+}
+
+/** Throws InvalidArgumentError naming BERTH_LOCAL_START_DELAY when it is not a duration. */
+export function loadAgentStartConfig(env: Env): AgentStartConfig {
+  const value = (name: string): string | undefined => {
+    const raw = env[name];
+    return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
+  };
+  const poolControlQueueUrl = value(POOL_CONTROL_QUEUE_VARIABLE);
+  const delay = value('BERTH_LOCAL_START_DELAY');
+  return {
+    poolMember: poolControlQueueUrl !== undefined && value('CONTAINER_ID') === undefined,
+    poolControlQueueUrl,
+    poolSlot: env.BERTH_POOL_SLOT,
+    localStartDelayMs:
+      delay === undefined ? undefined : parseDuration(delay, 'BERTH_LOCAL_START_DELAY'),
+    logLevel: value('BERTH_LOG_LEVEL') ?? 'info',
+  };
+}
+
+/** The variables through which the AWS SDK is configured from the environment. */
+export const AWS_VARIABLES = [
+  'AWS_REGION',
+  'AWS_DEFAULT_REGION',
+  'AWS_PROFILE',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_ENDPOINT_URL',
+  'AWS_ENDPOINT_URL_SQS',
+  'AWS_ENDPOINT_URL_SNS',
+] as const;
+
+/**
+ * What a client of berth (the CLI) reads besides the services' settings: these name a berth
+ * to talk to, not how to run one, so they are not part of BerthConfig.
+ */
+export interface ClientConfig {
+  /** BERTH_URL: discovery's address. */
+  url: string | undefined;
+  /** BERTH_TOKEN: the bearer token sent to discovery. */
+  token: string | undefined;
+  /** The AWS SDK's variables that are set (then the SDK, not a local stack, gives SQS/SNS). */
+  awsVariablesSet: string[];
+}
+
+export function loadClientConfig(env: Env): ClientConfig {
+  return {
+    url: env.BERTH_URL?.trim() || undefined,
+    token: env.BERTH_TOKEN || undefined,
+    awsVariablesSet: AWS_VARIABLES.filter((name) => env[name]?.trim()),
+  };
+}
+
+/**
+ * BERTH_AWS_CALL_LOG and the deployed stack it is recorded against (BERTH_REHEARSAL_REGION,
+ * falling back to AWS_REGION, and BERTH_REHEARSAL_ACCOUNT). Read only; the recorder checks
+ * the region and the account (docs/design.md, "The rehearsal").
+ */
+export interface RehearsalTargetConfig {
+  region: string;
+  account: string | undefined;
+}
+
+export function loadRehearsalTarget(env: Env): RehearsalTargetConfig {
+  return {
+    region: env.BERTH_REHEARSAL_REGION ?? env.AWS_REGION ?? 'us-east-1',
+    account: env.BERTH_REHEARSAL_ACCOUNT,
+  };
+}
+
+/** The AWS call log's path; undefined when BERTH_AWS_CALL_LOG is unset (nothing recorded). */
+export function loadAwsCallLogPath(env: Env): string | undefined {
+  const path = env.BERTH_AWS_CALL_LOG;
+  return path === undefined || path === '' ? undefined : path;
 }

@@ -31,8 +31,28 @@ export {
 } from './identity.ts';
 export type { ContainerKey, IdPartField } from './identity.ts';
 export { formatDuration, parseDuration } from './duration.ts';
-export { ConfigError, DEFAULT_AGENT_CONTAINER_NAME, DEFAULT_TABLES, loadConfig } from './config.ts';
-export type { BerthConfig, Env, RuntimeKind } from './config.ts';
+export {
+  AWS_VARIABLES,
+  ConfigError,
+  DEFAULT_AGENT_CONTAINER_NAME,
+  DEFAULT_TABLES,
+  POOL_CONTROL_QUEUE_VARIABLE,
+  loadAgentConfig,
+  loadAgentStartConfig,
+  loadAwsCallLogPath,
+  loadClientConfig,
+  loadConfig,
+  loadRehearsalTarget,
+} from './config.ts';
+export type {
+  AgentConfig,
+  AgentStartConfig,
+  BerthConfig,
+  ClientConfig,
+  Env,
+  RehearsalTargetConfig,
+  RuntimeKind,
+} from './config.ts';
 export {
   CONTAINER_STATUSES,
   FINAL_STATUSES,

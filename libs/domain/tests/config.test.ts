@@ -1,4 +1,11 @@
-import { ConfigError, InvalidArgumentError, loadConfig, type Env } from '../src/index.ts';
+import {
+  ConfigError,
+  InvalidArgumentError,
+  loadAgentStartConfig,
+  loadClientConfig,
+  loadConfig,
+  type Env,
+} from '../src/index.ts';
 
 const SECRET = 's'.repeat(32);
 
@@ -246,5 +253,42 @@ describe('loadConfig problems', () => {
     const problems = problemsOf({ BERTH_AUTH_SECRET: secret });
     expect(problems).toHaveLength(1);
     expect(problems[0]?.message).not.toContain(secret);
+  });
+});
+
+describe('the variables read outside the services', () => {
+  it("reads the CLI's BERTH_URL, BERTH_TOKEN and which AWS variables are set", () => {
+    expect(
+      loadClientConfig({
+        BERTH_URL: ' https://berth.example.com ',
+        BERTH_TOKEN: 'tok',
+        AWS_PROFILE: 'prod',
+        AWS_REGION: ' ',
+      }),
+    ).toEqual({ url: 'https://berth.example.com', token: 'tok', awsVariablesSet: ['AWS_PROFILE'] });
+    expect(loadClientConfig({})).toEqual({
+      url: undefined,
+      token: undefined,
+      awsVariablesSet: [],
+    });
+  });
+
+  it('makes an agent a pool member only with a control queue and no container', () => {
+    const queue = { BERTH_POOL_CONTROL_QUEUE_URL: 'http://q/1', BERTH_POOL_SLOT: '3' };
+    expect(loadAgentStartConfig(queue)).toMatchObject({
+      poolMember: true,
+      poolControlQueueUrl: 'http://q/1',
+      poolSlot: '3',
+    });
+    expect(loadAgentStartConfig({ ...queue, CONTAINER_ID: 'a.b.c' }).poolMember).toBe(false);
+    expect(loadAgentStartConfig({}).poolMember).toBe(false);
+  });
+
+  it("reads the local runtime's start delay and names it when it is not a duration", () => {
+    expect(loadAgentStartConfig({ BERTH_LOCAL_START_DELAY: '2s' }).localStartDelayMs).toBe(2000);
+    expect(loadAgentStartConfig({}).localStartDelayMs).toBeUndefined();
+    expect(() => loadAgentStartConfig({ BERTH_LOCAL_START_DELAY: 'soon' })).toThrow(
+      /BERTH_LOCAL_START_DELAY/,
+    );
   });
 });

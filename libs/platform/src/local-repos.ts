@@ -21,6 +21,7 @@ export function git(args: string[], input?: string): Promise<string> {
     const child = execFile(
       'git',
       args,
+      // eslint-disable-next-line no-restricted-properties -- git inherits this process's environment (PATH, HOME)
       { env: { ...process.env, ...GIT_IDENTITY }, maxBuffer: 1024 * 1024 },
       (error, stdout, stderr) => {
         if (error) {

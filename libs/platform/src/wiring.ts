@@ -25,7 +25,7 @@ import {
 } from '@berth/messaging';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
-  awsCallRecordingFromEnv,
+  awsCallRecording,
   recordAwsCalls,
   type AwsCallRecording,
 } from './aws-calls/recorder.ts';
@@ -174,8 +174,8 @@ export async function wire(
     mayStartTasks?: boolean;
   },
 ): Promise<Wiring> {
-  const recordingFromEnv = awsCallRecordingFromEnv();
-  const recording = recordingFromEnv && { service: options.service, ...recordingFromEnv };
+  const recordingFromConfig = awsCallRecording(config.awsCallLogPath, config.rehearsalTarget);
+  const recording = recordingFromConfig && { service: options.service, ...recordingFromConfig };
   const dynamodb = recorded(new DynamoDBClient({}), recording);
   const sqs = recorded(createSqsClient(), recording);
   const sns = recorded(createSnsClient(), recording);

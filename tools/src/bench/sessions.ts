@@ -21,7 +21,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import type { BerthEvent, CommandType, EventType } from '@berth/domain';
+import { loadConfig, type BerthEvent, type CommandType, type EventType } from '@berth/domain';
 import {
   EventSubscription,
   createSnsClient,
@@ -422,7 +422,7 @@ export async function runSessionsBenchmark(
     const messaging = await resolveMessaging({
       sqs,
       sns,
-      topicArn: await localLifecycleTopicArn(sns),
+      topicArn: await localLifecycleTopicArn(sns, loadConfig(process.env).lifecycleTopicArn),
     });
     progress(`  starting ${containers} containers`);
     const keys = await startContainers(stack, containers);

@@ -211,7 +211,7 @@ export class SoakState {
     this.messaging = await resolveMessaging({
       sqs: this.sqs,
       sns: this.sns,
-      topicArn: await localLifecycleTopicArn(this.sns),
+      topicArn: await localLifecycleTopicArn(this.sns, tables.lifecycleTopicArn),
     });
     this.sender = new CommandSender({
       sqs: this.sqs,

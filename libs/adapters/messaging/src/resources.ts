@@ -153,16 +153,15 @@ export async function resolveMessaging({
 
 /**
  * For tools that talk to a local stack (the CLI, tests, benchmarks, the soak): the topic's
- * ARN from `BERTH_LIFECYCLE_TOPIC_ARN`, or else as the emulator names it (CreateTopic of an
- * existing topic returns its ARN and changes nothing). Services never call this: on AWS it
- * would take sns:CreateTopic.
+ * ARN as configured (`BERTH_LIFECYCLE_TOPIC_ARN`, BerthConfig's `lifecycleTopicArn`), or else
+ * as the emulator names it (CreateTopic of an existing topic returns its ARN and changes
+ * nothing). Services never call this: on AWS it would take sns:CreateTopic.
  */
 export async function localLifecycleTopicArn(
   sns: SNSClient,
-  env: Readonly<Record<string, string | undefined>> = process.env,
+  configuredArn: string | undefined,
 ): Promise<string> {
-  const fromEnv = env.BERTH_LIFECYCLE_TOPIC_ARN?.trim();
-  return fromEnv ? fromEnv : createTopic(sns);
+  return configuredArn ? configuredArn : createTopic(sns);
 }
 
 function deadLetterQueueAttributes(): Record<string, string> {

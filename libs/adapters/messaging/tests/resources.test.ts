@@ -125,10 +125,8 @@ describe('ensureMessaging / resolveMessaging', () => {
         topicArn,
       });
       expect(sent).toEqual(['GetTopicAttributesCommand']);
-      await expect(
-        localLifecycleTopicArn(spy, { BERTH_LIFECYCLE_TOPIC_ARN: topicArn }),
-      ).resolves.toBe(topicArn);
-      await expect(localLifecycleTopicArn(spy, {})).resolves.toBe(topicArn);
+      await expect(localLifecycleTopicArn(spy, topicArn)).resolves.toBe(topicArn);
+      await expect(localLifecycleTopicArn(spy, undefined)).resolves.toBe(topicArn);
       expect(sent).toEqual(['GetTopicAttributesCommand', 'CreateTopicCommand']);
     } finally {
       spy.destroy();

@@ -3,6 +3,7 @@ export { describeAwsCall } from './mapping.ts';
 export {
   AwsCallCounter,
   JsonLinesCallLog,
+  awsCallRecording,
   awsCallRecordingFromEnv,
   recordAwsCalls,
   recordAwsCallsFromEnv,
@@ -16,6 +17,7 @@ export type {
 export {
   AwsCallRecordingConfigError,
   PLACEHOLDER_ACCOUNT,
+  deployTarget,
   deployTargetFromEnv,
   partitionOf,
 } from './target.ts';

@@ -1,7 +1,13 @@
 import { appendFileSync } from 'node:fs';
+import {
+  loadAwsCallLogPath,
+  loadRehearsalTarget,
+  type Env,
+  type RehearsalTargetConfig,
+} from '@berth/domain';
 import type { AwsCallRecord, Shape } from './call.ts';
 import { describeAwsCall } from './mapping.ts';
-import { deployTargetFromEnv, type DeployTarget } from './target.ts';
+import { deployTarget, type DeployTarget } from './target.ts';
 
 /** Where recorded calls go. */
 export interface AwsCallSink {
@@ -134,14 +140,19 @@ export interface AwsCallRecording {
  * The recording `BERTH_AWS_CALL_LOG` asks for, or `undefined` when it is unset (then no
  * middleware is installed at all). Throws, naming the variable, on an unusable setting.
  */
-export function awsCallRecordingFromEnv(
-  env: NodeJS.ProcessEnv = process.env,
+export function awsCallRecordingFromEnv(env: Env): AwsCallRecording | undefined {
+  return awsCallRecording(loadAwsCallLogPath(env), loadRehearsalTarget(env));
+}
+
+/** The same from the configuration's `awsCallLogPath` and `rehearsalTarget`. */
+export function awsCallRecording(
+  path: string | undefined,
+  target: RehearsalTargetConfig,
 ): AwsCallRecording | undefined {
-  const path = env.BERTH_AWS_CALL_LOG;
-  if (path === undefined || path === '') return undefined;
+  if (path === undefined) return undefined;
   return {
     sink: new JsonLinesCallLog(path),
-    target: deployTargetFromEnv(env, { requireAccount: true }),
+    target: deployTarget(target, { requireAccount: true }),
   };
 }
 
@@ -149,7 +160,7 @@ export function awsCallRecordingFromEnv(
 export function recordAwsCallsFromEnv(
   service: string,
   clients: readonly RecordableClient[],
-  env: NodeJS.ProcessEnv = process.env,
+  env: Env,
 ): void {
   const recording = awsCallRecordingFromEnv(env);
   if (!recording) return;

@@ -1,3 +1,4 @@
+import { loadRehearsalTarget, type Env, type RehearsalTargetConfig } from '@berth/domain';
 /**
  * The deployed stack a recorded call is written against: ARNs carry its partition, region
  * and account, never the emulators' (fauxqs answers with account 000000000000 and its own
@@ -34,14 +35,22 @@ export class AwsCallRecordingConfigError extends Error {
  * prove nothing about the deployed policies.
  */
 export function deployTargetFromEnv(
-  env: NodeJS.ProcessEnv,
+  env: Env,
+  options: { requireAccount: boolean },
+): DeployTarget {
+  return deployTarget(loadRehearsalTarget(env), options);
+}
+
+/** The target as configured (BerthConfig's `rehearsalTarget`), checked. */
+export function deployTarget(
+  given: RehearsalTargetConfig,
   options: { requireAccount: boolean },
 ): DeployTarget {
   const problems: string[] = [];
-  const region = env.BERTH_REHEARSAL_REGION ?? env.AWS_REGION ?? 'us-east-1';
+  const region = given.region;
   if (!REGION.test(region)) problems.push(`region "${region}" is not an AWS region name`);
-  const account = env.BERTH_REHEARSAL_ACCOUNT ?? PLACEHOLDER_ACCOUNT;
-  if (env.BERTH_REHEARSAL_ACCOUNT === undefined && options.requireAccount) {
+  const account = given.account ?? PLACEHOLDER_ACCOUNT;
+  if (given.account === undefined && options.requireAccount) {
     problems.push('BERTH_REHEARSAL_ACCOUNT is required with BERTH_AWS_CALL_LOG');
   } else if (!ACCOUNT.test(account)) {
     problems.push(`BERTH_REHEARSAL_ACCOUNT "${account}" is not a 12-digit account id`);
