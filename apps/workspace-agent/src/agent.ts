@@ -2,7 +2,12 @@ import { createHash } from 'node:crypto';
 import { SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import { Consumer } from 'sqs-consumer';
-import { SAVE_FAILED_EXIT_CODE, UnavailableError, formatStopReason } from '@berth/domain';
+import {
+  SAVE_FAILED_EXIT_CODE,
+  UnavailableError,
+  formatSavedElsewhere,
+  formatStopReason,
+} from '@berth/domain';
 import { isMissingQueue } from '@berth/messaging';
 import { saveReserveMs, type AgentEnv } from './env.ts';
 import {
@@ -84,27 +89,6 @@ export function saveFailureDetail(result: SaveResult): string {
   if (!first) return 'unknown';
   const more = result.failures.length > 1 ? ` (+${result.failures.length - 1} more)` : '';
   return `${first.step}: ${first.detail}${more}`;
-}
-
-/** What a stop reason can carry (ECS's limit on a task's stoppedReason). */
-const REASON_LIMIT = 255;
-
-/**
- * `saved_elsewhere:<fallback prefix> <branch>...`: the agent's word to the runtime that some
- * work is on fallback refs rather than its branches. Branches that do not fit the limit are
- * counted (`+N more`); the prefix alone finds them all in the repository.
- */
-export function savedElsewhereReason(prefix: string, branches: readonly string[]): string {
-  let reason = `saved_elsewhere:${prefix}`;
-  for (const [index, branch] of branches.entries()) {
-    const more = branches.length - index - 1;
-    const tail = more > 0 ? ` +${more} more` : '';
-    if (reason.length + 1 + branch.length + tail.length > REASON_LIMIT) {
-      return `${reason} +${branches.length - index} more`;
-    }
-    reason += ` ${branch}`;
-  }
-  return reason;
 }
 
 /**
@@ -684,7 +668,7 @@ export class WorkspaceAgent {
       if (result.fallbacks.length > 0) {
         await this.#notify({
           type: 'stopping',
-          reason: savedElsewhereReason(
+          reason: formatSavedElsewhere(
             this.#workspace.fallbackRefPrefix,
             result.fallbacks.map((f) => f.branch),
           ),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { ConfigError, threadRefName } from '@berth/domain';
-import { saveFailureDetail, savedElsewhereReason } from '../src/agent.ts';
+import { formatSavedElsewhere } from '@berth/domain';
+import { saveFailureDetail } from '../src/agent.ts';
 import { parseAgentEnv, saveReserveMs } from '../src/env.ts';
 import { gitErrorDetail, redactCredentials, threadIdOfRef } from '../src/git-workspace.ts';
 import { KeyedSerialQueue } from '../src/keyed-queue.ts';
@@ -237,11 +238,11 @@ describe('git helpers', () => {
 
   it('names the fallback refs in the stop reason, counting what does not fit', () => {
     const prefix = 'refs/berth/conflicts/acme.website.john/3/';
-    expect(savedElsewhereReason(prefix, ['thread/a', 'workspace/john'])).toBe(
+    expect(formatSavedElsewhere(prefix, ['thread/a', 'workspace/john'])).toBe(
       `saved_elsewhere:${prefix} thread/a workspace/john`,
     );
     const many = Array.from({ length: 40 }, (_, i) => `thread/long-thread-name-${i}`);
-    const reason = savedElsewhereReason(prefix, many);
+    const reason = formatSavedElsewhere(prefix, many);
     expect(reason.length).toBeLessThanOrEqual(255);
     const named = reason.split(' ').filter((part) => part.startsWith('thread/'));
     expect(reason).toMatch(new RegExp(` \\+${many.length - named.length} more$`));

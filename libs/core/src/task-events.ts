@@ -8,6 +8,7 @@ import {
   canTransition,
   isLive,
   stopReason,
+  parseSavedElsewhere,
   parseStopReason,
   tagValue,
   type ContainerRecord,
@@ -18,7 +19,6 @@ import type { SessionReadiness } from './session-readiness.ts';
 import type { PoolService } from './pool.ts';
 import type { ContainerService } from './containers.ts';
 import { silentLogger, type CoreDeps } from './deps.ts';
-import { parseSavedElsewhere } from './saved-elsewhere.ts';
 
 export type TaskEventOutcome =
   | 'running'

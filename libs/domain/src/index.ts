@@ -76,6 +76,12 @@ export {
 } from './stop-reason.ts';
 export type { StopReason, StopReasonKind } from './stop-reason.ts';
 export {
+  STOPPED_REASON_LIMIT,
+  formatSavedElsewhere,
+  parseSavedElsewhere,
+} from './saved-elsewhere.ts';
+export type { SavedElsewhere } from './saved-elsewhere.ts';
+export {
   CheckpointJsonSchema,
   ContainerJsonSchema,
   KEPT_ALIVE_REASONS,
