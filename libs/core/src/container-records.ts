@@ -30,6 +30,12 @@ export interface RecordChange {
   changed: boolean;
 }
 
+/** A change of a container's session list: the record as stored and its conditional write. */
+export interface SessionListChange {
+  next: ContainerRecord;
+  write: ContainerWrite;
+}
+
 /** Decides a record's next state from its current one; undefined leaves it as it is. */
 export type RecordDecision = (current: ContainerRecord) => ContainerRecord | undefined;
 
@@ -170,6 +176,56 @@ export class ContainerRecords {
       // which publishes them with its own.
       record: { ...record, pendingEvents: [...(previous?.pendingEvents ?? []), ...events(record)] },
       expect: { kind: 'new-generation', previousGeneration: previous?.generation ?? null },
+    };
+  }
+
+  /**
+   * A session joins the container: the record as it will be stored (the session listed, not
+   * idle, its version bumped) and its write, conditional on the version read, for the one
+   * transaction with the session's item. The record module is the only writer of a
+   * container's session list; StaleWriteError from the store means decide again.
+   */
+  attachSession(current: ContainerRecord, sessionId: string, now: string): SessionListChange {
+    return this.sessionListChange(current, {
+      ...current,
+      sessions: [...current.sessions, sessionId],
+      idleSince: null,
+      lastActivityAt: now,
+    });
+  }
+
+  /**
+   * A session leaves the container: the record without it (idle from `now` when it was the
+   * last of a running container) and its write, `events` of the change in its outbox.
+   */
+  detachSession(
+    current: ContainerRecord,
+    sessionId: string,
+    now: string,
+    events: (after: ContainerRecord) => BerthEvent[] = () => [],
+  ): SessionListChange {
+    const sessions = current.sessions.filter((id) => id !== sessionId);
+    return this.sessionListChange(
+      current,
+      {
+        ...current,
+        sessions,
+        idleSince: sessions.length === 0 && current.status === 'running' ? now : current.idleSince,
+        lastActivityAt: now,
+      },
+      events,
+    );
+  }
+
+  private sessionListChange(
+    current: ContainerRecord,
+    decided: ContainerRecord,
+    events: (after: ContainerRecord) => BerthEvent[] = () => [],
+  ): SessionListChange {
+    const next = withEvents(current, { ...decided, version: current.version + 1 }, events);
+    return {
+      next,
+      write: { record: next, expect: { kind: 'version', version: current.version } },
     };
   }
 

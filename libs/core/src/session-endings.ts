@@ -8,7 +8,7 @@ import {
   type ContainerRecord,
   type SessionRecord,
 } from '@berth/domain';
-import { withEvents, type ContainerRecords } from './container-records.ts';
+import type { ContainerRecords } from './container-records.ts';
 import { SESSION_WRITE_ATTEMPTS, noMetrics, silentLogger, type CoreDeps } from './deps.ts';
 
 /**
@@ -129,23 +129,13 @@ export class SessionEndings {
         container !== undefined &&
         container.generation === existing.generation &&
         container.sessions.includes(sessionId);
-      const nextContainer: ContainerRecord | undefined = attached
-        ? (() => {
-            const sessions = container.sessions.filter((id) => id !== sessionId);
-            const next: ContainerRecord = {
-              ...container,
-              sessions,
-              idleSince:
-                sessions.length === 0 && container.status === 'running' ? now : container.idleSince,
-              lastActivityAt: now,
-              version: container.version + 1,
-            };
-            // The container's own event rides in its outbox, in the same transaction.
-            return isIdle(next)
-              ? withEvents(container, next, (after) => [this.idleEvent(after)])
-              : next;
-          })()
+      // The container's own event (its `idle`) rides in its outbox, in the same transaction.
+      const detached = attached
+        ? this.records.detachSession(container, sessionId, now, (after) =>
+            isIdle(after) ? [this.idleEvent(after)] : [],
+          )
         : undefined;
+      const nextContainer = detached?.next;
       const event = this.endedEvent(endedNow, nextContainer?.sessions.length, commandId);
       // A command's ending is retried with its command until its event is out; an expiry or a
       // container's end has nobody to retry it, so its event is stored with it (the session's
@@ -166,16 +156,7 @@ export class SessionEndings {
               },
             },
           ],
-          ...(nextContainer && container
-            ? {
-                containers: [
-                  {
-                    record: nextContainer,
-                    expect: { kind: 'version' as const, version: container.version },
-                  },
-                ],
-              }
-            : {}),
+          ...(detached ? { containers: [detached.write] } : {}),
         });
       } catch (error) {
         if (error instanceof StaleWriteError) continue;

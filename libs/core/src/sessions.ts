@@ -16,6 +16,7 @@ import {
   type SessionRelease,
   type SessionTouch,
 } from '@berth/domain';
+import type { ContainerRecords } from './container-records.ts';
 import type { ContainerService, FoundContainer } from './containers.ts';
 import { SESSION_WRITE_ATTEMPTS, silentLogger, type CoreDeps } from './deps.ts';
 import type { SessionEndings } from './session-endings.ts';
@@ -45,10 +46,17 @@ export type AssignOutcome =
  */
 export class SessionService {
   private readonly deps: CoreDeps;
+  private readonly records: ContainerRecords;
   private readonly containers: ContainerService;
   private readonly endings: SessionEndings;
 
-  constructor(deps: CoreDeps, containers: ContainerService, endings: SessionEndings) {
+  constructor(
+    deps: CoreDeps,
+    records: ContainerRecords,
+    containers: ContainerService,
+    endings: SessionEndings,
+  ) {
+    this.records = records;
     this.deps = deps;
     this.containers = containers;
     this.endings = endings;
@@ -156,19 +164,13 @@ export class SessionService {
         releasedAt: null,
         releaseReason: null,
       };
-      const next: ContainerRecord = {
-        ...container,
-        sessions: [...container.sessions, payload.sessionId],
-        idleSince: null,
-        lastActivityAt: now,
-        version: container.version + 1,
-      };
+      const { next, write } = this.records.attachSession(container, payload.sessionId, now);
       // A container claimed from the warm pool is a new generation this assign started too.
       const reused = source !== 'created' && source !== 'pool';
       const assigned = this.assignedEvent(session, next, reused, commandId);
       try {
         await this.deps.store.write({
-          containers: [{ record: next, expect: { kind: 'version', version: container.version } }],
+          containers: [write],
           sessions: [{ record: session, expect: { kind: 'absent' } }],
           outcomes: [this.outcomeOf(command, 'assigned', [assigned])],
         });

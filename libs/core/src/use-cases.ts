@@ -40,7 +40,7 @@ export class UseCases {
     this.pool =
       deps.pool && deps.pool.size > 0 ? new PoolService(deps, deps.pool, this.records) : undefined;
     this.containers = new ContainerService(deps, this.records, this.sessionEndings, this.pool);
-    this.sessions = new SessionService(deps, this.containers, this.sessionEndings);
+    this.sessions = new SessionService(deps, this.records, this.containers, this.sessionEndings);
     this.readiness = new SessionReadiness(deps);
     this.checkpoints = new Checkpoints(deps);
     this.taskEvents = new TaskEventHandler(
