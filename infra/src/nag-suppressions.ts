@@ -38,6 +38,10 @@ function wildcardReasons(stack: Stack): Map<string, string> {
       'Per-container queues are created at run time, one input and one output queue per container generation, all named berth-…; no name is known at deploy time. Destructive actions on the shared berth-* queues are denied explicitly in the same policy.',
     ],
     [
+      arns.containerInputQueues(),
+      'Per-container input queues are created at run time (berth-…-in, one per container generation); discovery may only send to them, for a revert.',
+    ],
+    [
       arns.poolControlQueues(),
       'A warm pool member gets a control queue per slot and generation (berth-pool-s<slot>-g<generation>-ctl), made at run time; discovery may only send to them (the claimed member learns its identity there).',
     ],

@@ -117,6 +117,14 @@ export class BerthArns {
     return this.queue(`${NAMES.containerQueuePrefix}*`);
   }
 
+  /**
+   * Every container's input queue (`berth-<client>-<project>-<user>-<generation>-in`): no shared
+   * queue's name ends in `-in`, nor does a pool member's control queue or an output queue.
+   */
+  containerInputQueues(): string {
+    return this.queue(`${NAMES.containerQueuePrefix}*-in`);
+  }
+
   /** The warm pool members' control queues (`berth-pool-s<slot>-g<generation>-ctl`). */
   poolControlQueues(): string {
     return this.queue(`${NAMES.containerQueuePrefix}pool-*`);

@@ -190,6 +190,14 @@ const statement = {
         actions: [...actions],
         resources: [arns.poolControlQueues()],
       }),
+  containerInputQueues:
+    (sid: string, actions: readonly string[]): StatementFactory =>
+    (arns) =>
+      new iam.PolicyStatement({
+        sid,
+        actions: [...actions],
+        resources: [arns.containerInputQueues()],
+      }),
   containerQueues:
     (sid: string, actions: readonly string[]): StatementFactory =>
     (arns) =>
@@ -276,16 +284,17 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.listTasks(),
     statement.stopTasks(),
     // A new generation's queues (tagged), their liveness and backlog, and their removal once
-    // the container is final. Discovery assigns no session (the session service sends a
-    // thread's first message); it writes to an input queue only for `POST
-    // /v1/sessions/{id}/revert`, which hands the agent a `thread.revert`.
+    // the container is final.
     statement.containerQueues('ManageContainerQueues', [
       'sqs:CreateQueue',
       'sqs:TagQueue',
       'sqs:GetQueueAttributes',
-      'sqs:SendMessage',
       'sqs:DeleteQueue',
     ]),
+    // Discovery assigns no session (the session service sends a thread's first message); it
+    // writes to an input queue only for `POST /v1/sessions/{id}/revert`, which hands the agent
+    // a `thread.revert`: never to a shared queue, an output queue or a pool member's.
+    statement.containerInputQueues('SendToContainerInputQueues', ['sqs:SendMessage']),
     statement.neverDeleteSharedQueues(),
     statement.subscribeOwnQueue(),
     statement.endSubscriptions('EndOwnSubscription'),

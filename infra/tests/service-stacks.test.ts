@@ -176,9 +176,9 @@ describe('task roles: the exact statements of each service', () => {
         'sqs:CreateQueue',
         'sqs:TagQueue',
         'sqs:GetQueueAttributes',
-        'sqs:SendMessage',
         'sqs:DeleteQueue',
       ]),
+      allow('SendToContainerInputQueues', ['sqs:SendMessage'], [queue('berth-*-in')]),
       neverDeleteShared,
       allow('SubscribeOwnQueueToLifecycleEvents', ['sns:Subscribe'], [TOPIC], {
         StringEquals: { 'sns:Protocol': 'sqs' },

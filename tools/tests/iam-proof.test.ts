@@ -242,7 +242,7 @@ describe('proving recorded calls against the synthesized policies', () => {
     ]);
   });
 
-  it("with the pool on, lets discovery hand a claimed member its identity, and write to no container's queue", async () => {
+  it('with the pool on, lets discovery hand a claimed member its identity; it writes to input queues only (a revert), never to an output or shared queue', async () => {
     const pooled = join(work, 'cdk.out.pool');
     await synthesizeApp(pooled, {
       env: { CDK_DEFAULT_REGION: REGION },
@@ -265,15 +265,28 @@ describe('proving recorded calls against the synthesized policies', () => {
         ),
       );
     const log = join(work, 'pool-hand-over.jsonl');
-    writeFileSync(log, `${send('berth-pool-s0-g1-ctl')}\n${send('berth-acme-site-ann-1-in')}\n`);
+    const queues = [
+      'berth-pool-s0-g1-ctl',
+      'berth-acme-site-ann-1-in',
+      'berth-acme-site-ann-1-out',
+      'berth-lifecycle-commands',
+    ];
+    writeFileSync(log, queues.map((name) => `${send(name)}\n`).join(''));
+    const deniedQueues = (report: Awaited<ReturnType<typeof proveCalls>>) =>
+      report.denied.map((d) => [d.action, d.resource.split(':').pop()]);
 
     const report = await proveCalls({ assemblyDir: pooled, callLogFiles: [log] });
     const withoutPool = await proveCalls({ assemblyDir, callLogFiles: [log] });
 
-    expect(report.denied.map((d) => [d.action, d.resource])).toEqual([
-      ['sqs:SendMessage', `arn:aws:sqs:${REGION}:${ACCOUNT}:berth-acme-site-ann-1-in`],
+    expect(deniedQueues(report)).toEqual([
+      ['sqs:SendMessage', 'berth-acme-site-ann-1-out'],
+      ['sqs:SendMessage', 'berth-lifecycle-commands'],
     ]);
-    expect(withoutPool.denied).toHaveLength(2);
+    expect(deniedQueues(withoutPool)).toEqual([
+      ['sqs:SendMessage', 'berth-pool-s0-g1-ctl'],
+      ['sqs:SendMessage', 'berth-acme-site-ann-1-out'],
+      ['sqs:SendMessage', 'berth-lifecycle-commands'],
+    ]);
   });
 
   it('fails and names the service, action, resource and missing statement when a grant is removed', async () => {
