@@ -1,6 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { UseCases } from '@berth/core';
-import { systemClock } from '@berth/domain';
+import { UseCases, type PoolDeps } from '@berth/core';
+import { newPoolMember, stopReason, systemClock } from '@berth/domain';
 import { DynamoStateStore, ensureTables } from '@berth/dynamodb';
 import { makeCoreDeps, type FakeCoreDeps } from '@berth/testing';
 import type { FastifyInstance } from 'fastify';
@@ -251,5 +251,99 @@ describe('quotas', () => {
     });
     expect(failed?.status).toBe('failed');
     expect(fourth.statusCode).toBe(201);
+  });
+
+  it("counts a warm-pool claim: a user at its quota is refused without taking a member, and the claimed container's stop releases it", async () => {
+    // Arrange: a pool of two free members and a per-user quota of 1.
+    const client = `q-${randomUUID().slice(0, 8)}`;
+    await call('PUT', `/v1/policies/${client}`, admin, { maxLiveContainersPerUser: 1 });
+    const store = new DynamoStateStore({ client: dynamodb, ...names });
+    const taskDefinition = 'berth-workspace';
+    const now = new Date().toISOString();
+    for (const slot of [0, 1]) {
+      await store.writePool({
+        slots: [{ record: { slot, generation: 1, version: 1 }, expectVersion: null }],
+        members: [
+          {
+            record: {
+              ...newPoolMember(slot, 1, now),
+              state: 'free',
+              taskArn: `pool-task-${suffix}-${slot}`,
+              controlQueueUrl: `http://queues/pool-${suffix}-${slot}-ctl`,
+              taskDefinition,
+              readyAt: now,
+            },
+            expectVersion: null,
+          },
+        ],
+      });
+    }
+    const pool: PoolDeps = {
+      size: 2,
+      maxAgeMs: 3_600_000,
+      store,
+      queues: {
+        createControl: (slot, generation) =>
+          Promise.resolve(`http://queues/pool-${suffix}-${slot}-${generation}-ctl`),
+        deleteControl: () => Promise.resolve(),
+        send: () => Promise.resolve(),
+      },
+      runtime: {
+        taskDefinition,
+        startPoolMember: () => Promise.reject(new Error('no pool tick in this test')),
+      },
+    };
+    const useCases = new UseCases({ ...deps, policies: store, pool });
+    const pooled = await buildDiscoveryApp({
+      useCases,
+      store,
+      publisher: deps.publisher,
+      authSecret: SECRET,
+      cacheTtlMs: 0,
+      rateLimitPerMinute: 0,
+      registry: new Registry(),
+    });
+    const discover = (projectId: string) =>
+      pooled.inject({
+        method: 'POST',
+        url: '/v1/containers/discover',
+        headers: { authorization: `Bearer ${admin}` },
+        payload: { clientId: client, projectId, userId: 'ann' },
+      });
+    const freeMembers = async () =>
+      (await store.readPool(2)).filter(({ member }) => member?.state === 'free').length;
+
+    try {
+      // Act
+      const first = await discover('a');
+      const second = await discover('b');
+      const freeAfterRefusal = await freeMembers();
+      const { containerId, generation } = first.json<{
+        container: { containerId: string; generation: number };
+      }>().container;
+      await useCases.containers.stop(containerId, stopReason('manual'));
+      const stopped = await useCases.containers.markStopped(
+        containerId,
+        generation,
+        stopReason('manual'),
+      );
+      const third = await discover('b');
+
+      // Assess
+      expect(first.statusCode).toBe(201);
+      expect(first.json()).toMatchObject({ container: { fromPool: true } });
+      expect(await store.getContainer(containerId)).toMatchObject({ status: 'stopped' });
+      expect(second.statusCode).toBe(429);
+      expect(second.json()).toMatchObject({
+        error: { code: 'capacity_exceeded', field: 'maxLiveContainersPerUser' },
+      });
+      expect(freeAfterRefusal).toBe(1);
+      expect(stopped?.status).toBe('stopped');
+      expect(third.statusCode).toBe(201);
+      expect(third.json()).toMatchObject({ container: { fromPool: true } });
+      expect(await freeMembers()).toBe(0);
+    } finally {
+      await pooled.close();
+    }
   });
 });

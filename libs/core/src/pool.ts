@@ -13,7 +13,7 @@ import {
   type PoolSlotRecord,
 } from '@berth/domain';
 import type { ContainerRecords } from './container-records.ts';
-import { policyForNewGeneration } from './policies.ts';
+import { policyForNewGeneration, quotaChargeFor } from './policies.ts';
 import { noMetrics, silentLogger, type CoreDeps, type PoolDeps } from './deps.ts';
 
 /** A claimed member whose hand-over is not finished this long after: its claimer is gone. */
@@ -106,6 +106,9 @@ export class PoolService {
       return 'none';
     }
     const generation = (previous?.generation ?? 0) + 1;
+    // Counted in the claim's one transaction, like a cold start's: a full quota refuses the
+    // claim (CapacityExceededError) and leaves the member free.
+    const charge = await quotaChargeFor(this.deps, key);
     // Created before the claim so that the claim's one write holds everything the container
     // needs; a claim that loses leaves them to whoever starts this generation (same names).
     const queues = await this.deps.queues.create(containerId, generation);
@@ -117,6 +120,7 @@ export class PoolService {
       outputQueueUrl: queues.outputQueueUrl,
       fromPool: true,
       ...(await policyForNewGeneration(this.deps, key)),
+      ...(charge ? { quotaCounted: true } : {}),
     };
     // Concurrent misses start at different members, so they rarely race for the same one.
     const offset = randomInt(free.length);
@@ -140,6 +144,7 @@ export class PoolService {
         await this.pool.store.writePool({
           members: [{ record: claimed, expectVersion: member.version }],
           containers: [created],
+          ...(charge ? { quota: { charge } } : {}),
         });
       } catch (error) {
         if (!(error instanceof StaleWriteError)) throw error;

@@ -5,7 +5,7 @@
  * container and never appear in a list.
  */
 import type { ContainerRecord } from './model.ts';
-import type { ContainerWrite } from './ports.ts';
+import type { ContainerWrite, StoreChange } from './ports.ts';
 
 /**
  * `starting`: its task was asked for; `free`: its task runs and waits for an identity;
@@ -132,13 +132,15 @@ export interface PoolStore {
   ): Promise<{ slot: PoolSlotRecord | undefined; member: PoolMemberRecord | undefined }[]>;
   getPoolMember(slot: number, generation: number): Promise<PoolMemberRecord | undefined>;
   /**
-   * Every write or none, in one transaction: slots, members and containers. StaleWriteError
-   * when any guard does not hold.
+   * Every write or none, in one transaction: slots, members, containers and the quota
+   * counters (a claim is counted like a cold start). StaleWriteError when any guard does not
+   * hold; CapacityExceededError naming the quota when a charged counter is full.
    */
   writePool(change: {
     slots?: PoolSlotWrite[];
     members?: PoolMemberWrite[];
     containers?: ContainerWrite[];
+    quota?: StoreChange['quota'];
   }): Promise<void>;
 }
 

@@ -471,11 +471,15 @@ export class DynamoStateStore implements StateStore, PoolStore, PolicyStore {
     return item === undefined ? undefined : fromMemberItem(item);
   }
 
-  /** Slots, members and containers in one transaction (the claim: a member and its container). */
+  /**
+   * Slots, members and containers in one transaction (the claim: a member, its container and
+   * the container's quota counters).
+   */
   async writePool(change: {
     slots?: PoolSlotWrite[];
     members?: PoolMemberWrite[];
     containers?: ContainerWrite[];
+    quota?: StoreChange['quota'];
   }): Promise<void> {
     const now = this.#clock.now();
     const puts: ConditionalPut[] = [
@@ -495,6 +499,10 @@ export class DynamoStateStore implements StateStore, PoolStore, PolicyStore {
         ...containerCondition(write),
       })),
     ];
+    if (change.quota) {
+      await this.#writeWithQuota(puts, change.quota);
+      return;
+    }
     await this.#put(puts);
   }
 

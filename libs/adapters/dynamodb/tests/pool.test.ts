@@ -1,4 +1,5 @@
 import {
+  CapacityExceededError,
   StaleWriteError,
   containerIdOf,
   newPoolMember,
@@ -127,5 +128,74 @@ describe('the warm pool in the containers table', () => {
     await expect(claim).rejects.toBeInstanceOf(StaleWriteError);
     expect(await store.getPoolMember(2, 1)).toEqual(member);
     expect(await store.getContainer(containerIdOf(key))).toEqual(cold);
+  });
+
+  it("counts a claim in its client's quota, and refuses one over it without taking the member", async () => {
+    // Prepare: a per-user quota of 1, already used by a cold start.
+    const member = freeMember(3);
+    await store.writePool({ members: [{ record: member, expectVersion: null }] });
+    const charge = (projectId: string) => ({
+      clientId: 'pool-quota',
+      userId: 'ann',
+      projectId,
+      maxLiveContainersPerUser: 1,
+      maxLiveContainersPerClient: null,
+      newProjectLimit: null,
+      newProject: false,
+    });
+    const coldKey = { clientId: 'pool-quota', projectId: 'cold', userId: 'ann' };
+    const cold = containerFixture(coldKey, 1, { quotaCounted: true });
+    await store.write({
+      containers: [{ record: cold, expect: { kind: 'new-generation', previousGeneration: null } }],
+      quota: { charge: charge('cold') },
+    });
+    const key = { clientId: 'pool-quota', projectId: 'warm', userId: 'ann' };
+    const claim = () =>
+      store.writePool({
+        members: [
+          {
+            record: { ...member, state: 'claimed', claimedBy: containerIdOf(key), version: 2 },
+            expectVersion: member.version,
+          },
+        ],
+        containers: [
+          {
+            record: containerFixture(key, 1, {
+              taskArn: member.taskArn,
+              fromPool: true,
+              quotaCounted: true,
+            }),
+            expect: { kind: 'new-generation', previousGeneration: null },
+          },
+        ],
+        quota: { charge: charge('warm') },
+      });
+
+    // Act
+    const refused = await claim().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await store.write({
+      containers: [
+        {
+          record: { ...cold, status: 'failed', quotaCounted: false, version: cold.version + 1 },
+          expect: { kind: 'version', version: cold.version },
+        },
+      ],
+      quota: { release: { clientId: 'pool-quota', userId: 'ann' } },
+    });
+    const freeAfterRefusal = await store.getPoolMember(3, 1);
+    await claim();
+
+    // Assess
+    expect(refused).toBeInstanceOf(CapacityExceededError);
+    expect((refused as Error).message).toMatch(/maxLiveContainersPerUser \(1\)/);
+    expect(freeAfterRefusal).toEqual(member);
+    expect(await store.getPoolMember(3, 1)).toMatchObject({ state: 'claimed', version: 2 });
+    expect(await store.getContainer(containerIdOf(key))).toMatchObject({
+      fromPool: true,
+      quotaCounted: true,
+    });
   });
 });
