@@ -2,11 +2,11 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { UseCases, type PoolDeps } from '@berth/core';
 import { newPoolMember, stopReason, systemClock } from '@berth/domain';
 import { DynamoStateStore, ensureTables } from '@berth/dynamodb';
+import { createMetrics, type ServiceMetrics } from '@berth/platform';
 import { makeCoreDeps, type FakeCoreDeps } from '@berth/testing';
 import type { FastifyInstance } from 'fastify';
 import { createSigner } from 'fast-jwt';
 import { randomUUID } from 'node:crypto';
-import { Registry } from 'prom-client';
 import { buildDiscoveryApp } from '../src/app.ts';
 
 const SECRET = 'a-test-secret-that-is-long-enough-for-hs256!';
@@ -26,6 +26,7 @@ const names = {
 
 let deps: FakeCoreDeps;
 let app: FastifyInstance;
+let metrics: ServiceMetrics;
 
 beforeAll(async () => {
   await ensureTables(dynamodb, names);
@@ -34,7 +35,8 @@ beforeAll(async () => {
 beforeEach(async () => {
   const store = new DynamoStateStore({ client: dynamodb, ...names });
   deps = makeCoreDeps({ store, clock: systemClock as FakeCoreDeps['clock'] });
-  const useCases = new UseCases({ ...deps, policies: store });
+  metrics = createMetrics('discovery', { emf: false });
+  const useCases = new UseCases({ ...deps, metrics: metrics.core, policies: store });
   app = await buildDiscoveryApp({
     useCases,
     store,
@@ -42,7 +44,7 @@ beforeEach(async () => {
     authSecret: SECRET,
     cacheTtlMs: 0,
     rateLimitPerMinute: 0,
-    registry: new Registry(),
+    registry: metrics.registry,
   });
 });
 
@@ -210,6 +212,12 @@ describe('quotas', () => {
         error: { code: 'capacity_exceeded', field: 'maxProjectsPerClient' },
       });
     }
+    // Counted by quota name, never by client (metrics QuotaRefusals, docs/design.md).
+    const exposed = await metrics.registry.getSingleMetricAsString('berth_quota_refusals_total');
+    expect(exposed).toContain(
+      'berth_quota_refusals_total{quota="maxProjectsPerClient",service="discovery"} 15',
+    );
+    expect(exposed).not.toContain(client);
     const again = await call('POST', '/v1/containers/discover', admin, {
       clientId: client,
       projectId: created[0]?.json<{ container: { projectId: string } }>().container.projectId,
@@ -251,6 +259,9 @@ describe('quotas', () => {
     });
     expect(failed?.status).toBe('failed');
     expect(fourth.statusCode).toBe(201);
+    expect(
+      (await metrics.registry.getSingleMetric('berth_quota_refusals_total')?.get())?.values,
+    ).toEqual([{ labels: { quota: 'maxLiveContainersPerUser' }, value: 1 }]);
   });
 
   it("counts a warm-pool claim: a user at its quota is refused without taking a member, and the claimed container's stop releases it", async () => {

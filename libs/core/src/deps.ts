@@ -1,3 +1,4 @@
+import type { CLIENT_ONLY_FIELDS } from '@berth/domain';
 import type {
   Clock,
   ContainerKey,
@@ -55,7 +56,17 @@ export interface CoreMetrics {
   poolClaim?(outcome: 'claimed' | 'miss', latencySeconds?: number): void;
   /** The pool's members, and how many of them are free to claim (every reaper tick). */
   poolGauges?(members: number, free: number): void;
+  /**
+   * A new generation refused by a quota of its client's policy, named by the quota (one of
+   * CLIENT_ONLY_FIELDS: a bounded set, so it may be a metric dimension; the client id is not).
+   */
+  quotaRefused?(quota: QuotaName): void;
+  /** The reaper told a container's sessions it is expiring, or stopped it at its maxLifetime. */
+  lifetimeExpiry?(stage: 'notice' | 'stop'): void;
 }
+
+/** The quotas a policy sets (docs/design.md, "Lifecycle policies and quotas"). */
+export type QuotaName = (typeof CLIENT_ONLY_FIELDS)[number];
 
 export const noMetrics: CoreMetrics = {
   containerStarted: () => {},

@@ -2,7 +2,7 @@ export { Checkpoints, MAX_CHECKPOINT_PAGE } from './checkpoints.ts';
 export { ContainerRecords } from './container-records.ts';
 export { ContainerService } from './containers.ts';
 export { noMetrics, silentLogger } from './deps.ts';
-export type { CoreDeps, CoreMetrics, CoreSettings, PoolDeps } from './deps.ts';
+export type { CoreDeps, CoreMetrics, CoreSettings, PoolDeps, QuotaName } from './deps.ts';
 export { PolicyService } from './policies.ts';
 export { PoolService } from './pool.ts';
 export type { ClaimResult, PoolTaskRoute, PoolTickReport } from './pool.ts';

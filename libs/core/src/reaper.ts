@@ -150,7 +150,7 @@ export class Reaper {
         !container.expiryNoticeAt &&
         expiryNoticeDueAt(container.createdAt, end, policy) <= now
       ) {
-        await this.records.transition(
+        const noticed = await this.records.transition(
           container.containerId,
           (current) =>
             sameGeneration(current) && !current.expiryNoticeAt
@@ -160,7 +160,13 @@ export class Reaper {
             this.records.event('container.expiring', after, { payload: { expiresAt: end } }),
           ],
         );
-        this.log.info({ containerId: container.containerId, expiresAt: end }, 'container expiring');
+        if (noticed?.changed) {
+          this.metrics.lifetimeExpiry?.('notice');
+          this.log.info(
+            { containerId: container.containerId, expiresAt: end },
+            'container expiring',
+          );
+        }
       }
       if (end && end <= now) {
         const result = await this.containers.stopGeneration(
@@ -177,6 +183,7 @@ export class Reaper {
         );
         if (result?.status === 'terminating') {
           stopped += 1;
+          this.metrics.lifetimeExpiry?.('stop');
           this.log.info(
             { containerId: container.containerId },
             'stopping container at its maxLifetime',

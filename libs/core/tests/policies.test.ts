@@ -1,6 +1,6 @@
 import type { Policy, PolicyStore, StoredPolicy } from '@berth/domain';
 import { makeCoreDeps } from '@berth/testing';
-import { UseCases } from '../src/index.ts';
+import { UseCases, noMetrics } from '../src/index.ts';
 import { KEY, OTHER_KEY, assignCommand, runningContainer, stored } from './support.ts';
 
 /** Policies in memory: the store's behaviour is tested on DynamoDB Local (discovery's routes). */
@@ -31,12 +31,14 @@ function policyWorld(policies: Record<string, Policy>) {
   for (const [clientId, policy] of Object.entries(policies)) {
     store.items.set(`${clientId}/`, { clientId, projectId: null, policy, updatedAt: '' });
   }
+  const expiries: string[] = [];
   const useCases = new UseCases({
     ...deps,
+    metrics: { ...noMetrics, lifetimeExpiry: (stage) => expiries.push(stage) },
     policies: store,
     settings: { ...deps.settings, expiryNoticeMs: 5 * 60_000, policyIdleTimeoutMinMs: 60_000 },
   });
-  return { deps, useCases, store };
+  return { deps, useCases, store, expiries };
 }
 
 describe('policies in the core', () => {
@@ -85,7 +87,9 @@ describe('policies in the core', () => {
 
     // Act
     await w.useCases.reaper.stopIdle();
+    await w.useCases.reaper.stopIdle();
     const afterNotice = await stored(w.deps);
+    const countedAtNotice = [...w.expiries];
     w.deps.clock.advance('5m');
     await w.useCases.reaper.stopIdle();
 
@@ -95,6 +99,9 @@ describe('policies in the core', () => {
     const stopped = await stored(w.deps);
     expect(stopped.status).toBe('terminating');
     expect(stopped.stopReason).toMatch(/^max_lifetime:/);
+    // Counted once each (metrics LifetimeExpiries): a second pass does not notice again.
+    expect(countedAtNotice).toEqual(['notice']);
+    expect(w.expiries).toEqual(['notice', 'stop']);
   });
 
   it('applies a changed policy to live containers at once; a shortened idle timeout counts from the change', async () => {

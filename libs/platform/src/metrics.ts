@@ -130,7 +130,30 @@ export function createMetrics(service: string, options: { emf: boolean }): Servi
     registers: [registry],
   });
 
+  const quotaRefusals = new Counter({
+    name: 'berth_quota_refusals_total',
+    help: "New generations refused by a quota of their client's policy, by quota name",
+    labelNames: ['quota'],
+    registers: [registry],
+  });
+  const lifetimeExpiries = new Counter({
+    name: 'berth_lifetime_expiries_total',
+    help: 'maxLifetime: container.expiring notices sent (notice) and containers stopped (stop)',
+    labelNames: ['stage'],
+    registers: [registry],
+  });
+
   const core: CoreMetrics = {
+    // The quota name is a bounded set (CLIENT_ONLY_FIELDS); the client id is never a label or a
+    // dimension (unbounded: one CloudWatch metric per client); the refusal's log line names it.
+    quotaRefused(quota) {
+      quotaRefusals.inc({ quota });
+      emf('QuotaRefusals', 1, 'Count', { Quota: quota });
+    },
+    lifetimeExpiry(stage) {
+      lifetimeExpiries.inc({ stage });
+      emf('LifetimeExpiries', 1, 'Count', { Stage: stage });
+    },
     poolClaim(outcome, latencySeconds) {
       poolClaims.inc({ outcome });
       emf(outcome === 'claimed' ? 'PoolClaims' : 'PoolMisses', 1);
