@@ -6,6 +6,7 @@ import { createMetrics, type ServiceMetrics } from '@berth/platform';
 import { makeCoreDeps, type FakeCoreDeps } from '@berth/testing';
 import type { FastifyInstance } from 'fastify';
 import { createSigner } from 'fast-jwt';
+import { Registry } from 'prom-client';
 import { randomUUID } from 'node:crypto';
 import { buildDiscoveryApp } from '../src/app.ts';
 
@@ -304,7 +305,7 @@ describe('quotas', () => {
         startPoolMember: () => Promise.reject(new Error('no pool tick in this test')),
       },
     };
-    const useCases = new UseCases({ ...deps, policies: store, pool });
+    const useCases = new UseCases({ ...deps, metrics: metrics.core, policies: store, pool });
     const pooled = await buildDiscoveryApp({
       useCases,
       store,
@@ -312,6 +313,7 @@ describe('quotas', () => {
       authSecret: SECRET,
       cacheTtlMs: 0,
       rateLimitPerMinute: 0,
+      // The HTTP metrics of a second app in its own registry; the core's are the suite's.
       registry: new Registry(),
     });
     const discover = (projectId: string) =>
@@ -349,6 +351,10 @@ describe('quotas', () => {
         error: { code: 'capacity_exceeded', field: 'maxLiveContainersPerUser' },
       });
       expect(freeAfterRefusal).toBe(1);
+      // A claim refused by a quota is counted like a cold start's refusal.
+      expect(
+        (await metrics.registry.getSingleMetric('berth_quota_refusals_total')?.get())?.values,
+      ).toEqual([{ labels: { quota: 'maxLiveContainersPerUser' }, value: 1 }]);
       expect(stopped?.status).toBe('stopped');
       expect(third.statusCode).toBe(201);
       expect(third.json()).toMatchObject({ container: { fromPool: true } });

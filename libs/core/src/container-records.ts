@@ -1,6 +1,4 @@
 import {
-  CLIENT_ONLY_FIELDS,
-  CapacityExceededError,
   ConflictError,
   StaleWriteError,
   UnavailableError,
@@ -153,15 +151,8 @@ export class ContainerRecords {
       return true;
     } catch (error) {
       if (error instanceof StaleWriteError) return false;
-      if (error instanceof CapacityExceededError) this.countQuotaRefusal(error);
       throw error;
     }
-  }
-
-  /** One refusal per quota name (a bounded set; an unexpected name is not counted). */
-  countQuotaRefusal(error: CapacityExceededError): void {
-    const quota = CLIENT_ONLY_FIELDS.find((name) => name === error.field);
-    if (quota) this.deps.metrics?.quotaRefused?.(quota);
   }
 
   /**

@@ -1,4 +1,6 @@
 import {
+  CLIENT_ONLY_FIELDS,
+  CapacityExceededError,
   ConflictError,
   NotFoundError,
   UnavailableError,
@@ -177,20 +179,42 @@ export class ContainerService {
       }
       if (this.pool && this.pool.size > 0) {
         // A miss: a warm-pool member if one is free (docs/design.md, "The warm pool").
-        const claimed = await this.pool.claim(key, existing, options.commandId);
+        const pool = this.pool;
+        const claimed = await this.countingQuotaRefusals(() =>
+          pool.claim(key, existing, options.commandId),
+        );
         if (claimed === 'lost') continue;
         if (claimed !== 'none') {
           this.metrics.containerStarted('created');
           return { container: claimed.container, source: 'pool' };
         }
       }
-      const created = await this.create(key, existing, options.commandId);
+      const created = await this.countingQuotaRefusals(() =>
+        this.create(key, existing, options.commandId),
+      );
       if (created) {
         this.metrics.containerStarted('created');
         return { container: created, source: 'created' };
       }
     }
     throw new UnavailableError(`could not find or start container ${containerId}; try again`);
+  }
+
+  /**
+   * A new generation (cold or claimed from the pool) refused by a quota is counted by the
+   * quota's name: a bounded set (CLIENT_ONLY_FIELDS), unlike the client id, which only the
+   * caller's log and answer name.
+   */
+  private async countingQuotaRefusals<T>(start: () => Promise<T>): Promise<T> {
+    try {
+      return await start();
+    } catch (error) {
+      if (error instanceof CapacityExceededError) {
+        const quota = CLIENT_ONLY_FIELDS.find((name) => name === error.field);
+        if (quota) this.metrics.quotaRefused?.(quota);
+      }
+      throw error;
+    }
   }
 
   /**
