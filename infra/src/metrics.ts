@@ -1,4 +1,4 @@
-import { CONTAINER_STATUSES, LIVE_STATUSES } from '@berth/domain';
+import { CLIENT_ONLY_FIELDS, CONTAINER_STATUSES, LIVE_STATUSES } from '@berth/domain';
 
 /**
  * The metrics berth's services emit in CloudWatch embedded metric format (namespace
@@ -32,9 +32,18 @@ export const METRICS = {
   poolMisses: { name: 'PoolMisses' },
   /** One sample per claim: milliseconds from the miss to the stored claim. */
   poolClaimLatency: { name: 'PoolClaimLatency' },
+  /**
+   * Count per new generation (cold or pool claim) a quota refused, dimension `Quota` = the quota's
+   * name (QUOTA_NAMES, a bounded set). Never the client id: one metric per client is unbounded.
+   */
+  quotaRefusals: { name: 'QuotaRefusals', dimension: 'Quota' },
+  /** Count per `container.expiring` notice (`notice`) and per maxLifetime stop (`stop`), dimension `Stage`. */
+  lifetimeExpiries: { name: 'LifetimeExpiries', dimension: 'Stage' },
 } as const;
 
 export const REUSE_OUTCOMES = ['reused', 'created'] as const;
 export const ORPHAN_KINDS = ['record', 'task'] as const;
+export const QUOTA_NAMES = CLIENT_ONLY_FIELDS;
+export const EXPIRY_STAGES = ['notice', 'stop'] as const;
 
 export { CONTAINER_STATUSES, LIVE_STATUSES };

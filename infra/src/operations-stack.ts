@@ -10,7 +10,14 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { InfraConfig } from './config.ts';
-import { LIVE_STATUSES, METRICS, ORPHAN_KINDS, REUSE_OUTCOMES } from './metrics.ts';
+import {
+  EXPIRY_STAGES,
+  LIVE_STATUSES,
+  METRICS,
+  ORPHAN_KINDS,
+  QUOTA_NAMES,
+  REUSE_OUTCOMES,
+} from './metrics.ts';
 import { BerthArns, NAMES, SERVICES, ecsServiceName } from './names.ts';
 
 export interface BerthOperationsStackProps extends StackProps {
@@ -255,6 +262,22 @@ export class BerthOperationsStack extends Stack {
         ),
         right: deadLetterQueues.map((queue) =>
           queue.metricApproximateNumberOfMessagesVisible({ period: this.period }),
+        ),
+        ...wide,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Policies: quota refusals by quota, maxLifetime notices and stops',
+        left: QUOTA_NAMES.map((quota) =>
+          this.berth(METRICS.quotaRefusals.name, 'Sum', {
+            [METRICS.quotaRefusals.dimension]: quota,
+          }).with({ label: `refused (${quota})` }),
+        ),
+        right: EXPIRY_STAGES.map((stage) =>
+          this.berth(METRICS.lifetimeExpiries.name, 'Sum', {
+            [METRICS.lifetimeExpiries.dimension]: stage,
+          }).with({ label: `maxLifetime ${stage}` }),
         ),
         ...wide,
       }),

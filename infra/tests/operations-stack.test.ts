@@ -210,6 +210,15 @@ describe('BerthOperationsStack dashboard', () => {
       expect(body).toContain(`\\"ContainerReused\\",\\"Outcome\\",\\"${outcome}\\"`);
     for (const kind of ['record', 'task'])
       expect(body).toContain(`\\"OrphansRepaired\\",\\"Kind\\",\\"${kind}\\"`);
+    // Quota refusals by quota name only (a bounded set; never by client), expiries by stage.
+    for (const quota of [
+      'maxLiveContainersPerUser',
+      'maxLiveContainersPerClient',
+      'maxProjectsPerClient',
+    ])
+      expect(body).toContain(`\\"QuotaRefusals\\",\\"Quota\\",\\"${quota}\\"`);
+    for (const stage of ['notice', 'stop'])
+      expect(body).toContain(`\\"LifetimeExpiries\\",\\"Stage\\",\\"${stage}\\"`);
     for (const service of ['discovery', 'session', 'reaper', 'task-watcher']) {
       expect(body).toContain(`\\"ServiceName\\",\\"berth-${service}\\"`);
     }

@@ -149,6 +149,7 @@ describe('the services on the local stack emit every metric the dashboard and al
       BERTH_GAUGE_INTERVAL: '1s',
       BERTH_SWEEP_INTERVAL: '5s',
       BERTH_SHUTDOWN_GRACE: '10s',
+      BERTH_EXPIRY_NOTICE: '4s',
     });
     clients = await connect(stack);
   }, 180_000);
@@ -198,10 +199,62 @@ describe('the services on the local stack emit every metric the dashboard and al
       30_000,
     );
 
+    // Policies (issue 17): each quota refuses one discover; a maxLifetime notices then stops.
+    const quotas = {
+      maxLiveContainersPerUser: { second: { projectId: 'b', userId: 'ann' } },
+      maxLiveContainersPerClient: { second: { projectId: 'a', userId: 'bob' } },
+      maxProjectsPerClient: { second: { projectId: 'b', userId: 'ann' } },
+    };
+    for (const [quota, { second }] of Object.entries(quotas)) {
+      const clientId = `q-${quota.toLowerCase()}`;
+      const policy = await http(stack, 'PUT', `/v1/policies/${clientId}`, {
+        body: { [quota]: 1 },
+      });
+      expect(policy.status).toBe(200);
+      const first = await http(stack, 'POST', '/v1/containers/discover', {
+        body: { clientId, projectId: 'a', userId: 'ann' },
+      });
+      expect([201, 202]).toContain(first.status);
+      const refused = await http(stack, 'POST', '/v1/containers/discover', {
+        body: { clientId, ...second },
+      });
+      expect(refused).toMatchObject({
+        status: 429,
+        body: { error: { code: 'capacity_exceeded', field: quota } },
+      });
+    }
+    expect(
+      (
+        await http(stack, 'PUT', '/v1/policies/lifeco', {
+          body: { maxLifetime: '6s', idleTimeout: '10m' },
+        })
+      ).status,
+    ).toBe(200);
+    const living = await http(stack, 'POST', '/v1/containers/discover?wait=60', {
+      body: { clientId: 'lifeco', projectId: 'a', userId: 'ann' },
+    });
+    expect(living.status).toBe(201);
+    await clients.events.waitFor(
+      { type: 'container.expiring', containerId: 'lifeco.a.ann' },
+      90_000,
+    );
+    await clients.events.waitFor(
+      { type: 'container.stopped', containerId: 'lifeco.a.ann' },
+      90_000,
+    );
+    await eventually(
+      'the policy metrics',
+      () =>
+        Promise.resolve(emitted('QuotaRefusals') && emitted('LifetimeExpiries') ? true : undefined),
+      30_000,
+    );
+
     const proof = await proveDashboardMetrics({ assemblyDir, logFiles: logFiles() });
     expect(proof.required.length).toBeGreaterThan(10);
     // Each emitter shows up in its own service's log.
     const sources = new Set(proof.emitted.map((metric) => metric.source.split('/').pop()));
-    expect([...sources]).toEqual(expect.arrayContaining(['reaper.log', 'task-watcher.log']));
-  }, 300_000);
+    expect([...sources]).toEqual(
+      expect.arrayContaining(['reaper.log', 'task-watcher.log', 'discovery.log']),
+    );
+  }, 420_000);
 });
