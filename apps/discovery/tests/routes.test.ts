@@ -369,6 +369,7 @@ describe('container and session routes', () => {
         'idleSince',
         'idleStopAt',
         'keptAliveBy',
+        'expiresAt',
         'stoppedAt',
         'stopReason',
         'fromPool',
