@@ -66,23 +66,7 @@ export class SessionReadiness {
         worktreePath: payload.worktreePath,
         ...(running ? { readyAt: this.now() } : {}),
       };
-      try {
-        await this.deps.store.write({
-          sessions: [
-            {
-              record: next,
-              expect: {
-                kind: 'status',
-                status: 'active',
-                unchanged: { lastActivityAt: existing.lastActivityAt },
-              },
-            },
-          ],
-        });
-      } catch (error) {
-        if (error instanceof StaleWriteError) continue;
-        throw error;
-      }
+      if (!(await this.writeActive(next, existing))) continue;
       if (running) {
         await this.deps.publisher.publish([this.readyEvent(next, command.commandId)]);
         return next;
@@ -120,26 +104,35 @@ export class SessionReadiness {
           break;
         }
         const next: SessionRecord = { ...session, readyAt: this.now() };
-        try {
-          await this.deps.store.write({
-            sessions: [
-              {
-                record: next,
-                expect: {
-                  kind: 'status',
-                  status: 'active',
-                  unchanged: { lastActivityAt: session.lastActivityAt },
-                },
-              },
-            ],
-          });
-        } catch (error) {
-          if (error instanceof StaleWriteError) continue;
-          throw error;
-        }
+        if (!(await this.writeActive(next, session))) continue;
         await this.deps.publisher.publish([this.readyEvent(next, undefined)]);
         break;
       }
+    }
+  }
+
+  /**
+   * Writes `next` over a session still active and untouched since `read` (a touch or a release
+   * in between wins); false when it was not, and the caller reads again.
+   */
+  private async writeActive(next: SessionRecord, read: SessionRecord): Promise<boolean> {
+    try {
+      await this.deps.store.write({
+        sessions: [
+          {
+            record: next,
+            expect: {
+              kind: 'status',
+              status: 'active',
+              unchanged: { lastActivityAt: read.lastActivityAt },
+            },
+          },
+        ],
+      });
+      return true;
+    } catch (error) {
+      if (error instanceof StaleWriteError) return false;
+      throw error;
     }
   }
 

@@ -12,7 +12,7 @@ import { Counter, type Registry } from 'prom-client';
 import Type from 'typebox';
 import { assertMayAct, scopeListFilter } from '../auth.ts';
 import type { ContainerCache } from '../cache.ts';
-import { IdPart, errors, type DiscoveryServer } from './schemas.ts';
+import { IdPart, PageQuery, errors, type DiscoveryServer } from './schemas.ts';
 
 const JSON_UTF8 = 'application/json; charset=utf-8';
 
@@ -177,10 +177,7 @@ export function registerContainerRoutes(app: DiscoveryServer, options: Container
             projectId: Type.Optional(IdPart),
             userId: Type.Optional(IdPart),
             status: Type.Optional(Type.Enum(CONTAINER_STATUSES)),
-            limit: Type.Optional(
-              Type.String({ pattern: '^([1-9][0-9]?|100)$', description: '1-100, default 50' }),
-            ),
-            cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+            ...PageQuery,
           },
           { additionalProperties: false },
         ),

@@ -34,3 +34,11 @@ export const ErrorSchema = Type.Object(
 /** The error answers a route documents, each the shared `Error` body. */
 export const errors = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((status) => [status, Type.Ref('Error')]));
+
+/** The query fields of every paged listing: a page size and the cursor of the previous page. */
+export const PageQuery = {
+  limit: Type.Optional(
+    Type.String({ pattern: '^([1-9][0-9]?|100)$', description: '1-100, default 50' }),
+  ),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+};

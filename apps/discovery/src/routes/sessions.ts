@@ -10,7 +10,7 @@ import {
 } from '@berth/domain';
 import Type from 'typebox';
 import { mayAct, type Principal } from '../auth.ts';
-import { errors, type DiscoveryServer } from './schemas.ts';
+import { PageQuery, errors, type DiscoveryServer } from './schemas.ts';
 
 /** `/v1/sessions/:sessionId`: one session, to its owner (or an admin) only. */
 export function registerSessionRoutes(app: DiscoveryServer, options: { useCases: UseCases }) {
@@ -59,10 +59,7 @@ export function registerSessionRoutes(app: DiscoveryServer, options: { useCases:
         params: SessionParams,
         querystring: Type.Object(
           {
-            limit: Type.Optional(
-              Type.String({ pattern: '^([1-9][0-9]?|100)$', description: '1-100, default 50' }),
-            ),
-            cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+            ...PageQuery,
           },
           { additionalProperties: false },
         ),
