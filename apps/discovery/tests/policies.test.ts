@@ -1,4 +1,4 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { UseCases, type PoolDeps } from '@berth/core';
 import { newPoolMember, stopReason, systemClock } from '@berth/domain';
 import { DynamoStateStore, ensureTables } from '@berth/dynamodb';
@@ -263,6 +263,43 @@ describe('quotas', () => {
     expect(
       (await metrics.registry.getSingleMetric('berth_quota_refusals_total')?.get())?.values,
     ).toEqual([{ labels: { quota: 'maxLiveContainersPerUser' }, value: 1 }]);
+  });
+
+  it("repairs a counter left high by a record deleted by hand in the reaper's sweep: the user may start again", async () => {
+    // Arrange: quota 2; one of the user's two counted records deleted by hand (no release).
+    const client = `q-${randomUUID().slice(0, 8)}`;
+    await call('PUT', `/v1/policies/${client}`, admin, { maxLiveContainersPerUser: 2 });
+    const discover = (projectId: string) =>
+      call('POST', '/v1/containers/discover', admin, {
+        clientId: client,
+        projectId,
+        userId: 'ann',
+      });
+    expect((await discover('a')).statusCode).toBe(201);
+    expect((await discover('b')).statusCode).toBe(201);
+    await dynamodb.send(
+      new DeleteItemCommand({
+        TableName: names.containerTable,
+        Key: { containerId: { S: `${client}.a.ann` } },
+      }),
+    );
+    const store = new DynamoStateStore({ client: dynamodb, ...names });
+    // A sweep interval of 0: every counter changed before the sweep is due for its recount.
+    const reaper = new UseCases({
+      ...deps,
+      settings: { ...deps.settings, sweepIntervalMs: 0 },
+      policies: store,
+    }).reaper;
+
+    // Act
+    const refused = await discover('c');
+    const report = await reaper.sweep();
+    const after = await discover('c');
+
+    // Assess
+    expect(refused.statusCode).toBe(429);
+    expect(report.quotaCountersRepaired).toBeGreaterThanOrEqual(1);
+    expect(after.statusCode).toBe(201);
   });
 
   it("counts a warm-pool claim: a user at its quota is refused without taking a member, and the claimed container's stop releases it", async () => {

@@ -24,6 +24,11 @@ export interface CoreSettings {
   policyIdleTimeoutMaxMs?: number;
   /** BERTH_EXPIRY_NOTICE (5m when absent). */
   expiryNoticeMs?: number;
+  /**
+   * BERTH_SWEEP_INTERVAL: a quota counter changed longer ago than this is recounted by the
+   * sweep (its writes are in clientId-index by then). 10m when absent.
+   */
+  sweepIntervalMs?: number;
   /** Extra environment for every workspace agent (workload command, grace period, ...). */
   agentEnvironment: Record<string, string>;
   /** The project's repository for the agent, when the runtime does not supply one itself. */

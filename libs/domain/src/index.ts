@@ -176,6 +176,7 @@ export type {
   Logger,
   Page,
   QuotaCharge,
+  QuotaRepair,
   Runtime,
   SessionExpectation,
   SessionGuardField,

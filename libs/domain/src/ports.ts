@@ -80,6 +80,14 @@ export interface StoreChange {
 }
 
 /** What a new generation adds to its client's quota counters, and the limits they must stay within. */
+/** A quota counter the repair corrected: the client's (no userId) or one user's. */
+export interface QuotaRepair {
+  clientId: string;
+  userId?: string;
+  from: number;
+  to: number;
+}
+
 export interface QuotaCharge {
   clientId: string;
   userId: string;
@@ -163,6 +171,12 @@ export interface StateStore {
   ): Promise<Page<CheckpointRecord>>;
   /** Whether a container of this project was ever counted (its quota marker exists). */
   isKnownProject?(clientId: string, projectId: string): Promise<boolean>;
+  /**
+   * Recounts the quota counters due for it (changed at or before the given time, or full when
+   * a start was refused) from the live counted generations, at most `limit` of them; answers
+   * the counters it corrected (docs/design.md, "Quota counters are repaired").
+   */
+  repairQuotaCounters?(changedAtOrBefore: string, limit: number): Promise<QuotaRepair[]>;
   /** Answers when the store is reachable (readiness). */
   ping(): Promise<void>;
 }

@@ -24,11 +24,7 @@ import {
   type MessagingResources,
 } from '@berth/messaging';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import {
-  awsCallRecording,
-  recordAwsCalls,
-  type AwsCallRecording,
-} from './aws-calls/recorder.ts';
+import { awsCallRecording, recordAwsCalls, type AwsCallRecording } from './aws-calls/recorder.ts';
 import type { ServiceMetrics } from './metrics.ts';
 
 export interface Wiring {
@@ -209,6 +205,7 @@ export async function wire(
       policyIdleTimeoutMinMs: config.policyIdleTimeoutMinMs,
       policyIdleTimeoutMaxMs: config.policyIdleTimeoutMaxMs,
       expiryNoticeMs: config.expiryNoticeMs,
+      sweepIntervalMs: config.sweepIntervalMs,
       agentEnvironment: {
         BERTH_SHUTDOWN_GRACE: formatDuration(config.shutdownGraceMs),
         BERTH_CHECKPOINT_PUSH_INTERVAL: formatDuration(config.checkpointPushIntervalMs),

@@ -14,6 +14,7 @@ import {
   PutCommand,
   QueryCommand,
   TransactWriteCommand,
+  UpdateCommand,
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import {
@@ -23,6 +24,7 @@ import {
   systemClock,
   type CheckpointRecord,
   type Clock,
+  type QuotaRepair,
   type CommandOutcomeRecord,
   type ContainerExpectation,
   type ContainerFilter,
@@ -50,7 +52,29 @@ import {
 import { isDeepStrictEqual } from 'node:util';
 import { toDomainError } from './errors.ts';
 
-/** Quota counter items (no indexed attribute; `~` is not in the id alphabet). */
+/** Partition value of `due-index` for quota counters due for a recount (`dueAt`: since when). */
+const QUOTA_DUE_KEY = 'quota';
+const QUOTA_REPAIR_ATTEMPTS = 5;
+const EPOCH = '1970-01-01T00:00:00.000Z';
+/**
+ * Set on a `live` counter by every change: who it counts (for the recount), when it last
+ * changed (the repair's condition), and since when it is due (kept from its first change after
+ * the last check).
+ */
+const QUOTA_CHECK_SET =
+  'dueKey = :quotaDue, dueAt = if_not_exists(dueAt, :now), changedAt = :now, quotaClientId = :quotaClient, quotaUserId = :quotaUser';
+
+function quotaCheckValues(owner: { clientId: string; userId?: string }, now: string) {
+  return {
+    ':quotaDue': QUOTA_DUE_KEY,
+    ':now': now,
+    ':quotaClient': owner.clientId,
+    // Absent attributes cannot be SET; a client counter carries an empty user id.
+    ':quotaUser': owner.userId ?? '',
+  };
+}
+
+/** Quota counter items (`~` is not in the id alphabet; only `dueKey`/`dueAt` are indexed). */
 function quotaKeys(clientId: string, userId: string, projectId: string) {
   return {
     client: `~quota#${clientId}`,
@@ -267,6 +291,129 @@ export class DynamoStateStore implements StateStore, PoolStore, PolicyStore {
     await this.#put(puts);
   }
 
+  /**
+   * Recounts the `live` quota counters that are due (docs/design.md, "Quota counters are
+   * repaired"): one Query of the sparse due-index (partition `quota`), so the cost follows the
+   * counters changed or refused since their last check, not the number of clients. A counter is
+   * due once its first change since its last check is at or before `changedAtOrBefore` (the
+   * sweep passes now minus BERTH_SWEEP_INTERVAL, so a recent write has reached clientId-index),
+   * or once it refused a start. Each is recounted from clientId-index and written with a
+   * condition on the value and change time it was read with: a start or stop meanwhile makes the
+   * write lose, and the counter is read and recounted again.
+   */
+  async repairQuotaCounters(changedAtOrBefore: string, limit: number): Promise<QuotaRepair[]> {
+    assertLimit(limit);
+    const { items } = await this.#readPages(
+      {
+        kind: 'query',
+        input: {
+          TableName: this.#containerTable,
+          IndexName: CONTAINER_INDEXES.due,
+          KeyConditionExpression: 'dueKey = :due AND dueAt <= :before',
+          ExpressionAttributeValues: { ':due': QUOTA_DUE_KEY, ':before': changedAtOrBefore },
+        },
+      },
+      limit,
+    );
+    const repairs: QuotaRepair[] = [];
+    for (const item of items) {
+      const repair = await this.#repairQuotaCounter(String(item.containerId), changedAtOrBefore);
+      if (repair) repairs.push(repair);
+    }
+    return repairs;
+  }
+
+  async #repairQuotaCounter(
+    key: string,
+    changedAtOrBefore: string,
+  ): Promise<QuotaRepair | undefined> {
+    for (let attempt = 0; attempt < QUOTA_REPAIR_ATTEMPTS; attempt += 1) {
+      const counter = await this.#get(this.#containerTable, { containerId: key });
+      const clientId = counter?.quotaClientId;
+      if (!counter || typeof clientId !== 'string' || counter.dueKey !== QUOTA_DUE_KEY) return;
+      const changedAt = typeof counter.changedAt === 'string' ? counter.changedAt : '';
+      // Changed since the query's cutoff: its write may not be in clientId-index yet; it stays due.
+      if (changedAt > changedAtOrBefore) return;
+      const userId =
+        typeof counter.quotaUserId === 'string' && counter.quotaUserId !== ''
+          ? counter.quotaUserId
+          : undefined;
+      const counted = typeof counter.live === 'number' ? counter.live : 0;
+      const live = await this.#countLiveCounted(clientId, userId);
+      try {
+        const output = await this.#documents.send(
+          new UpdateCommand({
+            TableName: this.#containerTable,
+            Key: { containerId: key },
+            UpdateExpression: 'SET live = :live REMOVE dueKey, dueAt',
+            ConditionExpression:
+              '(attribute_not_exists(live) OR live = :counted) AND changedAt = :changedAt',
+            ExpressionAttributeValues: {
+              ':live': live,
+              ':counted': counted,
+              ':changedAt': changedAt,
+            },
+            ReturnConsumedCapacity: 'TOTAL',
+          }),
+        );
+        this.#record('put', output.ConsumedCapacity);
+      } catch (error) {
+        if (error instanceof Error && error.name === 'ConditionalCheckFailedException') continue;
+        throw toDomainError(error, { operation: 'UpdateItem', table: this.#containerTable });
+      }
+      return live === counted
+        ? undefined
+        : { clientId, ...(userId === undefined ? {} : { userId }), from: counted, to: live };
+    }
+    return undefined;
+  }
+
+  /** Live generations that were counted (`quotaCounted`) of a client, or of one of its users. */
+  async #countLiveCounted(clientId: string, userId: string | undefined): Promise<number> {
+    const { items } = await this.#readPages(
+      {
+        kind: 'query',
+        input: {
+          TableName: this.#containerTable,
+          IndexName: CONTAINER_INDEXES.byClient,
+          KeyConditionExpression: 'clientId = :client',
+          FilterExpression: `quotaCounted = :yes AND #status IN (:starting, :running, :terminating)${userId === undefined ? '' : ' AND userId = :user'}`,
+          ProjectionExpression: 'containerId',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':client': clientId,
+            ':yes': true,
+            ':starting': 'starting',
+            ':running': 'running',
+            ':terminating': 'terminating',
+            ...(userId === undefined ? {} : { ':user': userId }),
+          },
+        },
+      },
+      Number.POSITIVE_INFINITY,
+    );
+    return items.length;
+  }
+
+  /** Makes a counter that refused a start due at once (best effort: the refusal stands anyway). */
+  async #markQuotaCounterDue(owner: { clientId: string; userId?: string } | undefined) {
+    if (!owner) return;
+    const keys = quotaKeys(owner.clientId, owner.userId ?? '', '');
+    try {
+      await this.#documents.send(
+        new UpdateCommand({
+          TableName: this.#containerTable,
+          Key: { containerId: owner.userId === undefined ? keys.client : keys.user },
+          UpdateExpression: 'SET dueKey = :quotaDue, dueAt = :epoch',
+          ConditionExpression: 'attribute_exists(live)',
+          ExpressionAttributeValues: { ':quotaDue': QUOTA_DUE_KEY, ':epoch': EPOCH },
+        }),
+      );
+    } catch {
+      // Best effort: the refusal is answered anyway, and the counter's next change schedules it.
+    }
+  }
+
   async isKnownProject(clientId: string, projectId: string): Promise<boolean> {
     return (
       (await this.#get(this.#containerTable, {
@@ -288,23 +435,27 @@ export class DynamoStateStore implements StateStore, PoolStore, PolicyStore {
       ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']
     > = puts.map((put) => ({ Put: put }));
     const quotaAt = new Map<number, string>();
+    const now = this.#clock.now().toISOString();
     const counter = (
       key: string,
       attribute: string,
       delta: number,
       max: number | null,
       name: string,
+      /** A `live` counter: scheduled for the sweep's recount (repairQuotaCounters). */
+      owner?: { clientId: string; userId?: string },
     ) => {
       if (max !== null) quotaAt.set(items.length, `${name} (${max})`);
       items.push({
         Update: {
           TableName: table,
           Key: { containerId: key },
-          UpdateExpression: 'ADD #n :delta',
+          UpdateExpression: owner ? `ADD #n :delta SET ${QUOTA_CHECK_SET}` : 'ADD #n :delta',
           ExpressionAttributeNames: { '#n': attribute },
           ExpressionAttributeValues: {
             ':delta': delta,
             ...(max !== null ? { ':max': max } : {}),
+            ...(owner ? quotaCheckValues(owner, now) : {}),
           },
           ...(max !== null ? { ConditionExpression: 'attribute_not_exists(#n) OR #n < :max' } : {}),
         },
@@ -313,14 +464,24 @@ export class DynamoStateStore implements StateStore, PoolStore, PolicyStore {
     const { charge, release } = quota;
     if (charge) {
       const keys = quotaKeys(charge.clientId, charge.userId, charge.projectId);
+      const client = { clientId: charge.clientId };
+      const user = { clientId: charge.clientId, userId: charge.userId };
       counter(
         keys.client,
         'live',
         1,
         charge.maxLiveContainersPerClient,
         'maxLiveContainersPerClient',
+        client,
       );
-      counter(keys.user, 'live', 1, charge.maxLiveContainersPerUser, 'maxLiveContainersPerUser');
+      counter(
+        keys.user,
+        'live',
+        1,
+        charge.maxLiveContainersPerUser,
+        'maxLiveContainersPerUser',
+        user,
+      );
       if (charge.newProject) {
         items.push({
           Put: {
@@ -334,8 +495,11 @@ export class DynamoStateStore implements StateStore, PoolStore, PolicyStore {
     }
     if (release) {
       const keys = quotaKeys(release.clientId, release.userId, '');
-      counter(keys.client, 'live', -1, null, '');
-      counter(keys.user, 'live', -1, null, '');
+      counter(keys.client, 'live', -1, null, '', { clientId: release.clientId });
+      counter(keys.user, 'live', -1, null, '', {
+        clientId: release.clientId,
+        userId: release.userId,
+      });
     }
     try {
       await this.#documents.send(new TransactWriteCommand({ TransactItems: items }));
@@ -347,6 +511,14 @@ export class DynamoStateStore implements StateStore, PoolStore, PolicyStore {
         )
         .find((name) => name !== undefined);
       if (broken && charge) {
+        // A full counter may be a drifted one: the next sweep recounts it.
+        await this.#markQuotaCounterDue(
+          broken.startsWith('maxLiveContainersPerUser')
+            ? { clientId: charge.clientId, userId: charge.userId }
+            : broken.startsWith('maxLiveContainersPerClient')
+              ? { clientId: charge.clientId }
+              : undefined,
+        );
         throw new CapacityExceededError(`client ${charge.clientId} is at its quota ${broken}`, {
           field: broken.split(' ')[0],
         });
