@@ -42,11 +42,12 @@ export const WORKSPACE_QUEUE_ACTIONS = [...CONSUMER_ACTIONS, 'sqs:SendMessage'] 
 /**
  * Store access: conditional puts (alone or in transactions, which IAM authorizes item by item
  * as PutItem) and reads. Every query goes to an index (QueryBerthIndexes), listings included
- * (no Scan: one client's containers are read from `clientId-index`). Nothing updates in place
- * or condition-checks another item, and nothing deletes (TTL does). Only discovery has a
- * readiness check (`GET /readyz`, DescribeTable).
+ * (no Scan: one client's containers are read from `clientId-index`). The one update in place is
+ * the quota counters' (issue 17: `ADD live` in a generation's transaction, authorized as
+ * UpdateItem, and the sweep's conditional recount); nothing condition-checks another item, and
+ * nothing deletes (TTL does). Only discovery has a readiness check (`GET /readyz`, DescribeTable).
  */
-const STORE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem'] as const;
+const STORE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'] as const;
 
 export interface ServicePolicyContext {
   /** The lifecycle topic's key, published by the data stack in SSM. */

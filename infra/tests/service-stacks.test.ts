@@ -36,7 +36,7 @@ const SHARED_QUEUES = [
   'berth-task-events-dlq',
 ];
 const CONSUMER = ['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage'];
-const STORE = ['dynamodb:GetItem', 'dynamodb:PutItem'];
+const STORE = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'];
 
 /** The CloudFormation parameter that reads an SSM parameter, by the parameter's name. */
 const allow = (
