@@ -332,8 +332,12 @@ export class DynamoStateStore implements StateStore, PoolStore, PolicyStore {
       const clientId = counter?.quotaClientId;
       if (!counter || typeof clientId !== 'string' || counter.dueKey !== QUOTA_DUE_KEY) return;
       const changedAt = typeof counter.changedAt === 'string' ? counter.changedAt : '';
-      // Changed since the query's cutoff: its write may not be in clientId-index yet; it stays due.
-      if (changedAt > changedAtOrBefore) return;
+      // Changed since the query's cutoff: its write may not be in clientId-index yet. It stays
+      // due, from its last change, so that busy counters do not hold the head of the index.
+      if (changedAt > changedAtOrBefore) {
+        await this.#postponeQuotaCheck(key, changedAt);
+        return;
+      }
       const userId =
         typeof counter.quotaUserId === 'string' && counter.quotaUserId !== ''
           ? counter.quotaUserId
@@ -366,6 +370,26 @@ export class DynamoStateStore implements StateStore, PoolStore, PolicyStore {
         : { clientId, ...(userId === undefined ? {} : { userId }), from: counted, to: live };
     }
     return undefined;
+  }
+
+  async #postponeQuotaCheck(key: string, changedAt: string): Promise<void> {
+    try {
+      const output = await this.#documents.send(
+        new UpdateCommand({
+          TableName: this.#containerTable,
+          Key: { containerId: key },
+          UpdateExpression: 'SET dueAt = :changedAt',
+          ConditionExpression: 'changedAt = :changedAt AND dueKey = :quotaDue',
+          ExpressionAttributeValues: { ':changedAt': changedAt, ':quotaDue': QUOTA_DUE_KEY },
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      this.#record('put', output.ConsumedCapacity);
+    } catch (error) {
+      // Changed again meanwhile: it is due from that change, which is later still.
+      if (error instanceof Error && error.name === 'ConditionalCheckFailedException') return;
+      throw toDomainError(error, { operation: 'UpdateItem', table: this.#containerTable });
+    }
   }
 
   /** Live generations that were counted (`quotaCounted`) of a client, or of one of its users. */

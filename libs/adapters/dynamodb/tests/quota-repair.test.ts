@@ -133,6 +133,38 @@ describe('quota counter repair', () => {
     expect(await counter('~quota#racing')).toMatchObject({ live: 2 });
   });
 
+  it('leaves a counter changed after the cutoff due, from its last change, so busy counters do not hold the page', async () => {
+    // Prepare: a counter raised by hand and marked due long ago, then changed by a start.
+    await startCounted(store, 'busy', 'ann');
+    await raiseByHand('~quota#busy', 5);
+    await documents.send(
+      new UpdateCommand({
+        TableName: names.containerTable,
+        Key: { containerId: '~quota#busy' },
+        UpdateExpression: 'SET dueAt = :epoch',
+        ExpressionAttributeValues: { ':epoch': '1970-01-01T00:00:00.000Z' },
+      }),
+    );
+    const { changedAt } = (await counter('~quota#busy')) as { changedAt: string };
+    const cutoff = new Date(Date.parse(changedAt) - 1).toISOString();
+
+    // Act
+    const repairs = await store.repairQuotaCounters(cutoff, 100);
+
+    // Assess: not recounted yet (its start may not be in clientId-index), due from its change.
+    expect(repairs.filter((repair) => repair.clientId === 'busy')).toEqual([]);
+    expect(await counter('~quota#busy')).toMatchObject({
+      live: 5,
+      dueKey: 'quota',
+      dueAt: changedAt,
+    });
+    expect(await store.repairQuotaCounters(LATER, 100)).toContainEqual({
+      clientId: 'busy',
+      from: 5,
+      to: 1,
+    });
+  });
+
   it('makes a counter that refused a start due at once, so a drifted full quota is recounted', async () => {
     // Prepare: a per-user quota of 1 whose counter says 1 while nothing of that user is live.
     const full = { ...charge('refused', 'ann'), maxLiveContainersPerUser: 1 };
