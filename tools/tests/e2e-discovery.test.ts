@@ -166,6 +166,67 @@ describe('discovery on the local stack', () => {
     expect(ids(byProject)).not.toContain(bob);
   }, 120_000);
 
+  it("holds a client's quota: a user's second live container is refused naming it, and a stop gives the slot back", async () => {
+    // Prepare: a client of its own with a per-user quota of one live container (the
+    // rehearsal's services then write and read the policy and the quota counters on AWS's
+    // terms, so those grants are proven by recorded calls).
+    const clientId = `quota${randomUUID().slice(0, 6)}`;
+    const [site, shop] = ['site', 'shop'].map((projectId) => ({
+      clientId,
+      projectId,
+      userId: 'eve',
+    }));
+    const policy = await http(stack, 'PUT', `/v1/policies/${clientId}`, {
+      body: { maxLiveContainersPerUser: 1 },
+    });
+    expect(policy.status).toBe(200);
+    for (const key of [site, shop]) await projectRepository(stack, key);
+    const discover = (key: typeof site) =>
+      http<Discovered & { error?: { code: string; field?: string } }>(
+        stack,
+        'POST',
+        '/v1/containers/discover?wait=30',
+        { body: key },
+      );
+    const first = await discover(site);
+    expect(first.status).toBe(201);
+    const firstId = first.body.container.containerId;
+
+    // Act
+    const refused = await discover(shop);
+    const effective = await http<{ policy: Record<string, { value: unknown; source: string }> }>(
+      stack,
+      'GET',
+      `/v1/containers/${firstId}/policy`,
+    );
+    await http(stack, 'POST', `/v1/containers/${firstId}/stop`, { body: { reason: 'quota-e2e' } });
+    await eventually(
+      'the first container to be stopped',
+      async () => {
+        const answer = await http<{ container: ContainerJson }>(
+          stack,
+          'GET',
+          `/v1/containers/${firstId}`,
+        );
+        return answer.body.container.status === 'stopped' ? true : undefined;
+      },
+      60_000,
+    );
+    const second = await discover(shop);
+
+    // Assess
+    expect(refused.status).toBe(429);
+    expect(refused.body.error).toMatchObject({
+      code: 'capacity_exceeded',
+      field: 'maxLiveContainersPerUser',
+    });
+    expect(effective.status).toBe(200);
+    expect(effective.body.policy.maxLiveContainersPerUser).toEqual({ value: 1, source: 'client' });
+    expect(second.status).toBe(201);
+    expect(second.body.container.containerId).toBe(`${clientId}.shop.eve`);
+    expect((await http(stack, 'DELETE', `/v1/policies/${clientId}`)).status).toBe(204);
+  }, 180_000);
+
   it('stops a container on request: terminating at once, then stopped with its task gone', async () => {
     // Prepare
     const key = { clientId: `stop${randomUUID().slice(0, 6)}`, projectId: 'site', userId: 'dan' };
