@@ -48,6 +48,12 @@ const CASES: Case[] = [
   },
   {
     client: 'DynamoDBClient',
+    command: 'UpdateItemCommand',
+    input: { TableName: 'berth-containers', Key: { pk: { S: '~quota#acme' } } },
+    expected: [{ action: 'dynamodb:UpdateItem', resource: CONTAINERS }],
+  },
+  {
+    client: 'DynamoDBClient',
     command: 'QueryCommand',
     input: { TableName: 'berth-containers', IndexName: 'by-status' },
     expected: [{ action: 'dynamodb:Query', resource: `${CONTAINERS}/index/by-status` }],
@@ -419,6 +425,7 @@ describe('SDK command → IAM authorizations', () => {
     const DOCUMENT_COMMANDS: Record<string, string> = {
       GetCommand: 'GetItemCommand',
       PutCommand: 'PutItemCommand',
+      UpdateCommand: 'UpdateItemCommand',
       QueryCommand: 'QueryCommand',
       TransactWriteCommand: 'TransactWriteItemsCommand',
     };
