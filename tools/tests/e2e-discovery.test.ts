@@ -171,11 +171,8 @@ describe('discovery on the local stack', () => {
     // rehearsal's services then write and read the policy and the quota counters on AWS's
     // terms, so those grants are proven by recorded calls).
     const clientId = `quota${randomUUID().slice(0, 6)}`;
-    const [site, shop] = ['site', 'shop'].map((projectId) => ({
-      clientId,
-      projectId,
-      userId: 'eve',
-    }));
+    const site = { clientId, projectId: 'site', userId: 'eve' };
+    const shop = { clientId, projectId: 'shop', userId: 'eve' };
     const policy = await http(stack, 'PUT', `/v1/policies/${clientId}`, {
       body: { maxLiveContainersPerUser: 1 },
     });
