@@ -740,32 +740,37 @@ export class DynamoStateStore implements StateStore, PoolStore, PolicyStore {
   }
 
   async listIdleContainers(idleSinceAtOrBefore: string, limit: number): Promise<ContainerRecord[]> {
-    assertLimit(limit);
-    const { items } = await this.#readPages(
-      {
-        kind: 'query',
-        input: {
-          TableName: this.#containerTable,
-          IndexName: CONTAINER_INDEXES.idle,
-          KeyConditionExpression: 'idleKey = :idle AND idleSince <= :before',
-          ExpressionAttributeValues: { ':idle': IDLE_KEY, ':before': idleSinceAtOrBefore },
-        },
-      },
+    return this.#containersAtOrBefore(
+      { index: CONTAINER_INDEXES.idle, partition: ['idleKey', IDLE_KEY], sort: 'idleSince' },
+      idleSinceAtOrBefore,
       limit,
     );
-    return items.map(fromContainerItem);
   }
 
   async listDueContainers(atOrBefore: string, limit: number): Promise<ContainerRecord[]> {
+    return this.#containersAtOrBefore(
+      { index: CONTAINER_INDEXES.due, partition: ['dueKey', DUE_KEY], sort: 'dueAt' },
+      atOrBefore,
+      limit,
+    );
+  }
+
+  /** The records of a sparse time index (one partition) whose time is at or before `before`. */
+  async #containersAtOrBefore(
+    of: { index: string; partition: [attribute: string, value: string]; sort: string },
+    before: string,
+    limit: number,
+  ): Promise<ContainerRecord[]> {
     assertLimit(limit);
     const { items } = await this.#readPages(
       {
         kind: 'query',
         input: {
           TableName: this.#containerTable,
-          IndexName: CONTAINER_INDEXES.due,
-          KeyConditionExpression: 'dueKey = :due AND dueAt <= :before',
-          ExpressionAttributeValues: { ':due': DUE_KEY, ':before': atOrBefore },
+          IndexName: of.index,
+          KeyConditionExpression: '#partition = :partition AND #sort <= :before',
+          ExpressionAttributeNames: { '#partition': of.partition[0], '#sort': of.sort },
+          ExpressionAttributeValues: { ':partition': of.partition[1], ':before': before },
         },
       },
       limit,
