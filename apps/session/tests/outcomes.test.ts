@@ -9,7 +9,14 @@ import type { DynamoStateStore } from '@berth/dynamodb';
 import type { HandleOutcome } from '@berth/messaging';
 import { FakeQueues, ManualClock, RecordingPublisher } from '@berth/testing';
 import { randomUUID } from 'node:crypto';
-import { assignBody, dynamoStore, releaseBody, sessionService, taskEvent } from './support.ts';
+import {
+  assignBody,
+  dynamoStore,
+  releaseBody,
+  sessionService,
+  stopBody,
+  taskEvent,
+} from './support.ts';
 
 let store: DynamoStateStore;
 let client: DynamoDBClient;
@@ -129,5 +136,77 @@ describe('session.assign: one outcome per command', () => {
       `first-${key.clientId}`,
       sessionId,
     ]);
+  });
+});
+
+describe('container.stop: one outcome per command', () => {
+  /** A running generation 1 with one session, stopped by `stop` and ended; then generation 2. */
+  async function stoppedThenReplaced(generation: number | undefined) {
+    const { publisher, clock, service, key, containerId, deliver, eventsOf } = world(5);
+    expect(await deliver(assignBody(`first-${key.clientId}`, key))).toBe('done');
+    const first = await store.getContainer(containerId);
+    await taskEvent(service, first?.taskArn ?? '', 'RUNNING');
+    const stop = stopBody(containerId, `stop-${key.clientId}`, 'user asked', generation);
+    expect(await deliver(stop)).toBe('done');
+    const answered = eventsOf(stop.commandId);
+    await taskEvent(service, first?.taskArn ?? '', 'STOPPED');
+    clock.advance('5s');
+    expect(await deliver(assignBody(`second-${key.clientId}`, key))).toBe('done');
+    const second = await store.getContainer(containerId);
+    await taskEvent(service, second?.taskArn ?? '', 'RUNNING');
+    return { publisher, containerId, stop, answered, deliver, eventsOf };
+  }
+
+  it.each([
+    ['naming its generation', 1],
+    ['naming no generation', undefined],
+  ])(
+    'repeats its stop when it comes back %s after that generation ended and the next began',
+    async (_label, generation) => {
+      // Prepare: the stop took effect, its generation ended, generation 2 runs
+      const { publisher, containerId, stop, answered, deliver, eventsOf } =
+        await stoppedThenReplaced(generation);
+      const rejected = () =>
+        publisher.events.filter(
+          (event) => event.type === 'command.rejected' && event.commandId === stop.commandId,
+        );
+
+      // Act: SQS delivers the stop again
+      expect(await deliver(stop)).toBe('done');
+
+      // Assess: the same answer again (same id, same content), no refusal, and generation 2
+      // is left running (before: a refusal naming the generation, or generation 2 stopped)
+      expect(answered.map((event) => event.eventId)).toEqual([
+        `${containerId}#1/container.terminating`,
+      ]);
+      expect(eventsOf(stop.commandId)).toEqual([...answered, ...answered]);
+      expect(rejected()).toEqual([]);
+      expect(await store.getContainer(containerId)).toMatchObject({
+        generation: 2,
+        status: 'running',
+        stopReason: null,
+      });
+    },
+  );
+
+  it('refuses a command that reuses the commandId of another type, changing nothing', async () => {
+    // Prepare: a running container and a stop that took effect
+    const { publisher, containerId, stop, deliver } = await stoppedThenReplaced(1);
+    const key = { clientId: containerId.split('.')[0] ?? '', projectId: 'web', userId: 'ann' };
+
+    // Act: an assign with that stop's commandId
+    expect(await deliver(assignBody(`reuser-${key.clientId}`, key, stop.commandId))).toBe('done');
+
+    // Assess: answered with a refusal naming the field, and no session
+    expect(
+      publisher.events.filter(
+        (event) => event.type === 'command.rejected' && event.commandId === stop.commandId,
+      ),
+    ).toEqual([
+      expect.objectContaining({
+        payload: expect.objectContaining({ field: 'commandId' }) as unknown,
+      }),
+    ]);
+    expect(await store.getSession(`reuser-${key.clientId}`)).toBeUndefined();
   });
 });

@@ -162,10 +162,15 @@ export const stopBody = (
   containerId: string,
   commandId: string = randomUUID(),
   reason?: string,
+  generation?: number,
 ) => ({
   type: 'container.stop',
   commandId,
-  payload: { containerId, ...(reason ? { reason } : {}) },
+  payload: {
+    containerId,
+    ...(reason ? { reason } : {}),
+    ...(generation !== undefined ? { generation } : {}),
+  },
 });
 
 export function describeEvents(events: readonly BerthEvent[]): string {

@@ -7,6 +7,7 @@ import {
   isLive,
   toContainerJson,
   type BerthEvent,
+  type CommandOutcomeRecord,
   type ContainerRecord,
   type ContainerWrite,
   type QuotaCharge,
@@ -84,7 +85,12 @@ export class ContainerRecords {
    * did not change in between; re-reads and decides again when it did. Undefined when there
    * is no such container.
    */
-  async update(containerId: string, decide: RecordDecision): Promise<RecordChange | undefined> {
+  async update(
+    containerId: string,
+    decide: RecordDecision,
+    /** The deciding command's outcome, stored in the same write (only if none is stored yet). */
+    outcome?: (after: ContainerRecord) => CommandOutcomeRecord,
+  ): Promise<RecordChange | undefined> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
       const current = await this.deps.store.getContainer(containerId);
       if (!current) return undefined;
@@ -100,6 +106,7 @@ export class ContainerRecords {
       try {
         await this.deps.store.write({
           containers: [{ record: written, expect: { kind: 'version', version: current.version } }],
+          ...(outcome ? { outcomes: [outcome(written)] } : {}),
           ...(release
             ? { quota: { release: { clientId: current.clientId, userId: current.userId } } }
             : {}),
@@ -123,11 +130,16 @@ export class ContainerRecords {
     containerId: string,
     decide: RecordDecision,
     events: (after: ContainerRecord) => BerthEvent[],
+    outcome?: (after: ContainerRecord) => CommandOutcomeRecord,
   ): Promise<RecordChange | undefined> {
-    const result = await this.update(containerId, (current) => {
-      const next = decide(current);
-      return next ? withEvents(current, next, events) : undefined;
-    });
+    const result = await this.update(
+      containerId,
+      (current) => {
+        const next = decide(current);
+        return next ? withEvents(current, next, events) : undefined;
+      },
+      outcome,
+    );
     if (!result?.changed) return result;
     return { ...result, after: await this.flush(result.after) };
   }
@@ -276,4 +288,12 @@ export function withEvents(
 ): ContainerRecord {
   const after = { ...next, version: current.version + 1, pendingEvents: [] };
   return { ...next, pendingEvents: [...current.pendingEvents, ...events(after)] };
+}
+
+/** A command whose commandId already decided a command of another type: refused, never run. */
+export function reusedCommandId(commandId: string, decidedType: string): ConflictError {
+  return new ConflictError(
+    `commandId ${commandId} was already used by a ${decidedType} command; every command needs its own commandId`,
+    { field: 'commandId', retryable: false },
+  );
 }

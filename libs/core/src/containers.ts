@@ -20,7 +20,7 @@ import {
   type TaskInfo,
   type TaskSpec,
 } from '@berth/domain';
-import type { ContainerRecords } from './container-records.ts';
+import { reusedCommandId, type ContainerRecords } from './container-records.ts';
 import { policyForNewGeneration, quotaChargeFor } from './policies.ts';
 import type { PoolService } from './pool.ts';
 import { noMetrics, silentLogger, type CoreDeps } from './deps.ts';
@@ -569,8 +569,20 @@ export class ContainerService {
   ): Promise<ContainerRecord> {
     const now = this.now();
     const text = formatStopReason(reason);
-    const extra = options.commandId ? { commandId: options.commandId } : {};
-    const { generation } = options;
+    const { generation, commandId } = options;
+    const extra = commandId ? { commandId } : {};
+    if (commandId) {
+      // A redelivered stop command that took effect before: the same answer again, never a
+      // second effect (on the next generation) nor a refusal of the generation it ended.
+      const decided = await this.deps.store.getOutcome(commandId);
+      if (decided && decided.type !== 'container.stop')
+        throw reusedCommandId(commandId, decided.type);
+      if (decided) {
+        await this.deps.publisher.publish(decided.events);
+        const current = await this.deps.store.getContainer(containerId);
+        if (current) return current;
+      }
+    }
     const result = await this.records.transition(
       containerId,
       (current) => {
@@ -590,6 +602,17 @@ export class ContainerService {
         after.status === 'terminating'
           ? [this.records.event('container.terminating', after, extra)]
           : [],
+      commandId
+        ? (after) => ({
+            commandId,
+            type: 'container.stop',
+            decision: 'stopping',
+            containerId,
+            generation: after.generation,
+            events: after.pendingEvents.filter((event) => event.commandId === commandId),
+            decidedAt: now,
+          })
+        : undefined,
     );
     if (!result) throw new NotFoundError(`container ${containerId} does not exist`);
     if (generation !== undefined && result.after.generation !== generation) {

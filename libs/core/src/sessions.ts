@@ -9,14 +9,14 @@ import {
   sessionCause,
   worktreePathFor,
   type BerthEvent,
-  type CommandOutcomeRecord,
+  type AssignOutcomeRecord,
   type ContainerRecord,
   type SessionAssign,
   type SessionRecord,
   type SessionRelease,
   type SessionTouch,
 } from '@berth/domain';
-import type { ContainerRecords } from './container-records.ts';
+import { reusedCommandId, type ContainerRecords } from './container-records.ts';
 import type { ContainerService, FoundContainer } from './containers.ts';
 import { SESSION_WRITE_ATTEMPTS, silentLogger, type CoreDeps } from './deps.ts';
 import type { SessionEndings } from './session-endings.ts';
@@ -105,7 +105,10 @@ export class SessionService {
         this.deps.store.getSession(payload.sessionId),
         found ? undefined : this.deps.store.getContainer(containerId),
       ]);
-      if (decided) return this.repeat(decided, existing);
+      if (decided) {
+        if (decided.type !== 'session.assign') throw reusedCommandId(commandId, decided.type);
+        return this.repeat(decided, existing);
+      }
       if (existing) {
         const again = await this.assignAgain(existing, command);
         if (again) return again;
@@ -213,9 +216,9 @@ export class SessionService {
 
   private outcomeOf(
     command: SessionAssign,
-    decision: CommandOutcomeRecord['decision'],
+    decision: AssignOutcomeRecord['decision'],
     events: BerthEvent[],
-  ): CommandOutcomeRecord {
+  ): AssignOutcomeRecord {
     return {
       commandId: command.commandId,
       type: command.type,
@@ -234,7 +237,7 @@ export class SessionService {
   private async decide(
     command: SessionAssign,
     event: BerthEvent,
-    decision: CommandOutcomeRecord['decision'] = 'rejected',
+    decision: AssignOutcomeRecord['decision'] = 'rejected',
   ): Promise<boolean> {
     try {
       await this.deps.store.write({ outcomes: [this.outcomeOf(command, decision, [event])] });
@@ -248,7 +251,7 @@ export class SessionService {
 
   /** A command decided before: the same events again, under the same ids, and nothing else. */
   private async repeat(
-    decided: CommandOutcomeRecord,
+    decided: AssignOutcomeRecord,
     session: SessionRecord | undefined,
   ): Promise<AssignOutcome> {
     if (decided.decision === 'assigned' && session?.status === 'active') {

@@ -100,7 +100,9 @@ export {
 export type {
   CheckpointJson,
   CheckpointRecord,
+  AssignOutcomeRecord,
   CommandOutcomeRecord,
+  StopOutcomeRecord,
   ContainerJson,
   ContainerRecord,
   KeptAliveReason,

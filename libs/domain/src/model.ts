@@ -95,19 +95,34 @@ export interface SessionRecord {
 }
 
 /**
- * The decided outcome of a command that can be answered in more than one way (an assign:
- * assigned, or rejected), stored under its commandId in the same write as its effect, or alone
- * for a rejection. A redelivery finds it and publishes the same events again, so a command is
- * never both rejected and assigned, whatever changed in between.
+ * The decided outcome of a command that could be answered in more than one way, stored under
+ * its commandId in the same write as its effect, or alone for a rejection. A redelivery finds
+ * it and publishes the same events again, so a command is never answered twice in two ways,
+ * whatever changed in between: an assign is never both rejected and assigned, and a stop naming
+ * a generation is never both carried out and refused as naming a generation that has since
+ * been replaced.
  */
-export interface CommandOutcomeRecord {
+export type CommandOutcomeRecord = AssignOutcomeRecord | StopOutcomeRecord;
+
+interface OutcomeBase {
   commandId: string;
-  type: 'session.assign';
-  decision: 'assigned' | 'rejected';
-  sessionId: string;
   /** The events that announced the decision, published again unchanged on a redelivery. */
   events: BerthEvent[];
   decidedAt: string;
+}
+
+export interface AssignOutcomeRecord extends OutcomeBase {
+  type: 'session.assign';
+  decision: 'assigned' | 'rejected';
+  sessionId: string;
+}
+
+/** A `container.stop` that began a graceful stop of one generation. */
+export interface StopOutcomeRecord extends OutcomeBase {
+  type: 'container.stop';
+  decision: 'stopping';
+  containerId: string;
+  generation: number;
 }
 
 /**

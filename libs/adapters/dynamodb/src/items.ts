@@ -305,7 +305,9 @@ export function toOutcomeItem(record: CommandOutcomeRecord, now: Date): Item {
     commandId: record.commandId,
     commandType: record.type,
     decision: record.decision,
-    subjectSessionId: record.sessionId,
+    ...(record.type === 'session.assign'
+      ? { subjectSessionId: record.sessionId }
+      : { subjectContainerId: record.containerId, subjectGeneration: record.generation }),
     events: JSON.stringify(record.events),
     decidedAt: record.decidedAt,
     // As long as a released session's tombstone: a redelivery SQS still holds finds it.
@@ -316,9 +318,7 @@ export function toOutcomeItem(record: CommandOutcomeRecord, now: Date): Item {
 export function fromOutcomeItem(item: Item): CommandOutcomeRecord {
   const kind = 'command outcome';
   const decision = requireString(kind, item, 'decision');
-  if (decision !== 'assigned' && decision !== 'rejected') throw malformed(kind, item, 'decision');
   const type = requireString(kind, item, 'commandType');
-  if (type !== 'session.assign') throw malformed(kind, item, 'commandType');
   let events: unknown;
   try {
     events = JSON.parse(requireString(kind, item, 'events'));
@@ -326,13 +326,31 @@ export function fromOutcomeItem(item: Item): CommandOutcomeRecord {
     throw malformed(kind, item, 'events');
   }
   if (!Array.isArray(events)) throw malformed(kind, item, 'events');
-  return {
+  const common = {
     commandId: requireString(kind, item, 'commandId'),
+    events: events as CommandOutcomeRecord['events'],
+    decidedAt: requireString(kind, item, 'decidedAt'),
+  };
+  if (type === 'container.stop') {
+    if (decision !== 'stopping') throw malformed(kind, item, 'decision');
+    const generation = item['subjectGeneration'];
+    if (typeof generation !== 'number' || !Number.isInteger(generation))
+      throw malformed(kind, item, 'subjectGeneration');
+    return {
+      ...common,
+      type,
+      decision,
+      containerId: requireString(kind, item, 'subjectContainerId'),
+      generation,
+    };
+  }
+  if (type !== 'session.assign') throw malformed(kind, item, 'commandType');
+  if (decision !== 'assigned' && decision !== 'rejected') throw malformed(kind, item, 'decision');
+  return {
+    ...common,
     type,
     decision,
     sessionId: requireString(kind, item, 'subjectSessionId'),
-    events: events as CommandOutcomeRecord['events'],
-    decidedAt: requireString(kind, item, 'decidedAt'),
   };
 }
 
