@@ -511,37 +511,19 @@ export class GitWorkspace {
    */
   pushBranches(branches: readonly string[], signal?: AbortSignal): Promise<SaveResult> {
     return this.#exclusive(async () => {
-      const result: SaveResult = {
-        ok: true,
-        committed: [],
-        pushed: [],
-        merged: [],
-        fallbacks: [],
-        failures: [],
-      };
+      const result = emptySaveResult();
       const wanted = [...new Set(branches)].sort();
-      if (wanted.length === 0) return result;
-      const git = this.#git(this.#path, signal);
-      try {
-        await git.raw([
-          'push',
-          '--no-verify',
-          '--porcelain',
-          REMOTE,
-          ...wanted.map((b) => `refs/heads/${b}:refs/heads/${b}`),
-        ]);
-        result.pushed.push(...wanted);
-      } catch (error) {
-        const unpushed = await this.#unpushedBranches(signal).catch(() => wanted);
-        const left = wanted.filter((b) => unpushed.includes(b));
-        result.pushed.push(...wanted.filter((b) => !left.includes(b)));
-        let worktrees: WorktreeEntry[] = [];
-        try {
-          worktrees = parseWorktrees(await git.raw(['worktree', 'list', '--porcelain']));
-        } catch {
-          // Without the list a merge has no worktree to run in; landRejected says so.
-        }
-        await this.#landRejected(left, worktrees, result, error, signal);
+      if (wanted.length > 0) {
+        await this.#pushAndLand(wanted, result, signal, async () => {
+          try {
+            return parseWorktrees(
+              await this.#git(this.#path, signal).raw(['worktree', 'list', '--porcelain']),
+            );
+          } catch {
+            // Without the list a merge has no worktree to run in; landRejected says so.
+            return [];
+          }
+        });
       }
       result.ok = result.failures.length === 0;
       return result;
@@ -555,14 +537,7 @@ export class GitWorkspace {
    */
   save(signal?: AbortSignal): Promise<SaveResult> {
     return this.#exclusive(async () => {
-      const result: SaveResult = {
-        ok: true,
-        committed: [],
-        pushed: [],
-        merged: [],
-        fallbacks: [],
-        failures: [],
-      };
+      const result = emptySaveResult();
       const fail = (step: SaveFailure['step'], target: string, error: unknown): void => {
         result.failures.push({ step, target, detail: gitErrorDetail(error) });
       };
@@ -592,23 +567,8 @@ export class GitWorkspace {
 
       try {
         const branches = await this.#unpushedBranches(signal);
-        if (branches.length > 0) {
-          try {
-            await git.raw([
-              'push',
-              '--no-verify',
-              '--porcelain',
-              REMOTE,
-              ...branches.map((b) => `refs/heads/${b}:refs/heads/${b}`),
-            ]);
-            result.pushed.push(...branches);
-          } catch (error) {
-            // Some refs may have gone through; the remote-tracking refs tell which did not.
-            const left = await this.#unpushedBranches(signal).catch(() => branches);
-            result.pushed.push(...branches.filter((b) => !left.includes(b)));
-            await this.#landRejected(left, worktrees, result, error, signal);
-          }
-        }
+        if (branches.length > 0)
+          await this.#pushAndLand(branches, result, signal, () => Promise.resolve(worktrees));
       } catch (error) {
         fail('inspect', REMOTE, error);
       }
@@ -616,6 +576,34 @@ export class GitWorkspace {
       result.ok = result.failures.length === 0;
       return result;
     });
+  }
+
+  /**
+   * Pushes the branches in one push; when it is refused, lands each branch it left behind
+   * (merged with the remote's, or sent to its fallback ref). Failures go into the result.
+   */
+  async #pushAndLand(
+    branches: string[],
+    result: SaveResult,
+    signal: AbortSignal | undefined,
+    worktrees: () => Promise<WorktreeEntry[]>,
+  ): Promise<void> {
+    try {
+      await this.#git(this.#path, signal).raw([
+        'push',
+        '--no-verify',
+        '--porcelain',
+        REMOTE,
+        ...branches.map((b) => `refs/heads/${b}:refs/heads/${b}`),
+      ]);
+      result.pushed.push(...branches);
+    } catch (error) {
+      // Some refs may have gone through; the remote-tracking refs tell which did not.
+      const unpushed = await this.#unpushedBranches(signal).catch(() => branches);
+      const left = branches.filter((b) => unpushed.includes(b));
+      result.pushed.push(...branches.filter((b) => !left.includes(b)));
+      await this.#landRejected(left, await worktrees(), result, error, signal);
+    }
   }
 
   /** Each branch the push left behind: merged and pushed, or pushed to its fallback ref. */
@@ -737,4 +725,8 @@ export class GitWorkspace {
     }
     return unpushed.sort();
   }
+}
+
+function emptySaveResult(): SaveResult {
+  return { ok: true, committed: [], pushed: [], merged: [], fallbacks: [], failures: [] };
 }
