@@ -16,6 +16,8 @@ import type { Registry } from 'prom-client';
 import { Counter, Histogram } from 'prom-client';
 import { createTokenVerifier, type Principal } from './auth.ts';
 import { ContainerCache } from './cache.ts';
+import type { LifecycleFeed } from './console/feed.ts';
+import { registerConsole } from './console/plugin.ts';
 import { errorBody, handleClientError, handleError, handleFrameworkError } from './errors.ts';
 import { registerContainerRoutes } from './routes/containers.ts';
 import { registerOperationRoutes } from './routes/operations.ts';
@@ -40,6 +42,10 @@ export interface DiscoveryOptions {
   maxWaitSeconds?: number;
   /** How often a waiting discover re-reads the store. */
   waitPollMs?: number;
+  /** Lifecycle events for the console's live updates (`/console/events`). */
+  feed?: LifecycleFeed;
+  /** How often an idle console event stream sends a keep-alive comment. */
+  consoleHeartbeatMs?: number;
 }
 
 declare module 'fastify' {
@@ -50,6 +56,8 @@ declare module 'fastify' {
 
 const BEARER = /^Bearer\s+(\S+)$/i;
 const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', '/metrics', '/docs']);
+/** The console authenticates with its own cookie (see console/plugin.ts), not a bearer header. */
+const isConsoleRoute = (route: string) => route === '/console' || route.startsWith('/console/');
 
 export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<FastifyInstance> {
   const cache = options.cache ?? new ContainerCache({ ttlMs: options.cacheTtlMs });
@@ -140,7 +148,7 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
 
   app.addHook('onRequest', (request, _reply, done) => {
     const route = request.routeOptions.url;
-    if (route === undefined || PUBLIC_ROUTES.has(route)) {
+    if (route === undefined || PUBLIC_ROUTES.has(route) || isConsoleRoute(route)) {
       done();
       return;
     }
@@ -170,6 +178,12 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
     store: options.store,
     publisher: options.publisher,
     registry: options.registry,
+  });
+
+  await registerConsole(app, {
+    verifyToken,
+    ...(options.feed ? { feed: options.feed } : {}),
+    ...(options.consoleHeartbeatMs ? { heartbeatMs: options.consoleHeartbeatMs } : {}),
   });
 
   return app;

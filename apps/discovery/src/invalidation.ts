@@ -8,13 +8,15 @@ import {
 } from '@berth/messaging';
 import { hostname } from 'node:os';
 import type { ContainerCache } from './cache.ts';
+import type { LifecycleFeed } from './console/feed.ts';
 
 const LEAVING = new Set(['container.terminating', 'container.stopped', 'container.failed']);
 
 /**
  * Drops a container from this replica's cache as soon as the lifecycle topic says it is on
  * its way out, whichever replica or service stopped it; the cache TTL only bounds what an
- * event lost in transit could leave behind. Each replica has its own subscription queue,
+ * event lost in transit could leave behind. Every event is also handed to `feed` (the
+ * console's live updates), so the console needs no queue of its own. Each replica has its own subscription queue,
  * named outside the `berth-*` grants of workspace roles, tagged with its owner and a heartbeat
  * renewed every minute: the reaper deletes it once the heartbeat stops (the replica crashed).
  */
@@ -22,6 +24,7 @@ export async function followInvalidations(
   wiring: Wiring,
   cache: ContainerCache,
   log: { warn(o: object, m: string): void },
+  feed?: LifecycleFeed,
 ): Promise<{ close(): Promise<void> }> {
   const owner = `${hostname()
     .replace(/[^A-Za-z0-9_-]/g, '')
@@ -46,7 +49,9 @@ export async function followInvalidations(
           heartbeatAt = Date.now();
         }
         const event = await subscription.next(5_000);
-        if (event?.containerId && LEAVING.has(event.type)) cache.invalidate(event.containerId);
+        if (event === undefined) continue;
+        if (event.containerId && LEAVING.has(event.type)) cache.invalidate(event.containerId);
+        feed?.publish(event);
       } catch (error) {
         if (!open) return;
         log.warn({ err: error }, 'cache invalidation feed failed; relying on the cache TTL');

@@ -2,6 +2,7 @@ import { createLogger, createMetrics, loadConfigOrExit, onShutdown, wire } from 
 import { randomBytes } from 'node:crypto';
 import { buildDiscoveryApp } from './app.ts';
 import { ContainerCache } from './cache.ts';
+import { LifecycleFeed } from './console/feed.ts';
 import { followInvalidations } from './invalidation.ts';
 
 const config = loadConfigOrExit('discovery');
@@ -17,11 +18,13 @@ if (!authSecret) {
 }
 
 const cache = new ContainerCache({ ttlMs: config.cacheTtlMs });
-const invalidations =
-  config.cacheTtlMs > 0 ? await followInvalidations(wiring, cache, log) : undefined;
+// Followed even with the cache off: the console's live updates come from the same queue.
+const feed = new LifecycleFeed();
+const invalidations = await followInvalidations(wiring, cache, log, feed);
 
 const app = await buildDiscoveryApp({
   cache,
+  feed,
   useCases: wiring.useCases,
   store: wiring.deps.store,
   publisher: wiring.deps.publisher,
