@@ -30,6 +30,7 @@ COPY libs/core/package.json libs/core/
 COPY libs/domain/package.json libs/domain/
 COPY libs/platform/package.json libs/platform/
 COPY libs/testing/package.json libs/testing/
+COPY libs/webhook-signature/package.json libs/webhook-signature/
 COPY tools/package.json tools/
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
@@ -54,6 +55,8 @@ COPY libs/adapters/ecs/package.json libs/adapters/ecs/
 COPY libs/adapters/ecs/src libs/adapters/ecs/src/
 COPY libs/adapters/messaging/package.json libs/adapters/messaging/
 COPY libs/adapters/messaging/src libs/adapters/messaging/src/
+COPY libs/webhook-signature/package.json libs/webhook-signature/
+COPY libs/webhook-signature/src libs/webhook-signature/src/
 COPY apps/${APP}/package.json apps/${APP}/
 COPY apps/${APP}/src apps/${APP}/src/
 # The exec form cannot expand a variable: the entry point is fixed at build time.

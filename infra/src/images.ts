@@ -23,6 +23,7 @@ export const IMAGE_LIBRARIES = [
   'libs/adapters/dynamodb',
   'libs/adapters/ecs',
   'libs/adapters/messaging',
+  'libs/webhook-signature',
 ] as const;
 
 /** The one Dockerfile at the repository root, and where the image keeps the sources. */

@@ -1,7 +1,7 @@
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { UseCases } from '@berth/core';
+import type { UseCases, WebhookSubscriptions } from '@berth/core';
 import {
   ContainerJsonSchema,
   PolicySchema,
@@ -24,6 +24,7 @@ import { registerOperationRoutes } from './routes/operations.ts';
 import { registerPolicyRoutes } from './routes/policies.ts';
 import { ErrorSchema } from './routes/schemas.ts';
 import { registerSessionRoutes } from './routes/sessions.ts';
+import { registerWebhookRoutes } from './routes/webhooks.ts';
 
 export interface DiscoveryOptions {
   useCases: UseCases;
@@ -46,6 +47,8 @@ export interface DiscoveryOptions {
   feed?: LifecycleFeed;
   /** How often an idle console event stream sends a keep-alive comment. */
   consoleHeartbeatMs?: number;
+  /** Clients' signed webhooks; without it the webhook routes answer 503. */
+  webhooks?: WebhookSubscriptions;
 }
 
 declare module 'fastify' {
@@ -174,6 +177,7 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
   });
   registerSessionRoutes(app, { useCases: options.useCases });
   registerPolicyRoutes(app, { useCases: options.useCases });
+  registerWebhookRoutes(app, { webhooks: options.webhooks });
   registerOperationRoutes(app, {
     store: options.store,
     publisher: options.publisher,

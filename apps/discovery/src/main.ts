@@ -1,4 +1,11 @@
-import { createLogger, createMetrics, loadConfigOrExit, onShutdown, wire } from '@berth/platform';
+import {
+  createLogger,
+  createMetrics,
+  loadConfigOrExit,
+  onShutdown,
+  webhookSubscriptions,
+  wire,
+} from '@berth/platform';
 import { randomBytes } from 'node:crypto';
 import { buildDiscoveryApp } from './app.ts';
 import { ContainerCache } from './cache.ts';
@@ -33,6 +40,7 @@ const app = await buildDiscoveryApp({
   rateLimitPerMinute: config.rateLimitPerMinute,
   registry: metrics.registry,
   logger: log,
+  webhooks: webhookSubscriptions(config, wiring),
 });
 
 await app.listen({ host: config.httpHost, port: config.httpPort });

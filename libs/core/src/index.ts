@@ -15,3 +15,11 @@ export type { AssignOutcome } from './sessions.ts';
 export { TaskEventHandler } from './task-events.ts';
 export type { TaskEventOutcome } from './task-events.ts';
 export { UseCases } from './use-cases.ts';
+export { WebhookDeliveries, WebhookSubscriptions } from './webhooks.ts';
+export type {
+  HostResolver,
+  SendOutcome,
+  WebhookDeliveriesDeps,
+  WebhookSender,
+  WebhookSubscriptionsDeps,
+} from './webhooks.ts';

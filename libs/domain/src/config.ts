@@ -2,6 +2,7 @@ import { AGENT_REPORT_SENDER_CHECKS, type AgentReportSenderCheck } from './agent
 import { parseDuration } from './duration.ts';
 import { InvalidArgumentError, isBerthError } from './errors.ts';
 import { parseContainerId, type ContainerKey } from './identity.ts';
+import { parseNetworks, type WebhookNetworkPolicy } from './webhooks.ts';
 
 export type RuntimeKind = 'local' | 'ecs';
 
@@ -86,6 +87,21 @@ export interface BerthConfig {
   awsCallLogPath: string | undefined;
   /** The deployed stack the recorded calls' ARNs name. */
   rehearsalTarget: RehearsalTargetConfig;
+  /** Signed webhooks (docs/contract.md, "Webhooks"). */
+  webhooks: {
+    /** The table of subscriptions and deliveries. */
+    table: string;
+    /** Where a webhook may point: http too, and private networks exempt from the SSRF refusal. */
+    network: WebhookNetworkPolicy;
+    /** One delivery attempt's limit, connection to answer. */
+    timeoutMs: number;
+    /** The first retry's wait; each next one doubles (capped at 1h), with jitter. */
+    retryBaseMs: number;
+    /** How long a delivery is retried before it is dead-lettered. */
+    retryWindowMs: number;
+    /** Deliveries in flight at once per client (each container's in order, one at a time). */
+    concurrencyPerClient: number;
+  };
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -94,6 +110,7 @@ export type Env = Readonly<Record<string, string | undefined>>;
 export const DEFAULT_TABLES = {
   containerTable: 'berth-containers',
   sessionTable: 'berth-sessions',
+  webhookTable: 'berth-webhooks',
 } as const;
 
 /** The agent's container in its task definition, when BERTH_ECS_CONTAINER_NAME is not set. */
@@ -278,6 +295,22 @@ export function loadConfig(env: Env): BerthConfig {
     repoUrlTemplate: value('BERTH_REPO_URL_TEMPLATE'),
     awsCallLogPath: loadAwsCallLogPath(env),
     rehearsalTarget: loadRehearsalTarget(env),
+    webhooks: {
+      table: tableName('WEBHOOK_TABLE', DEFAULT_TABLES.webhookTable),
+      network: {
+        allowHttp:
+          oneOf('BERTH_WEBHOOK_ALLOW_HTTP', ['true', 'false'] as const, 'false') === 'true',
+        allowedNetworks: attempt(() => {
+          const networks = list('BERTH_WEBHOOK_ALLOWED_NETWORKS');
+          parseNetworks(networks, 'BERTH_WEBHOOK_ALLOWED_NETWORKS');
+          return networks;
+        }, []),
+      },
+      timeoutMs: duration('BERTH_WEBHOOK_TIMEOUT', '10s'),
+      retryBaseMs: duration('BERTH_WEBHOOK_RETRY_BASE', '10s'),
+      retryWindowMs: duration('BERTH_WEBHOOK_RETRY_WINDOW', '24h'),
+      concurrencyPerClient: integer('BERTH_WEBHOOK_CONCURRENCY_PER_CLIENT', 4, 1, 64),
+    },
   };
 
   if (config.authSecret !== undefined && config.authSecret.length < 32) {

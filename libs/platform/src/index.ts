@@ -17,3 +17,4 @@ export {
 export type { LocalStackLookup } from './local-stack-file.ts';
 export { STEP_FAULT_KINDS, STEP_FAULT_MESSAGE, withStepFaults } from './step-faults.ts';
 export type { StepFaultKind, StepFaultOptions } from './step-faults.ts';
+export { HttpWebhookSender, lookupHost, webhookSubscriptions } from './webhooks.ts';

@@ -12,7 +12,7 @@ import {
   type ContainerKey,
   type Runtime,
 } from '@berth/domain';
-import { DynamoStateStore, ensureTables } from '@berth/dynamodb';
+import { DynamoStateStore, ensureTables, ensureWebhookTable } from '@berth/dynamodb';
 import { EcsRuntime, createEcsClient } from '@berth/ecs';
 import {
   SnsEventPublisher,
@@ -177,7 +177,10 @@ export async function wire(
   const sns = recorded(createSnsClient(), recording);
   const names = { containerTable: config.containerTable, sessionTable: config.sessionTable };
   const bootstrap = options.bootstrap ?? config.runtime === 'local';
-  if (bootstrap) await ensureTables(dynamodb, names);
+  if (bootstrap) {
+    await ensureTables(dynamodb, names);
+    await ensureWebhookTable(dynamodb, config.webhooks.table);
+  }
   const messaging = bootstrap
     ? await ensureMessaging({ sqs, sns })
     : await resolveMessaging({ sqs, sns, topicArn: lifecycleTopicArn(config) });

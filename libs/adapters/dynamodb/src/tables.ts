@@ -37,6 +37,16 @@ export const SESSION_INDEXES = {
   active: 'active-index',
 } as const;
 
+/** The webhook table's indexes (docs/design.md, "Signed webhooks"). */
+export const WEBHOOK_INDEXES = {
+  /** Every delivery of a client, by creation: the console's listing. */
+  byClient: 'client-index',
+  /** A client's deliveries of one status (`<clientId>#<status>`), by creation. */
+  byClientStatus: 'clientStatus-index',
+  /** Sparse: pending deliveries only (`dueKey = pending`), by `nextAttemptAt`. */
+  due: 'due-index',
+} as const;
+
 /** The attribute DynamoDB's TTL reads, in epoch seconds. */
 export const TTL_ATTRIBUTE = 'expiresAt';
 
@@ -105,6 +115,48 @@ export function tableDefinitions(names: TableNames): {
       ],
     },
   };
+}
+
+/**
+ * The webhook table: subscriptions and deliveries under a generic `pk`/`sk` key (docs/design.md,
+ * "Signed webhooks"), TTL on `expiresAt` for finished deliveries.
+ */
+export function webhookTableDefinition(tableName: string): TableDefinition {
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    KeySchema: [
+      { AttributeName: 'pk', KeyType: 'HASH' },
+      { AttributeName: 'sk', KeyType: 'RANGE' },
+    ],
+    AttributeDefinitions: stringAttributes([
+      'pk',
+      'sk',
+      'clientId',
+      'clientStatus',
+      'createdKey',
+      'dueKey',
+      'nextAttemptAt',
+    ]),
+    GlobalSecondaryIndexes: [
+      index(WEBHOOK_INDEXES.byClient, 'clientId', 'createdKey'),
+      index(WEBHOOK_INDEXES.byClientStatus, 'clientStatus', 'createdKey'),
+      index(WEBHOOK_INDEXES.due, 'dueKey', 'nextAttemptAt'),
+    ],
+  };
+}
+
+/** Creates the webhook table when missing, as `ensureTables` does berth's two others. */
+export async function ensureWebhookTable(
+  client: DynamoDBClient,
+  tableName: string,
+  options: EnsureTablesOptions = {},
+): Promise<void> {
+  await ensureTable(
+    client,
+    webhookTableDefinition(tableName),
+    Date.now() + (options.timeoutMs ?? 120_000),
+  );
 }
 
 export interface EnsureTablesOptions {
