@@ -257,8 +257,10 @@ On the local stack: ${settings.containers} running containers, \`BERTH_MAX_SESSI
 \`session.released\`, matched by \`commandId\`) arrives through a queue subscribed to the lifecycle
 topic (\`EventSubscription\`). The baseline is the raw fauxqs round trip measured with the same
 client mechanics: \`SendMessage\` to a private queue until one long-polling receiver has it
-(and has deleted the batch, as \`EventSubscription\` does). It runs before and after berth; the
-baseline is the mean.
+(and has deleted the batch, as \`EventSubscription\` does). The two-hop baseline is the path a
+command and its event take without berth: \`SendMessage\` to a queue whose receiver publishes each
+message to a private SNS topic, awaited on a queue subscribed to it (raw delivery); issue 13's
+goals are ratios to it. Both run before and after berth; each baseline is the mean.
 
 - **closed loop**: ${settings.workers} callers, each sending its next command as soon as the previous one's
   event arrived; ${settings.cyclesPerWorker} assign+release cycles each, sessions spread over the containers,
@@ -284,10 +286,37 @@ ${markdownTable(
     ),
     row('**raw SQS round trip, closed loop, mean (baseline)**', raw.closedLoop),
     row('berth assign + release, closed loop', berth.closedLoop, raw.closedLoop),
+    ...(result.twoHopRuns ?? []).map((run, index) =>
+      row(`raw SQS + SNS→SQS, closed loop, run ${index + 1}`, run.closedLoop),
+    ),
+    ...(result.twoHop
+      ? [
+          row(
+            '**raw SQS + SNS→SQS, closed loop, mean (two-hop baseline)**',
+            result.twoHop.closedLoop,
+          ),
+          row(
+            'berth assign + release, closed loop, vs two hops',
+            berth.closedLoop,
+            result.twoHop.closedLoop,
+          ),
+        ]
+      : []),
     ...result.rawRuns.map((run, index) => row(`raw SQS burst, run ${index + 1}`, run.burst)),
     row('**raw SQS burst, mean (baseline)**', raw.burst),
     row('berth burst of session.assign', berth.burstAssign, raw.burst),
     row('berth burst of session.release', berth.burstRelease, raw.burst),
+    ...(result.twoHop
+      ? [
+          row('**raw SQS + SNS→SQS burst, mean (two-hop baseline)**', result.twoHop.burst),
+          row('berth burst of session.assign, vs two hops', berth.burstAssign, result.twoHop.burst),
+          row(
+            'berth burst of session.release, vs two hops',
+            berth.burstRelease,
+            result.twoHop.burst,
+          ),
+        ]
+      : []),
   ],
 )}
 

@@ -16,11 +16,19 @@ import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
   DeleteQueueCommand,
+  GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import {
+  CreateTopicCommand,
+  DeleteTopicCommand,
+  PublishCommand,
+  SubscribeCommand,
+  type SNSClient,
+} from '@aws-sdk/client-sns';
 import { loadConfig, type BerthEvent, type CommandType, type EventType } from '@berth/domain';
 import {
   EventSubscription,
@@ -81,6 +89,13 @@ export interface SessionsBenchResult {
   /** The raw fauxqs round trip, run before and after berth; figures below use their mean. */
   rawRuns: { closedLoop: LoadPhase; burst: LoadPhase }[];
   raw: { closedLoop: LoadPhase; burst: LoadPhase };
+  /**
+   * The path a command's answer really takes, without berth: one SQS hop (the command) and one
+   * SNS → SQS hop (the event), relayed by a receiver that publishes each message it gets. Run
+   * before and after berth like `rawRuns`; issue 13's goals are ratios to its mean.
+   */
+  twoHopRuns?: { closedLoop: LoadPhase; burst: LoadPhase }[];
+  twoHop?: { closedLoop: LoadPhase; burst: LoadPhase };
   berth: {
     closedLoop: LoadPhase;
     assign: LatencySummary;
@@ -91,6 +106,13 @@ export interface SessionsBenchResult {
     calls?: { assign: CallsPerOperation; release: CallsPerOperation };
   };
   ratios: {
+    closedLoopThroughput: number;
+    closedLoopP50: number;
+    closedLoopP99: number;
+    burstThroughput: number;
+  };
+  /** The same ratios to the two-hop baseline (`twoHop`). */
+  ratiosTwoHop?: {
     closedLoopThroughput: number;
     closedLoopP50: number;
     closedLoopP99: number;
@@ -190,18 +212,21 @@ class RawQueue {
   readonly #waiters = new Map<string, (at: number) => void>();
   readonly #abort = new AbortController();
   readonly #loop: Promise<void>;
+  /** Set on a relay: each message is handed on (published) instead of awaited here. */
+  readonly #relay: ((body: string) => Promise<void>) | undefined;
 
-  private constructor(sqs: SQSClient, url: string) {
+  private constructor(sqs: SQSClient, url: string, relay?: (body: string) => Promise<void>) {
     this.#sqs = sqs;
     this.url = url;
+    this.#relay = relay;
     this.#loop = this.#receive();
   }
 
-  static async open(sqs: SQSClient): Promise<RawQueue> {
+  static async open(sqs: SQSClient, relay?: (body: string) => Promise<void>): Promise<RawQueue> {
     const name = `berth-bench-raw-${randomBytes(6).toString('hex')}`;
     const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: name }));
     if (!QueueUrl) throw new Error(`creating ${name} returned no URL`);
-    return new RawQueue(sqs, QueueUrl);
+    return new RawQueue(sqs, QueueUrl, relay);
   }
 
   async #receive(): Promise<void> {
@@ -232,6 +257,12 @@ class RawQueue {
           })),
         }),
       );
+      if (this.#relay) {
+        // As the session service does with a command: its answer is published, in parallel.
+        const relay = this.#relay;
+        await Promise.all(messages.map((message) => relay(message.Body ?? '')));
+        continue;
+      }
       const at = performance.now();
       for (const message of messages) {
         const id = message.Body ?? '';
@@ -297,8 +328,63 @@ async function sendBatches(sqs: SQSClient, queueUrl: string, bodies: string[]): 
   );
 }
 
-async function rawRun(sqs: SQSClient, workers: number, roundTrips: number, burst: number) {
+/** Where a raw round trip sends its messages and where it awaits them. */
+interface RawPath {
+  sendUrl: string;
+  arrivals: RawQueue;
+  close(): Promise<void>;
+}
+
+/** One SQS hop: sent to a queue, awaited on that queue. */
+async function oneHop(sqs: SQSClient): Promise<RawPath> {
   const queue = await RawQueue.open(sqs);
+  return { sendUrl: queue.url, arrivals: queue, close: () => queue.close() };
+}
+
+/**
+ * One SQS hop, then one SNS → SQS hop: sent to a queue whose receiver publishes each message to
+ * a private topic, awaited on a queue subscribed to that topic (raw delivery), as a command and
+ * its event travel.
+ */
+async function twoHops(sqs: SQSClient, sns: SNSClient): Promise<RawPath> {
+  const name = `berth-bench-raw-${randomBytes(6).toString('hex')}`;
+  const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: name }));
+  if (!TopicArn) throw new Error(`creating topic ${name} returned no ARN`);
+  const arrivals = await RawQueue.open(sqs);
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: arrivals.url, AttributeNames: ['QueueArn'] }),
+  );
+  await sns.send(
+    new SubscribeCommand({
+      TopicArn,
+      Protocol: 'sqs',
+      Endpoint: Attributes?.QueueArn ?? '',
+      Attributes: { RawMessageDelivery: 'true' },
+    }),
+  );
+  const relay = await RawQueue.open(sqs, async (body) => {
+    await sns.send(new PublishCommand({ TopicArn, Message: body }));
+  });
+  return {
+    sendUrl: relay.url,
+    arrivals,
+    close: async () => {
+      await relay.close();
+      await arrivals.close();
+      await sns.send(new DeleteTopicCommand({ TopicArn })).catch(() => undefined);
+    },
+  };
+}
+
+async function rawRun(
+  sqs: SQSClient,
+  open: () => Promise<RawPath>,
+  workers: number,
+  roundTrips: number,
+  burst: number,
+) {
+  const path = await open();
+  const queue = path.arrivals;
   try {
     const latencies: number[] = [];
     let failed = 0;
@@ -310,7 +396,7 @@ async function rawRun(sqs: SQSClient, workers: number, roundTrips: number, burst
           const received = queue.expect(id);
           const sent = performance.now();
           try {
-            await sqs.send(new SendMessageCommand({ QueueUrl: queue.url, MessageBody: id }));
+            await sqs.send(new SendMessageCommand({ QueueUrl: path.sendUrl, MessageBody: id }));
             latencies.push((await received) - sent);
           } catch {
             failed += 1;
@@ -323,7 +409,7 @@ async function rawRun(sqs: SQSClient, workers: number, roundTrips: number, burst
     const ids = Array.from({ length: burst }, () => randomUUID());
     const arrivals = ids.map((id) => queue.expect(id));
     const burstStart = performance.now();
-    await sendBatches(sqs, queue.url, ids);
+    await sendBatches(sqs, path.sendUrl, ids);
     const settled = await Promise.allSettled(arrivals);
     const times = settled.flatMap((result) =>
       result.status === 'fulfilled' ? [result.value - burstStart] : [],
@@ -331,7 +417,7 @@ async function rawRun(sqs: SQSClient, workers: number, roundTrips: number, burst
     const burstPhase = phase(times, settled.length - times.length, Math.max(...times, 0) / 1000);
     return { closedLoop, burst: burstPhase };
   } finally {
-    await queue.close();
+    await path.close();
   }
 }
 
@@ -431,7 +517,9 @@ export async function runSessionsBenchmark(
     progress(
       `  raw fauxqs round trips: ${workers} workers x ${roundTrips}, then a burst of ${burst}`,
     );
-    const rawRuns = [await rawRun(sqs, workers, roundTrips, burst)];
+    const rawRuns = [await rawRun(sqs, () => oneHop(sqs), workers, roundTrips, burst)];
+    progress('  raw fauxqs SQS hop + SNS -> SQS hop, the same loads');
+    const twoHopRuns = [await rawRun(sqs, () => twoHops(sqs, sns), workers, roundTrips, burst)];
 
     const subscription = await EventSubscription.open({ sqs, sns, topicArn: messaging.topicArn });
     const router = new AnswerRouter(subscription);
@@ -562,13 +650,31 @@ export async function runSessionsBenchmark(
     }
 
     progress('  raw fauxqs again');
-    rawRuns.push(await rawRun(sqs, workers, roundTrips, burst));
-    const raw = {
-      closedLoop: meanPhase(rawRuns.map((run) => run.closedLoop)),
-      burst: meanPhase(rawRuns.map((run) => run.burst)),
-    };
+    rawRuns.push(await rawRun(sqs, () => oneHop(sqs), workers, roundTrips, burst));
+    twoHopRuns.push(await rawRun(sqs, () => twoHops(sqs, sns), workers, roundTrips, burst));
+    const meanOf = (runs: { closedLoop: LoadPhase; burst: LoadPhase }[]) => ({
+      closedLoop: meanPhase(runs.map((run) => run.closedLoop)),
+      burst: meanPhase(runs.map((run) => run.burst)),
+    });
+    const raw = meanOf(rawRuns);
+    const twoHop = meanOf(twoHopRuns);
     const burstPerSecond =
       (berthResult.burstAssign.perSecond + berthResult.burstRelease.perSecond) / 2;
+    const ratiosTo = (baseline: { closedLoop: LoadPhase; burst: LoadPhase }) => ({
+      closedLoopThroughput: round(
+        ratio(berthResult.closedLoop.perSecond, baseline.closedLoop.perSecond),
+        3,
+      ),
+      closedLoopP50: round(
+        ratio(berthResult.closedLoop.latencyMs.p50, baseline.closedLoop.latencyMs.p50),
+        2,
+      ),
+      closedLoopP99: round(
+        ratio(berthResult.closedLoop.latencyMs.p99, baseline.closedLoop.latencyMs.p99),
+        2,
+      ),
+      burstThroughput: round(ratio(burstPerSecond, baseline.burst.perSecond), 3),
+    });
     return {
       benchmark: 'sessions',
       date: new Date().toISOString(),
@@ -576,22 +682,11 @@ export async function runSessionsBenchmark(
       settings: { containers, workers, cyclesPerWorker, burst, sessionServiceConcurrency },
       rawRuns,
       raw,
+      twoHopRuns,
+      twoHop,
       berth: berthResult,
-      ratios: {
-        closedLoopThroughput: round(
-          ratio(berthResult.closedLoop.perSecond, raw.closedLoop.perSecond),
-          3,
-        ),
-        closedLoopP50: round(
-          ratio(berthResult.closedLoop.latencyMs.p50, raw.closedLoop.latencyMs.p50),
-          2,
-        ),
-        closedLoopP99: round(
-          ratio(berthResult.closedLoop.latencyMs.p99, raw.closedLoop.latencyMs.p99),
-          2,
-        ),
-        burstThroughput: round(ratio(burstPerSecond, raw.burst.perSecond), 3),
-      },
+      ratios: ratiosTo(raw),
+      ratiosTwoHop: ratiosTo(twoHop),
       machineAfter: machine(),
     };
   } finally {
@@ -624,11 +719,25 @@ export function renderSessions(result: SessionsBenchResult): string {
         row(`raw SQS send->receive, closed loop (run ${index + 1})`, run.closedLoop),
       ),
       row('raw SQS send->receive, closed loop (mean, the baseline)', raw.closedLoop),
+      ...(result.twoHopRuns ?? []).map((run, index) =>
+        row(`raw SQS + SNS->SQS, closed loop (run ${index + 1})`, run.closedLoop),
+      ),
+      ...(result.twoHop
+        ? [
+            row(
+              'raw SQS + SNS->SQS, closed loop (mean, two-hop baseline)',
+              result.twoHop.closedLoop,
+            ),
+          ]
+        : []),
       row('berth assign+release, closed loop', berth.closedLoop),
       row('  of which session.assign', berth.assign, Number.NaN),
       row('  of which session.release', berth.release, Number.NaN),
       ...result.rawRuns.map((run, index) => row(`raw SQS burst (run ${index + 1})`, run.burst)),
       row('raw SQS burst (mean, the baseline)', raw.burst),
+      ...(result.twoHop
+        ? [row('raw SQS + SNS->SQS burst (mean, two-hop baseline)', result.twoHop.burst)]
+        : []),
       row('berth burst of session.assign', berth.burstAssign),
       row('berth burst of session.release', berth.burstRelease),
     ],
@@ -640,6 +749,11 @@ export function renderSessions(result: SessionsBenchResult): string {
     '',
     `session service AWS SDK calls per command (call recorder): session.assign ${describeCalls(berth.calls?.assign)}; session.release ${describeCalls(berth.calls?.release)}`,
     `ratios to the raw round trip: closed-loop throughput ${fmtRatio(ratios.closedLoopThroughput)}, p50 ${fmtRatio(ratios.closedLoopP50)}, p99 ${fmtRatio(ratios.closedLoopP99)}; burst throughput ${fmtRatio(ratios.burstThroughput)}`,
+    ...(result.ratiosTwoHop
+      ? [
+          `ratios to the two-hop baseline (issue 13's goals: p50 <= 3x, p99 <= 4x, throughput >= 0.3x): closed-loop throughput ${fmtRatio(result.ratiosTwoHop.closedLoopThroughput)}, p50 ${fmtRatio(result.ratiosTwoHop.closedLoopP50)}, p99 ${fmtRatio(result.ratiosTwoHop.closedLoopP99)}; burst throughput ${fmtRatio(result.ratiosTwoHop.burstThroughput)}`,
+        ]
+      : []),
     `load average before ${result.machine.loadAverage.map((value) => fmt(value, 2)).join(' ')}, after ${result.machineAfter.loadAverage.map((value) => fmt(value, 2)).join(' ')} on ${result.machine.cpuCount} CPUs`,
   ].join('\n');
 }
