@@ -71,6 +71,7 @@ export function createCommandHandler(deps: CommandHandlerDeps) {
         return;
       case 'thread.ready':
       case 'checkpoint.record':
+      case 'devserver.state':
         // Agent reports travel on berth-agent-reports only (createAgentReportHandler); refused
         // before apply.
         return;

@@ -37,10 +37,10 @@ export interface AgentReportHandlerDeps {
 
 /**
  * The session service's handler of `berth-agent-reports`: what workspace agents report. Only
- * `thread.ready` and `checkpoint.record` are accepted (anything else is answered with
+ * `thread.ready`, `checkpoint.record` and `devserver.state` are accepted (anything else is answered with
  * `command.rejected` and never executed), and each is acted on only when the store agrees
- * with it: the container record it names is at the generation it names, the session is that
- * generation's, on that thread, and, with the `task` sender check, the message was sent by
+ * with it: the container record it names is at the generation it names, the session (if it
+ * names one) is that generation's, on that thread, and, with the `task` sender check, the message was sent by
  * that generation's task (SQS SenderId). A report that fails is dropped with a log line and
  * a metric; it is not retried.
  */
@@ -50,7 +50,8 @@ export function createAgentReportHandler(deps: AgentReportHandlerDeps) {
 
   const apply = async (report: AgentReport): Promise<void> => {
     if (report.type === 'thread.ready') await useCases.readiness.threadReady(report);
-    else await useCases.checkpoints.record(report);
+    else if (report.type === 'checkpoint.record') await useCases.checkpoints.record(report);
+    else await useCases.devServers.record(report);
   };
 
   return async (message: {
@@ -91,13 +92,14 @@ export function createAgentReportHandler(deps: AgentReportHandlerDeps) {
       type: report.type,
       containerId: report.payload.containerId,
       generation: report.payload.generation,
-      sessionId: report.payload.sessionId,
+      ...('sessionId' in report.payload ? { sessionId: report.payload.sessionId } : {}),
       senderId: message.senderId,
     };
     try {
       const [container, session] = await Promise.all([
         store.getContainer(report.payload.containerId),
-        store.getSession(report.payload.sessionId),
+        // A dev server report names no session.
+        'sessionId' in report.payload ? store.getSession(report.payload.sessionId) : undefined,
       ]);
       const check = checkAgentReport({
         report,

@@ -595,6 +595,107 @@ describe('bad commands', () => {
   );
 });
 
+describe('devserver.state (issue 19)', () => {
+  const stateBody = (
+    containerId: string,
+    generation: number,
+    sequence: number,
+    state: 'starting' | 'up' | 'crashed',
+    restarts = 0,
+  ) => ({
+    type: 'devserver.state',
+    commandId: `devserver-${containerId}-${generation}-${sequence}`,
+    payload: {
+      containerId,
+      generation,
+      state,
+      port: 3000,
+      restarts,
+      since: new Date(Date.UTC(2026, 0, 1, 0, 0, sequence)).toISOString(),
+      sequence,
+    },
+  });
+
+  it('carries the state the agent reports to the container record and its JSON; an older report delivered late changes nothing', async () => {
+    // Prepare: a running container.
+    const key = freshKey();
+    const containerId = containerIdOf(key);
+    await send(assignBody('devsrv-1', key));
+    await events.waitFor({ type: 'session.assigned', sessionId: 'devsrv-1' }, 30_000);
+    const started = await store.getContainer(containerId);
+    await taskEvent(service, started?.taskArn ?? '', 'RUNNING');
+    await events.waitFor({ type: 'container.running', containerId }, 30_000);
+
+    // Act: starting, up, then the crashed that came between them, delivered last.
+    const starting = await report(stateBody(containerId, 1, 1, 'starting'));
+    await reportDeliveries.handledOnce(starting.messageId);
+    const afterStarting = await store.getContainer(containerId);
+    const up = await report(stateBody(containerId, 1, 3, 'up', 1));
+    await reportDeliveries.handledOnce(up.messageId);
+    const late = await report(stateBody(containerId, 1, 2, 'crashed'));
+    const [lateDelivery] = await reportDeliveries.handledOnce(late.messageId);
+
+    // Assess
+    expect(afterStarting?.devServer).toEqual({
+      state: 'starting',
+      port: 3000,
+      restarts: 0,
+      since: '2026-01-01T00:00:01.000Z',
+      sequence: 1,
+    });
+    expect(lateDelivery?.outcome).toBe('done');
+    const stored = await store.getContainer(containerId);
+    expect(stored?.devServer).toEqual({
+      state: 'up',
+      port: 3000,
+      restarts: 1,
+      since: '2026-01-01T00:00:03.000Z',
+      sequence: 3,
+    });
+    expect(service.useCases.records.json(stored!).devServer).toEqual({
+      state: 'up',
+      port: 3000,
+      url: `http://${stored?.endpoint}:3000`,
+      since: '2026-01-01T00:00:03.000Z',
+      restarts: 1,
+    });
+  });
+
+  it('does not act on a report naming another generation, or a container that is not live', async () => {
+    // Prepare: a running container, then stopped.
+    const key = freshKey();
+    const containerId = containerIdOf(key);
+    await send(assignBody('devsrv-2', key));
+    await events.waitFor({ type: 'session.assigned', sessionId: 'devsrv-2' }, 30_000);
+    const started = await store.getContainer(containerId);
+    await taskEvent(service, started?.taskArn ?? '', 'RUNNING');
+    await events.waitFor({ type: 'container.running', containerId }, 30_000);
+    const refusedBefore = service.refusals.length;
+
+    // Act 1: a report of generation 2.
+    const forged = await report(stateBody(containerId, 2, 1, 'up'));
+    await reportDeliveries.handledOnce(forged.messageId);
+    const afterForged = await store.getContainer(containerId);
+
+    // Act 2: the container ends; a report of its generation comes after.
+    await taskEvent(service, started?.taskArn ?? '', 'STOPPED');
+    const ended = await store.getContainer(containerId);
+    const late = await report(stateBody(containerId, 1, 1, 'up'));
+    await reportDeliveries.handledOnce(late.messageId);
+
+    // Assess
+    expect(afterForged?.devServer).toBeUndefined();
+    expect(['stopped', 'failed']).toContain(ended?.status);
+    expect(service.refusals.slice(refusedBefore)).toEqual([
+      'stale_generation',
+      'container_not_live',
+    ]);
+    const final = await store.getContainer(containerId);
+    expect(final?.devServer).toBeUndefined();
+    expect(service.useCases.records.json(final!).devServer).toBeNull();
+  });
+});
+
 describe('session.ready (issue 15)', () => {
   const HEAD = 'a'.repeat(40);
   const readyBody = (

@@ -76,6 +76,19 @@ const FIELDS: Record<
         .map((d) => d.toISOString()),
     },
   },
+  'devserver.state': {
+    containerId: { valid: fc.tuple(idPart, idPart, idPart).map((parts) => parts.join('.')) },
+    generation: { valid: fc.integer({ min: 1, max: 1000 }) },
+    state: { valid: fc.constantFrom('starting', 'up', 'crashed') },
+    port: { valid: fc.integer({ min: 1, max: 65535 }) },
+    restarts: { valid: fc.integer({ min: 0, max: 1000 }) },
+    since: {
+      valid: fc
+        .date({ min: new Date(0), max: new Date(4e12), noInvalidDate: true })
+        .map((d) => d.toISOString()),
+    },
+    sequence: { valid: fc.integer({ min: 1, max: 1000 }) },
+  },
 };
 
 /** Values no field of any command accepts: each is bad for whichever field it lands in. */
@@ -158,6 +171,12 @@ const VALID: Record<string, (value: unknown) => boolean> = {
   'payload.createdAt': (v) =>
     typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/.test(v),
   'payload.head': (v) => typeof v === 'string' && /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(v),
+  'payload.state': (v) => v === 'starting' || v === 'up' || v === 'crashed',
+  'payload.port': (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535,
+  'payload.restarts': (v) => Number.isInteger(v) && (v as number) >= 0,
+  'payload.since': (v) =>
+    typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/.test(v),
+  'payload.sequence': (v) => Number.isInteger(v) && (v as number) >= 1,
 };
 
 /** A valid command with exactly one field broken, and that field as a rejection names it. */

@@ -29,6 +29,9 @@ describe('parseAgentEnv', () => {
       BERTH_WORKLOAD_COMMAND: 'claude -p',
       BERTH_AGENT_REPORTS_URL: 'http://sqs.us-east-1.localhost:4566/000000000000/cmds',
       BERTH_CHECKPOINT_PUSH_INTERVAL: '2s',
+      BERTH_DEV_SERVER_COMMAND: 'npx astro dev --host 0.0.0.0 --port "$PORT"',
+      BERTH_DEV_SERVER_PORT: '4321',
+      BERTH_DEV_SERVER_THREAD: 'site:main',
     });
 
     expect(env).toEqual({
@@ -44,6 +47,9 @@ describe('parseAgentEnv', () => {
       logLevel: 'info',
       agentReportsUrl: 'http://sqs.us-east-1.localhost:4566/000000000000/cmds',
       checkpointPushIntervalMs: 2000,
+      devServerCommand: 'npx astro dev --host 0.0.0.0 --port "$PORT"',
+      devServerPort: 4321,
+      devServerThread: 'site:main',
     });
   });
 
@@ -56,6 +62,27 @@ describe('parseAgentEnv', () => {
     expect(env.workloadCommand).toBeUndefined();
     expect(env.agentReportsUrl).toBeUndefined();
     expect(env.checkpointPushIntervalMs).toBe(5000);
+    expect(env.devServerCommand).toBeUndefined();
+    expect(env.devServerPort).toBe(3000);
+    expect(env.devServerThread).toBeUndefined();
+  });
+
+  it('names a bad dev server port or thread', () => {
+    for (const [variable, value] of [
+      ['BERTH_DEV_SERVER_PORT', '0'],
+      ['BERTH_DEV_SERVER_PORT', '65536'],
+      ['BERTH_DEV_SERVER_PORT', '30x'],
+      ['BERTH_DEV_SERVER_THREAD', '../etc'],
+    ] as const) {
+      let error: unknown;
+      try {
+        parseAgentEnv({ ...VALID_ENV, [variable]: value });
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).problems.map((p) => p.field)).toEqual([variable]);
+    }
   });
 
   it('names every bad variable at once', () => {

@@ -1,6 +1,7 @@
 export { Checkpoints, MAX_CHECKPOINT_PAGE } from './checkpoints.ts';
 export { ContainerRecords } from './container-records.ts';
 export { ContainerService } from './containers.ts';
+export { DevServers } from './dev-servers.ts';
 export { noMetrics, silentLogger } from './deps.ts';
 export type { CoreDeps, CoreMetrics, CoreSettings, PoolDeps, QuotaName } from './deps.ts';
 export { PolicyService } from './policies.ts';

@@ -2,6 +2,7 @@ import { Checkpoints } from './checkpoints.ts';
 import { ContainerRecords } from './container-records.ts';
 import { ContainerService } from './containers.ts';
 import type { CoreDeps } from './deps.ts';
+import { DevServers } from './dev-servers.ts';
 import { PolicyService } from './policies.ts';
 import { PoolService } from './pool.ts';
 import { Reaper } from './reaper.ts';
@@ -28,6 +29,8 @@ export class UseCases {
   readonly readiness: SessionReadiness;
   /** Threads' checkpoints: recorded as announced, listed, reverted to. */
   readonly checkpoints: Checkpoints;
+  /** Containers' dev servers, as their agents report them (devserver.state). */
+  readonly devServers: DevServers;
   readonly taskEvents: TaskEventHandler;
   readonly reaper: Reaper;
   /** The warm pool; undefined when BERTH_POOL_SIZE is 0. */
@@ -43,6 +46,7 @@ export class UseCases {
     this.sessions = new SessionService(deps, this.records, this.containers, this.sessionEndings);
     this.readiness = new SessionReadiness(deps);
     this.checkpoints = new Checkpoints(deps);
+    this.devServers = new DevServers(this.records);
     this.taskEvents = new TaskEventHandler(
       deps,
       this.records,

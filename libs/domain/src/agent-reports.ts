@@ -1,6 +1,7 @@
 import {
   parseCommand,
   type CheckpointRecordCommandT,
+  type DevServerStateReport,
   type RejectedCommand,
   type ThreadReady,
 } from './commands.ts';
@@ -9,12 +10,12 @@ import type { ContainerRecord } from './model.ts';
 
 /**
  * What the workspace agent reports to berth, on its own queue (`berth-agent-reports`), never on
- * the lifecycle commands queue: its worktrees (`thread.ready`) and checkpoints
- * (`checkpoint.record`). Nothing else is accepted there.
+ * the lifecycle commands queue: its worktrees (`thread.ready`), checkpoints
+ * (`checkpoint.record`) and dev server (`devserver.state`). Nothing else is accepted there.
  */
-export const AGENT_REPORT_TYPES = ['thread.ready', 'checkpoint.record'] as const;
+export const AGENT_REPORT_TYPES = ['thread.ready', 'checkpoint.record', 'devserver.state'] as const;
 export type AgentReportType = (typeof AGENT_REPORT_TYPES)[number];
-export type AgentReport = ThreadReady | CheckpointRecordCommandT;
+export type AgentReport = ThreadReady | CheckpointRecordCommandT | DevServerStateReport;
 
 export const isAgentReportType = (type: unknown): type is AgentReportType =>
   typeof type === 'string' && (AGENT_REPORT_TYPES as readonly string[]).includes(type);
@@ -38,7 +39,7 @@ export function parseAgentReport(body: string): ParsedAgentReport {
     return parsed;
   }
   const { command } = parsed;
-  if (command.type !== 'thread.ready' && command.type !== 'checkpoint.record') {
+  if (!isAgentReportType(command.type)) {
     return {
       ok: false,
       rejection: {
@@ -49,7 +50,7 @@ export function parseAgentReport(body: string): ParsedAgentReport {
       },
     };
   }
-  return { ok: true, report: command };
+  return { ok: true, report: command as AgentReport };
 }
 
 /**
@@ -82,8 +83,8 @@ export type ReportCheck = { ok: true } | { ok: false; reason: string };
  * Whether a report may be acted on, from the container record its payload names (read from
  * the store), its session, and who sent it. Every report names its containerId and
  * generation; they must be the record's current ones, the session must be that container's
- * (same generation, same thread), and with the `task` check the sender must be that
- * generation's task.
+ * (same generation, same thread; a dev server report names no session), and with the `task`
+ * check the sender must be that generation's task.
  */
 export function checkAgentReport(input: {
   report: AgentReport;
@@ -97,15 +98,17 @@ export function checkAgentReport(input: {
   const { payload } = report;
   if (!container) return { ok: false, reason: 'unknown_container' };
   if (container.generation !== payload.generation) return { ok: false, reason: 'stale_generation' };
-  // A worktree is announced only by a container that is alive; a checkpoint pushed during the
-  // stop may be read after the record became final, and is still that generation's.
-  if (report.type === 'thread.ready' && !isLive(container.status))
+  // A worktree or a dev server is announced only by a container that is alive; a checkpoint
+  // pushed during the stop may be read after the record became final, and is still that
+  // generation's.
+  if (report.type !== 'checkpoint.record' && !isLive(container.status))
     return { ok: false, reason: 'container_not_live' };
   if (
-    !session ||
-    session.containerId !== container.containerId ||
-    session.generation !== container.generation ||
-    session.threadId !== payload.threadId
+    report.type !== 'devserver.state' &&
+    (!session ||
+      session.containerId !== container.containerId ||
+      session.generation !== container.generation ||
+      session.threadId !== report.payload.threadId)
   )
     return { ok: false, reason: 'foreign_session' };
   if (input.senderCheck === 'task') {

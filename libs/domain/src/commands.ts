@@ -1,6 +1,7 @@
 import Type, { type Static } from 'typebox';
 import { InvalidArgumentError } from './errors.ts';
 import { CONTAINER_ID_PATTERN, ID_PART_PATTERN, OPAQUE_ID_PATTERN } from './identity.ts';
+import { DEV_SERVER_STATES } from './model.ts';
 import { validator } from './validation.ts';
 
 const IdPart = Type.String({ pattern: ID_PART_PATTERN, minLength: 1, maxLength: 63 });
@@ -66,6 +67,21 @@ export const CheckpointRecordPayload = Type.Object(
   closed,
 );
 
+/** The workspace agent's word on its dev server (`BERTH_DEV_SERVER_COMMAND`). */
+export const DevServerStatePayload = Type.Object(
+  {
+    containerId: Type.String({ pattern: CONTAINER_ID_PATTERN }),
+    generation: Type.Integer({ minimum: 1 }),
+    state: Type.Enum(DEV_SERVER_STATES),
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    restarts: Type.Integer({ minimum: 0 }),
+    since: Type.String({ pattern: ISO_INSTANT }),
+    /** 1, 2, 3... per generation: SQS may reorder, and an older state never wins. */
+    sequence: Type.Integer({ minimum: 1 }),
+  },
+  closed,
+);
+
 const command = <K extends string, P extends Type.TSchema>(type: K, payload: P) =>
   Type.Object({ type: Type.Literal(type), commandId: CommandId, payload }, closed);
 
@@ -75,6 +91,7 @@ export const SessionTouchCommand = command('session.touch', SessionTouchPayload)
 export const ContainerStopCommand = command('container.stop', ContainerStopPayload);
 export const ThreadReadyCommand = command('thread.ready', ThreadReadyPayload);
 export const CheckpointRecordCommand = command('checkpoint.record', CheckpointRecordPayload);
+export const DevServerStateCommand = command('devserver.state', DevServerStatePayload);
 
 export const CommandSchema = Type.Union(
   [
@@ -84,6 +101,7 @@ export const CommandSchema = Type.Union(
     ContainerStopCommand,
     ThreadReadyCommand,
     CheckpointRecordCommand,
+    DevServerStateCommand,
   ],
   { $id: 'Command' },
 );
@@ -94,13 +112,15 @@ export type SessionTouch = Static<typeof SessionTouchCommand>;
 export type ContainerStop = Static<typeof ContainerStopCommand>;
 export type ThreadReady = Static<typeof ThreadReadyCommand>;
 export type CheckpointRecordCommandT = Static<typeof CheckpointRecordCommand>;
+export type DevServerStateReport = Static<typeof DevServerStateCommand>;
 export type Command =
   | SessionAssign
   | SessionRelease
   | SessionTouch
   | ContainerStop
   | ThreadReady
-  | CheckpointRecordCommandT;
+  | CheckpointRecordCommandT
+  | DevServerStateReport;
 export type CommandType = Command['type'];
 
 export const COMMAND_TYPES: readonly CommandType[] = [
@@ -110,6 +130,7 @@ export const COMMAND_TYPES: readonly CommandType[] = [
   'container.stop',
   'thread.ready',
   'checkpoint.record',
+  'devserver.state',
 ];
 
 const byType = {
@@ -119,6 +140,7 @@ const byType = {
   'container.stop': validator<ContainerStop>(ContainerStopCommand),
   'thread.ready': validator<ThreadReady>(ThreadReadyCommand),
   'checkpoint.record': validator<CheckpointRecordCommandT>(CheckpointRecordCommand),
+  'devserver.state': validator<DevServerStateReport>(DevServerStateCommand),
 } as const;
 
 export interface RejectedCommand {

@@ -1,7 +1,7 @@
 import { AGENT_REPORT_SENDER_CHECKS, type AgentReportSenderCheck } from './agent-reports.ts';
 import { parseDuration } from './duration.ts';
 import { InvalidArgumentError, isBerthError } from './errors.ts';
-import { parseContainerId, type ContainerKey } from './identity.ts';
+import { OPAQUE_ID_PATTERN, parseContainerId, type ContainerKey } from './identity.ts';
 import { parseNetworks, type WebhookNetworkPolicy } from './webhooks.ts';
 
 export type RuntimeKind = 'local' | 'ecs';
@@ -375,7 +375,19 @@ export interface AgentConfig {
   agentReportsUrl: string | undefined;
   /** How soon a checkpoint commit is pushed; pushes within one interval coalesce. */
   checkpointPushIntervalMs: number;
+  /** BERTH_DEV_SERVER_COMMAND: the dev server the agent keeps running; undefined: none. */
+  devServerCommand: string | undefined;
+  /** BERTH_DEV_SERVER_PORT: given to the dev server as PORT. */
+  devServerPort: number;
+  /**
+   * BERTH_DEV_SERVER_THREAD: the dev server runs in this thread's worktree (the container
+   * user's branch of it); undefined: in the main checkout (WORKSPACE_PATH).
+   */
+  devServerThread: string | undefined;
 }
+
+/** BERTH_DEV_SERVER_PORT's default: the port the workspace task definition maps. */
+export const DEFAULT_DEV_SERVER_PORT = 3000;
 
 const DEFAULT_AGENT_SHUTDOWN_GRACE = '60s';
 const DEFAULT_AGENT_CHECKPOINT_PUSH_INTERVAL = '5s';
@@ -472,6 +484,30 @@ export function loadAgentConfig(env: Env): AgentConfig {
     ),
   );
 
+  const devServerPortRaw = value('BERTH_DEV_SERVER_PORT');
+  const devServerPort =
+    devServerPortRaw === undefined
+      ? DEFAULT_DEV_SERVER_PORT
+      : check(() => {
+          const n = Number(devServerPortRaw);
+          if (!/^\d+$/.test(devServerPortRaw) || n < 1 || n > 65535) {
+            throw new InvalidArgumentError(
+              `BERTH_DEV_SERVER_PORT must be a port number from 1 to 65535; got "${devServerPortRaw}"`,
+              'BERTH_DEV_SERVER_PORT',
+            );
+          }
+          return n;
+        });
+  const devServerThread = value('BERTH_DEV_SERVER_THREAD');
+  if (devServerThread !== undefined && !new RegExp(OPAQUE_ID_PATTERN).test(devServerThread)) {
+    problems.push(
+      new InvalidArgumentError(
+        `BERTH_DEV_SERVER_THREAD must be a threadId (1-128 characters of A-Z a-z 0-9 . _ : -); got "${devServerThread}"`,
+        'BERTH_DEV_SERVER_THREAD',
+      ),
+    );
+  }
+
   const logLevel = value('BERTH_LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) {
     problems.push(
@@ -484,6 +520,7 @@ export function loadAgentConfig(env: Env): AgentConfig {
 
   if (
     problems.length > 0 ||
+    devServerPort === undefined ||
     containerIdRaw === undefined ||
     key === undefined ||
     workspaceRaw === undefined ||
@@ -509,6 +546,11 @@ export function loadAgentConfig(env: Env): AgentConfig {
     logLevel,
     agentReportsUrl,
     checkpointPushIntervalMs,
+    // Not trimmed: a command is the user's, spaces and all (value() only decides whether it is set).
+    devServerCommand:
+      value('BERTH_DEV_SERVER_COMMAND') === undefined ? undefined : env.BERTH_DEV_SERVER_COMMAND,
+    devServerPort,
+    devServerThread,
   };
 }
 

@@ -35,6 +35,7 @@ export {
   AWS_VARIABLES,
   ConfigError,
   DEFAULT_AGENT_CONTAINER_NAME,
+  DEFAULT_DEV_SERVER_PORT,
   DEFAULT_TABLES,
   POOL_CONTROL_QUEUE_VARIABLE,
   loadAgentConfig,
@@ -84,10 +85,12 @@ export type { SavedElsewhere } from './saved-elsewhere.ts';
 export {
   CheckpointJsonSchema,
   ContainerJsonSchema,
+  DEV_SERVER_STATES,
   KEPT_ALIVE_REASONS,
   SESSION_STATUSES,
   SessionJsonSchema,
   containerDueAt,
+  devServerJson,
   expiresAt,
   expiryNoticeDueAt,
   idleStopAt,
@@ -105,6 +108,8 @@ export type {
   StopOutcomeRecord,
   ContainerJson,
   ContainerRecord,
+  DevServerRecord,
+  DevServerState,
   KeptAliveReason,
   LivenessInput,
   SessionJson,
@@ -122,6 +127,7 @@ export {
   SessionTouchCommand,
   ThreadReadyCommand,
   CheckpointRecordCommand,
+  DevServerStateCommand,
   parseCommand,
 } from './commands.ts';
 export type {
@@ -135,6 +141,7 @@ export type {
   SessionTouch,
   ThreadReady,
   CheckpointRecordCommandT,
+  DevServerStateReport,
 } from './commands.ts';
 export {
   AGENT_REPORT_SENDER_CHECKS,

@@ -62,6 +62,31 @@ export interface ContainerRecord extends ContainerKey {
   expiryNoticeAt?: string;
   /** This generation was counted in its client's quota counters, and is uncounted once final. */
   quotaCounted?: boolean;
+  /**
+   * Its dev server (`BERTH_DEV_SERVER_COMMAND`) as the agent last reported it
+   * (`devserver.state`); absent when none was reported for this generation.
+   */
+  devServer?: DevServerRecord;
+}
+
+/**
+ * The dev server's states: `starting` (its process runs, its port does not answer yet), `up`
+ * (its port answers), `crashed` (its process exited; the agent starts it again after a backoff).
+ */
+export const DEV_SERVER_STATES = ['starting', 'up', 'crashed'] as const;
+export type DevServerState = (typeof DEV_SERVER_STATES)[number];
+
+/** A container's dev server as the store keeps it. */
+export interface DevServerRecord {
+  state: DevServerState;
+  /** Its port inside the task: on the container's `endpoint`. */
+  port: number;
+  /** When it entered this state (the agent's clock). */
+  since: string;
+  /** How often the agent started it again in this generation. */
+  restarts: number;
+  /** The report's sequence number: a report not above it is older and changes nothing. */
+  sequence: number;
 }
 
 export const SESSION_STATUSES = ['active', 'released', 'expired'] as const;
@@ -206,6 +231,18 @@ export const ContainerJsonSchema = Type.Object(
     stoppedAt: Timestamp,
     stopReason: Nullable(Type.String()),
     fromPool: Type.Boolean(),
+    devServer: Nullable(
+      Type.Object(
+        {
+          state: Type.Enum(DEV_SERVER_STATES),
+          port: Type.Integer({ minimum: 1, maximum: 65535 }),
+          url: Nullable(Type.String()),
+          since: Type.String({ format: 'date-time' }),
+          restarts: Type.Integer({ minimum: 0 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { $id: 'Container', additionalProperties: false },
 );
@@ -319,8 +356,29 @@ export function toContainerJson(
     stoppedAt: container.stoppedAt,
     stopReason: container.stopReason,
     fromPool: container.fromPool,
+    devServer: devServerJson(container),
   };
 }
+
+/**
+ * The dev server as the container JSON shows it: null unless the container is live and its
+ * agent reported one; `url` is where it answers, on the container's endpoint (null while the
+ * endpoint is not known).
+ */
+export function devServerJson(container: ContainerRecord): ContainerJson['devServer'] {
+  const devServer = container.devServer;
+  if (!devServer || !isLiveStatus(container.status)) return null;
+  return {
+    state: devServer.state,
+    port: devServer.port,
+    url: container.endpoint ? `http://${hostOf(container.endpoint)}:${devServer.port}` : null,
+    since: devServer.since,
+    restarts: devServer.restarts,
+  };
+}
+
+/** An IPv6 address is written in brackets in a URL. */
+const hostOf = (address: string): string => (address.includes(':') ? `[${address}]` : address);
 
 export function toSessionJson(session: SessionRecord): SessionJson {
   return {

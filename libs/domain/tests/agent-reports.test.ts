@@ -52,12 +52,42 @@ const ready = (overrides: Record<string, unknown> = {}): AgentReport => ({
   },
 });
 
+const devServer = (overrides: Record<string, unknown> = {}): AgentReport => ({
+  type: 'devserver.state',
+  commandId: 'agent-devserver.state-1',
+  payload: {
+    containerId: 'acme.web.ann',
+    generation: 3,
+    state: 'up',
+    port: 3000,
+    restarts: 0,
+    since: '2026-12-01T00:00:02.000Z',
+    sequence: 2,
+    ...overrides,
+  },
+});
+
 const session = { containerId: 'acme.web.ann', generation: 3, threadId: 'plan' };
 
 describe('parseAgentReport', () => {
   it('accepts thread.ready and checkpoint.record', () => {
     const parsed = parseAgentReport(JSON.stringify(ready()));
     expect(parsed).toMatchObject({ ok: true, report: { type: 'thread.ready' } });
+  });
+
+  it('accepts devserver.state, and refuses one with a state or port out of its range', () => {
+    expect(parseAgentReport(JSON.stringify(devServer()))).toMatchObject({
+      ok: true,
+      report: { type: 'devserver.state', payload: { state: 'up', port: 3000 } },
+    });
+    expect(parseAgentReport(JSON.stringify(devServer({ state: 'down' })))).toMatchObject({
+      ok: false,
+      rejection: { field: 'payload.state' },
+    });
+    expect(parseAgentReport(JSON.stringify(devServer({ port: 70000 })))).toMatchObject({
+      ok: false,
+      rejection: { field: 'payload.port' },
+    });
   });
 
   it.each([
@@ -76,7 +106,7 @@ describe('parseAgentReport', () => {
     expect(parsed.ok).toBe(false);
     if (parsed.ok) return;
     expect(parsed.rejection.field).toBe('type');
-    expect(parsed.rejection.reason).toMatch(/thread\.ready, checkpoint\.record/);
+    expect(parsed.rejection.reason).toMatch(/thread\.ready, checkpoint\.record, devserver\.state/);
   });
 });
 
@@ -142,5 +172,22 @@ describe('checkAgentReport', () => {
     expect(check({ session: { ...session, threadId: 'other' } })).toMatchObject({
       reason: 'foreign_session',
     });
+  });
+
+  it('checks a dev server report against its container alone: it names no session', () => {
+    expect(check({ report: devServer(), session: undefined })).toEqual({ ok: true });
+    expect(check({ report: devServer({ generation: 2 }), session: undefined })).toMatchObject({
+      reason: 'stale_generation',
+    });
+    expect(
+      check({
+        report: devServer(),
+        session: undefined,
+        container: container({ status: 'failed' }),
+      }),
+    ).toMatchObject({ reason: 'container_not_live' });
+    expect(
+      check({ report: devServer(), session: undefined, senderId: senderOf('f'.repeat(32)) }),
+    ).toMatchObject({ reason: 'wrong_sender' });
   });
 });

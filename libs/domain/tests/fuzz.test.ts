@@ -173,6 +173,36 @@ const PAYLOADS: Record<(typeof COMMAND_TYPES)[number], Record<string, FieldSpec>
         typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/.test(v),
     },
   },
+  'devserver.state': {
+    containerId: { valid: containerId, isValid: isContainerId },
+    generation: {
+      valid: fc.integer({ min: 1, max: 1_000_000 }),
+      isValid: (v) => Number.isInteger(v) && (v as number) >= 1,
+    },
+    state: {
+      valid: fc.constantFrom('starting', 'up', 'crashed'),
+      isValid: (v) => v === 'starting' || v === 'up' || v === 'crashed',
+    },
+    port: {
+      valid: fc.integer({ min: 1, max: 65535 }),
+      isValid: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535,
+    },
+    restarts: {
+      valid: fc.integer({ min: 0, max: 1000 }),
+      isValid: (v) => Number.isInteger(v) && (v as number) >= 0,
+    },
+    since: {
+      valid: fc
+        .date({ min: new Date(0), max: new Date(4e12), noInvalidDate: true })
+        .map((d) => d.toISOString()),
+      isValid: (v) =>
+        typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/.test(v),
+    },
+    sequence: {
+      valid: fc.integer({ min: 1, max: 1_000_000 }),
+      isValid: (v) => Number.isInteger(v) && (v as number) >= 1,
+    },
+  },
 };
 
 /** Mostly valid, so a body usually breaks one or two fields and the parser must find which. */

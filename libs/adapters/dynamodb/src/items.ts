@@ -5,6 +5,7 @@
  */
 import {
   CONTAINER_STATUSES,
+  DEV_SERVER_STATES,
   SESSION_STATUSES,
   UnavailableError,
   threadRefName,
@@ -13,6 +14,7 @@ import {
   type CommandOutcomeRecord,
   type ContainerPolicy,
   type ContainerRecord,
+  type DevServerRecord,
   type SessionRecord,
 } from '@berth/domain';
 
@@ -45,6 +47,7 @@ const CONTAINER_FIELDS = [
   'policy',
   'expiryNoticeAt',
   'quotaCounted',
+  'devServer',
 ] as const satisfies readonly (keyof ContainerRecord)[];
 
 const SESSION_FIELDS = [
@@ -224,7 +227,31 @@ export function fromContainerItem(item: Item): ContainerRecord {
     ...(typeof item.policy === 'string' ? { policy: policyOf(item) } : {}),
     ...(typeof item.expiryNoticeAt === 'string' ? { expiryNoticeAt: item.expiryNoticeAt } : {}),
     ...(item.quotaCounted === true ? { quotaCounted: true } : {}),
+    ...(item.devServer === undefined || item.devServer === null
+      ? {}
+      : { devServer: devServerOf(item) }),
   };
+}
+
+function devServerOf(item: Item): DevServerRecord {
+  const raw = item.devServer as Partial<Record<keyof DevServerRecord, unknown>> | undefined;
+  if (
+    typeof raw === 'object' &&
+    (DEV_SERVER_STATES as readonly unknown[]).includes(raw.state) &&
+    typeof raw.port === 'number' &&
+    typeof raw.since === 'string' &&
+    typeof raw.restarts === 'number' &&
+    typeof raw.sequence === 'number'
+  ) {
+    return {
+      state: raw.state as DevServerRecord['state'],
+      port: raw.port,
+      since: raw.since,
+      restarts: raw.restarts,
+      sequence: raw.sequence,
+    };
+  }
+  throw malformed('container', item, 'devServer');
 }
 
 function policyOf(item: Item): ContainerPolicy {

@@ -93,6 +93,7 @@ describe('records round trip', () => {
       terminatingSince: at(6),
       stopReason: 'manual:operator',
       version: 7,
+      devServer: { state: 'up', port: 3000, since: at(4), restarts: 2, sequence: 5 },
     });
 
     // Act
