@@ -17,6 +17,7 @@ import {
   type SaveResult,
 } from './git-workspace.ts';
 import { CheckpointPusher, type Checkpoint } from './checkpoint-pusher.ts';
+import { DevServer, type DevServerReport, type DevServerTuning } from './dev-server.ts';
 import { KeyedSerialQueue } from './keyed-queue.ts';
 import {
   invalidAnswer,
@@ -34,7 +35,10 @@ import type { Workload } from './workload.ts';
 export type AgentNotice =
   | { type: 'ready' }
   | { type: 'stopping'; reason: string }
-  /** A workload's process group: the local runtime ends it with the agent, however it ends. */
+  /**
+   * A process group the agent started (a workload's, the dev server's): the local runtime
+   * ends it with the agent, however it ends.
+   */
   | { type: 'workload'; pgid: number };
 
 /** The agent could not prepare its workspace (clone failed, unusable WORKSPACE_PATH). */
@@ -74,7 +78,12 @@ export interface AgentOptions {
    */
   onInputQueueGone?: () => void;
   tuning?: Partial<ConsumerTuning>;
+  /** The dev server's backoff and probing (BERTH_DEV_SERVER_COMMAND); defaults outside tests. */
+  devServerTuning?: Partial<DevServerTuning>;
 }
+
+/** A dev server report that could not be sent is tried again this often, unless superseded. */
+const DEV_SERVER_REPORT_ATTEMPTS = 4;
 
 class ShuttingDownError extends Error {
   constructor() {
@@ -116,6 +125,11 @@ export class WorkspaceAgent {
   #shutdown: Promise<number> | undefined;
   #pollBackoffMs = 0;
   readonly #checkpoints: CheckpointPusher;
+  readonly #devServerTuning: Partial<DevServerTuning> | undefined;
+  #devServer: DevServer | undefined;
+  /** Dev server reports go out one after another, in the order of their sequence. */
+  #devServerReports: Promise<void> = Promise.resolve();
+  #latestDevServerSequence = 0;
 
   constructor(options: AgentOptions) {
     this.#env = options.env;
@@ -126,6 +140,7 @@ export class WorkspaceAgent {
     this.#notify = options.notify;
     this.#onInputQueueGone = options.onInputQueueGone ?? (() => {});
     this.#tuning = { ...DEFAULT_TUNING, ...options.tuning };
+    this.#devServerTuning = options.devServerTuning;
     this.#checkpoints = new CheckpointPusher({
       intervalMs: this.#env.checkpointPushIntervalMs,
       push: (branches) => this.#workspace.pushBranches(branches),
@@ -160,8 +175,80 @@ export class WorkspaceAgent {
     if (this.#stopping) return;
     this.#consumer = this.#createConsumer();
     this.#consumer.start();
+    await this.#startDevServer();
     this.#logger.info({ workspacePath: this.#workspace.path }, 'ready');
     await this.#notify({ type: 'ready' });
+  }
+
+  /**
+   * BERTH_DEV_SERVER_COMMAND, once the workspace is ready: in the main checkout, or in the
+   * worktree of BERTH_DEV_SERVER_THREAD (made now). It runs in the background; a failure to
+   * make its worktree is logged and leaves the container without one, not unusable.
+   */
+  async #startDevServer(): Promise<void> {
+    const command = this.#env.devServerCommand;
+    if (command === undefined) return;
+    const thread = this.#env.devServerThread;
+    let cwd = this.#workspace.path;
+    if (thread !== undefined) {
+      try {
+        cwd = await this.#threads.run(thread, () => this.#workspace.ensureWorktree(thread));
+      } catch (error) {
+        this.#logger.error(
+          { threadId: thread, detail: gitErrorDetail(error) },
+          "could not make the dev server's worktree; no dev server",
+        );
+        return;
+      }
+    }
+    if (this.#stopping) return;
+    this.#devServer = new DevServer({
+      command,
+      port: this.#env.devServerPort,
+      cwd,
+      env: { CONTAINER_ID: this.#env.containerId, WORKSPACE_PATH: this.#workspace.path },
+      logger: this.#logger,
+      report: (report) => this.#reportDevServer(report),
+      onProcessGroup: (pgid) => void this.#notify({ type: 'workload', pgid }),
+      ...(this.#devServerTuning ? { tuning: this.#devServerTuning } : {}),
+    });
+    this.#logger.info(
+      { cwd, port: this.#env.devServerPort, threadId: thread },
+      'starting the dev server',
+    );
+    this.#devServer.start();
+  }
+
+  /**
+   * Sends a dev server state to berth (`devserver.state`), after the ones before it. A send
+   * that fails is tried again with a pause, unless a newer state went out meanwhile (berth
+   * keeps the highest sequence, so the older one no longer matters).
+   */
+  #reportDevServer(report: DevServerReport): void {
+    this.#latestDevServerSequence = report.sequence;
+    const send = async (): Promise<void> => {
+      for (let attempt = 1; ; attempt += 1) {
+        if (report.sequence < this.#latestDevServerSequence && attempt > 1) return;
+        try {
+          await this.#announce('devserver.state', `devserver:${report.sequence}`, {
+            containerId: this.#env.containerId,
+            generation: this.#env.generation,
+            ...report,
+          });
+          return;
+        } catch (error) {
+          if (attempt >= DEV_SERVER_REPORT_ATTEMPTS) {
+            this.#logger.error(
+              { err: error, state: report.state, sequence: report.sequence },
+              'could not report the dev server state; giving up on this one',
+            );
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
+        }
+      }
+    };
+    this.#devServerReports = this.#devServerReports.then(send);
   }
 
   #createConsumer(): Consumer {
@@ -366,6 +453,11 @@ export class WorkspaceAgent {
       return;
     }
     this.#openSessions.delete(input.threadId);
+    if (input.threadId === this.#env.devServerThread && this.#devServer !== undefined) {
+      // The dev server serves this worktree: it stays until the stop, whose save has it.
+      log.info({ threadId: input.threadId }, "the dev server's thread stays open");
+      return;
+    }
     try {
       const { removed, save } = await this.#workspace.closeThread(input.threadId);
       if (!removed && !save.ok) {
@@ -635,9 +727,9 @@ export class WorkspaceAgent {
       }
     }
 
-    // Every workload process, jobs left running by finished ones included, ends before the
-    // save: what they wrote after it would be lost.
-    await this.#workload.stopAll();
+    // Every workload process, jobs left running by finished ones included, and the dev
+    // server end before the save: what they wrote after it would be lost.
+    await Promise.all([this.#workload.stopAll(), this.#devServer?.stop()]);
     // A workload killed in its own git command leaves its lock; no git runs here now but ours.
     await this.#workspace.clearStaleLocks().catch((error: unknown) => {
       this.#logger.error({ detail: gitErrorDetail(error) }, 'could not clear stale git locks');

@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { ConfigError, threadRefName } from '@berth/domain';
 import { formatSavedElsewhere } from '@berth/domain';
 import { saveFailureDetail } from '../src/agent.ts';
+import { restartDelayMs } from '../src/dev-server.ts';
 import { parseAgentEnv, saveReserveMs } from '../src/env.ts';
 import { gitErrorDetail, redactCredentials, threadIdOfRef } from '../src/git-workspace.ts';
 import { KeyedSerialQueue } from '../src/keyed-queue.ts';
@@ -274,5 +275,22 @@ describe('git helpers', () => {
     const named = reason.split(' ').filter((part) => part.startsWith('thread/'));
     expect(reason).toMatch(new RegExp(` \\+${many.length - named.length} more$`));
     expect(named).toEqual(many.slice(0, named.length));
+  });
+});
+
+describe('restartDelayMs', () => {
+  const tuning = (random: number) => ({
+    backoffBaseMs: 1000,
+    backoffMaxMs: 30_000,
+    random: () => random,
+  });
+
+  it('doubles with each crash in a row up to the cap, with a random factor from 0.5 to 1', () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 40].map((n) => restartDelayMs(n, tuning(0.999999)))).toEqual([
+      1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000,
+    ]);
+    expect([1, 2, 6, 40].map((n) => restartDelayMs(n, tuning(0)))).toEqual([
+      500, 1000, 15_000, 15_000,
+    ]);
   });
 });

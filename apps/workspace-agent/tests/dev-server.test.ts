@@ -1,0 +1,302 @@
+/**
+ * The dev server (issue 19): BERTH_DEV_SERVER_COMMAND run by a real agent process, as a real
+ * child process listening on a real port, its states read from a real reports queue (fauxqs).
+ */
+import { describe, expect, it } from '@jest/globals';
+import {
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { worktreePathFor } from '@berth/domain';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { portAnswers } from '../src/dev-server.ts';
+import {
+  eventually,
+  sendInput,
+  showInBare,
+  useAgentFixture,
+  type AgentProcess,
+} from './harness.ts';
+
+const TIMEOUT = 90_000;
+const fx = useAgentFixture('devserver');
+const FIXTURE = fileURLToPath(new URL('./fixtures/dev-server.ts', import.meta.url));
+const COMMAND = `"${process.execPath}" "${FIXTURE}"`;
+
+interface Report {
+  type: string;
+  commandId: string;
+  payload: {
+    containerId: string;
+    generation: number;
+    state: string;
+    port: number;
+    restarts: number;
+    since: string;
+    sequence: number;
+  };
+}
+
+/** A port nothing listens on now (the OS's pick), as the local runtime chooses one. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (typeof address !== 'object' || address === null) throw new Error('no port');
+  return address.port;
+}
+
+async function reportsQueue(sqs: SQSClient): Promise<string> {
+  const { QueueUrl } = await sqs.send(
+    new CreateQueueCommand({ QueueName: `agent-reports-${Date.now().toString(36)}` }),
+  );
+  if (!QueueUrl) throw new Error('no reports queue');
+  return QueueUrl;
+}
+
+/** Reads reports off the queue until `count` arrived in all; ordered by sequence. */
+function reportReader(sqs: SQSClient, queueUrl: string) {
+  const seen: Report[] = [];
+  return async (count: number): Promise<Report[]> => {
+    await eventually(
+      `${count} dev server reports (have ${JSON.stringify(seen.map((r) => r.payload.state))})`,
+      async () => {
+        const { Messages = [] } = await sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: queueUrl,
+            MaxNumberOfMessages: 10,
+            WaitTimeSeconds: 1,
+          }),
+        );
+        for (const message of Messages) {
+          seen.push(JSON.parse(message.Body ?? '{}') as Report);
+          await sqs.send(
+            new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }),
+          );
+        }
+        return seen.length >= count;
+      },
+      45_000,
+    );
+    return [...seen].sort((a, b) => a.payload.sequence - b.payload.sequence);
+  };
+}
+
+/** The process groups the agent told its runtime about (its workloads', its dev server's). */
+const processGroups = (agent: AgentProcess): number[] =>
+  agent.notices.flatMap((notice) => {
+    const pgid = (notice as { pgid?: unknown }).pgid;
+    return notice.type === 'workload' && typeof pgid === 'number' ? [pgid] : [];
+  });
+
+function isGroupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('the dev server', () => {
+  it(
+    'starts once the workspace is ready, in the main checkout with PORT, and is up only once its port answers',
+    async () => {
+      // Prepare
+      const port = await freePort();
+      const queue = await reportsQueue(fx.sqs);
+      const reports = reportReader(fx.sqs, queue);
+      const workspace = join(fx.root, 'workspace');
+
+      // Act 1: the agent starts; the server runs but does not listen yet.
+      const agent = fx.agent({
+        workspacePath: workspace,
+        generation: 4,
+        extra: {
+          BERTH_AGENT_REPORTS_URL: queue,
+          BERTH_DEV_SERVER_COMMAND: COMMAND,
+          BERTH_DEV_SERVER_PORT: String(port),
+          DEV_SERVER_WAIT_FOR_GO: '1',
+        },
+      });
+      await agent.ready;
+      const [starting] = await reports(1);
+      await eventually('the server writing in the main checkout', () =>
+        existsSync(join(workspace, 'served.log')),
+      );
+      const answeredWhileStarting = await portAnswers(port);
+
+      // Act 2: it listens.
+      await writeFile(join(workspace, 'go'), '');
+      const [, up] = await reports(2);
+      const page = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+
+      // Assess
+      expect(starting).toEqual({
+        type: 'devserver.state',
+        commandId: expect.stringMatching(
+          /^agent-devserver\.state-[0-9a-f]{40}$/,
+        ) as unknown as string,
+        payload: {
+          containerId: 'acme.website.john',
+          generation: 4,
+          state: 'starting',
+          port,
+          restarts: 0,
+          since: expect.any(String) as unknown as string,
+          sequence: 1,
+        },
+      });
+      expect(answeredWhileStarting).toBe(false);
+      expect(up?.payload).toMatchObject({ state: 'up', port, restarts: 0, sequence: 2 });
+      expect(Date.parse(up?.payload.since ?? '')).toBeGreaterThanOrEqual(
+        Date.parse(starting?.payload.since ?? ''),
+      );
+      expect(page).toMatch(/^dev server \d+ in /);
+      // The workspace was prepared (cloned) before the server was started.
+      const messages = agent.logs.map((line) => line.msg);
+      expect(messages.indexOf('workspace prepared')).toBeGreaterThanOrEqual(0);
+      expect(messages.indexOf('workspace prepared')).toBeLessThan(
+        messages.indexOf('starting the dev server'),
+      );
+      expect((await agent.stop()).code).toBe(0);
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'starts a crashed server again after a backoff, reporting crashed, then starting and up',
+    async () => {
+      // Prepare: a server that is up.
+      const port = await freePort();
+      const queue = await reportsQueue(fx.sqs);
+      const reports = reportReader(fx.sqs, queue);
+      const agent = fx.agent({
+        workspacePath: join(fx.root, 'workspace'),
+        extra: {
+          BERTH_AGENT_REPORTS_URL: queue,
+          BERTH_DEV_SERVER_COMMAND: COMMAND,
+          BERTH_DEV_SERVER_PORT: String(port),
+        },
+      });
+      await agent.ready;
+      await reports(2);
+      const [first] = processGroups(agent);
+      const before = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+
+      // Act: it dies (killed, as an out-of-memory kill would).
+      process.kill(-(first ?? 0), 'SIGKILL');
+      const all = await reports(5);
+      const page = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+
+      // Assess
+      expect(all.map((r) => [r.payload.state, r.payload.restarts, r.payload.sequence])).toEqual([
+        ['starting', 0, 1],
+        ['up', 0, 2],
+        ['crashed', 0, 3],
+        ['starting', 1, 4],
+        ['up', 1, 5],
+      ]);
+      const crashedAt = Date.parse(all[2]?.payload.since ?? '');
+      const restartedAt = Date.parse(all[3]?.payload.since ?? '');
+      // The first restart waits 1 s times a factor of at least 0.5.
+      expect(restartedAt - crashedAt).toBeGreaterThanOrEqual(500);
+      const groups = processGroups(agent);
+      expect(groups).toHaveLength(2);
+      expect(groups[1]).not.toBe(first);
+      // Another process answers now.
+      expect(page).toMatch(/^dev server \d+ in /);
+      expect(page).not.toBe(before);
+      expect((await agent.stop()).code).toBe(0);
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'is stopped before the final save: what it wrote until then is saved, nothing after',
+    async () => {
+      // Prepare: a server up and writing in the main checkout.
+      const port = await freePort();
+      const queue = await reportsQueue(fx.sqs);
+      const reports = reportReader(fx.sqs, queue);
+      const workspace = join(fx.root, 'workspace');
+      const agent = fx.agent({
+        workspacePath: workspace,
+        extra: {
+          BERTH_AGENT_REPORTS_URL: queue,
+          BERTH_DEV_SERVER_COMMAND: COMMAND,
+          BERTH_DEV_SERVER_PORT: String(port),
+        },
+      });
+      await agent.ready;
+      await reports(2);
+      const [pgid] = processGroups(agent);
+
+      // Act
+      const { code } = await agent.stop();
+
+      // Assess: its SIGTERM came before the save, which has its last line.
+      expect(code).toBe(0);
+      const saved = await showInBare(fx.bare, 'workspace/john', 'served.log');
+      expect(saved?.trimEnd().split('\n').at(-1)).toBe('stopped');
+      expect(await readFile(join(workspace, 'served.log'), 'utf8')).toBe(saved);
+      expect(isGroupAlive(pgid ?? 0)).toBe(false);
+      expect(await portAnswers(port)).toBe(false);
+    },
+    TIMEOUT,
+  );
+
+  it(
+    "runs in BERTH_DEV_SERVER_THREAD's worktree, which a closing session leaves in place",
+    async () => {
+      // Prepare
+      const port = await freePort();
+      const queue = await reportsQueue(fx.sqs);
+      const reports = reportReader(fx.sqs, queue);
+      const workspace = join(fx.root, 'workspace');
+      const worktree = worktreePathFor(workspace, 'site');
+      const agent = fx.agent({
+        workspacePath: workspace,
+        extra: {
+          BERTH_AGENT_REPORTS_URL: queue,
+          BERTH_DEV_SERVER_COMMAND: COMMAND,
+          BERTH_DEV_SERVER_PORT: String(port),
+          BERTH_DEV_SERVER_THREAD: 'site',
+        },
+      });
+      await agent.ready;
+      await reports(2);
+
+      // Act: a session opens and leaves the thread.
+      await sendInput(fx.sqs, fx.queues.input, {
+        type: 'thread.open',
+        threadId: 'site',
+        sessionId: 's-1',
+      });
+      await sendInput(fx.sqs, fx.queues.input, {
+        type: 'thread.close',
+        threadId: 'site',
+        sessionId: 's-1',
+      });
+      await eventually('the close handled', () =>
+        agent.logs.some((line) => line.msg === "the dev server's thread stays open"),
+      );
+      const { code } = await agent.stop();
+
+      // Assess
+      expect(existsSync(join(worktree, 'served.log'))).toBe(true);
+      expect(existsSync(join(workspace, 'served.log'))).toBe(false);
+      expect(code).toBe(0);
+      const saved = await showInBare(fx.bare, 'thread/john/site', 'served.log');
+      expect(saved?.trimEnd().split('\n').at(-1)).toBe('stopped');
+    },
+    TIMEOUT,
+  );
+});
