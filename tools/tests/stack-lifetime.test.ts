@@ -66,7 +66,8 @@ async function ended(pids: Map<number, string>, timeoutMs: number): Promise<stri
 }
 
 async function stackPorts(): Promise<Record<string, string>> {
-  const [http, sqs, dynamodb, runtime] = await Promise.all([
+  const [http, sqs, dynamodb, runtime, preview] = await Promise.all([
+    freePort(),
     freePort(),
     freePort(),
     freePort(),
@@ -77,6 +78,7 @@ async function stackPorts(): Promise<Record<string, string>> {
     BERTH_SQS_PORT: String(sqs),
     BERTH_DYNAMODB_PORT: String(dynamodb),
     BERTH_RUNTIME_PORT: String(runtime),
+    BERTH_PREVIEW_PORT: String(preview),
   };
 }
 
@@ -207,7 +209,12 @@ describe('the local stack', () => {
     );
     expect(output).toContain('nothing was started');
     expect(existsSync(dataDir)).toBe(false);
-    for (const name of ['BERTH_HTTP_PORT', 'BERTH_DYNAMODB_PORT', 'BERTH_RUNTIME_PORT'])
+    for (const name of [
+      'BERTH_HTTP_PORT',
+      'BERTH_DYNAMODB_PORT',
+      'BERTH_RUNTIME_PORT',
+      'BERTH_PREVIEW_PORT',
+    ])
       expect(await bindable(Number(ports[name]))).toBe(true);
   });
 });

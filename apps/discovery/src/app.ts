@@ -9,6 +9,7 @@ import {
   CheckpointJsonSchema,
   UnauthenticatedError,
   type EventPublisher,
+  type PreviewConfig,
   type StateStore,
 } from '@berth/domain';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -49,6 +50,8 @@ export interface DiscoveryOptions {
   consoleHeartbeatMs?: number;
   /** Clients' signed webhooks; without it the webhook routes answer 503. */
   webhooks?: WebhookSubscriptions;
+  /** The preview gateway preview URLs point at; no `previewUrl` and no preview route without. */
+  preview?: Pick<PreviewConfig, 'baseUrl' | 'domain' | 'tokenTtlMs'>;
 }
 
 declare module 'fastify' {
@@ -174,6 +177,7 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
     registry: options.registry,
     maxWaitSeconds: options.maxWaitSeconds ?? 60,
     waitPollMs: options.waitPollMs ?? 100,
+    ...(options.preview ? { preview: { ...options.preview, secret: options.authSecret } } : {}),
   });
   registerSessionRoutes(app, { useCases: options.useCases });
   registerPolicyRoutes(app, { useCases: options.useCases });

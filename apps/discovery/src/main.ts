@@ -41,6 +41,7 @@ const app = await buildDiscoveryApp({
   registry: metrics.registry,
   logger: log,
   webhooks: webhookSubscriptions(config, wiring),
+  preview: config.preview,
 });
 
 await app.listen({ host: config.httpHost, port: config.httpPort });

@@ -23,6 +23,8 @@ export async function renderOpenApi(): Promise<string> {
     authSecret: 'only-used-to-build-the-app-not-to-sign-anything',
     cacheTtlMs: 0,
     registry: new Registry(),
+    // Every deployment has a preview gateway: the document shows its route and previewUrl.
+    preview: { baseUrl: 'http://127.0.0.1:8081', domain: undefined, tokenTtlMs: 300_000 },
   });
   try {
     await app.ready();

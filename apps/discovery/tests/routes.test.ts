@@ -7,6 +7,11 @@ import type { FastifyInstance } from 'fastify';
 import { createSigner } from 'fast-jwt';
 import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
+import {
+  PREVIEW_COOKIE_AUDIENCE,
+  PREVIEW_URL_AUDIENCE,
+  createPreviewTokenVerifier,
+} from '@berth/platform';
 import { buildDiscoveryApp } from '../src/app.ts';
 
 const SECRET = 'a-test-secret-that-is-long-enough-for-hs256!';
@@ -33,6 +38,8 @@ const names = {
 let deps: FakeCoreDeps;
 let app: FastifyInstance;
 
+const PREVIEW = { baseUrl: 'http://127.0.0.1:8081', domain: undefined, tokenTtlMs: 120_000 };
+
 async function build(
   cacheTtlMs: number,
   store = new DynamoStateStore({ client: dynamodb, ...names }),
@@ -48,6 +55,7 @@ async function build(
     cacheTtlMs,
     rateLimitPerMinute,
     registry: new Registry(),
+    preview: PREVIEW,
   });
 }
 
@@ -369,6 +377,7 @@ describe('container and session routes', () => {
         'idleSince',
         'idleStopAt',
         'keptAliveBy',
+        'previewActiveAt',
         'expiresAt',
         'stoppedAt',
         'stopReason',
@@ -476,6 +485,70 @@ describe('container and session routes', () => {
     expect(badStatus.json().error.field).toBe('status');
     expect(badCursor.statusCode).toBe(400);
     expect(badCursor.json().error.field).toBe('cursor');
+  });
+});
+
+describe('preview URLs (issue 19)', () => {
+  const verifyUrlToken = createPreviewTokenVerifier(SECRET, PREVIEW_URL_AUDIENCE);
+  const tokenOf = (url: string) => new URL(url).searchParams.get('berth_preview') ?? '';
+  const previewOf = (containerId: string, token = john) =>
+    app.inject({
+      method: 'POST',
+      url: `/v1/containers/${containerId}/preview`,
+      headers: { authorization: `Bearer ${token}` },
+    });
+
+  it("answers the container's preview URL with a token for that container only, expiring within the TTL", async () => {
+    // Act
+    const answer = await previewOf('acme.site.john');
+
+    // Assess
+    expect(answer.statusCode).toBe(200);
+    const { url, expiresAt } = answer.json<{ url: string; expiresAt: string }>();
+    expect(url.startsWith('http://127.0.0.1:8081/p/acme.site.john/?berth_preview=')).toBe(true);
+    const verdict = verifyUrlToken(tokenOf(url));
+    expect(verdict).toMatchObject({ ok: true, containerId: 'acme.site.john' });
+    const ttl = Date.parse(expiresAt) - Date.now();
+    expect(ttl).toBeGreaterThan(60_000);
+    expect(ttl).toBeLessThanOrEqual(120_000);
+    // The URL's token is not the cookie's: it cannot stand in for the exchanged cookie.
+    expect(createPreviewTokenVerifier(SECRET, PREVIEW_COOKIE_AUDIENCE)(tokenOf(url)).ok).toBe(
+      false,
+    );
+  });
+
+  it("refuses another user's container (403), no token (401), and a preview token as an API token (401)", async () => {
+    // Prepare
+    const minted = (await previewOf('acme.site.john')).json<{ url: string }>();
+
+    // Act
+    const other = await previewOf('acme.site.mary');
+    const anonymous = await app.inject({
+      method: 'POST',
+      url: '/v1/containers/acme.site.john/preview',
+    });
+    const previewAsApiToken = await previewOf('acme.site.john', tokenOf(minted.url));
+
+    // Assess
+    expect(other.statusCode).toBe(403);
+    expect(anonymous.statusCode).toBe(401);
+    expect(previewAsApiToken.statusCode).toBe(401);
+    expect(previewAsApiToken.body).not.toContain('berth_preview');
+  });
+
+  it('gives the discover answer the same kind of preview URL, from the store and from the cache', async () => {
+    // Act
+    const first = await discover({ clientId: 'acme', projectId: 'site', userId: 'john' }, john);
+    const second = await discover({ clientId: 'acme', projectId: 'site', userId: 'john' }, john);
+
+    // Assess
+    for (const answer of [first, second]) {
+      const { previewUrl } = answer.json<{ previewUrl: string }>();
+      expect(verifyUrlToken(tokenOf(previewUrl))).toMatchObject({
+        ok: true,
+        containerId: 'acme.site.john',
+      });
+    }
   });
 });
 

@@ -62,6 +62,7 @@ export class ContainerRecords {
     return toContainerJson(container, {
       idleTimeoutMs: this.deps.settings.idleTimeoutMs,
       messagesInFlight,
+      now: this.deps.clock.now().toISOString(),
     });
   }
 

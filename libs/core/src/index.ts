@@ -6,6 +6,8 @@ export { noMetrics, silentLogger } from './deps.ts';
 export type { CoreDeps, CoreMetrics, CoreSettings, PoolDeps, QuotaName } from './deps.ts';
 export { PolicyService } from './policies.ts';
 export { PoolService } from './pool.ts';
+export { PreviewService } from './preview.ts';
+export type { PreviewTouch } from './preview.ts';
 export type { ClaimResult, PoolTaskRoute, PoolTickReport } from './pool.ts';
 export { Reaper } from './reaper.ts';
 export type { SweepReport } from './reaper.ts';

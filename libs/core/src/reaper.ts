@@ -2,6 +2,7 @@ import {
   expiryNoticeDueAt,
   formatDuration,
   formatStopReason,
+  idleFrom,
   idleStopAt,
   lifetimeEndsAt,
   isLive,
@@ -86,7 +87,10 @@ export class Reaper {
     const cutoff = this.isoBefore(idleTimeoutMs);
     // Records from before policies (no `policy`): the deployment's timeout, through the idle
     // index. Those with a policy are found through the due index, each by its own timeout.
-    const due = (await this.deps.store.listIdleContainers(cutoff, PAGE)).filter((c) => !c.policy);
+    // A preview request since (its idleSince is older) moves the idle stop too.
+    const due = (await this.deps.store.listIdleContainers(cutoff, PAGE)).filter(
+      (c) => !c.policy && (idleFrom(c) ?? '') <= cutoff,
+    );
     const byPolicy = await this.applyPolicies();
     let stopped = byPolicy.stopped;
     let keptAliveByMessages = byPolicy.keptAliveByMessages;
@@ -103,7 +107,7 @@ export class Reaper {
         !current.policy &&
         current.sessions.length === 0 &&
         current.idleSince !== null &&
-        current.idleSince <= cutoff;
+        (idleFrom(current) ?? '') <= cutoff;
       const result = await this.containers.stopGeneration(
         container.containerId,
         container.generation,

@@ -5,6 +5,7 @@ import type { CoreDeps } from './deps.ts';
 import { DevServers } from './dev-servers.ts';
 import { PolicyService } from './policies.ts';
 import { PoolService } from './pool.ts';
+import { PreviewService } from './preview.ts';
 import { Reaper } from './reaper.ts';
 import { SessionEndings } from './session-endings.ts';
 import { SessionReadiness } from './session-readiness.ts';
@@ -35,6 +36,8 @@ export class UseCases {
   readonly reaper: Reaper;
   /** The warm pool; undefined when BERTH_POOL_SIZE is 0. */
   readonly pool: PoolService | undefined;
+  /** What the preview gateway asks: the container a preview opens, and its activity. */
+  readonly preview: PreviewService;
 
   constructor(deps: CoreDeps) {
     this.records = new ContainerRecords(deps);
@@ -55,5 +58,6 @@ export class UseCases {
       this.pool,
     );
     this.reaper = new Reaper(deps, this.records, this.sessionEndings, this.containers);
+    this.preview = new PreviewService(deps, this.records, this.containers);
   }
 }

@@ -44,8 +44,10 @@ export interface BerthConfig {
   workloadCommand: string | undefined;
   dataDir: string;
   httpPort: number;
-  /** The address discovery listens on. */
+  /** The address discovery and the preview gateway listen on. */
   httpHost: string;
+  /** The preview gateway (docs/design.md, "Preview URLs"). */
+  preview: PreviewConfig;
   /** Session commands handled at once. */
   sessionConcurrency: number;
   /**
@@ -102,6 +104,19 @@ export interface BerthConfig {
     /** Deliveries in flight at once per client (each container's in order, one at a time). */
     concurrencyPerClient: number;
   };
+}
+
+export interface PreviewConfig {
+  /** The port the preview gateway listens on. */
+  port: number;
+  /** The gateway's public base URL, which preview URLs start with (no trailing slash). */
+  baseUrl: string;
+  /** When set, preview URLs use the host-name form `<containerId>.<domain>`. */
+  domain: string | undefined;
+  /** How long a preview URL's token may be used. */
+  tokenTtlMs: number;
+  /** How long the cookie a preview URL is exchanged for lasts. */
+  cookieTtlMs: number;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -228,6 +243,48 @@ export function loadConfig(env: Env): BerthConfig {
       return raw;
     }, fallback);
 
+  function loadPreviewConfig(): PreviewConfig {
+    const port = integer('BERTH_PREVIEW_PORT', 8081, 0, 65535);
+    const baseUrl = attempt(() => {
+      const raw = value('BERTH_PREVIEW_URL');
+      if (raw === undefined) return `http://127.0.0.1:${port}`;
+      let url: URL;
+      try {
+        url = new URL(raw);
+      } catch {
+        url = new URL('invalid:');
+      }
+      if (
+        (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+        url.search !== '' ||
+        url.hash !== ''
+      ) {
+        throw new InvalidArgumentError(
+          `BERTH_PREVIEW_URL must be an http(s) URL without query or fragment; got "${raw}"`,
+          'BERTH_PREVIEW_URL',
+        );
+      }
+      return raw.replace(/\/+$/, '');
+    }, '');
+    const domain = attempt(() => {
+      const raw = value('BERTH_PREVIEW_DOMAIN')?.toLowerCase();
+      if (raw !== undefined && !/^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63}$/.test(raw)) {
+        throw new InvalidArgumentError(
+          `BERTH_PREVIEW_DOMAIN must be a DNS name such as preview.example.com; got "${raw}"`,
+          'BERTH_PREVIEW_DOMAIN',
+        );
+      }
+      return raw;
+    }, undefined);
+    return {
+      port,
+      baseUrl,
+      domain,
+      tokenTtlMs: duration('BERTH_PREVIEW_TOKEN_TTL', '5m'),
+      cookieTtlMs: duration('BERTH_PREVIEW_COOKIE_TTL', '8h'),
+    };
+  }
+
   const config: BerthConfig = {
     idleTimeoutMs: duration('BERTH_IDLE_TIMEOUT', '20m', [
       'AUTO_SHUTDOWN_MINUTES',
@@ -264,6 +321,7 @@ export function loadConfig(env: Env): BerthConfig {
     dataDir: value('BERTH_DATA_DIR') ?? './.berth',
     httpPort: integer('BERTH_HTTP_PORT', 8080, 0, 65535),
     httpHost: value('BERTH_HTTP_HOST') ?? '127.0.0.1',
+    preview: loadPreviewConfig(),
     sessionConcurrency: integer('BERTH_SESSION_CONCURRENCY', 8, 1, 1000),
     agentReportSenderCheck: oneOf(
       'BERTH_AGENT_REPORT_SENDER_CHECK',

@@ -63,6 +63,11 @@ export interface ContainerRecord extends ContainerKey {
   /** This generation was counted in its client's quota counters, and is uncounted once final. */
   quotaCounted?: boolean;
   /**
+   * The last preview request through the gateway (docs/design.md, "Preview URLs"), written at
+   * most every PREVIEW_TOUCH_INTERVAL_MS; the idle timeout counts from it too. Absent: none.
+   */
+  previewActiveAt?: string;
+  /**
    * Its dev server (`BERTH_DEV_SERVER_COMMAND`) as the agent last reported it
    * (`devserver.state`); absent when none was reported for this generation.
    */
@@ -203,7 +208,12 @@ export function toCheckpointJson(record: CheckpointRecord): CheckpointJson {
   };
 }
 
-export const KEPT_ALIVE_REASONS = ['sessions', 'messages_in_flight', 'starting'] as const;
+export const KEPT_ALIVE_REASONS = [
+  'sessions',
+  'messages_in_flight',
+  'starting',
+  'preview',
+] as const;
 export type KeptAliveReason = (typeof KEPT_ALIVE_REASONS)[number];
 
 export const ContainerJsonSchema = Type.Object(
@@ -228,6 +238,7 @@ export const ContainerJsonSchema = Type.Object(
     idleStopAt: Timestamp,
     expiresAt: Timestamp,
     keptAliveBy: Type.Array(Type.Enum(KEPT_ALIVE_REASONS)),
+    previewActiveAt: Timestamp,
     stoppedAt: Timestamp,
     stopReason: Nullable(Type.String()),
     fromPool: Type.Boolean(),
@@ -270,16 +281,43 @@ export interface LivenessInput {
   /** Messages on the container's input queue not yet finished; unknown counts as none. */
   messagesInFlight?: number;
   idleTimeoutMs: number;
+  /** Now, for what depends on it (a recent preview request); absent: nothing that does. */
+  now?: string;
+}
+
+/** The preview gateway records activity at most this often per container (a touch). */
+export const PREVIEW_TOUCH_INTERVAL_MS = 30_000;
+
+/** When the container became idle for the idle timeout: its last session left, or its last preview request. */
+export function idleFrom(container: ContainerRecord): string | null {
+  if (!container.idleSince) return null;
+  const preview = container.previewActiveAt;
+  return preview !== undefined && preview > container.idleSince ? preview : container.idleSince;
+}
+
+/**
+ * True while a preview request keeps the container from its idle stop: one came within its
+ * idle timeout (the policy's, else the deployment's).
+ */
+export function keptAliveByPreview(
+  container: ContainerRecord,
+  now: string,
+  idleTimeoutMs: number,
+): boolean {
+  if (!container.previewActiveAt || container.status !== 'running') return false;
+  const timeout = container.policy?.idleTimeoutMs ?? idleTimeoutMs;
+  return Date.parse(container.previewActiveAt) + timeout > Date.parse(now);
 }
 
 /** When the container will be stopped if nothing changes, or null if it is not due to stop. */
 export function idleStopAt(container: ContainerRecord, idleTimeoutMs: number): string | null {
-  if (container.status !== 'running' || container.sessions.length > 0 || !container.idleSince) {
+  const from = idleFrom(container);
+  if (container.status !== 'running' || container.sessions.length > 0 || !from) {
     return null;
   }
   // A container's own policy (docs/design.md, "Lifecycle policies") wins over the deployment's.
-  if (container.policy) return idleDueAt(container.idleSince, container.policy);
-  return new Date(Date.parse(container.idleSince) + idleTimeoutMs).toISOString();
+  if (container.policy) return idleDueAt(from, container.policy);
+  return new Date(Date.parse(from) + idleTimeoutMs).toISOString();
 }
 
 /** When a live container will be stopped for its policy's maxLifetime, even if busy; else null. */
@@ -318,12 +356,19 @@ export function expiryNoticeDueAt(createdAt: string, end: string, policy: Contai
 }
 
 /** What keeps the container alive now, so an operator can always see why it still runs. */
-export function keptAliveBy(container: ContainerRecord, messagesInFlight = 0): KeptAliveReason[] {
+export function keptAliveBy(
+  container: ContainerRecord,
+  messagesInFlight = 0,
+  preview?: { now: string; idleTimeoutMs: number },
+): KeptAliveReason[] {
   const reasons: KeptAliveReason[] = [];
   if (container.status === 'starting') reasons.push('starting');
   if (container.status !== 'starting' && container.status !== 'running') return reasons;
   if (container.sessions.length > 0) reasons.push('sessions');
   if (messagesInFlight > 0) reasons.push('messages_in_flight');
+  if (preview && keptAliveByPreview(container, preview.now, preview.idleTimeoutMs)) {
+    reasons.push('preview');
+  }
   return reasons;
 }
 
@@ -352,7 +397,12 @@ export function toContainerJson(
     idleStopAt:
       (liveness.messagesInFlight ?? 0) > 0 ? null : idleStopAt(container, liveness.idleTimeoutMs),
     expiresAt: expiresAt(container),
-    keptAliveBy: keptAliveBy(container, liveness.messagesInFlight),
+    keptAliveBy: keptAliveBy(
+      container,
+      liveness.messagesInFlight,
+      liveness.now ? { now: liveness.now, idleTimeoutMs: liveness.idleTimeoutMs } : undefined,
+    ),
+    previewActiveAt: container.previewActiveAt ?? null,
     stoppedAt: container.stoppedAt,
     stopReason: container.stopReason,
     fromPool: container.fromPool,

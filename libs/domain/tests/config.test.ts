@@ -135,6 +135,48 @@ describe('loadConfig variables', () => {
   });
 });
 
+describe('loadConfig: the preview gateway', () => {
+  it('defaults to port 8081, a local base URL, the path form and short-lived tokens', () => {
+    expect(loadConfig({}).preview).toEqual({
+      port: 8081,
+      baseUrl: 'http://127.0.0.1:8081',
+      domain: undefined,
+      tokenTtlMs: 5 * 60_000,
+      cookieTtlMs: 8 * 3_600_000,
+    });
+  });
+
+  it('reads its variables, the base URL following the port unless set', () => {
+    expect(loadConfig({ BERTH_PREVIEW_PORT: '9191' }).preview.baseUrl).toBe(
+      'http://127.0.0.1:9191',
+    );
+    expect(
+      loadConfig({
+        BERTH_PREVIEW_URL: 'https://preview.example.com/',
+        BERTH_PREVIEW_DOMAIN: 'Preview.Example.com',
+        BERTH_PREVIEW_TOKEN_TTL: '2m',
+        BERTH_PREVIEW_COOKIE_TTL: '1h',
+      }).preview,
+    ).toEqual({
+      port: 8081,
+      baseUrl: 'https://preview.example.com',
+      domain: 'preview.example.com',
+      tokenTtlMs: 120_000,
+      cookieTtlMs: 3_600_000,
+    });
+  });
+
+  it('names a bad base URL and a bad domain', () => {
+    expect(() => loadConfig({ BERTH_PREVIEW_URL: 'ftp://x' })).toThrow(/BERTH_PREVIEW_URL/);
+    expect(() => loadConfig({ BERTH_PREVIEW_URL: 'http://x/?token=1' })).toThrow(
+      /BERTH_PREVIEW_URL must be an http\(s\) URL without query/,
+    );
+    expect(() => loadConfig({ BERTH_PREVIEW_DOMAIN: 'not a domain' })).toThrow(
+      /BERTH_PREVIEW_DOMAIN must be a DNS name/,
+    );
+  });
+});
+
 describe('loadConfig minute aliases', () => {
   it.each([
     ['AUTO_SHUTDOWN_MINUTES', 'idleTimeoutMs'],

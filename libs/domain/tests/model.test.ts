@@ -120,6 +120,7 @@ describe('toContainerJson shape', () => {
         'idleStopAt',
         'expiresAt',
         'keptAliveBy',
+        'previewActiveAt',
         'stoppedAt',
         'stopReason',
         'fromPool',

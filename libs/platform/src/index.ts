@@ -6,6 +6,16 @@ export { createRuntime, localWorkspaceRoot, wire } from './wiring.ts';
 export type { Wiring } from './wiring.ts';
 export { localAuthSecret, mintToken, writePrivateFile } from './tokens.ts';
 export type { TokenClaims } from './tokens.ts';
+export {
+  PREVIEW_COOKIE,
+  PREVIEW_COOKIE_AUDIENCE,
+  PREVIEW_TOKEN_PARAMETER,
+  PREVIEW_URL_AUDIENCE,
+  createPreviewTokenVerifier,
+  mintPreviewToken,
+  previewUrl,
+} from './preview-tokens.ts';
+export type { PreviewAudience, PreviewToken, PreviewVerdict } from './preview-tokens.ts';
 export * from './aws-calls/index.ts';
 export type { CallRecording } from './wiring.ts';
 export {

@@ -14,6 +14,8 @@ const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 
 export interface RunningStack {
   url: string;
+  /** The preview gateway (BERTH_PREVIEW_PORT). */
+  previewUrl: string;
   dataDir: string;
   adminToken: string;
   /** The environment a client process needs to reach this stack (AWS endpoints, ports, data). */
@@ -30,7 +32,8 @@ export async function startStack(
   overrides: Record<string, string> = {},
   timeoutMs = 120_000,
 ): Promise<RunningStack> {
-  const [http, sqs, dynamodb, runtime] = await Promise.all([
+  const [http, sqs, dynamodb, runtime, preview] = await Promise.all([
+    freePort(),
     freePort(),
     freePort(),
     freePort(),
@@ -42,6 +45,7 @@ export async function startStack(
     BERTH_SQS_PORT: String(sqs),
     BERTH_DYNAMODB_PORT: String(dynamodb),
     BERTH_RUNTIME_PORT: String(runtime),
+    BERTH_PREVIEW_PORT: String(preview),
     BERTH_DATA_DIR: dataDir,
     BERTH_LOG_LEVEL: 'info',
     // A harness stack runs without the warm pool unless asked (BERTH_POOL_SIZE): tests and
@@ -89,6 +93,7 @@ export async function startStack(
   };
   return {
     url: `http://127.0.0.1:${env.BERTH_HTTP_PORT}`,
+    previewUrl: `http://127.0.0.1:${env.BERTH_PREVIEW_PORT}`,
     dataDir,
     adminToken,
     env: clientEnv,
@@ -113,9 +118,10 @@ export function attachStack(descriptorFile: string): RunningStack {
   const descriptor = JSON.parse(readFileSync(descriptorFile, 'utf8')) as Pick<
     RunningStack,
     'url' | 'dataDir' | 'adminToken' | 'env' | 'mounts'
-  >;
+  > & { previewUrl?: string };
   return {
     ...descriptor,
+    previewUrl: descriptor.previewUrl ?? '',
     output: () => '',
     stop: () => Promise.resolve(),
   };

@@ -47,6 +47,7 @@ const busy = await busyPorts([
   { port: config.sqsPort, variable: 'BERTH_SQS_PORT' },
   { port: config.dynamodbPort, variable: 'BERTH_DYNAMODB_PORT' },
   { port: config.runtimePort, variable: 'BERTH_RUNTIME_PORT' },
+  { port: config.preview.port, variable: 'BERTH_PREVIEW_PORT' },
 ]);
 if (busy.length > 0) {
   for (const port of busy) console.error(`berth: ${describeBusyPort(port)}`);
@@ -72,7 +73,9 @@ async function stopAll(code: number): Promise<never> {
   const byName = (name: string) => services.filter((s) => s.name === name);
   // Front doors first, then the runtime (agents save their workspaces and report), then the
   // watcher that records those reports, then the engines.
-  await Promise.all(['discovery', 'session', 'reaper'].flatMap(byName).map((s) => s.stop()));
+  await Promise.all(
+    ['discovery', 'preview-gateway', 'session', 'reaper'].flatMap(byName).map((s) => s.stop()),
+  );
   await Promise.all(byName('local-runtime').map((s) => s.stop(config.shutdownGraceMs + 10_000)));
   await Promise.all(byName('task-watcher').map((s) => s.stop()));
   await Promise.all(engines.map((engine) => engine.stop()));
@@ -164,8 +167,13 @@ try {
   start('session', 'apps/session/src/main.ts');
   start('reaper', 'apps/reaper/src/main.ts');
   const discovery = start('discovery', 'apps/discovery/src/main.ts');
+  const gateway = start('preview-gateway', 'apps/preview-gateway/src/main.ts');
   const discoveryUrl = `http://127.0.0.1:${config.httpPort}`;
-  await discovery.waitForHttp(`${discoveryUrl}/readyz`, 60_000);
+  const gatewayUrl = `http://127.0.0.1:${config.preview.port}`;
+  await Promise.all([
+    discovery.waitForHttp(`${discoveryUrl}/readyz`, 60_000),
+    gateway.waitForHttp(`${gatewayUrl}/readyz`, 60_000),
+  ]);
 
   const adminToken = mintToken(authSecret, { client: 'admin', sub: 'admin', role: 'admin' });
   const adminTokenPath = resolve(dataDir, 'admin-token');
@@ -189,6 +197,9 @@ try {
   say('berth is running');
   say(
     `  discovery      ${discoveryUrl}  (OpenAPI: ${discoveryUrl}/docs, metrics: ${discoveryUrl}/metrics)`,
+  );
+  say(
+    `  previews       ${gatewayUrl}/p/<containerId>/  (URLs from POST /v1/containers/{id}/preview)`,
   );
   say(`  SQS/SNS        ${fauxqs.endpoint}  (commands: ${messaging.lifecycleCommandsUrl})`);
   say(`  events topic   ${messaging.topicArn}`);

@@ -8,6 +8,7 @@ import {
   toSessionJson,
   type ContainerRecord,
 } from '@berth/domain';
+import { PREVIEW_URL_AUDIENCE, mintPreviewToken, previewUrl } from '@berth/platform';
 import { Counter, type Registry } from 'prom-client';
 import Type from 'typebox';
 import { assertMayAct, scopeListFilter } from '../auth.ts';
@@ -24,6 +25,8 @@ export interface ContainerRoutesOptions {
   maxWaitSeconds: number;
   /** How often a waiting discover re-reads the store. */
   waitPollMs: number;
+  /** Where preview URLs point and how long their tokens last; none: no preview URLs. */
+  preview?: { baseUrl: string; domain: string | undefined; tokenTtlMs: number; secret: string };
 }
 
 /**
@@ -35,6 +38,35 @@ export function registerContainerRoutes(app: DiscoveryServer, options: Container
   const { containers } = useCases;
   const json = (container: ContainerRecord, messagesInFlight = 0) =>
     containers.json(container, messagesInFlight);
+  const { preview } = options;
+  /** A container's preview URL with a fresh token (docs/design.md, "Preview URLs"). */
+  const mintPreview = (containerId: string) => {
+    if (!preview) return undefined;
+    const minted = mintPreviewToken(
+      preview.secret,
+      containerId,
+      PREVIEW_URL_AUDIENCE,
+      preview.tokenTtlMs,
+    );
+    return {
+      url: previewUrl(preview, containerId, minted.token),
+      expiresAt: minted.expiresAt.toISOString(),
+    };
+  };
+  const withPreview = (containerId: string) => {
+    const minted = mintPreview(containerId);
+    return minted ? { previewUrl: minted.url } : {};
+  };
+  const DiscoverAnswer = Type.Object({
+    container: Type.Ref('Container'),
+    source: Type.String(),
+    previewUrl: Type.Optional(
+      Type.String({
+        description:
+          'the preview URL of the container, as POST /v1/containers/{containerId}/preview answers it',
+      }),
+    ),
+  });
   const discoveries = new Counter({
     name: 'berth_discoveries_total',
     help: 'Discover answers by source (cache, store, created, pool)',
@@ -60,8 +92,8 @@ export function registerContainerRoutes(app: DiscoveryServer, options: Container
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Object({ container: Type.Ref('Container'), source: Type.String() }),
-          201: Type.Object({ container: Type.Ref('Container'), source: Type.String() }),
+          200: DiscoverAnswer,
+          201: DiscoverAnswer,
           ...errors(400, 401, 403, 409, 429, 503),
         },
       },
@@ -76,7 +108,13 @@ export function registerContainerRoutes(app: DiscoveryServer, options: Container
         containerId,
         (container) =>
           // The route's own serializer (its response schema) always yields a string.
-          reply.serialize({ container: json(container), source: 'cache' }) as string,
+          // Made once per cached record: its preview token is then reused for at most the
+          // cache's TTL, seconds out of its minutes.
+          reply.serialize({
+            container: json(container),
+            source: 'cache',
+            ...withPreview(containerId),
+          }) as string,
       );
       if (cached !== undefined) {
         discoveries.inc({ source: 'cache' });
@@ -94,7 +132,7 @@ export function registerContainerRoutes(app: DiscoveryServer, options: Container
       discoveries.inc({ source: found.source });
       return reply
         .code(found.source === 'created' || found.source === 'pool' ? 201 : 200)
-        .send({ container: json(container), source: found.source });
+        .send({ container: json(container), source: found.source, ...withPreview(containerId) });
     },
   );
 
@@ -245,6 +283,35 @@ export function registerContainerRoutes(app: DiscoveryServer, options: Container
       return reply.code(202).send({ container: json(container) });
     },
   );
+
+  if (preview) {
+    app.post(
+      '/v1/containers/:containerId/preview',
+      {
+        schema: {
+          summary:
+            "A preview URL of the container's dev server: it carries a short-lived token, exchanged for a cookie scoped to that container on first use; opening it starts a stopped container",
+          params: ContainerIdParams,
+          response: {
+            200: Type.Object({
+              url: Type.String(),
+              expiresAt: Type.String({
+                format: 'date-time',
+                description: 'until when the URL can be opened',
+              }),
+            }),
+            ...errors(400, 401, 403),
+          },
+        },
+      },
+      (request) => {
+        const key = parseContainerId(request.params.containerId);
+        assertMayAct(request.principal, key);
+        // No read: a preview of a stopped (or never started) container starts it when opened.
+        return Promise.resolve(mintPreview(request.params.containerId));
+      },
+    );
+  }
 
   app.get(
     '/v1/containers/:containerId/sessions',

@@ -48,6 +48,7 @@ const CONTAINER_FIELDS = [
   'expiryNoticeAt',
   'quotaCounted',
   'devServer',
+  'previewActiveAt',
 ] as const satisfies readonly (keyof ContainerRecord)[];
 
 const SESSION_FIELDS = [
@@ -230,6 +231,7 @@ export function fromContainerItem(item: Item): ContainerRecord {
     ...(item.devServer === undefined || item.devServer === null
       ? {}
       : { devServer: devServerOf(item) }),
+    ...(typeof item.previewActiveAt === 'string' ? { previewActiveAt: item.previewActiveAt } : {}),
   };
 }
 

@@ -1,0 +1,163 @@
+import type { PreviewService } from '@berth/core';
+import { CapacityExceededError, ConflictError, isLive, type ContainerRecord } from '@berth/domain';
+
+/**
+ * The dev server as the record reports it (issue 19 item 1, `devServer`): null or absent when
+ * the container has none or has not reported one yet.
+ */
+export interface DevServerState {
+  state?: string;
+  port?: number | null;
+  /** `http://<endpoint>:<port>`, null until the task's address is known. */
+  url?: string | null;
+}
+
+/** A running container that reported no dev server this long after its start has none. */
+const NO_DEV_SERVER_AFTER_MS = 30_000;
+
+export type Target =
+  | { kind: 'ready'; upstream: string }
+  | { kind: 'waiting'; detail: string }
+  | { kind: 'refused'; status: number; title: string; detail: string };
+
+export interface TargetOptions {
+  preview: PreviewService;
+  /** How long a ready target is reused without reading the store again. */
+  cacheTtlMs: number;
+  /** Longest a request is held while the container or its dev server starts. */
+  holdMs: number;
+  /** How often a held request reads the store again. */
+  pollMs: number;
+  /**
+   * The dev server's port when the record does not say (on ECS every task has an address of its
+   * own, so one fixed port serves; locally the record names each container's port).
+   */
+  defaultDevServerPort: number | undefined;
+  /** A container that failed less than this ago is not started again by a preview request. */
+  failedRecentlyMs?: number;
+}
+
+function devServerOf(record: ContainerRecord): DevServerState | undefined {
+  return (record as ContainerRecord & { devServer?: DevServerState | null }).devServer ?? undefined;
+}
+
+/**
+ * Where a container's preview is served from, found from its record: started when it is not
+ * live (the same find-or-start as a discover, quotas included), held a moment while it starts,
+ * and cached for a short while once ready (the proxy's own failure drops it).
+ */
+export class Targets {
+  private readonly options: TargetOptions;
+  private readonly ready = new Map<string, { upstream: string; until: number }>();
+
+  constructor(options: TargetOptions) {
+    this.options = options;
+  }
+
+  forget(containerId: string): void {
+    this.ready.delete(containerId);
+  }
+
+  async resolve(containerId: string): Promise<Target> {
+    const cached = this.ready.get(containerId);
+    if (cached && cached.until > Date.now()) return { kind: 'ready', upstream: cached.upstream };
+    this.ready.delete(containerId);
+
+    const deadline = Date.now() + this.options.holdMs;
+    let record = await this.options.preview.read(containerId);
+    for (;;) {
+      const target = await this.decide(containerId, record);
+      if (target.kind !== 'waiting' || Date.now() + this.options.pollMs > deadline) {
+        if (target.kind === 'ready') this.remember(containerId, target.upstream);
+        return target;
+      }
+      await new Promise((resolve) => setTimeout(resolve, this.options.pollMs));
+      record = await this.options.preview.read(containerId);
+    }
+  }
+
+  private remember(containerId: string, upstream: string): void {
+    if (this.options.cacheTtlMs <= 0) return;
+    if (this.ready.size >= 10_000) {
+      const oldest = this.ready.keys().next().value;
+      if (oldest !== undefined) this.ready.delete(oldest);
+    }
+    this.ready.set(containerId, { upstream, until: Date.now() + this.options.cacheTtlMs });
+  }
+
+  private async decide(containerId: string, stored: ContainerRecord | undefined): Promise<Target> {
+    let record = stored;
+    if (!record || !isLive(record.status)) {
+      const failedAt = record?.status === 'failed' ? Date.parse(record.stoppedAt ?? '') : NaN;
+      if (Date.now() - failedAt < (this.options.failedRecentlyMs ?? 60_000)) {
+        // Not started again at once: a waiting page refreshing itself would restart a
+        // container that fails at each start for ever.
+        return {
+          kind: 'refused',
+          status: 502,
+          title: 'The preview could not start',
+          detail: `The container failed (${record?.stopReason ?? 'no reason given'}). Reload in a minute to try again.`,
+        };
+      }
+      try {
+        record = (await this.options.preview.open(containerId)).container;
+      } catch (error) {
+        if (error instanceof CapacityExceededError) {
+          return {
+            kind: 'refused',
+            status: 429,
+            title: 'The preview cannot start now',
+            detail: error.message,
+          };
+        }
+        if (error instanceof ConflictError) {
+          return { kind: 'waiting', detail: 'The previous container is still stopping.' };
+        }
+        throw error;
+      }
+    }
+    switch (record.status) {
+      case 'starting':
+        return { kind: 'waiting', detail: 'The container is starting.' };
+      case 'terminating':
+        return {
+          kind: 'waiting',
+          detail: 'The container is stopping; a new one starts once it has stopped.',
+        };
+      case 'running':
+        break;
+      case 'stopped':
+      case 'failed':
+        // Ended between its start and this read: the next request starts it again.
+        return { kind: 'waiting', detail: 'The container is starting.' };
+    }
+    const devServer = devServerOf(record);
+    if (devServer?.state === 'crashed') {
+      return {
+        kind: 'refused',
+        status: 502,
+        title: 'The dev server is not running',
+        detail: "The container's dev server stopped; it is being restarted.",
+      };
+    }
+    if (devServer && devServer.state !== 'up') {
+      return { kind: 'waiting', detail: 'The dev server is starting.' };
+    }
+    if (devServer?.url) return { kind: 'ready', upstream: devServer.url };
+    const port = devServer?.port ?? this.options.defaultDevServerPort;
+    if (record.endpoint && port !== undefined && port !== null) {
+      const host = record.endpoint.includes(':') ? `[${record.endpoint}]` : record.endpoint;
+      return { kind: 'ready', upstream: `http://${host}:${port}` };
+    }
+    const runningFor = Date.now() - Date.parse(record.startedAt ?? record.createdAt);
+    if (devServer === undefined && runningFor > NO_DEV_SERVER_AFTER_MS) {
+      return {
+        kind: 'refused',
+        status: 502,
+        title: 'No dev server',
+        detail: 'This container runs no dev server (BERTH_DEV_SERVER_COMMAND is not set).',
+      };
+    }
+    return { kind: 'waiting', detail: 'The dev server is starting.' };
+  }
+}
