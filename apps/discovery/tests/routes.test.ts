@@ -378,6 +378,7 @@ describe('container and session routes', () => {
         'idleStopAt',
         'keptAliveBy',
         'previewActiveAt',
+        'devServer',
         'expiresAt',
         'stoppedAt',
         'stopReason',

@@ -41,8 +41,6 @@ export interface GatewayOptions {
   pollMs?: number;
   /** How often the waiting page reloads itself. */
   refreshSeconds?: number;
-  /** The dev server's port when the record does not name one. */
-  defaultDevServerPort?: number;
   registry: Registry;
   logger?: FastifyBaseLogger;
 }
@@ -114,7 +112,6 @@ export async function buildGatewayApp(options: GatewayOptions): Promise<FastifyI
     cacheTtlMs: options.cacheTtlMs,
     holdMs: options.holdMs ?? 10_000,
     pollMs: options.pollMs ?? 200,
-    defaultDevServerPort: options.defaultDevServerPort,
   });
   const refreshSeconds = options.refreshSeconds ?? 2;
 

@@ -1,16 +1,11 @@
 import type { PreviewService } from '@berth/core';
-import { CapacityExceededError, ConflictError, isLive, type ContainerRecord } from '@berth/domain';
-
-/**
- * The dev server as the record reports it (issue 19 item 1, `devServer`): null or absent when
- * the container has none or has not reported one yet.
- */
-export interface DevServerState {
-  state?: string;
-  port?: number | null;
-  /** `http://<endpoint>:<port>`, null until the task's address is known. */
-  url?: string | null;
-}
+import {
+  CapacityExceededError,
+  ConflictError,
+  devServerJson,
+  isLive,
+  type ContainerRecord,
+} from '@berth/domain';
 
 /** A running container that reported no dev server this long after its start has none. */
 const NO_DEV_SERVER_AFTER_MS = 30_000;
@@ -28,17 +23,8 @@ export interface TargetOptions {
   holdMs: number;
   /** How often a held request reads the store again. */
   pollMs: number;
-  /**
-   * The dev server's port when the record does not say (on ECS every task has an address of its
-   * own, so one fixed port serves; locally the record names each container's port).
-   */
-  defaultDevServerPort: number | undefined;
   /** A container that failed less than this ago is not started again by a preview request. */
   failedRecentlyMs?: number;
-}
-
-function devServerOf(record: ContainerRecord): DevServerState | undefined {
-  return (record as ContainerRecord & { devServer?: DevServerState | null }).devServer ?? undefined;
 }
 
 /**
@@ -131,33 +117,26 @@ export class Targets {
         // Ended between its start and this read: the next request starts it again.
         return { kind: 'waiting', detail: 'The container is starting.' };
     }
-    const devServer = devServerOf(record);
-    if (devServer?.state === 'crashed') {
-      return {
-        kind: 'refused',
-        status: 502,
-        title: 'The dev server is not running',
-        detail: "The container's dev server stopped; it is being restarted.",
-      };
-    }
-    if (devServer && devServer.state !== 'up') {
+    // Where the agent reported its dev server (issue 19 item 1): proxied only once `up`.
+    const devServer = devServerJson(record);
+    if (!devServer) {
+      const runningFor = Date.now() - Date.parse(record.startedAt ?? record.createdAt);
+      if (runningFor > NO_DEV_SERVER_AFTER_MS) {
+        return {
+          kind: 'refused',
+          status: 502,
+          title: 'No dev server',
+          detail: 'This container runs no dev server (BERTH_DEV_SERVER_COMMAND is not set).',
+        };
+      }
       return { kind: 'waiting', detail: 'The dev server is starting.' };
     }
-    if (devServer?.url) return { kind: 'ready', upstream: devServer.url };
-    const port = devServer?.port ?? this.options.defaultDevServerPort;
-    if (record.endpoint && port !== undefined && port !== null) {
-      const host = record.endpoint.includes(':') ? `[${record.endpoint}]` : record.endpoint;
-      return { kind: 'ready', upstream: `http://${host}:${port}` };
+    if (devServer.state === 'crashed') {
+      return { kind: 'waiting', detail: 'The dev server stopped; the container restarts it.' };
     }
-    const runningFor = Date.now() - Date.parse(record.startedAt ?? record.createdAt);
-    if (devServer === undefined && runningFor > NO_DEV_SERVER_AFTER_MS) {
-      return {
-        kind: 'refused',
-        status: 502,
-        title: 'No dev server',
-        detail: 'This container runs no dev server (BERTH_DEV_SERVER_COMMAND is not set).',
-      };
+    if (devServer.state !== 'up' || !devServer.url) {
+      return { kind: 'waiting', detail: 'The dev server is starting.' };
     }
-    return { kind: 'waiting', detail: 'The dev server is starting.' };
+    return { kind: 'ready', upstream: devServer.url };
   }
 }

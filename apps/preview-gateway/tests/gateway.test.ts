@@ -112,6 +112,20 @@ async function runningContainer(key: ContainerKey): Promise<ContainerRecord> {
     ...current,
     endpoint: '127.0.0.1',
   }));
+  // The agent's report that its dev server answers (issue 19 item 1).
+  await useCases.devServers.record({
+    type: 'devserver.state',
+    commandId: `devserver-${randomUUID()}`,
+    payload: {
+      containerId: container.containerId,
+      generation: container.generation,
+      state: 'up',
+      port: (devServer.address() as AddressInfo).port,
+      restarts: 0,
+      since: new Date().toISOString(),
+      sequence: 1,
+    },
+  });
   const record = await deps.store.getContainer(container.containerId);
   if (record?.status !== 'running') throw new Error('not running');
   return record;
@@ -155,7 +169,6 @@ beforeAll(async () => {
     cacheTtlMs: 0,
     holdMs: 300,
     pollMs: 50,
-    defaultDevServerPort: (devServer.address() as AddressInfo).port,
     registry: new Registry(),
   });
   gatewayUrl = await gateway.listen({ host: '127.0.0.1', port: 0 });

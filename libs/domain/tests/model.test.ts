@@ -121,6 +121,7 @@ describe('toContainerJson shape', () => {
         'expiresAt',
         'keptAliveBy',
         'previewActiveAt',
+        'devServer',
         'stoppedAt',
         'stopReason',
         'fromPool',
