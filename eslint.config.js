@@ -100,6 +100,8 @@ const PROCESS_ENV_ALLOWED = [
   'infra/src/main.ts',
   'apps/cli/src/context.ts',
   'apps/workspace-agent/src/env.ts',
+  // The local stack's default dev server: a program of its own, reading PORT and HOST.
+  'apps/workspace-agent/src/static-site.ts',
   'tools/**/*.ts',
   'libs/testing/**/*.ts',
   '**/*.test.ts',

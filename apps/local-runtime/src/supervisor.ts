@@ -15,6 +15,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -231,6 +232,8 @@ export class Supervisor {
   readonly #tasks = new Map<string, Supervised>();
   readonly #byToken = new Map<string, Promise<Supervised>>();
   readonly #pendingEvents = new Set<Promise<void>>();
+  /** The dev server ports of tasks not yet stopped: no two tasks get the same one. */
+  readonly #devServerPorts = new Set<number>();
   /** Starts still preparing (repository, log file): shutdown waits for them to stop them too. */
   readonly #launching = new Set<Promise<unknown>>();
   #closing = false;
@@ -559,6 +562,7 @@ export class Supervisor {
       ),
     };
 
+    state.devServerPort = await this.reserveDevServerPort();
     const child = this.spawnAgent(state, repo?.path);
     let markExited = (): void => {};
     const exited = new Promise<void>((resolveExit) => {
@@ -594,6 +598,9 @@ export class Supervisor {
       },
       'task started',
     );
+    void exited.then(() => {
+      if (state.devServerPort !== undefined) this.#devServerPorts.delete(state.devServerPort);
+    });
     this.emit(task);
     return task;
   }
@@ -614,6 +621,7 @@ export class Supervisor {
             ...(task.mounts.length > 0
               ? { [LOCAL_MOUNTS_VARIABLE]: JSON.stringify(task.mounts) }
               : {}),
+            ...this.devServerEnv(state),
           },
           detached: true,
           stdio: ['ignore', log, log, 'ipc'],
@@ -625,6 +633,7 @@ export class Supervisor {
           ...state.environment,
           ...(repoPath === undefined ? {} : { BERTH_REPO_URL: repoPath }),
           BERTH_SHUTDOWN_GRACE: formatDuration(this.#options.shutdownGraceMs),
+          ...this.devServerEnv(state),
         },
         // Its own process group: a Ctrl-C in the terminal reaches only this supervisor, which
         // then stops each agent gracefully, and a forced kill reaches the agent's children.
@@ -635,6 +644,36 @@ export class Supervisor {
       // The child holds its own copy of the descriptor.
       closeSync(log);
     }
+  }
+
+  /**
+   * A port of this machine that nothing listens on now and no other live task was given: every
+   * task shares 127.0.0.1 here, where on ECS each has an address of its own, so each gets its
+   * own dev server port (BERTH_DEV_SERVER_PORT), chosen by the operating system.
+   */
+  private async reserveDevServerPort(): Promise<number> {
+    for (let attempt = 0; attempt < 20; attempt += 1) {
+      const server = createServer();
+      const port = await new Promise<number>((resolvePort, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => {
+          const address = server.address();
+          resolvePort(typeof address === 'object' && address !== null ? address.port : 0);
+        });
+      });
+      await new Promise<void>((closed) => server.close(() => closed()));
+      if (port > 0 && !this.#devServerPorts.has(port)) {
+        this.#devServerPorts.add(port);
+        return port;
+      }
+    }
+    throw new Error('no free port for the dev server after 20 tries');
+  }
+
+  private devServerEnv(state: TaskState): Record<string, string> {
+    return state.devServerPort === undefined
+      ? {}
+      : { BERTH_DEV_SERVER_PORT: String(state.devServerPort) };
   }
 
   private onAgentMessage(task: Supervised, message: unknown): void {

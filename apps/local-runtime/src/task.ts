@@ -33,4 +33,6 @@ export interface TaskState {
   /** Increases with every change, as ECS's task version does; events carry it. */
   version: number;
   logPath: string;
+  /** The port its agent's dev server gets (BERTH_DEV_SERVER_PORT), free when the task started. */
+  devServerPort?: number;
 }

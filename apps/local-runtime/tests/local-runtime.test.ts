@@ -108,7 +108,34 @@ describe('starting a task', () => {
       BERTH_GENERATION: '2',
       BERTH_REPO_URL: join(harness.dataDir, 'repos', 'acme', 'website.git'),
       BERTH_SHUTDOWN_GRACE: `${GRACE_MS / 1000}s`,
+      BERTH_DEV_SERVER_PORT: expect.stringMatching(/^\d+$/),
     });
+  });
+
+  it('gives every task a dev server port of its own (issue 19)', async () => {
+    // Prepare: two containers, as on one machine.
+    const first = specFor(harness.runtime);
+    const second = specFor(harness.runtime);
+
+    // Act
+    const tasks = await Promise.all([
+      harness.runtime.startTask(first),
+      harness.runtime.startTask(second),
+    ]);
+    for (const task of tasks)
+      await harness.events.waitFor(
+        (event) => event.detail.taskArn === task.taskArn && event.detail.lastStatus === 'RUNNING',
+      );
+
+    // Assess
+    const ports = await Promise.all(
+      [first, second].map(async (spec) => {
+        const log = await agentLog(join(harness.dataDir, 'logs', `${spec.containerId}.g1.log`));
+        return Number(log.env.BERTH_DEV_SERVER_PORT);
+      }),
+    );
+    expect(ports.every((port) => Number.isInteger(port) && port > 0 && port < 65536)).toBe(true);
+    expect(ports[0]).not.toBe(ports[1]);
   });
 
   it('starts one task for one client token, however often and concurrently RunTask is repeated', async () => {

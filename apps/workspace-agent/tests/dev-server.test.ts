@@ -9,15 +9,16 @@ import {
   ReceiveMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { worktreePathFor } from '@berth/domain';
+import { threadRefName, worktreePathFor } from '@berth/domain';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { portAnswers } from '../src/dev-server.ts';
 import {
   eventually,
+  receiveOutputs,
   sendInput,
   showInBare,
   useAgentFixture,
@@ -28,6 +29,7 @@ const TIMEOUT = 90_000;
 const fx = useAgentFixture('devserver');
 const FIXTURE = fileURLToPath(new URL('./fixtures/dev-server.ts', import.meta.url));
 const COMMAND = `"${process.execPath}" "${FIXTURE}"`;
+const STATIC_SITE = fileURLToPath(new URL('../src/static-site.ts', import.meta.url));
 
 interface Report {
   type: string;
@@ -296,6 +298,73 @@ describe('the dev server', () => {
       expect(code).toBe(0);
       const saved = await showInBare(fx.bare, 'thread/john/site', 'served.log');
       expect(saved?.trimEnd().split('\n').at(-1)).toBe('stopped');
+    },
+    TIMEOUT,
+  );
+
+  it(
+    "the local stack's static server serves what a session wrote, and nothing through .git or outside the workspace",
+    async () => {
+      // Prepare: the static server as the dev server; a link out of the workspace.
+      const port = await freePort();
+      const queue = await reportsQueue(fx.sqs);
+      const reports = reportReader(fx.sqs, queue);
+      const workspace = join(fx.root, 'workspace');
+      const agent = fx.agent({
+        workspacePath: workspace,
+        extra: {
+          BERTH_AGENT_REPORTS_URL: queue,
+          BERTH_DEV_SERVER_COMMAND: `"${process.execPath}" "${STATIC_SITE}"`,
+          BERTH_DEV_SERVER_PORT: String(port),
+        },
+      });
+      await agent.ready;
+      await reports(2);
+      await writeFile(join(fx.root, 'secret.txt'), 'outside\n');
+      await symlink(join(fx.root, 'secret.txt'), join(workspace, 'link.txt'));
+
+      // Act: a session's message writes CHAT.md in its thread's worktree (the built-in workload).
+      await sendInput(fx.sqs, fx.queues.input, {
+        type: 'thread.open',
+        threadId: 'chat:1',
+        sessionId: 's-1',
+      });
+      await sendInput(fx.sqs, fx.queues.input, {
+        sessionId: 's-1',
+        threadId: 'chat:1',
+        text: 'hello preview',
+      });
+      await receiveOutputs(fx.sqs, fx.queues.output, 1);
+      const base = `http://127.0.0.1:${port}`;
+      const get = async (path: string) => {
+        const response = await fetch(`${base}${path}`);
+        return { status: response.status, body: await response.text() };
+      };
+      const chat = await get(
+        `/.berth/worktrees/${encodeURIComponent(threadRefName('chat:1'))}/CHAT.md`,
+      );
+      const readme = await get('/README.md');
+      const refused = await Promise.all(
+        [
+          '/.git/config',
+          '/.git/HEAD',
+          `/.berth/worktrees/${encodeURIComponent(threadRefName('chat:1'))}/.git`,
+          '/%2egit/config',
+          '/a/%2e%2e/%2e%2e/secret.txt',
+          '/..%2fsecret.txt',
+          '/link.txt',
+        ].map(get),
+      );
+
+      // Assess
+      expect(chat).toEqual({ status: 200, body: 'hello preview\n' });
+      expect(readme).toEqual({ status: 200, body: '# project\n' });
+      for (const answer of refused) {
+        expect([400, 404]).toContain(answer.status);
+        expect(answer.body).not.toContain('outside');
+        expect(answer.body).not.toContain('[core]');
+      }
+      expect((await agent.stop()).code).toBe(0);
     },
     TIMEOUT,
   );

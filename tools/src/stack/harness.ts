@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '@berth/testing';
 
+export { STATIC_SITE_COMMAND } from './dev-server.ts';
+
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 
 export interface RunningStack {
@@ -51,6 +53,9 @@ export async function startStack(
     // A harness stack runs without the warm pool unless asked (BERTH_POOL_SIZE): tests and
     // benchmarks that count tasks or compare cold starts must not share the machine with it.
     BERTH_POOL_SIZE: '0',
+    // Nor with a dev server per container unless asked (STATIC_SITE_COMMAND is `npm start`'s):
+    // a soak's hundred containers would each run one.
+    BERTH_DEV_SERVER_COMMAND: '',
     ...overrides,
   };
   const child = spawn(process.execPath, [MAIN], {

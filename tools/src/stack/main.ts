@@ -23,6 +23,7 @@ import {
   writeLocalStack,
   writePrivateFile,
 } from '@berth/platform';
+import { STATIC_SITE_COMMAND } from './dev-server.ts';
 import { busyPorts, describeBusyPort } from './ports.ts';
 import { ServiceProcess } from './service-process.ts';
 
@@ -132,6 +133,9 @@ try {
     BERTH_LIFECYCLE_TOPIC_ARN: messaging.topicArn,
     // The warm pool is on locally (2 members) unless the environment says otherwise.
     BERTH_POOL_SIZE: process.env.BERTH_POOL_SIZE?.trim() || '2',
+    // Every container serves its workspace (docs/contract.md, "The dev server") unless the
+    // environment names another dev server, or none (set and empty).
+    BERTH_DEV_SERVER_COMMAND: process.env.BERTH_DEV_SERVER_COMMAND ?? STATIC_SITE_COMMAND,
   };
   // Fault injection (the soak test, tools/src/soak): when these are set, the berth services
   // reach DynamoDB and SQS/SNS through them (fault proxies) instead of the engines, while the
