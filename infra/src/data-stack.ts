@@ -7,6 +7,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
 import type { InfraConfig } from './config.ts';
@@ -35,6 +36,14 @@ export const CONTAINER_INDEXES: readonly GsiSpec[] = [
   // Lifecycle policies (docs/design.md): when a running container with a policy is next due.
   { indexName: 'due-index', partitionKey: 'dueKey', sortKey: 'dueAt' },
 ];
+/** The lifecycle history's (issue 18), each sorted by `at` (occurredAt), read newest first. */
+export const HISTORY_INDEXES: readonly GsiSpec[] = [
+  { indexName: 'container-index', partitionKey: 'containerId', sortKey: 'at' },
+  { indexName: 'session-index', partitionKey: 'sessionId', sortKey: 'at' },
+  { indexName: 'client-index', partitionKey: 'clientId', sortKey: 'at' },
+  { indexName: 'clientUser-index', partitionKey: 'clientUser', sortKey: 'at' },
+  { indexName: 'day-index', partitionKey: 'day', sortKey: 'at' },
+];
 export const SESSION_INDEXES: readonly GsiSpec[] = [
   { indexName: 'container-index', partitionKey: 'containerId', sortKey: 'sessionId' },
   { indexName: 'thread-index', partitionKey: 'threadId', sortKey: 'sessionId' },
@@ -49,6 +58,9 @@ export const SESSION_INDEXES: readonly GsiSpec[] = [
 export class BerthDataStack extends Stack {
   readonly containerTable: dynamodb.Table;
   readonly sessionTable: dynamodb.Table;
+  readonly historyTable: dynamodb.Table;
+  readonly historyQueue: sqs.Queue;
+  readonly historyDlq: sqs.Queue;
   readonly lifecycleQueue: sqs.Queue;
   readonly lifecycleDlq: sqs.Queue;
   readonly agentReportsQueue: sqs.Queue;
@@ -76,6 +88,9 @@ export class BerthDataStack extends Stack {
       'sessionId',
       SESSION_INDEXES,
     );
+
+    // The lifecycle history (issue 18): one item per event, deleted by TTL after the retention.
+    this.historyTable = this.table('HistoryTable', NAMES.historyTable, 'eventId', HISTORY_INDEXES);
 
     [this.lifecycleQueue, this.lifecycleDlq] = this.queueWithDlq(
       'Lifecycle',
@@ -107,6 +122,17 @@ export class BerthDataStack extends Stack {
       masterKey: this.eventsKey,
       enforceSSL: true,
     });
+
+    // The history's own subscription (raw delivery): publishing never waits on the history, and
+    // a failing history write is retried from this queue, then dead-lettered (docs/design.md).
+    [this.historyQueue, this.historyDlq] = this.queueWithDlq(
+      'HistoryEvents',
+      NAMES.historyQueue,
+      NAMES.historyDlq,
+    );
+    this.lifecycleTopic.addSubscription(
+      new subscriptions.SqsSubscription(this.historyQueue, { rawMessageDelivery: true }),
+    );
 
     this.authSecret = new secretsmanager.Secret(this, 'AuthSecret', {
       secretName: NAMES.authSecret,

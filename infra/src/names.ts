@@ -16,6 +16,10 @@ export const NAMES = {
   agentReportsDlq: 'berth-agent-reports-dlq',
   taskEventsQueue: 'berth-task-events',
   taskEventsDlq: 'berth-task-events-dlq',
+  /** The lifecycle history (issue 18): its table, and its subscription queue to the topic. */
+  historyTable: 'berth-history',
+  historyQueue: 'berth-history-events',
+  historyDlq: 'berth-history-events-dlq',
   lifecycleTopic: 'berth-lifecycle-events',
   alarmTopic: 'berth-alarms',
   taskStateRule: 'berth-task-state-changes',
@@ -43,6 +47,8 @@ export const SHARED_QUEUES = [
   NAMES.agentReportsDlq,
   NAMES.taskEventsQueue,
   NAMES.taskEventsDlq,
+  NAMES.historyQueue,
+  NAMES.historyDlq,
 ] as const;
 
 export const SERVICES = ['discovery', 'session', 'reaper', 'task-watcher'] as const;

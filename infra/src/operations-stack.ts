@@ -133,9 +133,12 @@ export class BerthOperationsStack extends Stack {
       this.alarms.push(poolEmpty);
     }
 
-    const deadLetterQueues = [NAMES.lifecycleDlq, NAMES.agentReportsDlq, NAMES.taskEventsDlq].map(
-      (name) => sqs.Queue.fromQueueArn(this, `Queue-${name}`, arns.queue(name)),
-    );
+    const deadLetterQueues = [
+      NAMES.lifecycleDlq,
+      NAMES.agentReportsDlq,
+      NAMES.taskEventsDlq,
+      NAMES.historyDlq,
+    ].map((name) => sqs.Queue.fromQueueArn(this, `Queue-${name}`, arns.queue(name)));
     for (const dlq of deadLetterQueues) {
       this.alarm(`DeadLetters-${dlq.queueName}`, {
         metric: dlq.metricApproximateNumberOfMessagesVisible({

@@ -208,14 +208,22 @@ const statement = {
     new iam.PolicyStatement({
       sid: 'FindSharedQueues',
       actions: ['sqs:GetQueueUrl'],
-      resources: [
-        NAMES.lifecycleQueue,
-        NAMES.lifecycleDlq,
-        NAMES.agentReportsQueue,
-        NAMES.agentReportsDlq,
-        NAMES.taskEventsQueue,
-        NAMES.taskEventsDlq,
-      ].map((name) => arns.queue(name)),
+      resources: SHARED_QUEUES.map((name) => arns.queue(name)),
+    }),
+  // The lifecycle history (issue 18): the task watcher keeps each event with one conditional
+  // put (idempotent by eventId; TTL deletes), and reads nothing back.
+  keepHistory: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'KeepLifecycleHistory',
+      actions: ['dynamodb:PutItem'],
+      resources: [arns.table(NAMES.historyTable)],
+    }),
+  // Discovery answers /v1/events, /v1/containers/{id}/history and /v1/usage from its indexes only.
+  readHistory: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'QueryLifecycleHistory',
+      actions: ['dynamodb:Query'],
+      resources: [arns.tableIndexes(NAMES.historyTable)],
     }),
   // Discovery's cache follows the topic through a queue of its own (apps/discovery
   // invalidation.ts): it subscribes that queue, reads it, renews its heartbeat tag and
@@ -308,6 +316,7 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
       'sqs:DeleteMessage',
       'sqs:DeleteQueue',
     ]),
+    statement.readHistory(),
   ],
   session: [
     statement.readWriteTables(),
@@ -369,6 +378,9 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.encryptEvents(),
     statement.findSharedQueues(),
     statement.consume('ConsumeTaskEvents', NAMES.taskEventsQueue),
+    // The lifecycle topic's events, through the history's own subscription queue.
+    statement.consume('ConsumeHistoryEvents', NAMES.historyQueue),
+    statement.keepHistory(),
     statement.describeTasks(),
     statement.listTasks(),
     // Orphans: a task no live record knows is stopped.

@@ -197,6 +197,7 @@ export abstract class BerthServiceStack extends Stack {
       BERTH_ECS_ASSIGN_PUBLIC_IP: 'false',
       CONTAINER_TABLE: NAMES.containerTable,
       SESSION_TABLE: NAMES.sessionTable,
+      HISTORY_TABLE: NAMES.historyTable,
       BERTH_IDLE_TIMEOUT: config.lifecycle.idleTimeout,
       BERTH_SWEEP_INTERVAL: config.lifecycle.sweepInterval,
       BERTH_SHUTDOWN_GRACE: config.lifecycle.shutdownGrace,

@@ -21,8 +21,8 @@ function logicalIdOf(type: string, name: string, nameProperty: string): string {
 
 describe('BerthDataStack', () => {
   test('holds exactly the stateful resources', () => {
-    template.resourceCountIs('AWS::DynamoDB::Table', 2);
-    template.resourceCountIs('AWS::SQS::Queue', 6);
+    template.resourceCountIs('AWS::DynamoDB::Table', 3);
+    template.resourceCountIs('AWS::SQS::Queue', 8);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     template.resourceCountIs('AWS::KMS::Key', 1);
     template.resourceCountIs('AWS::SecretsManager::Secret', 2);
@@ -53,6 +53,17 @@ describe('BerthDataStack', () => {
         ['container-index', 'containerId', 'sessionId'],
         ['thread-index', 'threadId', 'sessionId'],
         ['active-index', 'activeKey', 'lastActivityAt'],
+      ],
+    ],
+    [
+      'berth-history',
+      'eventId',
+      [
+        ['container-index', 'containerId', 'at'],
+        ['session-index', 'sessionId', 'at'],
+        ['client-index', 'clientId', 'at'],
+        ['clientUser-index', 'clientUser', 'at'],
+        ['day-index', 'day', 'at'],
       ],
     ],
   ])(
@@ -100,6 +111,7 @@ describe('BerthDataStack', () => {
     ['berth-lifecycle-commands', 'berth-lifecycle-commands-dlq'],
     ['berth-agent-reports', 'berth-agent-reports-dlq'],
     ['berth-task-events', 'berth-task-events-dlq'],
+    ['berth-history-events', 'berth-history-events-dlq'],
   ])(
     'queue %s: dead letters to %s after 5 receives, encrypted, TLS only, retained',
     (queueName, dlqName) => {
@@ -147,6 +159,8 @@ describe('BerthDataStack', () => {
     expect(queueNames.sort()).toEqual([
       'berth-agent-reports',
       'berth-agent-reports-dlq',
+      'berth-history-events',
+      'berth-history-events-dlq',
       'berth-lifecycle-commands',
       'berth-lifecycle-commands-dlq',
       'berth-task-events',
@@ -171,6 +185,27 @@ describe('BerthDataStack', () => {
         Effect: 'Deny',
         Action: ['sns:Publish'],
         Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+      }),
+    );
+  });
+
+  test('the lifecycle topic delivers raw to berth-history-events, its only subscription', () => {
+    const queueId = logicalIdOf('AWS::SQS::Queue', 'berth-history-events', 'QueueName');
+    const subscriptions = resourcesOf(template, 'AWS::SNS::Subscription');
+    expect(subscriptions).toHaveLength(1);
+    const [, subscription] = subscriptions[0]!;
+    expect(subscription['Protocol']).toBe('sqs');
+    expect(subscription['RawMessageDelivery']).toBe(true);
+    expect(render(subscription['Endpoint'])).toBe(`<${queueId}.Arn>`);
+    const policies = resourcesOf(template, 'AWS::SQS::QueuePolicy').filter(([, props]) =>
+      (props['Queues'] as unknown[]).some((queue) => render(queue) === `<${queueId}>`),
+    );
+    expect(
+      renderStatements((policies[0]![1]['PolicyDocument'] as { Statement: unknown[] }).Statement),
+    ).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Allow',
+        Action: ['sqs:SendMessage'],
       }),
     );
   });

@@ -62,6 +62,7 @@ describe('BerthOperationsStack alarms', () => {
         'berth-DeadLetters-berth-lifecycle-commands-dlq',
         'berth-DeadLetters-berth-agent-reports-dlq',
         'berth-DeadLetters-berth-task-events-dlq',
+        'berth-DeadLetters-berth-history-events-dlq',
         'berth-Throttling-berth-containers',
         'berth-Throttling-berth-sessions',
       ].sort(),
@@ -130,19 +131,21 @@ describe('BerthOperationsStack alarms', () => {
     });
   });
 
-  test.each(['berth-lifecycle-commands-dlq', 'berth-agent-reports-dlq', 'berth-task-events-dlq'])(
-    'any message in %s',
-    (queueName) => {
-      expect(alarm(`berth-DeadLetters-${queueName}`)).toMatchObject({
-        Namespace: 'AWS/SQS',
-        MetricName: 'ApproximateNumberOfMessagesVisible',
-        Dimensions: [{ Name: 'QueueName', Value: queueName }],
-        Statistic: 'Maximum',
-        Threshold: 6,
-        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      });
-    },
-  );
+  test.each([
+    'berth-lifecycle-commands-dlq',
+    'berth-agent-reports-dlq',
+    'berth-task-events-dlq',
+    'berth-history-events-dlq',
+  ])('any message in %s', (queueName) => {
+    expect(alarm(`berth-DeadLetters-${queueName}`)).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: queueName }],
+      Statistic: 'Maximum',
+      Threshold: 6,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+  });
 
   test.each(['berth-containers', 'berth-sessions'])(
     'DynamoDB ThrottledRequests on %s, summed over its operations',

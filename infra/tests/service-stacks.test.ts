@@ -34,6 +34,8 @@ const SHARED_QUEUES = [
   'berth-agent-reports-dlq',
   'berth-task-events',
   'berth-task-events-dlq',
+  'berth-history-events',
+  'berth-history-events-dlq',
 ];
 const CONSUMER = ['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage'];
 const STORE = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'];
@@ -85,6 +87,8 @@ function common(template: Template, extraStoreActions: string[] = []): RenderedS
         'berth-agent-reports-dlq',
         'berth-task-events',
         'berth-task-events-dlq',
+        'berth-history-events',
+        'berth-history-events-dlq',
       ].map(queue),
     ),
   ];
@@ -194,6 +198,7 @@ describe('task roles: the exact statements of each service', () => {
         'sqs:DeleteMessage',
         'sqs:DeleteQueue',
       ]),
+      allow('QueryLifecycleHistory', ['dynamodb:Query'], [`${table('berth-history')}/index/*`]),
     ]);
   });
 
@@ -242,6 +247,8 @@ describe('task roles: the exact statements of each service', () => {
     expect(taskRoleStatements(template)).toEqual([
       ...common(template),
       allow('ConsumeTaskEvents', CONSUMER, [queue('berth-task-events')]),
+      allow('ConsumeHistoryEvents', CONSUMER, [queue('berth-history-events')]),
+      allow('KeepLifecycleHistory', ['dynamodb:PutItem'], [table('berth-history')]),
       describeTasks,
       listTasks,
       stopTasks,

@@ -264,4 +264,84 @@ describe('discovery on the local stack', () => {
     );
     expect(tasks).toEqual([]);
   }, 120_000);
+  it("keeps the lifecycle history: a discover then a stop gives the generation's start, stop, reason, and usage hours", async () => {
+    // Prepare
+    const key = { clientId: `hist${randomUUID().slice(0, 6)}`, projectId: 'site', userId: 'eve' };
+    const containerId = `${key.clientId}.${key.projectId}.${key.userId}`;
+    const service = tokenFor(stack, key.clientId, 'svc', 'service');
+    await projectRepository(stack, key);
+    const started = await http<Discovered>(stack, 'POST', '/v1/containers/discover?wait=30', {
+      body: key,
+    });
+    expect(started.body.container.status).toBe('running');
+
+    // Act
+    await http(stack, 'POST', `/v1/containers/${containerId}/stop`, {
+      body: { reason: 'history-e2e' },
+    });
+
+    // Assess: the task watcher keeps the events from its own subscription to the topic.
+    type Generation = {
+      generation: number;
+      status: string;
+      createdAt: string;
+      startedAt: string | null;
+      stoppedAt: string | null;
+      stopReason: string | null;
+      durationSeconds: number | null;
+      stoppedBy: { commandId: string | null; reason: string } | null;
+      events: Array<{ type: string }>;
+    };
+    const history = await eventually(
+      'the stopped generation in the history',
+      async () => {
+        const answer = await http<{ generations: Generation[] }>(
+          stack,
+          'GET',
+          `/v1/containers/${containerId}/history`,
+          { token: service },
+        );
+        const latest = answer.status === 200 ? answer.body.generations[0] : undefined;
+        return latest?.status === 'stopped' ? answer.body.generations : undefined;
+      },
+      90_000,
+    );
+    expect(history).toHaveLength(1);
+    const [generation] = history;
+    expect(generation).toMatchObject({
+      generation: 1,
+      status: 'stopped',
+      createdAt: started.body.container.createdAt,
+      stopReason: 'manual:history-e2e',
+      stoppedBy: { reason: 'manual' },
+    });
+    expect(generation?.startedAt).toEqual(expect.any(String));
+    expect(generation?.durationSeconds).toBeGreaterThan(0);
+    expect(generation?.events.map((event) => event.type)).toEqual(
+      expect.arrayContaining(['container.created', 'container.terminating', 'container.stopped']),
+    );
+
+    const events = await http<{ events: Array<{ type: string; occurredAt: string }> }>(
+      stack,
+      'GET',
+      `/v1/events?containerId=${containerId}&type=container.*`,
+      { token: service },
+    );
+    expect(events.status).toBe(200);
+    expect(events.body.events[0]?.type).toBe('container.stopped');
+    const times = events.body.events.map((event) => event.occurredAt);
+    expect(times).toEqual([...times].sort().reverse());
+
+    const usage = await http<{
+      days: Array<{ projectId: string; containerHours: number; generations: number }>;
+      totals: { containerHours: number; generations: number };
+    }>(stack, 'GET', '/v1/usage', { token: service });
+    expect(usage.status).toBe(200);
+    expect(usage.body.totals.generations).toBe(1);
+    expect(usage.body.totals.containerHours).toBeCloseTo(
+      (generation?.durationSeconds ?? 0) / 3600,
+      2,
+    );
+    expect(new Set(usage.body.days.map((day) => day.projectId))).toEqual(new Set(['site']));
+  }, 180_000);
 });

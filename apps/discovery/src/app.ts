@@ -1,12 +1,15 @@
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { UseCases, WebhookSubscriptions } from '@berth/core';
+import type { LifecycleHistory, UseCases, WebhookSubscriptions } from '@berth/core';
 import {
   ContainerJsonSchema,
   PolicySchema,
   SessionJsonSchema,
   CheckpointJsonSchema,
+  EventSchema,
+  GenerationJsonSchema,
+  UsageRowSchema,
   UnauthenticatedError,
   type EventPublisher,
   type PreviewConfig,
@@ -21,6 +24,7 @@ import type { LifecycleFeed } from './console/feed.ts';
 import { registerConsole } from './console/plugin.ts';
 import { errorBody, handleClientError, handleError, handleFrameworkError } from './errors.ts';
 import { registerContainerRoutes } from './routes/containers.ts';
+import { registerHistoryRoutes } from './routes/history.ts';
 import { registerOperationRoutes } from './routes/operations.ts';
 import { registerPolicyRoutes } from './routes/policies.ts';
 import { ErrorSchema } from './routes/schemas.ts';
@@ -29,6 +33,8 @@ import { registerWebhookRoutes } from './routes/webhooks.ts';
 
 export interface DiscoveryOptions {
   useCases: UseCases;
+  /** The lifecycle history's reads (`/v1/events`, `/v1/usage`...); absent: they answer 503. */
+  history?: LifecycleHistory;
   store: StateStore;
   publisher: EventPublisher;
   authSecret: string;
@@ -88,6 +94,9 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
   app.addSchema(SessionJsonSchema);
   app.addSchema(CheckpointJsonSchema);
   app.addSchema(PolicySchema);
+  app.addSchema(EventSchema);
+  app.addSchema(GenerationJsonSchema);
+  app.addSchema(UsageRowSchema);
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request, reply) => {
     void reply
@@ -180,6 +189,7 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
     ...(options.preview ? { preview: { ...options.preview, secret: options.authSecret } } : {}),
   });
   registerSessionRoutes(app, { useCases: options.useCases });
+  registerHistoryRoutes(app, { history: options.history });
   registerPolicyRoutes(app, { useCases: options.useCases });
   registerWebhookRoutes(app, { webhooks: options.webhooks });
   registerOperationRoutes(app, {

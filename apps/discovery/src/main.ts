@@ -33,6 +33,7 @@ const app = await buildDiscoveryApp({
   cache,
   feed,
   useCases: wiring.useCases,
+  history: wiring.history,
   store: wiring.deps.store,
   publisher: wiring.deps.publisher,
   authSecret,

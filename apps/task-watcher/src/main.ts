@@ -1,6 +1,7 @@
 import { startQueueConsumer } from '@berth/messaging';
 import { createLogger, createMetrics, loadConfigOrExit, onShutdown, wire } from '@berth/platform';
 import { createTaskEventHandler } from './handler.ts';
+import { createHistoryHandler } from './history.ts';
 
 const config = loadConfigOrExit('task-watcher');
 const log = createLogger('task-watcher', config.logLevel);
@@ -17,6 +18,19 @@ const consumer = startQueueConsumer({
   heartbeatIntervalSeconds: 10,
   handle,
   onError: (error: unknown) => log.error({ err: error }, 'consumer error'),
+});
+
+// The lifecycle history (issue 18): the topic's events through a queue of their own, so that
+// publishing never waits on the history and a slow history write never holds a task event.
+const historyConsumer = startQueueConsumer({
+  sqs: wiring.clients.sqs,
+  queueUrl: wiring.messaging.historyEventsUrl,
+  batchSize: 10,
+  concurrency: 4,
+  visibilityTimeoutSeconds: 30,
+  heartbeatIntervalSeconds: 10,
+  handle: createHistoryHandler(wiring.history, log, () => metrics.emf('HistoryErrors', 1)),
+  onError: (error: unknown) => log.error({ err: error }, 'history consumer error'),
 });
 
 // Reconciliation: records whose task is gone are closed, tasks without a record stopped.
@@ -42,12 +56,16 @@ const timer = setInterval(() => {
     });
 }, reconcileEveryMs);
 log.info(
-  { queueUrl: wiring.messaging.taskEventsUrl, reconcileEveryMs },
-  'task watcher consuming task events',
+  {
+    queueUrl: wiring.messaging.taskEventsUrl,
+    historyQueueUrl: wiring.messaging.historyEventsUrl,
+    reconcileEveryMs,
+  },
+  'task watcher consuming task events and keeping the lifecycle history',
 );
 
 onShutdown(log, async () => {
   clearInterval(timer);
-  await consumer.stop();
+  await Promise.all([consumer.stop(), historyConsumer.stop()]);
   wiring.close();
 });

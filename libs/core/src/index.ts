@@ -26,3 +26,5 @@ export type {
   WebhookSender,
   WebhookSubscriptionsDeps,
 } from './webhooks.ts';
+export { LifecycleHistory, MAX_USAGE_DAYS } from './history.ts';
+export type { LifecycleHistoryDeps, UsageAnswer, UsageMetricSink, UsageQuery } from './history.ts';

@@ -1,7 +1,7 @@
 import { AGENT_REPORT_SENDER_CHECKS, type AgentReportSenderCheck } from './agent-reports.ts';
 import { parseDuration } from './duration.ts';
 import { InvalidArgumentError, isBerthError } from './errors.ts';
-import { OPAQUE_ID_PATTERN, parseContainerId, type ContainerKey } from './identity.ts';
+import { OPAQUE_ID_PATTERN, isIdPart, parseContainerId, type ContainerKey } from './identity.ts';
 import { parseNetworks, type WebhookNetworkPolicy } from './webhooks.ts';
 
 export type RuntimeKind = 'local' | 'ecs';
@@ -72,6 +72,15 @@ export interface BerthConfig {
   authSecret: string | undefined;
   containerTable: string;
   sessionTable: string;
+  /** The lifecycle history's table (issue 18). */
+  historyTable: string;
+  /** How long the lifecycle history keeps an event (DynamoDB TTL; reads filter expired ones). */
+  historyRetentionMs: number;
+  /**
+   * The clients whose usage metrics carry their own `ClientId` dimension; every other client's
+   * is summed under `other`, so CloudWatch's custom metrics stay bounded (docs/design.md).
+   */
+  usageMetricClients: string[];
   awsRegion: string;
   awsEndpointUrl: string | undefined;
   logLevel: string;
@@ -126,6 +135,7 @@ export const DEFAULT_TABLES = {
   containerTable: 'berth-containers',
   sessionTable: 'berth-sessions',
   webhookTable: 'berth-webhooks',
+  historyTable: 'berth-history',
 } as const;
 
 /** The agent's container in its task definition, when BERTH_ECS_CONTAINER_NAME is not set. */
@@ -144,6 +154,9 @@ export class ConfigError extends InvalidArgumentError {
     this.problems = problems;
   }
 }
+
+/** At most this many clients get a usage metric dimension of their own (CloudWatch cost). */
+export const MAX_USAGE_METRIC_CLIENTS = 50;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -339,6 +352,25 @@ export function loadConfig(env: Env): BerthConfig {
     authSecret: value('BERTH_AUTH_SECRET'),
     containerTable: tableName('CONTAINER_TABLE', DEFAULT_TABLES.containerTable),
     sessionTable: tableName('SESSION_TABLE', DEFAULT_TABLES.sessionTable),
+    historyTable: tableName('HISTORY_TABLE', DEFAULT_TABLES.historyTable),
+    historyRetentionMs: duration('BERTH_HISTORY_RETENTION', '7d'),
+    usageMetricClients: attempt(() => {
+      const clients = list('BERTH_USAGE_METRIC_CLIENTS');
+      const bad = clients.find((client) => !isIdPart(client) || client === 'other');
+      if (bad !== undefined) {
+        throw new InvalidArgumentError(
+          `BERTH_USAGE_METRIC_CLIENTS must be client ids separated by commas (not "other"); got "${bad}"`,
+          'BERTH_USAGE_METRIC_CLIENTS',
+        );
+      }
+      if (clients.length > MAX_USAGE_METRIC_CLIENTS) {
+        throw new InvalidArgumentError(
+          `BERTH_USAGE_METRIC_CLIENTS names ${clients.length} clients; at most ${MAX_USAGE_METRIC_CLIENTS} (each is a custom metric per usage metric)`,
+          'BERTH_USAGE_METRIC_CLIENTS',
+        );
+      }
+      return clients;
+    }, []),
     awsRegion: value('AWS_REGION') ?? value('AWS_DEFAULT_REGION') ?? 'us-east-1',
     awsEndpointUrl: value('AWS_ENDPOINT_URL'),
     logLevel: oneOf('BERTH_LOG_LEVEL', LOG_LEVELS, 'info'),

@@ -37,6 +37,7 @@ export {
   DEFAULT_AGENT_CONTAINER_NAME,
   DEFAULT_DEV_SERVER_PORT,
   DEFAULT_TABLES,
+  MAX_USAGE_METRIC_CLIENTS,
   POOL_CONTROL_QUEUE_VARIABLE,
   loadAgentConfig,
   loadAgentStartConfig,
@@ -284,3 +285,21 @@ export type {
   WebhookStore,
   WebhookSubscription,
 } from './webhooks.ts';
+  GenerationJsonSchema,
+  UsageRowSchema,
+  containerOf,
+  dayOf,
+  eventOwner,
+  generationsOf,
+  parseDay,
+  parseEventTypeFilter,
+  usageOf,
+} from './history.ts';
+export type {
+  EventTypeFilter,
+  GenerationJson,
+  HistoryContainer,
+  HistoryFilter,
+  HistoryStore,
+  UsageRow,
+} from './history.ts';

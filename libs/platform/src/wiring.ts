@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { UseCases, type CoreDeps, type PoolDeps } from '@berth/core';
+import { LifecycleHistory, UseCases, type CoreDeps, type PoolDeps } from '@berth/core';
 import { withStepFaults } from './step-faults.ts';
 import { BareRepositories } from './local-repos.ts';
 import {
@@ -12,7 +12,13 @@ import {
   type ContainerKey,
   type Runtime,
 } from '@berth/domain';
-import { DynamoStateStore, ensureTables, ensureWebhookTable } from '@berth/dynamodb';
+import {
+  DynamoHistoryStore,
+  DynamoStateStore,
+  ensureHistoryTable,
+  ensureTables,
+  ensureWebhookTable,
+} from '@berth/dynamodb';
 import { EcsRuntime, createEcsClient } from '@berth/ecs';
 import {
   SnsEventPublisher,
@@ -30,6 +36,8 @@ import type { ServiceMetrics } from './metrics.ts';
 export interface Wiring {
   deps: CoreDeps;
   useCases: UseCases;
+  /** The lifecycle history (issue 18): written by the task watcher, read by discovery. */
+  history: LifecycleHistory;
   messaging: MessagingResources;
   clients: {
     dynamodb: DynamoDBClient;
@@ -180,6 +188,7 @@ export async function wire(
   if (bootstrap) {
     await ensureTables(dynamodb, names);
     await ensureWebhookTable(dynamodb, config.webhooks.table);
+    await ensureHistoryTable(dynamodb, config.historyTable);
   }
   const messaging = bootstrap
     ? await ensureMessaging({ sqs, sns })
@@ -223,10 +232,30 @@ export async function wire(
           .replaceAll('{projectId}', key.projectId),
     },
   };
+  const metrics = options.metrics;
+  const history = new LifecycleHistory({
+    store: new DynamoHistoryStore({
+      client: dynamodb,
+      historyTable: config.historyTable,
+      retentionMs: config.historyRetentionMs,
+    }),
+    clock: systemClock,
+    retentionMs: config.historyRetentionMs,
+    metricClients: config.usageMetricClients,
+    ...(metrics
+      ? {
+          usageMetric: (name, value, client) =>
+            metrics.emf(name, value, name === 'ContainerHours' ? 'None' : 'Count', {
+              ClientId: client,
+            }),
+        }
+      : {}),
+  });
   const faulty = withStepFaults(deps, { rate: config.stepFaultRate, log: options.log });
   return {
     deps: faulty,
     useCases: new UseCases(faulty),
+    history,
     messaging,
     clients: { dynamodb, sqs, sns },
     close() {

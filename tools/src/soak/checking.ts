@@ -294,6 +294,7 @@ export class SoakChecks {
       ['berth-lifecycle-commands-dlq', this.state.messaging.lifecycleCommandsDlqUrl, 'session.log'],
       ['berth-agent-reports-dlq', this.state.messaging.agentReportsDlqUrl, 'session.log'],
       ['berth-task-events-dlq', this.state.messaging.taskEventsDlqUrl, 'task-watcher.log'],
+      ['berth-history-events-dlq', this.state.messaging.historyEventsDlqUrl, 'task-watcher.log'],
     ] as const) {
       const seen = new Set<string>();
       for (;;) {

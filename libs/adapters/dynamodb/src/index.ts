@@ -18,3 +18,6 @@ export { DynamoWebhookStore } from './webhook-store.ts';
 export type { DynamoWebhookStoreOptions } from './webhook-store.ts';
 export type { EnsureTablesOptions, TableDefinition, TableNames } from './tables.ts';
 export { SESSION_RETENTION_SECONDS } from './items.ts';
+export { DynamoHistoryStore } from './history-store.ts';
+export type { DynamoHistoryStoreOptions } from './history-store.ts';
+export { HISTORY_INDEXES, ensureHistoryTable, historyTableDefinition } from './tables.ts';

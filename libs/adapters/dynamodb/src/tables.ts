@@ -47,6 +47,18 @@ export const WEBHOOK_INDEXES = {
   due: 'due-index',
 } as const;
 
+/**
+ * The lifecycle history's indexes (issue 18): each answers one listing newest first (`at`, the
+ * event's occurredAt). `day-index` serves an admin's listing and usage across every client.
+ */
+export const HISTORY_INDEXES = {
+  byContainer: 'container-index',
+  bySession: 'session-index',
+  byClient: 'client-index',
+  byClientUser: 'clientUser-index',
+  byDay: 'day-index',
+} as const;
+
 /** The attribute DynamoDB's TTL reads, in epoch seconds. */
 export const TTL_ATTRIBUTE = 'expiresAt';
 
@@ -155,6 +167,44 @@ export async function ensureWebhookTable(
   await ensureTable(
     client,
     webhookTableDefinition(tableName),
+    Date.now() + (options.timeoutMs ?? 120_000),
+  );
+}
+
+/** The lifecycle history's table: one item per eventId (the key makes writes idempotent). */
+export function historyTableDefinition(tableName: string): TableDefinition {
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    KeySchema: [{ AttributeName: 'eventId', KeyType: 'HASH' }],
+    AttributeDefinitions: stringAttributes([
+      'eventId',
+      'containerId',
+      'sessionId',
+      'clientId',
+      'clientUser',
+      'day',
+      'at',
+    ]),
+    GlobalSecondaryIndexes: [
+      index(HISTORY_INDEXES.byContainer, 'containerId', 'at'),
+      index(HISTORY_INDEXES.bySession, 'sessionId', 'at'),
+      index(HISTORY_INDEXES.byClient, 'clientId', 'at'),
+      index(HISTORY_INDEXES.byClientUser, 'clientUser', 'at'),
+      index(HISTORY_INDEXES.byDay, 'day', 'at'),
+    ],
+  };
+}
+
+/** Creates the history table when missing, waits until it is ACTIVE, and turns TTL on. */
+export async function ensureHistoryTable(
+  client: DynamoDBClient,
+  tableName: string,
+  options: EnsureTablesOptions = {},
+): Promise<void> {
+  await ensureTable(
+    client,
+    historyTableDefinition(tableName),
     Date.now() + (options.timeoutMs ?? 120_000),
   );
 }

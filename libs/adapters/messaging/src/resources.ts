@@ -3,7 +3,12 @@
  * reports queue, the task event queue (each with a dead-letter queue) and the lifecycle event
  * topic.
  */
-import { CreateTopicCommand, GetTopicAttributesCommand, type SNSClient } from '@aws-sdk/client-sns';
+import {
+  CreateTopicCommand,
+  GetTopicAttributesCommand,
+  SubscribeCommand,
+  type SNSClient,
+} from '@aws-sdk/client-sns';
 import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
@@ -21,6 +26,9 @@ export const QUEUE_NAMES = {
   agentReportsDlq: 'berth-agent-reports-dlq',
   taskEvents: 'berth-task-events',
   taskEventsDlq: 'berth-task-events-dlq',
+  /** The lifecycle history's own subscription to the topic (issue 18), read by the task watcher. */
+  historyEvents: 'berth-history-events',
+  historyEventsDlq: 'berth-history-events-dlq',
 } as const;
 
 export const TOPIC_NAME = 'berth-lifecycle-events';
@@ -39,6 +47,9 @@ export interface MessagingResources {
   agentReportsDlqUrl: string;
   taskEventsUrl: string;
   taskEventsDlqUrl: string;
+  /** The topic's events for the lifecycle history (subscribed with raw delivery). */
+  historyEventsUrl: string;
+  historyEventsDlqUrl: string;
   topicArn: string;
 }
 
@@ -56,6 +67,7 @@ export async function ensureMessaging({ sqs, sns }: MessagingClients): Promise<M
     [lifecycleCommandsUrl, lifecycleCommandsDlqUrl],
     [agentReportsUrl, agentReportsDlqUrl],
     [taskEventsUrl, taskEventsDlqUrl],
+    [historyEventsUrl, historyEventsDlqUrl],
     topicArn,
   ] = await Promise.all([
     ensureQueueWithDeadLetters(
@@ -65,9 +77,13 @@ export async function ensureMessaging({ sqs, sns }: MessagingClients): Promise<M
     ),
     ensureQueueWithDeadLetters(sqs, QUEUE_NAMES.agentReports, QUEUE_NAMES.agentReportsDlq),
     ensureQueueWithDeadLetters(sqs, QUEUE_NAMES.taskEvents, QUEUE_NAMES.taskEventsDlq),
+    ensureQueueWithDeadLetters(sqs, QUEUE_NAMES.historyEvents, QUEUE_NAMES.historyEventsDlq),
     createTopic(sns),
   ]);
+  await subscribeQueue(sqs, sns, historyEventsUrl, QUEUE_NAMES.historyEvents, topicArn);
   return {
+    historyEventsUrl,
+    historyEventsDlqUrl,
     lifecycleCommandsUrl,
     lifecycleCommandsDlqUrl,
     agentReportsUrl,
@@ -128,6 +144,8 @@ export async function resolveMessaging({
     agentReportsDlqUrl,
     taskEventsUrl,
     taskEventsDlqUrl,
+    historyEventsUrl,
+    historyEventsDlqUrl,
   ] = await Promise.all([
     urlOf(QUEUE_NAMES.lifecycleCommands),
     urlOf(QUEUE_NAMES.lifecycleCommandsDlq),
@@ -135,6 +153,8 @@ export async function resolveMessaging({
     urlOf(QUEUE_NAMES.agentReportsDlq),
     urlOf(QUEUE_NAMES.taskEvents),
     urlOf(QUEUE_NAMES.taskEventsDlq),
+    urlOf(QUEUE_NAMES.historyEvents),
+    urlOf(QUEUE_NAMES.historyEventsDlq),
     topicExists(),
   ]);
   if (missing.length > 0) {
@@ -147,6 +167,8 @@ export async function resolveMessaging({
     agentReportsDlqUrl,
     taskEventsUrl,
     taskEventsDlqUrl,
+    historyEventsUrl,
+    historyEventsDlqUrl,
     topicArn,
   };
 }
@@ -213,6 +235,53 @@ async function queueArn(sqs: SQSClient, queueUrl: string, name: string): Promise
     return arn;
   } catch (error) {
     throw toMessagingError(error, `reading the ARN of queue ${name}`);
+  }
+}
+
+/**
+ * Subscribes a shared queue to the topic with raw delivery, letting the topic send to it. On AWS
+ * the data stack makes this subscription; here (the local stack) it is made at every start, and
+ * subscribing again with the same attributes changes nothing.
+ */
+async function subscribeQueue(
+  sqs: SQSClient,
+  sns: SNSClient,
+  queueUrl: string,
+  name: string,
+  topicArn: string,
+): Promise<void> {
+  const arn = await queueArn(sqs, queueUrl, name);
+  try {
+    await sqs.send(
+      new SetQueueAttributesCommand({
+        QueueUrl: queueUrl,
+        Attributes: {
+          Policy: JSON.stringify({
+            Version: '2012-10-17',
+            Statement: [
+              {
+                Sid: 'berth-lifecycle-events',
+                Effect: 'Allow',
+                Principal: { Service: 'sns.amazonaws.com' },
+                Action: 'sqs:SendMessage',
+                Resource: arn,
+                Condition: { ArnEquals: { 'aws:SourceArn': topicArn } },
+              },
+            ],
+          }),
+        },
+      }),
+    );
+    await sns.send(
+      new SubscribeCommand({
+        TopicArn: topicArn,
+        Protocol: 'sqs',
+        Endpoint: arn,
+        Attributes: { RawMessageDelivery: 'true' },
+      }),
+    );
+  } catch (error) {
+    throw toMessagingError(error, `subscribing queue ${name} to the lifecycle topic`);
   }
 }
 

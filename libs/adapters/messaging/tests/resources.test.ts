@@ -1,11 +1,12 @@
 import {
   DeleteQueueCommand,
   GetQueueAttributesCommand,
+  PurgeQueueCommand,
   ReceiveMessageCommand,
   SetQueueAttributesCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import type { SNSClient } from '@aws-sdk/client-sns';
+import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { UnavailableError } from '@berth/domain';
 import {
   CommandSender,
@@ -53,6 +54,8 @@ describe('ensureMessaging / resolveMessaging', () => {
     expect(first.agentReportsDlqUrl).toMatch(new RegExp(`/${QUEUE_NAMES.agentReportsDlq}$`));
     expect(first.taskEventsUrl).toMatch(new RegExp(`/${QUEUE_NAMES.taskEvents}$`));
     expect(first.taskEventsDlqUrl).toMatch(new RegExp(`/${QUEUE_NAMES.taskEventsDlq}$`));
+    expect(first.historyEventsUrl).toMatch(new RegExp(`/${QUEUE_NAMES.historyEvents}$`));
+    expect(first.historyEventsDlqUrl).toMatch(new RegExp(`/${QUEUE_NAMES.historyEventsDlq}$`));
     expect(first.topicArn).toMatch(
       new RegExp(`^arn:aws:sns:${PRIVATE_REGIONS.resources}:\\d+:${TOPIC_NAME}$`),
     );
@@ -62,6 +65,7 @@ describe('ensureMessaging / resolveMessaging', () => {
       [first.lifecycleCommandsUrl, first.lifecycleCommandsDlqUrl],
       [first.agentReportsUrl, first.agentReportsDlqUrl],
       [first.taskEventsUrl, first.taskEventsDlqUrl],
+      [first.historyEventsUrl, first.historyEventsDlqUrl],
     ] as const) {
       const queue = await attributes(queueUrl);
       const dlq = await attributes(dlqUrl);
@@ -71,6 +75,31 @@ describe('ensureMessaging / resolveMessaging', () => {
         maxReceiveCount: MAX_RECEIVE_COUNT,
       });
     }
+  });
+
+  it('subscribes the history queue to the topic once, raw: a published event arrives as it is', async () => {
+    // Prepare: set up twice, as several services do at once on the local stack.
+    await ensureMessaging({ sqs, sns });
+    const { topicArn, historyEventsUrl } = await ensureMessaging({ sqs, sns });
+    await sqs.send(new PurgeQueueCommand({ QueueUrl: historyEventsUrl }));
+    const body = JSON.stringify({ type: 'container.created', eventId: `e-${Date.now()}` });
+
+    // Act
+    await sns.send(new PublishCommand({ TopicArn: topicArn, Message: body }));
+
+    // Assess: one copy (one subscription), the body itself (raw delivery).
+    const received: string[] = [];
+    for (let attempt = 0; attempt < 3 && received.length < 2; attempt += 1) {
+      const { Messages = [] } = await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: historyEventsUrl,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: 1,
+        }),
+      );
+      received.push(...Messages.map((message) => message.Body ?? ''));
+    }
+    expect(received).toEqual([body]);
   });
 
   it('brings a queue whose attributes drifted back in line', async () => {
@@ -97,6 +126,7 @@ describe('ensureMessaging / resolveMessaging', () => {
       await expect(failure).rejects.toBeInstanceOf(UnavailableError);
       await expect(failure).rejects.toThrow(
         'messaging is not set up: missing queue berth-agent-reports, queue berth-agent-reports-dlq, ' +
+          'queue berth-history-events, queue berth-history-events-dlq, ' +
           'queue berth-lifecycle-commands, queue berth-lifecycle-commands-dlq, ' +
           `queue berth-task-events, queue berth-task-events-dlq, topic ${topicArn}`,
       );
