@@ -285,6 +285,7 @@ export type {
   WebhookStore,
   WebhookSubscription,
 } from './webhooks.ts';
+export {
   GenerationJsonSchema,
   UsageRowSchema,
   containerOf,
