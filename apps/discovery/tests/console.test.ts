@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { buildDiscoveryApp } from '../src/app.ts';
 import { LifecycleFeed } from '../src/console/feed.ts';
-import { genericTable, html } from '../src/console/views.ts';
+import { formatCountdown, html, webhookSection } from '../src/console/views.ts';
 
 const SECRET = 'a-console-secret-that-is-long-enough-for-hs256!!';
 const sign = (claims: Record<string, unknown>, key = SECRET) =>
@@ -235,13 +235,38 @@ describe('console event stream', () => {
 
 describe('console views', () => {
   it('escapes whatever a route answered before it becomes markup', () => {
-    const table = genericTable(
-      [{ url: '<img src=x onerror=alert(1)>', note: '"quoted" & <b>' }],
-      'deliveries',
-    ).text;
-    expect(table).not.toContain('<img');
-    expect(table).toContain('&lt;img src=x onerror=alert(1)&gt;');
-    expect(table).toContain('&quot;quoted&quot; &amp; &lt;b&gt;');
+    const section = webhookSection({
+      webhook: { url: 'https://example.com/"><script>alert(1)</script>', events: ['container.*'] },
+      dead: [
+        {
+          eventId: 'e1',
+          eventType: 'container.stopped',
+          containerId: 'acme.web.john',
+          occurredAt: '2026-12-01T00:00:00.000Z',
+          status: 'dead',
+          attempts: 9,
+          createdAt: '2026-12-01T00:00:00.000Z',
+          nextAttemptAt: null,
+          lastAttemptAt: '2026-12-02T00:00:00.000Z',
+          lastStatusCode: 500,
+          lastError: '<img src=x onerror=alert(1)> & "quoted"',
+          deliveredAt: null,
+          deadAt: '2026-12-02T00:00:00.000Z',
+        },
+      ],
+      recent: [],
+    }).text;
+    expect(section).not.toContain('<script>');
+    expect(section).not.toContain('<img');
+    expect(section).toContain('&lt;img src=x onerror=alert(1)&gt; &amp; &quot;quoted&quot;');
+    expect(section).toContain('&quot;&gt;&lt;script&gt;');
     expect(html`<p>${'<script>'}</p>`.text).toBe('<p>&lt;script&gt;</p>');
+  });
+
+  it('counts down in one fixed-width format', () => {
+    expect(formatCountdown(0)).toBe('00:00:00');
+    expect(formatCountdown(59)).toBe('00:00:59');
+    expect(formatCountdown(3_600 + 61)).toBe('01:01:01');
+    expect(formatCountdown(2 * 86_400 + 5)).toBe('2d 00:00:05');
   });
 });

@@ -2,7 +2,12 @@ import fastifyCookie from '@fastify/cookie';
 import fastifyFormbody from '@fastify/formbody';
 import { fastifySSE } from '@fastify/sse';
 import fastifyStatic from '@fastify/static';
-import { type BerthEvent, type ContainerJson, type SessionJson } from '@berth/domain';
+import {
+  type BerthEvent,
+  type ContainerJson,
+  type DeliveryJson,
+  type SessionJson,
+} from '@berth/domain';
 import { createDecoder } from 'fast-jwt';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { dirname } from 'node:path';
@@ -17,10 +22,12 @@ import {
   errorBodyHtml,
   loginBody,
   page,
-  rowsOf,
   tenantBody,
+  type HistoryJson,
   type Html,
   type Optional,
+  type UsageJson,
+  type WebhookView,
 } from './views.ts';
 
 /** The cookie that carries the admin token: HttpOnly, SameSite=Strict, path /console only. */
@@ -131,15 +138,17 @@ export async function registerConsole(app: DiscoveryServer, options: ConsoleOpti
     return { status: response.statusCode, body: parsed };
   };
 
-  /** A route that may not exist yet on this deployment (history, usage, deliveries). */
-  const optional = async (token: string, url: string, missing: string): Promise<Optional> => {
+  /**
+   * A route that may not exist on this deployment (history, usage, webhooks: issue 18's other
+   * items): its body, "not available" when there is no such route, or the API's 404 message.
+   */
+  const optional = async <T>(token: string, url: string, missing: string): Promise<Optional<T>> => {
     const answer = await api(token, 'GET', url);
-    if (answer.status === 200) return { kind: 'rows', rows: rowsOf(answer.body) };
+    if (answer.status === 200) return { kind: 'ok', value: answer.body as T };
     const message = errorMessage(answer.body);
-    if (answer.status === 404 && message.startsWith('no route')) {
-      return { kind: 'missing', why: missing };
+    if (answer.status === 404) {
+      return { kind: 'missing', why: message.startsWith('no route') ? missing : message };
     }
-    if (answer.status === 404) return { kind: 'missing', why: message };
     return { kind: 'error', status: answer.status, message };
   };
 
@@ -349,7 +358,7 @@ export async function registerConsole(app: DiscoveryServer, options: ConsoleOpti
       const [found, sessions, history] = await Promise.all([
         api(token, 'GET', `/v1/containers/${id}`),
         api(token, 'GET', `/v1/containers/${id}/sessions`),
-        optional(
+        optional<HistoryJson>(
           token,
           `/v1/containers/${id}/history`,
           'The lifecycle history is not available on this deployment yet.',
@@ -422,21 +431,40 @@ export async function registerConsole(app: DiscoveryServer, options: ConsoleOpti
         const now = new Date();
         const day = today(now);
         const monthStart = `${day.slice(0, 8)}01`;
-        const missingUsage = 'Usage is not available on this deployment yet.';
-        const [listed, usageToday, usageMonth, deliveries] = await Promise.all([
+        const missingWebhooks = 'Webhooks are not available on this deployment yet.';
+        const [listed, usage, webhook, dead, recent] = await Promise.all([
           liveContainers(token, clientId),
-          optional(token, `/v1/usage?clientId=${client}&from=${day}&to=${day}`, missingUsage),
-          optional(
+          optional<UsageJson>(
             token,
             `/v1/usage?clientId=${client}&from=${monthStart}&to=${day}`,
-            missingUsage,
+            'Usage is not available on this deployment yet.',
           ),
-          optional(
+          optional<{ url: string; events: string[] }>(token, `/v1/webhooks/${client}`, ''),
+          optional<{ deliveries: DeliveryJson[] }>(
             token,
-            `/v1/webhooks/${client}/deliveries`,
-            'Webhook deliveries are not available on this deployment yet.',
+            `/v1/webhooks/${client}/deliveries?status=dead&limit=20`,
+            missingWebhooks,
+          ),
+          optional<{ deliveries: DeliveryJson[] }>(
+            token,
+            `/v1/webhooks/${client}/deliveries?limit=20`,
+            missingWebhooks,
           ),
         ]);
+        // The webhook itself answers 404 when none is set: that is "none", not an error.
+        const webhooks: Optional<WebhookView> =
+          dead.kind !== 'ok'
+            ? dead
+            : recent.kind !== 'ok'
+              ? recent
+              : {
+                  kind: 'ok',
+                  value: {
+                    webhook: webhook.kind === 'ok' ? webhook.value : null,
+                    dead: dead.value.deliveries,
+                    recent: recent.value.deliveries,
+                  },
+                };
         return sendPage(
           request,
           reply,
@@ -444,9 +472,9 @@ export async function registerConsole(app: DiscoveryServer, options: ConsoleOpti
           tenantBody({
             clientId,
             containers: listed.containers,
-            usageToday,
-            usageMonth,
-            deliveries,
+            usage,
+            today: day,
+            webhooks,
             now: now.getTime(),
           }),
           'tenant',

@@ -1,4 +1,4 @@
-import type { ContainerJson, SessionJson } from '@berth/domain';
+import type { ContainerJson, DeliveryJson, SessionJson } from '@berth/domain';
 import escapeHtml from 'escape-html';
 
 /** Markup already escaped (or written here): the only thing `html` interpolates as it is. */
@@ -246,59 +246,23 @@ function containerTable(containers: readonly ContainerJson[], now: number): Html
   </table>`;
 }
 
-/** Whatever rows a route answers, as a table of their scalar fields (history, usage, deliveries). */
-export function genericTable(rows: readonly unknown[], caption: string): Html {
-  const records = rows.filter(
-    (row): row is Record<string, unknown> => typeof row === 'object' && row !== null,
-  );
-  if (records.length === 0) return html`<p class="empty">None.</p>`;
-  const columns = [...new Set(records.flatMap((record) => Object.keys(record)))];
-  const cell = (value: unknown): Html =>
-    value === null || value === undefined
-      ? html`<span class="muted">—</span>`
-      : typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean'
-        ? html`${String(value)}`
-        : html`<code>${JSON.stringify(value)}</code>`;
-  return html`<table class="cards">
-    <caption class="sr-only">
-      ${caption}
-    </caption>
-    <thead>
-      <tr>
-        ${columns.map((column) => html`<th scope="col">${column}</th>`)}
-      </tr>
-    </thead>
-    <tbody>
-      ${records.map(
-        (record) =>
-          html`<tr>
-            ${columns.map((column) => html`<td data-label="${column}">${cell(record[column])}</td>`)}
-          </tr>`,
-      )}
-    </tbody>
-  </table>`;
-}
-
-/** The rows of an answer whose list field is not known in advance: its first array. */
-export function rowsOf(body: unknown): unknown[] {
-  if (Array.isArray(body)) return body;
-  if (typeof body !== 'object' || body === null) return [];
-  const list = Object.values(body).find(Array.isArray);
-  return (list as unknown[] | undefined) ?? [body];
-}
-
-/** What an optional route answered: rows, or why there are none. */
-export type Optional =
-  | { kind: 'rows'; rows: unknown[] }
+/** What a route that may not exist on this deployment answered: its body, or why there is none. */
+export type Optional<T> =
+  | { kind: 'ok'; value: T }
   | { kind: 'missing'; why: string }
   | { kind: 'error'; status: number; message: string };
 
-function optionalSection(title: string, id: string, answer: Optional, caption: string): Html {
+function optionalSection<T>(
+  title: string,
+  id: string,
+  answer: Optional<T>,
+  render: (value: T) => Html,
+): Html {
   return html`<section aria-labelledby="${id}">
     <h2 id="${id}">${title}</h2>
     ${
-      answer.kind === 'rows'
-        ? genericTable(answer.rows, caption)
+      answer.kind === 'ok'
+        ? render(answer.value)
         : answer.kind === 'missing'
           ? html`<p class="muted" data-missing="${id}">${answer.why}</p>`
           : html`<p class="error">${answer.status}: ${answer.message}</p>`
@@ -306,10 +270,232 @@ function optionalSection(title: string, id: string, answer: Optional, caption: s
   </section>`;
 }
 
+const dash = html`<span class="muted">—</span>`;
+const orDash = (value: string | number | null | undefined): Html | string | number =>
+  value === null || value === undefined || value === '' ? dash : value;
+
+/** `1h 02m 03s`-style, for a generation's length. */
+export function formatDuration(totalSeconds: number | null): string | null {
+  if (totalSeconds === null) return null;
+  const hours = Math.floor(totalSeconds / 3_600);
+  const minutes = Math.floor((totalSeconds % 3_600) / 60);
+  const seconds = Math.floor(totalSeconds % 60);
+  if (hours > 0) return `${hours}h ${String(minutes).padStart(2, '0')}m`;
+  if (minutes > 0) return `${minutes}m ${String(seconds).padStart(2, '0')}s`;
+  return `${seconds}s`;
+}
+
+/** `GET /v1/containers/{id}/history` (docs/contract.md). */
+export interface HistoryJson {
+  containerId: string;
+  generations: Array<{
+    generation: number;
+    status: string;
+    createdAt: string | null;
+    startedAt: string | null;
+    stoppedAt: string | null;
+    stopReason: string | null;
+    durationSeconds: number | null;
+    stoppedBy: { commandId: string | null; reason: string | null } | null;
+    fromPool: boolean | null;
+    events: Array<{ type: string; occurredAt: string; eventId: string }>;
+  }>;
+}
+
+export function historyTable(history: HistoryJson): Html {
+  if (history.generations.length === 0) return html`<p class="empty">No generations.</p>`;
+  return html`<table class="cards" id="history-table">
+    <thead>
+      <tr>
+        <th scope="col" class="n">Gen.</th>
+        <th scope="col">Status</th>
+        <th scope="col">Started</th>
+        <th scope="col">Stopped</th>
+        <th scope="col">Ran for</th>
+        <th scope="col">Why</th>
+        <th scope="col">By</th>
+        <th scope="col">Events</th>
+      </tr>
+    </thead>
+    <tbody>
+      ${history.generations.map(
+        (g) =>
+          html`<tr data-generation="${g.generation}">
+            <td data-label="Gen." class="n num">${g.generation}</td>
+            <td data-label="Status">${statusBadge(g.status)}</td>
+            <td data-label="Started">${orDash(g.startedAt ?? g.createdAt)}</td>
+            <td data-label="Stopped">${orDash(g.stoppedAt)}</td>
+            <td data-label="Ran for" class="num">${orDash(formatDuration(g.durationSeconds))}</td>
+            <td data-label="Why">${orDash(g.stopReason)}</td>
+            <td data-label="By" class="mono">
+              ${orDash(g.stoppedBy?.commandId ?? g.stoppedBy?.reason)}
+            </td>
+            <td data-label="Events">
+              <details>
+                <summary>${g.events.length} event${g.events.length === 1 ? '' : 's'}</summary>
+                <ol class="events">
+                  ${g.events.map(
+                    (e) =>
+                      html`<li>
+                        <time datetime="${e.occurredAt}">${e.occurredAt}</time> ${e.type}
+                      </li>`,
+                  )}
+                </ol>
+              </details>
+            </td>
+          </tr>`,
+      )}
+    </tbody>
+  </table>`;
+}
+
+/** `GET /v1/usage` (docs/contract.md). */
+export interface UsageJson {
+  clientId: string | null;
+  from: string;
+  to: string;
+  retainedSince: string;
+  days: Array<{
+    clientId: string;
+    projectId: string;
+    day: string;
+    containerHours: number;
+    sessions: number;
+    generations: number;
+  }>;
+  totals: { containerHours: number; sessions: number; generations: number };
+}
+
+const hours = (value: number) => value.toFixed(2);
+
+/** Today's and this month's figures from one month-to-date answer, then per project. */
+export function usageSummary(usage: UsageJson, today: string): Html {
+  const todays = usage.days.filter((day) => day.day === today);
+  const sum = (days: UsageJson['days'], pick: (d: UsageJson['days'][number]) => number) =>
+    days.reduce((total, day) => total + pick(day), 0);
+  const projects = new Map<string, { containerHours: number; sessions: number }>();
+  for (const day of usage.days) {
+    const project = projects.get(day.projectId) ?? { containerHours: 0, sessions: 0 };
+    project.containerHours += day.containerHours;
+    project.sessions += day.sessions;
+    projects.set(day.projectId, project);
+  }
+  return html`<dl class="facts figures">
+      <div>
+        <dt>Container-hours today</dt>
+        <dd class="num" id="hours-today">${hours(sum(todays, (d) => d.containerHours))}</dd>
+      </div>
+      <div>
+        <dt>Container-hours this month</dt>
+        <dd class="num" id="hours-month">${hours(usage.totals.containerHours)}</dd>
+      </div>
+      <div>
+        <dt>Sessions today</dt>
+        <dd class="num">${sum(todays, (d) => d.sessions)}</dd>
+      </div>
+      <div>
+        <dt>Sessions this month</dt>
+        <dd class="num">${usage.totals.sessions}</dd>
+      </div>
+    </dl>
+    <p class="muted">
+      ${usage.from} to ${usage.to} (UTC days); the history is kept since ${usage.retainedSince}.
+    </p>
+    ${
+      projects.size === 0
+        ? ''
+        : html`<table class="cards">
+            <thead>
+              <tr>
+                <th scope="col">Project (this month)</th>
+                <th scope="col" class="n">Container-hours</th>
+                <th scope="col" class="n">Sessions</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${[...projects.entries()]
+                .sort(([a], [b]) => a.localeCompare(b))
+                .map(
+                  ([projectId, totals]) =>
+                    html`<tr>
+                      <td data-label="Project">${projectId}</td>
+                      <td data-label="Container-hours" class="n num">
+                        ${hours(totals.containerHours)}
+                      </td>
+                      <td data-label="Sessions" class="n num">${totals.sessions}</td>
+                    </tr>`,
+                )}
+            </tbody>
+          </table>`
+    }`;
+}
+
+export interface WebhookView {
+  webhook: { url: string; events: string[] } | null;
+  dead: readonly DeliveryJson[];
+  recent: readonly DeliveryJson[];
+}
+
+function deliveryTable(deliveries: readonly DeliveryJson[], id: string): Html {
+  if (deliveries.length === 0) return html`<p class="empty">None.</p>`;
+  return html`<table class="cards" id="${id}">
+    <thead>
+      <tr>
+        <th scope="col">Event</th>
+        <th scope="col">Container</th>
+        <th scope="col">Status</th>
+        <th scope="col" class="n">Attempts</th>
+        <th scope="col">Last answer</th>
+        <th scope="col">When</th>
+      </tr>
+    </thead>
+    <tbody>
+      ${deliveries.map(
+        (d) =>
+          html`<tr>
+            <td data-label="Event">${d.eventType}</td>
+            <td data-label="Container" class="mono">${d.containerId}</td>
+            <td data-label="Status">${statusBadge(d.status)}</td>
+            <td data-label="Attempts" class="n num">${d.attempts}</td>
+            <td data-label="Last answer">
+              ${orDash(d.lastStatusCode ?? d.lastError)}${
+                d.lastStatusCode !== null && d.lastError
+                  ? html` <span class="muted">${d.lastError}</span>`
+                  : ''
+              }
+            </td>
+            <td data-label="When">
+              ${
+                d.status === 'pending' && d.nextAttemptAt
+                  ? html`next ${d.nextAttemptAt}`
+                  : orDash(d.deliveredAt ?? d.deadAt ?? d.lastAttemptAt)
+              }
+            </td>
+          </tr>`,
+      )}
+    </tbody>
+  </table>`;
+}
+
+export function webhookSection(view: WebhookView): Html {
+  return html`${
+      view.webhook
+        ? html`<p>
+            Sends <span class="mono">${view.webhook.events.join(', ')}</span> to
+            <span class="mono">${view.webhook.url}</span>
+          </p>`
+        : html`<p class="muted">No webhook configured.</p>`
+    }
+    <h3>Dead letters</h3>
+    ${deliveryTable(view.dead, 'dead-letters')}
+    <h3>Recent deliveries</h3>
+    ${deliveryTable(view.recent, 'recent-deliveries')}`;
+}
+
 export interface ContainerView {
   container: ContainerJson;
   sessions: readonly SessionJson[];
-  history: Optional;
+  history: Optional<HistoryJson>;
   now: number;
   flash?: string;
 }
@@ -383,23 +569,23 @@ export function containerBody(view: ContainerView): Html {
             </table>`
       }
     </section>
-    ${optionalSection('History', 'history', view.history, `history of ${c.containerId}`)}`;
+    ${optionalSection('History', 'history', view.history, historyTable)}`;
 }
 
 export interface TenantView {
   clientId: string;
   containers: readonly ContainerJson[];
-  usageToday: Optional;
-  usageMonth: Optional;
-  deliveries: Optional;
+  /** Month to date, today included. */
+  usage: Optional<UsageJson>;
+  today: string;
+  webhooks: Optional<WebhookView>;
   now: number;
 }
 
 export function tenantBody(view: TenantView): Html {
   return html`<p class="crumbs"><a href="/console">Containers</a> ›</p>
     <h1>Client <span class="mono">${view.clientId}</span></h1>
-    ${optionalSection('Usage today', 'usage-today', view.usageToday, 'usage today')}
-    ${optionalSection('Usage this month', 'usage-month', view.usageMonth, 'usage this month')}
+    ${optionalSection('Usage', 'usage', view.usage, (usage) => usageSummary(usage, view.today))}
     <section aria-labelledby="tenant-containers">
       <h2 id="tenant-containers">Live containers</h2>
       ${
@@ -408,7 +594,7 @@ export function tenantBody(view: TenantView): Html {
           : containerTable(view.containers, view.now)
       }
     </section>
-    ${optionalSection('Webhook deliveries', 'deliveries', view.deliveries, 'webhook deliveries')}`;
+    ${optionalSection('Webhook deliveries', 'deliveries', view.webhooks, webhookSection)}`;
 }
 
 export function errorBodyHtml(status: number, message: string): Html {
