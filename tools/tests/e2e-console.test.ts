@@ -30,6 +30,9 @@ const STACK_ENV = {
   BERTH_IDLE_TIMEOUT: '30m',
   BERTH_POOL_SIZE: '0',
   BERTH_SHUTDOWN_GRACE: '20s',
+  // The test's webhook receiver listens on 127.0.0.1 over http.
+  BERTH_WEBHOOK_ALLOW_HTTP: 'true',
+  BERTH_WEBHOOK_ALLOWED_NETWORKS: '127.0.0.1/32',
 };
 const IDLE = { clientId: 'acme', projectId: 'console', userId: 'ann' };
 const IDLE_ID = 'acme.console.ann';
@@ -140,17 +143,14 @@ describe('the console in a headless browser', () => {
         ).status,
       ).toBe(200);
       // A webhook to a local receiver, so the tenant page has deliveries to show.
-      expect(
-        (
-          await http(stack, 'PUT', `/v1/webhooks/${IDLE.clientId}`, {
-            body: {
-              url: `${receiverUrl}/acme`,
-              events: ['container.*'],
-              secret: 'a-console-test-webhook-secret',
-            },
-          })
-        ).status,
-      ).toBe(200);
+      const webhook = await http(stack, 'PUT', `/v1/webhooks/${IDLE.clientId}`, {
+        body: {
+          url: `${receiverUrl}/acme`,
+          events: ['container.*'],
+          secret: 'a-console-test-webhook-secret',
+        },
+      });
+      expect([webhook.status, webhook.body]).toEqual([200, expect.anything()]);
       const page = await signIn(context, stack.adminToken);
       const cookies = await context.cookies();
       expect(cookies.map((c) => [c.name, c.httpOnly, c.sameSite, c.path])).toEqual([
