@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { TaskStateChange } from '@berth/domain';
+import { LOCAL_ADDRESS } from './protocol.ts';
 import type { TaskState } from './task.ts';
 
 export interface EventContext {
@@ -30,6 +31,14 @@ export function taskStateChange(task: TaskState, context: EventContext): TaskSta
     stopCode: task.stopCode,
     stoppedReason: task.stoppedReason,
     tags: task.tags.map((tag) => ({ ...tag })),
+    // As ECS's events have it: the task's network interface and its address (this machine's).
+    attachments: [
+      {
+        type: 'eni',
+        status: task.lastStatus === 'STOPPED' ? 'DELETED' : 'ATTACHED',
+        details: [{ name: 'privateIPv4Address', value: LOCAL_ADDRESS }],
+      },
+    ],
     containers: [
       {
         name: task.containerName,

@@ -127,7 +127,12 @@ export class PoolService {
     for (let index = 0; index < free.length; index += 1) {
       const member = free[(offset + index) % free.length];
       if (!member) continue;
-      const container: ContainerRecord = { ...record, taskArn: member.taskArn };
+      // Its address comes with it: no event of its task tells it again once claimed.
+      const container: ContainerRecord = {
+        ...record,
+        taskArn: member.taskArn,
+        endpoint: member.endpoint ?? null,
+      };
       const created = this.records.newGeneration(container, previous, (created) => [
         this.records.event('container.created', created, commandId ? { commandId } : {}),
       ]);
@@ -322,6 +327,8 @@ export class PoolService {
     taskArn: string,
     lastStatus: string,
     stoppedReason: string | undefined,
+    /** The task's address, when the event names it. */
+    endpoint?: string,
   ): Promise<PoolTaskRoute> {
     const member = await this.pool.store.getPoolMember(slot, generation);
     if (!member) {
@@ -353,12 +360,18 @@ export class PoolService {
       const now = this.now();
       const freed = await this.updateMember(slot, generation, (current) =>
         current.state === 'starting'
-          ? { ...current, state: 'free', readyAt: now, taskArn: current.taskArn ?? taskArn }
+          ? {
+              ...current,
+              state: 'free',
+              readyAt: now,
+              taskArn: current.taskArn ?? taskArn,
+              endpoint: endpoint ?? current.endpoint ?? null,
+            }
           : undefined,
       );
       // Claimed in between (a RUNNING overtaken by a claim): the container takes the event.
       if (freed && !freed.changed && freed.after.state !== 'free' && freed.after.claimedBy) {
-        return this.route(slot, generation, taskArn, lastStatus, stoppedReason);
+        return this.route(slot, generation, taskArn, lastStatus, stoppedReason, endpoint);
       }
       return { kind: 'pool' };
     }

@@ -11,6 +11,7 @@ import {
   parseSavedElsewhere,
   parseStopReason,
   tagValue,
+  taskEndpointOf,
   type ContainerRecord,
   type TaskStateChange,
 } from '@berth/domain';
@@ -91,6 +92,7 @@ export class TaskEventHandler {
         detail.taskArn,
         detail.lastStatus,
         detail.stoppedReason,
+        taskEndpointOf(event),
       );
       if (route.kind === 'pool') return 'pool';
       containerId = route.containerId;
@@ -186,6 +188,9 @@ export class TaskEventHandler {
               status: 'running',
               startedAt,
               taskArn: current.taskArn ?? event.detail.taskArn,
+              // Where the task is reached (its dev server: the preview gateway): on Fargate
+              // RunTask's answer has no address yet, the RUNNING event has.
+              endpoint: taskEndpointOf(event) ?? current.endpoint,
               // The idle clock starts when the container can first be used, not at its creation.
               idleSince: current.sessions.length === 0 ? now : null,
             },

@@ -34,6 +34,35 @@ describe('TaskEventHandler, RUNNING', () => {
     ]);
   });
 
+  it("records the task's address from the event's network interface (RunTask's answer on Fargate has none yet)", async () => {
+    // Prepare
+    const w = world();
+    const { container } = await w.useCases.containers.findOrStart(KEY);
+    const event = w.deps.runtime.change(container.taskArn!, { lastStatus: 'RUNNING' });
+    const withAddress: TaskStateChange = {
+      ...event,
+      detail: {
+        ...event.detail,
+        attachments: [
+          {
+            type: 'eni',
+            status: 'ATTACHED',
+            details: [
+              { name: 'subnetId', value: 'subnet-1' },
+              { name: 'privateIPv4Address', value: '10.9.8.7' },
+            ],
+          },
+        ],
+      },
+    };
+
+    // Act
+    await w.useCases.taskEvents.handle(withAddress);
+
+    // Assess
+    expect(await stored(w.deps)).toMatchObject({ status: 'running', endpoint: '10.9.8.7' });
+  });
+
   it('leaves idleSince unset when a session joined while it was starting', async () => {
     // Prepare
     const w = world();

@@ -174,7 +174,13 @@ export {
   makeEvent,
 } from './events.ts';
 export type { BerthEvent, EventInput, EventType } from './events.ts';
-export { MANAGED_BY, TASK_TAGS, TaskStateChangeSchema, tagValue } from './task-events.ts';
+export {
+  MANAGED_BY,
+  TASK_TAGS,
+  TaskStateChangeSchema,
+  tagValue,
+  taskEndpointOf,
+} from './task-events.ts';
 export type { TaskStateChange } from './task-events.ts';
 export { systemClock } from './ports.ts';
 export type {

@@ -28,6 +28,8 @@ export interface PoolMemberRecord {
   generation: number;
   state: PoolMemberState;
   taskArn: string | null;
+  /** Its task's address (the RUNNING event's), which the container claiming it takes. */
+  endpoint?: string | null;
   /** Its own queue, on which it waits for the identity of the container it becomes. */
   controlQueueUrl: string | null;
   /** The task definition it was started from: members of another one are drained. */

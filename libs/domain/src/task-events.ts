@@ -31,6 +31,18 @@ export const TaskStateChangeSchema = Type.Object(
       stoppedReason: Type.Optional(Type.String()),
       tags: Type.Optional(Type.Array(Type.Object({ key: Type.String(), value: Type.String() }))),
       overrides: Type.Optional(Type.Unknown()),
+      /** The task's network interface; its `privateIPv4Address` is where the task is reached. */
+      attachments: Type.Optional(
+        Type.Array(
+          Type.Object({
+            type: Type.Optional(Type.String()),
+            status: Type.Optional(Type.String()),
+            details: Type.Optional(
+              Type.Array(Type.Object({ name: Type.String(), value: Type.Optional(Type.String()) })),
+            ),
+          }),
+        ),
+      ),
       containers: Type.Optional(
         Type.Array(
           Type.Object({
@@ -46,6 +58,18 @@ export const TaskStateChangeSchema = Type.Object(
   { $id: 'TaskStateChange' },
 );
 export type TaskStateChange = Static<typeof TaskStateChangeSchema>;
+
+/**
+ * The task's private IPv4 address from its network interface attachment, as ECS reports it
+ * once the interface is attached (RunTask's answer on Fargate does not have it yet).
+ */
+export function taskEndpointOf(event: TaskStateChange): string | undefined {
+  for (const attachment of event.detail.attachments ?? []) {
+    const address = attachment.details?.find((d) => d.name === 'privateIPv4Address')?.value;
+    if (address) return address;
+  }
+  return undefined;
+}
 
 export const TASK_TAGS = {
   containerId: 'ContainerId',

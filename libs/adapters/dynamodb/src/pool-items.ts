@@ -17,6 +17,7 @@ import { TTL_ATTRIBUTE } from './tables.ts';
 
 const MEMBER_FIELDS = [
   'taskArn',
+  'endpoint',
   'controlQueueUrl',
   'taskDefinition',
   'createdAt',
@@ -49,7 +50,7 @@ export function toMemberItem(record: PoolMemberRecord, now: Date): Item {
   };
   for (const field of MEMBER_FIELDS) {
     const value = record[field];
-    if (value !== null) item[field] = value;
+    if (value !== null && value !== undefined) item[field] = value;
   }
   // A member that left the pool is kept only so its task's late events find the container it
   // became; 90 days outlive any container a person keeps busy, and TTL removes it after.
@@ -96,6 +97,7 @@ export function fromMemberItem(item: Item): PoolMemberRecord {
     generation: integer(item, 'poolGeneration'),
     state: state as PoolMemberRecord['state'],
     taskArn: optional(item, 'taskArn'),
+    ...(typeof item.endpoint === 'string' ? { endpoint: item.endpoint } : {}),
     controlQueueUrl: optional(item, 'controlQueueUrl'),
     taskDefinition: optional(item, 'taskDefinition'),
     createdAt,
