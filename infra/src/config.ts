@@ -1,4 +1,10 @@
-import { InvalidArgumentError, formatDuration, loadConfig, parseDuration } from '@berth/domain';
+import {
+  DEFAULT_DEV_SERVER_PORT,
+  InvalidArgumentError,
+  formatDuration,
+  loadConfig,
+  parseDuration,
+} from '@berth/domain';
 import type { Env } from '@berth/domain';
 
 /** CPU units and memory of one Fargate task, and how many of them run. */
@@ -79,6 +85,10 @@ export interface InfraConfig {
     workloadCommand: string | undefined;
     /** Where a project's repository lives (BERTH_REPO_URL_TEMPLATE). */
     repoUrlTemplate: string | undefined;
+    /** The dev server every workspace keeps running (BERTH_DEV_SERVER_COMMAND); none when unset. */
+    devServerCommand: string | undefined;
+    /** Its port (BERTH_DEV_SERVER_PORT), mapped in the workspace task definition. */
+    devServerPort: number;
   };
   discovery: ServiceSizing & {
     /** With a certificate the ALB listens on HTTPS (443) and redirects 80; without, HTTP only. */
@@ -110,7 +120,14 @@ export const DEFAULT_INFRA_CONFIG: InfraConfig = {
   logLevel: 'info',
   logRetentionDays: 30,
   network: { cidr: '10.40.0.0/16', natGateways: 1, flowLogTraffic: 'REJECT' },
-  workspace: { cpu: 1024, memoryMiB: 2048, workloadCommand: undefined, repoUrlTemplate: undefined },
+  workspace: {
+    cpu: 1024,
+    memoryMiB: 2048,
+    workloadCommand: undefined,
+    repoUrlTemplate: undefined,
+    devServerCommand: undefined,
+    devServerPort: DEFAULT_DEV_SERVER_PORT,
+  },
   discovery: {
     cpu: 512,
     memoryMiB: 1024,
@@ -227,6 +244,9 @@ export function resolveInfraConfig(env: Env, context?: unknown): InfraConfig {
     workspace: {
       workloadCommand: runtime.workloadCommand,
       repoUrlTemplate: runtime.repoUrlTemplate,
+      ...(env['BERTH_DEV_SERVER_COMMAND']?.trim()
+        ? { devServerCommand: env['BERTH_DEV_SERVER_COMMAND'] }
+        : {}),
     },
   };
   const parsedContext: unknown = typeof context === 'string' ? JSON.parse(context) : context;
@@ -280,6 +300,8 @@ function validate(config: InfraConfig): void {
     throw new InvalidArgumentError('pool.maxAge must be greater than zero', 'pool.maxAge');
   }
   positiveInt(config.logRetentionDays, 'logRetentionDays', 1, 3653);
+  // The workspace image runs as an unprivileged user: no port below 1024.
+  positiveInt(config.workspace.devServerPort, 'workspace.devServerPort', 1024, 65535);
   positiveInt(config.network.natGateways, 'network.natGateways', 1, 2);
   if (!/^\d{1,3}(\.\d{1,3}){3}\/16$/.test(config.network.cidr)) {
     throw new InvalidArgumentError(

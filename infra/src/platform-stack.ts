@@ -61,6 +61,10 @@ export function workspaceEnvironment(config: InfraConfig): Record<string, string
     env['BERTH_WORKLOAD_COMMAND'] = config.workspace.workloadCommand;
   if (config.workspace.repoUrlTemplate !== undefined)
     env['BERTH_REPO_URL_TEMPLATE'] = config.workspace.repoUrlTemplate;
+  // Every task has its own address: one port serves all (the preview gateway reaches it).
+  env['BERTH_DEV_SERVER_PORT'] = String(config.workspace.devServerPort);
+  if (config.workspace.devServerCommand !== undefined)
+    env['BERTH_DEV_SERVER_COMMAND'] = config.workspace.devServerCommand;
   return env;
 }
 
@@ -287,6 +291,13 @@ export class BerthPlatformStack extends Stack {
         streamPrefix: 'workspace',
         mode: ecs.AwsLogDriverMode.NON_BLOCKING,
       }),
+    });
+    // The dev server's port (docs/contract.md, "The dev server"); who may reach it is the
+    // workspace security group's rule.
+    container.addPortMappings({
+      name: 'dev-server',
+      containerPort: config.workspace.devServerPort,
+      protocol: ecs.Protocol.TCP,
     });
     container.addMountPoints({
       containerPath: WORKSPACE_MOUNT,

@@ -103,6 +103,23 @@ describe('resolveInfraConfig', () => {
     expect(() => resolveInfraConfig({ BERTH_IDLE_TIMEOUT: 'soon' })).toThrow(/BERTH_IDLE_TIMEOUT/);
   });
 
+  test('the dev server: port 3000 by default, the command from BERTH_DEV_SERVER_COMMAND or the context, no privileged port', () => {
+    expect(resolveInfraConfig({}).workspace).toMatchObject({
+      devServerPort: 3000,
+      devServerCommand: undefined,
+    });
+    expect(
+      resolveInfraConfig({ BERTH_DEV_SERVER_COMMAND: 'npm run dev' }).workspace.devServerCommand,
+    ).toBe('npm run dev');
+    expect(
+      resolveInfraConfig({}, { workspace: { devServerCommand: 'astro dev', devServerPort: 4321 } })
+        .workspace,
+    ).toMatchObject({ devServerCommand: 'astro dev', devServerPort: 4321 });
+    expect(() => resolveInfraConfig({}, { workspace: { devServerPort: 80 } })).toThrow(
+      /workspace\.devServerPort must be a whole number from 1024 to 65535/,
+    );
+  });
+
   test('log retention accepts only what CloudWatch Logs does', () => {
     expect(logRetention(30)).toBe(30);
     expect(() => logRetention(31)).toThrow(/logRetentionDays must be one of/);

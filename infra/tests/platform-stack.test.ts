@@ -144,7 +144,11 @@ describe('BerthPlatformStack: workspaces', () => {
       BERTH_SWEEP_INTERVAL: '10m',
       BERTH_SESSION_TTL: '2h',
       BERTH_LOG_LEVEL: 'info',
+      BERTH_DEV_SERVER_PORT: '3000',
     });
+    expect(container['PortMappings']).toEqual([
+      { Name: 'dev-server', ContainerPort: 3000, Protocol: 'tcp' },
+    ]);
     const logGroupId = resourcesOf(template, 'AWS::Logs::LogGroup').find(
       ([, props]) => props['LogGroupName'] === '/berth/workspace',
     )![0];
