@@ -2,7 +2,7 @@
 # One image recipe for every berth service, parameterized by the app:
 #   docker build --build-arg APP=discovery --target service .
 #   docker build --build-arg APP=workspace-agent --target workspace .
-# APP is one of discovery, session, reaper, task-watcher, workspace-agent. The target `service`
+# APP is one of discovery, session, reaper, task-watcher, webhooks, workspace-agent. The target `service`
 # is a plain Node image; `workspace` adds git and the /workspace mount point. Build context:
 # the repository root, filtered by .dockerignore (and further per app by infra/src/images.ts
 # when `cdk deploy` stages it).
@@ -21,6 +21,7 @@ COPY apps/local-runtime/package.json apps/local-runtime/
 COPY apps/reaper/package.json apps/reaper/
 COPY apps/session/package.json apps/session/
 COPY apps/task-watcher/package.json apps/task-watcher/
+COPY apps/webhooks/package.json apps/webhooks/
 COPY apps/workspace-agent/package.json apps/workspace-agent/
 COPY infra/package.json infra/
 COPY libs/adapters/dynamodb/package.json libs/adapters/dynamodb/
@@ -38,7 +39,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 # sources, owned by root and read-only to the service (the process cannot rewrite its code).
 FROM ${NODE_IMAGE} AS base
 ARG APP
-RUN test -n "${APP}" || (echo 'build-arg APP is required (discovery, session, reaper, task-watcher, workspace-agent)' >&2 && exit 1)
+RUN test -n "${APP}" || (echo 'build-arg APP is required (discovery, session, reaper, task-watcher, webhooks, workspace-agent)' >&2 && exit 1)
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app/node_modules ./node_modules

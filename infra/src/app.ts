@@ -4,7 +4,12 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { Env } from '@berth/domain';
 import { resolveInfraConfig } from './config.ts';
 import type { InfraConfig } from './config.ts';
-import { BerthReaperStack, BerthSessionStack, BerthTaskWatcherStack } from './consumer-stacks.ts';
+import {
+  BerthReaperStack,
+  BerthSessionStack,
+  BerthTaskWatcherStack,
+  BerthWebhooksStack,
+} from './consumer-stacks.ts';
 import { BerthDataStack } from './data-stack.ts';
 import { BerthDiscoveryStack } from './discovery-stack.ts';
 import { applyNagSuppressions } from './nag-suppressions.ts';
@@ -19,6 +24,7 @@ export const STACK_NAMES = {
   session: 'BerthSessionStack',
   reaper: 'BerthReaperStack',
   taskWatcher: 'BerthTaskWatcherStack',
+  webhooks: 'BerthWebhooksStack',
   operations: 'BerthOperationsStack',
 } as const;
 
@@ -32,6 +38,7 @@ export interface BerthApp {
     session: BerthSessionStack;
     reaper: BerthReaperStack;
     taskWatcher: BerthTaskWatcherStack;
+    webhooks: BerthWebhooksStack;
     operations: BerthOperationsStack;
   };
 }
@@ -80,6 +87,11 @@ export function buildApp(options: BuildOptions = {}): BerthApp {
     taskWatcher: new BerthTaskWatcherStack(app, STACK_NAMES.taskWatcher, {
       ...props,
       description: 'berth: the task watcher (task events and reconciliation)',
+    }),
+    webhooks: new BerthWebhooksStack(app, STACK_NAMES.webhooks, {
+      ...props,
+      description:
+        "berth: the webhook service (signed deliveries of lifecycle events to clients' webhooks)",
     }),
     operations: new BerthOperationsStack(app, STACK_NAMES.operations, {
       ...props,

@@ -101,6 +101,8 @@ export interface InfraConfig {
   session: ServiceSizing & { scaling: QueueScaling };
   reaper: ServiceSizing;
   taskWatcher: ServiceSizing & { scaling: QueueScaling };
+  /** The webhook service: one task is enough (deliveries wait on receivers, not on CPU). */
+  webhooks: ServiceSizing;
   alarms: AlarmThresholds;
 }
 
@@ -149,6 +151,7 @@ export const DEFAULT_INFRA_CONFIG: InfraConfig = {
     desiredCount: 1,
     scaling: { minCount: 1, maxCount: 3, backlogPerTask: 100 },
   },
+  webhooks: { cpu: 256, memoryMiB: 512, desiredCount: 1 },
   alarms: {
     maxLiveContainers: 50,
     startFailures: 1,
@@ -330,6 +333,7 @@ function validate(config: InfraConfig): void {
     ['session', config.session],
     ['reaper', config.reaper],
     ['taskWatcher', config.taskWatcher],
+    ['webhooks', config.webhooks],
   ];
   for (const [name, size] of sizing) {
     const fits = FARGATE_SIZES[size.cpu];

@@ -36,3 +36,17 @@ export class BerthTaskWatcherStack extends BerthServiceStack {
     });
   }
 }
+
+/**
+ * Delivers lifecycle events to clients' signed webhooks (docs/design.md, "Signed webhooks"):
+ * follows `berth-webhook-events`; one task. Its role reaches only the webhook
+ * table and that queue: it is the one service that sends requests where tenants point it.
+ */
+export class BerthWebhooksStack extends BerthServiceStack {
+  constructor(scope: Construct, id: string, props: BerthServiceStackProps) {
+    super(scope, id, props, {
+      service: 'webhooks',
+      sizing: props.config.webhooks,
+    });
+  }
+}

@@ -44,6 +44,12 @@ export const HISTORY_INDEXES: readonly GsiSpec[] = [
   { indexName: 'clientUser-index', partitionKey: 'clientUser', sortKey: 'at' },
   { indexName: 'day-index', partitionKey: 'day', sortKey: 'at' },
 ];
+/** The webhook table's indexes (libs/adapters/dynamodb tables.ts, WEBHOOK_INDEXES). */
+export const WEBHOOK_INDEXES: readonly GsiSpec[] = [
+  { indexName: 'client-index', partitionKey: 'clientId', sortKey: 'createdKey' },
+  { indexName: 'clientStatus-index', partitionKey: 'clientStatus', sortKey: 'createdKey' },
+  { indexName: 'due-index', partitionKey: 'dueKey', sortKey: 'nextAttemptAt' },
+];
 export const SESSION_INDEXES: readonly GsiSpec[] = [
   { indexName: 'container-index', partitionKey: 'containerId', sortKey: 'sessionId' },
   { indexName: 'thread-index', partitionKey: 'threadId', sortKey: 'sessionId' },
@@ -61,6 +67,9 @@ export class BerthDataStack extends Stack {
   readonly historyTable: dynamodb.Table;
   readonly historyQueue: sqs.Queue;
   readonly historyDlq: sqs.Queue;
+  readonly webhookTable: dynamodb.Table;
+  readonly webhookEventsQueue: sqs.Queue;
+  readonly webhookEventsDlq: sqs.Queue;
   readonly lifecycleQueue: sqs.Queue;
   readonly lifecycleDlq: sqs.Queue;
   readonly agentReportsQueue: sqs.Queue;
@@ -91,6 +100,9 @@ export class BerthDataStack extends Stack {
 
     // The lifecycle history (issue 18): one item per event, deleted by TTL after the retention.
     this.historyTable = this.table('HistoryTable', NAMES.historyTable, 'eventId', HISTORY_INDEXES);
+    // Webhook subscriptions (with their signing secrets) and deliveries. Encrypted at rest by
+    // DynamoDB as every table; the secrets are not encrypted again by berth (docs/design.md).
+    this.webhookTable = this.table('WebhookTable', NAMES.webhookTable, 'pk', WEBHOOK_INDEXES, 'sk');
 
     [this.lifecycleQueue, this.lifecycleDlq] = this.queueWithDlq(
       'Lifecycle',
@@ -132,6 +144,15 @@ export class BerthDataStack extends Stack {
     );
     this.lifecycleTopic.addSubscription(
       new subscriptions.SqsSubscription(this.historyQueue, { rawMessageDelivery: true }),
+    );
+    // The webhook service follows every lifecycle event through a queue of its own.
+    [this.webhookEventsQueue, this.webhookEventsDlq] = this.queueWithDlq(
+      'WebhookEvents',
+      NAMES.webhookEventsQueue,
+      NAMES.webhookEventsDlq,
+    );
+    this.lifecycleTopic.addSubscription(
+      new subscriptions.SqsSubscription(this.webhookEventsQueue, { rawMessageDelivery: true }),
     );
 
     this.authSecret = new secretsmanager.Secret(this, 'AuthSecret', {
@@ -186,6 +207,7 @@ export class BerthDataStack extends Stack {
       [PARAMS.agentReportsQueueUrl, this.agentReportsQueue.queueUrl],
       [PARAMS.taskEventsQueueArn, this.taskEventsQueue.queueArn],
       [PARAMS.taskEventsQueueUrl, this.taskEventsQueue.queueUrl],
+      [PARAMS.webhookTableArn, this.webhookTable.tableArn],
       [PARAMS.lifecycleTopicArn, this.lifecycleTopic.topicArn],
       [PARAMS.eventsKeyArn, this.eventsKey.keyArn],
       [PARAMS.authSecretArn, this.authSecret.secretArn],
@@ -204,10 +226,14 @@ export class BerthDataStack extends Stack {
     tableName: string,
     key: string,
     indexes: readonly GsiSpec[],
+    sortKey?: string,
   ): dynamodb.Table {
     const table = new dynamodb.Table(this, id, {
       tableName,
       partitionKey: { name: key, type: dynamodb.AttributeType.STRING },
+      ...(sortKey === undefined
+        ? {}
+        : { sortKey: { name: sortKey, type: dynamodb.AttributeType.STRING } }),
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       timeToLiveAttribute: 'expiresAt',
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },

@@ -11,6 +11,7 @@ export const IMAGE_APPS = [
   'session',
   'reaper',
   'task-watcher',
+  'webhooks',
   'workspace-agent',
 ] as const;
 export type ImageApp = (typeof IMAGE_APPS)[number];

@@ -62,6 +62,10 @@ function wildcardReasons(stack: Stack): Map<string, string> {
       'Query on the berth-history indexes (container-index, session-index, client-index, clientUser-index, day-index): discovery reads the lifecycle history through its own indexes only.',
     ],
     [
+      arns.tableIndexes(NAMES.webhookTable),
+      'Query on the berth-webhooks indexes (client-index, clientStatus-index, due-index): one table, its own indexes only.',
+    ],
+    [
       arns.workspaceTaskDefinitions(),
       'RunTask on any revision of the berth-workspace family (a new revision appears with every platform deploy), and only in the berth cluster (ecs:cluster condition).',
     ],

@@ -20,6 +20,11 @@ export const NAMES = {
   historyTable: 'berth-history',
   historyQueue: 'berth-history-events',
   historyDlq: 'berth-history-events-dlq',
+  /** Signed webhooks: subscriptions and deliveries (docs/design.md, "Signed webhooks"). */
+  webhookTable: 'berth-webhooks',
+  /** The webhook service's subscription to the lifecycle topic. */
+  webhookEventsQueue: 'berth-webhook-events',
+  webhookEventsDlq: 'berth-webhook-events-dlq',
   lifecycleTopic: 'berth-lifecycle-events',
   alarmTopic: 'berth-alarms',
   taskStateRule: 'berth-task-state-changes',
@@ -49,9 +54,11 @@ export const SHARED_QUEUES = [
   NAMES.taskEventsDlq,
   NAMES.historyQueue,
   NAMES.historyDlq,
+  NAMES.webhookEventsQueue,
+  NAMES.webhookEventsDlq,
 ] as const;
 
-export const SERVICES = ['discovery', 'session', 'reaper', 'task-watcher'] as const;
+export const SERVICES = ['discovery', 'session', 'reaper', 'task-watcher', 'webhooks'] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 /** Service name as ECS and the logs know it. */
@@ -74,6 +81,7 @@ export const PARAMS = {
   agentReportsQueueUrl: '/berth/data/agent-reports-queue-url',
   taskEventsQueueArn: '/berth/data/task-events-queue-arn',
   taskEventsQueueUrl: '/berth/data/task-events-queue-url',
+  webhookTableArn: '/berth/data/webhooks-table-arn',
   lifecycleTopicArn: '/berth/data/lifecycle-topic-arn',
   eventsKeyArn: '/berth/data/events-key-arn',
   authSecretArn: '/berth/data/auth-secret-arn',

@@ -21,6 +21,7 @@ import type { ServiceName } from './names.ts';
  *                 a `container.stop` must reach the task through the reaper
  *   reaper        stops idle and stuck containers, reconciles (lists); never starts them
  *   task-watcher  follows task events, reconciles, stops orphans; never starts them
+ *   webhooks      none: it reads lifecycle events and POSTs them to clients' webhooks
  */
 
 /**
@@ -50,8 +51,11 @@ export const WORKSPACE_QUEUE_ACTIONS = [...CONSUMER_ACTIONS, 'sqs:SendMessage'] 
 const STORE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'] as const;
 
 export interface ServicePolicyContext {
-  /** The lifecycle topic's key, published by the data stack in SSM. */
-  eventsKeyArn: string;
+  /**
+   * The lifecycle topic's key, published by the data stack in SSM; looked up only by a role
+   * that publishes (an unused SSM parameter is a template warning).
+   */
+  eventsKeyArn: () => string;
   /** The workspace task definition's size: a RunTask may not override it. */
   workspaceSize: { cpu: number; memoryMiB: number };
   /** The warm pool's size: above 0 its grants are added (POOL_STATEMENTS). */
@@ -93,7 +97,7 @@ const statement = {
     new iam.PolicyStatement({
       sid: 'EncryptLifecycleEvents',
       actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
-      resources: [context.eventsKeyArn],
+      resources: [context.eventsKeyArn()],
     }),
   consume:
     (sid: string, queueName: string): StatementFactory =>
@@ -262,6 +266,41 @@ const statement = {
       actions: ['sqs:ListQueues'],
       resources: ['*'],
     }),
+  // Signed webhooks (docs/design.md): discovery keeps the subscriptions and lists deliveries;
+  // the webhook service reads subscriptions, queues, claims, moves and lists deliveries (a
+  // finished one moves in a transaction: Delete and Put, and a new one is condition-checked).
+  manageWebhooks: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'ManageWebhooks',
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+      resources: [arns.table(NAMES.webhookTable)],
+    }),
+  queryWebhookIndexes: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'QueryWebhookIndexes',
+      actions: ['dynamodb:Query'],
+      resources: [arns.tableIndexes(NAMES.webhookTable)],
+    }),
+  deliverWebhooks: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'DeliverWebhooks',
+      actions: [
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:ConditionCheckItem',
+        // A container's stream is read from the table itself (its head, consistently).
+        'dynamodb:Query',
+      ],
+      resources: [arns.table(NAMES.webhookTable)],
+    }),
+  findWebhookEventsQueue: (): StatementFactory => (arns) =>
+    new iam.PolicyStatement({
+      sid: 'FindWebhookEventsQueue',
+      actions: ['sqs:GetQueueUrl'],
+      resources: [arns.queue(NAMES.webhookEventsQueue)],
+    }),
   // `berth-*` matches the shared queues too: deleting one would stop berth.
   neverDeleteSharedQueues: (): StatementFactory => (arns) =>
     new iam.PolicyStatement({
@@ -317,6 +356,9 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
       'sqs:DeleteQueue',
     ]),
     statement.readHistory(),
+    // `/v1/webhooks/{clientId}` and its deliveries.
+    statement.manageWebhooks(),
+    statement.queryWebhookIndexes(),
   ],
   session: [
     statement.readWriteTables(),
@@ -389,6 +431,14 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     // reaper's idle decision reads that, not the watcher).
     statement.containerQueues('RetireContainerQueues', ['sqs:DeleteQueue']),
     statement.neverDeleteSharedQueues(),
+  ],
+  // It sends requests to addresses tenants choose, so it holds nothing else: no container
+  // table, no ECS, no topic, no other queue.
+  webhooks: [
+    statement.deliverWebhooks(),
+    statement.queryWebhookIndexes(),
+    statement.findWebhookEventsQueue(),
+    statement.consume('ConsumeWebhookEvents', NAMES.webhookEventsQueue),
   ],
 };
 

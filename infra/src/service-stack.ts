@@ -74,7 +74,7 @@ export abstract class BerthServiceStack extends Stack {
     const name = ecsServiceName(service);
     this.serviceName = service;
     this.policyStatements = servicePolicyStatements(service, this.arns, {
-      eventsKeyArn: this.ssmValue(PARAMS.eventsKeyArn),
+      eventsKeyArn: () => this.ssmValue(PARAMS.eventsKeyArn),
       workspaceSize: props.config.workspace,
       poolSize: props.config.pool.size,
     });

@@ -17,6 +17,7 @@ const STACKS = [
   'BerthSessionStack',
   'BerthReaperStack',
   'BerthTaskWatcherStack',
+  'BerthWebhooksStack',
   'BerthOperationsStack',
 ];
 
@@ -113,7 +114,7 @@ describe('the app synthesized the way the CDK CLI does it', () => {
   });
 
   test('each image context holds the manifests and its own sources, nothing else', () => {
-    const apps = ['discovery', 'session', 'reaper', 'task-watcher', 'workspace-agent'];
+    const apps = ['discovery', 'session', 'reaper', 'task-watcher', 'webhooks', 'workspace-agent'];
     const seen = new Set<string>();
     for (const stack of STACKS) {
       const assets = JSON.parse(readFileSync(join(outdir, `${stack}.assets.json`), 'utf8')) as {
@@ -139,7 +140,7 @@ describe('the app synthesized the way the CDK CLI does it', () => {
         const context = join(outdir, source.directory);
         const files = filesUnder(context);
         const allowed = new RegExp(
-          `^(\\.dockerignore|Dockerfile|package(-lock)?\\.json|(apps|libs|libs/adapters)/[^/]+/package\\.json|(infra|tools)/package\\.json|apps/${app}/src/.+|libs/(domain|core|platform|adapters/[^/]+)/src/.+)$`,
+          `^(\\.dockerignore|Dockerfile|package(-lock)?\\.json|(apps|libs|libs/adapters)/[^/]+/package\\.json|(infra|tools)/package\\.json|apps/${app}/src/.+|libs/(domain|core|platform|webhook-signature|adapters/[^/]+)/src/.+)$`,
         );
         expect(files.filter((file) => !allowed.test(file))).toEqual([]);
         expect(files.filter((file) => /node_modules|\.test\.ts$|(^|\/)tests\//.test(file))).toEqual(
@@ -234,7 +235,14 @@ describe('the Dockerfile', () => {
   };
 
   test('one file for every service: multi-stage, Node 24, npm ci --omit=dev, APP a build argument', () => {
-    for (const app of ['discovery', 'session', 'reaper', 'task-watcher', 'workspace-agent']) {
+    for (const app of [
+      'discovery',
+      'session',
+      'reaper',
+      'task-watcher',
+      'webhooks',
+      'workspace-agent',
+    ]) {
       expect(existsSync(join(root, 'apps', app, 'Dockerfile'))).toBe(false);
     }
     expect(lines).toContain('ARG NODE_IMAGE=node:24-slim');

@@ -21,8 +21,10 @@ function logicalIdOf(type: string, name: string, nameProperty: string): string {
 
 describe('BerthDataStack', () => {
   test('holds exactly the stateful resources', () => {
-    template.resourceCountIs('AWS::DynamoDB::Table', 3);
-    template.resourceCountIs('AWS::SQS::Queue', 8);
+    template.resourceCountIs('AWS::DynamoDB::Table', 4);
+    template.resourceCountIs('AWS::SQS::Queue', 10);
+    // The history's queue and the webhook service's follow the topic.
+    template.resourceCountIs('AWS::SNS::Subscription', 2);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     template.resourceCountIs('AWS::KMS::Key', 1);
     template.resourceCountIs('AWS::SecretsManager::Secret', 2);
@@ -112,6 +114,7 @@ describe('BerthDataStack', () => {
     ['berth-agent-reports', 'berth-agent-reports-dlq'],
     ['berth-task-events', 'berth-task-events-dlq'],
     ['berth-history-events', 'berth-history-events-dlq'],
+    ['berth-webhook-events', 'berth-webhook-events-dlq'],
   ])(
     'queue %s: dead letters to %s after 5 receives, encrypted, TLS only, retained',
     (queueName, dlqName) => {
@@ -165,6 +168,8 @@ describe('BerthDataStack', () => {
       'berth-lifecycle-commands-dlq',
       'berth-task-events',
       'berth-task-events-dlq',
+      'berth-webhook-events',
+      'berth-webhook-events-dlq',
     ]);
     const rules = resourcesOf(template, 'AWS::Events::Rule');
     expect(rules.map(([, props]) => props['Name'])).toEqual(['berth-task-state-changes']);

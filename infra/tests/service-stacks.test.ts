@@ -36,6 +36,8 @@ const SHARED_QUEUES = [
   'berth-task-events-dlq',
   'berth-history-events',
   'berth-history-events-dlq',
+  'berth-webhook-events',
+  'berth-webhook-events-dlq',
 ];
 const CONSUMER = ['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage'];
 const STORE = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'];
@@ -165,6 +167,7 @@ const stacks = (): [string, Stack][] => [
   ['session', app.stacks.session],
   ['reaper', app.stacks.reaper],
   ['task-watcher', app.stacks.taskWatcher],
+  ['webhooks', app.stacks.webhooks],
 ];
 
 describe('task roles: the exact statements of each service', () => {
@@ -199,6 +202,33 @@ describe('task roles: the exact statements of each service', () => {
         'sqs:DeleteQueue',
       ]),
       allow('QueryLifecycleHistory', ['dynamodb:Query'], [`${table('berth-history')}/index/*`]),
+      allow(
+        'ManageWebhooks',
+        ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+        [table('berth-webhooks')],
+      ),
+      allow('QueryWebhookIndexes', ['dynamodb:Query'], [`${table('berth-webhooks')}/index/*`]),
+    ]);
+  });
+
+  test('webhooks: its table and its queue, nothing else (it sends where tenants point it)', () => {
+    const template = app.template(app.stacks.webhooks);
+    expect(taskRoleStatements(template)).toEqual([
+      allow(
+        'DeliverWebhooks',
+        [
+          'dynamodb:GetItem',
+          'dynamodb:PutItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:DeleteItem',
+          'dynamodb:ConditionCheckItem',
+          'dynamodb:Query',
+        ],
+        [table('berth-webhooks')],
+      ),
+      allow('QueryWebhookIndexes', ['dynamodb:Query'], [`${table('berth-webhooks')}/index/*`]),
+      allow('FindWebhookEventsQueue', ['sqs:GetQueueUrl'], [queue('berth-webhook-events')]),
+      allow('ConsumeWebhookEvents', CONSUMER, [queue('berth-webhook-events')]),
     ]);
   });
 
@@ -325,6 +355,7 @@ describe('services', () => {
     ['session', undefined],
     ['reaper', 1],
     ['task-watcher', undefined],
+    ['webhooks', 1],
   ] as const)(
     '%s: one Fargate service in the private subnets, its image, its logs',
     (service, desiredCount) => {

@@ -75,7 +75,9 @@ async function stopAll(code: number): Promise<never> {
   // Front doors first, then the runtime (agents save their workspaces and report), then the
   // watcher that records those reports, then the engines.
   await Promise.all(
-    ['discovery', 'preview-gateway', 'session', 'reaper'].flatMap(byName).map((s) => s.stop()),
+    ['discovery', 'preview-gateway', 'session', 'reaper', 'webhooks']
+      .flatMap(byName)
+      .map((s) => s.stop()),
   );
   await Promise.all(byName('local-runtime').map((s) => s.stop(config.shutdownGraceMs + 10_000)));
   await Promise.all(byName('task-watcher').map((s) => s.stop()));
@@ -136,6 +138,11 @@ try {
     // Every container serves its workspace (docs/contract.md, "The dev server") unless the
     // environment names another dev server, or none (set and empty).
     BERTH_DEV_SERVER_COMMAND: process.env.BERTH_DEV_SERVER_COMMAND ?? STATIC_SITE_COMMAND,
+    // Webhooks may be plain http to this machine's loopback (a receiver under development);
+    // nothing else private, as in production.
+    BERTH_WEBHOOK_ALLOW_HTTP: process.env.BERTH_WEBHOOK_ALLOW_HTTP?.trim() || 'true',
+    BERTH_WEBHOOK_ALLOWED_NETWORKS:
+      process.env.BERTH_WEBHOOK_ALLOWED_NETWORKS?.trim() || '127.0.0.1/32,::1/128',
   };
   // Fault injection (the soak test, tools/src/soak): when these are set, the berth services
   // reach DynamoDB and SQS/SNS through them (fault proxies) instead of the engines, while the
@@ -170,6 +177,7 @@ try {
   start('task-watcher', 'apps/task-watcher/src/main.ts');
   start('session', 'apps/session/src/main.ts');
   start('reaper', 'apps/reaper/src/main.ts');
+  start('webhooks', 'apps/webhooks/src/main.ts');
   const discovery = start('discovery', 'apps/discovery/src/main.ts');
   const gateway = start('preview-gateway', 'apps/preview-gateway/src/main.ts');
   const discoveryUrl = `http://127.0.0.1:${config.httpPort}`;

@@ -40,3 +40,9 @@ export {
   renewHeartbeat,
 } from './owned-subscriptions.ts';
 export type { AbandonedSubscriptionsOptions } from './owned-subscriptions.ts';
+export {
+  WEBHOOK_EVENTS_DLQ,
+  WEBHOOK_EVENTS_QUEUE,
+  ensureWebhookEventsQueue,
+  resolveWebhookEventsQueue,
+} from './webhook-events-queue.ts';
