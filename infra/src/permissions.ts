@@ -212,7 +212,10 @@ const statement = {
     new iam.PolicyStatement({
       sid: 'FindSharedQueues',
       actions: ['sqs:GetQueueUrl'],
-      resources: SHARED_QUEUES.map((name) => arns.queue(name)),
+      // The webhook service finds its own queue (FindWebhookEventsQueue); no other looks it up.
+      resources: SHARED_QUEUES.filter(
+        (name) => name !== NAMES.webhookEventsQueue && name !== NAMES.webhookEventsDlq,
+      ).map((name) => arns.queue(name)),
     }),
   // The lifecycle history (issue 18): the task watcher keeps each event with one conditional
   // put (idempotent by eventId; TTL deletes), and reads nothing back.

@@ -194,26 +194,31 @@ describe('BerthDataStack', () => {
     );
   });
 
-  test('the lifecycle topic delivers raw to berth-history-events, its only subscription', () => {
-    const queueId = logicalIdOf('AWS::SQS::Queue', 'berth-history-events', 'QueueName');
-    const subscriptions = resourcesOf(template, 'AWS::SNS::Subscription');
-    expect(subscriptions).toHaveLength(1);
-    const [, subscription] = subscriptions[0]!;
-    expect(subscription['Protocol']).toBe('sqs');
-    expect(subscription['RawMessageDelivery']).toBe(true);
-    expect(render(subscription['Endpoint'])).toBe(`<${queueId}.Arn>`);
-    const policies = resourcesOf(template, 'AWS::SQS::QueuePolicy').filter(([, props]) =>
-      (props['Queues'] as unknown[]).some((queue) => render(queue) === `<${queueId}>`),
-    );
-    expect(
-      renderStatements((policies[0]![1]['PolicyDocument'] as { Statement: unknown[] }).Statement),
-    ).toContainEqual(
-      expect.objectContaining({
-        Effect: 'Allow',
-        Action: ['sqs:SendMessage'],
-      }),
-    );
-  });
+  test.each(['berth-history-events', 'berth-webhook-events'])(
+    'the lifecycle topic delivers raw to %s (its only subscriptions are these two)',
+    (queueName) => {
+      const queueId = logicalIdOf('AWS::SQS::Queue', queueName, 'QueueName');
+      const subscriptions = resourcesOf(template, 'AWS::SNS::Subscription');
+      expect(subscriptions).toHaveLength(2);
+      const [, subscription] = subscriptions.find(
+        ([, props]) => render(props['Endpoint']) === `<${queueId}.Arn>`,
+      )!;
+      expect(subscription['Protocol']).toBe('sqs');
+      expect(subscription['RawMessageDelivery']).toBe(true);
+      expect(render(subscription['Endpoint'])).toBe(`<${queueId}.Arn>`);
+      const policies = resourcesOf(template, 'AWS::SQS::QueuePolicy').filter(([, props]) =>
+        (props['Queues'] as unknown[]).some((queue) => render(queue) === `<${queueId}>`),
+      );
+      expect(
+        renderStatements((policies[0]![1]['PolicyDocument'] as { Statement: unknown[] }).Statement),
+      ).toContainEqual(
+        expect.objectContaining({
+          Effect: 'Allow',
+          Action: ['sqs:SendMessage'],
+        }),
+      );
+    },
+  );
 
   test('ECS task state changes of the berth cluster only go to berth-task-events', () => {
     const queueId = logicalIdOf('AWS::SQS::Queue', 'berth-task-events', 'QueueName');

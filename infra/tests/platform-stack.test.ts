@@ -252,6 +252,8 @@ describe('BerthPlatformStack: workspaces', () => {
           'berth-agent-reports-dlq',
           'berth-task-events',
           'berth-task-events-dlq',
+          'berth-history-events',
+          'berth-history-events-dlq',
           'berth-webhook-events',
           'berth-webhook-events-dlq',
         ].map(queueArn),

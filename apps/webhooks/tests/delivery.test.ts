@@ -79,7 +79,7 @@ class Receiver {
 async function until(
   what: string,
   condition: () => boolean | Promise<boolean>,
-  timeoutMs = 20_000,
+  timeoutMs = 60_000,
 ) {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
@@ -161,7 +161,7 @@ describe('webhook delivery', () => {
   beforeAll(async () => {
     service = await startService({
       BERTH_WEBHOOK_RETRY_BASE: '50ms',
-      BERTH_WEBHOOK_TIMEOUT: '20s',
+      BERTH_WEBHOOK_TIMEOUT: '5m',
       BERTH_WEBHOOK_CONCURRENCY_PER_CLIENT: '2',
     });
   });
@@ -261,7 +261,7 @@ describe('webhook delivery', () => {
   });
 
   it("a receiver that never answers does not delay another client's deliveries", async () => {
-    // Arrange: the silent client holds both its lanes (concurrency 2) with a 20 s timeout.
+    // Arrange: the silent client holds both its lanes (concurrency 2) with a 5 min timeout.
     const silent = clientId();
     const busy = clientId();
     const { receiver: silentHook, url: silentUrl } = await receiver();
