@@ -3,6 +3,7 @@ import { registerContainers } from './commands/containers.ts';
 import { registerDiscover } from './commands/discover.ts';
 import { registerPrewarm } from './commands/prewarm.ts';
 import { registerEvents } from './commands/events.ts';
+import { registerHistory } from './commands/history.ts';
 import { registerMessages } from './commands/messages.ts';
 import { registerPolicy } from './commands/policy.ts';
 import { registerSend } from './commands/send.ts';
@@ -36,6 +37,7 @@ export async function runCli(program: Command, argv: string[]): Promise<void> {
   registerMessages(program, ctx);
   registerSend(program, ctx);
   registerEvents(program, ctx);
+  registerHistory(program, ctx);
   registerToken(program, ctx);
   registerPolicy(program, ctx);
 

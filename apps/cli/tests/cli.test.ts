@@ -78,10 +78,12 @@ describe('berth --help', () => {
       'sessions',
       'send',
       'events',
+      'history',
+      'usage',
       'token',
     ])
       expect(top.stdout).toContain(command);
-    for (const command of ['ls', 'get', 'stop'])
+    for (const command of ['ls', 'get', 'stop', 'history'])
       expect(containers.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
     for (const command of ['ls', 'get', 'assign', 'release', 'touch'])
       expect(sessions.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
@@ -352,6 +354,47 @@ describe('containers stop', () => {
     const { container } = json<{ container: ContainerJson }>(after);
     expect(['terminating', 'stopped']).toContain(container.status);
     expect(container.stopReason).toBe('manual:cli test');
+  });
+
+  it('shows the stopped generation, its events and the usage from the lifecycle history', async () => {
+    // Prepare: the task watcher keeps the stop once it is published (a few seconds).
+    type Generations = { generations: Array<{ status: string; stopReason: string | null }> };
+    let history: Run | undefined;
+    for (const deadline = Date.now() + 90_000; Date.now() < deadline;) {
+      history = await berth('--json', 'containers', 'history', 'acme.web.ann');
+      if (history.code === 0 && json<Generations>(history).generations[0]?.status === 'stopped')
+        break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+
+    // Act
+    const words = await berth('containers', 'history', 'acme.web.ann');
+    const events = await berth(
+      '--json',
+      'history',
+      '--container',
+      'acme.web.ann',
+      '--type',
+      'container.*',
+    );
+    const usage = await berth('usage', '--client', 'acme');
+    const bad = await berth('history', '--type', 'container.nope');
+
+    // Assess
+    expect(json<Generations>(history!).generations[0]).toMatchObject({
+      status: 'stopped',
+      stopReason: 'manual:cli test',
+    });
+    expect(words.stdout).toMatch(/^GEN\s+STATUS/);
+    expect(words.stdout).toContain('manual:cli test');
+    const types = json<{ events: BerthEvent[] }>(events).events.map((event) => event.type);
+    expect(types[0]).toBe('container.stopped');
+    expect(types).toContain('container.created');
+    expect(usage.code).toBe(0);
+    expect(usage.stdout).toMatch(/^DAY\s+CLIENT\s+PROJECT/);
+    expect(usage.stdout).toMatch(/acme\s+web\s+\d+\.\d{3}/);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('type');
   });
 });
 

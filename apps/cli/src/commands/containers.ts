@@ -2,6 +2,7 @@ import type { ContainerJson } from '@berth/domain';
 import { Option, type Command } from 'commander';
 import { idPart, integer } from '../arguments.ts';
 import type { CliContext } from '../context.ts';
+import { registerContainerHistory } from './history.ts';
 import { CONTAINER_HEADERS, containerLines, containerRow, table } from '../output.ts';
 
 export function registerContainers(program: Command, ctx: CliContext): void {
@@ -81,4 +82,5 @@ export function registerContainers(program: Command, ctx: CliContext): void {
         );
       ctx.out().print(body, () => `stopping\n${containerLines(body.container)}`);
     });
+  registerContainerHistory(containers, ctx);
 }
