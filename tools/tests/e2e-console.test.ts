@@ -230,8 +230,14 @@ describe('the console in a headless browser', () => {
       await screenshot(page, 'container');
 
       page.once('dialog', (dialog) => void dialog.accept());
+      const stopAnswer = page.waitForResponse((response) => response.url().endsWith('/stop'));
       await page.focus('#stop');
       await page.keyboard.press('Enter');
+      const stopped = await stopAnswer;
+      expect([stopped.status(), stopped.status() === 200 ? '' : await stopped.text()]).toEqual([
+        200,
+        '',
+      ]);
       await page.waitForSelector('#flash');
       expect(await page.textContent('#flash')).toContain('Stop requested');
 
@@ -246,30 +252,33 @@ describe('the console in a headless browser', () => {
       expect(await page.textContent('.facts')).toContain('manual:console: by');
       expect(await page.locator('#stop').count()).toBe(0);
 
-      // Its history: from the lifecycle history route when this deployment has it. The
-      // history is written by another service from its own queue, so it may trail the event
-      // that made the page live: the page is reloaded until it shows the stop.
-      const history = await http(stack, 'GET', `/v1/containers/${IDLE_ID}/history`);
-      if (history.status === 404 && JSON.stringify(history.body).includes('no route')) {
-        // Item 1 of issue 18 has not landed: the page says so instead of showing nothing.
-        expect(await page.textContent('[data-missing="history"]')).toContain('not available');
-      } else {
-        await eventually('the stop in the history on the page', async () => {
-          await page.reload();
-          const text = (await page.textContent('#history-table').catch(() => null)) ?? '';
-          return text.includes('manual:console') ? text : undefined;
-        });
-        expect(await page.textContent('#history-table tr[data-generation="1"] [data-status]')).toBe(
-          'stopped',
-        );
-      }
+      // Its history (GET /v1/containers/{id}/history). The history is written by another
+      // service from its own queue, so it may trail the event that made the page live: the
+      // page is reloaded until it shows the stop.
+      await eventually('the stop in the history on the page', async () => {
+        await page.reload();
+        const text = (await page.textContent('#history-table').catch(() => null)) ?? '';
+        return text.includes('manual:console') ? text : undefined;
+      });
+      const generation = '#history-table tr[data-generation="1"]';
+      expect(await page.textContent(`${generation} [data-status]`)).toBe('stopped');
+      expect(await page.textContent(`${generation} td[data-label="By"]`)).toContain('manual');
+      expect(await page.textContent(`${generation} td[data-label="Events"]`)).toContain(
+        'container.stopped',
+      );
       await screenshot(page, 'container-stopped');
 
       // The tenant view: its live containers (bob's), usage and its webhook.
       await page.click(`.crumbs a[href="/console/clients/${IDLE.clientId}"]`);
       await page.waitForURL(`**/console/clients/${IDLE.clientId}`);
       expect(await page.textContent('#live')).toContain(BUSY_ID.split('.').slice(1).join(' / '));
-      expect(await page.locator('#usage').count()).toBe(1);
+      // Usage from the history: bob's session today (the container-hours are fractions of one).
+      expect(await page.textContent('#hours-today')).toMatch(/^(< )?\d+\.\d{2}$/);
+      await eventually("bob's session in the usage on the page", async () => {
+        if ((await page.textContent('#sessions-today')) === '1') return true;
+        await page.reload();
+        return undefined;
+      });
       expect(await page.textContent('section[aria-labelledby="deliveries"]')).toContain(
         `${receiverUrl}/acme`,
       );

@@ -90,6 +90,7 @@ export function page(frame: PageFrame): string {
               : ''
           }
         </header>
+        <div id="flash-area" class="flash-area" role="status" aria-live="polite"></div>
         ${live}
       </body>
     </html>`.text;
@@ -123,6 +124,13 @@ const LIVE_STATUSES = new Set(['starting', 'running', 'terminating']);
 
 export function isLive(container: Pick<ContainerJson, 'status'>): boolean {
   return LIVE_STATUSES.has(container.status);
+}
+
+/** `2026-12-01 14:17:54Z`: a UTC instant that reads at a glance and does not wrap. */
+export function when(iso: string | null | undefined): Html {
+  if (!iso) return html`<span class="muted">—</span>`;
+  const text = iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  return html`<time class="when num" datetime="${iso}">${text}</time>`;
 }
 
 /** Whole seconds to `until` from `now`, never negative. */
@@ -323,23 +331,23 @@ export function historyTable(history: HistoryJson): Html {
           html`<tr data-generation="${g.generation}">
             <td data-label="Gen." class="n num">${g.generation}</td>
             <td data-label="Status">${statusBadge(g.status)}</td>
-            <td data-label="Started">${orDash(g.startedAt ?? g.createdAt)}</td>
-            <td data-label="Stopped">${orDash(g.stoppedAt)}</td>
+            <td data-label="Started">${when(g.startedAt ?? g.createdAt)}</td>
+            <td data-label="Stopped">${when(g.stoppedAt)}</td>
             <td data-label="Ran for" class="num">${orDash(formatDuration(g.durationSeconds))}</td>
             <td data-label="Why">${orDash(g.stopReason)}</td>
-            <td data-label="By" class="mono">
-              ${orDash(g.stoppedBy?.commandId ?? g.stoppedBy?.reason)}
+            <td data-label="By">
+              ${orDash(g.stoppedBy?.reason)}
+              ${
+                g.stoppedBy?.commandId
+                  ? html`<br /><span class="mono muted">${g.stoppedBy.commandId}</span>`
+                  : ''
+              }
             </td>
             <td data-label="Events">
               <details>
                 <summary>${g.events.length} event${g.events.length === 1 ? '' : 's'}</summary>
                 <ol class="events">
-                  ${g.events.map(
-                    (e) =>
-                      html`<li>
-                        <time datetime="${e.occurredAt}">${e.occurredAt}</time> ${e.type}
-                      </li>`,
-                  )}
+                  ${g.events.map((e) => html`<li>${when(e.occurredAt)} ${e.type}</li>`)}
                 </ol>
               </details>
             </td>
@@ -366,7 +374,8 @@ export interface UsageJson {
   totals: { containerHours: number; sessions: number; generations: number };
 }
 
-const hours = (value: number) => value.toFixed(2);
+/** Two decimals; a little that rounds to nothing still shows it is not nothing. */
+const hours = (value: number) => (value > 0 && value < 0.005 ? '< 0.01' : value.toFixed(2));
 
 /** Today's and this month's figures from one month-to-date answer, then per project. */
 export function usageSummary(usage: UsageJson, today: string): Html {
@@ -391,7 +400,7 @@ export function usageSummary(usage: UsageJson, today: string): Html {
       </div>
       <div>
         <dt>Sessions today</dt>
-        <dd class="num">${sum(todays, (d) => d.sessions)}</dd>
+        <dd class="num" id="sessions-today">${sum(todays, (d) => d.sessions)}</dd>
       </div>
       <div>
         <dt>Sessions this month</dt>
@@ -467,8 +476,8 @@ function deliveryTable(deliveries: readonly DeliveryJson[], id: string): Html {
             <td data-label="When">
               ${
                 d.status === 'pending' && d.nextAttemptAt
-                  ? html`next ${d.nextAttemptAt}`
-                  : orDash(d.deliveredAt ?? d.deadAt ?? d.lastAttemptAt)
+                  ? html`next ${when(d.nextAttemptAt)}`
+                  : when(d.deliveredAt ?? d.deadAt ?? d.lastAttemptAt)
               }
             </td>
           </tr>`,
@@ -512,7 +521,15 @@ export function containerBody(view: ContainerView): Html {
       <a href="/console/clients/${encodeURIComponent(c.clientId)}">${c.clientId}</a> ›
     </p>
     <h1 class="mono">${c.containerId}</h1>
-    ${view.flash ? html`<p class="flash" role="status" id="flash">${view.flash}</p>` : ''}
+    ${
+      view.flash
+        ? // Out of band (htmx): into #flash-area, outside the live region, so the reload that
+          // the stop's own events cause does not wipe the message away.
+          html`<div id="flash-area" hx-swap-oob="true">
+            <p class="flash" id="flash">${view.flash}</p>
+          </div>`
+        : ''
+    }
     <dl class="facts">
       ${field('Status', statusBadge(c.status))}
       ${field('Generation', html`<span class="num">${c.generation}</span>`)}
@@ -520,8 +537,8 @@ export function containerBody(view: ContainerView): Html {
       ${field('Idle stop in', countdown(c.idleStopAt, view.now, 'idle stop at'))}
       ${field('Kept alive by', keptAlive(c.keptAliveBy))}
       ${field('Expires in', countdown(c.expiresAt, view.now, 'expires at'))}
-      ${field('Started', c.startedAt)} ${field('Last activity', c.lastActivityAt)}
-      ${field('Stopped', c.stoppedAt)} ${field('Stop reason', c.stopReason)}
+      ${field('Started', when(c.startedAt))} ${field('Last activity', when(c.lastActivityAt))}
+      ${field('Stopped', when(c.stoppedAt))} ${field('Stop reason', c.stopReason)}
       ${field('Task', c.taskArn)} ${field('From warm pool', c.fromPool ? 'yes' : 'no')}
     </dl>
     ${
@@ -561,8 +578,8 @@ export function containerBody(view: ContainerView): Html {
                       <td data-label="Session" class="mono">${s.sessionId}</td>
                       <td data-label="Thread" class="mono">${s.threadId}</td>
                       <td data-label="Status">${statusBadge(s.status)}</td>
-                      <td data-label="Assigned">${s.assignedAt}</td>
-                      <td data-label="Last activity">${s.lastActivityAt}</td>
+                      <td data-label="Assigned">${when(s.assignedAt)}</td>
+                      <td data-label="Last activity">${when(s.lastActivityAt)}</td>
                     </tr>`,
                 )}
               </tbody>
