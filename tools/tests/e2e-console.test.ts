@@ -268,7 +268,7 @@ describe('the console in a headless browser', () => {
       );
       await screenshot(page, 'container-stopped');
 
-      // The tenant view: its live containers (bob's), usage and its webhook.
+      // The tenant view: its live containers (bob's), usage, its webhook and its deliveries.
       await page.click(`.crumbs a[href="/console/clients/${IDLE.clientId}"]`);
       await page.waitForURL(`**/console/clients/${IDLE.clientId}`);
       expect(await page.textContent('#live')).toContain(BUSY_ID.split('.').slice(1).join(' / '));
@@ -282,6 +282,15 @@ describe('the console in a headless browser', () => {
       expect(await page.textContent('section[aria-labelledby="deliveries"]')).toContain(
         `${receiverUrl}/acme`,
       );
+      // The webhook service delivered the stop to the receiver, and the page lists it.
+      await eventually('the delivered container.stopped on the page', async () => {
+        const rows = await page
+          .locator('#recent-deliveries tbody tr', { hasText: 'container.stopped' })
+          .allTextContents();
+        if (rows.some((row) => row.includes(IDLE_ID) && row.includes('delivered'))) return true;
+        await page.reload();
+        return undefined;
+      });
       await screenshot(page, 'tenant');
 
       // Signing out clears the cookie: the console is the login form again.
