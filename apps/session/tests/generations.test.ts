@@ -68,6 +68,7 @@ describe('the next generation waits for the previous task', () => {
     // Act: a new session arrives; then the old task ends (the reaper's reconciliation stops
     // the task of a closed record) and the session is delivered again
     const whileAlive = await deliver(assignBody('s2', key, 'assign-s2'));
+    const recordWhileAlive = await store.getContainer(containerId);
     await service.useCases.reaper.reconcile();
     const stopped = liveTasks().map((t) => t.lastStatus);
     await taskEvent(service, first?.taskArn ?? '', 'STOPPED');
@@ -76,6 +77,12 @@ describe('the next generation waits for the previous task', () => {
     // Assess: never two tasks of one containerId alive at once
     expect(mostAlive).toBe(1);
     expect(whileAlive).toBe('retry');
+    // The record says the truth meanwhile: stopping (not final) while its task still runs
+    expect(recordWhileAlive).toMatchObject({
+      generation: 1,
+      status: 'terminating',
+      stopReason: 'lost:it has no queues',
+    });
     expect(stopped).toEqual(['STOPPING']);
     expect(afterwards).toBe('done');
     expect(await store.getContainer(containerId)).toMatchObject({
@@ -83,5 +90,13 @@ describe('the next generation waits for the previous task', () => {
       sessions: ['s2'],
     });
     expect(liveTasks().map((t) => t.generation)).toEqual([2]);
+    // Generation 1 ended once its task had: stopped, for the lost queues
+    expect(
+      publisher.events
+        .filter((event) => event.eventId === `${containerId}#1/container.stopped`)
+        .map((event) => (event.payload as { container: { stopReason: string } }).container),
+    ).toEqual([
+      expect.objectContaining({ status: 'stopped', stopReason: 'lost:it has no queues' }),
+    ]);
   });
 });

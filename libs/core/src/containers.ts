@@ -234,9 +234,16 @@ export class ContainerService {
     const problem = 'it has no queues';
     this.log.warn(
       { containerId: container.containerId, problem },
-      'live record without queues; closing it',
+      'live record without queues; stopping it',
     );
-    await this.fail(container.containerId, container.generation, stopReason('lost', problem));
+    // Its task may still write to the workspace: the generation ends through a graceful stop
+    // (terminating, then stopped once the task has ended, its work saved), never final before
+    // its task is (issue 12, case 9). The caller then finds it stopping.
+    await this.stopGeneration(
+      container.containerId,
+      container.generation,
+      stopReason('lost', problem),
+    );
     this.metrics.orphanRepaired('record');
     return undefined;
   }

@@ -239,7 +239,7 @@ describe('case 2: RunTask succeeded, the record write failed and so did the comp
     expect(next).toMatchObject({ source: 'created', container: { generation: 2 } });
   });
 
-  it('a running record with null queue URLs is not live: discovery closes it and starts the next generation once its task has ended', async () => {
+  it('a running record with null queue URLs is not live: discovery stops it and starts the next generation once its task has ended', async () => {
     // Prepare
     const w = world();
     const running = await runningContainer(w);
@@ -249,13 +249,19 @@ describe('case 2: RunTask succeeded, the record write failed and so did the comp
 
     // Act: asked while its task still runs, then again once that task has ended (case 9)
     const whileItRuns = await settle(w.useCases.containers.findOrStart(KEY));
-    w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 143 });
+    const recordWhileItRuns = await stored(w.deps);
+    await w.useCases.taskEvents.handle(
+      w.deps.runtime.change(running.taskArn!, { lastStatus: 'STOPPED', exitCode: 0 }),
+    );
     const found = await w.useCases.containers.findOrStart(KEY);
 
-    // Assess
+    // Assess: stopping (never final) while its task ran, stopped for the lost queues after
     expect(whileItRuns.error).toMatchObject({ code: 'conflict', retryable: true });
+    expect(recordWhileItRuns).toMatchObject({ status: 'terminating', generation: 1 });
+    expect(w.deps.runtime.stopCalls.map((call) => call.taskArn)).toEqual([running.taskArn]);
     expect(found).toMatchObject({ source: 'created', container: { generation: 2 } });
-    expect(w.deps.publisher.ofType('container.failed')[0]?.payload.container).toMatchObject({
+    expect(w.deps.publisher.ofType('container.failed')).toEqual([]);
+    expect(w.deps.publisher.ofType('container.stopped')[0]?.payload.container).toMatchObject({
       generation: 1,
       stopReason: 'lost:it has no queues',
     });
