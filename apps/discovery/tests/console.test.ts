@@ -233,6 +233,47 @@ describe('console event stream', () => {
   });
 });
 
+describe('console event stream at shutdown', () => {
+  it('ends open streams when the server closes, so a SIGTERM is not held up by a browser', async () => {
+    const own = await buildDiscoveryApp({
+      useCases,
+      store: new DynamoStateStore({ client: dynamodb, ...names }),
+      publisher: makeCoreDeps().publisher,
+      authSecret: SECRET,
+      cacheTtlMs: 0,
+      registry: new Registry(),
+      feed: new LifecycleFeed(),
+    });
+    const url = await own.listen({ host: '127.0.0.1', port: 0 });
+    const signIn = await fetch(`${url}/console/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: admin }).toString(),
+      redirect: 'manual',
+    });
+    const cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const stream = await fetch(`${url}/console/events`, {
+      headers: { accept: 'text/event-stream', cookie },
+    });
+    const reader = stream.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    while (!text.includes('event: ready')) {
+      const { value } = await reader.read();
+      text += decoder.decode(value, { stream: true });
+    }
+
+    await own.close();
+
+    // The stream was ended by the server: reading reaches its end instead of waiting.
+    for (;;) {
+      const { done } = await reader.read();
+      if (done) break;
+    }
+    expect(text).toContain('event: ready');
+  });
+});
+
 describe('console views', () => {
   it('escapes whatever a route answered before it becomes markup', () => {
     const section = webhookSection({

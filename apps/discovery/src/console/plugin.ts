@@ -482,6 +482,13 @@ export async function registerConsole(app: DiscoveryServer, options: ConsoleOpti
       },
     );
 
+    /** Open event streams: ended when the server closes, or a SIGTERM would wait on browsers. */
+    const streams = new Set<FastifyReply>();
+    scope.addHook('preClose', (done) => {
+      for (const stream of streams) stream.sse.close();
+      done();
+    });
+
     scope.get(
       '/console/events',
       { sse: { kind: 'only' }, schema: { hide: true } },
@@ -503,7 +510,9 @@ export async function registerConsole(app: DiscoveryServer, options: ConsoleOpti
                 Math.min(MAX_SIGN_IN_SECONDS * 1000, Math.max(0, exp * 1000 - Date.now())),
               )
             : undefined;
+        streams.add(reply);
         reply.sse.onClose(() => {
+          streams.delete(reply);
           unsubscribe?.();
           if (expiry) clearTimeout(expiry);
         });
