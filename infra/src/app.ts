@@ -15,12 +15,14 @@ import { BerthDiscoveryStack } from './discovery-stack.ts';
 import { applyNagSuppressions } from './nag-suppressions.ts';
 import { BerthOperationsStack } from './operations-stack.ts';
 import { BerthPlatformStack } from './platform-stack.ts';
+import { BerthPreviewGatewayStack } from './preview-gateway-stack.ts';
 
 /** Stack names: `cdk deploy <name>` and each service's `nx run <service>:deploy` use them. */
 export const STACK_NAMES = {
   data: 'BerthDataStack',
   platform: 'BerthPlatformStack',
   discovery: 'BerthDiscoveryStack',
+  previewGateway: 'BerthPreviewGatewayStack',
   session: 'BerthSessionStack',
   reaper: 'BerthReaperStack',
   taskWatcher: 'BerthTaskWatcherStack',
@@ -35,6 +37,7 @@ export interface BerthApp {
     data: BerthDataStack;
     platform: BerthPlatformStack;
     discovery: BerthDiscoveryStack;
+    previewGateway: BerthPreviewGatewayStack;
     session: BerthSessionStack;
     reaper: BerthReaperStack;
     taskWatcher: BerthTaskWatcherStack;
@@ -75,6 +78,10 @@ export function buildApp(options: BuildOptions = {}): BerthApp {
     discovery: new BerthDiscoveryStack(app, STACK_NAMES.discovery, {
       ...props,
       description: 'berth: the discovery service behind its load balancer',
+    }),
+    previewGateway: new BerthPreviewGatewayStack(app, STACK_NAMES.previewGateway, {
+      ...props,
+      description: 'berth: the preview gateway behind its own load balancer',
     }),
     session: new BerthSessionStack(app, STACK_NAMES.session, {
       ...props,

@@ -98,6 +98,15 @@ export interface InfraConfig {
     /** Who may reach the load balancer; the VPC's own range when empty. */
     ingressCidrs: string[];
   };
+  /** The preview gateway (issue 19): a load balancer of its own, so previews have their own origin. */
+  previewGateway: ServiceSizing & {
+    certificateArn: string | undefined;
+    /** Internet-facing needs a certificate: preview cookies never cross the internet in clear. */
+    internetFacing: boolean;
+    ingressCidrs: string[];
+    /** BERTH_PREVIEW_DOMAIN: `<containerId>.<domain>` names, pointed (wildcard DNS) at its load balancer. */
+    domain: string | undefined;
+  };
   session: ServiceSizing & { scaling: QueueScaling };
   reaper: ServiceSizing;
   taskWatcher: ServiceSizing & { scaling: QueueScaling };
@@ -137,6 +146,15 @@ export const DEFAULT_INFRA_CONFIG: InfraConfig = {
     certificateArn: undefined,
     internetFacing: false,
     ingressCidrs: [],
+  },
+  previewGateway: {
+    cpu: 256,
+    memoryMiB: 512,
+    desiredCount: 2,
+    certificateArn: undefined,
+    internetFacing: false,
+    ingressCidrs: [],
+    domain: undefined,
   },
   session: {
     cpu: 256,
@@ -330,6 +348,7 @@ function validate(config: InfraConfig): void {
   const sizing: [string, { cpu: number; memoryMiB: number }][] = [
     ['workspace', config.workspace],
     ['discovery', config.discovery],
+    ['previewGateway', config.previewGateway],
     ['session', config.session],
     ['reaper', config.reaper],
     ['taskWatcher', config.taskWatcher],
@@ -360,13 +379,28 @@ function validate(config: InfraConfig): void {
       'discovery.certificateArn',
     );
   }
-  for (const cidr of config.discovery.ingressCidrs) {
-    if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(cidr)) {
-      throw new InvalidArgumentError(
-        `discovery.ingressCidrs: "${cidr}" is not an IPv4 CIDR`,
-        'discovery.ingressCidrs',
-      );
+  if (config.previewGateway.internetFacing && config.previewGateway.certificateArn === undefined) {
+    throw new InvalidArgumentError(
+      'previewGateway.internetFacing needs previewGateway.certificateArn: preview tokens and cookies must not cross the internet over plain HTTP',
+      'previewGateway.certificateArn',
+    );
+  }
+  for (const name of ['discovery', 'previewGateway'] as const) {
+    for (const cidr of config[name].ingressCidrs) {
+      if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(cidr)) {
+        throw new InvalidArgumentError(
+          `${name}.ingressCidrs: "${cidr}" is not an IPv4 CIDR`,
+          `${name}.ingressCidrs`,
+        );
+      }
     }
+  }
+  const domain = config.previewGateway.domain;
+  if (domain !== undefined && !/^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63}$/.test(domain)) {
+    throw new InvalidArgumentError(
+      `previewGateway.domain must be a DNS name such as preview.example.com; got "${domain}"`,
+      'previewGateway.domain',
+    );
   }
   const alarms = config.alarms;
   positiveInt(alarms.maxLiveContainers, 'alarms.maxLiveContainers', 0);

@@ -1,12 +1,13 @@
-import { CfnOutput, Duration, RemovalPolicy } from 'aws-cdk-lib';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { CfnOutput, Duration } from 'aws-cdk-lib';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
-import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
-import * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import { addLoadBalancer } from './load-balancer.ts';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
 import { PARAMS } from './names.ts';
+import { PREVIEW_URL_PARAM } from './preview-gateway-stack.ts';
 import { BerthServiceStack } from './service-stack.ts';
 import type { BerthServiceStackProps } from './service-stack.ts';
 
@@ -32,7 +33,17 @@ export class BerthDiscoveryStack extends BerthServiceStack {
       healthCheckGracePeriod: Duration.seconds(60),
       // Every interface of the task: the load balancer reaches it at the task's own address
       // (awsvpc), never at 127.0.0.1, which is discovery's default for the local stack.
-      environment: { BERTH_HTTP_PORT: String(DISCOVERY_PORT), BERTH_HTTP_HOST: '0.0.0.0' },
+      environment: {
+        BERTH_HTTP_PORT: String(DISCOVERY_PORT),
+        BERTH_HTTP_HOST: '0.0.0.0',
+        ...(props.config.previewGateway.domain === undefined
+          ? {}
+          : { BERTH_PREVIEW_DOMAIN: props.config.previewGateway.domain }),
+      },
+      // Preview URLs point at the preview gateway's load balancer (its stack deploys first).
+      deployTimeEnvironment: (stack) => ({
+        BERTH_PREVIEW_URL: stack.ssmValue(PREVIEW_URL_PARAM),
+      }),
       // Injected by ECS from Secrets Manager at task start: never in the template or the logs.
       secrets: (stack) => ({
         BERTH_AUTH_SECRET: ecs.Secret.fromSecretsManager(
@@ -44,111 +55,18 @@ export class BerthDiscoveryStack extends BerthServiceStack {
         ),
       }),
     });
-    const settings = this.config.discovery;
-    const https = settings.certificateArn !== undefined;
-    const listenerPort = https ? 443 : 80;
-
-    const loadBalancerSecurityGroup = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
-      vpc: this.network.vpc,
-      description: 'berth discovery load balancer',
-      allowAllOutbound: false,
+    const balanced = addLoadBalancer(this, {
+      name: 'berth-discovery',
+      clients: 'clients of discovery',
+      containerPort: DISCOVERY_PORT,
+      settings: this.config.discovery,
+      logRetentionDays: this.config.logRetentionDays,
+      vpcCidr: this.config.network.cidr,
     });
-    const sources =
-      settings.ingressCidrs.length > 0
-        ? settings.ingressCidrs.map((cidr) => ec2.Peer.ipv4(cidr))
-        : [ec2.Peer.ipv4(this.config.network.cidr)];
-    for (const source of sources) {
-      loadBalancerSecurityGroup.addIngressRule(
-        source,
-        ec2.Port.tcp(listenerPort),
-        'clients of discovery',
-      );
-      if (https)
-        loadBalancerSecurityGroup.addIngressRule(source, ec2.Port.tcp(80), 'redirected to HTTPS');
-    }
-
-    this.accessLogs = new s3.Bucket(this, 'AccessLogs', {
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      enforceSSL: true,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      lifecycleRules: [{ expiration: Duration.days(this.config.logRetentionDays) }],
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-
-    this.loadBalancer = new elbv2.ApplicationLoadBalancer(this, 'LoadBalancer', {
-      loadBalancerName: 'berth-discovery',
-      vpc: this.network.vpc,
-      internetFacing: settings.internetFacing,
-      vpcSubnets: {
-        subnets: settings.internetFacing
-          ? this.network.publicSubnets()
-          : this.network.privateSubnets,
-      },
-      securityGroup: loadBalancerSecurityGroup,
-      dropInvalidHeaderFields: true,
-    });
-    this.loadBalancer.logAccessLogs(this.accessLogs, 'discovery');
-
-    this.targetGroup = new elbv2.ApplicationTargetGroup(this, 'Targets', {
-      vpc: this.network.vpc,
-      port: DISCOVERY_PORT,
-      protocol: elbv2.ApplicationProtocol.HTTP,
-      targetType: elbv2.TargetType.IP,
-      deregistrationDelay: Duration.seconds(30),
-      // Whether this process can serve, not whether its dependencies answer: a DynamoDB or SNS
-      // blip would otherwise fail every task's check at once and ECS would replace them all.
-      // Readiness (/readyz) stays for operators and dashboards.
-      healthCheck: {
-        path: '/healthz',
-        healthyHttpCodes: '200',
-        interval: Duration.seconds(15),
-        timeout: Duration.seconds(5),
-        healthyThresholdCount: 2,
-        unhealthyThresholdCount: 3,
-      },
-    });
-    this.service.attachToApplicationTargetGroup(this.targetGroup);
-    this.service.connections.allowFrom(
-      loadBalancerSecurityGroup,
-      ec2.Port.tcp(DISCOVERY_PORT),
-      'from the load balancer',
-    );
-    loadBalancerSecurityGroup.addEgressRule(
-      this.securityGroup,
-      ec2.Port.tcp(DISCOVERY_PORT),
-      'to discovery tasks',
-    );
-
-    if (https) {
-      this.loadBalancer.addListener('Https', {
-        port: 443,
-        protocol: elbv2.ApplicationProtocol.HTTPS,
-        certificates: [elbv2.ListenerCertificate.fromArn(settings.certificateArn!)],
-        sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
-        defaultTargetGroups: [this.targetGroup],
-        open: false,
-      });
-      this.loadBalancer.addListener('HttpRedirect', {
-        port: 80,
-        protocol: elbv2.ApplicationProtocol.HTTP,
-        open: false,
-        defaultAction: elbv2.ListenerAction.redirect({
-          protocol: 'HTTPS',
-          port: '443',
-          permanent: true,
-        }),
-      });
-    } else {
-      this.loadBalancer.addListener('Http', {
-        port: 80,
-        protocol: elbv2.ApplicationProtocol.HTTP,
-        defaultTargetGroups: [this.targetGroup],
-        open: false,
-      });
-    }
-
-    const url = `${https ? 'https' : 'http'}://${this.loadBalancer.loadBalancerDnsName}`;
+    this.loadBalancer = balanced.loadBalancer;
+    this.targetGroup = balanced.targetGroup;
+    this.accessLogs = balanced.accessLogs;
+    const url = balanced.url;
     new ssm.StringParameter(this, 'UrlParam', {
       parameterName: DISCOVERY_URL_PARAM,
       stringValue: url,

@@ -8,6 +8,7 @@ export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export const IMAGE_APPS = [
   'discovery',
+  'preview-gateway',
   'session',
   'reaper',
   'task-watcher',

@@ -17,6 +17,11 @@ export {
 export { BerthPlatformStack, WORKSPACE_MOUNT, workspaceEnvironment } from './platform-stack.ts';
 export { BerthServiceStack } from './service-stack.ts';
 export { BerthDiscoveryStack, DISCOVERY_PORT, DISCOVERY_URL_PARAM } from './discovery-stack.ts';
+export {
+  BerthPreviewGatewayStack,
+  PREVIEW_GATEWAY_PORT,
+  PREVIEW_URL_PARAM,
+} from './preview-gateway-stack.ts';
 export { BerthReaperStack, BerthSessionStack, BerthTaskWatcherStack } from './consumer-stacks.ts';
 export { BerthOperationsStack } from './operations-stack.ts';
 export { METRICS, ORPHAN_KINDS, REUSE_OUTCOMES } from './metrics.ts';

@@ -5,6 +5,7 @@ import type { IConstruct } from 'constructs';
 import type { InfraConfig } from './config.ts';
 import { BerthDataStack } from './data-stack.ts';
 import { BerthDiscoveryStack } from './discovery-stack.ts';
+import { BerthPreviewGatewayStack } from './preview-gateway-stack.ts';
 import { BerthArns, NAMES } from './names.ts';
 import { BerthPlatformStack } from './platform-stack.ts';
 import { BerthServiceStack } from './service-stack.ts';
@@ -212,6 +213,22 @@ function suppressionsFor(stack: Stack, config: InfraConfig): Suppression[] {
         reason:
           'Subnets are imported by id from SSM to place tasks and the load balancer; the service stacks never read or change their route tables.',
       });
+    }
+    if (stack instanceof BerthPreviewGatewayStack) {
+      own.push({
+        path: 'AccessLogs/Resource',
+        id: `${NAG}AwsSolutions-S1`,
+        reason:
+          'This bucket is the load balancer’s access-log destination; logging access to it would need another bucket, and so on.',
+      });
+      if (config.previewGateway.ingressCidrs.some((cidr) => cidr.endsWith('/0'))) {
+        own.push({
+          path: 'LoadBalancerSecurityGroup/Resource',
+          id: `${NAG}AwsSolutions-EC23`,
+          reason:
+            'Configured open to the internet (previewGateway.ingressCidrs): the listener is HTTPS only (a certificate is required for internetFacing) and every preview needs a preview token or its cookie.',
+        });
+      }
     }
     if (stack instanceof BerthDiscoveryStack) {
       own.push({

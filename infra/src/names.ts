@@ -58,7 +58,14 @@ export const SHARED_QUEUES = [
   NAMES.webhookEventsDlq,
 ] as const;
 
-export const SERVICES = ['discovery', 'session', 'reaper', 'task-watcher', 'webhooks'] as const;
+export const SERVICES = [
+  'discovery',
+  'preview-gateway',
+  'session',
+  'reaper',
+  'task-watcher',
+  'webhooks',
+] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 /** Service name as ECS and the logs know it. */

@@ -22,6 +22,7 @@ import type { ServiceName } from './names.ts';
  *   reaper        stops idle and stuck containers, reconciles (lists); never starts them
  *   task-watcher  follows task events, reconciles, stops orphans; never starts them
  *   webhooks      none: it reads lifecycle events and POSTs them to clients' webhooks
+ *   preview-gateway  starts a stopped container whose preview is opened (as a discover)
  */
 
 /**
@@ -363,6 +364,35 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.manageWebhooks(),
     statement.queryWebhookIndexes(),
   ],
+  // The preview gateway (issue 19): reads a container's record to find its dev server, starts
+  // a stopped one exactly as a discover does (ContainerService.findOrStart, quotas included),
+  // and records preview activity (a conditional PutItem). It never sends to a container's
+  // queues, reads their backlog, or follows the topic.
+  'preview-gateway': [
+    // DescribeTable: `GET /readyz` checks the store.
+    statement.readWriteTables(['dynamodb:DescribeTable']),
+    statement.queryIndexes(),
+    statement.publishEvents(),
+    statement.encryptEvents(),
+    statement.findSharedQueues(),
+    statement.startWorkspaces(),
+    statement.neverExecIntoWorkspaces(),
+    statement.neverResizeWorkspaces(),
+    statement.neverResizeWorkspaceMemory(),
+    statement.tagAtLaunch(),
+    statement.passWorkspaceRoles(),
+    // Before a new generation, the previous one's task must have ended; an abandoned
+    // `starting` record is closed as discovery closes one.
+    statement.describeTasks(),
+    statement.listTasks(),
+    statement.stopTasks(),
+    statement.containerQueues('ManageContainerQueues', [
+      'sqs:CreateQueue',
+      'sqs:TagQueue',
+      'sqs:DeleteQueue',
+    ]),
+    statement.neverDeleteSharedQueues(),
+  ],
   session: [
     statement.readWriteTables(),
     statement.queryIndexes(),
@@ -463,6 +493,8 @@ const POOL_STATEMENTS: Partial<Record<ServiceName, StatementFactory[]>> = {
     statement.poolControlQueues('ManagePoolControlQueues', ['sqs:CreateQueue', 'sqs:TagQueue']),
   ],
   discovery: [statement.poolControlQueues('SendPoolIdentities', ['sqs:SendMessage'])],
+  // A preview claims a pool member like a discover.
+  'preview-gateway': [statement.poolControlQueues('SendPoolIdentities', ['sqs:SendMessage'])],
 };
 
 export function servicePolicyStatements(

@@ -14,6 +14,7 @@ const STACKS = [
   'BerthDataStack',
   'BerthPlatformStack',
   'BerthDiscoveryStack',
+  'BerthPreviewGatewayStack',
   'BerthSessionStack',
   'BerthReaperStack',
   'BerthTaskWatcherStack',
@@ -114,7 +115,15 @@ describe('the app synthesized the way the CDK CLI does it', () => {
   });
 
   test('each image context holds the manifests and its own sources, nothing else', () => {
-    const apps = ['discovery', 'session', 'reaper', 'task-watcher', 'webhooks', 'workspace-agent'];
+    const apps = [
+      'discovery',
+      'preview-gateway',
+      'session',
+      'reaper',
+      'task-watcher',
+      'webhooks',
+      'workspace-agent',
+    ];
     const seen = new Set<string>();
     for (const stack of STACKS) {
       const assets = JSON.parse(readFileSync(join(outdir, `${stack}.assets.json`), 'utf8')) as {
@@ -237,6 +246,7 @@ describe('the Dockerfile', () => {
   test('one file for every service: multi-stage, Node 24, npm ci --omit=dev, APP a build argument', () => {
     for (const app of [
       'discovery',
+      'preview-gateway',
       'session',
       'reaper',
       'task-watcher',

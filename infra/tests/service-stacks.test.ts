@@ -164,6 +164,7 @@ function taskRoleStatements(template: Template): RenderedStatement[] {
 
 const stacks = (): [string, Stack][] => [
   ['discovery', app.stacks.discovery],
+  ['preview-gateway', app.stacks.previewGateway],
   ['session', app.stacks.session],
   ['reaper', app.stacks.reaper],
   ['task-watcher', app.stacks.taskWatcher],
@@ -229,6 +230,23 @@ describe('task roles: the exact statements of each service', () => {
       allow('QueryWebhookIndexes', ['dynamodb:Query'], [`${table('berth-webhooks')}/index/*`]),
       allow('FindWebhookEventsQueue', ['sqs:GetQueueUrl'], [queue('berth-webhook-events')]),
       allow('ConsumeWebhookEvents', CONSUMER, [queue('berth-webhook-events')]),
+    ]);
+  });
+
+  test('preview gateway: reads records, starts a stopped container as a discover does, never touches container queues beyond making them', () => {
+    const template = app.template(app.stacks.previewGateway);
+    expect(taskRoleStatements(template)).toEqual([
+      ...common(template, ['dynamodb:DescribeTable']),
+      ...start,
+      describeTasks,
+      listTasks,
+      stopTasks,
+      containerQueues('ManageContainerQueues', [
+        'sqs:CreateQueue',
+        'sqs:TagQueue',
+        'sqs:DeleteQueue',
+      ]),
+      neverDeleteShared,
     ]);
   });
 
@@ -352,6 +370,7 @@ describe('task roles: the exact statements of each service', () => {
 describe('services', () => {
   test.each([
     ['discovery', 2],
+    ['preview-gateway', 2],
     ['session', undefined],
     ['reaper', 1],
     ['task-watcher', undefined],
@@ -654,6 +673,89 @@ describe('discovery behind its load balancer', () => {
     } finally {
       open.cleanup();
     }
+  });
+});
+
+describe('the preview gateway behind its own load balancer (issue 19)', () => {
+  test('an ALB of its own to tasks in the private subnets on 8081, its URL published for discovery', () => {
+    const template = app.template(app.stacks.previewGateway);
+    template.resourceCountIs('AWS::ElasticLoadBalancingV2::LoadBalancer', 1);
+    const [, alb] = resourcesOf(template, 'AWS::ElasticLoadBalancingV2::LoadBalancer')[0]!;
+    expect(renderDeep(alb)).toMatchObject({
+      Name: 'berth-preview-gateway',
+      Scheme: 'internal',
+      Subnets: [
+        ssmParameter(template, '/berth/platform/private-subnet-1-id'),
+        ssmParameter(template, '/berth/platform/private-subnet-2-id'),
+      ],
+    });
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', {
+      Port: 8081,
+      TargetType: 'ip',
+      HealthCheckPath: '/healthz',
+    });
+    template.hasResourceProperties('AWS::ECS::Service', {
+      LoadBalancers: [Match.objectLike({ ContainerName: 'preview-gateway', ContainerPort: 8081 })],
+      NetworkConfiguration: {
+        AwsvpcConfiguration: Match.objectLike({ AssignPublicIp: 'DISABLED' }),
+      },
+    });
+    const [, taskDefinition] = resourcesOf(template, 'AWS::ECS::TaskDefinition')[0]!;
+    const environment = (
+      renderDeep(taskDefinition) as {
+        ContainerDefinitions: { Environment: { Name: string; Value: string }[] }[];
+      }
+    ).ContainerDefinitions[0]!.Environment;
+    expect(environment).toEqual(
+      expect.arrayContaining([
+        { Name: 'BERTH_PREVIEW_PORT', Value: '8081' },
+        { Name: 'BERTH_HTTP_HOST', Value: '0.0.0.0' },
+      ]),
+    );
+    expect(environment.find((entry) => entry.Name === 'BERTH_PREVIEW_URL')?.Value).toMatch(
+      /^http:\/\/<LoadBalancer[^>]*\.DNSName>$/,
+    );
+    template.hasResourceProperties('AWS::SSM::Parameter', {
+      Name: '/berth/preview-gateway/url',
+    });
+    // Discovery writes preview URLs with it.
+    expect(
+      (
+        renderDeep(
+          resourcesOf(app.template(app.stacks.discovery), 'AWS::ECS::TaskDefinition')[0]![1],
+        ) as { ContainerDefinitions: { Environment: { Name: string; Value: string }[] }[] }
+      ).ContainerDefinitions[0]!.Environment.find((entry) => entry.Name === 'BERTH_PREVIEW_URL')
+        ?.Value,
+    ).toBe(ssmParameter(app.template(app.stacks.discovery), '/berth/preview-gateway/url'));
+  });
+
+  test('workspace tasks accept the dev server port from the gateway’s security group only', () => {
+    const template = app.template(app.stacks.previewGateway);
+    const [gatewaySgId] = resourcesOf(template, 'AWS::EC2::SecurityGroup').find(
+      ([, props]) => props['GroupDescription'] === 'berth preview-gateway tasks',
+    )!;
+    const ingress = resourcesOf(template, 'AWS::EC2::SecurityGroupIngress').map(([, props]) =>
+      renderDeep(props),
+    );
+    const toWorkspaces = ingress.filter(
+      (rule) =>
+        (rule as { GroupId?: string }).GroupId ===
+        ssmParameter(template, '/berth/platform/workspace-security-group-id'),
+    );
+    expect(toWorkspaces).toEqual([
+      expect.objectContaining({
+        IpProtocol: 'tcp',
+        FromPort: 3000,
+        ToPort: 3000,
+        SourceSecurityGroupId: `<${gatewaySgId}.GroupId>`,
+      }),
+    ]);
+    // Nothing else opens the workspace security group: the platform stack gives it no ingress.
+    const platform = app.template(app.stacks.platform);
+    const [, workspaceSg] = resourcesOf(platform, 'AWS::EC2::SecurityGroup').find(
+      ([, props]) => props['GroupName'] === 'berth-workspace',
+    )!;
+    expect(workspaceSg['SecurityGroupIngress']).toBeUndefined();
   });
 });
 

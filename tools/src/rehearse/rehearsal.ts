@@ -46,6 +46,8 @@ export interface RehearsalOptions {
 /** What the end-to-end tests need to drive a running rehearsal (tools/tests/stack-helpers.ts). */
 export interface StackDescriptor {
   url: string;
+  /** The preview gateway, when the app has one. */
+  previewUrl?: string;
   dataDir: string;
   adminToken: string;
   env: Record<string, string>;
@@ -362,7 +364,8 @@ export async function startRehearsal(options: RehearsalOptions): Promise<Running
     // Each load-balanced service must answer its target group's health check where the
     // target group would send it; every other service must simply stay up.
     const failures: string[] = [];
-    let url = '';
+    /** Where each load-balanced service answers here, by name. */
+    const urls = new Map<string, string>();
     await Promise.all(
       planned.map(async (entry) => {
         const balancer = entry.service?.loadBalancers[0];
@@ -385,7 +388,7 @@ export async function startRehearsal(options: RehearsalOptions): Promise<Running
           );
         } else {
           say(`rehearsal: ${entry.name} answers ${group.healthCheckPath} at ${address}:${port}`);
-          if (url === '') url = `http://${address}:${port}`;
+          urls.set(entry.name, `http://${address}:${port}`);
         }
       }),
     );
@@ -411,8 +414,12 @@ export async function startRehearsal(options: RehearsalOptions): Promise<Running
       ? mintToken(secret, { client: 'admin', sub: 'admin', role: 'admin' })
       : '';
     writeFileSync(join(dataDir, 'admin-token'), `${adminToken}\n`, { mode: 0o600 });
+    // Discovery is the stack's front door; the preview gateway has one of its own.
+    const url = urls.get('discovery') ?? [...urls.values()][0] ?? '';
+    const previewUrl = urls.get('preview-gateway');
     const descriptor: StackDescriptor = {
       url,
+      ...(previewUrl === undefined ? {} : { previewUrl }),
       dataDir,
       adminToken,
       env: { ...aws, BERTH_RUNTIME_PORT: String(runtimePort), BERTH_DATA_DIR: dataDir },
