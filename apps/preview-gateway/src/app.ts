@@ -1,7 +1,7 @@
 import fastifyCookie from '@fastify/cookie';
 import fastifyHttpProxy from '@fastify/http-proxy';
 import type { PreviewService } from '@berth/core';
-import { PREVIEW_TOUCH_INTERVAL_MS, type StateStore } from '@berth/domain';
+import type { StateStore } from '@berth/domain';
 import {
   PREVIEW_COOKIE,
   PREVIEW_COOKIE_AUDIENCE,
@@ -34,6 +34,8 @@ export interface GatewayOptions {
   cookieTtlMs: number;
   /** Cookies marked Secure (the gateway is reached over https). */
   secureCookies: boolean;
+  /** BERTH_IDLE_TIMEOUT: activity is recorded often enough for a container without a policy. */
+  idleTimeoutMs: number;
   /** How long a ready container's address is reused without reading the store. */
   cacheTtlMs: number;
   /** Longest a request is held while its container starts, before the waiting page. */
@@ -112,6 +114,7 @@ export async function buildGatewayApp(options: GatewayOptions): Promise<FastifyI
     cacheTtlMs: options.cacheTtlMs,
     holdMs: options.holdMs ?? 10_000,
     pollMs: options.pollMs ?? 200,
+    idleTimeoutMs: options.idleTimeoutMs,
   });
   const refreshSeconds = options.refreshSeconds ?? 2;
 
@@ -123,15 +126,15 @@ export async function buildGatewayApp(options: GatewayOptions): Promise<FastifyI
   });
   const touches = new Counter({
     name: 'berth_preview_touches_total',
-    help: 'Preview activity written to a container record (at most one per container every 30 s)',
+    help: 'Preview activity written to a container record (at most one per container every 30 s, or half its idle timeout)',
     registers: [options.registry],
   });
 
   /** When this process last recorded each container's preview activity. */
   const lastTouch = new Map<string, number>();
-  const touch = (containerId: string, log: FastifyBaseLogger) => {
+  const touch = (containerId: string, intervalMs: number, log: FastifyBaseLogger) => {
     const now = Date.now();
-    if (now - (lastTouch.get(containerId) ?? 0) < PREVIEW_TOUCH_INTERVAL_MS) return;
+    if (now - (lastTouch.get(containerId) ?? 0) < intervalMs) return;
     if (lastTouch.size >= 10_000) lastTouch.clear();
     lastTouch.set(containerId, now);
     options.preview.touch(containerId).then(
@@ -311,7 +314,7 @@ export async function buildGatewayApp(options: GatewayOptions): Promise<FastifyI
       return;
     }
     request.previewUpstream = target.upstream;
-    touch(containerId, request.log);
+    touch(containerId, target.touchIntervalMs, request.log);
     outcomes.inc({ outcome: 'proxied' });
   };
 

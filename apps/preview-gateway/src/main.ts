@@ -23,6 +23,7 @@ const app = await buildGatewayApp({
   cookieTtlMs: config.preview.cookieTtlMs,
   secureCookies: config.preview.baseUrl.startsWith('https:'),
   cacheTtlMs: config.cacheTtlMs,
+  idleTimeoutMs: config.idleTimeoutMs,
   registry: metrics.registry,
   logger: log,
 });

@@ -4,6 +4,7 @@ import {
   ConflictError,
   devServerJson,
   isLive,
+  previewTouchIntervalMs,
   type ContainerRecord,
 } from '@berth/domain';
 
@@ -11,7 +12,7 @@ import {
 const NO_DEV_SERVER_AFTER_MS = 30_000;
 
 export type Target =
-  | { kind: 'ready'; upstream: string }
+  | { kind: 'ready'; upstream: string; touchIntervalMs: number }
   | { kind: 'waiting'; detail: string }
   | { kind: 'refused'; status: number; title: string; detail: string };
 
@@ -23,6 +24,8 @@ export interface TargetOptions {
   holdMs: number;
   /** How often a held request reads the store again. */
   pollMs: number;
+  /** BERTH_IDLE_TIMEOUT: a container without a policy of its own idles for this long. */
+  idleTimeoutMs: number;
   /** A container that failed less than this ago is not started again by a preview request. */
   failedRecentlyMs?: number;
 }
@@ -34,7 +37,10 @@ export interface TargetOptions {
  */
 export class Targets {
   private readonly options: TargetOptions;
-  private readonly ready = new Map<string, { upstream: string; until: number }>();
+  private readonly ready = new Map<
+    string,
+    { upstream: string; touchIntervalMs: number; until: number }
+  >();
 
   constructor(options: TargetOptions) {
     this.options = options;
@@ -46,7 +52,9 @@ export class Targets {
 
   async resolve(containerId: string): Promise<Target> {
     const cached = this.ready.get(containerId);
-    if (cached && cached.until > Date.now()) return { kind: 'ready', upstream: cached.upstream };
+    if (cached && cached.until > Date.now()) {
+      return { kind: 'ready', upstream: cached.upstream, touchIntervalMs: cached.touchIntervalMs };
+    }
     this.ready.delete(containerId);
 
     const deadline = Date.now() + this.options.holdMs;
@@ -54,7 +62,7 @@ export class Targets {
     for (;;) {
       const target = await this.decide(containerId, record);
       if (target.kind !== 'waiting' || Date.now() + this.options.pollMs > deadline) {
-        if (target.kind === 'ready') this.remember(containerId, target.upstream);
+        if (target.kind === 'ready') this.remember(containerId, target);
         return target;
       }
       await new Promise((resolve) => setTimeout(resolve, this.options.pollMs));
@@ -62,13 +70,20 @@ export class Targets {
     }
   }
 
-  private remember(containerId: string, upstream: string): void {
+  private remember(
+    containerId: string,
+    target: { upstream: string; touchIntervalMs: number },
+  ): void {
     if (this.options.cacheTtlMs <= 0) return;
     if (this.ready.size >= 10_000) {
       const oldest = this.ready.keys().next().value;
       if (oldest !== undefined) this.ready.delete(oldest);
     }
-    this.ready.set(containerId, { upstream, until: Date.now() + this.options.cacheTtlMs });
+    this.ready.set(containerId, {
+      upstream: target.upstream,
+      touchIntervalMs: target.touchIntervalMs,
+      until: Date.now() + this.options.cacheTtlMs,
+    });
   }
 
   private async decide(containerId: string, stored: ContainerRecord | undefined): Promise<Target> {
@@ -137,6 +152,10 @@ export class Targets {
     if (devServer.state !== 'up' || !devServer.url) {
       return { kind: 'waiting', detail: 'The dev server is starting.' };
     }
-    return { kind: 'ready', upstream: devServer.url };
+    return {
+      kind: 'ready',
+      upstream: devServer.url,
+      touchIntervalMs: previewTouchIntervalMs(record, this.options.idleTimeoutMs),
+    };
   }
 }

@@ -167,6 +167,7 @@ beforeAll(async () => {
     cookieTtlMs: 3_600_000,
     secureCookies: false,
     cacheTtlMs: 0,
+    idleTimeoutMs: 20 * 60_000,
     holdMs: 300,
     pollMs: 50,
     registry: new Registry(),

@@ -1,4 +1,4 @@
-import { PREVIEW_TOUCH_INTERVAL_MS, parseContainerId, type ContainerRecord } from '@berth/domain';
+import { parseContainerId, previewTouchIntervalMs, type ContainerRecord } from '@berth/domain';
 import type { ContainerRecords } from './container-records.ts';
 import type { ContainerService, FoundContainer } from './containers.ts';
 import { silentLogger, type CoreDeps } from './deps.ts';
@@ -45,16 +45,18 @@ export class PreviewService {
 
   /**
    * Records a preview request as activity: `previewActiveAt` = now, written only when the
-   * stored one is at least PREVIEW_TOUCH_INTERVAL_MS old, so a page loading a hundred assets
-   * costs at most one write per interval, whatever the number of gateway replicas. The idle
+   * stored one is at least previewTouchIntervalMs old (30 s, or half a shorter idle timeout),
+   * so a page loading a hundred assets costs at most one write per interval, whatever the number of gateway replicas. The idle
    * stop counts from it; only a running container is touched.
    */
   async touch(containerId: string): Promise<PreviewTouch> {
     const now = this.deps.clock.now();
     const nowIso = now.toISOString();
-    const cutoff = new Date(now.getTime() - PREVIEW_TOUCH_INTERVAL_MS).toISOString();
-    const fresh = (current: ContainerRecord) =>
-      current.previewActiveAt !== undefined && current.previewActiveAt > cutoff;
+    const fresh = (current: ContainerRecord) => {
+      const interval = previewTouchIntervalMs(current, this.deps.settings.idleTimeoutMs);
+      const cutoff = new Date(now.getTime() - interval).toISOString();
+      return current.previewActiveAt !== undefined && current.previewActiveAt > cutoff;
+    };
     let outcome: PreviewTouch = 'not_running';
     await this.records.update(containerId, (current) => {
       if (current.status !== 'running') {

@@ -27,6 +27,22 @@ describe('PreviewService.touch (issue 19)', () => {
     expect(after.lastActivityAt).toBe(w.deps.clock.iso());
   });
 
+  it('touches every half idle timeout when that is shorter than the interval, so a preview keeps alive a short-timeout container', async () => {
+    // Prepare: a 10 s idle timeout
+    const w = world({ settings: { idleTimeoutMs: 10_000 } });
+    await runningContainer(w);
+    await w.useCases.preview.touch(CONTAINER_ID);
+
+    // Act
+    w.deps.clock.advance(4_999);
+    const early = await w.useCases.preview.touch(CONTAINER_ID);
+    w.deps.clock.advance(1);
+    const due = await w.useCases.preview.touch(CONTAINER_ID);
+
+    // Assess
+    expect([early, due]).toEqual(['recent', 'touched']);
+  });
+
   it('touches nothing that is not running', async () => {
     // Prepare
     const w = world();

@@ -96,6 +96,7 @@ export {
   expiresAt,
   expiryNoticeDueAt,
   PREVIEW_TOUCH_INTERVAL_MS,
+  previewTouchIntervalMs,
   idleFrom,
   idleStopAt,
   keptAliveBy,

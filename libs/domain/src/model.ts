@@ -64,7 +64,7 @@ export interface ContainerRecord extends ContainerKey {
   quotaCounted?: boolean;
   /**
    * The last preview request through the gateway (docs/design.md, "Preview URLs"), written at
-   * most every PREVIEW_TOUCH_INTERVAL_MS; the idle timeout counts from it too. Absent: none.
+   * most every previewTouchIntervalMs (30 s); the idle timeout counts from it too. Absent: none.
    */
   previewActiveAt?: string;
   /**
@@ -287,6 +287,16 @@ export interface LivenessInput {
 
 /** The preview gateway records activity at most this often per container (a touch). */
 export const PREVIEW_TOUCH_INTERVAL_MS = 30_000;
+
+/**
+ * How often a container's preview activity is written: every PREVIEW_TOUCH_INTERVAL_MS, or
+ * every half of its idle timeout when that is shorter, so a preview keeps alive even a
+ * container whose idle timeout is shorter than the interval.
+ */
+export function previewTouchIntervalMs(container: ContainerRecord, idleTimeoutMs: number): number {
+  const timeout = container.policy?.idleTimeoutMs ?? idleTimeoutMs;
+  return Math.min(PREVIEW_TOUCH_INTERVAL_MS, Math.max(1, Math.floor(timeout / 2)));
+}
 
 /** When the container became idle for the idle timeout: its last session left, or its last preview request. */
 export function idleFrom(container: ContainerRecord): string | null {
