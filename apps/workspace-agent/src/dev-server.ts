@@ -22,6 +22,9 @@ export interface DevServerTuning {
   stableAfterMs: number;
   /** How often the port is tried while the server is starting. */
   probeIntervalMs: number;
+  /** How often the port is tried while the server is up; `liveProbeMisses` failures in a row make it `starting`. */
+  liveProbeIntervalMs: number;
+  liveProbeMisses: number;
   /** A stop's SIGTERM is followed by SIGKILL after this. */
   stopGraceMs: number;
   /** [0, 1): the jitter's source; Math.random outside tests. */
@@ -33,6 +36,8 @@ export const DEFAULT_DEV_SERVER_TUNING: DevServerTuning = {
   backoffMaxMs: 30_000,
   stableAfterMs: 60_000,
   probeIntervalMs: 200,
+  liveProbeIntervalMs: 2000,
+  liveProbeMisses: 3,
   stopGraceMs: 3000,
   random: Math.random,
 };
@@ -179,7 +184,10 @@ export class DevServer {
       const exit = this.#spawn();
       this.#report('starting');
       const upAt = await this.#awaitUp(exit);
-      if (upAt !== undefined && !signal.aborted) this.#report('up');
+      if (upAt !== undefined && !signal.aborted) {
+        this.#report('up');
+        await this.#watchWhileUp(exit);
+      }
       const { code, signal: killedBy } = await exit;
       if (signal.aborted) return;
       const upFor = upAt === undefined ? 0 : Date.now() - upAt;
@@ -221,6 +229,41 @@ export class DevServer {
     });
     this.#exited = exit.then(() => undefined);
     return exit;
+  }
+
+  /**
+   * While it is up, tries the port now and then: a server that stops answering (hung, or
+   * restarting inside its own process, as a dev server does on a config change) is `starting`
+   * again until it answers. Resolves when its process ends or a stop begins.
+   */
+  async #watchWhileUp(
+    exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>,
+  ): Promise<void> {
+    let ended = false;
+    void exit.then(() => {
+      ended = true;
+    });
+    const signal = this.#stopping.signal;
+    let misses = 0;
+    while (!ended && !signal.aborted) {
+      try {
+        await Promise.race([delay(this.#tuning.liveProbeIntervalMs, undefined, { signal }), exit]);
+      } catch {
+        return;
+      }
+      if (ended || signal.aborted) return;
+      if (await portAnswers(this.#options.port)) {
+        misses = 0;
+        continue;
+      }
+      misses += 1;
+      if (misses < this.#tuning.liveProbeMisses || ended || signal.aborted) continue;
+      this.#log.warn({ misses }, 'the dev server stopped answering on its port');
+      this.#report('starting');
+      if ((await this.#awaitUp(exit)) === undefined || signal.aborted) return;
+      this.#report('up');
+      misses = 0;
+    }
   }
 
   /** Tries the port until it answers (resolves with when), the process ends or a stop begins. */

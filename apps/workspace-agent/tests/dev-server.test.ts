@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { threadRefName, worktreePathFor } from '@berth/domain';
 import { existsSync } from 'node:fs';
-import { readFile, symlink, writeFile } from 'node:fs/promises';
+import { readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -216,6 +216,44 @@ describe('the dev server', () => {
       // Another process answers now.
       expect(page).toMatch(/^dev server \d+ in /);
       expect(page).not.toBe(before);
+      expect((await agent.stop()).code).toBe(0);
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'is starting again while an up server stops answering on its port, and up once it answers, without a restart',
+    async () => {
+      // Prepare: a server that is up.
+      const port = await freePort();
+      const queue = await reportsQueue(fx.sqs);
+      const reports = reportReader(fx.sqs, queue);
+      const workspace = join(fx.root, 'workspace');
+      const agent = fx.agent({
+        workspacePath: workspace,
+        extra: {
+          BERTH_AGENT_REPORTS_URL: queue,
+          BERTH_DEV_SERVER_COMMAND: COMMAND,
+          BERTH_DEV_SERVER_PORT: String(port),
+        },
+      });
+      await agent.ready;
+      await reports(2);
+      const before = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+
+      // Act: it stops listening (hung, or reloading), then listens again.
+      await writeFile(join(workspace, 'pause'), '');
+      const [, , notAnswering] = await reports(3);
+      await rm(join(workspace, 'pause'));
+      const all = await reports(4);
+      const after = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+
+      // Assess
+      expect(notAnswering?.payload).toMatchObject({ state: 'starting', restarts: 0 });
+      expect(all.map((r) => r.payload.state)).toEqual(['starting', 'up', 'starting', 'up']);
+      expect(all[3]?.payload.restarts).toBe(0);
+      expect(processGroups(agent)).toHaveLength(1);
+      expect(after).toBe(before);
       expect((await agent.stop()).code).toBe(0);
     },
     TIMEOUT,
