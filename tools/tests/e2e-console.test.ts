@@ -282,6 +282,9 @@ describe('the console in a headless browser', () => {
       expect(await page.textContent('section[aria-labelledby="deliveries"]')).toContain(
         `${receiverUrl}/acme`,
       );
+      // The client's recent events (GET /v1/events), the console's stop among them.
+      const stopEvent = page.locator('#recent-events tbody tr', { hasText: 'container.stopped' });
+      expect(await stopEvent.first().textContent()).toContain('manual:console');
       // The webhook service delivered the stop to the receiver, and the page lists it.
       await eventually('the delivered container.stopped on the page', async () => {
         const rows = await page

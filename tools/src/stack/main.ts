@@ -210,6 +210,7 @@ try {
   say(
     `  discovery      ${discoveryUrl}  (OpenAPI: ${discoveryUrl}/docs, metrics: ${discoveryUrl}/metrics)`,
   );
+  say(`  console        ${discoveryUrl}/console  (sign in with the admin token below)`);
   say(
     `  previews       ${gatewayUrl}/p/<containerId>/  (URLs from POST /v1/containers/{id}/preview)`,
   );

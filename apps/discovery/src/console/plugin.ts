@@ -23,6 +23,7 @@ import {
   loginBody,
   page,
   tenantBody,
+  type EventJson,
   type HistoryJson,
   type Html,
   type Optional,
@@ -432,7 +433,7 @@ export async function registerConsole(app: DiscoveryServer, options: ConsoleOpti
         const day = today(now);
         const monthStart = `${day.slice(0, 8)}01`;
         const missingWebhooks = 'Webhooks are not available on this deployment yet.';
-        const [listed, usage, webhook, dead, recent] = await Promise.all([
+        const [listed, usage, webhook, dead, recent, events] = await Promise.all([
           liveContainers(token, clientId),
           optional<UsageJson>(
             token,
@@ -449,6 +450,11 @@ export async function registerConsole(app: DiscoveryServer, options: ConsoleOpti
             token,
             `/v1/webhooks/${client}/deliveries?limit=20`,
             missingWebhooks,
+          ),
+          optional<{ events: EventJson[] }>(
+            token,
+            `/v1/events?clientId=${client}&limit=20`,
+            'The lifecycle history is not available on this deployment yet.',
           ),
         ]);
         // The webhook itself answers 404 when none is set: that is "none", not an error.
@@ -475,6 +481,7 @@ export async function registerConsole(app: DiscoveryServer, options: ConsoleOpti
             usage,
             today: day,
             webhooks,
+            events,
             now: now.getTime(),
           }),
           'tenant',

@@ -439,6 +439,59 @@ export function usageSummary(usage: UsageJson, today: string): Html {
     }`;
 }
 
+/** One lifecycle event as `GET /v1/events` answers it (the topic's message body). */
+export interface EventJson {
+  type: string;
+  eventId: string;
+  occurredAt: string;
+  containerId?: string | null;
+  sessionId?: string | null;
+  payload?: Record<string, unknown>;
+}
+
+/** What an event adds to its type: a stop's reason, a rejection's reason. */
+function eventDetail(event: EventJson): string | null {
+  const container = event.payload?.container as { stopReason?: unknown } | undefined;
+  if (typeof container?.stopReason === 'string') return container.stopReason;
+  const reason = event.payload?.reason;
+  return typeof reason === 'string' ? reason : null;
+}
+
+export function eventsTable(answer: { events: readonly EventJson[] }): Html {
+  if (answer.events.length === 0) return html`<p class="empty">None.</p>`;
+  return html`<table class="cards" id="recent-events">
+    <thead>
+      <tr>
+        <th scope="col">When</th>
+        <th scope="col">Event</th>
+        <th scope="col">Container</th>
+        <th scope="col">Session</th>
+        <th scope="col">Detail</th>
+      </tr>
+    </thead>
+    <tbody>
+      ${answer.events.map(
+        (e) =>
+          html`<tr>
+            <td data-label="When">${when(e.occurredAt)}</td>
+            <td data-label="Event">${e.type}</td>
+            <td data-label="Container" class="mono">
+              ${
+                e.containerId
+                  ? html`<a href="/console/containers/${encodeURIComponent(e.containerId)}"
+                      >${e.containerId}</a
+                    >`
+                  : dash
+              }
+            </td>
+            <td data-label="Session" class="mono">${orDash(e.sessionId)}</td>
+            <td data-label="Detail">${orDash(eventDetail(e))}</td>
+          </tr>`,
+      )}
+    </tbody>
+  </table>`;
+}
+
 export interface WebhookView {
   webhook: { url: string; events: string[] } | null;
   dead: readonly DeliveryJson[];
@@ -596,6 +649,7 @@ export interface TenantView {
   usage: Optional<UsageJson>;
   today: string;
   webhooks: Optional<WebhookView>;
+  events: Optional<{ events: EventJson[] }>;
   now: number;
 }
 
@@ -611,6 +665,7 @@ export function tenantBody(view: TenantView): Html {
           : containerTable(view.containers, view.now)
       }
     </section>
+    ${optionalSection('Recent events', 'events', view.events, eventsTable)}
     ${optionalSection('Webhook deliveries', 'deliveries', view.webhooks, webhookSection)}`;
 }
 
