@@ -4,12 +4,13 @@
  * `127.0.0.1:$PORT` (`$HOST` to listen elsewhere), files read afresh on every request, so what
  * a session writes is served at once. A thread's worktree is under
  * `/.berth/worktrees/<thread ref name>/`. Never serves a path through `.git`, nor a file a
- * symbolic link places outside the directory. `static-site.ts [dir]` serves `dir` instead.
+ * symbolic link places outside the directory. A directory without an index.html is answered
+ * with the list of its entries. `static-site.ts [dir]` serves `dir` instead.
  */
 import { realpathSync } from 'node:fs';
-import { realpath } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { resolve, sep } from 'node:path';
+import { basename, resolve, sep } from 'node:path';
 import sirv from 'sirv';
 
 const root = realpathSync(resolve(process.argv[2] ?? '.'));
@@ -30,6 +31,38 @@ function notFound(response: ServerResponse): void {
   response.statusCode = 404;
   response.setHeader('Content-Type', 'text/plain; charset=utf-8');
   response.end('not found\n');
+}
+
+const escapeHtml = (text: string): string =>
+  text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/**
+ * A directory's entries as a page of links, relative (the page may be served below a prefix,
+ * as the preview gateway does); `.git` is never listed. False when the path is no directory.
+ */
+async function listDirectory(request: IncomingMessage, response: ServerResponse): Promise<boolean> {
+  const path = decodeURIComponent(new URL(request.url ?? '/', 'http://site').pathname);
+  const directory = resolve(root, `.${path}`);
+  if (!(await stat(directory).catch(() => undefined))?.isDirectory()) return false;
+  const entries = (await readdir(directory, { withFileTypes: true }))
+    .filter((entry) => entry.name !== '.git')
+    .sort((a, b) =>
+      a.isDirectory() === b.isDirectory() ? a.name.localeCompare(b.name) : a.isDirectory() ? -1 : 1,
+    );
+  // Links resolve against the page's URL: below it when it ends with `/`, beside it otherwise.
+  const base = path.endsWith('/') ? '' : `${encodeURIComponent(basename(path))}/`;
+  const items = entries.map((entry) => {
+    const name = entry.isDirectory() ? `${entry.name}/` : entry.name;
+    const href = `${base}${encodeURIComponent(entry.name)}${entry.isDirectory() ? '/' : ''}`;
+    return `<li><a href="${escapeHtml(href)}">${escapeHtml(name)}</a></li>`;
+  });
+  response.setHeader('Content-Type', 'text/html; charset=utf-8');
+  response.setHeader('Cache-Control', 'no-store');
+  response.end(
+    `<!doctype html><meta charset="utf-8"><title>${escapeHtml(path)}</title>` +
+      `<h1>${escapeHtml(path)}</h1><ul>${items.join('')}</ul>\n`,
+  );
+  return true;
 }
 
 /** Whether the request's path may be served; `bad` when it does not decode. */
@@ -64,7 +97,13 @@ const server = createServer((request, response) => {
       response.statusCode = 400;
       response.end('bad path\n');
     } else if (!verdict) notFound(response);
-    else serveFile(request, response, () => notFound(response));
+    else
+      serveFile(request, response, () => {
+        listDirectory(request, response).then(
+          (listed) => listed || notFound(response),
+          () => notFound(response),
+        );
+      });
   });
 });
 server.listen(port, host, () => {

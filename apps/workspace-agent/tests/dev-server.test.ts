@@ -382,6 +382,8 @@ describe('the dev server', () => {
         `/.berth/worktrees/${encodeURIComponent(threadRefName('chat:1'))}/CHAT.md`,
       );
       const readme = await get('/README.md');
+      const listing = await get('/');
+      const threads = await get('/.berth/worktrees');
       const refused = await Promise.all(
         [
           '/.git/config',
@@ -397,6 +399,14 @@ describe('the dev server', () => {
       // Assess
       expect(chat).toEqual({ status: 200, body: 'hello preview\n' });
       expect(readme).toEqual({ status: 200, body: '# project\n' });
+      // No index.html: the directory's entries, linked relatively, never .git.
+      expect(listing.status).toBe(200);
+      expect(listing.body).toContain('<a href="README.md">README.md</a>');
+      expect(listing.body).toContain('<a href=".berth/">.berth/</a>');
+      expect(listing.body).not.toContain('.git/');
+      expect(threads.body).toContain(
+        `<a href="worktrees/${encodeURIComponent(threadRefName('chat:1'))}/">`,
+      );
       for (const answer of refused) {
         expect([400, 404]).toContain(answer.status);
         expect(answer.body).not.toContain('outside');
