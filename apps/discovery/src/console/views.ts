@@ -51,7 +51,6 @@ export function page(frame: PageFrame): string {
         hx-get="${frame.liveUrl}"
         hx-trigger="berth:changed from:body"
         hx-swap="innerHTML"
-        aria-live="polite"
       >
         ${frame.body}
       </main>`

@@ -27,13 +27,18 @@
   }
 
   var refreshTimer;
-  // Many events arrive together (a stop is terminating then stopped, sessions with it):
-  // one reload of the live region for each burst.
+  var refreshedAt = 0;
+  // Many events arrive together (a stop is terminating then stopped, sessions with it): one
+  // reload of the live region per burst, and at most one a second, so an event storm never
+  // turns into a storm of API reads against the admin's rate limit.
   function changed() {
-    clearTimeout(refreshTimer);
+    if (refreshTimer !== undefined) return;
+    var wait = Math.max(250, 1000 - (Date.now() - refreshedAt));
     refreshTimer = setTimeout(function () {
+      refreshTimer = undefined;
+      refreshedAt = Date.now();
       document.body.dispatchEvent(new CustomEvent('berth:changed'));
-    }, 200);
+    }, wait);
   }
 
   function follow() {
