@@ -82,8 +82,12 @@ export interface AgentOptions {
   devServerTuning?: Partial<DevServerTuning>;
 }
 
-/** A dev server report that could not be sent is tried again this often, unless superseded. */
-const DEV_SERVER_REPORT_ATTEMPTS = 4;
+/**
+ * A dev server report that could not be sent is tried again, pausing up to this long between
+ * tries, until it is sent, a newer one supersedes it or the agent stops: the record must not
+ * keep an old state because the queue was unreachable for a while.
+ */
+const DEV_SERVER_REPORT_MAX_PAUSE_MS = 30_000;
 
 class ShuttingDownError extends Error {
   constructor() {
@@ -221,14 +225,16 @@ export class WorkspaceAgent {
 
   /**
    * Sends a dev server state to berth (`devserver.state`), after the ones before it. A send
-   * that fails is tried again with a pause, unless a newer state went out meanwhile (berth
-   * keeps the highest sequence, so the older one no longer matters).
+   * that fails is tried again with a growing pause until it goes out, unless a newer state
+   * comes meanwhile (berth keeps the highest sequence, so the older one no longer matters).
    */
   #reportDevServer(report: DevServerReport): void {
     this.#latestDevServerSequence = report.sequence;
     const send = async (): Promise<void> => {
       for (let attempt = 1; ; attempt += 1) {
-        if (report.sequence < this.#latestDevServerSequence && attempt > 1) return;
+        // A newer state went out meanwhile, or the container is going away: this one no longer matters.
+        if (attempt > 1 && (report.sequence < this.#latestDevServerSequence || this.#stopping))
+          return;
         try {
           await this.#announce('devserver.state', `devserver:${report.sequence}`, {
             containerId: this.#env.containerId,
@@ -237,14 +243,15 @@ export class WorkspaceAgent {
           });
           return;
         } catch (error) {
-          if (attempt >= DEV_SERVER_REPORT_ATTEMPTS) {
+          if (attempt === 1 || attempt % 10 === 0) {
             this.#logger.error(
-              { err: error, state: report.state, sequence: report.sequence },
-              'could not report the dev server state; giving up on this one',
+              { err: error, state: report.state, sequence: report.sequence, attempt },
+              'could not report the dev server state; trying again',
             );
-            return;
           }
-          await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
+          await new Promise((resolve) =>
+            setTimeout(resolve, Math.min(500 * 2 ** attempt, DEV_SERVER_REPORT_MAX_PAUSE_MS)),
+          );
         }
       }
     };

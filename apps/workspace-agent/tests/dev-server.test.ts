@@ -6,6 +6,7 @@ import { describe, expect, it } from '@jest/globals';
 import {
   CreateQueueCommand,
   DeleteMessageCommand,
+  DeleteQueueCommand,
   ReceiveMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
@@ -254,6 +255,44 @@ describe('the dev server', () => {
       expect(all[3]?.payload.restarts).toBe(0);
       expect(processGroups(agent)).toHaveLength(1);
       expect(after).toBe(before);
+      expect((await agent.stop()).code).toBe(0);
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'reports the latest state once the reports queue is reachable again, the older one superseded',
+    async () => {
+      // Prepare: the reports queue is gone when the agent starts.
+      const port = await freePort();
+      const name = `agent-reports-gone-${Date.now().toString(36)}`;
+      const { QueueUrl: queue = '' } = await fx.sqs.send(
+        new CreateQueueCommand({ QueueName: name }),
+      );
+      await fx.sqs.send(new DeleteQueueCommand({ QueueUrl: queue }));
+      const agent = fx.agent({
+        workspacePath: join(fx.root, 'workspace'),
+        extra: {
+          BERTH_AGENT_REPORTS_URL: queue,
+          BERTH_DEV_SERVER_COMMAND: COMMAND,
+          BERTH_DEV_SERVER_PORT: String(port),
+        },
+      });
+      await agent.ready;
+      await eventually(
+        'a failed report and the server up',
+        async () =>
+          agent.logs.some(
+            (line) => line.msg === 'could not report the dev server state; trying again',
+          ) && (await portAnswers(port)),
+      );
+
+      // Act: the queue is back.
+      await fx.sqs.send(new CreateQueueCommand({ QueueName: name }));
+      const [first] = await reportReader(fx.sqs, queue)(1);
+
+      // Assess: the state now, not the one that failed first.
+      expect(first?.payload).toMatchObject({ state: 'up', sequence: 2 });
       expect((await agent.stop()).code).toBe(0);
     },
     TIMEOUT,
