@@ -54,6 +54,14 @@ const CASES: Case[] = [
   },
   {
     client: 'DynamoDBClient',
+    command: 'DeleteItemCommand',
+    input: { TableName: 'berth-webhooks', Key: { pk: { S: 'hook#acme' } } },
+    expected: [
+      { action: 'dynamodb:DeleteItem', resource: `arn:aws:dynamodb:${R}:table/berth-webhooks` },
+    ],
+  },
+  {
+    client: 'DynamoDBClient',
     command: 'QueryCommand',
     input: { TableName: 'berth-containers', IndexName: 'by-status' },
     expected: [{ action: 'dynamodb:Query', resource: `${CONTAINERS}/index/by-status` }],
@@ -426,6 +434,7 @@ describe('SDK command → IAM authorizations', () => {
       GetCommand: 'GetItemCommand',
       PutCommand: 'PutItemCommand',
       UpdateCommand: 'UpdateItemCommand',
+      DeleteCommand: 'DeleteItemCommand',
       QueryCommand: 'QueryCommand',
       TransactWriteCommand: 'TransactWriteItemsCommand',
     };
