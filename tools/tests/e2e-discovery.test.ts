@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { ContainerJson } from '@berth/domain';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { BerthEvent, ContainerJson } from '@berth/domain';
+import { verifyWebhook } from '@berth/webhook-signature';
 import type { RunningStack } from '../src/stack/harness.ts';
 import {
   eventually,
@@ -343,5 +346,109 @@ describe('discovery on the local stack', () => {
       2,
     );
     expect(new Set(usage.body.days.map((day) => day.projectId))).toEqual(new Set(['site']));
+  }, 180_000);
+  it("delivers a client's lifecycle events to its webhook, signed (where the deployment refuses http: the routes alone)", async () => {
+    // Prepare: a receiver on this machine, and a client of its own.
+    const key = { clientId: `hook${randomUUID().slice(0, 6)}`, projectId: 'site', userId: 'ann' };
+    const containerId = `${key.clientId}.${key.projectId}.${key.userId}`;
+    const service = tokenFor(stack, key.clientId, 'svc', 'service');
+    const secret = `whsec-${randomUUID()}`;
+    const received: { body: string; signature: string | undefined; event: BerthEvent }[] = [];
+    const receiver = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+      request.on('end', () => {
+        const signature = request.headers['berth-signature'];
+        received.push({
+          body,
+          signature: Array.isArray(signature) ? signature.join(',') : signature,
+          event: JSON.parse(body) as BerthEvent,
+        });
+        response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const port = (receiver.address() as AddressInfo).port;
+
+    try {
+      // Act
+      const local = await http<{ url: string }>(stack, 'PUT', `/v1/webhooks/${key.clientId}`, {
+        token: service,
+        body: { url: `http://127.0.0.1:${port}/hook`, events: ['container.*'], secret },
+      });
+
+      if (local.status === 400) {
+        // A deployment as on AWS (the rehearsal): https only, no private address. The routes
+        // still work, with a public address nobody will be sent anything at (no container).
+        expect(local.body).toMatchObject({ error: { field: 'url' } });
+        const put = await http(stack, 'PUT', `/v1/webhooks/${key.clientId}`, {
+          token: service,
+          body: { url: 'https://93.184.215.14/hook', events: ['container.*'], secret },
+        });
+        const read = await http(stack, 'GET', `/v1/webhooks/${key.clientId}`, { token: service });
+        const listed = await http(stack, 'GET', `/v1/webhooks/${key.clientId}/deliveries`, {
+          token: service,
+        });
+        const removed = await http(stack, 'DELETE', `/v1/webhooks/${key.clientId}`, {
+          token: service,
+        });
+        expect([put.status, read.status, listed.status, removed.status]).toEqual([
+          200, 200, 200, 204,
+        ]);
+        expect(JSON.stringify(read.body)).not.toContain(secret);
+        expect(listed.body).toEqual({ deliveries: [], nextCursor: null });
+        return;
+      }
+      expect(local.status).toBe(200);
+      await projectRepository(stack, key);
+      const started = await http<Discovered>(stack, 'POST', '/v1/containers/discover?wait=30', {
+        body: key,
+      });
+      expect(started.body.container.status).toBe('running');
+      await eventually(
+        'container.created and container.running at the receiver',
+        () => {
+          const types = received.map((r) => r.event.type);
+          return Promise.resolve(
+            types.includes('container.created') && types.includes('container.running')
+              ? types
+              : undefined,
+          );
+        },
+        60_000,
+      );
+
+      // Assess: signed with the secret, in order, recorded as delivered; the secret never shown.
+      for (const request of received) {
+        expect(request.event.containerId).toBe(containerId);
+        expect(() =>
+          verifyWebhook({ body: request.body, header: request.signature, secret }),
+        ).not.toThrow();
+      }
+      const types = received.map((r) => r.event.type);
+      expect(types.indexOf('container.created')).toBeLessThan(types.indexOf('container.running'));
+      const delivered = await eventually(
+        'the deliveries recorded',
+        async () => {
+          const answer = await http<{ deliveries: Array<{ eventType: string }> }>(
+            stack,
+            'GET',
+            `/v1/webhooks/${key.clientId}/deliveries?status=delivered`,
+            { token: service },
+          );
+          return answer.body.deliveries.length >= 2 ? answer.body.deliveries : undefined;
+        },
+        30_000,
+      );
+      expect(delivered.map((d) => d.eventType)).toEqual(
+        expect.arrayContaining(['container.created', 'container.running']),
+      );
+      const read = await http(stack, 'GET', `/v1/webhooks/${key.clientId}`, { token: service });
+      expect(JSON.stringify(read.body)).not.toContain(secret);
+    } finally {
+      await http(stack, 'POST', `/v1/containers/${containerId}/stop`, { body: {} });
+      await http(stack, 'DELETE', `/v1/webhooks/${key.clientId}`, { token: service });
+      await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    }
   }, 180_000);
 });

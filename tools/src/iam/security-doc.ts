@@ -24,7 +24,7 @@ function summarizeResources(resources: readonly string[]): string[] {
   const patterns = resources.map((resource) =>
     generic(resource)
       .replace(
-        /:berth-(?!lifecycle|agent-reports|task-events|history-events|reaper-sweeps)[^:/]+$/,
+        /:berth-(?!lifecycle|agent-reports|task-events|history-events|webhook-events|reaper-sweeps)[^:/]+$/,
         ':berth-<container queue>',
       )
       // A discovery replica's own subscription queue is named after its host and process.
