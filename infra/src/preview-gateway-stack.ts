@@ -1,4 +1,3 @@
-import { DEFAULT_DEV_SERVER_PORT } from '@berth/domain';
 import { CfnOutput, Duration } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -72,7 +71,7 @@ export class BerthPreviewGatewayStack extends BerthServiceStack {
     );
     workspaceSecurityGroup.connections.allowFrom(
       this.securityGroup,
-      ec2.Port.tcp(DEV_SERVER_PORT),
+      ec2.Port.tcp(this.config.workspace.devServerPort),
       'dev servers from the preview gateway',
     );
 
@@ -87,6 +86,3 @@ export class BerthPreviewGatewayStack extends BerthServiceStack {
     });
   }
 }
-
-/** The port the workspace task definition maps for the dev server (BERTH_DEV_SERVER_PORT). */
-const DEV_SERVER_PORT = DEFAULT_DEV_SERVER_PORT;

@@ -452,3 +452,69 @@ describe('discovery on the local stack', () => {
     }
   }, 180_000);
 });
+
+describe('the preview gateway on the local stack (issue 19; in the deploy rehearsal too)', () => {
+  it("exchanges a discover's preview URL for a cookie, and opening a stopped container's preview starts it again", async () => {
+    // Prepare
+    const key = { clientId: 'acme', projectId: 'gallery', userId: 'kim' };
+    await projectRepository(stack, key);
+    const discovered = await http<Discovered & { previewUrl: string }>(
+      stack,
+      'POST',
+      '/v1/containers/discover?wait=30',
+      { body: key },
+    );
+    const containerId = discovered.body.container.containerId;
+    // The gateway as this stack exposes it (the deploy rehearsal's URLs name its load balancer).
+    const { pathname, search } = new URL(discovered.body.previewUrl);
+    const gateway = (path: string, cookie?: string) =>
+      fetch(`${stack.previewUrl}${path}`, {
+        redirect: 'manual',
+        headers: cookie ? { cookie } : {},
+      });
+
+    // Act
+    const opened = await gateway(`${pathname}${search}`);
+    const cookie = (opened.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    await http(stack, 'POST', `/v1/containers/${containerId}/stop`, { body: {} });
+    await eventually(
+      'the container to stop',
+      async () => {
+        const got = await http<{ container: ContainerJson }>(
+          stack,
+          'GET',
+          `/v1/containers/${containerId}`,
+        );
+        return got.body.container.status === 'stopped' ? true : undefined;
+      },
+      90_000,
+    );
+    const reopened = await gateway(`/p/${containerId}/`, cookie);
+    await reopened.arrayBuffer();
+    const restarted = await eventually(
+      'the preview to start generation 2',
+      async () => {
+        const got = await http<{ container: ContainerJson }>(
+          stack,
+          'GET',
+          `/v1/containers/${containerId}`,
+        );
+        return got.body.container.generation === discovered.body.container.generation + 1 &&
+          got.body.container.status === 'running'
+          ? got.body.container
+          : undefined;
+      },
+      90_000,
+    );
+
+    // Assess
+    expect(pathname).toBe(`/p/${containerId}/`);
+    expect(opened.status).toBe(303);
+    expect(opened.headers.get('location')).toBe(`/p/${containerId}/`);
+    expect(cookie).toMatch(/^berth_preview=./);
+    // This stack's containers run no dev server: the gateway says it is waiting for one (503)
+    // or that there is none (502), never anything else, and never without starting it.
+    expect([502, 503]).toContain(reopened.status);
+    expect(restarted.containerId).toBe(containerId);
+  }, 180_000);
+});
