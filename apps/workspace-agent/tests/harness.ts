@@ -271,11 +271,26 @@ export function startAgent(input: AgentEnvInput): AgentProcess {
   };
 }
 
-/** Kills an agent a failed test left running, so Jest can exit. */
+/**
+ * Kills an agent a failed test left running, so Jest can exit, and what it started in process
+ * groups of its own (workloads, the dev server), which its SIGKILL does not reach: the local
+ * runtime ends those with the agent; here the harness stands in for it.
+ */
 export async function killAgent(agent: AgentProcess | undefined): Promise<void> {
+  // An agent that exited by itself ended its groups; only a killed one leaves them behind
+  // (and a group id long dead may belong to another process by now).
   if (!agent || agent.child.exitCode !== null || agent.child.signalCode !== null) return;
   agent.child.kill('SIGKILL');
   await agent.exited;
+  for (const notice of agent.notices) {
+    const pgid = (notice as { pgid?: unknown }).pgid;
+    if (notice.type !== 'workload' || typeof pgid !== 'number' || pgid <= 1) continue;
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  }
 }
 
 /** What a test of the agent works with: a fresh bare repository and queues per test. */
