@@ -43,6 +43,8 @@ export const HISTORY_INDEXES: readonly GsiSpec[] = [
   { indexName: 'client-index', partitionKey: 'clientId', sortKey: 'at' },
   { indexName: 'clientUser-index', partitionKey: 'clientUser', sortKey: 'at' },
   { indexName: 'day-index', partitionKey: 'day', sortKey: 'at' },
+  // Sparse: the daily usage rollup (usageKey = clientId/projectId), kept beyond the history.
+  { indexName: 'usage-index', partitionKey: 'usageDay', sortKey: 'usageKey' },
 ];
 /** The webhook table's indexes (libs/adapters/dynamodb tables.ts, WEBHOOK_INDEXES). */
 export const WEBHOOK_INDEXES: readonly GsiSpec[] = [

@@ -60,7 +60,7 @@ function wildcardReasons(stack: Stack): Map<string, string> {
     ],
     [
       arns.tableIndexes(NAMES.historyTable),
-      'Query on the berth-history indexes (container-index, session-index, client-index, clientUser-index, day-index): discovery reads the lifecycle history through its own indexes only.',
+      'Query on the berth-history indexes (container-index, session-index, client-index, clientUser-index, day-index, usage-index): discovery reads the lifecycle history and its usage rollup through its own indexes only.',
     ],
     [
       arns.tableIndexes(NAMES.webhookTable),

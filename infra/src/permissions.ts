@@ -219,11 +219,12 @@ const statement = {
       ).map((name) => arns.queue(name)),
     }),
   // The lifecycle history (issue 18): the task watcher keeps each event with one conditional
-  // put (idempotent by eventId; TTL deletes), and reads nothing back.
+  // put (idempotent by eventId; TTL deletes), with its share of the daily usage rollup added in
+  // the same transaction (UpdateItem, ADD), and reads nothing back.
   keepHistory: (): StatementFactory => (arns) =>
     new iam.PolicyStatement({
       sid: 'KeepLifecycleHistory',
-      actions: ['dynamodb:PutItem'],
+      actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
       resources: [arns.table(NAMES.historyTable)],
     }),
   // Discovery answers /v1/events, /v1/containers/{id}/history and /v1/usage from its indexes only.

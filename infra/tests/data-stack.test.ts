@@ -66,6 +66,7 @@ describe('BerthDataStack', () => {
         ['client-index', 'clientId', 'at'],
         ['clientUser-index', 'clientUser', 'at'],
         ['day-index', 'day', 'at'],
+        ['usage-index', 'usageDay', 'usageKey'],
       ],
     ],
   ])(

@@ -296,7 +296,11 @@ describe('task roles: the exact statements of each service', () => {
       ...common(template),
       allow('ConsumeTaskEvents', CONSUMER, [queue('berth-task-events')]),
       allow('ConsumeHistoryEvents', CONSUMER, [queue('berth-history-events')]),
-      allow('KeepLifecycleHistory', ['dynamodb:PutItem'], [table('berth-history')]),
+      allow(
+        'KeepLifecycleHistory',
+        ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
+        [table('berth-history')],
+      ),
       describeTasks,
       listTasks,
       stopTasks,

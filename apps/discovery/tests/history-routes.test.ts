@@ -361,3 +361,73 @@ describe('GET /v1/usage', () => {
     if (field !== undefined) expect(response.json().error.field).toBe(field);
   });
 });
+
+describe('GET /v1/usage before the retention', () => {
+  it('answers days the history no longer holds from the daily rollup; a user token gets none of it', async () => {
+    // Prepare: a history whose clock moves: a generation kept on 2026-03-10, read 10 days later.
+    let now = NOW;
+    const moving = { now: () => new Date(now) };
+    const aged = new LifecycleHistory({
+      store: new DynamoHistoryStore({
+        client: dynamodb,
+        historyTable: table,
+        retentionMs: 7 * 24 * HOUR,
+        clock: moving,
+      }),
+      clock: moving,
+      retentionMs: 7 * 24 * HOUR,
+    });
+    for (const event of generationEvents({
+      containerId: 'initech.portal.pam',
+      generation: 1,
+      createdAt: NOW - 4 * HOUR,
+      stoppedAt: NOW - HOUR,
+      stopReason: 'idle',
+    }))
+      await aged.record(event);
+    now = NOW + 10 * 24 * HOUR;
+    const deps = makeCoreDeps();
+    const later = await buildDiscoveryApp({
+      useCases: new UseCases(deps),
+      history: aged,
+      store: deps.store,
+      publisher: deps.publisher,
+      authSecret: SECRET,
+      cacheTtlMs: 0,
+      registry: new Registry(),
+    });
+    const ask = (token: string) =>
+      later.inject({
+        method: 'GET',
+        url: '/v1/usage?from=2026-03-10&to=2026-03-10',
+        headers: { authorization: `Bearer ${token}` },
+      });
+
+    try {
+      // Act
+      const service = await ask(sign({ client: 'initech', sub: 'svc', role: 'service' }));
+      const user = await ask(sign({ client: 'initech', sub: 'pam', role: 'user' }));
+      const events = await later.inject({
+        method: 'GET',
+        url: '/v1/events?clientId=initech',
+        headers: { authorization: `Bearer ${admin}` },
+      });
+
+      // Assess: the events have expired; their usage has not.
+      expect(events.json().events).toEqual([]);
+      expect(service.json().days).toEqual([
+        {
+          clientId: 'initech',
+          projectId: 'portal',
+          day: '2026-03-10',
+          containerHours: 3,
+          sessions: 0,
+          generations: 1,
+        },
+      ]);
+      expect(user.json().days).toEqual([]);
+    } finally {
+      await later.close();
+    }
+  });
+});

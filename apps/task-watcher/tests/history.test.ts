@@ -23,6 +23,7 @@ function world(failure?: Error) {
     },
     list: () => Promise.resolve({ items: [...kept.values()], nextCursor: null }),
     usageEvents: () => Promise.resolve([...kept.values()]),
+    usageRollup: () => Promise.resolve([]),
   };
   const metrics: Array<[string, number, string]> = [];
   const history = new LifecycleHistory({

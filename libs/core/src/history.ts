@@ -5,6 +5,7 @@ import {
   eventOwner,
   generationsOf,
   parseDay,
+  usageContributions,
   usageOf,
   containerOf,
   type BerthEvent,
@@ -79,7 +80,7 @@ export class LifecycleHistory {
   async record(event: BerthEvent): Promise<'stored' | 'duplicate' | 'expired'> {
     const expiresAt = Date.parse(event.occurredAt) + this.#deps.retentionMs;
     if (!(expiresAt > this.#deps.clock.now().getTime())) return 'expired';
-    const outcome = await this.#deps.store.record(event, expiresAt);
+    const outcome = await this.#deps.store.record(event, expiresAt, usageContributions(event));
     if (outcome === 'stored') this.#countUsage(event);
     return outcome;
   }
@@ -120,15 +121,37 @@ export class LifecycleHistory {
         'from',
       );
     }
-    // Everything retained up to the range's end: a generation started before `from` and still
-    // running in it is known only from its earlier events.
-    const end = new Date(Date.parse(to) + DAY_MS).toISOString();
-    const events = await this.#deps.store.usageEvents(query.clientId, retainedSince, end);
-    const mine =
-      query.userId === undefined
-        ? events
-        : events.filter((event) => eventOwner(event)?.userId === query.userId);
-    const days = usageOf(mine, from, to, now);
+    // Days the history holds whole are computed from it (live generations included); older
+    // days come from the daily rollup, which counts a generation once it is final.
+    const firstWholeDay = dayOf(Date.parse(dayOf(Date.parse(retainedSince))) + DAY_MS);
+    const rolledUp =
+      from < firstWholeDay
+        ? await this.#deps.store.usageRollup(
+            query.clientId,
+            from,
+            to < firstWholeDay ? to : dayOf(Date.parse(firstWholeDay) - DAY_MS),
+          )
+        : [];
+    // A user's usage is its own containers' only: the rollup is per project, so a user gets
+    // none of it (documented), and its history days only.
+    let days: UsageRow[] = query.userId === undefined ? rolledUp : [];
+    if (to >= firstWholeDay) {
+      // Everything retained up to the range's end: a generation started before `from` and
+      // still running in it is known only from its earlier events.
+      const end = new Date(Date.parse(to) + DAY_MS).toISOString();
+      const events = await this.#deps.store.usageEvents(query.clientId, retainedSince, end);
+      const mine =
+        query.userId === undefined
+          ? events
+          : events.filter((event) => eventOwner(event)?.userId === query.userId);
+      days = [...days, ...usageOf(mine, from > firstWholeDay ? from : firstWholeDay, to, now)];
+    }
+    days.sort(
+      (a, b) =>
+        a.day.localeCompare(b.day) ||
+        a.clientId.localeCompare(b.clientId) ||
+        a.projectId.localeCompare(b.projectId),
+    );
     const round = (value: number) => Math.round(value * 1000) / 1000;
     return {
       clientId: query.clientId ?? null,

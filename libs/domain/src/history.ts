@@ -10,6 +10,9 @@ import { EVENT_TYPES, type BerthEvent, type EventType } from './events.ts';
 import { isIdPart, type ContainerKey } from './identity.ts';
 import type { Page } from './ports.ts';
 
+const DAY_MS = 86_400_000;
+const FINAL_EVENT_TYPES = new Set<string>(['container.stopped', 'container.failed']);
+
 /** Who an event belongs to, from its containerId (events without one are admins' only). */
 export function eventOwner(event: BerthEvent): ContainerKey | undefined {
   const candidates = [
@@ -85,12 +88,68 @@ export interface HistoryFilter {
   type?: EventTypeFilter;
 }
 
+/**
+ * What one event adds to the daily usage rollup (issue 18, item 4): kept beyond the history's
+ * retention, written in the same transaction as the event so a redelivery adds nothing.
+ */
+export interface UsageContribution {
+  clientId: string;
+  projectId: string;
+  day: string;
+  containerMs?: number;
+  sessions?: number;
+  generations?: number;
+}
+
+/** The most days one generation's hours are spread over in the rollup (a transaction's limit). */
+export const MAX_ROLLUP_DAYS = 90;
+
+/**
+ * The rollup's share of an event: a generation created (+1 generation that day), a session
+ * assigned (+1 session), a generation final (its createdAt→stoppedAt split at UTC midnights,
+ * its last MAX_ROLLUP_DAYS days only). Any other event adds nothing.
+ */
+export function usageContributions(event: BerthEvent): UsageContribution[] {
+  const owner = eventOwner(event);
+  if (!owner) return [];
+  const { clientId, projectId } = owner;
+  if (event.type === 'session.assigned') {
+    return [{ clientId, projectId, day: dayOf(event.occurredAt), sessions: 1 }];
+  }
+  const container = containerOf(event);
+  if (!container) return [];
+  if (event.type === 'container.created') {
+    const created = Date.parse(container.createdAt);
+    return Number.isNaN(created)
+      ? []
+      : [{ clientId, projectId, day: dayOf(created), generations: 1 }];
+  }
+  if (!FINAL_EVENT_TYPES.has(event.type) || !container.stoppedAt) return [];
+  const until = Date.parse(container.stoppedAt);
+  let from = Math.max(Date.parse(container.createdAt), until - MAX_ROLLUP_DAYS * DAY_MS + 1);
+  if (Number.isNaN(from) || Number.isNaN(until)) return [];
+  const shares: UsageContribution[] = [];
+  while (from < until) {
+    const end = Math.min((Math.floor(from / DAY_MS) + 1) * DAY_MS, until);
+    shares.push({ clientId, projectId, day: dayOf(from), containerMs: end - from });
+    from = end;
+  }
+  return shares.slice(-MAX_ROLLUP_DAYS);
+}
+
 export interface HistoryStore {
   /**
-   * Keeps one event until `expiresAt` (epoch ms). Idempotent by eventId: the same event again
-   * changes nothing (and is not an error).
+   * Keeps one event until `expiresAt` (epoch ms), and adds its usage contributions to the daily
+   * rollup in the same transaction. Idempotent by eventId: the same event again changes nothing
+   * (and is not an error).
    */
-  record(event: BerthEvent, expiresAtMs: number): Promise<'stored' | 'duplicate'>;
+  record(
+    event: BerthEvent,
+    expiresAtMs: number,
+    usage?: readonly UsageContribution[],
+  ): Promise<'stored' | 'duplicate'>;
+  /** The daily rollup of a client (every client: undefined), days `fromDay`..`toDay`. */
+  usageRollup(clientId: string | undefined, fromDay: string, toDay: string): Promise<UsageRow[]>;
   /** Newest first; never an expired event, even one TTL has not deleted yet. */
   list(filter: HistoryFilter, limit: number, cursor?: string): Promise<Page<BerthEvent>>;
   /**
@@ -129,7 +188,6 @@ export const GenerationJsonSchema = Type.Object(
 );
 export type GenerationJson = Static<typeof GenerationJsonSchema>;
 
-const FINAL_EVENT_TYPES = new Set<string>(['container.stopped', 'container.failed']);
 const STOPPING_EVENT_TYPES = new Set<string>([
   'container.terminating',
   'container.stopped',
@@ -216,7 +274,6 @@ export const UsageRowSchema = Type.Object(
 );
 export type UsageRow = Static<typeof UsageRowSchema>;
 
-const DAY_MS = 86_400_000;
 const DAY_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
 
 /** `YYYY-MM-DD` of an instant, in UTC. */
@@ -236,7 +293,7 @@ export function parseDay(raw: string, field: string): string {
 }
 
 /** Hours rounded to the millihour, so sums read cleanly. */
-const hours = (ms: number) => Math.round(ms / 3_600) / 1000;
+export const hours = (ms: number) => Math.round(ms / 3_600) / 1000;
 
 /**
  * Usage per (client, project, day) over the days `fromDay`..`toDay` (both included, UTC) from

@@ -294,11 +294,14 @@ export type {
 } from './webhooks.ts';
 export {
   GenerationJsonSchema,
+  MAX_ROLLUP_DAYS,
   UsageRowSchema,
+  usageContributions,
   containerOf,
   dayOf,
   eventOwner,
   generationsOf,
+  hours,
   parseDay,
   parseEventTypeFilter,
   usageOf,
@@ -309,5 +312,6 @@ export type {
   HistoryContainer,
   HistoryFilter,
   HistoryStore,
+  UsageContribution,
   UsageRow,
 } from './history.ts';

@@ -5,6 +5,7 @@ import {
   makeEvent,
   parseDay,
   parseEventTypeFilter,
+  usageContributions,
   usageOf,
   type BerthEvent,
   type EventType,
@@ -150,5 +151,42 @@ describe('history configuration', () => {
     expect(() => loadConfig({ BERTH_HISTORY_RETENTION: '7 days' })).toThrow(
       /BERTH_HISTORY_RETENTION/,
     );
+  });
+});
+
+describe('usageContributions', () => {
+  it('adds a generation when created, a session when assigned, and the hours per day when final', () => {
+    // Prepare
+    const generation = { createdAt: MIDNIGHT - HOUR, stoppedAt: MIDNIGHT + 2 * HOUR };
+    const session = makeEvent({
+      type: 'session.assigned',
+      cause: 'session/s1',
+      occurredAt: iso(MIDNIGHT + HOUR),
+      containerId: 'acme.site.john',
+      sessionId: 's1',
+      payload: { containerId: 'acme.site.john' },
+    });
+
+    // Act
+    const created = usageContributions(
+      containerEvent('container.created', generation.createdAt, generation),
+    );
+    const assigned = usageContributions(session);
+    const stopped = usageContributions(
+      containerEvent('container.stopped', generation.stoppedAt, generation),
+    );
+    const running = usageContributions(
+      containerEvent('container.running', generation.createdAt, generation),
+    );
+
+    // Assess
+    const where = { clientId: 'acme', projectId: 'site' };
+    expect(created).toEqual([{ ...where, day: '2026-03-09', generations: 1 }]);
+    expect(assigned).toEqual([{ ...where, day: '2026-03-10', sessions: 1 }]);
+    expect(stopped).toEqual([
+      { ...where, day: '2026-03-09', containerMs: HOUR },
+      { ...where, day: '2026-03-10', containerMs: 2 * HOUR },
+    ]);
+    expect(running).toEqual([]);
   });
 });

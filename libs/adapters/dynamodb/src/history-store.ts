@@ -10,18 +10,22 @@ import {
   DynamoDBDocumentClient,
   PutCommand,
   QueryCommand,
+  TransactWriteCommand,
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import {
   InvalidArgumentError,
   dayOf,
   eventOwner,
+  hours,
   systemClock,
   type BerthEvent,
   type Clock,
   type HistoryFilter,
   type HistoryStore,
   type Page,
+  type UsageContribution,
+  type UsageRow,
 } from '@berth/domain';
 import { errorName, toDomainError } from './errors.ts';
 import { HISTORY_INDEXES, TTL_ATTRIBUTE } from './tables.ts';
@@ -33,6 +37,9 @@ export interface DynamoHistoryStoreOptions {
   retentionMs: number;
   clock?: Clock;
 }
+
+/** How long a day of the usage rollup is kept (it outlives the history on purpose). */
+export const USAGE_ROLLUP_RETENTION_DAYS = 400;
 
 /** Query calls one listing page may make before it answers a short page with a cursor. */
 const MAX_READS_PER_PAGE = 20;
@@ -71,7 +78,11 @@ export class DynamoHistoryStore implements HistoryStore {
     this.#clock = options.clock ?? systemClock;
   }
 
-  async record(event: BerthEvent, expiresAtMs: number): Promise<'stored' | 'duplicate'> {
+  async record(
+    event: BerthEvent,
+    expiresAtMs: number,
+    usage: readonly UsageContribution[] = [],
+  ): Promise<'stored' | 'duplicate'> {
     const owner = eventOwner(event);
     const item: Item = {
       eventId: event.eventId,
@@ -87,19 +98,98 @@ export class DynamoHistoryStore implements HistoryStore {
       [TTL_ATTRIBUTE]: Math.ceil(expiresAtMs / 1000),
       event,
     };
+    const put = {
+      TableName: this.#table,
+      Item: item,
+      ConditionExpression: 'attribute_not_exists(eventId)',
+    };
     try {
-      await this.#documents.send(
-        new PutCommand({
-          TableName: this.#table,
-          Item: item,
-          ConditionExpression: 'attribute_not_exists(eventId)',
-        }),
-      );
+      if (usage.length === 0) {
+        await this.#documents.send(new PutCommand(put));
+      } else {
+        // One transaction: the rollup grows exactly when the event is kept for the first time.
+        await this.#documents.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              { Put: put },
+              ...usage.map((share) => ({ Update: this.#rollup(share) })),
+            ],
+          }),
+        );
+      }
       return 'stored';
     } catch (error) {
-      if (errorName(error) === 'ConditionalCheckFailedException') return 'duplicate';
+      if (isLostCondition(error)) return 'duplicate';
       throw toDomainError(error, { operation: 'PutItem (history)', table: this.#table });
     }
+  }
+
+  /** `ADD` of one contribution to its day's rollup item (kept USAGE_ROLLUP_RETENTION_DAYS). */
+  #rollup(share: UsageContribution) {
+    const usageKey = `${share.clientId}/${share.projectId}`;
+    const expires =
+      Date.parse(`${share.day}T00:00:00.000Z`) / 1000 + USAGE_ROLLUP_RETENTION_DAYS * 86_400;
+    return {
+      TableName: this.#table,
+      Key: { eventId: `${ROLLUP_PREFIX}${usageKey}/${share.day}` },
+      UpdateExpression:
+        'SET usageDay = :day, usageKey = :key, usageClient = :client, usageProject = :project, #ttl = :ttl ADD containerMs :ms, sessions :sessions, generations :generations',
+      ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE },
+      ExpressionAttributeValues: {
+        ':day': share.day,
+        ':key': usageKey,
+        ':client': share.clientId,
+        ':project': share.projectId,
+        ':ttl': expires,
+        ':ms': share.containerMs ?? 0,
+        ':sessions': share.sessions ?? 0,
+        ':generations': share.generations ?? 0,
+      },
+    };
+  }
+
+  async usageRollup(
+    clientId: string | undefined,
+    fromDay: string,
+    toDay: string,
+  ): Promise<UsageRow[]> {
+    const rows: UsageRow[] = [];
+    for (
+      let day = Date.parse(`${fromDay}T00:00:00.000Z`);
+      day <= Date.parse(`${toDay}T00:00:00.000Z`);
+      day += DAY_MS
+    ) {
+      let start: Record<string, unknown> | undefined;
+      do {
+        const output = await this.#query({
+          TableName: this.#table,
+          IndexName: HISTORY_INDEXES.usage,
+          KeyConditionExpression:
+            clientId === undefined ? '#day = :day' : '#day = :day AND begins_with(#key, :client)',
+          ExpressionAttributeNames: {
+            '#day': 'usageDay',
+            ...(clientId === undefined ? {} : { '#key': 'usageKey' }),
+          },
+          ExpressionAttributeValues: {
+            ':day': dayOf(day),
+            ...(clientId === undefined ? {} : { ':client': `${clientId}/` }),
+          },
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        });
+        for (const item of output.Items ?? []) {
+          rows.push({
+            clientId: item['usageClient'] as string,
+            projectId: item['usageProject'] as string,
+            day: item['usageDay'] as string,
+            containerHours: hours(Number(item['containerMs'] ?? 0)),
+            sessions: Number(item['sessions'] ?? 0),
+            generations: Number(item['generations'] ?? 0),
+          });
+        }
+        start = output.LastEvaluatedKey;
+      } while (start);
+    }
+    return rows;
   }
 
   async list(filter: HistoryFilter, limit: number, cursor?: string): Promise<Page<BerthEvent>> {
@@ -276,6 +366,17 @@ export class DynamoHistoryStore implements HistoryStore {
       });
     }
   }
+}
+
+/** Rollup items' keys: no eventId begins with `~` (ids are derived from ids and types). */
+const ROLLUP_PREFIX = '~usage/';
+
+/** The event was kept before: its conditional put lost, alone or in its transaction. */
+function isLostCondition(error: unknown): boolean {
+  if (errorName(error) === 'ConditionalCheckFailedException') return true;
+  if (errorName(error) !== 'TransactionCanceledException') return false;
+  const reasons = (error as { CancellationReasons?: Array<{ Code?: string }> }).CancellationReasons;
+  return reasons?.[0]?.Code === 'ConditionalCheckFailed';
 }
 
 /** `clientUser-index`'s partition: ids hold no `/`, so two pairs never share one. */

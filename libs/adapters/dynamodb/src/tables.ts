@@ -57,6 +57,8 @@ export const HISTORY_INDEXES = {
   byClient: 'client-index',
   byClientUser: 'clientUser-index',
   byDay: 'day-index',
+  /** Sparse: the daily usage rollup only (`usageDay`, `usageKey` = `<clientId>/<projectId>`). */
+  usage: 'usage-index',
 } as const;
 
 /** The attribute DynamoDB's TTL reads, in epoch seconds. */
@@ -185,6 +187,8 @@ export function historyTableDefinition(tableName: string): TableDefinition {
       'clientUser',
       'day',
       'at',
+      'usageDay',
+      'usageKey',
     ]),
     GlobalSecondaryIndexes: [
       index(HISTORY_INDEXES.byContainer, 'containerId', 'at'),
@@ -192,6 +196,7 @@ export function historyTableDefinition(tableName: string): TableDefinition {
       index(HISTORY_INDEXES.byClient, 'clientId', 'at'),
       index(HISTORY_INDEXES.byClientUser, 'clientUser', 'at'),
       index(HISTORY_INDEXES.byDay, 'day', 'at'),
+      index(HISTORY_INDEXES.usage, 'usageDay', 'usageKey'),
     ],
   };
 }

@@ -2,6 +2,7 @@ import { GetCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import {
   InvalidArgumentError,
   makeEvent,
+  usageContributions,
   type BerthEvent,
   type EventType,
   type HistoryFilter,
@@ -204,5 +205,60 @@ describe('DynamoHistoryStore (DynamoDB Local)', () => {
     expect(usage.map((e) => e.type).sort()).toEqual(
       [...johnEvents.map((e) => e.type), 'container.created'].sort(),
     );
+  });
+
+  it('adds an event to the daily rollup exactly once, in the transaction that keeps it', async () => {
+    // Prepare: a generation of globex's 'shop' from 22:00 to 01:30 the next day, stopped.
+    const created = Date.parse('2026-03-08T22:00:00.000Z');
+    const stoppedAt = Date.parse('2026-03-09T01:30:00.000Z');
+    const stopped = makeEvent({
+      type: 'container.stopped',
+      cause: 'globex.shop.bob#1',
+      occurredAt: iso(stoppedAt),
+      containerId: 'globex.shop.bob',
+      payload: {
+        container: {
+          containerId: 'globex.shop.bob',
+          clientId: 'globex',
+          projectId: 'shop',
+          userId: 'bob',
+          generation: 1,
+          status: 'stopped',
+          createdAt: iso(created),
+          stoppedAt: iso(stoppedAt),
+        },
+      },
+    });
+    const shares = usageContributions(stopped);
+
+    // Act
+    const first = await store.record(stopped, stoppedAt + RETENTION, shares);
+    const again = await store.record(stopped, stoppedAt + RETENTION, shares);
+    const globex = await store.usageRollup('globex', '2026-03-08', '2026-03-09');
+    const everyone = await store.usageRollup(undefined, '2026-03-09', '2026-03-09');
+    const acme = await store.usageRollup('acme', '2026-03-08', '2026-03-09');
+
+    // Assess
+    expect([first, again]).toEqual(['stored', 'duplicate']);
+    expect(globex).toEqual([
+      {
+        clientId: 'globex',
+        projectId: 'shop',
+        day: '2026-03-08',
+        containerHours: 2,
+        sessions: 0,
+        generations: 0,
+      },
+      {
+        clientId: 'globex',
+        projectId: 'shop',
+        day: '2026-03-09',
+        containerHours: 1.5,
+        sessions: 0,
+        generations: 0,
+      },
+    ]);
+    expect(everyone.map((row) => row.clientId)).toEqual(['globex']);
+    expect(acme).toEqual([]);
   });
 });
