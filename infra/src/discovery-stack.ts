@@ -6,7 +6,7 @@ import { addLoadBalancer } from './load-balancer.ts';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
-import { PARAMS } from './names.ts';
+import { NAMES, PARAMS } from './names.ts';
 import { PREVIEW_URL_PARAM } from './preview-gateway-stack.ts';
 import { BerthServiceStack } from './service-stack.ts';
 import type { BerthServiceStackProps } from './service-stack.ts';
@@ -20,6 +20,17 @@ export const DISCOVERY_URL_PARAM = '/berth/discovery/url';
  * load balancer is internal and speaks HTTP inside the VPC; with one it speaks HTTPS (and
  * may face the internet), redirecting port 80.
  */
+/**
+ * The console's link to a generation's logs: the CloudWatch console on its task's log stream
+ * (`{region}` and `{taskId}` filled in per container by discovery). The console encodes a `/`
+ * in a fragment path as `$252F`.
+ */
+const cloudWatchPath = (text: string) => encodeURIComponent(text).replaceAll('%', '$25');
+export const WORKSPACE_LOG_URL =
+  'https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/log-group/' +
+  `${cloudWatchPath(NAMES.workspaceLogGroup)}/log-events/` +
+  `${cloudWatchPath(`${NAMES.workspaceLogStreamPrefix}/${NAMES.workspaceContainer}/`)}{taskId}`;
+
 export class BerthDiscoveryStack extends BerthServiceStack {
   readonly loadBalancer: elbv2.ApplicationLoadBalancer;
   readonly targetGroup: elbv2.ApplicationTargetGroup;
@@ -36,6 +47,7 @@ export class BerthDiscoveryStack extends BerthServiceStack {
       environment: {
         BERTH_HTTP_PORT: String(DISCOVERY_PORT),
         BERTH_HTTP_HOST: '0.0.0.0',
+        BERTH_CONSOLE_LOG_URL: WORKSPACE_LOG_URL,
         ...(props.config.previewGateway.domain === undefined
           ? {}
           : { BERTH_PREVIEW_DOMAIN: props.config.previewGateway.domain }),

@@ -33,6 +33,9 @@ export const NAMES = {
   cluster: 'berth',
   workspaceFamily: 'berth-workspace',
   workspaceContainer: 'workspace',
+  /** The workspace tasks' logs: stream `<prefix>/<container>/<task id>` (awslogs). */
+  workspaceLogGroup: '/berth/workspace',
+  workspaceLogStreamPrefix: 'workspace',
   /** Every per-container queue (input and output of each generation) starts with this. */
   containerQueuePrefix: 'berth-',
   /**

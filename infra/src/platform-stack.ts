@@ -246,7 +246,7 @@ export class BerthPlatformStack extends Stack {
     });
 
     const logGroup = new logs.LogGroup(this, 'WorkspaceLogs', {
-      logGroupName: '/berth/workspace',
+      logGroupName: NAMES.workspaceLogGroup,
       retention: logRetention(config.logRetentionDays),
       removalPolicy: RemovalPolicy.DESTROY,
     });
@@ -288,7 +288,7 @@ export class BerthPlatformStack extends Stack {
       ),
       logging: ecs.LogDrivers.awsLogs({
         logGroup,
-        streamPrefix: 'workspace',
+        streamPrefix: NAMES.workspaceLogStreamPrefix,
         mode: ecs.AwsLogDriverMode.NON_BLOCKING,
       }),
     });

@@ -558,6 +558,12 @@ describe('discovery behind its load balancer', () => {
           Environment: Match.arrayWith([
             { Name: 'BERTH_HTTP_PORT', Value: '8080' },
             { Name: 'BERTH_HTTP_HOST', Value: '0.0.0.0' },
+            // The console links each generation to its task's stream in the workspace log group.
+            {
+              Name: 'BERTH_CONSOLE_LOG_URL',
+              Value:
+                'https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/log-group/$252Fberth$252Fworkspace/log-events/workspace$252Fworkspace$252F{taskId}',
+            },
           ]),
         }),
       ],

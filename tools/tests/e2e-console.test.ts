@@ -33,6 +33,9 @@ const STACK_ENV = {
   // The test's webhook receiver listens on 127.0.0.1 over http.
   BERTH_WEBHOOK_ALLOW_HTTP: 'true',
   BERTH_WEBHOOK_ALLOWED_NETWORKS: '127.0.0.1/32',
+  // Where the container page links a generation's logs (on AWS: CloudWatch).
+  BERTH_CONSOLE_LOG_URL:
+    'https://logs.example/{region}/{taskId}?container={containerId}&g={generation}',
 };
 const IDLE = { clientId: 'acme', projectId: 'console', userId: 'ann' };
 const IDLE_ID = 'acme.console.ann';
@@ -228,6 +231,9 @@ describe('the console in a headless browser', () => {
       await page.waitForURL(`**/console/containers/${IDLE_ID}`);
       await page.waitForSelector('#feed[data-state="live"]', { timeout: 30_000 });
       await screenshot(page, 'container');
+      expect(await page.getAttribute('#logs', 'href')).toMatch(
+        new RegExp(`^https://logs\\.example/local/[^/?]+\\?container=${IDLE_ID}&g=1$`),
+      );
 
       page.once('dialog', (dialog) => void dialog.accept());
       const stopAnswer = page.waitForResponse((response) => response.url().endsWith('/stop'));

@@ -54,6 +54,8 @@ export interface DiscoveryOptions {
   feed?: LifecycleFeed;
   /** How often an idle console event stream sends a keep-alive comment. */
   consoleHeartbeatMs?: number;
+  /** `BERTH_CONSOLE_LOG_URL`: the console's link to a container's logs. */
+  consoleLogUrl?: string;
   /** Clients' signed webhooks; without it the webhook routes answer 503. */
   webhooks?: WebhookSubscriptions;
   /** The preview gateway preview URLs point at; no `previewUrl` and no preview route without. */
@@ -202,6 +204,7 @@ export async function buildDiscoveryApp(options: DiscoveryOptions): Promise<Fast
     verifyToken,
     ...(options.feed ? { feed: options.feed } : {}),
     ...(options.consoleHeartbeatMs ? { heartbeatMs: options.consoleHeartbeatMs } : {}),
+    ...(options.consoleLogUrl ? { logUrl: options.consoleLogUrl } : {}),
   });
 
   return app;

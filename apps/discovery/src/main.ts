@@ -43,6 +43,7 @@ const app = await buildDiscoveryApp({
   logger: log,
   webhooks: webhookSubscriptions(config, wiring),
   preview: config.preview,
+  ...(config.consoleLogUrl ? { consoleLogUrl: config.consoleLogUrl } : {}),
 });
 
 await app.listen({ host: config.httpHost, port: config.httpPort });

@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { buildDiscoveryApp } from '../src/app.ts';
 import { LifecycleFeed } from '../src/console/feed.ts';
-import { formatCountdown, html, webhookSection } from '../src/console/views.ts';
+import { formatCountdown, html, logUrlOf, webhookSection } from '../src/console/views.ts';
 
 const SECRET = 'a-console-secret-that-is-long-enough-for-hs256!!';
 const sign = (claims: Record<string, unknown>, key = SECRET) =>
@@ -302,6 +302,22 @@ describe('console views', () => {
     expect(section).toContain('&lt;img src=x onerror=alert(1)&gt; &amp; &quot;quoted&quot;');
     expect(section).toContain('&quot;&gt;&lt;script&gt;');
     expect(html`<p>${'<script>'}</p>`.text).toBe('<p>&lt;script&gt;</p>');
+  });
+
+  it("links a generation's logs from the deployment's template, each value encoded", () => {
+    const container = {
+      containerId: 'acme.web.john',
+      generation: 3,
+      taskArn: 'arn:aws:ecs:eu-west-1:123456789012:task/berth/0123abcd',
+    };
+    expect(
+      logUrlOf(
+        'https://logs.example/{region}/x$252F{taskId}?c={containerId}&g={generation}',
+        container,
+      ),
+    ).toBe('https://logs.example/eu-west-1/x$252F0123abcd?c=acme.web.john&g=3');
+    expect(logUrlOf(undefined, container)).toBeNull();
+    expect(logUrlOf('https://logs.example/{taskId}', { ...container, taskArn: null })).toBeNull();
   });
 
   it('counts down in one fixed-width format', () => {

@@ -48,6 +48,12 @@ export interface BerthConfig {
   httpHost: string;
   /** The preview gateway (docs/design.md, "Preview URLs"). */
   preview: PreviewConfig;
+  /**
+   * Discovery's console: where a container's logs are, as a URL template with `{region}`,
+   * `{taskId}`, `{containerId}` and `{generation}` (the AWS deployment: its CloudWatch log
+   * stream); unset: no link.
+   */
+  consoleLogUrl: string | undefined;
   /** Session commands handled at once. */
   sessionConcurrency: number;
   /**
@@ -335,6 +341,16 @@ export function loadConfig(env: Env): BerthConfig {
     httpPort: integer('BERTH_HTTP_PORT', 8080, 0, 65535),
     httpHost: value('BERTH_HTTP_HOST') ?? '127.0.0.1',
     preview: loadPreviewConfig(),
+    consoleLogUrl: attempt(() => {
+      const raw = value('BERTH_CONSOLE_LOG_URL');
+      if (raw !== undefined && !/^https?:\/\/[^\s"<>]+$/.test(raw)) {
+        throw new InvalidArgumentError(
+          `BERTH_CONSOLE_LOG_URL must be an http(s) URL template (with {region}, {taskId}, {containerId}, {generation}); got "${raw}"`,
+          'BERTH_CONSOLE_LOG_URL',
+        );
+      }
+      return raw;
+    }, undefined),
     sessionConcurrency: integer('BERTH_SESSION_CONCURRENCY', 8, 1, 1000),
     agentReportSenderCheck: oneOf(
       'BERTH_AGENT_REPORT_SENDER_CHECK',

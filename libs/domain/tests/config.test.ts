@@ -135,6 +135,20 @@ describe('loadConfig variables', () => {
   });
 });
 
+describe('loadConfig: the console', () => {
+  it('has no log link by default, takes an http(s) template and refuses anything else, naming it', () => {
+    expect(loadConfig({}).consoleLogUrl).toBeUndefined();
+    const template = 'https://logs.example.com/{region}/{taskId}?c={containerId}&g={generation}';
+    expect(loadConfig({ BERTH_CONSOLE_LOG_URL: template }).consoleLogUrl).toBe(template);
+    expect(() => loadConfig({ BERTH_CONSOLE_LOG_URL: 'javascript:alert(1)' })).toThrow(
+      /BERTH_CONSOLE_LOG_URL must be an http\(s\) URL template/,
+    );
+    expect(() => loadConfig({ BERTH_CONSOLE_LOG_URL: 'https://x/"><script>' })).toThrow(
+      /BERTH_CONSOLE_LOG_URL/,
+    );
+  });
+});
+
 describe('loadConfig: the preview gateway', () => {
   it('defaults to port 8081, a local base URL, the path form and short-lived tokens', () => {
     expect(loadConfig({}).preview).toEqual({

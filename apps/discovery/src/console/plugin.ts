@@ -21,6 +21,7 @@ import {
   containersBody,
   errorBodyHtml,
   loginBody,
+  logUrlOf,
   page,
   tenantBody,
   type EventJson,
@@ -64,6 +65,8 @@ export interface ConsoleOptions {
   feed?: LifecycleFeed;
   /** How often an idle event stream sends a comment line, so proxies keep it open. */
   heartbeatMs?: number;
+  /** `BERTH_CONSOLE_LOG_URL`: the template of a container's log link. */
+  logUrl?: string;
 }
 
 declare module 'fastify' {
@@ -373,6 +376,7 @@ export async function registerConsole(app: DiscoveryServer, options: ConsoleOpti
         container.containerId,
         containerBody({
           container,
+          logUrl: logUrlOf(options.logUrl, container),
           sessions:
             sessions.status === 200 ? (sessions.body as { sessions: SessionJson[] }).sessions : [],
           history,

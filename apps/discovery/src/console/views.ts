@@ -553,7 +553,30 @@ export function webhookSection(view: WebhookView): Html {
     ${deliveryTable(view.recent, 'recent-deliveries')}`;
 }
 
+/**
+ * The link to a container's logs from a template (`BERTH_CONSOLE_LOG_URL`): `{region}` and
+ * `{taskId}` come from its task's ARN (`arn:aws:ecs:<region>:<account>:task/<cluster>/<id>`),
+ * each value URL-encoded. None without a template or a task.
+ */
+export function logUrlOf(
+  template: string | undefined,
+  container: Pick<ContainerJson, 'taskArn' | 'containerId' | 'generation'>,
+): string | null {
+  if (!template || !container.taskArn) return null;
+  const values: Record<string, string> = {
+    region: container.taskArn.split(':')[3] ?? '',
+    taskId: container.taskArn.split('/').pop() ?? '',
+    containerId: container.containerId,
+    generation: String(container.generation),
+  };
+  return template.replace(/\{(region|taskId|containerId|generation)\}/g, (_, name: string) =>
+    encodeURIComponent(values[name] ?? ''),
+  );
+}
+
 export interface ContainerView {
+  /** Where its logs are, when the deployment says (logUrlOf). */
+  logUrl: string | null;
   container: ContainerJson;
   sessions: readonly SessionJson[];
   history: Optional<HistoryJson>;
@@ -592,6 +615,16 @@ export function containerBody(view: ContainerView): Html {
       ${field('Started', when(c.startedAt))} ${field('Last activity', when(c.lastActivityAt))}
       ${field('Stopped', when(c.stoppedAt))} ${field('Stop reason', c.stopReason)}
       ${field('Task', c.taskArn)} ${field('From warm pool', c.fromPool ? 'yes' : 'no')}
+      ${
+        view.logUrl
+          ? field(
+              'Logs',
+              html`<a href="${view.logUrl}" id="logs" target="_blank" rel="noopener noreferrer"
+                >this generation's logs</a
+              >`,
+            )
+          : ''
+      }
     </dl>
     ${
       isLive(c) && c.status !== 'terminating'
