@@ -138,6 +138,8 @@ export class BerthOperationsStack extends Stack {
       NAMES.agentReportsDlq,
       NAMES.taskEventsDlq,
       NAMES.historyDlq,
+      // An event the webhook service could not queue (its table failing five times).
+      NAMES.webhookEventsDlq,
     ].map((name) => sqs.Queue.fromQueueArn(this, `Queue-${name}`, arns.queue(name)));
     for (const dlq of deadLetterQueues) {
       this.alarm(`DeadLetters-${dlq.queueName}`, {

@@ -63,6 +63,7 @@ describe('BerthOperationsStack alarms', () => {
         'berth-DeadLetters-berth-agent-reports-dlq',
         'berth-DeadLetters-berth-task-events-dlq',
         'berth-DeadLetters-berth-history-events-dlq',
+        'berth-DeadLetters-berth-webhook-events-dlq',
         'berth-Throttling-berth-containers',
         'berth-Throttling-berth-sessions',
       ].sort(),
@@ -136,6 +137,7 @@ describe('BerthOperationsStack alarms', () => {
     'berth-agent-reports-dlq',
     'berth-task-events-dlq',
     'berth-history-events-dlq',
+    'berth-webhook-events-dlq',
   ])('any message in %s', (queueName) => {
     expect(alarm(`berth-DeadLetters-${queueName}`)).toMatchObject({
       Namespace: 'AWS/SQS',

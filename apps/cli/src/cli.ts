@@ -9,6 +9,7 @@ import { registerPolicy } from './commands/policy.ts';
 import { registerSend } from './commands/send.ts';
 import { registerSessions } from './commands/sessions.ts';
 import { registerToken } from './commands/token.ts';
+import { registerWebhook } from './commands/webhook.ts';
 import { cliContext } from './context.ts';
 import { exitOnKnownError } from './errors.ts';
 
@@ -40,6 +41,7 @@ export async function runCli(program: Command, argv: string[]): Promise<void> {
   registerHistory(program, ctx);
   registerToken(program, ctx);
   registerPolicy(program, ctx);
+  registerWebhook(program, ctx);
 
   try {
     await program.parseAsync(argv);

@@ -5,6 +5,9 @@
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BerthEvent, ContainerJson, SessionJson } from '@berth/domain';
 import {
@@ -79,6 +82,7 @@ describe('berth --help', () => {
       'send',
       'events',
       'history',
+      'webhook',
       'usage',
       'token',
     ])
@@ -495,6 +499,60 @@ describe('chat, checkpoints and revert (issue 15)', () => {
     expect(notACheckpoint.code).toBe(2);
     expect(notACheckpoint.stderr).toContain('checkpoint');
     expect(others.code).toBe(3);
+  });
+});
+
+describe('webhook', () => {
+  it('sets, reads, lists and removes a webhook; the secret comes from a file and is never printed', async () => {
+    // Arrange: the local stack allows http to this machine's loopback.
+    const secret = `whsec-cli-${Date.now()}-0123456789`;
+    const secretFile = join(mkdtempSync(join(tmpdir(), 'berth-cli-')), 'secret');
+    writeFileSync(secretFile, `${secret}\n`);
+    const port = await freePort();
+
+    // Act
+    const set = await berth(
+      '--json',
+      'webhook',
+      'set',
+      'hookco',
+      '--endpoint',
+      `http://127.0.0.1:${port}/hook`,
+      '--event',
+      'container.*',
+      'session.released',
+      '--secret-file',
+      secretFile,
+    );
+    const read = await berth('webhook', 'get', 'hookco');
+    const listed = await berth('--json', 'webhook', 'deliveries', 'hookco', '--status', 'dead');
+    const ssrf = await berth(
+      'webhook',
+      'set',
+      'hookco',
+      '--endpoint',
+      'http://169.254.169.254/latest/meta-data/',
+      '--event',
+      '*',
+      '--secret-file',
+      secretFile,
+    );
+    const removed = await berth('webhook', 'rm', 'hookco');
+    const gone = await berth('webhook', 'get', 'hookco');
+
+    // Assess
+    expect(set.stderr).toBe('');
+    expect(set.code).toBe(0);
+    expect(json<{ events: string[] }>(set).events).toEqual(['container.*', 'session.released']);
+    expect(read.stdout).toContain(`url: http://127.0.0.1:${port}/hook`);
+    expect(listed.code).toBe(0);
+    expect(json<{ deliveries: unknown[] }>(listed).deliveries).toEqual([]);
+    expect(ssrf.code).toBe(2);
+    expect(ssrf.stderr).toContain('metadata');
+    expect(removed.code).toBe(0);
+    expect(gone.code).toBe(3);
+    for (const run of [set, read, listed, ssrf, removed, gone])
+      expect(run.stdout + run.stderr).not.toContain(secret);
   });
 });
 
