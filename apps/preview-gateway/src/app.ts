@@ -91,6 +91,9 @@ export async function buildGatewayApp(options: GatewayOptions): Promise<FastifyI
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     return503OnClosing: true,
+    // A page loads tens of assets: one log line per request would be most of the gateway's
+    // work. What it answers itself (refusals, waiting) is logged below, and counted.
+    disableRequestLogging: true,
     routerOptions: { maxParamLength: 256 },
     // The host-name form becomes the path form before routing, so both share one route and
     // one set of checks. A host under the preview domain that names no container goes nowhere.
@@ -157,6 +160,11 @@ export async function buildGatewayApp(options: GatewayOptions): Promise<FastifyI
     headers: Record<string, string> = {},
   ) => {
     outcomes.inc({ outcome });
+    // Never the URL's query: it may hold a preview token.
+    reply.request.log.info(
+      { status, outcome, path: (reply.request.raw.url ?? '').split('?', 1)[0] },
+      'preview request answered by the gateway',
+    );
     return reply
       .code(status)
       .headers({ 'cache-control': 'no-store', ...headers })
