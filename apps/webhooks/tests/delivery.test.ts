@@ -342,6 +342,36 @@ describe('webhook delivery', () => {
     expect(pinned).toEqual({ ok: true, statusCode: 204 });
     expect(hook.received.map((r) => r.body)).toEqual(['{"a":1}']);
   });
+  it('ends an attempt at its timeout, and never follows a redirect', async () => {
+    // Arrange
+    const sender = new HttpWebhookSender({
+      network: { allowHttp: true, allowedNetworks: ['127.0.0.1/32'] },
+    });
+    const { receiver: silentHook, url: silentUrl } = await receiver();
+    silentHook.answer = () => undefined;
+    const { receiver: redirecting, url: redirectUrl } = await receiver();
+    redirecting.answer = (_request, response) =>
+      response.writeHead(307, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
+
+    // Act
+    const timedOut = await sender.post({ url: silentUrl, body: '{}', headers: {}, timeoutMs: 300 });
+    const redirected = await sender.post({
+      url: redirectUrl,
+      body: '{}',
+      headers: {},
+      timeoutMs: 5000,
+    });
+
+    // Assess
+    expect(timedOut).toEqual({
+      ok: false,
+      statusCode: null,
+      error: 'timeout after 300 ms',
+      permanent: false,
+    });
+    expect(redirected).toEqual({ ok: false, statusCode: 307, error: 'HTTP 307', permanent: false });
+    expect(redirecting.received).toHaveLength(1);
+  });
 });
 
 describe('webhook dead letters', () => {
