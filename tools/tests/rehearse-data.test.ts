@@ -6,7 +6,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { historyTableDefinition, tableDefinitions } from '@berth/dynamodb';
-import { QUEUE_NAMES, TOPIC_NAME } from '@berth/messaging';
+import {
+  QUEUE_NAMES,
+  TOPIC_NAME,
+  WEBHOOK_EVENTS_DLQ,
+  WEBHOOK_EVENTS_QUEUE,
+} from '@berth/messaging';
 import { UnmappableDataResourceError, planData } from '../src/rehearse/data.ts';
 import { synthesizeApp } from '../src/synth.ts';
 import { loadStacks } from '../src/rehearse/assembly.ts';
@@ -144,7 +149,8 @@ describe('the data the rehearsal creates from the templates', () => {
         expect(synthesized?.ttlAttribute).toBe('expiresAt');
       }
       expect(plan.queues.map((queue) => queue.name).sort()).toEqual(
-        Object.values(QUEUE_NAMES).sort(),
+        // The webhook service's subscription is its own (not one every service looks up).
+        [...Object.values(QUEUE_NAMES), WEBHOOK_EVENTS_QUEUE, WEBHOOK_EVENTS_DLQ].sort(),
       );
       expect(plan.topics.map((topic) => topic.name)).toContain(TOPIC_NAME);
     } finally {
