@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { historyTableDefinition, tableDefinitions } from '@berth/dynamodb';
+import { historyTableDefinition, tableDefinitions, webhookTableDefinition } from '@berth/dynamodb';
 import {
   QUEUE_NAMES,
   TOPIC_NAME,
@@ -143,7 +143,11 @@ describe('the data the rehearsal creates from the templates', () => {
           (table.GlobalSecondaryIndexes ?? []).map((index) => [index.IndexName, index.KeySchema]),
         ),
       });
-      for (const definition of [...Object.values(local), historyTableDefinition('berth-history')]) {
+      for (const definition of [
+        ...Object.values(local),
+        historyTableDefinition('berth-history'),
+        webhookTableDefinition('berth-webhooks'),
+      ]) {
         const synthesized = plan.tables.find((t) => t.create.TableName === definition.TableName);
         expect(synthesized && shape(synthesized.create)).toEqual(shape(definition));
         expect(synthesized?.ttlAttribute).toBe('expiresAt');
