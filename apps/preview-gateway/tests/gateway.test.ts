@@ -25,6 +25,7 @@ import {
   type Server,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { WebSocket, WebSocketServer } from 'ws';
 import { buildGatewayApp } from '../src/app.ts';
@@ -349,5 +350,39 @@ describe('activity and starting', () => {
     expect(started).toMatchObject({ status: 'starting', generation: first.generation + 1 });
     expect(served.status).toBe(200);
     expect(served.body).toBe(PAGE);
+  });
+});
+
+describe('logging', () => {
+  it('never writes a preview token into its log, whatever it answers', async () => {
+    // Prepare: a gateway logging at info into memory
+    const lines: string[] = [];
+    const logged = await buildGatewayApp({
+      preview: useCases.preview,
+      store: deps.store,
+      authSecret: SECRET,
+      domain: DOMAIN,
+      cookieTtlMs: 3_600_000,
+      secureCookies: false,
+      cacheTtlMs: 0,
+      idleTimeoutMs: 20 * 60_000,
+      registry: new Registry(),
+      logger: pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }),
+    });
+    const token = urlToken(JOHN_ID);
+    const foreign = urlToken(MARY_ID);
+
+    // Act
+    const exchanged = await logged.inject({ url: `/p/${JOHN_ID}/?berth_preview=${token}` });
+    const refused = await logged.inject({ url: `/p/${JOHN_ID}/?berth_preview=${foreign}` });
+    await logged.close();
+
+    // Assess
+    expect([exchanged.statusCode, refused.statusCode]).toEqual([303, 403]);
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) {
+      expect(line).not.toContain(token);
+      expect(line).not.toContain(foreign);
+    }
   });
 });
