@@ -209,6 +209,7 @@ export class WorkspaceAgent {
     this.#devServer = new DevServer({
       command,
       port: this.#env.devServerPort,
+      readyPath: this.#env.devServerReadyPath,
       cwd,
       env: { CONTAINER_ID: this.#env.containerId, WORKSPACE_PATH: this.#workspace.path },
       logger: this.#logger,

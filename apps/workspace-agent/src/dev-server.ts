@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
+import { get } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DevServerState } from '@berth/domain';
 import type { Logger } from 'pino';
@@ -20,9 +20,11 @@ export interface DevServerTuning {
   backoffMaxMs: number;
   /** Up this long, it counts as stable: the next crash starts the backoff over. */
   stableAfterMs: number;
-  /** How often the port is tried while the server is starting. */
+  /** How often the server is asked (an HTTP GET of the ready path) while it is starting. */
   probeIntervalMs: number;
-  /** How often the port is tried while the server is up; `liveProbeMisses` failures in a row make it `starting`. */
+  /** How long one such request may take to answer before it counts as a failure. */
+  probeTimeoutMs: number;
+  /** How often the server is asked while it is up; `liveProbeMisses` failures in a row make it `starting`. */
   liveProbeIntervalMs: number;
   liveProbeMisses: number;
   /** A stop's SIGTERM is followed by SIGKILL after this. */
@@ -36,6 +38,7 @@ export const DEFAULT_DEV_SERVER_TUNING: DevServerTuning = {
   backoffMaxMs: 30_000,
   stableAfterMs: 60_000,
   probeIntervalMs: 200,
+  probeTimeoutMs: 3000,
   liveProbeIntervalMs: 2000,
   liveProbeMisses: 3,
   stopGraceMs: 3000,
@@ -56,17 +59,32 @@ export function restartDelayMs(
   return Math.round(ceiling * (0.5 + tuning.random() / 2));
 }
 
-/** Whether something accepts a TCP connection on 127.0.0.1:port (the server's readiness). */
-export function portAnswers(port: number, timeoutMs = 1000): Promise<boolean> {
+/**
+ * Whether an HTTP server answers `GET <path>` on 127.0.0.1:port with a status below 500 within
+ * `timeoutMs` (the server's readiness). A 404 or a redirect still means it is serving; a 5xx,
+ * a refused or reset connection, something that is not HTTP, or no answer in time is not
+ * ready. A connection of its own each time (no keep-alive pool), so a server that stopped
+ * accepting is noticed; only the status line and headers are awaited, the body is dropped.
+ */
+export function serverAnswers(port: number, path: string, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    const done = (answered: boolean): void => {
-      socket.destroy();
-      resolve(answered);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
+    const request = get(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        agent: false,
+        headers: { 'user-agent': 'berth-workspace-agent (dev server readiness)' },
+        signal: AbortSignal.timeout(timeoutMs),
+      },
+      (response) => {
+        resolve((response.statusCode ?? 500) < 500);
+        // The body is not needed: the connection goes, and its cut short body is no error.
+        response.once('error', () => undefined);
+        request.destroy();
+      },
+    );
+    request.once('error', () => resolve(false));
   });
 }
 
@@ -91,6 +109,8 @@ export interface DevServerOptions {
   /** BERTH_DEV_SERVER_COMMAND, run with `/bin/sh -c`. */
   command: string;
   port: number;
+  /** BERTH_DEV_SERVER_READY_PATH: what the readiness probe GETs (path and query). */
+  readyPath: string;
   /** The main checkout, or the worktree of BERTH_DEV_SERVER_THREAD. */
   cwd: string;
   /** Added to the agent's own environment (PORT is set here). */
@@ -105,7 +125,7 @@ export interface DevServerOptions {
 
 /**
  * The container's dev server (docs/contract.md, "The dev server"): started by `start()`,
- * `up` once its port answers, started again with backoff whenever its process ends, until
+ * `up` once it answers HTTP on its port with a status below 500, started again with backoff whenever its process ends, until
  * `stop()` ends it (SIGTERM to its process group, SIGKILL after a grace).
  */
 export class DevServer {
@@ -232,7 +252,8 @@ export class DevServer {
   }
 
   /**
-   * While it is up, tries the port now and then: a server that stops answering (hung, or
+   * While it is up, asks it now and then (the same probe): a server that stops answering, or
+   * answers with 5xx (hung, broken by an edit, or
    * restarting inside its own process, as a dev server does on a config change) is `starting`
    * again until it answers. Resolves when its process ends or a stop begins.
    */
@@ -252,13 +273,16 @@ export class DevServer {
         return;
       }
       if (ended || signal.aborted) return;
-      if (await portAnswers(this.#options.port)) {
+      if (await this.#answers()) {
         misses = 0;
         continue;
       }
       misses += 1;
       if (misses < this.#tuning.liveProbeMisses || ended || signal.aborted) continue;
-      this.#log.warn({ misses }, 'the dev server stopped answering on its port');
+      this.#log.warn(
+        { misses, readyPath: this.#options.readyPath },
+        'the dev server stopped answering (an error status, no answer or no connection)',
+      );
       this.#report('starting');
       if ((await this.#awaitUp(exit)) === undefined || signal.aborted) return;
       this.#report('up');
@@ -266,7 +290,11 @@ export class DevServer {
     }
   }
 
-  /** Tries the port until it answers (resolves with when), the process ends or a stop begins. */
+  #answers(): Promise<boolean> {
+    return serverAnswers(this.#options.port, this.#options.readyPath, this.#tuning.probeTimeoutMs);
+  }
+
+  /** Asks the server until it answers (resolves with when), the process ends or a stop begins. */
   async #awaitUp(
     exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>,
   ): Promise<number | undefined> {
@@ -276,7 +304,7 @@ export class DevServer {
     });
     const signal = this.#stopping.signal;
     while (!ended && !signal.aborted) {
-      if (await portAnswers(this.#options.port)) return ended ? undefined : Date.now();
+      if (await this.#answers()) return ended ? undefined : Date.now();
       try {
         await Promise.race([delay(this.#tuning.probeIntervalMs, undefined, { signal }), exit]);
       } catch {

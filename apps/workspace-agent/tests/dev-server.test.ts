@@ -12,11 +12,10 @@ import {
 } from '@aws-sdk/client-sqs';
 import { threadRefName, worktreePathFor } from '@berth/domain';
 import { existsSync } from 'node:fs';
-import { readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { portAnswers } from '../src/dev-server.ts';
 import {
   eventually,
   receiveOutputs,
@@ -54,6 +53,32 @@ async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   if (typeof address !== 'object' || address === null) throw new Error('no port');
   return address.port;
+}
+
+/** Whether something accepts a TCP connection on 127.0.0.1:port (listening, HTTP or not). */
+function portAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    const done = (answered: boolean): void => {
+      socket.destroy();
+      resolve(answered);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/** What the fixture server saw: `connection` and `GET <url> <answer>` lines, in order. */
+async function probesSeen(workspace: string): Promise<string[]> {
+  const log = await readFile(join(workspace, 'probes.log'), 'utf8').catch(() => '');
+  return log.split('\n').filter((line) => line !== '');
+}
+
+/** Makes the fixture answer every request so (a status, or `silent`); atomic, so no request reads half. */
+async function answerWith(workspace: string, answer: string): Promise<void> {
+  await writeFile(join(workspace, 'answer.next'), answer);
+  await rename(join(workspace, 'answer.next'), join(workspace, 'answer'));
 }
 
 async function reportsQueue(sqs: SQSClient): Promise<string> {
@@ -110,7 +135,7 @@ function isGroupAlive(pgid: number): boolean {
 
 describe('the dev server', () => {
   it(
-    'starts once the workspace is ready, in the main checkout with PORT, and is up only once its port answers',
+    'starts once the workspace is ready, in the main checkout with PORT, and is up only once it answers HTTP on BERTH_DEV_SERVER_READY_PATH',
     async () => {
       // Prepare
       const port = await freePort();
@@ -126,6 +151,7 @@ describe('the dev server', () => {
           BERTH_AGENT_REPORTS_URL: queue,
           BERTH_DEV_SERVER_COMMAND: COMMAND,
           BERTH_DEV_SERVER_PORT: String(port),
+          BERTH_DEV_SERVER_READY_PATH: '/ready?probe=1',
           DEV_SERVER_WAIT_FOR_GO: '1',
         },
       });
@@ -163,12 +189,88 @@ describe('the dev server', () => {
         Date.parse(starting?.payload.since ?? ''),
       );
       expect(page).toMatch(/^dev server \d+ in /);
+      // Readiness was asked on BERTH_DEV_SERVER_READY_PATH.
+      expect(await probesSeen(workspace)).toContain('GET /ready?probe=1 200');
       // The workspace was prepared (cloned) before the server was started.
       const messages = agent.logs.map((line) => line.msg);
       expect(messages.indexOf('workspace prepared')).toBeGreaterThanOrEqual(0);
       expect(messages.indexOf('workspace prepared')).toBeLessThan(
         messages.indexOf('starting the dev server'),
       );
+      expect((await agent.stop()).code).toBe(0);
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'is up only once it answers HTTP below 500: never while it answers 500 or never answers, up on a 404, starting again on 500s while up',
+    async () => {
+      // Prepare: a server that will listen and answer every request with 500.
+      const port = await freePort();
+      const queue = await reportsQueue(fx.sqs);
+      const reports = reportReader(fx.sqs, queue);
+      const workspace = join(fx.root, 'workspace');
+      const agent = fx.agent({
+        workspacePath: workspace,
+        extra: {
+          BERTH_AGENT_REPORTS_URL: queue,
+          BERTH_DEV_SERVER_COMMAND: COMMAND,
+          BERTH_DEV_SERVER_PORT: String(port),
+          DEV_SERVER_WAIT_FOR_GO: '1',
+        },
+      });
+      await agent.ready;
+      await reports(1);
+      await eventually('the server running in the main checkout', () =>
+        existsSync(join(workspace, 'served.log')),
+      );
+      await answerWith(workspace, '500');
+
+      // Act 1: it listens (connections accepted) and answers every request with 500.
+      await writeFile(join(workspace, 'go'), '');
+      await eventually(
+        'three connections to the listening server',
+        async () =>
+          (await probesSeen(workspace)).filter((line) => line === 'connection').length >= 3,
+      );
+      const whileErrors = await probesSeen(workspace);
+      const reportedWhileErrors = await reports(1);
+      // Checked now: the phases below would wait forever for requests a TCP-only probe never makes.
+      expect(reportedWhileErrors.map((r) => r.payload.state)).toEqual(['starting']);
+
+      // Act 2: it accepts connections and never answers.
+      await answerWith(workspace, 'silent');
+      await eventually(
+        'two unanswered requests (the first one given up)',
+        async () =>
+          (await probesSeen(workspace)).filter((line) => line === 'GET / silent').length >= 2,
+      );
+      const reportedWhileSilent = await reports(1);
+
+      // Act 3: it answers 404 on / (serving, just no page there).
+      const servingFrom = Date.now();
+      await answerWith(workspace, '404');
+      const [, up] = await reports(2);
+
+      // Act 4: while up, it answers 500 again (an edit broke it).
+      await answerWith(workspace, '500');
+      const all = await reports(3);
+
+      // Assess
+      expect(whileErrors.filter((line) => line.startsWith('GET ')).length).toBeGreaterThan(0);
+      expect(whileErrors.filter((line) => line.startsWith('GET ') && line !== 'GET / 500')).toEqual(
+        [],
+      );
+      expect(reportedWhileSilent.map((r) => r.payload.state)).toEqual(['starting']);
+      expect(up?.payload).toMatchObject({ state: 'up', port, restarts: 0, sequence: 2 });
+      expect(Date.parse(up?.payload.since ?? '')).toBeGreaterThanOrEqual(servingFrom);
+      expect(all.map((r) => [r.payload.state, r.payload.sequence, r.payload.restarts])).toEqual([
+        ['starting', 1, 0],
+        ['up', 2, 0],
+        ['starting', 3, 0],
+      ]);
+      // Not restarted: the same process answered throughout.
+      expect(processGroups(agent)).toHaveLength(1);
       expect((await agent.stop()).code).toBe(0);
     },
     TIMEOUT,

@@ -33,6 +33,7 @@ describe('parseAgentEnv', () => {
       BERTH_DEV_SERVER_COMMAND: 'npx astro dev --host 0.0.0.0 --port "$PORT"',
       BERTH_DEV_SERVER_PORT: '4321',
       BERTH_DEV_SERVER_THREAD: 'site:main',
+      BERTH_DEV_SERVER_READY_PATH: '/health?from=berth',
     });
 
     expect(env).toEqual({
@@ -51,6 +52,7 @@ describe('parseAgentEnv', () => {
       devServerCommand: 'npx astro dev --host 0.0.0.0 --port "$PORT"',
       devServerPort: 4321,
       devServerThread: 'site:main',
+      devServerReadyPath: '/health?from=berth',
     });
   });
 
@@ -66,14 +68,20 @@ describe('parseAgentEnv', () => {
     expect(env.devServerCommand).toBeUndefined();
     expect(env.devServerPort).toBe(3000);
     expect(env.devServerThread).toBeUndefined();
+    expect(env.devServerReadyPath).toBe('/');
   });
 
-  it('names a bad dev server port or thread', () => {
+  it('names a bad dev server port, thread or ready path', () => {
     for (const [variable, value] of [
       ['BERTH_DEV_SERVER_PORT', '0'],
       ['BERTH_DEV_SERVER_PORT', '65536'],
       ['BERTH_DEV_SERVER_PORT', '30x'],
       ['BERTH_DEV_SERVER_THREAD', '../etc'],
+      ['BERTH_DEV_SERVER_READY_PATH', 'health'],
+      ['BERTH_DEV_SERVER_READY_PATH', '//metadata.internal/'],
+      ['BERTH_DEV_SERVER_READY_PATH', '/a b'],
+      ['BERTH_DEV_SERVER_READY_PATH', '/page#top'],
+      ['BERTH_DEV_SERVER_READY_PATH', `/${'a'.repeat(1024)}`],
     ] as const) {
       let error: unknown;
       try {

@@ -490,7 +490,15 @@ export interface AgentConfig {
    * user's branch of it); undefined: in the main checkout (WORKSPACE_PATH).
    */
   devServerThread: string | undefined;
+  /**
+   * BERTH_DEV_SERVER_READY_PATH: the path (and query) the agent GETs on 127.0.0.1:PORT to
+   * decide that the dev server is `up` (any answer below 500).
+   */
+  devServerReadyPath: string;
 }
+
+/** BERTH_DEV_SERVER_READY_PATH's default. */
+export const DEFAULT_DEV_SERVER_READY_PATH = '/';
 
 /** BERTH_DEV_SERVER_PORT's default: the port the workspace task definition maps. */
 export const DEFAULT_DEV_SERVER_PORT = 3000;
@@ -614,6 +622,18 @@ export function loadAgentConfig(env: Env): AgentConfig {
     );
   }
 
+  const devServerReadyPath = value('BERTH_DEV_SERVER_READY_PATH') ?? DEFAULT_DEV_SERVER_READY_PATH;
+  // One leading "/" (a "//x" would name another host), printable ASCII without spaces or "#":
+  // it goes verbatim into a request line.
+  if (!/^\/(?!\/)[!-"$-~]{0,1023}$/.test(devServerReadyPath)) {
+    problems.push(
+      new InvalidArgumentError(
+        `BERTH_DEV_SERVER_READY_PATH must be a path starting with a single "/" (printable ASCII, no spaces or "#", at most 1024 characters); got "${devServerReadyPath}"`,
+        'BERTH_DEV_SERVER_READY_PATH',
+      ),
+    );
+  }
+
   const logLevel = value('BERTH_LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) {
     problems.push(
@@ -657,6 +677,7 @@ export function loadAgentConfig(env: Env): AgentConfig {
       value('BERTH_DEV_SERVER_COMMAND') === undefined ? undefined : env.BERTH_DEV_SERVER_COMMAND,
     devServerPort,
     devServerThread,
+    devServerReadyPath,
   };
 }
 
