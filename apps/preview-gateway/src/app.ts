@@ -17,7 +17,7 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ClientOptions } from 'ws';
+import type { ClientOptions, WebSocket } from 'ws';
 import { Counter, type Registry } from 'prom-client';
 import { errorPage, waitingPage } from './pages.ts';
 import { PREVIEW_PREFIX, containerOfHost, isContainerId, unsafePathReason } from './paths.ts';
@@ -53,7 +53,16 @@ declare module 'fastify' {
     previewContainerId: string | undefined;
     /** The dev server this request goes to, once authorized and resolved. */
     previewUpstream: string | undefined;
+    /** How often this container's preview activity is written (its record's interval). */
+    previewTouchIntervalMs: number | undefined;
   }
+}
+
+/** What the traffic of an open proxied WebSocket counts as activity of. */
+interface SocketActivity {
+  containerId: string;
+  touchIntervalMs: number;
+  log: FastifyBaseLogger;
 }
 
 /** Marks a request whose URL was rewritten from the host-name form. */
@@ -108,6 +117,7 @@ export async function buildGatewayApp(options: GatewayOptions): Promise<FastifyI
   });
   app.decorateRequest('previewContainerId', undefined);
   app.decorateRequest('previewUpstream', undefined);
+  app.decorateRequest('previewTouchIntervalMs', undefined);
   await app.register(fastifyCookie);
 
   const verifyUrlToken = createPreviewTokenVerifier(options.authSecret, PREVIEW_URL_AUDIENCE);
@@ -150,6 +160,22 @@ export async function buildGatewayApp(options: GatewayOptions): Promise<FastifyI
         log.warn({ containerId, err: error }, 'could not record preview activity');
       },
     );
+  };
+
+  /**
+   * An open WebSocket counts as activity while messages go over it, either way (a page's
+   * hot-reload socket its dev server pushes updates over): each message asks for the same
+   * touch as a request, which the limiter above turns into one write per interval at most.
+   * A silent open socket (a tab left open, ping/pong heartbeats) does not keep a container.
+   * The plugin's hooks get the two sockets, not the request: the dev-server side socket is
+   * tied to its request when the plugin creates it (see wsClientOptions below).
+   */
+  const socketActivity = new WeakMap<WebSocket, SocketActivity>();
+  /** The upgrade whose dev-server socket is being created (set and taken synchronously). */
+  let connecting: SocketActivity | undefined;
+  const socketTraffic = (_context: unknown, _source: WebSocket, target: WebSocket) => {
+    const activity = socketActivity.get(target);
+    if (activity) touch(activity.containerId, activity.touchIntervalMs, activity.log);
   };
 
   const answer = (
@@ -322,6 +348,7 @@ export async function buildGatewayApp(options: GatewayOptions): Promise<FastifyI
       return;
     }
     request.previewUpstream = target.upstream;
+    request.previewTouchIntervalMs = target.touchIntervalMs;
     touch(containerId, target.touchIntervalMs, request.log);
     outcomes.inc({ outcome: 'proxied' });
   };
@@ -375,14 +402,29 @@ export async function buildGatewayApp(options: GatewayOptions): Promise<FastifyI
         );
       },
     },
+    wsHooks: { onIncomingMessage: socketTraffic, onOutgoingMessage: socketTraffic },
     // The plugin passes these to the WebSocket client; its types omit the header rewrite.
+    // It calls the header rewrite with the upgrade's request, then at once (synchronously)
+    // creates the dev-server socket, whose `finishRequest` ties that socket to the request's
+    // container for the message hooks above.
     wsClientOptions: {
-      rewriteRequestHeaders: (
-        headers: Record<string, string>,
-        request: { headers: IncomingHttpHeaders },
-      ) => {
+      rewriteRequestHeaders: (headers: Record<string, string>, request: FastifyRequest) => {
+        const { previewContainerId, previewTouchIntervalMs } = request;
+        connecting =
+          previewContainerId !== undefined && previewTouchIntervalMs !== undefined
+            ? {
+                containerId: previewContainerId,
+                touchIntervalMs: previewTouchIntervalMs,
+                log: request.log,
+              }
+            : undefined;
         const cookie = withoutPreviewCookie(request.headers.cookie);
         return cookie === undefined ? { ...headers } : { ...headers, cookie };
+      },
+      finishRequest: (upgrade, socket) => {
+        if (connecting) socketActivity.set(socket, connecting);
+        connecting = undefined;
+        upgrade.end();
       },
     } as ClientOptions,
   });

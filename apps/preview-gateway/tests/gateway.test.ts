@@ -53,7 +53,13 @@ let devServer: Server;
 /** What the dev server last saw of a request, to check what the gateway passes on. */
 let lastSeenHeaders: IncomingHttpHeaders = {};
 
-/** A tiny dev server: a page, a redirect, a header echo and a WebSocket echo. */
+/** How often the dev server pushes an update over a `/push` socket (a hot-reload stream). */
+const PUSH_EVERY_MS = 50;
+
+/**
+ * A tiny dev server: a page, a redirect, a header echo, a WebSocket echo, and on `/push` a
+ * socket the dev server keeps pushing updates over, as a hot-reload server does.
+ */
 async function startDevServer(): Promise<Server> {
   const server = createServer((request, response) => {
     lastSeenHeaders = request.headers;
@@ -66,8 +72,13 @@ async function startDevServer(): Promise<Server> {
     }
   });
   const sockets = new WebSocketServer({ server });
-  sockets.on('connection', (socket) => {
+  sockets.on('connection', (socket, request) => {
     socket.on('message', (data: Buffer) => socket.send(`echo:${data.toString()}`));
+    if (request.url === '/push') {
+      let update = 0;
+      const pushing = setInterval(() => socket.send(`update:${(update += 1)}`), PUSH_EVERY_MS);
+      socket.on('close', () => clearInterval(pushing));
+    }
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -131,6 +142,38 @@ async function runningContainer(key: ContainerKey): Promise<ContainerRecord> {
   if (record?.status !== 'running') throw new Error('not running');
   return record;
 }
+
+/** A container's idle timeout of its own policy: its preview touches come every half of it. */
+const SHORT_IDLE_TIMEOUT_MS = 1_000;
+const SHORT_TOUCH_INTERVAL_MS = SHORT_IDLE_TIMEOUT_MS / 2;
+
+/** A running container whose policy's idle timeout is short, so preview touches come often. */
+async function runningWithShortIdleTimeout(key: ContainerKey): Promise<string> {
+  const { containerId } = await runningContainer(key);
+  await useCases.records.update(containerId, (current) => ({
+    ...current,
+    policy: {
+      idleTimeoutMs: SHORT_IDLE_TIMEOUT_MS,
+      idleTimeoutSince: null,
+      maxLifetimeMs: null,
+      maxSessions: 10,
+      expiryNoticeMs: 60_000,
+    },
+  }));
+  return containerId;
+}
+
+/** A WebSocket through the gateway to the container's dev server, once open. */
+async function openSocket(containerId: string, path: string): Promise<WebSocket> {
+  const url = `${gatewayUrl.replace('http:', 'ws:')}/p/${containerId}${path}`;
+  const socket = new WebSocket(url, { headers: { cookie: cookieFor(containerId) } });
+  await once(socket, 'open');
+  return socket;
+}
+
+/** `at` plus `ms`, as an ISO timestamp (record timestamps compare as strings). */
+const isoAfter = (at: string | undefined, ms: number) =>
+  new Date(Date.parse(at ?? '') + ms).toISOString();
 
 async function stopContainer(containerId: string): Promise<void> {
   const record = await useCases.containers.stop(containerId, stopReason('manual'));
@@ -309,6 +352,71 @@ describe('WebSocket (hot reload)', () => {
     // Assess
     expect(reply.toString()).toBe('echo:ping');
     expect(response.statusCode).toBe(401);
+  });
+});
+
+describe('an open WebSocket as activity', () => {
+  it('touches the container again while the page exchanges messages past the touch interval', async () => {
+    // Prepare: the upgrade itself is the first touch
+    const containerId = await runningWithShortIdleTimeout({ ...JOHN, userId: 'ana' });
+    const socket = await openSocket(containerId, '/hmr');
+    const first = (await eventually(containerId, (r) => r?.previewActiveAt !== undefined))
+      ?.previewActiveAt;
+
+    // Act: messages both ways (no HTTP request), until the record moves or 10 s passed
+    const deadline = Date.now() + 10_000;
+    let replies = 0;
+    let record = await deps.store.getContainer(containerId);
+    while (record?.previewActiveAt === first && Date.now() < deadline) {
+      socket.send('ping');
+      await once(socket, 'message');
+      replies += 1;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      record = await deps.store.getContainer(containerId);
+    }
+    socket.close();
+
+    // Assess
+    expect(first).toBeDefined();
+    expect(replies).toBeGreaterThan(0);
+    expect(record?.previewActiveAt).toBeDefined();
+    expect(record?.previewActiveAt).not.toBe(first);
+    expect((record?.previewActiveAt ?? '') >= isoAfter(first, SHORT_TOUCH_INTERVAL_MS)).toBe(true);
+    expect(useCases.containers.json(record as ContainerRecord).keptAliveBy).toContain('preview');
+  });
+
+  it("counts a dev server's pushes over an open socket, and never a silent open socket", async () => {
+    // Prepare: two containers, one whose dev server pushes updates to a page that sends
+    // nothing, one whose socket stays open and silent; both touched by their upgrade
+    const pushedId = await runningWithShortIdleTimeout({ ...JOHN, userId: 'bob' });
+    const silentId = await runningWithShortIdleTimeout({ ...JOHN, userId: 'cleo' });
+    const pushed = await openSocket(pushedId, '/push');
+    const silent = await openSocket(silentId, '/hmr');
+    const silentFirst = (await eventually(silentId, (r) => r?.previewActiveAt !== undefined))
+      ?.previewActiveAt;
+    let updates = 0;
+    pushed.on('message', () => (updates += 1));
+
+    // Act: until the pushed container is touched two intervals after the silent one's
+    // upgrade, so a touch of the silent one would have been due by then
+    const pushedLater = await eventually(
+      pushedId,
+      (r) => (r?.previewActiveAt ?? '') >= isoAfter(silentFirst, 2 * SHORT_TOUCH_INTERVAL_MS),
+      10_000,
+    );
+    const silentLater = await deps.store.getContainer(silentId);
+    const silentOpen = silent.readyState === WebSocket.OPEN;
+    pushed.close();
+    silent.close();
+
+    // Assess
+    expect(silentFirst).toBeDefined();
+    expect(updates).toBeGreaterThan(0);
+    expect(
+      (pushedLater?.previewActiveAt ?? '') >= isoAfter(silentFirst, 2 * SHORT_TOUCH_INTERVAL_MS),
+    ).toBe(true);
+    expect(silentOpen).toBe(true);
+    expect(silentLater?.previewActiveAt).toBe(silentFirst);
   });
 });
 
