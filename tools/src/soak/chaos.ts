@@ -56,7 +56,10 @@ const READY_WAIT_MS = 90_000;
 /** A process younger than this is left alone: the stack counts quick deaths. */
 const MIN_PROCESS_AGE_MS = 6_000;
 
-/** What each service logs once it is wired and working (its pino `msg`). */
+/**
+ * What each service logs once it is wired and working: the start of its pino `msg` (a service
+ * may say more after it, as the task watcher does since it also keeps the history).
+ */
 const READY_MESSAGE: Record<ServiceName, string> = {
   session: 'session service consuming commands',
   reaper: 'reaper running',
@@ -290,7 +293,7 @@ export class Chaos {
         .some(
           (line) =>
             line.includes(`"pid":${process.pid},`) &&
-            line.includes(`"msg":"${READY_MESSAGE[service]}"`),
+            line.includes(`"msg":"${READY_MESSAGE[service]}`),
         );
       if (!ready) return undefined;
     } catch {
