@@ -1,5 +1,6 @@
 import {
   DEFAULT_DEV_SERVER_PORT,
+  DEV_SERVER_READY_PATH_PATTERN,
   InvalidArgumentError,
   formatDuration,
   loadConfig,
@@ -89,6 +90,8 @@ export interface InfraConfig {
     devServerCommand: string | undefined;
     /** Its port (BERTH_DEV_SERVER_PORT), mapped in the workspace task definition. */
     devServerPort: number;
+    /** What the agent GETs to call it `up` (BERTH_DEV_SERVER_READY_PATH); the agent's `/` when unset. */
+    devServerReadyPath: string | undefined;
   };
   discovery: ServiceSizing & {
     /** With a certificate the ALB listens on HTTPS (443) and redirects 80; without, HTTP only. */
@@ -138,6 +141,7 @@ export const DEFAULT_INFRA_CONFIG: InfraConfig = {
     repoUrlTemplate: undefined,
     devServerCommand: undefined,
     devServerPort: DEFAULT_DEV_SERVER_PORT,
+    devServerReadyPath: undefined,
   },
   discovery: {
     cpu: 512,
@@ -268,6 +272,9 @@ export function resolveInfraConfig(env: Env, context?: unknown): InfraConfig {
       ...(env['BERTH_DEV_SERVER_COMMAND']?.trim()
         ? { devServerCommand: env['BERTH_DEV_SERVER_COMMAND'] }
         : {}),
+      ...(env['BERTH_DEV_SERVER_READY_PATH']?.trim()
+        ? { devServerReadyPath: env['BERTH_DEV_SERVER_READY_PATH'].trim() }
+        : {}),
     },
   };
   const parsedContext: unknown = typeof context === 'string' ? JSON.parse(context) : context;
@@ -323,6 +330,13 @@ function validate(config: InfraConfig): void {
   positiveInt(config.logRetentionDays, 'logRetentionDays', 1, 3653);
   // The workspace image runs as an unprivileged user: no port below 1024.
   positiveInt(config.workspace.devServerPort, 'workspace.devServerPort', 1024, 65535);
+  const readyPath = config.workspace.devServerReadyPath;
+  if (readyPath !== undefined && !DEV_SERVER_READY_PATH_PATTERN.test(readyPath)) {
+    throw new InvalidArgumentError(
+      `workspace.devServerReadyPath must be a path starting with a single "/" (printable ASCII, no spaces or "#", at most 1024 characters); got "${String(readyPath)}"`,
+      'workspace.devServerReadyPath',
+    );
+  }
   positiveInt(config.network.natGateways, 'network.natGateways', 1, 2);
   if (!/^\d{1,3}(\.\d{1,3}){3}\/16$/.test(config.network.cidr)) {
     throw new InvalidArgumentError(

@@ -65,6 +65,8 @@ export function workspaceEnvironment(config: InfraConfig): Record<string, string
   env['BERTH_DEV_SERVER_PORT'] = String(config.workspace.devServerPort);
   if (config.workspace.devServerCommand !== undefined)
     env['BERTH_DEV_SERVER_COMMAND'] = config.workspace.devServerCommand;
+  if (config.workspace.devServerReadyPath !== undefined)
+    env['BERTH_DEV_SERVER_READY_PATH'] = config.workspace.devServerReadyPath;
   return env;
 }
 

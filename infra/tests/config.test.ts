@@ -120,6 +120,23 @@ describe('resolveInfraConfig', () => {
     );
   });
 
+  test("the dev server's ready path: the agent's default unless set, from BERTH_DEV_SERVER_READY_PATH or the context, checked as the agent checks it", () => {
+    expect(resolveInfraConfig({}).workspace.devServerReadyPath).toBeUndefined();
+    expect(
+      resolveInfraConfig({ BERTH_DEV_SERVER_READY_PATH: '/health' }).workspace.devServerReadyPath,
+    ).toBe('/health');
+    expect(
+      resolveInfraConfig({}, { workspace: { devServerReadyPath: '/ready?x=1' } }).workspace
+        .devServerReadyPath,
+    ).toBe('/ready?x=1');
+    expect(() =>
+      resolveInfraConfig({}, { workspace: { devServerReadyPath: '//elsewhere/' } }),
+    ).toThrow(/workspace\.devServerReadyPath must be a path starting with a single "\/"/);
+    expect(() => resolveInfraConfig({ BERTH_DEV_SERVER_READY_PATH: 'health' })).toThrow(
+      /workspace\.devServerReadyPath/,
+    );
+  });
+
   test('log retention accepts only what CloudWatch Logs does', () => {
     expect(logRetention(30)).toBe(30);
     expect(() => logRetention(31)).toThrow(/logRetentionDays must be one of/);

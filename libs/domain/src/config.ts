@@ -500,6 +500,13 @@ export interface AgentConfig {
 /** BERTH_DEV_SERVER_READY_PATH's default. */
 export const DEFAULT_DEV_SERVER_READY_PATH = '/';
 
+/**
+ * What BERTH_DEV_SERVER_READY_PATH may be: one leading "/" (a "//x" would name another host),
+ * printable ASCII without spaces or "#" (it goes verbatim into a request line), at most 1024
+ * characters.
+ */
+export const DEV_SERVER_READY_PATH_PATTERN = /^\/(?!\/)[!-"$-~]{0,1023}$/;
+
 /** BERTH_DEV_SERVER_PORT's default: the port the workspace task definition maps. */
 export const DEFAULT_DEV_SERVER_PORT = 3000;
 
@@ -623,9 +630,7 @@ export function loadAgentConfig(env: Env): AgentConfig {
   }
 
   const devServerReadyPath = value('BERTH_DEV_SERVER_READY_PATH') ?? DEFAULT_DEV_SERVER_READY_PATH;
-  // One leading "/" (a "//x" would name another host), printable ASCII without spaces or "#":
-  // it goes verbatim into a request line.
-  if (!/^\/(?!\/)[!-"$-~]{0,1023}$/.test(devServerReadyPath)) {
+  if (!DEV_SERVER_READY_PATH_PATTERN.test(devServerReadyPath)) {
     problems.push(
       new InvalidArgumentError(
         `BERTH_DEV_SERVER_READY_PATH must be a path starting with a single "/" (printable ASCII, no spaces or "#", at most 1024 characters); got "${devServerReadyPath}"`,
