@@ -225,7 +225,7 @@ async function ensureQueue(
   }
 }
 
-async function queueArn(sqs: SQSClient, queueUrl: string, name: string): Promise<string> {
+export async function queueArn(sqs: SQSClient, queueUrl: string, name: string): Promise<string> {
   try {
     const { Attributes } = await sqs.send(
       new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }),
@@ -243,7 +243,7 @@ async function queueArn(sqs: SQSClient, queueUrl: string, name: string): Promise
  * the data stack makes this subscription; here (the local stack) it is made at every start, and
  * subscribing again with the same attributes changes nothing.
  */
-async function subscribeQueue(
+export async function subscribeQueue(
   sqs: SQSClient,
   sns: SNSClient,
   queueUrl: string,

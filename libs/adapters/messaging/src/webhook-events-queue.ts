@@ -3,17 +3,16 @@
  * (dead-letter queue `berth-webhook-events-dlq`), raw delivery. On AWS the data stack makes
  * both and the subscription; the local stack makes them here.
  */
-import { SubscribeCommand, type SNSClient } from '@aws-sdk/client-sns';
+import type { SNSClient } from '@aws-sdk/client-sns';
 import {
   CreateQueueCommand,
-  GetQueueAttributesCommand,
   GetQueueUrlCommand,
   SetQueueAttributesCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { UnavailableError } from '@berth/domain';
 import { hasCode, isMissingQueue, toMessagingError } from './errors.ts';
-import { MAX_RECEIVE_COUNT } from './resources.ts';
+import { MAX_RECEIVE_COUNT, queueArn, subscribeQueue } from './resources.ts';
 
 export const WEBHOOK_EVENTS_QUEUE = 'berth-webhook-events';
 export const WEBHOOK_EVENTS_DLQ = 'berth-webhook-events-dlq';
@@ -41,15 +40,6 @@ async function createOrGet(
   return QueueUrl;
 }
 
-async function arnOf(sqs: SQSClient, queueUrl: string): Promise<string> {
-  const { Attributes } = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }),
-  );
-  const arn = Attributes?.QueueArn;
-  if (!arn) throw new UnavailableError(`queue ${queueUrl} has no QueueArn`);
-  return arn;
-}
-
 /** The local stack: makes the queue, its dead-letter queue and the subscription if missing. */
 export async function ensureWebhookEventsQueue(options: {
   sqs: SQSClient;
@@ -61,7 +51,7 @@ export async function ensureWebhookEventsQueue(options: {
     const dlqUrl = await createOrGet(sqs, WEBHOOK_EVENTS_DLQ, {
       MessageRetentionPeriod: String(14 * 24 * 3600),
     });
-    const dlqArn = await arnOf(sqs, dlqUrl);
+    const dlqArn = await queueArn(sqs, dlqUrl, WEBHOOK_EVENTS_DLQ);
     const url = await createOrGet(sqs, WEBHOOK_EVENTS_QUEUE, {
       VisibilityTimeout: String(WEBHOOK_EVENTS_VISIBILITY_TIMEOUT_SECONDS),
       RedrivePolicy: JSON.stringify({
@@ -69,36 +59,8 @@ export async function ensureWebhookEventsQueue(options: {
         maxReceiveCount: MAX_RECEIVE_COUNT,
       }),
     });
-    const queueArn = await arnOf(sqs, url);
-    await sqs.send(
-      new SetQueueAttributesCommand({
-        QueueUrl: url,
-        Attributes: {
-          Policy: JSON.stringify({
-            Version: '2012-10-17',
-            Statement: [
-              {
-                Sid: 'berth-lifecycle-events',
-                Effect: 'Allow',
-                Principal: { Service: 'sns.amazonaws.com' },
-                Action: 'sqs:SendMessage',
-                Resource: queueArn,
-                Condition: { ArnEquals: { 'aws:SourceArn': topicArn } },
-              },
-            ],
-          }),
-        },
-      }),
-    );
-    // Subscribe is idempotent for the same endpoint and attributes.
-    await sns.send(
-      new SubscribeCommand({
-        TopicArn: topicArn,
-        Protocol: 'sqs',
-        Endpoint: queueArn,
-        Attributes: { RawMessageDelivery: 'true' },
-      }),
-    );
+    // The same raw subscription, with the topic-only queue policy, as the shared queues get.
+    await subscribeQueue(sqs, sns, url, WEBHOOK_EVENTS_QUEUE, topicArn);
     return url;
   } catch (error) {
     throw toMessagingError(error, `setting up queue ${WEBHOOK_EVENTS_QUEUE}`);
