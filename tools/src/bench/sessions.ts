@@ -487,7 +487,7 @@ export async function runSessionsBenchmark(
   const burst = options.burst ?? Number(process.env.BENCH_BURST ?? '100');
   const progress = options.progress ?? (() => {});
   const before = machine();
-  const sessionServiceConcurrency = 8;
+  const sessionServiceConcurrency = Number(process.env.BENCH_SESSION_CONCURRENCY ?? '8');
   const callLogFile = join(tmpdir(), `berth-bench-sessions-calls-${process.pid}.jsonl`);
 
   progress('sessions benchmark: starting the local stack');

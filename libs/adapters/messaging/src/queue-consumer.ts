@@ -235,7 +235,7 @@ export function startQueueConsumer(options: QueueConsumerOptions): QueueConsumer
     }
   };
 
-  /** Never throws: sqs-consumer deletes the message when it gets it back, and only then. */
+  /** Never throws: the message comes back to be deleted when it is done, and only then. */
   const handleMessage = async (message: Message): Promise<Message | undefined> => {
     if (stopping) {
       await handBack(message);
@@ -267,6 +267,16 @@ export function startQueueConsumer(options: QueueConsumerOptions): QueueConsumer
     }
   };
 
+  /**
+   * A received batch: every message on its own handler (within the slots), then one
+   * DeleteMessageBatch for those answered 'done' (a message whose handler did not finish
+   * stays, to come back), instead of one DeleteMessage per message.
+   */
+  const handleMessageBatch = async (messages: Message[]): Promise<Message[]> => {
+    const acknowledged = await Promise.all(messages.map((message) => handleMessage(message)));
+    return acknowledged.filter((message): message is Message => message !== undefined);
+  };
+
   const workers = Array.from(
     { length: Math.ceil(settings.concurrency / settings.batchSize) },
     () => {
@@ -282,7 +292,7 @@ export function startQueueConsumer(options: QueueConsumerOptions): QueueConsumer
         pollingCompleteWaitTimeMs: settings.stopTimeoutMs,
         messageSystemAttributeNames: ['ApproximateReceiveCount', 'SenderId'],
         strictReturn: true,
-        handleMessage,
+        handleMessageBatch,
       });
       // Between a receive that brought messages and the end of their handlers and deletes.
       let busy = false;

@@ -85,6 +85,49 @@ describe('startQueueConsumer', () => {
     },
   );
 
+  it('deletes the messages of a received batch in one DeleteMessageBatch, never one by one', async () => {
+    // Its own client, so the count sees only this consumer's calls.
+    const counted = createSqsClient();
+    const commands: string[] = [];
+    counted.middlewareStack.add(
+      (next, context) => (args) => {
+        commands.push(context.commandName ?? 'unknown');
+        return next(args);
+      },
+      { step: 'initialize', name: 'countCommands' },
+    );
+    const bodies = Array.from({ length: 10 }, (_, n) => `batched-${n}`);
+    await sendMany(bodies);
+    const handled: string[] = [];
+    const consumer = startQueueConsumer({
+      sqs: counted,
+      queueUrl,
+      waitTimeSeconds: 1,
+      batchSize: 10,
+      concurrency: 10,
+      handle: (message) => {
+        handled.push(message.body);
+        // One message stays for later: it must not be deleted with the others.
+        return Promise.resolve(message.body === 'batched-3' ? 'retry' : 'done');
+      },
+    });
+    try {
+      await eventually('every message handled', () => handled.length >= bodies.length, 20_000);
+      await eventually('nine messages deleted', async () => {
+        const counts = await queueCounts(sqs, queueUrl);
+        return counts.visible + counts.notVisible === 1;
+      });
+    } finally {
+      await consumer.stop();
+      counted.destroy();
+    }
+    const deletes = commands.filter((name) => name.startsWith('DeleteMessage'));
+    expect(deletes.length).toBeGreaterThan(0);
+    expect(deletes.every((name) => name === 'DeleteMessageBatchCommand')).toBe(true);
+    // fauxqs hands a full queue out in batches: fewer deletes than messages.
+    expect(deletes.length).toBeLessThan(9);
+  });
+
   it('hands the handler the SenderId SQS gives the message (fauxqs: one fixed account id)', async () => {
     const received = deferred();
     let seen: QueueMessage | undefined;

@@ -34,10 +34,7 @@ export class AwsCallRecordingConfigError extends Error {
  * `requireAccount` is set when a call log is written: an ARN with a made-up account would
  * prove nothing about the deployed policies.
  */
-export function deployTargetFromEnv(
-  env: Env,
-  options: { requireAccount: boolean },
-): DeployTarget {
+export function deployTargetFromEnv(env: Env, options: { requireAccount: boolean }): DeployTarget {
   return deployTarget(loadRehearsalTarget(env), options);
 }
 
