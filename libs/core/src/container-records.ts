@@ -91,9 +91,18 @@ export class ContainerRecords {
     decide: RecordDecision,
     /** The deciding command's outcome, stored in the same write (only if none is stored yet). */
     outcome?: (after: ContainerRecord) => CommandOutcomeRecord,
+    /**
+     * The record as the caller last saw it (just written, say): the first attempt decides on
+     * it instead of reading; if it is stale by then, the conditional write fails and the
+     * next attempt reads.
+     */
+    known?: ContainerRecord,
   ): Promise<RecordChange | undefined> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
-      const current = await this.deps.store.getContainer(containerId);
+      const current =
+        attempt === 0 && known?.containerId === containerId
+          ? known
+          : await this.deps.store.getContainer(containerId);
       if (!current) return undefined;
       const next = decide(current);
       if (!next) return { before: current, after: current, changed: false };
@@ -259,12 +268,19 @@ export class ContainerRecords {
     }
     const published = new Set(container.pendingEvents.map((event) => event.eventId));
     try {
-      const cleared = await this.update(container.containerId, (current) => {
-        const left = current.pendingEvents.filter((event) => !published.has(event.eventId));
-        return left.length === current.pendingEvents.length
-          ? undefined
-          : { ...current, pendingEvents: left };
-      });
+      // Most often nobody wrote the record since `container` was read or written: clearing
+      // it needs no read (issue 13: one GetItem less per release that leaves a container idle).
+      const cleared = await this.update(
+        container.containerId,
+        (current) => {
+          const left = current.pendingEvents.filter((event) => !published.has(event.eventId));
+          return left.length === current.pendingEvents.length
+            ? undefined
+            : { ...current, pendingEvents: left };
+        },
+        undefined,
+        container,
+      );
       return cleared?.after ?? container;
     } catch (error) {
       // Published but not cleared: they will go out once more, under the same ids.

@@ -351,7 +351,7 @@ export function loadConfig(env: Env): BerthConfig {
       }
       return raw;
     }, undefined),
-    sessionConcurrency: integer('BERTH_SESSION_CONCURRENCY', 8, 1, 1000),
+    sessionConcurrency: integer('BERTH_SESSION_CONCURRENCY', 16, 1, 1000),
     agentReportSenderCheck: oneOf(
       'BERTH_AGENT_REPORT_SENDER_CHECK',
       AGENT_REPORT_SENDER_CHECKS,

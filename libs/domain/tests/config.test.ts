@@ -44,7 +44,7 @@ describe('loadConfig defaults', () => {
       poolSize: 0,
       poolMaxAgeMs: 3_600_000,
       httpHost: '127.0.0.1',
-      sessionConcurrency: 8,
+      sessionConcurrency: 16,
       agentReportSenderCheck: 'off',
       emf: false,
       lifecycleTopicArn: undefined,

@@ -38,6 +38,7 @@ import {
   resolveMessaging,
 } from '@berth/messaging';
 import type { RunningStack } from '../stack/harness.ts';
+import { cpuPerOperation, cpuSnapshot, describeCpu, type CpuPerOperation } from './cpu.ts';
 import {
   callLogEnv,
   callMark,
@@ -104,6 +105,8 @@ export interface SessionsBenchResult {
     burstRelease: LoadPhase;
     /** The session service's AWS SDK calls per command, from the bursts (call recorder). */
     calls?: { assign: CallsPerOperation; release: CallsPerOperation };
+    /** CPU milliseconds per command of the closed loop, by process of the stack (Linux). */
+    cpu?: CpuPerOperation;
   };
   ratios: {
     closedLoopThroughput: number;
@@ -487,7 +490,7 @@ export async function runSessionsBenchmark(
   const burst = options.burst ?? Number(process.env.BENCH_BURST ?? '100');
   const progress = options.progress ?? (() => {});
   const before = machine();
-  const sessionServiceConcurrency = Number(process.env.BENCH_SESSION_CONCURRENCY ?? '8');
+  const sessionServiceConcurrency = Number(process.env.BENCH_SESSION_CONCURRENCY ?? '16');
   const callLogFile = join(tmpdir(), `berth-bench-sessions-calls-${process.pid}.jsonl`);
 
   progress('sessions benchmark: starting the local stack');
@@ -571,6 +574,7 @@ export async function runSessionsBenchmark(
         `  berth closed loop: ${workers} workers x ${cyclesPerWorker} assign+release over ${containers} containers (after one warm-up cycle each)`,
       );
       await Promise.all(Array.from({ length: workers }, (_, worker) => cycle(worker, 0, false)));
+      const cpuBefore = cpuSnapshot(stack.process?.pid);
       const started = performance.now();
       await Promise.all(
         Array.from({ length: workers }, async (_, worker) => {
@@ -583,6 +587,7 @@ export async function runSessionsBenchmark(
         failed,
         (performance.now() - started) / 1000,
       );
+      const cpu = cpuPerOperation(cpuBefore, cpuSnapshot(stack.process?.pid), closedLoop.completed);
 
       progress(`  berth burst: ${burst} session.assign at once, then ${burst} session.release`);
       const burstSessions = Array.from({ length: burst }, (_, index) => ({
@@ -643,6 +648,7 @@ export async function runSessionsBenchmark(
         burstAssign,
         burstRelease,
         calls: { assign: assignCalls, release: releaseCalls },
+        cpu,
       };
     } finally {
       await router.close();
@@ -748,6 +754,7 @@ export function renderSessions(result: SessionsBenchResult): string {
     table,
     '',
     `session service AWS SDK calls per command (call recorder): session.assign ${describeCalls(berth.calls?.assign)}; session.release ${describeCalls(berth.calls?.release)}`,
+    `CPU ms per command of the closed loop, by process of the stack: ${describeCpu(berth.cpu)}`,
     `ratios to the raw round trip: closed-loop throughput ${fmtRatio(ratios.closedLoopThroughput)}, p50 ${fmtRatio(ratios.closedLoopP50)}, p99 ${fmtRatio(ratios.closedLoopP99)}; burst throughput ${fmtRatio(ratios.burstThroughput)}`,
     ...(result.ratiosTwoHop
       ? [
