@@ -58,8 +58,13 @@ export function callsSince(
     if (engine in byEngine) byEngine[engine] += 1;
     byOperation[call.operation] = (byOperation[call.operation] ?? 0) + 1;
   }
-  const per = (count: number) =>
-    operations > 0 ? Math.round((count / operations) * 100) / 100 : Number.NaN;
+  // Two decimals, except for a rare call that two would show as 0 (a background long poll
+  // caught in the window): four, so that it reads as rare rather than absent.
+  const per = (count: number) => {
+    if (operations <= 0) return Number.NaN;
+    const value = Math.round((count / operations) * 100) / 100;
+    return value === 0 && count > 0 ? Math.round((count / operations) * 10_000) / 10_000 : value;
+  };
   return {
     operations,
     byEngine: Object.fromEntries(
