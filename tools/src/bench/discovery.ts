@@ -8,6 +8,7 @@
  * process exactly like the stack's own discovery service, against the same DynamoDB Local,
  * fauxqs and local runtime.
  */
+import { DISCOVERY_SUBSCRIPTION_PREFIX } from '@berth/messaging';
 import autocannon, { type Result } from 'autocannon';
 import { DEFAULT_TABLES } from '@berth/domain';
 import { DynamoStateStore } from '@berth/dynamodb';
@@ -46,6 +47,9 @@ import {
   UNREACHABLE_RATE_LIMIT,
 } from './common.ts';
 
+/** The queue of a discovery process's cache-invalidation feed, by its ARN. */
+const isInvalidationFeed = (resource: string) =>
+  resource.includes(`:${DISCOVERY_SUBSCRIPTION_PREFIX}`);
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const DISCOVERY_MAIN = resolve(ROOT, 'apps/discovery/src/main.ts');
 const HELLO_WORLD = fileURLToPath(new URL('./hello-world.ts', import.meta.url));
@@ -403,14 +407,15 @@ export async function runDiscoveryBenchmark(
       ),
     );
 
-    // The calls of each request; the cache-invalidation feed's long polls are not one.
+    // The calls of each request; the cache-invalidation feed's long polls (and the heartbeat
+    // tag of its queue, `discovery-invalidations-<host>-<pid>`) are not one.
     const requestCalls = targets.map((target, index) =>
       target.callLog
         ? callsSince(
             target.callLog,
             callMarks[index] ?? 0,
             (runs[index] ?? []).reduce((total, run) => total + run.requests, 0),
-            (call) => !call.iam.some((check) => check.resource.includes('berth-discovery-')),
+            (call) => !call.iam.some((check) => isInvalidationFeed(check.resource)),
           )
         : undefined,
     );
