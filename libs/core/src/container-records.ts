@@ -89,15 +89,18 @@ export class ContainerRecords {
   async update(
     containerId: string,
     decide: RecordDecision,
-    /** The deciding command's outcome, stored in the same write (only if none is stored yet). */
-    outcome?: (after: ContainerRecord) => CommandOutcomeRecord,
-    /**
-     * The record as the caller last saw it (just written, say): the first attempt decides on
-     * it instead of reading; if it is stale by then, the conditional write fails and the
-     * next attempt reads.
-     */
-    known?: ContainerRecord,
+    options: {
+      /** The deciding command's outcome, stored in the same write (only if none is stored yet). */
+      outcome?: (after: ContainerRecord) => CommandOutcomeRecord;
+      /**
+       * The record as the caller last saw it (just written, say): the first attempt decides on
+       * it instead of reading; if it is stale by then, the conditional write fails and the
+       * next attempt reads.
+       */
+      known?: ContainerRecord;
+    } = {},
   ): Promise<RecordChange | undefined> {
+    const { outcome, known } = options;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
       const current =
         attempt === 0 && known?.containerId === containerId
@@ -148,7 +151,7 @@ export class ContainerRecords {
         const next = decide(current);
         return next ? withEvents(current, next, events) : undefined;
       },
-      outcome,
+      { outcome },
     );
     if (!result?.changed) return result;
     return { ...result, after: await this.flush(result.after) };
@@ -278,8 +281,7 @@ export class ContainerRecords {
             ? undefined
             : { ...current, pendingEvents: left };
         },
-        undefined,
-        container,
+        { known: container },
       );
       return cleared?.after ?? container;
     } catch (error) {

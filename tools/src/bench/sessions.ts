@@ -46,6 +46,7 @@ import {
   describeCalls,
   type CallsPerOperation,
 } from './calls.ts';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -490,7 +491,10 @@ export async function runSessionsBenchmark(
   const burst = options.burst ?? Number(process.env.BENCH_BURST ?? '100');
   const progress = options.progress ?? (() => {});
   const before = machine();
-  const sessionServiceConcurrency = Number(process.env.BENCH_SESSION_CONCURRENCY ?? '16');
+  // The deployment's default unless a sweep asks for another (docs/design.md, "The command path").
+  const sessionServiceConcurrency = process.env.BENCH_SESSION_CONCURRENCY
+    ? Number(process.env.BENCH_SESSION_CONCURRENCY)
+    : loadConfig({}).sessionConcurrency;
   const callLogFile = join(tmpdir(), `berth-bench-sessions-calls-${process.pid}.jsonl`);
 
   progress('sessions benchmark: starting the local stack');
@@ -699,6 +703,7 @@ export async function runSessionsBenchmark(
     sqs.destroy();
     sns.destroy();
     await stopBenchStack(stack);
+    rmSync(callLogFile, { force: true });
   }
 }
 

@@ -16,9 +16,6 @@ export interface AwsCallRecord {
   operation: string;
   /** Empty only when `unmapped`: an operation the recorder has no mapping for. */
   iam: IamCheck[];
-  /** When the call started (epoch ms) and how long it took with its retries, when measured. */
-  at?: number;
-  ms?: number;
   /** The error's name when the call failed (the authorization happened all the same). */
   error?: string;
   /** The recorder does not know this operation: the proof must refuse it, not skip it. */

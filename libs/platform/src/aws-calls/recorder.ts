@@ -101,11 +101,9 @@ export function recordAwsCalls<Client extends RecordableClient>(
   const { service, sink, target } = options;
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      const startedAt = performance.now();
       const describe = (output: unknown, error: string | undefined): void => {
-        const endedAt = performance.now();
-        sink.record({
-          ...describeAwsCall(
+        sink.record(
+          describeAwsCall(
             {
               service,
               clientName: context.clientName ?? 'UnknownClient',
@@ -116,10 +114,7 @@ export function recordAwsCalls<Client extends RecordableClient>(
             },
             target,
           ),
-          // Wall-clock placement and duration, so a benchmark can say where a command's time went.
-          at: Math.round(performance.timeOrigin + startedAt),
-          ms: Math.round((endedAt - startedAt) * 10) / 10,
-        });
+        );
       };
       let result: { output: unknown };
       try {
