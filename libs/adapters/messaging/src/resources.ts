@@ -94,8 +94,11 @@ export async function ensureMessaging({ sqs, sns }: MessagingClients): Promise<M
   };
 }
 
-/** Returns `[queueUrl, deadLetterQueueUrl]`. */
-async function ensureQueueWithDeadLetters(
+/**
+ * Creates (or brings in line) a work queue and its dead-letter queue, with the contract's
+ * attributes. Returns `[queueUrl, deadLetterQueueUrl]`.
+ */
+export async function ensureQueueWithDeadLetters(
   sqs: SQSClient,
   name: string,
   deadLetterName: string,
@@ -225,7 +228,7 @@ async function ensureQueue(
   }
 }
 
-export async function queueArn(sqs: SQSClient, queueUrl: string, name: string): Promise<string> {
+async function queueArn(sqs: SQSClient, queueUrl: string, name: string): Promise<string> {
   try {
     const { Attributes } = await sqs.send(
       new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }),
