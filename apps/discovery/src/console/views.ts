@@ -1,4 +1,10 @@
-import type { ContainerJson, DeliveryJson, SessionJson } from '@berth/domain';
+import type {
+  ContainerJson,
+  DeliveryJson,
+  GenerationJson,
+  SessionJson,
+  UsageRow,
+} from '@berth/domain';
 import escapeHtml from 'escape-html';
 
 /** Markup already escaped (or written here): the only thing `html` interpolates as it is. */
@@ -295,18 +301,7 @@ export function formatDuration(totalSeconds: number | null): string | null {
 /** `GET /v1/containers/{id}/history` (docs/contract.md). */
 export interface HistoryJson {
   containerId: string;
-  generations: Array<{
-    generation: number;
-    status: string;
-    createdAt: string | null;
-    startedAt: string | null;
-    stoppedAt: string | null;
-    stopReason: string | null;
-    durationSeconds: number | null;
-    stoppedBy: { commandId: string | null; reason: string | null } | null;
-    fromPool: boolean | null;
-    events: Array<{ type: string; occurredAt: string; eventId: string }>;
-  }>;
+  generations: GenerationJson[];
 }
 
 export function historyTable(history: HistoryJson): Html {
@@ -362,14 +357,7 @@ export interface UsageJson {
   from: string;
   to: string;
   retainedSince: string;
-  days: Array<{
-    clientId: string;
-    projectId: string;
-    day: string;
-    containerHours: number;
-    sessions: number;
-    generations: number;
-  }>;
+  days: UsageRow[];
   totals: { containerHours: number; sessions: number; generations: number };
 }
 
