@@ -11,6 +11,7 @@ import { realpathSync } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { basename, resolve, sep } from 'node:path';
+import escapeHtml from 'escape-html';
 import sirv from 'sirv';
 
 const root = realpathSync(resolve(process.argv[2] ?? '.'));
@@ -32,9 +33,6 @@ function notFound(response: ServerResponse): void {
   response.setHeader('Content-Type', 'text/plain; charset=utf-8');
   response.end('not found\n');
 }
-
-const escapeHtml = (text: string): string =>
-  text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /**
  * A directory's entries as a page of links, relative (the page may be served below a prefix,
