@@ -133,6 +133,30 @@ function isGroupAlive(pgid: number): boolean {
   }
 }
 
+/**
+ * An agent running `command` as its dev server on a free port, reporting to a fresh reports
+ * queue; `extra` adds to (or overrides) its environment. Resolves once the agent is ready.
+ */
+async function startAgentWithDevServer(
+  options: { command?: string; extra?: Record<string, string> } = {},
+) {
+  const port = await freePort();
+  const queue = await reportsQueue(fx.sqs);
+  const reports = reportReader(fx.sqs, queue);
+  const workspace = join(fx.root, 'workspace');
+  const agent = fx.agent({
+    workspacePath: workspace,
+    extra: {
+      BERTH_AGENT_REPORTS_URL: queue,
+      BERTH_DEV_SERVER_COMMAND: options.command ?? COMMAND,
+      BERTH_DEV_SERVER_PORT: String(port),
+      ...options.extra,
+    },
+  });
+  await agent.ready;
+  return { port, reports, workspace, agent };
+}
+
 describe('the dev server', () => {
   it(
     'starts once the workspace is ready, in the main checkout with PORT, and is up only once it answers HTTP on BERTH_DEV_SERVER_READY_PATH',
@@ -206,20 +230,9 @@ describe('the dev server', () => {
     'is up only once it answers HTTP below 500: never while it answers 500 or never answers, up on a 404, starting again on 500s while up',
     async () => {
       // Prepare: a server that will listen and answer every request with 500.
-      const port = await freePort();
-      const queue = await reportsQueue(fx.sqs);
-      const reports = reportReader(fx.sqs, queue);
-      const workspace = join(fx.root, 'workspace');
-      const agent = fx.agent({
-        workspacePath: workspace,
-        extra: {
-          BERTH_AGENT_REPORTS_URL: queue,
-          BERTH_DEV_SERVER_COMMAND: COMMAND,
-          BERTH_DEV_SERVER_PORT: String(port),
-          DEV_SERVER_WAIT_FOR_GO: '1',
-        },
+      const { port, reports, workspace, agent } = await startAgentWithDevServer({
+        extra: { DEV_SERVER_WAIT_FOR_GO: '1' },
       });
-      await agent.ready;
       await reports(1);
       await eventually('the server running in the main checkout', () =>
         existsSync(join(workspace, 'served.log')),
@@ -280,18 +293,7 @@ describe('the dev server', () => {
     'starts a crashed server again after a backoff, reporting crashed, then starting and up',
     async () => {
       // Prepare: a server that is up.
-      const port = await freePort();
-      const queue = await reportsQueue(fx.sqs);
-      const reports = reportReader(fx.sqs, queue);
-      const agent = fx.agent({
-        workspacePath: join(fx.root, 'workspace'),
-        extra: {
-          BERTH_AGENT_REPORTS_URL: queue,
-          BERTH_DEV_SERVER_COMMAND: COMMAND,
-          BERTH_DEV_SERVER_PORT: String(port),
-        },
-      });
-      await agent.ready;
+      const { port, reports, agent } = await startAgentWithDevServer();
       await reports(2);
       const [first] = processGroups(agent);
       const before = await (await fetch(`http://127.0.0.1:${port}/`)).text();
@@ -328,19 +330,7 @@ describe('the dev server', () => {
     'is starting again while an up server stops answering on its port, and up once it answers, without a restart',
     async () => {
       // Prepare: a server that is up.
-      const port = await freePort();
-      const queue = await reportsQueue(fx.sqs);
-      const reports = reportReader(fx.sqs, queue);
-      const workspace = join(fx.root, 'workspace');
-      const agent = fx.agent({
-        workspacePath: workspace,
-        extra: {
-          BERTH_AGENT_REPORTS_URL: queue,
-          BERTH_DEV_SERVER_COMMAND: COMMAND,
-          BERTH_DEV_SERVER_PORT: String(port),
-        },
-      });
-      await agent.ready;
+      const { port, reports, workspace, agent } = await startAgentWithDevServer();
       await reports(2);
       const before = await (await fetch(`http://127.0.0.1:${port}/`)).text();
 
@@ -404,19 +394,7 @@ describe('the dev server', () => {
     'is stopped before the final save: what it wrote until then is saved, nothing after',
     async () => {
       // Prepare: a server up and writing in the main checkout.
-      const port = await freePort();
-      const queue = await reportsQueue(fx.sqs);
-      const reports = reportReader(fx.sqs, queue);
-      const workspace = join(fx.root, 'workspace');
-      const agent = fx.agent({
-        workspacePath: workspace,
-        extra: {
-          BERTH_AGENT_REPORTS_URL: queue,
-          BERTH_DEV_SERVER_COMMAND: COMMAND,
-          BERTH_DEV_SERVER_PORT: String(port),
-        },
-      });
-      await agent.ready;
+      const { port, reports, workspace, agent } = await startAgentWithDevServer();
       await reports(2);
       const [pgid] = processGroups(agent);
 
@@ -485,19 +463,9 @@ describe('the dev server', () => {
     "the local stack's static server serves what a session wrote, and nothing through .git or outside the workspace",
     async () => {
       // Prepare: the static server as the dev server; a link out of the workspace.
-      const port = await freePort();
-      const queue = await reportsQueue(fx.sqs);
-      const reports = reportReader(fx.sqs, queue);
-      const workspace = join(fx.root, 'workspace');
-      const agent = fx.agent({
-        workspacePath: workspace,
-        extra: {
-          BERTH_AGENT_REPORTS_URL: queue,
-          BERTH_DEV_SERVER_COMMAND: `"${process.execPath}" "${STATIC_SITE}"`,
-          BERTH_DEV_SERVER_PORT: String(port),
-        },
+      const { port, reports, workspace, agent } = await startAgentWithDevServer({
+        command: `"${process.execPath}" "${STATIC_SITE}"`,
       });
-      await agent.ready;
       await reports(2);
       await writeFile(join(fx.root, 'secret.txt'), 'outside\n');
       await symlink(join(fx.root, 'secret.txt'), join(workspace, 'link.txt'));
