@@ -11,8 +11,14 @@ import {
 /** A running container that reported no dev server this long after its start has none. */
 const NO_DEV_SERVER_AFTER_MS = 30_000;
 
+interface ReadyTarget {
+  kind: 'ready';
+  upstream: string;
+  touchIntervalMs: number;
+}
+
 export type Target =
-  | { kind: 'ready'; upstream: string; touchIntervalMs: number }
+  | ReadyTarget
   | { kind: 'waiting'; detail: string }
   | { kind: 'refused'; status: number; title: string; detail: string };
 
@@ -37,10 +43,7 @@ export interface TargetOptions {
  */
 export class Targets {
   private readonly options: TargetOptions;
-  private readonly ready = new Map<
-    string,
-    { upstream: string; touchIntervalMs: number; until: number }
-  >();
+  private readonly ready = new Map<string, { target: ReadyTarget; until: number }>();
 
   constructor(options: TargetOptions) {
     this.options = options;
@@ -52,9 +55,7 @@ export class Targets {
 
   async resolve(containerId: string): Promise<Target> {
     const cached = this.ready.get(containerId);
-    if (cached && cached.until > Date.now()) {
-      return { kind: 'ready', upstream: cached.upstream, touchIntervalMs: cached.touchIntervalMs };
-    }
+    if (cached && cached.until > Date.now()) return cached.target;
     this.ready.delete(containerId);
 
     const deadline = Date.now() + this.options.holdMs;
@@ -70,20 +71,13 @@ export class Targets {
     }
   }
 
-  private remember(
-    containerId: string,
-    target: { upstream: string; touchIntervalMs: number },
-  ): void {
+  private remember(containerId: string, target: ReadyTarget): void {
     if (this.options.cacheTtlMs <= 0) return;
     if (this.ready.size >= 10_000) {
       const oldest = this.ready.keys().next().value;
       if (oldest !== undefined) this.ready.delete(oldest);
     }
-    this.ready.set(containerId, {
-      upstream: target.upstream,
-      touchIntervalMs: target.touchIntervalMs,
-      until: Date.now() + this.options.cacheTtlMs,
-    });
+    this.ready.set(containerId, { target, until: Date.now() + this.options.cacheTtlMs });
   }
 
   private async decide(containerId: string, stored: ContainerRecord | undefined): Promise<Target> {
