@@ -109,13 +109,14 @@ export async function startWebhookService(options: WebhookServiceOptions): Promi
     },
   });
 
+  const visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 30;
   const consumer: QueueConsumer = startQueueConsumer({
     sqs,
     queueUrl,
     batchSize: 10,
     concurrency: 10,
-    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 30,
-    heartbeatIntervalSeconds: Math.floor((options.visibilityTimeoutSeconds ?? 30) / 3),
+    visibilityTimeoutSeconds,
+    heartbeatIntervalSeconds: Math.floor(visibilityTimeoutSeconds / 3),
     handle: async (message) => {
       let event: BerthEvent;
       try {
