@@ -41,6 +41,8 @@ export interface DynamoHistoryStoreOptions {
 /** How long a day of the usage rollup is kept (it outlives the history on purpose). */
 export const USAGE_ROLLUP_RETENTION_DAYS = 400;
 
+/** Days of the usage rollup read at once (one Query each). */
+const ROLLUP_DAYS_AT_ONCE = 8;
 /** Query calls one listing page may make before it answers a short page with a cursor. */
 const MAX_READS_PER_PAGE = 20;
 const DAY_MS = 86_400_000;
@@ -153,42 +155,58 @@ export class DynamoHistoryStore implements HistoryStore {
     fromDay: string,
     toDay: string,
   ): Promise<UsageRow[]> {
-    const rows: UsageRow[] = [];
+    const days: string[] = [];
     for (
       let day = Date.parse(`${fromDay}T00:00:00.000Z`);
       day <= Date.parse(`${toDay}T00:00:00.000Z`);
       day += DAY_MS
     ) {
-      let start: Record<string, unknown> | undefined;
-      do {
-        const output = await this.#query({
-          TableName: this.#table,
-          IndexName: HISTORY_INDEXES.usage,
-          KeyConditionExpression:
-            clientId === undefined ? '#day = :day' : '#day = :day AND begins_with(#key, :client)',
-          ExpressionAttributeNames: {
-            '#day': 'usageDay',
-            ...(clientId === undefined ? {} : { '#key': 'usageKey' }),
-          },
-          ExpressionAttributeValues: {
-            ':day': dayOf(day),
-            ...(clientId === undefined ? {} : { ':client': `${clientId}/` }),
-          },
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        });
-        for (const item of output.Items ?? []) {
-          rows.push({
-            clientId: item['usageClient'] as string,
-            projectId: item['usageProject'] as string,
-            day: item['usageDay'] as string,
-            containerHours: hours(Number(item['containerMs'] ?? 0)),
-            sessions: Number(item['sessions'] ?? 0),
-            generations: Number(item['generations'] ?? 0),
-          });
-        }
-        start = output.LastEvaluatedKey;
-      } while (start);
+      days.push(dayOf(day));
     }
+    // One Query per day (the index's partition), a few days at once: a year of rollup days
+    // read one after another would keep the request waiting on hundreds of round trips.
+    const rows: UsageRow[] = [];
+    for (let index = 0; index < days.length; index += ROLLUP_DAYS_AT_ONCE) {
+      const batch = days.slice(index, index + ROLLUP_DAYS_AT_ONCE);
+      for (const dayRows of await Promise.all(batch.map((day) => this.#rollupDay(clientId, day)))) {
+        rows.push(...dayRows);
+      }
+    }
+    return rows;
+  }
+
+  /** One day of the rollup: every client's, or one client's (`usageKey` begins `client/`). */
+  async #rollupDay(clientId: string | undefined, day: string): Promise<UsageRow[]> {
+    const rows: UsageRow[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const output = await this.#query({
+        TableName: this.#table,
+        IndexName: HISTORY_INDEXES.usage,
+        KeyConditionExpression:
+          clientId === undefined ? '#day = :day' : '#day = :day AND begins_with(#key, :client)',
+        ExpressionAttributeNames: {
+          '#day': 'usageDay',
+          ...(clientId === undefined ? {} : { '#key': 'usageKey' }),
+        },
+        ExpressionAttributeValues: {
+          ':day': day,
+          ...(clientId === undefined ? {} : { ':client': `${clientId}/` }),
+        },
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      });
+      for (const item of output.Items ?? []) {
+        rows.push({
+          clientId: item['usageClient'] as string,
+          projectId: item['usageProject'] as string,
+          day: item['usageDay'] as string,
+          containerHours: hours(Number(item['containerMs'] ?? 0)),
+          sessions: Number(item['sessions'] ?? 0),
+          generations: Number(item['generations'] ?? 0),
+        });
+      }
+      start = output.LastEvaluatedKey;
+    } while (start);
     return rows;
   }
 

@@ -237,6 +237,8 @@ describe('DynamoHistoryStore (DynamoDB Local)', () => {
     const globex = await store.usageRollup('globex', '2026-03-08', '2026-03-09');
     const everyone = await store.usageRollup(undefined, '2026-03-09', '2026-03-09');
     const acme = await store.usageRollup('acme', '2026-03-08', '2026-03-09');
+    // Three weeks: the days are read a few at a time, still in day order.
+    const weeks = await store.usageRollup('globex', '2026-02-20', '2026-03-12');
 
     // Assess
     expect([first, again]).toEqual(['stored', 'duplicate']);
@@ -260,5 +262,6 @@ describe('DynamoHistoryStore (DynamoDB Local)', () => {
     ]);
     expect(everyone.map((row) => row.clientId)).toEqual(['globex']);
     expect(acme).toEqual([]);
+    expect(weeks).toEqual(globex);
   });
 });
