@@ -75,13 +75,15 @@ export function buildApp(options: BuildOptions = {}): BerthApp {
       ...props,
       description: 'berth: VPC, ECS cluster, workspace task definition and file system',
     }),
-    discovery: new BerthDiscoveryStack(app, STACK_NAMES.discovery, {
-      ...props,
-      description: 'berth: the discovery service behind its load balancer',
-    }),
+    // Before discovery: `cdk deploy --all` follows this order, and discovery's task definition
+    // reads the gateway's URL from SSM (/berth/preview-gateway/url) at deploy time.
     previewGateway: new BerthPreviewGatewayStack(app, STACK_NAMES.previewGateway, {
       ...props,
       description: 'berth: the preview gateway behind its own load balancer',
+    }),
+    discovery: new BerthDiscoveryStack(app, STACK_NAMES.discovery, {
+      ...props,
+      description: 'berth: the discovery service behind its load balancer',
     }),
     session: new BerthSessionStack(app, STACK_NAMES.session, {
       ...props,

@@ -79,6 +79,14 @@ describe('the app synthesized the way the CDK CLI does it', () => {
       ([, artifact]) => artifact.type === 'aws:cloudformation:stack',
     );
     expect(stacks.map(([name]) => name).sort()).toEqual([...STACKS].sort());
+    // `cdk deploy --all` deploys in this order, and a first deploy needs what SSM parameters
+    // other stacks read to exist: data, then platform, and the preview gateway before discovery
+    // (which reads /berth/preview-gateway/url).
+    const order = stacks.map(([name]) => name);
+    expect(order.slice(0, 2)).toEqual(['BerthDataStack', 'BerthPlatformStack']);
+    expect(order.indexOf('BerthPreviewGatewayStack')).toBeLessThan(
+      order.indexOf('BerthDiscoveryStack'),
+    );
     for (const [name, artifact] of stacks) {
       // Only its own assets: no stack waits for another.
       expect(
