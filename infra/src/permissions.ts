@@ -47,7 +47,8 @@ export const WORKSPACE_QUEUE_ACTIONS = [...CONSUMER_ACTIONS, 'sqs:SendMessage'] 
  * (no Scan: one client's containers are read from `clientId-index`). The one update in place is
  * the quota counters' (issue 17: `ADD live` in a generation's transaction, authorized as
  * UpdateItem, and the sweep's conditional recount); nothing condition-checks another item, and
- * nothing deletes (TTL does). Only discovery has a readiness check (`GET /readyz`, DescribeTable).
+ * nothing deletes (TTL does). Only discovery and the preview gateway have a readiness check
+ * (`GET /readyz`, DescribeTable).
  */
 const STORE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'] as const;
 
@@ -72,6 +73,12 @@ const tables = (arns: BerthArns): string[] => [
 const clusterCondition = (arns: BerthArns): Record<string, unknown> => ({
   ArnEquals: { 'ecs:cluster': arns.cluster() },
 });
+/** Named actions on the queues one of BerthArns' patterns matches. */
+const onQueues =
+  (pattern: (arns: BerthArns) => string) =>
+  (sid: string, actions: readonly string[]): StatementFactory =>
+  (arns) =>
+    new iam.PolicyStatement({ sid, actions: [...actions], resources: [pattern(arns)] });
 
 const statement = {
   readWriteTables:
@@ -188,26 +195,9 @@ const statement = {
       conditions: clusterCondition(arns),
     }),
   // The warm pool members' control queues only (berth-pool-*), not every container's.
-  poolControlQueues:
-    (sid: string, actions: readonly string[]): StatementFactory =>
-    (arns) =>
-      new iam.PolicyStatement({
-        sid,
-        actions: [...actions],
-        resources: [arns.poolControlQueues()],
-      }),
-  containerInputQueues:
-    (sid: string, actions: readonly string[]): StatementFactory =>
-    (arns) =>
-      new iam.PolicyStatement({
-        sid,
-        actions: [...actions],
-        resources: [arns.containerInputQueues()],
-      }),
-  containerQueues:
-    (sid: string, actions: readonly string[]): StatementFactory =>
-    (arns) =>
-      new iam.PolicyStatement({ sid, actions: [...actions], resources: [arns.containerQueues()] }),
+  poolControlQueues: onQueues((arns) => arns.poolControlQueues()),
+  containerInputQueues: onQueues((arns) => arns.containerInputQueues()),
+  containerQueues: onQueues((arns) => arns.containerQueues()),
   // Every service resolves the shared queues by name at start (GetQueueUrl).
   findSharedQueues: (): StatementFactory => (arns) =>
     new iam.PolicyStatement({
@@ -255,14 +245,7 @@ const statement = {
         actions: ['sns:Unsubscribe'],
         resources: [arns.topic(NAMES.lifecycleTopic)],
       }),
-  subscriptionQueues:
-    (sid: string, actions: readonly string[]): StatementFactory =>
-    (arns) =>
-      new iam.PolicyStatement({
-        sid,
-        actions: [...actions],
-        resources: [arns.subscriptionQueues()],
-      }),
+  subscriptionQueues: onQueues((arns) => arns.subscriptionQueues()),
   // The reaper finds abandoned subscription queues by prefix: ListQueues has no resource-level
   // permissions.
   listQueues: (): StatementFactory => () =>
@@ -316,20 +299,30 @@ const statement = {
     }),
 };
 
+/** The store, the topic and the shared queues: every service but the webhook service. */
+const storeAndEvents = (extraStoreActions: readonly string[] = []): StatementFactory[] => [
+  statement.readWriteTables(extraStoreActions),
+  statement.queryIndexes(),
+  statement.publishEvents(),
+  statement.encryptEvents(),
+  statement.findSharedQueues(),
+];
+
+/** A workspace start, bounded as every start is (tagged, on berth's cluster, no exec, no resize). */
+const startWorkspaces = (): StatementFactory[] => [
+  statement.startWorkspaces(),
+  statement.neverExecIntoWorkspaces(),
+  statement.neverResizeWorkspaces(),
+  statement.neverResizeWorkspaceMemory(),
+  statement.tagAtLaunch(),
+  statement.passWorkspaceRoles(),
+];
+
 const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory[]>> = {
   discovery: [
     // DescribeTable: `GET /readyz` checks the store.
-    statement.readWriteTables(['dynamodb:DescribeTable']),
-    statement.queryIndexes(),
-    statement.publishEvents(),
-    statement.encryptEvents(),
-    statement.findSharedQueues(),
-    statement.startWorkspaces(),
-    statement.neverExecIntoWorkspaces(),
-    statement.neverResizeWorkspaces(),
-    statement.neverResizeWorkspaceMemory(),
-    statement.tagAtLaunch(),
-    statement.passWorkspaceRoles(),
+    ...storeAndEvents(['dynamodb:DescribeTable']),
+    ...startWorkspaces(),
     // A `starting` record whose starter vanished is closed by the next discover
     // (ContainerService.closeAbandoned): it lists berth's tasks for one of that generation,
     // stops it if there is one, and deletes the queues.
@@ -371,17 +364,8 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
   // queues, reads their backlog, or follows the topic.
   'preview-gateway': [
     // DescribeTable: `GET /readyz` checks the store.
-    statement.readWriteTables(['dynamodb:DescribeTable']),
-    statement.queryIndexes(),
-    statement.publishEvents(),
-    statement.encryptEvents(),
-    statement.findSharedQueues(),
-    statement.startWorkspaces(),
-    statement.neverExecIntoWorkspaces(),
-    statement.neverResizeWorkspaces(),
-    statement.neverResizeWorkspaceMemory(),
-    statement.tagAtLaunch(),
-    statement.passWorkspaceRoles(),
+    ...storeAndEvents(['dynamodb:DescribeTable']),
+    ...startWorkspaces(),
     // Before a new generation, the previous one's task must have ended; an abandoned
     // `starting` record is closed as discovery closes one.
     statement.describeTasks(),
@@ -395,20 +379,11 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.neverDeleteSharedQueues(),
   ],
   session: [
-    statement.readWriteTables(),
-    statement.queryIndexes(),
-    statement.publishEvents(),
-    statement.encryptEvents(),
-    statement.findSharedQueues(),
+    ...storeAndEvents(),
     statement.consume('ConsumeLifecycleCommands', NAMES.lifecycleQueue),
     // What workspace agents report; each report is checked against the store and its sender.
     statement.consume('ConsumeAgentReports', NAMES.agentReportsQueue),
-    statement.startWorkspaces(),
-    statement.neverExecIntoWorkspaces(),
-    statement.neverResizeWorkspaces(),
-    statement.neverResizeWorkspaceMemory(),
-    statement.tagAtLaunch(),
-    statement.passWorkspaceRoles(),
+    ...startWorkspaces(),
     // An abandoned `starting` record met by a `session.assign` is closed as discovery closes
     // one (ContainerService.closeAbandoned); adopting a live task there would need StopTask,
     // which the session service never gets: that call fails and the reaper's sweep closes it.
@@ -425,11 +400,7 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.neverDeleteSharedQueues(),
   ],
   reaper: [
-    statement.readWriteTables(),
-    statement.queryIndexes(),
-    statement.publishEvents(),
-    statement.encryptEvents(),
-    statement.findSharedQueues(),
+    ...storeAndEvents(),
     statement.describeTasks(),
     statement.listTasks(),
     statement.stopTasks(),
@@ -448,11 +419,7 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
     statement.endSubscriptions('EndAbandonedSubscriptions'),
   ],
   'task-watcher': [
-    statement.readWriteTables(),
-    statement.queryIndexes(),
-    statement.publishEvents(),
-    statement.encryptEvents(),
-    statement.findSharedQueues(),
+    ...storeAndEvents(),
     statement.consume('ConsumeTaskEvents', NAMES.taskEventsQueue),
     // The lifecycle topic's events, through the history's own subscription queue.
     statement.consume('ConsumeHistoryEvents', NAMES.historyQueue),
@@ -485,12 +452,7 @@ const SERVICE_STATEMENTS: Readonly<Record<ServiceName, readonly StatementFactory
  */
 const POOL_STATEMENTS: Partial<Record<ServiceName, StatementFactory[]>> = {
   reaper: [
-    statement.startWorkspaces(),
-    statement.neverExecIntoWorkspaces(),
-    statement.neverResizeWorkspaces(),
-    statement.neverResizeWorkspaceMemory(),
-    statement.tagAtLaunch(),
-    statement.passWorkspaceRoles(),
+    ...startWorkspaces(),
     statement.poolControlQueues('ManagePoolControlQueues', ['sqs:CreateQueue', 'sqs:TagQueue']),
   ],
   discovery: [statement.poolControlQueues('SendPoolIdentities', ['sqs:SendMessage'])],
