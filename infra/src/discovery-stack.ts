@@ -1,12 +1,10 @@
 import { CfnOutput, Duration } from 'aws-cdk-lib';
-import * as ecs from 'aws-cdk-lib/aws-ecs';
 import type * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
-import { addLoadBalancer } from './load-balancer.ts';
-import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
-import { NAMES, PARAMS } from './names.ts';
+import { addLoadBalancer } from './load-balancer.ts';
+import { NAMES } from './names.ts';
 import { PREVIEW_URL_PARAM } from './preview-gateway-stack.ts';
 import { BerthServiceStack } from './service-stack.ts';
 import type { BerthServiceStackProps } from './service-stack.ts';
@@ -15,11 +13,6 @@ import type { BerthServiceStackProps } from './service-stack.ts';
 export const DISCOVERY_PORT = 8080;
 export const DISCOVERY_URL_PARAM = '/berth/discovery/url';
 
-/**
- * The discovery service behind an Application Load Balancer. Without a certificate the
- * load balancer is internal and speaks HTTP inside the VPC; with one it speaks HTTPS (and
- * may face the internet), redirecting port 80.
- */
 /**
  * The console's link to a generation's logs: the CloudWatch console on its task's log stream
  * (`{region}` and `{taskId}` filled in per container by discovery). The console encodes a `/`
@@ -31,6 +24,11 @@ export const WORKSPACE_LOG_URL =
   `${cloudWatchPath(NAMES.workspaceLogGroup)}/log-events/` +
   `${cloudWatchPath(`${NAMES.workspaceLogStreamPrefix}/${NAMES.workspaceContainer}/`)}{taskId}`;
 
+/**
+ * The discovery service behind an Application Load Balancer. Without a certificate the
+ * load balancer is internal and speaks HTTP inside the VPC; with one it speaks HTTPS (and
+ * may face the internet), redirecting port 80.
+ */
 export class BerthDiscoveryStack extends BerthServiceStack {
   readonly loadBalancer: elbv2.ApplicationLoadBalancer;
   readonly targetGroup: elbv2.ApplicationTargetGroup;
@@ -56,16 +54,7 @@ export class BerthDiscoveryStack extends BerthServiceStack {
       deployTimeEnvironment: (stack) => ({
         BERTH_PREVIEW_URL: stack.ssmValue(PREVIEW_URL_PARAM),
       }),
-      // Injected by ECS from Secrets Manager at task start: never in the template or the logs.
-      secrets: (stack) => ({
-        BERTH_AUTH_SECRET: ecs.Secret.fromSecretsManager(
-          secretsmanager.Secret.fromSecretCompleteArn(
-            stack,
-            'AuthSecret',
-            stack.ssmValue(PARAMS.authSecretArn),
-          ),
-        ),
-      }),
+      secrets: (stack) => ({ BERTH_AUTH_SECRET: stack.authSecret() }),
     });
     const balanced = addLoadBalancer(this, {
       name: 'berth-discovery',

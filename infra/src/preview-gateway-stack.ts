@@ -1,8 +1,6 @@
 import { CfnOutput, Duration } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as ecs from 'aws-cdk-lib/aws-ecs';
 import type * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
-import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
 import { addLoadBalancer } from './load-balancer.ts';
@@ -38,15 +36,7 @@ export class BerthPreviewGatewayStack extends BerthServiceStack {
         BERTH_HTTP_HOST: '0.0.0.0',
         ...(settings.domain === undefined ? {} : { BERTH_PREVIEW_DOMAIN: settings.domain }),
       },
-      secrets: (stack) => ({
-        BERTH_AUTH_SECRET: ecs.Secret.fromSecretsManager(
-          secretsmanager.Secret.fromSecretCompleteArn(
-            stack,
-            'AuthSecret',
-            stack.ssmValue(PARAMS.authSecretArn),
-          ),
-        ),
-      }),
+      secrets: (stack) => ({ BERTH_AUTH_SECRET: stack.authSecret() }),
     });
     const balanced = addLoadBalancer(this, {
       name: 'berth-preview-gateway',

@@ -5,6 +5,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
@@ -160,6 +161,20 @@ export abstract class BerthServiceStack extends Stack {
   /** An SSM parameter's value, resolved by CloudFormation at deploy time. */
   ssmValue(name: string): string {
     return ssm.StringParameter.valueForStringParameter(this, name);
+  }
+
+  /**
+   * The clients' signing secret for a service that checks tokens (BERTH_AUTH_SECRET), injected
+   * by ECS from Secrets Manager at task start: never in the template or the logs.
+   */
+  authSecret(): ecs.Secret {
+    return ecs.Secret.fromSecretsManager(
+      secretsmanager.Secret.fromSecretCompleteArn(
+        this,
+        'AuthSecret',
+        this.ssmValue(PARAMS.authSecretArn),
+      ),
+    );
   }
 
   private importNetwork(): ImportedNetwork {
