@@ -215,40 +215,53 @@ function suppressionsFor(stack: Stack, config: InfraConfig): Suppression[] {
       });
     }
     if (stack instanceof BerthPreviewGatewayStack) {
-      own.push({
-        path: 'AccessLogs/Resource',
-        id: `${NAG}AwsSolutions-S1`,
-        reason:
-          'This bucket is the load balancer’s access-log destination; logging access to it would need another bucket, and so on.',
-      });
-      if (config.previewGateway.ingressCidrs.some((cidr) => cidr.endsWith('/0'))) {
-        own.push({
-          path: 'LoadBalancerSecurityGroup/Resource',
-          id: `${NAG}AwsSolutions-EC23`,
-          reason:
-            'Configured open to the internet (previewGateway.ingressCidrs): the listener is HTTPS only (a certificate is required for internetFacing) and every preview needs a preview token or its cookie.',
-        });
-      }
+      own.push(
+        ...loadBalancerSuppressions(
+          config,
+          'previewGateway',
+          'every preview needs a preview token or its cookie',
+        ),
+      );
     }
     if (stack instanceof BerthDiscoveryStack) {
-      own.push({
-        path: 'AccessLogs/Resource',
-        id: `${NAG}AwsSolutions-S1`,
-        reason:
-          'This bucket is the load balancer’s access-log destination; logging access to it would need another bucket, and so on.',
-      });
-      if (config.discovery.ingressCidrs.some((cidr) => cidr.endsWith('/0'))) {
-        own.push({
-          path: 'LoadBalancerSecurityGroup/Resource',
-          id: `${NAG}AwsSolutions-EC23`,
-          reason:
-            'Configured open to the internet (discovery.ingressCidrs): the listener is HTTPS only (a certificate is required for internetFacing) and every route but health and docs needs a bearer token.',
-        });
-      }
+      own.push(
+        ...loadBalancerSuppressions(
+          config,
+          'discovery',
+          'every route but health and docs needs a bearer token',
+        ),
+      );
     }
     return own;
   }
   return [];
+}
+
+/**
+ * A service's own load balancer (load-balancer.ts): its access-log bucket, and its security
+ * group when the settings open it to the internet (`guard` says what still protects it).
+ */
+function loadBalancerSuppressions(
+  config: InfraConfig,
+  settings: 'discovery' | 'previewGateway',
+  guard: string,
+): Suppression[] {
+  const own: Suppression[] = [
+    {
+      path: 'AccessLogs/Resource',
+      id: `${NAG}AwsSolutions-S1`,
+      reason:
+        'This bucket is the load balancer’s access-log destination; logging access to it would need another bucket, and so on.',
+    },
+  ];
+  if (config[settings].ingressCidrs.some((cidr) => cidr.endsWith('/0'))) {
+    own.push({
+      path: 'LoadBalancerSecurityGroup/Resource',
+      id: `${NAG}AwsSolutions-EC23`,
+      reason: `Configured open to the internet (${settings}.ingressCidrs): the listener is HTTPS only (a certificate is required for internetFacing) and ${guard}.`,
+    });
+  }
+  return own;
 }
 
 function childAt(stack: Stack, path: string): IConstruct {
