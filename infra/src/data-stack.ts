@@ -139,22 +139,16 @@ export class BerthDataStack extends Stack {
 
     // The history's own subscription (raw delivery): publishing never waits on the history, and
     // a failing history write is retried from this queue, then dead-lettered (docs/design.md).
-    [this.historyQueue, this.historyDlq] = this.queueWithDlq(
+    [this.historyQueue, this.historyDlq] = this.lifecycleSubscription(
       'HistoryEvents',
       NAMES.historyQueue,
       NAMES.historyDlq,
     );
-    this.lifecycleTopic.addSubscription(
-      new subscriptions.SqsSubscription(this.historyQueue, { rawMessageDelivery: true }),
-    );
     // The webhook service follows every lifecycle event through a queue of its own.
-    [this.webhookEventsQueue, this.webhookEventsDlq] = this.queueWithDlq(
+    [this.webhookEventsQueue, this.webhookEventsDlq] = this.lifecycleSubscription(
       'WebhookEvents',
       NAMES.webhookEventsQueue,
       NAMES.webhookEventsDlq,
-    );
-    this.lifecycleTopic.addSubscription(
-      new subscriptions.SqsSubscription(this.webhookEventsQueue, { rawMessageDelivery: true }),
     );
 
     this.authSecret = new secretsmanager.Secret(this, 'AuthSecret', {
@@ -277,6 +271,19 @@ export class BerthDataStack extends Stack {
       deadLetterQueue: { queue: dlq, maxReceiveCount: MAX_RECEIVE_COUNT },
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    return [queue, dlq];
+  }
+
+  /** A queue (and its DLQ) that receives every lifecycle event raw from the topic. */
+  private lifecycleSubscription(
+    id: string,
+    queueName: string,
+    dlqName: string,
+  ): [sqs.Queue, sqs.Queue] {
+    const [queue, dlq] = this.queueWithDlq(id, queueName, dlqName);
+    this.lifecycleTopic.addSubscription(
+      new subscriptions.SqsSubscription(queue, { rawMessageDelivery: true }),
+    );
     return [queue, dlq];
   }
 }
