@@ -2,19 +2,13 @@ import { fileURLToPath } from 'node:url';
 import { IgnoreMode } from 'aws-cdk-lib';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
+import { SERVICES } from './names.ts';
 
 /** The Docker build context: the repository root, because an app needs the libraries too. */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-export const IMAGE_APPS = [
-  'discovery',
-  'preview-gateway',
-  'session',
-  'reaper',
-  'task-watcher',
-  'webhooks',
-  'workspace-agent',
-] as const;
+/** Every service's image, and the workspace agent's. */
+export const IMAGE_APPS = [...SERVICES, 'workspace-agent'] as const;
 export type ImageApp = (typeof IMAGE_APPS)[number];
 
 /** The libraries every image carries (their `src`), next to its own app's sources. */

@@ -7,6 +7,7 @@ import { App, Stack, Validations } from 'aws-cdk-lib';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { IMAGE_APPS } from '../src/images.ts';
 
 const run = promisify(execFile);
 const INFRA = new URL('..', import.meta.url).pathname;
@@ -123,15 +124,7 @@ describe('the app synthesized the way the CDK CLI does it', () => {
   });
 
   test('each image context holds the manifests and its own sources, nothing else', () => {
-    const apps = [
-      'discovery',
-      'preview-gateway',
-      'session',
-      'reaper',
-      'task-watcher',
-      'webhooks',
-      'workspace-agent',
-    ];
+    const apps: readonly string[] = IMAGE_APPS;
     const seen = new Set<string>();
     for (const stack of STACKS) {
       const assets = JSON.parse(readFileSync(join(outdir, `${stack}.assets.json`), 'utf8')) as {
@@ -252,15 +245,7 @@ describe('the Dockerfile', () => {
   };
 
   test('one file for every service: multi-stage, Node 24, npm ci --omit=dev, APP a build argument', () => {
-    for (const app of [
-      'discovery',
-      'preview-gateway',
-      'session',
-      'reaper',
-      'task-watcher',
-      'webhooks',
-      'workspace-agent',
-    ]) {
+    for (const app of IMAGE_APPS) {
       expect(existsSync(join(root, 'apps', app, 'Dockerfile'))).toBe(false);
     }
     expect(lines).toContain('ARG NODE_IMAGE=node:24-slim');
