@@ -50,12 +50,13 @@ export class BerthDiscoveryStack extends BerthServiceStack {
           ? {}
           : { BERTH_PREVIEW_DOMAIN: props.config.previewGateway.domain }),
       },
-      // Preview URLs point at the preview gateway's load balancer (its stack deploys first).
-      deployTimeEnvironment: (stack) => ({
-        BERTH_PREVIEW_URL: stack.ssmValue(PREVIEW_URL_PARAM),
-      }),
       secrets: (stack) => ({ BERTH_AUTH_SECRET: stack.authSecret() }),
     });
+    // Preview URLs point at the preview gateway's load balancer (its stack deploys first).
+    this.taskDefinition.defaultContainer?.addEnvironment(
+      'BERTH_PREVIEW_URL',
+      this.ssmValue(PREVIEW_URL_PARAM),
+    );
     const balanced = addLoadBalancer(this, {
       name: 'berth-discovery',
       clients: 'clients of discovery',

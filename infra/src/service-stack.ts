@@ -26,8 +26,6 @@ interface ServiceOptions {
   /** Scaled services leave DesiredCount to Application Auto Scaling after the first deploy. */
   scaling?: { queueName: string; settings: QueueScaling };
   environment?: Record<string, string>;
-  /** Variables made once the stack exists (SSM values read at deploy time). */
-  deployTimeEnvironment?: (stack: BerthServiceStack) => Record<string, string>;
   /** Made once the stack exists, so that imported secrets can belong to it. */
   secrets?: (stack: BerthServiceStack) => Record<string, ecs.Secret>;
   containerPort?: number;
@@ -114,11 +112,7 @@ export abstract class BerthServiceStack extends Stack {
       containerName: service,
       ...appContainer(service),
       essential: true,
-      environment: {
-        ...this.commonEnvironment(),
-        ...options.environment,
-        ...options.deployTimeEnvironment?.(this),
-      },
+      environment: { ...this.commonEnvironment(), ...options.environment },
       ...(options.secrets === undefined ? {} : { secrets: options.secrets(this) }),
       ...(options.containerPort === undefined
         ? {}
