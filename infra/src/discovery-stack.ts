@@ -62,8 +62,6 @@ export class BerthDiscoveryStack extends BerthServiceStack {
       clients: 'clients of discovery',
       containerPort: DISCOVERY_PORT,
       settings: this.config.discovery,
-      logRetentionDays: this.config.logRetentionDays,
-      vpcCidr: this.config.network.cidr,
     });
     this.loadBalancer = balanced.loadBalancer;
     this.targetGroup = balanced.targetGroup;

@@ -37,8 +37,6 @@ export function addLoadBalancer(
     clients: string;
     containerPort: number;
     settings: LoadBalancerSettings;
-    logRetentionDays: number;
-    vpcCidr: string;
   },
 ): LoadBalancedService {
   const { settings, containerPort } = options;
@@ -53,7 +51,7 @@ export function addLoadBalancer(
   const sources =
     settings.ingressCidrs.length > 0
       ? settings.ingressCidrs.map((cidr) => ec2.Peer.ipv4(cidr))
-      : [ec2.Peer.ipv4(options.vpcCidr)];
+      : [ec2.Peer.ipv4(stack.config.network.cidr)];
   for (const source of sources) {
     securityGroup.addIngressRule(source, ec2.Port.tcp(listenerPort), options.clients);
     if (https) securityGroup.addIngressRule(source, ec2.Port.tcp(80), 'redirected to HTTPS');
@@ -64,7 +62,7 @@ export function addLoadBalancer(
     enforceSSL: true,
     blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
     objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-    lifecycleRules: [{ expiration: Duration.days(options.logRetentionDays) }],
+    lifecycleRules: [{ expiration: Duration.days(stack.config.logRetentionDays) }],
     removalPolicy: RemovalPolicy.RETAIN,
   });
 

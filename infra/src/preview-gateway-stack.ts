@@ -43,8 +43,6 @@ export class BerthPreviewGatewayStack extends BerthServiceStack {
       clients: 'browsers opening previews',
       containerPort: PREVIEW_GATEWAY_PORT,
       settings,
-      logRetentionDays: this.config.logRetentionDays,
-      vpcCidr: this.config.network.cidr,
     });
     this.loadBalancer = balanced.loadBalancer;
     this.targetGroup = balanced.targetGroup;

@@ -59,7 +59,7 @@ export abstract class BerthServiceStack extends Stack {
   readonly policyStatements: iam.PolicyStatement[];
   readonly serviceName: ServiceName;
   protected readonly arns: BerthArns;
-  protected readonly config: InfraConfig;
+  readonly config: InfraConfig;
 
   protected constructor(
     scope: Construct,
