@@ -22,7 +22,12 @@ export {
   PREVIEW_GATEWAY_PORT,
   PREVIEW_URL_PARAM,
 } from './preview-gateway-stack.ts';
-export { BerthReaperStack, BerthSessionStack, BerthTaskWatcherStack } from './consumer-stacks.ts';
+export {
+  BerthReaperStack,
+  BerthSessionStack,
+  BerthTaskWatcherStack,
+  BerthWebhooksStack,
+} from './consumer-stacks.ts';
 export { BerthOperationsStack } from './operations-stack.ts';
 export { METRICS, ORPHAN_KINDS, REUSE_OUTCOMES } from './metrics.ts';
 export { BerthArns, NAMES, PARAMS, SHARED_QUEUES } from './names.ts';
