@@ -77,7 +77,9 @@ async function api<T>(stack: RunningStack, method: string, path: string, body?: 
     },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-  return (await response.json()) as T;
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${text}`);
+  return (text ? JSON.parse(text) : {}) as T;
 }
 
 const containerOf = async (stack: RunningStack) =>
@@ -130,13 +132,9 @@ async function run(): Promise<PreviewBenchResult> {
       120_000,
       200,
     );
-    const opened = await fetch(
-      new URL(
-        new URL(discovered.previewUrl).pathname + new URL(discovered.previewUrl).search,
-        stack.previewUrl,
-      ),
-      { redirect: 'manual' },
-    );
+    // The preview URL's path and token, asked of this stack's gateway.
+    const { pathname, search } = new URL(discovered.previewUrl);
+    const opened = await fetch(`${stack.previewUrl}${pathname}${search}`, { redirect: 'manual' });
     const cookie = (opened.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
     if (opened.status !== 303 || !cookie) {
       throw new Error(`opening the preview URL answered ${opened.status}, no cookie`);
@@ -213,29 +211,19 @@ async function run(): Promise<PreviewBenchResult> {
 
 function render(result: PreviewBenchResult): string {
   const m = result.machineAtStart;
+  const row = (round: number, path: string, run: Throughput) => [
+    `${round}`,
+    path,
+    fmt(run.requestsPerSecond, 0),
+    fmt(run.p50Ms),
+    fmt(run.p99Ms),
+    String(run.non2xx + run.errors),
+  ];
   const rows = result.direct.flatMap((direct, index) => {
     const gateway = result.gateway[index];
     return [
-      [
-        `${index + 1}`,
-        'direct (baseline)',
-        fmt(direct.requestsPerSecond, 0),
-        fmt(direct.p50Ms),
-        fmt(direct.p99Ms),
-        String(direct.non2xx + direct.errors),
-      ],
-      ...(gateway
-        ? [
-            [
-              `${index + 1}`,
-              'through the gateway',
-              fmt(gateway.requestsPerSecond, 0),
-              fmt(gateway.p50Ms),
-              fmt(gateway.p99Ms),
-              String(gateway.non2xx + gateway.errors),
-            ],
-          ]
-        : []),
+      row(index + 1, 'direct (baseline)', direct),
+      ...(gateway ? [row(index + 1, 'through the gateway', gateway)] : []),
     ];
   });
   return [
