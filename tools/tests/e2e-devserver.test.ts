@@ -5,36 +5,19 @@
  * cold. Real DynamoDB Local, fauxqs, local runtime, workspace agents and static servers.
  */
 import type { ContainerJson } from '@berth/domain';
-import { STATIC_SITE_COMMAND, type RunningStack } from '../src/stack/harness.ts';
-import {
-  connect,
-  eventually,
-  http,
-  startStackRetrying,
-  type StackClients,
-} from './stack-helpers.ts';
+import { STATIC_SITE_COMMAND } from '../src/stack/harness.ts';
+import { containerOf, eventually, http, stackForSuite } from './stack-helpers.ts';
 
 type Discovered = { container: ContainerJson; source: string };
 
-let stack: RunningStack;
-let clients: StackClients;
-
-beforeAll(async () => {
-  stack = await startStackRetrying({
-    BERTH_IDLE_TIMEOUT: '10m',
-    BERTH_POOL_SIZE: '1',
-    BERTH_DEV_SERVER_COMMAND: STATIC_SITE_COMMAND,
-  });
-  clients = await connect(stack);
-}, 180_000);
-
-afterAll(async () => {
-  await clients?.close();
-  await stack?.stop();
-}, 120_000);
+const local = stackForSuite({
+  BERTH_IDLE_TIMEOUT: '10m',
+  BERTH_POOL_SIZE: '1',
+  BERTH_DEV_SERVER_COMMAND: STATIC_SITE_COMMAND,
+});
 
 const discover = (userId: string) =>
-  http<Discovered>(stack, 'POST', '/v1/containers/discover?wait=60', {
+  http<Discovered>(local.stack, 'POST', '/v1/containers/discover?wait=60', {
     body: { clientId: 'acme', projectId: 'site', userId },
   });
 
@@ -43,12 +26,7 @@ const upContainer = (containerId: string) =>
   eventually(
     `${containerId}'s dev server up`,
     async () => {
-      const answer = await http<{ container: ContainerJson }>(
-        stack,
-        'GET',
-        `/v1/containers/${containerId}`,
-      );
-      const container = answer.body.container;
+      const container = await containerOf(local.stack, containerId);
       return container.devServer?.state === 'up' && container.devServer.url ? container : undefined;
     },
     90_000,
@@ -61,7 +39,7 @@ describe('the dev server on the local stack', () => {
     await eventually(
       'a free pool member',
       async () => {
-        const [slot] = await clients.store.readPool(1);
+        const [slot] = await local.clients.store.readPool(1);
         return slot?.member?.state === 'free' && slot.member.controlQueueUrl ? true : undefined;
       },
       90_000,

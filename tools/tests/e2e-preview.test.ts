@@ -10,16 +10,14 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import type { ContainerJson, SessionJson } from '@berth/domain';
-import type { RunningStack } from '../src/stack/harness.ts';
 import {
-  connect,
+  containerOf,
   eventually,
   http,
   projectRepository,
   receiveAnswer,
   sendToContainer,
-  startStackRetrying,
-  type StackClients,
+  stackForSuite,
 } from './stack-helpers.ts';
 
 const DEV_SERVER = fileURLToPath(new URL('./fixtures/hot-reload-dev-server.ts', import.meta.url));
@@ -27,31 +25,20 @@ const IDLE_TIMEOUT_MS = 15_000;
 
 type Discovered = { container: ContainerJson; source: string; previewUrl: string };
 
-let stack: RunningStack;
-let clients: StackClients;
-
-beforeAll(async () => {
-  stack = await startStackRetrying({
-    BERTH_DEV_SERVER_COMMAND: `"${process.execPath}" "${DEV_SERVER}"`,
-    BERTH_IDLE_TIMEOUT: `${IDLE_TIMEOUT_MS / 1000}s`,
-    BERTH_POLICY_IDLE_TIMEOUT_MIN: '1s',
-    BERTH_REAPER_TICK: '500ms',
-    BERTH_SHUTDOWN_GRACE: '10s',
-  });
-  clients = await connect(stack);
-}, 180_000);
-
-afterAll(async () => {
-  await clients?.close();
-  await stack?.stop();
-}, 120_000);
+const local = stackForSuite({
+  BERTH_DEV_SERVER_COMMAND: `"${process.execPath}" "${DEV_SERVER}"`,
+  BERTH_IDLE_TIMEOUT: `${IDLE_TIMEOUT_MS / 1000}s`,
+  BERTH_POLICY_IDLE_TIMEOUT_MIN: '1s',
+  BERTH_REAPER_TICK: '500ms',
+  BERTH_SHUTDOWN_GRACE: '10s',
+});
 
 /** A raw answer of the gateway, redirects not followed. */
 async function get(
   path: string,
   cookie?: string,
 ): Promise<{ status: number; body: string; headers: Headers }> {
-  const response = await fetch(`${stack.previewUrl}${path}`, {
+  const response = await fetch(`${local.stack.previewUrl}${path}`, {
     redirect: 'manual',
     headers: cookie ? { cookie } : {},
   });
@@ -69,23 +56,19 @@ async function open(previewUrl: string): Promise<{ cookie: string; location: str
 }
 
 async function discover(key: { clientId: string; projectId: string; userId: string }) {
-  await projectRepository(stack, key);
-  const answer = await http<Discovered>(stack, 'POST', '/v1/containers/discover?wait=30', {
+  await projectRepository(local.stack, key);
+  const answer = await http<Discovered>(local.stack, 'POST', '/v1/containers/discover?wait=30', {
     body: key,
   });
   expect(answer.body.container.status).toBe('running');
   return answer.body;
 }
 
-async function containerOf(containerId: string): Promise<ContainerJson> {
-  return (await http<{ container: ContainerJson }>(stack, 'GET', `/v1/containers/${containerId}`))
-    .body.container;
-}
-
 const devServerUp = (containerId: string) =>
   eventually(
     'the dev server to be up',
-    async () => ((await containerOf(containerId)).devServer?.state === 'up' ? true : undefined),
+    async () =>
+      (await containerOf(local.stack, containerId)).devServer?.state === 'up' ? true : undefined,
     60_000,
   );
 
@@ -95,18 +78,22 @@ describe('preview URLs on the local stack (issue 19)', () => {
     const key = { clientId: 'acme', projectId: 'site', userId: 'john' };
     const discovered = await discover(key);
     const sessionId = `preview-${randomUUID().slice(0, 8)}`;
-    await clients.commands.sendCommand('session.assign', { sessionId, ...key, threadId: 'home' });
-    await clients.events.waitFor({ type: 'session.assigned', sessionId }, 60_000);
+    await local.clients.commands.sendCommand('session.assign', {
+      sessionId,
+      ...key,
+      threadId: 'home',
+    });
+    await local.clients.events.waitFor({ type: 'session.assigned', sessionId }, 60_000);
     const session = (
-      await http<{ session: SessionJson }>(stack, 'GET', `/v1/sessions/${sessionId}`)
+      await http<{ session: SessionJson }>(local.stack, 'GET', `/v1/sessions/${sessionId}`)
     ).body.session;
-    await sendToContainer(clients.sqs, session.inputQueueUrl ?? '', {
+    await sendToContainer(local.clients.sqs, session.inputQueueUrl ?? '', {
       sessionId,
       threadId: 'home',
       text: 'hello from the preview test',
     });
     await receiveAnswer(
-      clients.sqs,
+      local.clients.sqs,
       session.outputQueueUrl ?? '',
       (a) => a.sessionId === sessionId,
     );
@@ -119,7 +106,7 @@ describe('preview URLs on the local stack (issue 19)', () => {
     const { cookie, location } = await open(discovered.previewUrl);
     const file = await get(`/p/${discovered.container.containerId}${worktree}/CHAT.md`, cookie);
     const socket = new WebSocket(
-      `${stack.previewUrl.replace('http:', 'ws:')}/p/${discovered.container.containerId}/__hmr`,
+      `${local.stack.previewUrl.replace('http:', 'ws:')}/p/${discovered.container.containerId}/__hmr`,
       { headers: { cookie } },
     );
     await once(socket, 'open');
@@ -139,7 +126,7 @@ describe('preview URLs on the local stack (issue 19)', () => {
     // Prepare
     const john = await discover({ clientId: 'acme', projectId: 'site', userId: 'john' });
     const mary = await http<{ url: string }>(
-      stack,
+      local.stack,
       'POST',
       '/v1/containers/acme.site.mary/preview',
     );
@@ -174,12 +161,12 @@ describe('preview URLs on the local stack (issue 19)', () => {
       statuses.add((await get(`/p/${containerId}/README.md`, cookie)).status);
       await new Promise((resolve) => setTimeout(resolve, 1_000));
     }
-    const whilePreviewed = await containerOf(containerId);
+    const whilePreviewed = await containerOf(local.stack, containerId);
     // Act 2: no more previews
     const stopped = await eventually(
       'the container to stop once nobody previews it',
       async () => {
-        const container = await containerOf(containerId);
+        const container = await containerOf(local.stack, containerId);
         return container.status === 'stopped' ? container : undefined;
       },
       90_000,
@@ -206,7 +193,7 @@ describe('preview URLs on the local stack (issue 19)', () => {
     // The waiting page (503) at most, never an error, before the page itself.
     expect([...whileStarting].filter((status) => status !== 200 && status !== 503)).toEqual([]);
     expect(reopened.body).toContain(key.projectId);
-    const again = await containerOf(containerId);
+    const again = await containerOf(local.stack, containerId);
     expect(again.generation).toBe(discovered.container.generation + 1);
     expect(again.status).toBe('running');
   });

@@ -334,3 +334,47 @@ export async function startStackRetrying(overrides: Record<string, string>): Pro
     return startStack(overrides);
   }
 }
+
+/** The stack of a test file (or describe block) and its clients, readable once its tests run. */
+export interface SuiteStack {
+  readonly stack: RunningStack;
+  readonly clients: StackClients;
+}
+
+/**
+ * A local stack for the tests of the file or describe block that calls it: started
+ * (`startStackRetrying`) and connected before them, closed and stopped after them.
+ */
+export function stackForSuite(overrides: Record<string, string>): SuiteStack {
+  let stack: RunningStack | undefined;
+  let clients: StackClients | undefined;
+  beforeAll(async () => {
+    stack = await startStackRetrying(overrides);
+    clients = await connect(stack);
+  }, 180_000);
+  afterAll(async () => {
+    await clients?.close();
+    await stack?.stop();
+  }, 120_000);
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the suite stack is read before it started');
+    return value;
+  };
+  return {
+    get stack() {
+      return started(stack);
+    },
+    get clients() {
+      return started(clients);
+    },
+  };
+}
+
+/** A container as `GET /v1/containers/{id}` shows it. */
+export async function containerOf(
+  stack: RunningStack,
+  containerId: string,
+): Promise<ContainerJson> {
+  return (await http<{ container: ContainerJson }>(stack, 'GET', `/v1/containers/${containerId}`))
+    .body.container;
+}
