@@ -5,6 +5,7 @@ import type { BerthEvent, ContainerJson } from '@berth/domain';
 import { verifyWebhook } from '@berth/webhook-signature';
 import type { RunningStack } from '../src/stack/harness.ts';
 import {
+  containerOf,
   eventually,
   http,
   projectRepository,
@@ -203,12 +204,7 @@ describe('discovery on the local stack', () => {
     await eventually(
       'the first container to be stopped',
       async () => {
-        const answer = await http<{ container: ContainerJson }>(
-          stack,
-          'GET',
-          `/v1/containers/${firstId}`,
-        );
-        return answer.body.container.status === 'stopped' ? true : undefined;
+        return (await containerOf(stack, firstId)).status === 'stopped' ? true : undefined;
       },
       60_000,
     );
@@ -251,12 +247,8 @@ describe('discovery on the local stack', () => {
     const stopped = await eventually(
       'the container to be stopped',
       async () => {
-        const answer = await http<{ container: ContainerJson }>(
-          stack,
-          'GET',
-          `/v1/containers/${containerId}`,
-        );
-        return answer.body.container.status === 'stopped' ? answer.body.container : undefined;
+        const container = await containerOf(stack, containerId);
+        return container.status === 'stopped' ? container : undefined;
       },
       60_000,
     );
@@ -347,6 +339,7 @@ describe('discovery on the local stack', () => {
     );
     expect(new Set(usage.body.days.map((day) => day.projectId))).toEqual(new Set(['site']));
   }, 180_000);
+
   it("delivers a client's lifecycle events to its webhook, signed (where the deployment refuses http: the routes alone)", async () => {
     // Prepare: a receiver on this machine, and a client of its own.
     const key = { clientId: `hook${randomUUID().slice(0, 6)}`, projectId: 'site', userId: 'ann' };
@@ -480,12 +473,7 @@ describe('the preview gateway on the local stack (issue 19; in the deploy rehear
     await eventually(
       'the container to stop',
       async () => {
-        const got = await http<{ container: ContainerJson }>(
-          stack,
-          'GET',
-          `/v1/containers/${containerId}`,
-        );
-        return got.body.container.status === 'stopped' ? true : undefined;
+        return (await containerOf(stack, containerId)).status === 'stopped' ? true : undefined;
       },
       90_000,
     );
@@ -494,14 +482,10 @@ describe('the preview gateway on the local stack (issue 19; in the deploy rehear
     const restarted = await eventually(
       'the preview to start generation 2',
       async () => {
-        const got = await http<{ container: ContainerJson }>(
-          stack,
-          'GET',
-          `/v1/containers/${containerId}`,
-        );
-        return got.body.container.generation === discovered.body.container.generation + 1 &&
-          got.body.container.status === 'running'
-          ? got.body.container
+        const container = await containerOf(stack, containerId);
+        return container.generation === discovered.body.container.generation + 1 &&
+          container.status === 'running'
+          ? container
           : undefined;
       },
       90_000,
