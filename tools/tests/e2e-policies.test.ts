@@ -5,57 +5,43 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { threadBranch, type ContainerJson } from '@berth/domain';
-import type { RunningStack } from '../src/stack/harness.ts';
 import {
   bareRepoOf,
-  connect,
+  containerOf,
   eventually,
   fileOnBranch,
   http,
   onHost,
   queueDepth,
-  startStackRetrying,
+  stackForSuite,
   tokenFor,
-  type StackClients,
 } from './stack-helpers.ts';
 
 type Discovered = { container: ContainerJson; source: string };
 
-let stack: RunningStack;
-let clients: StackClients;
-
-beforeAll(async () => {
-  stack = await startStackRetrying({
-    BERTH_IDLE_TIMEOUT: '10m',
-    BERTH_REAPER_TICK: '500ms',
-    BERTH_SWEEP_INTERVAL: '5s',
-    BERTH_SHUTDOWN_GRACE: '10s',
-    BERTH_POLICY_IDLE_TIMEOUT_MIN: '1s',
-    BERTH_EXPIRY_NOTICE: '4s',
-  });
-  clients = await connect(stack);
-}, 180_000);
-
-afterAll(async () => {
-  await clients?.close();
-  await stack?.stop();
-}, 120_000);
+const local = stackForSuite({
+  BERTH_IDLE_TIMEOUT: '10m',
+  BERTH_REAPER_TICK: '500ms',
+  BERTH_SWEEP_INTERVAL: '5s',
+  BERTH_SHUTDOWN_GRACE: '10s',
+  BERTH_POLICY_IDLE_TIMEOUT_MIN: '1s',
+  BERTH_EXPIRY_NOTICE: '4s',
+});
 
 const setPolicy = async (clientId: string, policy: object, token?: string) =>
-  http(stack, 'PUT', `/v1/policies/${clientId}`, { body: policy, ...(token ? { token } : {}) });
+  http(local.stack, 'PUT', `/v1/policies/${clientId}`, {
+    body: policy,
+    ...(token ? { token } : {}),
+  });
 
 async function discoverRunning(clientId: string, userId = 'ann'): Promise<ContainerJson> {
-  const answer = await http<Discovered>(stack, 'POST', '/v1/containers/discover?wait=60', {
+  const answer = await http<Discovered>(local.stack, 'POST', '/v1/containers/discover?wait=60', {
     body: { clientId, projectId: 'site', userId },
   });
   expect(answer.status).toBe(201);
   expect(answer.body.container.status).toBe('running');
   return answer.body.container;
 }
-
-const getContainer = async (containerId: string) =>
-  (await http<{ container: ContainerJson }>(stack, 'GET', `/v1/containers/${containerId}`)).body
-    .container;
 
 describe('lifecycle policies on the local stack', () => {
   it('honours an idle timeout of 3s for one client and 20m for another under one reaper', async () => {
@@ -65,19 +51,19 @@ describe('lifecycle policies on the local stack', () => {
 
     // Act
     const [fast, slow] = await Promise.all([discoverRunning('fastco'), discoverRunning('slowco')]);
-    const terminating = await clients.events.waitFor(
+    const terminating = await local.clients.events.waitFor(
       { type: 'container.terminating', containerId: fast.containerId },
       60_000,
     );
 
     // Assess
     expect((terminating.payload.container as ContainerJson).stopReason).toBe('idle');
-    const slowNow = await getContainer(slow.containerId);
+    const slowNow = await containerOf(local.stack, slow.containerId);
     expect(slowNow.status).toBe('running');
     expect(slowNow.idleStopAt).toBe(
       new Date(Date.parse(slowNow.idleSince ?? '') + 20 * 60_000).toISOString(),
     );
-    const fastRecord = await clients.store.getContainer(fast.containerId);
+    const fastRecord = await local.clients.store.getContainer(fast.containerId);
     // Never before its own timeout.
     expect(Date.parse(fastRecord?.terminatingSince ?? '')).toBeGreaterThanOrEqual(
       Date.parse(fast.idleSince ?? '') + 3000,
@@ -94,14 +80,14 @@ describe('lifecycle policies on the local stack', () => {
     // Act
     const changedAt = Date.now();
     expect((await setPolicy('slowco', { idleTimeout: '2s' })).status).toBe(200);
-    const terminating = await clients.events.waitFor(
+    const terminating = await local.clients.events.waitFor(
       { type: 'container.terminating', containerId: container.containerId },
       60_000,
     );
 
     // Assess
     expect((terminating.payload.container as ContainerJson).stopReason).toBe('idle');
-    const record = await clients.store.getContainer(container.containerId);
+    const record = await local.clients.store.getContainer(container.containerId);
     expect(Date.parse(record?.terminatingSince ?? '')).toBeGreaterThanOrEqual(changedAt + 2000);
   }, 180_000);
 
@@ -113,21 +99,22 @@ describe('lifecycle policies on the local stack', () => {
       new Date(Date.parse(container.createdAt ?? '') + 12_000).toISOString(),
     );
     const sessionId = 'life-session-1';
-    await clients.commands.sendCommand('session.assign', {
+    await local.clients.commands.sendCommand('session.assign', {
       clientId: 'lifeco',
       projectId: 'site',
       userId: 'ann',
       sessionId,
       threadId: 't1',
     });
-    await clients.events.waitFor({ type: 'session.assigned', sessionId }, 60_000);
-    const session = await clients.store.getSession(sessionId);
-    const worktree = onHost(stack, session?.worktreePath ?? '');
+    await local.clients.events.waitFor({ type: 'session.assigned', sessionId }, 60_000);
+    const session = await local.clients.store.getSession(sessionId);
+    const worktree = onHost(local.stack, session?.worktreePath ?? '');
     const inputQueueUrl = session?.inputQueueUrl ?? '';
     await eventually(
       `the worktree ${worktree}`,
       async () =>
-        existsSync(join(worktree, '.git')) && (await queueDepth(clients.sqs, inputQueueUrl)) === 0
+        existsSync(join(worktree, '.git')) &&
+        (await queueDepth(local.clients.sqs, inputQueueUrl)) === 0
           ? true
           : undefined,
       60_000,
@@ -135,11 +122,11 @@ describe('lifecycle policies on the local stack', () => {
     writeFileSync(join(worktree, 'notes.md'), 'written before the lifetime ended\n');
 
     // Act
-    const expiring = await clients.events.waitFor(
+    const expiring = await local.clients.events.waitFor(
       { type: 'container.expiring', containerId: container.containerId },
       60_000,
     );
-    const stopped = await clients.events.waitFor(
+    const stopped = await local.clients.events.waitFor(
       { type: 'container.stopped', containerId: container.containerId },
       90_000,
     );
@@ -150,7 +137,11 @@ describe('lifecycle policies on the local stack', () => {
     expect(Date.parse(expiring.occurredAt)).toBeLessThanOrEqual(Date.parse(stopped.occurredAt));
     expect((stopped.payload.container as ContainerJson).stopReason).toMatch(/^max_lifetime/);
     expect(
-      fileOnBranch(bareRepoOf(stack, 'lifeco', 'site'), threadBranch('ann', 't1'), 'notes.md'),
+      fileOnBranch(
+        bareRepoOf(local.stack, 'lifeco', 'site'),
+        threadBranch('ann', 't1'),
+        'notes.md',
+      ),
     ).toBe('written before the lifetime ended\n');
   }, 240_000);
 
@@ -159,15 +150,15 @@ describe('lifecycle policies on the local stack', () => {
     const byService = await setPolicy(
       'fastco',
       { idleTimeout: '1h' },
-      tokenFor(stack, 'fastco', 'svc', 'service'),
+      tokenFor(local.stack, 'fastco', 'svc', 'service'),
     );
     const byUser = await setPolicy(
       'fastco',
       { idleTimeout: '1h' },
-      tokenFor(stack, 'fastco', 'ann'),
+      tokenFor(local.stack, 'fastco', 'ann'),
     );
-    const readByService = await http(stack, 'GET', '/v1/policies/fastco', {
-      token: tokenFor(stack, 'fastco', 'svc', 'service'),
+    const readByService = await http(local.stack, 'GET', '/v1/policies/fastco', {
+      token: tokenFor(local.stack, 'fastco', 'svc', 'service'),
     });
 
     // Assess
@@ -187,7 +178,7 @@ describe('lifecycle policies on the local stack', () => {
     const answers = await Promise.all(
       Array.from({ length: 20 }, (_, index) =>
         http<{ container?: ContainerJson; error?: { code: string; field?: string } }>(
-          stack,
+          local.stack,
           'POST',
           '/v1/containers/discover',
           { body: { clientId: 'quotaco', projectId: `p${index}`, userId: 'ann' } },
@@ -195,13 +186,16 @@ describe('lifecycle policies on the local stack', () => {
       ),
     );
     const sessionId = 'quota-session-1';
-    await clients.commands.sendCommand('session.assign', {
+    await local.clients.commands.sendCommand('session.assign', {
       clientId: 'userquota',
       projectId: 'other',
       userId: 'ann',
       sessionId,
     });
-    const rejected = await clients.events.waitFor({ type: 'session.rejected', sessionId }, 60_000);
+    const rejected = await local.clients.events.waitFor(
+      { type: 'session.rejected', sessionId },
+      60_000,
+    );
 
     // Assess
     expect(answers.filter((answer) => answer.status === 201)).toHaveLength(5);
