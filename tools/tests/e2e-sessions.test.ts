@@ -6,10 +6,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import type { BerthEvent, ContainerJson, SessionJson } from '@berth/domain';
-import type { RunningStack } from '../src/stack/harness.ts';
+import type { BerthEvent, SessionJson } from '@berth/domain';
 import {
-  connect,
+  containerOf,
   eventually,
   http,
   isProcessAlive,
@@ -18,42 +17,33 @@ import {
   queueDepth,
   receiveAnswer,
   sendToContainer,
-  startStackRetrying,
+  stackForSuite,
   tasksOf,
   workspaceRootOf,
-  type StackClients,
 } from './stack-helpers.ts';
 
-let stack: RunningStack;
-let clients: StackClients;
-
-beforeAll(async () => {
-  stack = await startStackRetrying({ BERTH_IDLE_TIMEOUT: '10m', BERTH_MAX_SESSIONS: '10' });
-  clients = await connect(stack);
-}, 180_000);
-
-afterAll(async () => {
-  await clients?.close();
-  await stack?.stop();
-}, 120_000);
+const local = stackForSuite({ BERTH_IDLE_TIMEOUT: '10m', BERTH_MAX_SESSIONS: '10' });
 
 const sessionPid = (): number =>
-  Number(readFileSync(join(stack.dataDir, 'run', 'session.pid'), 'utf8').trim());
+  Number(readFileSync(join(local.stack.dataDir, 'run', 'session.pid'), 'utf8').trim());
 
 describe('sessions on the local stack', () => {
   it('assigns a session through the queue into a running container, whose agent opens its worktree', async () => {
     // Prepare
     const sessionId = `e2e-${randomUUID().slice(0, 8)}`;
     const key = { clientId: 'acme', projectId: 'site', userId: 'zoe' };
-    await projectRepository(stack, key);
+    await projectRepository(local.stack, key);
 
     // Act
-    const { commandId } = await clients.commands.sendCommand('session.assign', {
+    const { commandId } = await local.clients.commands.sendCommand('session.assign', {
       sessionId,
       ...key,
       threadId: 'thread-1',
     });
-    const assigned = await clients.events.waitFor({ type: 'session.assigned', sessionId }, 60_000);
+    const assigned = await local.clients.events.waitFor(
+      { type: 'session.assigned', sessionId },
+      60_000,
+    );
 
     // Assess
     expect(assigned).toMatchObject({
@@ -62,13 +52,17 @@ describe('sessions on the local stack', () => {
       payload: { containerId: 'acme.site.zoe', sessionCount: 1, reused: false },
     });
     const worktreePath = String(assigned.payload.worktreePath);
-    expect(worktreePath.startsWith(`${workspaceRootOf(stack)}/`)).toBe(true);
+    expect(worktreePath.startsWith(`${workspaceRootOf(local.stack)}/`)).toBe(true);
     await eventually(
       'the worktree to exist',
-      () => Promise.resolve(existsSync(onHost(stack, worktreePath)) || undefined),
+      () => Promise.resolve(existsSync(onHost(local.stack, worktreePath)) || undefined),
       60_000,
     );
-    const session = await http<{ session: SessionJson }>(stack, 'GET', `/v1/sessions/${sessionId}`);
+    const session = await http<{ session: SessionJson }>(
+      local.stack,
+      'GET',
+      `/v1/sessions/${sessionId}`,
+    );
     expect(session.status).toBe(200);
     expect(session.body.session).toMatchObject({
       sessionId,
@@ -78,36 +72,32 @@ describe('sessions on the local stack', () => {
     });
     // The same directory: once ready, the path is the one the agent reports, which in the
     // deploy rehearsal (agents run on the host, the task's volume a directory) is the host's.
-    expect(onHost(stack, String(session.body.session.worktreePath))).toBe(
-      onHost(stack, worktreePath),
+    expect(onHost(local.stack, String(session.body.session.worktreePath))).toBe(
+      onHost(local.stack, worktreePath),
     );
     const listed = await http<{ sessions: SessionJson[] }>(
-      stack,
+      local.stack,
       'GET',
       '/v1/containers/acme.site.zoe/sessions',
     );
     expect(listed.body.sessions.map((s) => s.sessionId)).toEqual([sessionId]);
-    const container = await http<{ container: ContainerJson }>(
-      stack,
-      'GET',
-      '/v1/containers/acme.site.zoe',
-    );
-    expect(container.body.container).toMatchObject({
+    const container = await containerOf(local.stack, 'acme.site.zoe');
+    expect(container).toMatchObject({
       sessionCount: 1,
       sessions: [sessionId],
       idleSince: null,
     });
     // The agent answers the thread's messages on the container's output queue.
-    const stored = await clients.store.getSession(sessionId);
+    const stored = await local.clients.store.getSession(sessionId);
     expect(stored?.inputQueueUrl).toEqual(expect.any(String));
     expect(stored?.outputQueueUrl).toEqual(expect.any(String));
-    await sendToContainer(clients.sqs, stored?.inputQueueUrl ?? '', {
+    await sendToContainer(local.clients.sqs, stored?.inputQueueUrl ?? '', {
       sessionId,
       threadId: 'thread-1',
       text: 'hello from the e2e test',
     });
     const answer = await receiveAnswer(
-      clients.sqs,
+      local.clients.sqs,
       stored?.outputQueueUrl ?? '',
       (a) => a.sessionId === sessionId,
       60_000,
@@ -124,15 +114,15 @@ describe('sessions on the local stack', () => {
       userId: `u${i}`,
     }));
     const containerIds = keys.map((k) => `${k.clientId}.${k.projectId}.${k.userId}`);
-    await projectRepository(stack, { clientId: 'crash', projectId: `p${run}` });
+    await projectRepository(local.stack, { clientId: 'crash', projectId: `p${run}` });
     // The containers are up before the burst, so the kill lands among session effects and
     // every count is exact. A kill while a container is being provisioned ends in a takeover
     // after a minute and a generation 2 (apps/session/tests/redelivery.test.ts covers it).
     await Promise.all(
       keys.map(async (key, k) => {
         const sessionId = `c${run}-${k}-warm`;
-        await clients.commands.sendCommand('session.assign', { sessionId, ...key });
-        await clients.events.waitFor({ type: 'session.assigned', sessionId }, 120_000);
+        await local.clients.commands.sendCommand('session.assign', { sessionId, ...key });
+        await local.clients.events.waitFor({ type: 'session.assigned', sessionId }, 120_000);
       }),
     );
     const sessions = keys.flatMap((key, k) =>
@@ -175,7 +165,7 @@ describe('sessions on the local stack', () => {
           throw new Error(
             `timed out waiting for ${what}: ${outcomes.size}/${expectedOutcomes} outcomes`,
           );
-        const event = await clients.events.next(2_000);
+        const event = await local.clients.events.next(2_000);
         if (!event) continue;
         seen.push(event);
         const outcome = outcomeOf(event);
@@ -184,7 +174,7 @@ describe('sessions on the local stack', () => {
     };
 
     // Act: the burst, and a SIGKILL as soon as the first effects show
-    await Promise.all(commands.map((c) => clients.commands.sendCommand(c.type, c.payload)));
+    await Promise.all(commands.map((c) => local.clients.commands.sendCommand(c.type, c.payload)));
     await readUntil(() => outcomes.size >= 3, 120_000, 'the first effects');
     process.kill(pidBefore, 'SIGKILL');
     const outcomesAtKill = outcomes.size;
@@ -201,7 +191,7 @@ describe('sessions on the local stack', () => {
     await eventually(
       'the command queue to drain',
       async () =>
-        (await queueDepth(clients.sqs, clients.messaging.lifecycleCommandsUrl)) === 0
+        (await queueDepth(local.clients.sqs, local.clients.messaging.lifecycleCommandsUrl)) === 0
           ? true
           : undefined,
       60_000,
@@ -214,7 +204,7 @@ describe('sessions on the local stack', () => {
     // Every session ends as its commands say, whatever order they were applied in.
     for (const s of sessions) {
       const { status, body } = await http<{ session: SessionJson }>(
-        stack,
+        local.stack,
         'GET',
         `/v1/sessions/${s.sessionId}`,
       );
@@ -255,15 +245,11 @@ describe('sessions on the local stack', () => {
           .map((s) => s.sessionId),
       ].sort();
       expect(expected).toHaveLength(4);
-      const { body } = await http<{ container: ContainerJson }>(
-        stack,
-        'GET',
-        `/v1/containers/${containerId}`,
-      );
-      expect(body.container).toMatchObject({ generation: 1, sessionCount: expected.length });
-      expect([...body.container.sessions].sort()).toEqual(expected);
+      const container = await containerOf(local.stack, containerId);
+      expect(container).toMatchObject({ generation: 1, sessionCount: expected.length });
+      expect([...container.sessions].sort()).toEqual(expected);
       const listed = await http<{ sessions: SessionJson[] }>(
-        stack,
+        local.stack,
         'GET',
         `/v1/containers/${containerId}/sessions`,
       );
@@ -274,8 +260,8 @@ describe('sessions on the local stack', () => {
           .sort(),
       ).toEqual(expected);
       // One task, the one its record names (a claimed pool member's is tagged with its slot only).
-      const tasks = await tasksOf(stack, body.container);
-      expect(tasks.map((t) => t.taskArn)).toEqual([body.container.taskArn]);
+      const tasks = await tasksOf(local.stack, container);
+      expect(tasks.map((t) => t.taskArn)).toEqual([container.taskArn]);
       expect(
         new Set(
           seen
@@ -297,6 +283,8 @@ describe('sessions on the local stack', () => {
         outcomes.get(`a:${event.sessionId}`)?.payload.containerId,
       );
     }
-    expect(await queueDepth(clients.sqs, clients.messaging.lifecycleCommandsDlqUrl)).toBe(0);
+    expect(
+      await queueDepth(local.clients.sqs, local.clients.messaging.lifecycleCommandsDlqUrl),
+    ).toBe(0);
   }, 420_000);
 });
