@@ -17,17 +17,14 @@ import {
 import { RunTaskCommand } from '@aws-sdk/client-ecs';
 import { createEcsClient } from '@berth/ecs';
 import { SqsContainerQueues, TaskEventSender } from '@berth/messaging';
-import type { RunningStack } from '../src/stack/harness.ts';
 import {
   agentPidOf,
-  connect,
   eventually,
   http,
   isProcessAlive,
   queueDepth,
   runtimeOf,
-  startStackRetrying,
-  type StackClients,
+  stackForSuite,
 } from './stack-helpers.ts';
 
 interface Key {
@@ -42,27 +39,16 @@ const SWEEP_INTERVAL_MS = 5000;
 const containerIdOf = (key: Key): string => `${key.clientId}.${key.projectId}.${key.userId}`;
 const containerOf = (event: BerthEvent): ContainerJson => event.payload.container as ContainerJson;
 
-let stack: RunningStack;
-let clients: StackClients;
-
-beforeAll(async () => {
-  // Idle stops are out of the way; reconciliation runs every 5 s.
-  stack = await startStackRetrying({
-    BERTH_IDLE_TIMEOUT: '10m',
-    BERTH_SWEEP_INTERVAL: '5s',
-    BERTH_REAPER_TICK: '500ms',
-    BERTH_SHUTDOWN_GRACE: '10s',
-  });
-  clients = await connect(stack);
-}, 180_000);
-
-afterAll(async () => {
-  await clients?.close();
-  await stack?.stop();
-}, 120_000);
+// Idle stops are out of the way; reconciliation runs every 5 s.
+const local = stackForSuite({
+  BERTH_IDLE_TIMEOUT: '10m',
+  BERTH_SWEEP_INTERVAL: '5s',
+  BERTH_REAPER_TICK: '500ms',
+  BERTH_SHUTDOWN_GRACE: '10s',
+});
 
 async function discoverRunning(key: Key): Promise<ContainerJson> {
-  const answer = await http<Discovered>(stack, 'POST', '/v1/containers/discover?wait=60', {
+  const answer = await http<Discovered>(local.stack, 'POST', '/v1/containers/discover?wait=60', {
     body: key,
   });
   expect([200, 201]).toContain(answer.status);
@@ -72,15 +58,18 @@ async function discoverRunning(key: Key): Promise<ContainerJson> {
 
 /** A manual stop, waited for until the record is `stopped`; returns the events it caused. */
 async function stopAndWait(containerId: string): Promise<BerthEvent[]> {
-  const answer = await http(stack, 'POST', `/v1/containers/${containerId}/stop`, {
+  const answer = await http(local.stack, 'POST', `/v1/containers/${containerId}/stop`, {
     body: { reason: 'test' },
   });
   expect(answer.status).toBe(202);
-  const terminating = await clients.events.waitFor(
+  const terminating = await local.clients.events.waitFor(
     { type: 'container.terminating', containerId },
     30_000,
   );
-  const stopped = await clients.events.waitFor({ type: 'container.stopped', containerId }, 30_000);
+  const stopped = await local.clients.events.waitFor(
+    { type: 'container.stopped', containerId },
+    30_000,
+  );
   return [terminating, stopped];
 }
 
@@ -91,18 +80,20 @@ async function stopAndWait(containerId: string): Promise<BerthEvent[]> {
  */
 async function startStray(key: Key, generation: number): Promise<string> {
   // Real queues of their own, so the stray agent starts and runs as a real one would.
-  const queues = await new SqsContainerQueues({ sqs: clients.sqs }).create(
+  const queues = await new SqsContainerQueues({ sqs: local.clients.sqs }).create(
     `stray.${key.projectId}.${key.userId}`,
     generation,
   );
   const workspacePath = join(
-    stack.dataDir,
+    local.stack.dataDir,
     'strays',
     key.projectId,
     key.userId,
     String(generation),
   );
-  const ecs = createEcsClient({ endpoint: `http://127.0.0.1:${stack.env.BERTH_RUNTIME_PORT}` });
+  const ecs = createEcsClient({
+    endpoint: `http://127.0.0.1:${local.stack.env.BERTH_RUNTIME_PORT}`,
+  });
   try {
     const answer = await ecs.send(
       new RunTaskCommand({
@@ -148,7 +139,7 @@ async function awaitTaskStopped(taskArn: string, timeoutMs: number): Promise<Tas
   return eventually(
     `task ${taskArn} to stop`,
     async () => {
-      const task = await runtimeOf(stack).describeTask(taskArn);
+      const task = await runtimeOf(local.stack).describeTask(taskArn);
       return task?.lastStatus === 'STOPPED' ? task : undefined;
     },
     timeoutMs,
@@ -213,7 +204,7 @@ async function eventsWithin(ms: number): Promise<BerthEvent[]> {
   const deadline = Date.now() + ms;
   const seen: BerthEvent[] = [];
   for (let left = ms; left > 0; left = deadline - Date.now()) {
-    const event = await clients.events.next(left);
+    const event = await local.clients.events.next(left);
     if (event) seen.push(event);
   }
   return seen;
@@ -224,22 +215,25 @@ describe('the task watcher on the local stack', () => {
     // Prepare
     const key = { clientId: 'acme', projectId: 'crash', userId: 'carl' };
     const containerId = containerIdOf(key);
-    await clients.commands.sendCommand('session.assign', {
+    await local.clients.commands.sendCommand('session.assign', {
       ...key,
       sessionId: 'carl-s1',
       threadId: 'work',
     });
-    await clients.events.waitFor({ type: 'session.assigned', sessionId: 'carl-s1' }, 90_000);
-    await clients.events.waitFor({ type: 'container.running', containerId }, 60_000);
-    const before = await clients.store.getContainer(containerId);
-    const pid = agentPidOf(stack, before?.taskArn ?? '', containerId);
+    await local.clients.events.waitFor({ type: 'session.assigned', sessionId: 'carl-s1' }, 90_000);
+    await local.clients.events.waitFor({ type: 'container.running', containerId }, 60_000);
+    const before = await local.clients.store.getContainer(containerId);
+    const pid = agentPidOf(local.stack, before?.taskArn ?? '', containerId);
     expect(pid).toEqual(expect.any(Number));
 
     // Act
     const killedAt = Date.now();
     process.kill(pid ?? 0, 'SIGKILL');
-    const failed = await clients.events.waitFor({ type: 'container.failed', containerId }, 30_000);
-    const released = await clients.events.waitFor(
+    const failed = await local.clients.events.waitFor(
+      { type: 'container.failed', containerId },
+      30_000,
+    );
+    const released = await local.clients.events.waitFor(
       { type: 'session.released', sessionId: 'carl-s1' },
       30_000,
     );
@@ -247,7 +241,7 @@ describe('the task watcher on the local stack', () => {
     // Assess: noticed within seconds, with a reason that says it crashed
     expect(isProcessAlive(pid ?? 0)).toBe(false);
     expect(containerOf(failed)).toMatchObject({ status: 'failed', generation: 1, sessionCount: 0 });
-    expect(await clients.store.getContainer(containerId)).toMatchObject({
+    expect(await local.clients.store.getContainer(containerId)).toMatchObject({
       status: 'failed',
       sessions: [],
     });
@@ -255,17 +249,17 @@ describe('the task watcher on the local stack', () => {
     expect(containerOf(failed).stopReason).toMatch(/SIGKILL|137/);
     expect(Date.parse(failed.occurredAt) - killedAt).toBeLessThan(10_000);
     expect(String(released.payload.reason)).toMatch(/crashed/);
-    expect(await clients.store.getSession('carl-s1')).toMatchObject({ status: 'released' });
+    expect(await local.clients.store.getSession('carl-s1')).toMatchObject({ status: 'released' });
 
     // Act: the next request
-    const next = await http<Discovered>(stack, 'POST', '/v1/containers/discover?wait=60', {
+    const next = await http<Discovered>(local.stack, 'POST', '/v1/containers/discover?wait=60', {
       body: key,
     });
 
     // Assess
     expect(next.status).toBe(201);
     expect(next.body.container).toMatchObject({ containerId, generation: 2, status: 'running' });
-    const live = (await runtimeOf(stack).listTasks()).filter(
+    const live = (await runtimeOf(local.stack).listTasks()).filter(
       (task) => task.containerId === containerId,
     );
     expect(live.map((task) => task.generation)).toEqual([2]);
@@ -279,14 +273,14 @@ describe('the task watcher on the local stack', () => {
     const key = { clientId: 'acme', projectId: 'flood', userId: 'fay' };
     const containerId = containerIdOf(key);
     const first = await discoverRunning(key);
-    const pid = agentPidOf(stack, first.taskArn ?? '', containerId);
+    const pid = agentPidOf(local.stack, first.taskArn ?? '', containerId);
     expect(pid).toEqual(expect.any(Number));
     const answers: { sentAt: number; status: number; generation: number; state: string }[] = [];
     let flooding = true;
     const flood = Array.from({ length: 8 }, async () => {
       while (flooding) {
         const sentAt = Date.now();
-        const answer = await http<Discovered>(stack, 'POST', '/v1/containers/discover', {
+        const answer = await http<Discovered>(local.stack, 'POST', '/v1/containers/discover', {
           body: key,
         });
         answers.push({
@@ -304,8 +298,11 @@ describe('the task watcher on the local stack', () => {
     // Act
     const killedAt = Date.now();
     process.kill(pid ?? 0, 'SIGKILL');
-    const failed = await clients.events.waitFor({ type: 'container.failed', containerId }, 30_000);
-    await clients.events.waitFor(
+    const failed = await local.clients.events.waitFor(
+      { type: 'container.failed', containerId },
+      30_000,
+    );
+    await local.clients.events.waitFor(
       (event) =>
         event.type === 'container.running' &&
         event.containerId === containerId &&
@@ -332,7 +329,7 @@ describe('the task watcher on the local stack', () => {
     ).toEqual([]);
     expect(answers.filter((answer) => answer.status >= 300)).toEqual([]);
     expect(new Set(answers.map((answer) => answer.generation))).toEqual(new Set([1, 2]));
-    const live = (await runtimeOf(stack).listTasks()).filter(
+    const live = (await runtimeOf(local.stack).listTasks()).filter(
       (task) => task.containerId === containerId,
     );
     expect(live.map((task) => task.generation)).toEqual([2]);
@@ -348,7 +345,7 @@ describe('the task watcher on the local stack', () => {
 
     // Assess: stopped as an orphan, and no record or container came of it
     expect(stopped.stoppedReason).toMatch(/orphan/);
-    expect(await clients.store.getContainer(containerIdOf(key))).toBeUndefined();
+    expect(await local.clients.store.getContainer(containerIdOf(key))).toBeUndefined();
   }, 120_000);
 
   it('stops a stray task of an old generation, and one of a generation no record has reached', async () => {
@@ -372,9 +369,9 @@ describe('the task watcher on the local stack', () => {
     // Assess: both stopped as orphans, and the real container was left alone
     expect(oldStopped.stoppedReason).toMatch(/orphan/);
     expect(aheadStopped.stoppedReason).toMatch(/orphan/);
-    const record = await clients.store.getContainer(containerId);
+    const record = await local.clients.store.getContainer(containerId);
     expect(record).toMatchObject({ generation: 2, status: 'running', taskArn: current.taskArn });
-    const task = await runtimeOf(stack).describeTask(current.taskArn ?? '');
+    const task = await runtimeOf(local.stack).describeTask(current.taskArn ?? '');
     expect(task?.lastStatus).toBe('RUNNING');
   }, 180_000);
 
@@ -392,7 +389,7 @@ describe('the task watcher on the local stack', () => {
     ])
       known.add(event.eventId);
     const second = await discoverRunning(dan);
-    const runtime = runtimeOf(stack);
+    const runtime = runtimeOf(local.stack);
     const describeTask = async (taskArn: string | null): Promise<TaskInfo> => {
       const task = await runtime.describeTask(taskArn ?? '');
       if (!task) throw new Error(`the runtime does not know task ${taskArn}`);
@@ -408,11 +405,11 @@ describe('the task watcher on the local stack', () => {
       return known.has(`${ids[0]}#2/container.running`) ? true : undefined;
     });
     const records = async (): Promise<(ContainerRecord | undefined)[]> =>
-      Promise.all(ids.map((id) => clients.store.getContainer(id)));
+      Promise.all(ids.map((id) => local.clients.store.getContainer(id)));
     const before = await records();
     const sender = new TaskEventSender({
-      sqs: clients.sqs,
-      queueUrl: clients.messaging.taskEventsUrl,
+      sqs: local.clients.sqs,
+      queueUrl: local.clients.messaging.taskEventsUrl,
     });
 
     // Act
@@ -430,7 +427,9 @@ describe('the task watcher on the local stack', () => {
     ];
     for (const event of fed) await sender.send(event);
     await eventually('the watcher to take every event', async () =>
-      (await queueDepth(clients.sqs, clients.messaging.taskEventsUrl)) === 0 ? true : undefined,
+      (await queueDepth(local.clients.sqs, local.clients.messaging.taskEventsUrl)) === 0
+        ? true
+        : undefined,
     );
     const after = await eventsWithin(3000);
 
@@ -448,7 +447,7 @@ describe('the task watcher on the local stack', () => {
     );
     expect(live.map((task) => task.taskArn)).toEqual([danNew.taskArn]);
     expect(
-      await http<Discovered>(stack, 'POST', '/v1/containers/discover', { body: dan }),
+      await http<Discovered>(local.stack, 'POST', '/v1/containers/discover', { body: dan }),
     ).toMatchObject({
       status: 200,
       body: { container: { generation: 2, status: 'running' } },
@@ -460,24 +459,24 @@ describe('the task watcher on the local stack', () => {
     // Prepare
     const key = { clientId: 'acme', projectId: 'vanish', userId: 'val' };
     const containerId = containerIdOf(key);
-    await clients.commands.sendCommand('session.assign', {
+    await local.clients.commands.sendCommand('session.assign', {
       ...key,
       sessionId: 'val-s1',
       threadId: 'work',
     });
-    await clients.events.waitFor({ type: 'session.assigned', sessionId: 'val-s1' }, 90_000);
-    await clients.events.waitFor({ type: 'container.running', containerId }, 60_000);
+    await local.clients.events.waitFor({ type: 'session.assigned', sessionId: 'val-s1' }, 90_000);
+    await local.clients.events.waitFor({ type: 'container.running', containerId }, 60_000);
     const runtimePid = Number(
-      readFileSync(join(stack.dataDir, 'run', 'local-runtime.pid'), 'utf8').trim(),
+      readFileSync(join(local.stack.dataDir, 'run', 'local-runtime.pid'), 'utf8').trim(),
     );
 
     // Act: the runtime dies without a word; its agents save and exit, and no STOPPED event is sent
     process.kill(runtimePid, 'SIGKILL');
-    const failed = await clients.events.waitFor(
+    const failed = await local.clients.events.waitFor(
       { type: 'container.failed', containerId },
       60_000 + 2 * SWEEP_INTERVAL_MS,
     );
-    const released = await clients.events.waitFor(
+    const released = await local.clients.events.waitFor(
       { type: 'session.released', sessionId: 'val-s1' },
       30_000,
     );
@@ -485,7 +484,7 @@ describe('the task watcher on the local stack', () => {
     // Assess
     expect(containerOf(failed).stopReason).toMatch(/^lost/);
     expect(String(released.payload.reason)).toMatch(/lost/);
-    expect(await clients.store.getContainer(containerId)).toMatchObject({
+    expect(await local.clients.store.getContainer(containerId)).toMatchObject({
       status: 'failed',
       sessions: [],
     });
